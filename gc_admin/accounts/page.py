@@ -1,0 +1,184 @@
+"""Login page and the staff-management page (员工与权限)."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from gc_admin.accounts.state import StaffState
+from gc_admin.core.roles import ROLE_LABELS
+from gc_admin.ui.auth import AuthState
+from gc_admin.ui.components import empty_row, header, pager
+from gc_admin.ui.layout import staff_page
+
+ROLE_ITEMS = list(ROLE_LABELS.keys())
+
+
+def login_page() -> rx.Component:
+    return rx.center(
+        rx.card(
+            rx.form(
+                rx.vstack(
+                    rx.hstack(rx.icon("gem", size=28, color=rx.color("accent", 10)),
+                              rx.heading("滚财车主权益 · 管理后台", size="5"), align="center"),
+                    rx.text("员工登录", color_scheme="gray", size="2"),
+                    rx.text("用户名", size="2", weight="medium"),
+                    rx.input(name="username", placeholder="请输入用户名", auto_complete="username", width="100%",
+                             max_length=64, data_testid="login-username", auto_focus=True),
+                    rx.text("密码", size="2", weight="medium"),
+                    rx.input(name="password", type="password", placeholder="请输入密码", auto_complete="current-password",
+                             width="100%", max_length=128, data_testid="login-password"),
+                    rx.cond(
+                        AuthState.login_error != "",
+                        rx.callout(AuthState.login_error, icon="triangle-alert", color_scheme="red", size="1",
+                                   width="100%", data_testid="login-error"),
+                    ),
+                    rx.button("登录", type="submit", width="100%", loading=AuthState.login_busy, data_testid="login-submit"),
+                    spacing="3",
+                    width="100%",
+                ),
+                on_submit=AuthState.login,
+            ),
+            width="24rem",
+            padding="2rem",
+        ),
+        height="100vh",
+        background=rx.color("gray", 2),
+    )
+
+
+def _role_select(row: rx.Var) -> rx.Component:
+    return rx.select.root(
+        rx.select.trigger(variant="ghost"),
+        rx.select.content(*[rx.select.item(label, value=key) for key, label in ROLE_LABELS.items()]),
+        value=row["role"],
+        on_change=lambda v: StaffState.change_role(row["id"], v),
+        size="1",
+        disabled=row["self"] == "1",
+    )
+
+
+def _row(row: rx.Var) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(row["username"]),
+        rx.table.cell(row["display_name"]),
+        rx.table.cell(_role_select(row)),
+        rx.table.cell(row["phone"]),
+        rx.table.cell(rx.cond(row["enabled"] == "1", rx.badge("正常", color_scheme="green"), rx.badge("已停用", color_scheme="red"))),
+        rx.table.cell(row["last_login"]),
+        rx.table.cell(
+            rx.hstack(
+                rx.button("重置密码", size="1", variant="soft",
+                          on_click=StaffState.open_reset(row["id"], row["display_name"])),
+                rx.cond(
+                    row["enabled"] == "1",
+                    rx.alert_dialog.root(
+                        rx.alert_dialog.trigger(rx.button("停用", size="1", variant="soft", color_scheme="red",
+                                                          disabled=row["self"] == "1")),
+                        rx.alert_dialog.content(
+                            rx.alert_dialog.title("停用账号"),
+                            rx.alert_dialog.description("停用后该员工将立即被强制下线，且无法再登录。确定停用 ", row["display_name"], "？"),
+                            rx.hstack(
+                                rx.alert_dialog.cancel(rx.button("取消", variant="soft", color_scheme="gray")),
+                                rx.alert_dialog.action(rx.button("确定停用", color_scheme="red",
+                                                                 on_click=StaffState.toggle_enabled(row["id"], False))),
+                                justify="end", spacing="3", padding_top="1rem",
+                            ),
+                        ),
+                    ),
+                    rx.button("启用", size="1", variant="soft", color_scheme="green",
+                              on_click=StaffState.toggle_enabled(row["id"], True)),
+                ),
+                spacing="2",
+            ),
+            text_align="right",
+        ),
+        data_testid="staff-row",
+    )
+
+
+def _create_dialog() -> rx.Component:
+    return rx.dialog.root(
+        rx.dialog.trigger(rx.button(rx.icon("user-plus", size=14), "新建员工", data_testid="staff-new")),
+        rx.dialog.content(
+            rx.dialog.title("新建员工"),
+            rx.form(
+                rx.vstack(
+                    rx.input(name="username", placeholder="用户名（小写字母开头，3–32 位）", max_length=32, required=True),
+                    rx.input(name="display_name", placeholder="姓名", max_length=32, required=True),
+                    rx.select(ROLE_ITEMS, name="role", placeholder="角色", required=True),
+                    rx.input(name="phone", placeholder="手机号（选填，用于新订单短信提醒）", max_length=11),
+                    rx.input(name="password", type="password", placeholder="初始密码（至少 8 位，含字母和数字）",
+                             max_length=128, required=True),
+                    rx.cond(StaffState.form_error != "", rx.text(StaffState.form_error, color_scheme="red", size="2")),
+                    rx.hstack(
+                        rx.dialog.close(rx.button("取消", variant="soft", color_scheme="gray", type="button")),
+                        rx.button("创建", type="submit"),
+                        justify="end", spacing="3", width="100%",
+                    ),
+                    spacing="3",
+                ),
+                on_submit=StaffState.create,
+            ),
+        ),
+        open=StaffState.create_open,
+        on_open_change=StaffState.open_create,
+    )
+
+
+def _reset_dialog() -> rx.Component:
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title("重置密码：", StaffState.reset_target_name),
+            rx.dialog.description("重置后该员工的所有登录会话立即失效。"),
+            rx.form(
+                rx.vstack(
+                    rx.input(name="password", type="password", placeholder="新密码（至少 8 位，含字母和数字）", max_length=128),
+                    rx.input(name="confirm", type="password", placeholder="再次输入新密码", max_length=128),
+                    rx.cond(StaffState.form_error != "", rx.text(StaffState.form_error, color_scheme="red", size="2")),
+                    rx.hstack(
+                        rx.dialog.close(rx.button("取消", variant="soft", color_scheme="gray", type="button")),
+                        rx.button("确定重置", type="submit", color_scheme="red"),
+                        justify="end", spacing="3", width="100%",
+                    ),
+                    spacing="3",
+                    padding_top="0.75rem",
+                ),
+                on_submit=StaffState.reset_password,
+            ),
+        ),
+        open=StaffState.reset_open,
+        on_open_change=StaffState.close_reset,
+    )
+
+
+@staff_page("staff", "员工与权限")
+def staff_management() -> rx.Component:
+    return rx.vstack(
+        rx.hstack(
+            rx.input(placeholder="搜索用户名或姓名", value=StaffState.q, on_change=StaffState.set_q, max_length=32,
+                     width="16rem"),
+            rx.select.root(
+                rx.select.trigger(placeholder="全部角色"),
+                rx.select.content(rx.select.item("全部角色", value="all"),
+                                  *[rx.select.item(label, value=key) for key, label in ROLE_LABELS.items()]),
+                value=StaffState.role_filter,
+                on_change=StaffState.set_role_filter,
+            ),
+            rx.button("查询", on_click=StaffState.search, variant="soft"),
+            rx.spacer(),
+            _create_dialog(),
+            width="100%",
+            align="center",
+        ),
+        rx.table.root(
+            header("用户名", "姓名", "角色", "手机号", "状态", "最近登录", ""),
+            rx.table.body(rx.cond(StaffState.rows.length() > 0, rx.foreach(StaffState.rows, _row), empty_row(7))),
+            width="100%",
+            variant="surface",
+            data_testid="staff-table",
+        ),
+        pager(StaffState.total, StaffState.page, StaffState.pages, StaffState.prev_page, StaffState.next_page),
+        _reset_dialog(),
+        width="100%",
+        spacing="3",
+    )

@@ -1,0 +1,304 @@
+"""Staff accounts: create, sign in (throttled), sessions, role and password administration."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+
+from sqlalchemy import func, or_, update
+from sqlmodel import Session, col, select
+
+from gc_admin.accounts.models import LoginAttempt, StaffSession, StaffUser
+from gc_admin.audit.service import Actor, record
+from gc_admin.config import get_settings
+from gc_admin.core.clock import utcnow
+from gc_admin.core.errors import Conflict, Forbidden, InvalidInput, NotFound, RateLimited, Unauthorized
+from gc_admin.core.phone import normalize_phone
+from gc_admin.core.roles import ALL_ROLES, ROLE_LABELS
+from gc_admin.core.security import hash_password, hash_token, new_token, password_problem, verify_password
+
+USERNAME_RE = re.compile(r"^[a-z][a-z0-9_.-]{2,31}$")
+IP_MAX_FAILURES_FACTOR = 4  # an address may fail this many times the per-username limit
+
+
+@dataclasses.dataclass(frozen=True)
+class Principal:
+    """The signed-in staff member, as every check sees them."""
+
+    id: int
+    username: str
+    display_name: str
+    role: str
+    ip: str | None = None
+
+    def actor(self) -> Actor:
+        return Actor("staff", str(self.id), self.display_name or self.username, self.ip)
+
+
+def _principal(user: StaffUser, ip: str | None = None) -> Principal:
+    assert user.id is not None
+    return Principal(user.id, user.username, user.display_name, user.role, ip)
+
+
+def _check_role(role: str) -> str:
+    if role not in ALL_ROLES:
+        raise InvalidInput(f"未知角色：{role}", code="UNKNOWN_ROLE")
+    return role
+
+
+def create_staff(
+    session: Session,
+    *,
+    actor: Actor,
+    username: str,
+    display_name: str,
+    password: str,
+    role: str,
+    phone: str | None = None,
+) -> StaffUser:
+    """Create a staff account; usernames are unique, lower-case, 3–32 characters."""
+    username = username.strip().lower()
+    display_name = display_name.strip()
+    if not USERNAME_RE.match(username):
+        raise InvalidInput("用户名需 3–32 位，以小写字母开头，只含小写字母、数字、_ . -", code="INVALID_USERNAME")
+    if not display_name or len(display_name) > 32:
+        raise InvalidInput("姓名不能为空，且不超过 32 个字", code="INVALID_NAME")
+    if problem := password_problem(password):
+        raise InvalidInput(problem, code="WEAK_PASSWORD")
+    _check_role(role)
+    norm_phone = None
+    if phone:
+        norm_phone = normalize_phone(phone)
+        if norm_phone is None:
+            raise InvalidInput("手机号格式不正确", code="INVALID_PHONE")
+    if session.exec(select(StaffUser.id).where(StaffUser.username == username)).first() is not None:
+        raise Conflict(f"用户名 {username} 已存在", code="USERNAME_TAKEN")
+    now = utcnow()
+    user = StaffUser(
+        username=username,
+        display_name=display_name,
+        password_hash=hash_password(password),
+        role=role,
+        phone=norm_phone,
+        created_at=now,
+        updated_at=now,
+        password_changed_at=now,
+    )
+    session.add(user)
+    session.flush()
+    record(
+        session,
+        actor=actor,
+        action="staff.created",
+        target_type="staff",
+        target_id=user.id,
+        summary=f"创建员工 {username}（{ROLE_LABELS[role]}）",
+        after={"username": username, "role": role, "enabled": True},
+    )
+    return user
+
+
+def _recent_failures(session: Session, *, username: str, ip: str | None, since: dt.datetime) -> tuple[int, int]:
+    by_user = session.exec(
+        select(func.count()).select_from(LoginAttempt).where(
+            LoginAttempt.username == username, LoginAttempt.success == False, col(LoginAttempt.at) >= since  # noqa: E712
+        )
+    ).one()
+    by_ip = 0
+    if ip:
+        by_ip = session.exec(
+            select(func.count()).select_from(LoginAttempt).where(
+                LoginAttempt.ip == ip, LoginAttempt.success == False, col(LoginAttempt.at) >= since  # noqa: E712
+            )
+        ).one()
+    return int(by_user), int(by_ip)
+
+
+def authenticate(session: Session, *, username: str, password: str, ip: str | None = None) -> Principal:
+    """Check a sign-in against the throttle, the password and the account state.
+
+    A failure is recorded (attempt row + audit) and raised with ``keep_changes`` so the unit
+    of work commits the record: a rollback would forget it and defeat the throttle.
+    """
+    settings = get_settings()
+    username = (username or "").strip().lower()[:64]
+    now = utcnow()
+    window_start = now - dt.timedelta(minutes=settings.login_window_minutes)
+    by_user, by_ip = _recent_failures(session, username=username, ip=ip, since=window_start)
+    if by_user >= settings.login_max_failures or by_ip >= settings.login_max_failures * IP_MAX_FAILURES_FACTOR:
+        raise RateLimited(f"登录失败次数过多，请 {settings.login_window_minutes} 分钟后再试", code="LOGIN_THROTTLED")
+    user = session.exec(select(StaffUser).where(StaffUser.username == username)).first()
+    ok = verify_password(user.password_hash if user else None, password or "")
+    if not ok or user is None or not user.enabled:
+        session.add(LoginAttempt(username=username, ip=ip, success=False, at=now))
+        record(
+            session,
+            actor=Actor("staff", str(user.id) if user else None, username, ip),
+            action="staff.login_failed",
+            target_type="staff",
+            target_id=user.id if user else None,
+            summary="账号已停用" if (ok and user is not None and not user.enabled) else "用户名或密码错误",
+        )
+        if ok and user is not None and not user.enabled:
+            raise Forbidden("该账号已停用，请联系管理员", code="ACCOUNT_DISABLED", keep_changes=True)
+        remaining = settings.login_max_failures - by_user - 1
+        hint = f"，再失败 {remaining} 次将锁定 {settings.login_window_minutes} 分钟" if 0 < remaining <= 2 else ""
+        raise Unauthorized("用户名或密码错误" + hint, code="BAD_CREDENTIALS", keep_changes=True)
+    session.add(LoginAttempt(username=username, ip=ip, success=True, at=now))
+    user.last_login_at = now
+    session.add(user)
+    return _principal(user, ip)
+
+
+def start_session(session: Session, *, principal: Principal, kind: str) -> tuple[str, dt.datetime]:
+    """Open a session for a verified principal; returns the bearer token (shown once) and expiry."""
+    token = new_token()
+    now = utcnow()
+    expires = now + dt.timedelta(hours=get_settings().staff_session_hours)
+    session.add(
+        StaffSession(
+            token_hash=hash_token(token), staff_id=principal.id, kind=kind, ip=principal.ip, created_at=now, expires_at=expires
+        )
+    )
+    record(session, actor=principal.actor(), action="staff.login", target_type="staff", target_id=principal.id,
+           summary=f"{'后台' if kind == 'web' else 'API'}登录")
+    return token, expires
+
+
+def resolve_session(session: Session, token: str | None, *, ip: str | None = None) -> Principal | None:
+    """The principal behind a live token of an enabled account, or ``None``."""
+    if not token or len(token) > 200:
+        return None
+    now = utcnow()
+    row = session.exec(
+        select(StaffUser)
+        .join(StaffSession, col(StaffSession.staff_id) == col(StaffUser.id))
+        .where(
+            StaffSession.token_hash == hash_token(token),
+            col(StaffSession.revoked_at).is_(None),
+            col(StaffSession.expires_at) > now,
+            StaffUser.enabled == True,  # noqa: E712
+        )
+    ).first()
+    return _principal(row, ip) if row is not None else None
+
+
+def end_session(session: Session, *, token: str, principal: Principal | None = None) -> None:
+    """Revoke one session (sign-out)."""
+    session.exec(
+        update(StaffSession)
+        .where(col(StaffSession.token_hash) == hash_token(token), col(StaffSession.revoked_at).is_(None))
+        .values(revoked_at=utcnow())
+    )
+    if principal is not None:
+        record(session, actor=principal.actor(), action="staff.logout", target_type="staff", target_id=principal.id,
+               summary="退出登录")
+
+
+def _revoke_all(session: Session, staff_id: int) -> None:
+    session.exec(
+        update(StaffSession)
+        .where(col(StaffSession.staff_id) == staff_id, col(StaffSession.revoked_at).is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
+def _get(session: Session, staff_id: int) -> StaffUser:
+    user = session.get(StaffUser, staff_id)
+    if user is None:
+        raise NotFound("员工不存在", code="STAFF_NOT_FOUND")
+    return user
+
+
+def _require_admin(actor: Principal) -> None:
+    if actor.role != "admin":
+        raise Forbidden("只有管理员可以管理员工账号", code="FORBIDDEN")
+
+
+def _enabled_admins(session: Session) -> int:
+    return int(session.exec(
+        select(func.count()).select_from(StaffUser).where(StaffUser.role == "admin", StaffUser.enabled == True)  # noqa: E712
+    ).one())
+
+
+def set_role(session: Session, *, actor: Principal, staff_id: int, role: str) -> StaffUser:
+    """Change a staff member's role; the last enabled admin cannot be demoted."""
+    _require_admin(actor)
+    _check_role(role)
+    user = _get(session, staff_id)
+    if user.role == role:
+        return user
+    if user.role == "admin" and user.enabled and _enabled_admins(session) <= 1:
+        raise Conflict("不能变更最后一个管理员的角色", code="LAST_ADMIN")
+    before = user.role
+    user.role = role
+    user.updated_at = utcnow()
+    session.add(user)
+    _revoke_all(session, staff_id)  # new role takes effect at the next sign-in
+    record(session, actor=actor.actor(), action="staff.role_changed", target_type="staff", target_id=staff_id,
+           summary=f"{user.username}：{ROLE_LABELS[before]} → {ROLE_LABELS[role]}",
+           before={"role": before}, after={"role": role})
+    return user
+
+
+def reset_password(session: Session, *, actor: Principal, staff_id: int, new_password: str) -> StaffUser:
+    """Set a new password and sign the account out everywhere."""
+    _require_admin(actor)
+    if problem := password_problem(new_password):
+        raise InvalidInput(problem, code="WEAK_PASSWORD")
+    user = _get(session, staff_id)
+    now = utcnow()
+    user.password_hash = hash_password(new_password)
+    user.password_changed_at = now
+    user.updated_at = now
+    session.add(user)
+    _revoke_all(session, staff_id)
+    record(session, actor=actor.actor(), action="staff.password_reset", target_type="staff", target_id=staff_id,
+           summary=f"重置 {user.username} 的密码")
+    return user
+
+
+def set_enabled(session: Session, *, actor: Principal, staff_id: int, enabled: bool) -> StaffUser:
+    """Disable (signs out everywhere) or re-enable an account; admins cannot disable themselves."""
+    _require_admin(actor)
+    user = _get(session, staff_id)
+    if user.enabled == enabled:
+        return user
+    if not enabled:
+        if staff_id == actor.id:
+            raise Conflict("不能停用自己的账号", code="SELF_DISABLE")
+        if user.role == "admin" and _enabled_admins(session) <= 1:
+            raise Conflict("不能停用最后一个管理员", code="LAST_ADMIN")
+    user.enabled = enabled
+    user.updated_at = utcnow()
+    session.add(user)
+    if not enabled:
+        _revoke_all(session, staff_id)
+    record(session, actor=actor.actor(), action="staff.enabled" if enabled else "staff.disabled", target_type="staff",
+           target_id=staff_id, summary=f"{'启用' if enabled else '停用'} {user.username}",
+           before={"enabled": not enabled}, after={"enabled": enabled})
+    return user
+
+
+@dataclasses.dataclass(frozen=True)
+class StaffPage:
+    rows: list[StaffUser]
+    total: int
+
+
+def list_staff(session: Session, *, q: str = "", role: str = "", offset: int = 0, limit: int = 50) -> StaffPage:
+    """Staff accounts filtered by name/username and role, with the total."""
+    stmt = select(StaffUser)
+    if q:
+        like = f"%{q.strip()[:32]}%"
+        stmt = stmt.where(or_(col(StaffUser.username).like(like), col(StaffUser.display_name).like(like)))
+    if role:
+        stmt = stmt.where(StaffUser.role == role)
+    total = session.exec(select(func.count()).select_from(stmt.subquery())).one()
+    rows = session.exec(stmt.order_by(col(StaffUser.id)).offset(max(offset, 0)).limit(min(max(limit, 1), 200))).all()
+    return StaffPage(list(rows), int(total))
+
+
+def count_enabled_staff(session: Session) -> int:
+    return int(session.exec(select(func.count()).select_from(StaffUser).where(StaffUser.enabled == True)).one())  # noqa: E712

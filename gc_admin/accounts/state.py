@@ -1,0 +1,145 @@
+"""Staff management page state (admin only; every handler re-checks)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import reflex as rx
+
+from gc_admin.accounts import service
+from gc_admin.core.clock import fmt_local
+from gc_admin.core.errors import DomainError
+from gc_admin.core.phone import mask_phone
+from gc_admin.core.roles import ROLE_LABELS
+from gc_admin.ui.auth import denied, require, run_db
+from gc_admin.ui.paging import PAGE_SIZE, PagedMixin
+
+SECTION = "staff"
+
+
+class StaffState(PagedMixin, rx.State):
+    rows: list[dict[str, str]] = []
+    q: str = ""
+    role_filter: str = "all"
+    form_error: str = ""
+    create_open: bool = False
+    reset_open: bool = False
+    reset_target_id: int = 0
+    reset_target_name: str = ""
+
+    @rx.event
+    def set_q(self, value: str):
+        self.q = value[:32]
+
+    @rx.event
+    async def set_role_filter(self, value: str):
+        self.role_filter = value
+        self.page = 1
+        return await self._reload()
+
+    async def _reload(self):
+        p = await require(self, SECTION)
+        if p is None:
+            self.rows, self.total = [], 0
+            return await denied(self)
+        role = "" if self.role_filter == "all" else self.role_filter
+        page = await run_db(service.list_staff, q=self.q, role=role, offset=self._offset(), limit=PAGE_SIZE)
+        self.total = page.total
+        self.rows = [
+            {
+                "id": str(u.id),
+                "username": u.username,
+                "display_name": u.display_name,
+                "role": u.role,
+                "role_label": ROLE_LABELS.get(u.role, u.role),
+                "enabled": "1" if u.enabled else "",
+                "phone": mask_phone(u.phone),
+                "last_login": fmt_local(u.last_login_at) or "从未登录",
+                "self": "1" if u.id == p.id else "",
+            }
+            for u in page.rows
+        ]
+        return None
+
+    @rx.event
+    async def load(self):
+        return await self._reload()
+
+    @rx.event
+    def open_create(self, value: bool):
+        self.create_open = value
+        self.form_error = ""
+
+    @rx.event
+    async def create(self, form: dict[str, Any]):
+        p = await require(self, SECTION)
+        if p is None:
+            return await denied(self)
+        try:
+            user = await run_db(
+                lambda s: service.create_staff(
+                    s, actor=p.actor(), username=str(form.get("username", "")), display_name=str(form.get("display_name", "")),
+                    password=str(form.get("password", "")), role=str(form.get("role", "")), phone=str(form.get("phone", "")) or None,
+                )
+            )
+        except DomainError as exc:
+            self.form_error = exc.message
+            return None
+        self.create_open = False
+        self.form_error = ""
+        await self._reload()
+        return rx.toast.success(f"已创建员工 {user.username}")
+
+    @rx.event
+    async def change_role(self, staff_id: str, role: str):
+        p = await require(self, SECTION)
+        if p is None:
+            return await denied(self)
+        try:
+            await run_db(lambda s: service.set_role(s, actor=p, staff_id=int(staff_id), role=role))
+        except DomainError as exc:
+            await self._reload()
+            return rx.toast.error(exc.message)
+        await self._reload()
+        return rx.toast.success(f"角色已改为 {ROLE_LABELS.get(role, role)}，该员工需重新登录")
+
+    @rx.event
+    async def toggle_enabled(self, staff_id: str, enable: bool):
+        p = await require(self, SECTION)
+        if p is None:
+            return await denied(self)
+        try:
+            await run_db(lambda s: service.set_enabled(s, actor=p, staff_id=int(staff_id), enabled=enable))
+        except DomainError as exc:
+            return rx.toast.error(exc.message)
+        await self._reload()
+        return rx.toast.success("账号已启用" if enable else "账号已停用，已强制下线")
+
+    @rx.event
+    def open_reset(self, staff_id: str, name: str):
+        self.reset_target_id = int(staff_id)
+        self.reset_target_name = name
+        self.form_error = ""
+        self.reset_open = True
+
+    @rx.event
+    def close_reset(self, value: bool):
+        self.reset_open = value
+
+    @rx.event
+    async def reset_password(self, form: dict[str, Any]):
+        p = await require(self, SECTION)
+        if p is None:
+            return await denied(self)
+        password = str(form.get("password", ""))
+        if password != str(form.get("confirm", "")):
+            self.form_error = "两次输入的密码不一致"
+            return None
+        try:
+            target = self.reset_target_id
+            await run_db(lambda s: service.reset_password(s, actor=p, staff_id=target, new_password=password))
+        except DomainError as exc:
+            self.form_error = exc.message
+            return None
+        self.reset_open = False
+        return rx.toast.success(f"已重置 {self.reset_target_name} 的密码，并强制其下线")

@@ -1,0 +1,64 @@
+"""The HTTP API (FastAPI) mounted into the Reflex app: wiring only.
+
+Routes live in each feature's ``api.py``; this module assembles them under ``/api/v1``,
+installs the error envelope, and mounts the protocol simulators under ``/sim`` when
+``GC_ENV`` is dev or test.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+
+from gc_admin.config import get_settings
+from gc_admin.core.http import install_error_handlers
+
+API_DESCRIPTION = """
+滚财车主权益平台 HTTP API (v1).
+
+* `/api/v1/mp/*` — 小程序用户（Bearer token，由 `/mp/auth/*` 签发）
+* `/api/v1/admin/*` — 员工自动化（Bearer token，由 `/admin/auth/login` 签发，按角色校验）
+* `/api/v1/partner/*` — 合作方（`X-Api-Key`）
+* `/api/v1/pay/*` — 支付回调
+
+Money is integer fen in fields ending `_fen`; times are ISO-8601 with offset. Errors:
+`{"error": {"code": "...", "message": "<中文>"}}`.
+"""
+
+
+def build_api() -> FastAPI:
+    settings = get_settings()
+    app = FastAPI(
+        title="gc_admin API",
+        version="1.0",
+        description=API_DESCRIPTION,
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+
+    from gc_admin.accounts.api import router as staff_router
+    from gc_admin.integrations.sms.api import router as sms_router
+    from gc_admin.users.api import router as mp_router
+
+    v1 = APIRouter(prefix="/api/v1")
+    for r in (mp_router, staff_router, sms_router):
+        v1.include_router(r)
+    app.include_router(v1)
+
+    @app.get("/api/v1/health", tags=["ops"], summary="存活检查")
+    def health() -> dict[str, bool]:
+        return {"ok": True}
+
+    if settings.simulators_enabled:
+        mount_simulators(app)
+    return app
+
+
+def mount_simulators(app: FastAPI) -> None:
+    """Protocol-true local stand-ins for WeChat and the SMS vendors (dev/test only)."""
+    from gc_admin.integrations.sims import simulators
+
+    sims = simulators()
+    app.include_router(sims.wechat_router, prefix="/sim/wechat")
+    app.include_router(sims.sms_router, prefix="/sim/sms")

@@ -1,0 +1,54 @@
+"""操作日志 page: who did what, when; filterable; read-only."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from gc_admin.audit.service import ACTION_LABELS
+from gc_admin.audit.state import AuditState
+from gc_admin.ui.components import empty_row, header, pager
+from gc_admin.ui.layout import staff_page
+
+
+def _row(row: rx.Var) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(row["at"], white_space="nowrap"),
+        rx.table.cell(row["actor"]),
+        rx.table.cell(rx.badge(row["action"], variant="soft")),
+        rx.table.cell(row["target"]),
+        rx.table.cell(row["summary"]),
+        rx.table.cell(row["ip"]),
+        data_testid="audit-row",
+    )
+
+
+@staff_page("audit", "操作日志")
+def audit_page() -> rx.Component:
+    return rx.vstack(
+        rx.form(
+            rx.hstack(
+                rx.select.root(
+                    rx.select.trigger(placeholder="全部操作"),
+                    rx.select.content(rx.select.item("全部操作", value="all"),
+                                      *[rx.select.item(label, value=key) for key, label in ACTION_LABELS.items()]),
+                    value=AuditState.action,
+                    on_change=AuditState.set_action,
+                ),
+                rx.input(placeholder="操作人", value=AuditState.actor, on_change=AuditState.set_actor, width="10rem"),
+                rx.input(placeholder="对象 ID / 类型", value=AuditState.target, on_change=AuditState.set_target, width="10rem"),
+                rx.button("查询", type="submit", variant="soft"),
+                align="center",
+            ),
+            on_submit=lambda _form: AuditState.search(),
+        ),
+        rx.table.root(
+            header("时间", "操作人", "操作", "对象", "说明", "IP"),
+            rx.table.body(rx.cond(AuditState.rows.length() > 0, rx.foreach(AuditState.rows, _row), empty_row(6))),
+            width="100%",
+            variant="surface",
+            data_testid="audit-table",
+        ),
+        pager(AuditState.total, AuditState.page, AuditState.pages, AuditState.prev_page, AuditState.next_page),
+        width="100%",
+        spacing="3",
+    )

@@ -1,0 +1,118 @@
+"""Writing and reading the audit log."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from gc_admin.audit.models import AuditLog
+from gc_admin.core.clock import utcnow
+
+ACTION_LABELS: dict[str, str] = {
+    "staff.login": "员工登录",
+    "staff.login_failed": "员工登录失败",
+    "staff.logout": "员工退出",
+    "staff.created": "创建员工",
+    "staff.role_changed": "变更角色",
+    "staff.password_reset": "重置密码",
+    "staff.disabled": "停用账号",
+    "staff.enabled": "启用账号",
+    "user.login": "用户登录",
+    "user.phone_bound": "用户绑定手机号",
+    "sms.sent": "发送短信",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Actor:
+    """Who is acting: a staff member, a mini-program user, a partner or the system."""
+
+    type: str
+    id: str | None = None
+    name: str = ""
+    ip: str | None = None
+
+
+SYSTEM = Actor("system", None, "系统")
+
+
+def _dump(value: Any) -> str | None:
+    if value is None:
+        return None
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def record(
+    session: Session,
+    *,
+    actor: Actor,
+    action: str,
+    target_type: str | None = None,
+    target_id: Any = None,
+    summary: str = "",
+    before: Any = None,
+    after: Any = None,
+) -> AuditLog:
+    """Append one audit row in the caller's transaction (it commits or rolls back with it).
+
+    Callers must never pass secrets (passwords, whole codes, card numbers) in before/after.
+    """
+    row = AuditLog(
+        at=utcnow(),
+        actor_type=actor.type,
+        actor_id=None if actor.id is None else str(actor.id),
+        actor_name=actor.name[:64],
+        action=action,
+        target_type=target_type,
+        target_id=None if target_id is None else str(target_id),
+        summary=summary[:500],
+        before=_dump(before),
+        after=_dump(after),
+        ip=actor.ip,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditPage:
+    rows: list[AuditLog]
+    total: int
+
+
+def list_audit(
+    session: Session,
+    *,
+    action: str | None = None,
+    actor: str | None = None,
+    target: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> AuditPage:
+    """A filtered page of the log, newest first, with the total count."""
+    q = select(AuditLog)
+    if action:
+        q = q.where(col(AuditLog.action).startswith(action))
+    if actor:
+        q = q.where((col(AuditLog.actor_name).contains(actor)) | (col(AuditLog.actor_id) == actor))
+    if target:
+        q = q.where((col(AuditLog.target_id) == target) | (col(AuditLog.target_type) == target))
+    if since:
+        q = q.where(col(AuditLog.at) >= since)
+    if until:
+        q = q.where(col(AuditLog.at) < until)
+    total = session.exec(select(func.count()).select_from(q.subquery())).one()
+    rows = session.exec(q.order_by(col(AuditLog.id).desc()).offset(max(offset, 0)).limit(min(max(limit, 1), 200))).all()
+    return AuditPage(rows=list(rows), total=int(total))
+
+
+def count_since(session: Session, since: dt.datetime) -> int:
+    return int(session.exec(select(func.count()).select_from(AuditLog).where(col(AuditLog.at) >= since)).one())

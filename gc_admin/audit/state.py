@@ -1,0 +1,58 @@
+"""操作日志 page state."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from gc_admin.audit import service
+from gc_admin.core.clock import fmt_local
+from gc_admin.ui.auth import denied, require, run_db
+from gc_admin.ui.paging import PAGE_SIZE, PagedMixin
+
+SECTION = "audit"
+ACTOR_TYPES = {"staff": "员工", "user": "用户", "partner": "合作方", "system": "系统"}
+
+
+class AuditState(PagedMixin, rx.State):
+    rows: list[dict[str, str]] = []
+    action: str = "all"
+    actor: str = ""
+    target: str = ""
+
+    @rx.event
+    def set_actor(self, value: str):
+        self.actor = value[:64]
+
+    @rx.event
+    def set_target(self, value: str):
+        self.target = value[:64]
+
+    @rx.event
+    async def set_action(self, value: str):
+        self.action = value
+        self.page = 1
+        return await self._reload()
+
+    async def _reload(self):
+        if await require(self, SECTION) is None:
+            self.rows, self.total = [], 0
+            return await denied(self)
+        page = await run_db(service.list_audit, action="" if self.action == "all" else self.action, actor=self.actor.strip(),
+                            target=self.target.strip(), offset=self._offset(), limit=PAGE_SIZE)
+        self.total = page.total
+        self.rows = [
+            {
+                "at": fmt_local(r.at, seconds=True),
+                "actor": f"{ACTOR_TYPES.get(r.actor_type, r.actor_type)} · {r.actor_name or r.actor_id or ''}",
+                "action": service.ACTION_LABELS.get(r.action, r.action),
+                "target": f"{r.target_type or ''} {r.target_id or ''}".strip() or "—",
+                "summary": r.summary,
+                "ip": r.ip or "—",
+            }
+            for r in page.rows
+        ]
+        return None
+
+    @rx.event
+    async def load(self):
+        return await self._reload()

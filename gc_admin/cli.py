@@ -1,0 +1,87 @@
+"""Management commands: ``python -m gc_admin <command>``.
+
+  migrate            alembic upgrade head on GC_DATABASE_URL
+  demo [--force]     load demo data if the database has no staff yet (refused in prod)
+  logins             print the demo sign-ins
+  create-staff       create a staff account (asks for the password on stdin if not given)
+  check-config       validate the environment (what prod refuses) and print the settings
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+
+from gc_admin.config import ConfigError, get_settings
+
+
+def migrate(url: str | None = None) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from gc_admin.config import PROJECT_ROOT
+
+    cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
+    cfg.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
+    cfg.attributes["configure_logger"] = False
+    if url:
+        cfg.attributes["url"] = url
+    command.upgrade(cfg, "head")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gc_admin")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("migrate")
+    demo = sub.add_parser("demo")
+    demo.add_argument("--force", action="store_true", help="load even if staff accounts exist")
+    sub.add_parser("logins")
+    cs = sub.add_parser("create-staff")
+    cs.add_argument("username")
+    cs.add_argument("--name", required=True)
+    cs.add_argument("--role", required=True)
+    cs.add_argument("--password")
+    sub.add_parser("check-config")
+    args = parser.parse_args(argv)
+
+    try:
+        settings = get_settings()
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+
+    if args.cmd == "migrate":
+        migrate()
+        print("database is at the latest migration")
+    elif args.cmd == "demo":
+        from gc_admin import demo as demo_data
+
+        if settings.env == "prod":
+            print("refusing to load demo data with GC_ENV=prod", file=sys.stderr)
+            return 2
+        loaded = demo_data.load_if_empty(force=args.force)
+        print("demo data loaded" if loaded else "database already has data; demo data not loaded")
+    elif args.cmd == "logins":
+        from gc_admin import demo as demo_data
+
+        print(demo_data.logins_text(settings.public_url))
+    elif args.cmd == "create-staff":
+        from gc_admin.accounts.service import create_staff
+        from gc_admin.audit.service import Actor
+        from gc_admin.core.errors import DomainError
+        from gc_admin.db import session_scope
+
+        password = args.password or getpass.getpass("password: ")
+        try:
+            with session_scope() as s:
+                create_staff(s, actor=Actor("system", None, "命令行"), username=args.username, display_name=args.name,
+                             password=password, role=args.role)
+        except DomainError as exc:
+            print(exc.message, file=sys.stderr)
+            return 2
+        print(f"created {args.username}")
+    elif args.cmd == "check-config":
+        print(f"env={settings.env} db={settings.database_url.split('@')[-1]} sms={settings.sms_provider} "
+              f"wechat={settings.wechat_base_url} cors={','.join(settings.cors_origins)}")
+    return 0

@@ -1,0 +1,179 @@
+"""Settings, read from the environment in one place.
+
+Every setting has a documented default that is safe for a developer's machine (SQLite,
+local protocol simulators, an SMS outbox instead of a real SMS provider). In production
+(``GC_ENV=prod``) the demo defaults for secrets are refused: :func:`get_settings` raises
+:class:`ConfigError` listing every missing or demo value, so the app does not start with them.
+
+| variable | default | meaning |
+|---|---|---|
+| GC_ENV | dev | dev, test or prod. Simulators under /sim and the SMS outbox API exist only in dev/test |
+| GC_DATABASE_URL | sqlite:///<project>/data/gc_admin.db | SQLAlchemy URL; ``postgresql+psycopg://...`` for PostgreSQL |
+| GC_SECRET_KEY | (demo value) | signs mini-program tokens; must be set (>= 32 chars) in prod |
+| GC_PORT | 8000 | port the app serves pages and API on |
+| GC_PUBLIC_URL | http://localhost:<port> | origin staff use; the default CORS origin |
+| GC_CORS_ORIGINS | GC_PUBLIC_URL | comma-separated browser origins allowed to call the API with credentials |
+| GC_STAFF_SESSION_HOURS | 12 | staff sign-in lifetime |
+| GC_MP_TOKEN_MINUTES | 120 | mini-program token lifetime |
+| GC_LOGIN_MAX_FAILURES | 5 | failed staff sign-ins per username within the window before it is locked |
+| GC_LOGIN_WINDOW_MINUTES | 15 | throttling window for failed sign-ins |
+| GC_WECHAT_BASE_URL | local | WeChat API origin; ``local`` = the in-process simulator (dev/test only) |
+| GC_WECHAT_APPID / GC_WECHAT_SECRET | demo values | mini-program credentials |
+| GC_SMS_PROVIDER | outbox | outbox (dev: record only), aliyun or tencent |
+| GC_SMS_ALIYUN_* | | ACCESS_KEY_ID, ACCESS_KEY_SECRET, SIGN_NAME, ENDPOINT (default https://dysmsapi.aliyuncs.com), TEMPLATE_<NAME> |
+| GC_SMS_TENCENT_* | | SECRET_ID, SECRET_KEY, SDK_APP_ID, SIGN_NAME, REGION, ENDPOINT (default https://sms.tencentcloudapi.com), TEMPLATE_<NAME> |
+| GC_UPLOAD_DIR | <project>/data/uploads | private uploads (never served statically) |
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+DEMO_SECRET_KEY = "demo-secret-key-not-for-production-use-0000"
+DEMO_WECHAT_APPID = "wxdemo0000000000"
+DEMO_WECHAT_SECRET = "demo-wechat-secret"
+
+ENVS = ("dev", "test", "prod")
+SMS_PROVIDERS = ("outbox", "aliyun", "tencent")
+
+
+class ConfigError(RuntimeError):
+    """The environment does not describe a runnable configuration."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SmsVendorSettings:
+    key_id: str = ""
+    key_secret: str = ""
+    sign_name: str = ""
+    endpoint: str = ""
+    region: str = ""
+    app_id: str = ""
+    templates: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    env: str
+    database_url: str
+    secret_key: str
+    port: int
+    public_url: str
+    cors_origins: tuple[str, ...]
+    staff_session_hours: int
+    mp_token_minutes: int
+    login_max_failures: int
+    login_window_minutes: int
+    wechat_base_url: str
+    wechat_appid: str
+    wechat_secret: str
+    sms_provider: str
+    sms_aliyun: SmsVendorSettings
+    sms_tencent: SmsVendorSettings
+    upload_dir: Path
+
+    @property
+    def simulators_enabled(self) -> bool:
+        """Local protocol simulators are mounted only outside production."""
+        return self.env in ("dev", "test")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _vendor(env: dict[str, str], prefix: str, endpoint: str) -> SmsVendorSettings:
+    templates = {
+        k[len(prefix) + len("TEMPLATE_"):].lower(): v
+        for k, v in env.items()
+        if k.startswith(prefix + "TEMPLATE_")
+    }
+    return SmsVendorSettings(
+        key_id=env.get(prefix + "ACCESS_KEY_ID", env.get(prefix + "SECRET_ID", "")),
+        key_secret=env.get(prefix + "ACCESS_KEY_SECRET", env.get(prefix + "SECRET_KEY", "")),
+        sign_name=env.get(prefix + "SIGN_NAME", ""),
+        endpoint=env.get(prefix + "ENDPOINT", endpoint),
+        region=env.get(prefix + "REGION", "ap-guangzhou"),
+        app_id=env.get(prefix + "SDK_APP_ID", ""),
+        templates=templates,
+    )
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Build settings from an environment mapping and validate them."""
+    env = dict(os.environ if env is None else env)
+    gc_env = env.get("GC_ENV", "dev").strip().lower()
+    if gc_env not in ENVS:
+        raise ConfigError(f"GC_ENV must be one of {ENVS}, got {gc_env!r}")
+    port = _int(env, "GC_PORT", 8000)
+    public_url = env.get("GC_PUBLIC_URL", f"http://localhost:{port}").rstrip("/")
+    cors_raw = env.get("GC_CORS_ORIGINS", public_url)
+    cors = tuple(o.strip().rstrip("/") for o in cors_raw.split(",") if o.strip())
+    default_db = f"sqlite:///{PROJECT_ROOT / 'data' / 'gc_admin.db'}"
+    settings = Settings(
+        env=gc_env,
+        database_url=env.get("GC_DATABASE_URL", default_db),
+        secret_key=env.get("GC_SECRET_KEY", DEMO_SECRET_KEY),
+        port=port,
+        public_url=public_url,
+        cors_origins=cors,
+        staff_session_hours=_int(env, "GC_STAFF_SESSION_HOURS", 12),
+        mp_token_minutes=_int(env, "GC_MP_TOKEN_MINUTES", 120),
+        login_max_failures=_int(env, "GC_LOGIN_MAX_FAILURES", 5),
+        login_window_minutes=_int(env, "GC_LOGIN_WINDOW_MINUTES", 15),
+        wechat_base_url=env.get("GC_WECHAT_BASE_URL", "local").rstrip("/"),
+        wechat_appid=env.get("GC_WECHAT_APPID", DEMO_WECHAT_APPID),
+        wechat_secret=env.get("GC_WECHAT_SECRET", DEMO_WECHAT_SECRET),
+        sms_provider=env.get("GC_SMS_PROVIDER", "outbox").strip().lower(),
+        sms_aliyun=_vendor(env, "GC_SMS_ALIYUN_", "https://dysmsapi.aliyuncs.com"),
+        sms_tencent=_vendor(env, "GC_SMS_TENCENT_", "https://sms.tencentcloudapi.com"),
+        upload_dir=Path(env.get("GC_UPLOAD_DIR", str(PROJECT_ROOT / "data" / "uploads"))),
+    )
+    validate(settings)
+    return settings
+
+
+def validate(s: Settings) -> None:
+    """Refuse combinations that must never run; in prod refuse every demo secret."""
+    problems: list[str] = []
+    if s.sms_provider not in SMS_PROVIDERS:
+        problems.append(f"GC_SMS_PROVIDER must be one of {SMS_PROVIDERS}")
+    if "*" in s.cors_origins:
+        problems.append("GC_CORS_ORIGINS must list origins; '*' with credentials is not allowed")
+    if s.env == "prod":
+        if s.secret_key == DEMO_SECRET_KEY or len(s.secret_key) < 32:
+            problems.append("GC_SECRET_KEY must be set to a random value of at least 32 characters")
+        if s.wechat_base_url == "local":
+            problems.append("GC_WECHAT_BASE_URL must be the real WeChat API origin in prod")
+        if s.wechat_appid == DEMO_WECHAT_APPID or s.wechat_secret == DEMO_WECHAT_SECRET:
+            problems.append("GC_WECHAT_APPID / GC_WECHAT_SECRET must be the real credentials in prod")
+        if s.sms_provider == "outbox":
+            problems.append("GC_SMS_PROVIDER=outbox only records messages; choose aliyun or tencent in prod")
+        vendor = {"aliyun": s.sms_aliyun, "tencent": s.sms_tencent}.get(s.sms_provider)
+        if vendor is not None and not (vendor.key_id and vendor.key_secret and vendor.sign_name):
+            problems.append(f"GC_SMS_{s.sms_provider.upper()}_* credentials and sign name are required")
+        if s.is_sqlite:
+            pass  # allowed: a one-machine start is a valid production setup
+    if problems:
+        raise ConfigError("invalid configuration:\n- " + "\n- ".join(problems))
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached; tests call ``get_settings.cache_clear()``)."""
+    return load_settings()

@@ -1,0 +1,1 @@
+"""What every feature shares: money, phones, time, errors, security, roles."""

@@ -1,0 +1,87 @@
+"""Demo data (SPEC.md §10): fictitious, enough to see every screen alive.
+
+Loaded by the README's run command into an empty database; refused in prod. Later features
+add their own demo rows through :data:`EXTRA_LOADERS`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import Callable
+
+from sqlalchemy import func, insert
+from sqlmodel import Session, select
+
+from gc_admin.accounts.models import StaffUser
+from gc_admin.accounts.service import create_staff
+from gc_admin.audit.service import Actor, record
+from gc_admin.core.clock import utcnow
+from gc_admin.core.roles import ROLE_LABELS
+from gc_admin.db import session_scope
+from gc_admin.users.models import MpUser
+
+GUANGXI_CITIES = ("南宁", "柳州", "桂林", "梧州", "北海", "防城港", "钦州", "贵港", "玉林", "百色", "贺州", "河池", "来宾", "崇左")
+
+# username, display name, role, password (demo only; printed by the run command)
+DEMO_STAFF: tuple[tuple[str, str, str, str], ...] = (
+    ("admin", "王敏", "admin", "admin2026"),
+    ("manager", "李强", "manager", "manager2026"),
+    ("clerk", "陈静", "clerk", "clerk2026"),
+    ("service", "刘洋", "service", "service2026"),
+    ("insurer", "赵立", "insurer", "insurer2026"),
+    ("supplier", "周凯", "supplier", "supplier2026"),
+    ("dispatcher", "黄涛", "dispatcher", "dispatcher2026"),
+)
+
+DEMO_ACTOR = Actor("system", None, "演示数据")
+
+EXTRA_LOADERS: list[Callable[[Session, random.Random], None]] = []
+
+
+def _users(session: Session, rng: random.Random, n: int = 320) -> None:
+    now = utcnow()
+    phones: set[str] = set()
+    while len(phones) < n:
+        phones.add(f"1{rng.choice('3456789')}{rng.randrange(10**9):09d}")
+    rows = []
+    for i, phone in enumerate(sorted(phones)):
+        created = now - dt.timedelta(days=rng.randrange(1, 200), minutes=rng.randrange(1440))
+        rows.append({
+            "openid": f"demo-openid-{i:04d}" if rng.random() < 0.8 else None,
+            "unionid": None,
+            "phone": phone if rng.random() < 0.95 else None,
+            "nickname": "",
+            "city": rng.choice(GUANGXI_CITIES),
+            "created_at": created,
+            "last_login_at": created + dt.timedelta(days=rng.randrange(0, 30)),
+        })
+    session.execute(insert(MpUser), rows)  # one set-based statement
+
+
+def load(session: Session, *, seed: int = 20261122) -> None:
+    rng = random.Random(seed)
+    for username, name, role, password in DEMO_STAFF:
+        create_staff(session, actor=DEMO_ACTOR, username=username, display_name=name, password=password, role=role,
+                     phone=f"1380000{list(ROLE_LABELS).index(role):04d}")
+    _users(session, rng)
+    for loader in EXTRA_LOADERS:
+        loader(session, rng)
+    record(session, actor=DEMO_ACTOR, action="system.demo_loaded", summary="载入演示数据")
+
+
+def load_if_empty(*, force: bool = False) -> bool:
+    """Load the demo data unless staff accounts exist already (``force`` loads anyway)."""
+    with session_scope() as session:
+        has_staff = session.exec(select(func.count()).select_from(StaffUser)).one() > 0
+        if has_staff and not force:
+            return False
+        load(session)
+    return True
+
+
+def logins_text(url: str) -> str:
+    lines = [f"gc_admin is at {url}", "Demo sign-ins (用户名 / 密码):"]
+    for username, name, role, password in DEMO_STAFF:
+        lines.append(f"  {ROLE_LABELS[role]:<6} {username:<11} / {password:<15} ({name})")
+    return "\n".join(lines)

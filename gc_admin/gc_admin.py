@@ -1,0 +1,37 @@
+"""The Reflex app: mounts the HTTP API and registers the pages. Wiring only."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from gc_admin.accounts.page import login_page, staff_management
+from gc_admin.accounts.state import StaffState
+from gc_admin.api import build_api
+from gc_admin.audit.page import audit_page
+from gc_admin.audit.state import AuditState
+from gc_admin.core.roles import SECTION_BY_KEY
+from gc_admin.integrations.sms.page import sms_page
+from gc_admin.integrations.sms.state import SmsState
+from gc_admin.ui.auth import AuthState
+from gc_admin.ui.home import HomeState, home_page
+from gc_admin.ui.placeholders import PLANNED, make_placeholder
+from gc_admin.users.page import users_page
+from gc_admin.users.state import UsersState
+
+app = rx.App(api_transformer=build_api(), head_components=[])
+
+
+def _add(section: str, component, load=None) -> None:
+    s = SECTION_BY_KEY[section]
+    on_load = [AuthState.guard(section)] + ([load] if load is not None else [])
+    app.add_page(component, route=s.route, title=f"{s.label} · 滚财权益后台", on_load=on_load)
+
+
+app.add_page(login_page, route="/login", title="登录 · 滚财权益后台", on_load=AuthState.login_page_load)
+_add("home", home_page, HomeState.load)
+_add("staff", staff_management, StaffState.load)
+_add("users", users_page, UsersState.load)
+_add("audit", audit_page, AuditState.load)
+_add("sms", sms_page, SmsState.load)
+for _key in PLANNED:
+    _add(_key, make_placeholder(_key))

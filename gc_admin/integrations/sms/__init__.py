@@ -1,0 +1,1 @@
+"""SMS: one interface, an outbox that records every message, and vendor senders."""

@@ -1,0 +1,47 @@
+"""The SMS outbox for staff automation (dev/demo only): ``GET /api/v1/admin/sms/outbox``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel
+
+from gc_admin.accounts.service import Principal
+from gc_admin.config import get_settings
+from gc_admin.core.clock import iso
+from gc_admin.core.errors import NotFound
+from gc_admin.core.http import require_staff
+from gc_admin.db import session_scope
+from gc_admin.integrations.sms.service import list_outbox
+
+router = APIRouter(prefix="/admin/sms", tags=["admin: sms"])
+
+
+class SmsOut(BaseModel):
+    id: int
+    phone: str
+    template: str
+    content: str
+    provider: str
+    status: str
+    created_at: str
+
+
+class OutboxOut(BaseModel):
+    total: int
+    items: list[SmsOut]
+
+
+@router.get("/outbox", response_model=OutboxOut, summary="短信发件箱（仅开发/演示环境）")
+def outbox(
+    phone: str = Query("", max_length=11),
+    offset: int = Query(0, ge=0),
+    limit: int = Query(50, ge=1, le=200),
+    _p: Principal = Depends(require_staff("sms")),
+) -> OutboxOut:
+    if not get_settings().simulators_enabled:
+        raise NotFound("接口不存在", code="NOT_FOUND")
+    with session_scope() as session:
+        page = list_outbox(session, phone=phone, offset=offset, limit=limit)
+        items = [SmsOut(id=m.id or 0, phone=m.phone, template=m.template, content=m.content, provider=m.provider,
+                        status=m.status, created_at=iso(m.created_at) or "") for m in page.rows]
+    return OutboxOut(total=page.total, items=items)

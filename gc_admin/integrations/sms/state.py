@@ -1,0 +1,46 @@
+"""短信记录 page state."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from gc_admin.core.clock import fmt_local
+from gc_admin.core.phone import mask_phone
+from gc_admin.integrations.sms.service import list_outbox
+from gc_admin.ui.auth import denied, require, run_db
+from gc_admin.ui.paging import PAGE_SIZE, PagedMixin
+
+SECTION = "sms"
+STATUS_LABELS = {"pending": "发送中", "sent": "已发送", "recorded": "已记录（开发环境未真实发送）", "failed": "发送失败"}
+
+
+class SmsState(PagedMixin, rx.State):
+    rows: list[dict[str, str]] = []
+    phone_q: str = ""
+
+    @rx.event
+    def set_phone_q(self, value: str):
+        self.phone_q = "".join(ch for ch in value if ch.isdigit())[:11]
+
+    async def _reload(self):
+        if await require(self, SECTION) is None:
+            self.rows, self.total = [], 0
+            return await denied(self)
+        page = await run_db(list_outbox, phone=self.phone_q, offset=self._offset(), limit=PAGE_SIZE)
+        self.total = page.total
+        self.rows = [
+            {
+                "at": fmt_local(m.created_at, seconds=True),
+                "phone": mask_phone(m.phone),
+                "content": m.content,
+                "provider": m.provider,
+                "status": STATUS_LABELS.get(m.status, m.status),
+                "failed": "1" if m.status == "failed" else "",
+            }
+            for m in page.rows
+        ]
+        return None
+
+    @rx.event
+    async def load(self):
+        return await self._reload()

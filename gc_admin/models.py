@@ -1,0 +1,12 @@
+"""Every table, imported in one place so Alembic and the drift test see the whole schema."""
+
+from sqlmodel import SQLModel
+
+from gc_admin.accounts.models import LoginAttempt, StaffSession, StaffUser
+from gc_admin.audit.models import AuditLog
+from gc_admin.integrations.sms.models import SmsMessage
+from gc_admin.users.models import MpUser, SmsLoginCode
+
+metadata = SQLModel.metadata
+
+__all__ = ["AuditLog", "LoginAttempt", "MpUser", "SmsLoginCode", "SmsMessage", "StaffSession", "StaffUser", "metadata"]

@@ -1,0 +1,1 @@
+"""The dashboard shell: auth state, layout (sidebar + top bar), shared components."""

@@ -1,0 +1,28 @@
+"""Sections whose capability is built in a later issue: the page exists, is access-checked,
+and says plainly what it will do. Each is replaced by its feature's own page."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from gc_admin.ui.components import coming_soon
+from gc_admin.ui.layout import staff_page
+
+PLANNED: dict[str, tuple[str, str, list[str]]] = {
+    "stock": ("券库存", "券库存管理即将上线", ["导入兑换码（CSV / Excel）并记录有效期", "按券种 × 状态 × 有效期统计库存与损耗", "临期弃票与过期处理"]),
+    "issuance": ("发券", "批量发券即将上线", ["上传或粘贴手机号批量发券", "按批次幂等、逐行结果可下载", "未注册手机号待用户登录后自动归属"]),
+    "orders": ("订单看板", "订单看板即将上线", ["鲜花、话费、代驾、实物、购券订单", "按状态的处理队列与时效提醒", "退款与售后"]),
+    "claims": ("返现审核", "返现审核即将上线", ["加油、充电、洗车、保养、喷漆返现申请", "查看凭证图片，审核通过后打款", "一券最多返现一次"]),
+    "settlement": ("结算报表", "结算报表即将上线", ["按结算周期生成与人保的结算单", "对照 420 万/年合同额度", "导出 Excel，双方确认后冻结"]),
+}
+
+
+def make_placeholder(key: str):
+    title, what, bullets = PLANNED[key]
+
+    @staff_page(key, title)
+    def placeholder() -> rx.Component:
+        return coming_soon(what, bullets)
+
+    placeholder.__name__ = f"{key}_page"
+    return placeholder

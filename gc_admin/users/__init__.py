@@ -1,0 +1,1 @@
+"""Mini-program users (car owners): WeChat and SMS sign-in, phone binding, the users page."""

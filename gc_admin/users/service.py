@@ -1,0 +1,208 @@
+"""Mini-program sign-in (WeChat code2Session + phone, SMS code), tokens, and the users list."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hmac
+import secrets
+
+from sqlalchemy import func, update
+from sqlmodel import Session, col, select
+
+from gc_admin.audit.service import Actor, record
+from gc_admin.config import get_settings
+from gc_admin.core.clock import utcnow
+from gc_admin.core.errors import Conflict, DomainError, InvalidInput, RateLimited, Unauthorized, UpstreamError
+from gc_admin.core.phone import mask_phone, normalize_phone
+from gc_admin.core.security import hmac_digest, issue_jwt, read_jwt
+from gc_admin.integrations.sms.models import SmsMessage
+from gc_admin.integrations.sms.service import send_sms
+from gc_admin.integrations.wechat.client import WeChatError, get_client
+from gc_admin.users.models import MpUser, SmsLoginCode
+
+SMS_CODE_TTL = dt.timedelta(minutes=5)
+SMS_COOLDOWN = dt.timedelta(seconds=60)
+SMS_PER_PHONE_PER_DAY = 10
+SMS_PER_IP_PER_HOUR = 30
+SMS_MAX_ATTEMPTS = 5
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenGrant:
+    token: str
+    expires_at: dt.datetime
+    user: MpUser
+
+
+def user_actor(user: MpUser, ip: str | None = None) -> Actor:
+    return Actor("user", str(user.id), mask_phone(user.phone) or f"用户#{user.id}", ip)
+
+
+def _grant(user: MpUser) -> TokenGrant:
+    token, exp = issue_jwt(str(user.id), kind="mp", minutes=get_settings().mp_token_minutes)
+    return TokenGrant(token, exp, user)
+
+
+def user_from_token(session: Session, token: str | None) -> MpUser | None:
+    """The user behind a valid mini-program token, or ``None``."""
+    if not token:
+        return None
+    payload = read_jwt(token, kind="mp")
+    if payload is None:
+        return None
+    try:
+        user_id = int(payload["sub"])
+    except (TypeError, ValueError):
+        return None
+    return session.get(MpUser, user_id)
+
+
+def _upstream(exc: WeChatError) -> DomainError:
+    if exc.errcode in (40029, 40163):
+        return Unauthorized("微信登录凭证无效或已过期，请重新进入小程序", code="WECHAT_CODE_INVALID")
+    return UpstreamError("微信服务暂时不可用，请稍后再试", code="WECHAT_UNAVAILABLE")
+
+
+def wechat_login(session: Session, *, code: str, ip: str | None = None) -> TokenGrant:
+    """Sign in with a ``wx.login`` code: find or create the user by openid."""
+    try:
+        wx = get_client().code2session(code)
+    except WeChatError as exc:
+        raise _upstream(exc) from exc
+    now = utcnow()
+    user = session.exec(select(MpUser).where(MpUser.openid == wx.openid)).first()
+    if user is None:
+        user = MpUser(openid=wx.openid, unionid=wx.unionid, created_at=now)
+    user.last_login_at = now
+    session.add(user)
+    session.flush()
+    record(session, actor=user_actor(user, ip), action="user.login", target_type="mp_user", target_id=user.id,
+           summary="微信登录")
+    return _grant(user)
+
+
+def bind_phone(session: Session, *, user: MpUser, phone_code: str, ip: str | None = None) -> TokenGrant:
+    """Bind the phone from WeChat's getPhoneNumber to the signed-in user.
+
+    If that phone already has an account without WeChat (signed in by SMS, or only known
+    because coupons were issued to it), the WeChat identity moves onto that account, so
+    everything already waiting for the phone belongs to this person from now on.
+    """
+    try:
+        phone = normalize_phone(get_client().get_phone_number(phone_code))
+    except WeChatError as exc:
+        raise _upstream(exc) from exc
+    if phone is None:
+        raise InvalidInput("仅支持中国大陆手机号", code="INVALID_PHONE")
+    if user.phone == phone:
+        return _grant(user)
+    if user.phone is not None:
+        raise Conflict("该微信账号已绑定其他手机号", code="PHONE_ALREADY_BOUND")
+    owner = session.exec(select(MpUser).where(MpUser.phone == phone)).first()
+    target = user
+    if owner is not None and owner.id != user.id:
+        if owner.openid is not None:
+            raise Conflict("该手机号已绑定其他微信账号", code="PHONE_BOUND_TO_OTHER")
+        openid, unionid = user.openid, user.unionid
+        session.delete(user)  # a WeChat-only account has nothing of its own yet
+        session.flush()
+        owner.openid, owner.unionid = openid, unionid
+        target = owner
+    else:
+        target.phone = phone
+    target.last_login_at = utcnow()
+    session.add(target)
+    session.flush()
+    record(session, actor=user_actor(target, ip), action="user.phone_bound", target_type="mp_user",
+           target_id=target.id, summary=f"绑定手机号 {mask_phone(phone)}")
+    return _grant(target)
+
+
+def _count(session: Session, *conds) -> int:
+    return int(session.exec(select(func.count()).select_from(SmsLoginCode).where(*conds)).one())
+
+
+def send_login_code(session: Session, *, phone: str, ip: str | None = None) -> SmsMessage:
+    """Send a 6-digit code, at most once a minute and 10 times a day per phone, 30 an hour per IP.
+
+    Returns the outbox row; the caller commits and then reports ``status == "failed"``.
+    """
+    norm = normalize_phone(phone)
+    if norm is None:
+        raise InvalidInput("请输入正确的 11 位手机号", code="INVALID_PHONE")
+    now = utcnow()
+    last = session.exec(
+        select(SmsLoginCode.created_at).where(SmsLoginCode.phone == norm).order_by(col(SmsLoginCode.id).desc())
+    ).first()
+    if last is not None and now - last < SMS_COOLDOWN:
+        wait = int((SMS_COOLDOWN - (now - last)).total_seconds()) + 1
+        raise RateLimited(f"验证码已发送，请 {wait} 秒后再试", code="SMS_TOO_FREQUENT", details={"retry_after": wait})
+    if _count(session, SmsLoginCode.phone == norm, col(SmsLoginCode.created_at) >= now - dt.timedelta(days=1)) >= SMS_PER_PHONE_PER_DAY:
+        raise RateLimited("该手机号今日获取验证码次数已达上限，请明天再试", code="SMS_DAILY_LIMIT")
+    if ip and _count(session, SmsLoginCode.ip == ip, col(SmsLoginCode.created_at) >= now - dt.timedelta(hours=1)) >= SMS_PER_IP_PER_HOUR:
+        raise RateLimited("请求过于频繁，请稍后再试", code="SMS_IP_LIMIT")
+    code = f"{secrets.randbelow(1_000_000):06d}"
+    session.add(SmsLoginCode(phone=norm, code_digest=hmac_digest(f"{norm}:{code}"), ip=ip, created_at=now,
+                             expires_at=now + SMS_CODE_TTL))
+    msg = send_sms(session, phone=norm, template="login_code", params={"code": code})
+    if msg.status == "failed":
+        raise UpstreamError("短信发送失败，请稍后再试", code="SMS_SEND_FAILED", keep_changes=True)
+    return msg
+
+
+def sms_login(session: Session, *, phone: str, code: str, ip: str | None = None) -> TokenGrant:
+    """Sign in with the latest unexpired code sent to ``phone`` (5 tries per code, one use)."""
+    norm = normalize_phone(phone)
+    if norm is None:
+        raise InvalidInput("请输入正确的 11 位手机号", code="INVALID_PHONE")
+    now = utcnow()
+    row = session.exec(
+        select(SmsLoginCode)
+        .where(SmsLoginCode.phone == norm, col(SmsLoginCode.consumed_at).is_(None), col(SmsLoginCode.expires_at) > now)
+        .order_by(col(SmsLoginCode.id).desc())
+    ).first()
+    bad = Unauthorized("验证码错误或已过期，请重新获取", code="SMS_CODE_INVALID")
+    if row is None or row.attempts >= SMS_MAX_ATTEMPTS:
+        raise bad
+    if not hmac.compare_digest(row.code_digest, hmac_digest(f"{norm}:{code.strip()}")):
+        # the wrong try is counted, and kept: the unit of work commits it before raising
+        session.exec(update(SmsLoginCode).where(col(SmsLoginCode.id) == row.id).values(attempts=SmsLoginCode.attempts + 1))
+        raise Unauthorized(bad.message, code=bad.code, keep_changes=True)
+    # One use, even when two requests race: only the one that flips consumed_at wins.
+    res = session.exec(
+        update(SmsLoginCode).where(col(SmsLoginCode.id) == row.id, col(SmsLoginCode.consumed_at).is_(None))
+        .values(consumed_at=now)
+    )
+    if res.rowcount != 1:
+        raise bad
+    user = session.exec(select(MpUser).where(MpUser.phone == norm)).first()
+    if user is None:
+        user = MpUser(phone=norm, created_at=now)
+    user.last_login_at = now
+    session.add(user)
+    session.flush()
+    record(session, actor=user_actor(user, ip), action="user.login", target_type="mp_user", target_id=user.id,
+           summary="短信验证码登录")
+    return _grant(user)
+
+
+@dataclasses.dataclass(frozen=True)
+class UserPage:
+    rows: list[MpUser]
+    total: int
+
+
+def list_users(session: Session, *, phone: str = "", offset: int = 0, limit: int = 50) -> UserPage:
+    """Users whose phone contains ``phone`` (digits), newest first."""
+    q = select(MpUser)
+    digits = "".join(ch for ch in phone if ch.isdigit())[:11]
+    if digits:
+        q = q.where(col(MpUser.phone).contains(digits))
+    total = session.exec(select(func.count()).select_from(q.subquery())).one()
+    rows = session.exec(q.order_by(col(MpUser.id).desc()).offset(max(offset, 0)).limit(min(max(limit, 1), 200))).all()
+    return UserPage(list(rows), int(total))
+
+
+def count_users(session: Session) -> int:
+    return int(session.exec(select(func.count()).select_from(MpUser)).one())

@@ -1,0 +1,148 @@
+"""Staff accounts: sign-in, throttling, sessions, administration rules, audit."""
+
+import pytest
+from sqlmodel import select
+
+from gc_admin.accounts import service
+from gc_admin.accounts.models import LoginAttempt
+from gc_admin.audit.models import AuditLog
+from gc_admin.core.errors import Conflict, Forbidden, InvalidInput, RateLimited, Unauthorized
+from gc_admin.db import session_scope
+
+
+def _login(username, password, ip="10.0.0.1"):
+    with session_scope() as s:
+        p = service.authenticate(s, username=username, password=password, ip=ip)
+        token, _ = service.start_session(s, principal=p, kind="web")
+    return p, token
+
+
+def _resolve(token):
+    with session_scope() as s:
+        return service.resolve_session(s, token)
+
+
+def _admin(make_staff):
+    make_staff("boss", "admin")
+    return _login("boss", "secret2026")[0]
+
+
+def test_create_and_sign_in(any_db, make_staff):
+    make_staff("chen", "clerk", name="陈静")
+    p, token = _login("CHEN ", "secret2026")
+    assert (p.username, p.role, p.display_name) == ("chen", "clerk", "陈静")
+    assert _resolve(token) == service.Principal(p.id, "chen", "陈静", "clerk")
+    with session_scope() as s:
+        actions = [a.action for a in s.exec(select(AuditLog).order_by(AuditLog.id)).all()]
+    assert actions == ["staff.created", "staff.login"]
+
+
+@pytest.mark.parametrize(
+    "kw, code",
+    [({"username": "ab"}, "INVALID_USERNAME"), ({"username": "1abc"}, "INVALID_USERNAME"),
+     ({"password": "short1"}, "WEAK_PASSWORD"), ({"password": "onlyletters"}, "WEAK_PASSWORD"),
+     ({"role": "root"}, "UNKNOWN_ROLE"), ({"display_name": ""}, "INVALID_NAME"), ({"phone": "12345"}, "INVALID_PHONE")],
+)
+def test_create_validation(db, kw, code):
+    args = {"username": "valid", "display_name": "名", "password": "secret2026", "role": "clerk", **kw}
+    with pytest.raises(InvalidInput) as err:
+        with session_scope() as s:
+            service.create_staff(s, actor=service.Actor("system"), **args)
+    assert err.value.code == code
+
+
+def test_duplicate_username(db, make_staff):
+    make_staff("chen", "clerk")
+    with pytest.raises(Conflict):
+        make_staff("chen", "manager")
+
+
+def test_wrong_password_is_recorded_and_throttles(any_db, make_staff):
+    make_staff("chen", "clerk")
+    for _ in range(5):
+        with pytest.raises(Unauthorized) as err:
+            _login("chen", "wrong-password")
+        assert err.value.message.startswith("用户名或密码错误")
+    # the failures were committed although each sign-in raised
+    with session_scope() as s:
+        assert len(s.exec(select(LoginAttempt).where(LoginAttempt.success == False)).all()) == 5  # noqa: E712
+    # now even the right password is refused until the window passes
+    with pytest.raises(RateLimited) as err:
+        _login("chen", "secret2026")
+    assert "分钟后再试" in err.value.message
+
+
+def test_unknown_user_is_indistinguishable(db):
+    with pytest.raises(Unauthorized) as err:
+        _login("ghost", "whatever1")
+    assert err.value.code == "BAD_CREDENTIALS"
+
+
+def test_ip_throttle_across_usernames(db, make_staff):
+    make_staff("chen", "clerk")
+    for i in range(20):
+        with pytest.raises(Unauthorized):
+            _login(f"user{i}", "nope", ip="10.9.9.9")
+    with pytest.raises(RateLimited):
+        _login("chen", "secret2026", ip="10.9.9.9")
+    assert _login("chen", "secret2026", ip="10.1.1.1")[0].username == "chen"
+
+
+def test_disabled_account_cannot_sign_in_and_is_signed_out(db, make_staff):
+    admin = _admin(make_staff)
+    clerk = make_staff("chen", "clerk")
+    _, token = _login("chen", "secret2026")
+    with session_scope() as s:
+        service.set_enabled(s, actor=admin, staff_id=clerk.id, enabled=False)
+    assert _resolve(token) is None
+    with pytest.raises(Forbidden) as err:
+        _login("chen", "secret2026")
+    assert "停用" in err.value.message
+
+
+def test_role_change_and_password_reset_revoke_sessions(db, make_staff):
+    admin = _admin(make_staff)
+    clerk = make_staff("chen", "clerk")
+    _, t1 = _login("chen", "secret2026")
+    with session_scope() as s:
+        service.set_role(s, actor=admin, staff_id=clerk.id, role="manager")
+    assert _resolve(t1) is None
+    p, t2 = _login("chen", "secret2026")
+    assert p.role == "manager"
+    with session_scope() as s:
+        service.reset_password(s, actor=admin, staff_id=clerk.id, new_password="another2027")
+    assert _resolve(t2) is None
+    with pytest.raises(Unauthorized):
+        _login("chen", "secret2026")
+    assert _login("chen", "another2027")[0].role == "manager"
+    with session_scope() as s:
+        audit = s.exec(select(AuditLog).where(AuditLog.action == "staff.role_changed")).one()
+    assert '"role": "clerk"' in audit.before and '"role": "manager"' in audit.after
+    # the password never appears in the audit log
+    with session_scope() as s:
+        texts = " ".join(f"{a.summary}{a.before}{a.after}" for a in s.exec(select(AuditLog)).all())
+    assert "another2027" not in texts and "secret2026" not in texts
+
+
+def test_only_admin_manages_and_last_admin_is_protected(db, make_staff):
+    admin = _admin(make_staff)
+    make_staff("mgr", "manager")
+    manager, _ = _login("mgr", "secret2026")
+    with pytest.raises(Forbidden):
+        with session_scope() as s:
+            service.set_role(s, actor=manager, staff_id=admin.id, role="clerk")
+    with pytest.raises(Conflict):
+        with session_scope() as s:
+            service.set_role(s, actor=admin, staff_id=admin.id, role="clerk")
+    with pytest.raises(Conflict):
+        with session_scope() as s:
+            service.set_enabled(s, actor=admin, staff_id=admin.id, enabled=False)
+
+
+def test_logout_revokes(db, make_staff):
+    make_staff("chen", "clerk")
+    p, token = _login("chen", "secret2026")
+    with session_scope() as s:
+        service.end_session(s, token=token, principal=p)
+    assert _resolve(token) is None
+    assert _resolve("") is None and _resolve("x" * 500) is None
