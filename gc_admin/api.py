@@ -7,7 +7,9 @@ installs the error envelope, and mounts the protocol simulators under ``/sim`` w
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from gc_admin.config import get_settings
 from gc_admin.core.http import install_error_handlers
@@ -52,7 +54,23 @@ def build_api() -> FastAPI:
 
     if settings.simulators_enabled:
         mount_simulators(app)
+    _api_not_found(app)
     return app
+
+
+def _api_not_found(app: FastAPI) -> None:
+    """Unknown ``/api/...`` paths answer with the error envelope (not the dashboard's HTML 404):
+    405 when the path exists with another method, 404 otherwise. Registered last."""
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+    @app.api_route("/api/{rest:path}", methods=methods, include_in_schema=False)
+    def api_not_found(request: Request, rest: str) -> None:  # noqa: ARG001
+        for route in app.routes:
+            if getattr(route, "endpoint", None) is api_not_found:
+                continue
+            if route.matches(request.scope)[0] == Match.PARTIAL:
+                raise HTTPException(405)
+        raise HTTPException(404)
 
 
 def mount_simulators(app: FastAPI) -> None:

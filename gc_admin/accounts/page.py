@@ -10,8 +10,6 @@ from gc_admin.ui.auth import AuthState
 from gc_admin.ui.components import empty_row, header, pager
 from gc_admin.ui.layout import staff_page
 
-ROLE_ITEMS = list(ROLE_LABELS.keys())
-
 
 def login_page() -> rx.Component:
     return rx.center(
@@ -105,7 +103,12 @@ def _create_dialog() -> rx.Component:
                 rx.vstack(
                     rx.input(name="username", placeholder="用户名（小写字母开头，3–32 位）", max_length=32, required=True),
                     rx.input(name="display_name", placeholder="姓名", max_length=32, required=True),
-                    rx.select(ROLE_ITEMS, name="role", placeholder="角色", required=True),
+                    rx.select.root(
+                        rx.select.trigger(placeholder="选择角色", width="100%"),
+                        rx.select.content(*[rx.select.item(label, value=key) for key, label in ROLE_LABELS.items()]),
+                        name="role",
+                        required=True,
+                    ),
                     rx.input(name="phone", placeholder="手机号（选填，用于新订单短信提醒）", max_length=11),
                     rx.input(name="password", type="password", placeholder="初始密码（至少 8 位，含字母和数字）",
                              max_length=128, required=True),
