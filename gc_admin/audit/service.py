@@ -25,6 +25,8 @@ ACTION_LABELS: dict[str, str] = {
     "user.login": "用户登录",
     "user.phone_bound": "用户绑定手机号",
     "sms.sent": "发送短信",
+    "partner.key_created": "创建合作方密钥",
+    "partner.key_revoked": "吊销合作方密钥",
 }
 
 

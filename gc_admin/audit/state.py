@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import reflex as rx
 
 from gc_admin.audit import service
-from gc_admin.core.clock import fmt_local
+from gc_admin.core.clock import SHANGHAI, fmt_local
 from gc_admin.ui.auth import denied, require, run_db
 from gc_admin.ui.paging import PAGE_SIZE, PagedMixin
 
 SECTION = "audit"
+
+
+def local_day_start(day: str, *, next_day: bool = False) -> dt.datetime | None:
+    """``2026-11-21`` (Asia/Shanghai) -> that midnight in UTC (or the next one); junk -> None."""
+    try:
+        d = dt.date.fromisoformat(day)
+    except ValueError:
+        return None
+    if next_day:
+        d += dt.timedelta(days=1)
+    return dt.datetime(d.year, d.month, d.day, tzinfo=SHANGHAI).astimezone(dt.timezone.utc)
 ACTOR_TYPES = {"staff": "员工", "user": "用户", "partner": "合作方", "system": "系统"}
 
 
@@ -18,6 +31,16 @@ class AuditState(PagedMixin, rx.State):
     action: str = "all"
     actor: str = ""
     target: str = ""
+    since: str = ""  # YYYY-MM-DD, Asia/Shanghai
+    until: str = ""
+
+    @rx.event
+    def set_since(self, value: str):
+        self.since = value[:10]
+
+    @rx.event
+    def set_until(self, value: str):
+        self.until = value[:10]
 
     @rx.event
     def set_actor(self, value: str):
@@ -38,7 +61,8 @@ class AuditState(PagedMixin, rx.State):
             self.rows, self.total = [], 0
             return await denied(self)
         page = await run_db(service.list_audit, action="" if self.action == "all" else self.action, actor=self.actor.strip(),
-                            target=self.target.strip(), offset=self._offset(), limit=PAGE_SIZE)
+                            target=self.target.strip(), since=local_day_start(self.since),
+                            until=local_day_start(self.until, next_day=True), offset=self._offset(), limit=PAGE_SIZE)
         self.total = page.total
         self.rows = [
             {

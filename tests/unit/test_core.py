@@ -54,7 +54,7 @@ def test_fmt_local_is_shanghai():
 
 
 EXPECTED_SECTIONS = {
-    "admin": {"home", "stock", "issuance", "orders", "claims", "settlement", "users", "staff", "audit", "sms"},
+    "admin": {"home", "stock", "issuance", "orders", "claims", "settlement", "users", "staff", "partners", "audit", "sms"},
     "manager": {"home", "stock", "issuance", "orders", "claims", "settlement", "users", "audit", "sms"},
     "clerk": {"home", "stock", "issuance", "orders", "claims", "users"},
     "service": {"home", "orders", "users"},
@@ -71,3 +71,11 @@ def test_sections_per_role():
         for s in SECTIONS:
             assert may(role, s.key) == (s.key in keys)
     assert not may(None, "home") and not may("admin", "nope") and sections_for("") == []
+
+
+def test_audit_day_filter_uses_shanghai_midnight():
+    from gc_admin.audit.state import local_day_start
+
+    assert local_day_start("2026-11-21") == dt.datetime(2026, 11, 20, 16, 0, tzinfo=UTC)
+    assert local_day_start("2026-11-21", next_day=True) == dt.datetime(2026, 11, 21, 16, 0, tzinfo=UTC)
+    assert local_day_start("") is None and local_day_start("garbage") is None
