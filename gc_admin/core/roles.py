@@ -56,6 +56,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("settlement", "结算报表", "/settlement", "chart-column", _r("admin", "manager", "insurer")),
     Section("users", "用户", "/users", "users", _r("admin", "manager", "clerk", "service")),
     Section("staff", "员工与权限", "/staff", "shield", _r("admin")),
+    Section("partners", "合作方接口", "/partners", "key-round", _r("admin")),
     Section("audit", "操作日志", "/audit", "scroll-text", _r("admin", "manager")),
     Section("sms", "短信记录", "/sms", "message-square", _r("admin", "manager")),
 )
