@@ -122,7 +122,7 @@ def authenticate(session: Session, *, username: str, password: str, ip: str | No
     of work commits the record: a rollback would forget it and defeat the throttle.
     """
     settings = get_settings()
-    username = (username or "").strip().lower()[:64]
+    username = (username or "").replace("\x00", "").strip().lower()[:64]  # PostgreSQL refuses NUL in text
     now = utcnow()
     window_start = now - dt.timedelta(minutes=settings.login_window_minutes)
     by_user, by_ip = _recent_failures(session, username=username, ip=ip, since=window_start)

@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gc_admin.core.errors import DomainError, Forbidden, Unauthorized
@@ -36,10 +36,28 @@ _STATUS_CODES = {
 }
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(_has_nul(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    return False
+
+
 class StrictModel(BaseModel):
-    """Request bodies: unknown fields are an error, strings are stripped."""
+    """Request bodies: unknown fields are an error, strings are stripped, NUL characters refused
+    (PostgreSQL cannot store them: they would turn a bad request into a 500)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if _has_nul(value):
+            raise ValueError("不能包含空字符 (NUL)")
+        return value
 
 
 def error_response(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
@@ -116,3 +134,19 @@ def require_user(request: Request):
     if user is None:
         raise Unauthorized("登录已失效，请重新登录", code="UNAUTHORIZED")
     return user
+
+
+def require_partner(scope: str) -> Callable[..., Any]:
+    """Dependency: the partner behind ``X-Api-Key``, holding ``scope``."""
+    from gc_admin.partners.service import authenticate
+
+    def dep(request: Request):
+        with session_scope() as session:
+            partner = authenticate(session, request.headers.get("x-api-key"))
+        if partner is None:
+            raise Unauthorized("API 密钥无效或已吊销", code="INVALID_API_KEY")
+        if scope not in partner.scopes:
+            raise Forbidden(f"该密钥没有 {scope} 权限", code="SCOPE_MISSING")
+        return partner
+
+    return dep

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
+PHONE_RE = re.compile(r"^1[3-9][0-9]{9}$")  # ASCII digits only: \d also matches "８"
 _STRIP_RE = re.compile(r"[\s\-()]")
 
 

@@ -50,7 +50,7 @@ class SmsSendBody(StrictModel):
 
 class SmsLoginBody(StrictModel):
     phone: str = Field(min_length=1, max_length=20)
-    code: str = Field(min_length=4, max_length=8, pattern=r"^\d+$")
+    code: str = Field(min_length=4, max_length=8, pattern=r"^[0-9]+$")  # ASCII: \d would take "１２３４"
 
 
 class SmsSentOut(BaseModel):

@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 
 from gc_admin.audit.service import Actor, record
 from gc_admin.config import get_settings
-from gc_admin.core.clock import utcnow
+from gc_admin.core.clock import UTC, as_utc, utcnow
 from gc_admin.core.errors import Conflict, DomainError, InvalidInput, RateLimited, Unauthorized, UpstreamError
 from gc_admin.core.phone import mask_phone, normalize_phone
 from gc_admin.core.security import hmac_digest, issue_jwt, read_jwt
@@ -26,6 +26,7 @@ SMS_COOLDOWN = dt.timedelta(seconds=60)
 SMS_PER_PHONE_PER_DAY = 10
 SMS_PER_IP_PER_HOUR = 30
 SMS_MAX_ATTEMPTS = 5
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,8 +40,18 @@ def user_actor(user: MpUser, ip: str | None = None) -> Actor:
     return Actor("user", str(user.id), mask_phone(user.phone) or f"用户#{user.id}", ip)
 
 
+def _row_stamp(user: MpUser) -> int:
+    """The row's creation time in microseconds: a token names the row, not just its id.
+
+    Binding a phone can delete a WeChat-only account, and SQLite gives a deleted row's id to
+    the next new row; without this claim the deleted account's tokens would open that one.
+    """
+    return (as_utc(user.created_at) - _EPOCH) // dt.timedelta(microseconds=1)
+
+
 def _grant(user: MpUser) -> TokenGrant:
-    token, exp = issue_jwt(str(user.id), kind="mp", minutes=get_settings().mp_token_minutes)
+    token, exp = issue_jwt(str(user.id), kind="mp", minutes=get_settings().mp_token_minutes,
+                           extra={"uct": _row_stamp(user)})
     return TokenGrant(token, exp, user)
 
 
@@ -55,7 +66,10 @@ def user_from_token(session: Session, token: str | None) -> MpUser | None:
         user_id = int(payload["sub"])
     except (TypeError, ValueError):
         return None
-    return session.get(MpUser, user_id)
+    user = session.get(MpUser, user_id)
+    if user is None or payload.get("uct") != _row_stamp(user):
+        return None
+    return user
 
 
 def _upstream(exc: WeChatError) -> DomainError:

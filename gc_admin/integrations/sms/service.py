@@ -96,8 +96,9 @@ class OutboxPage:
 def list_outbox(session: Session, *, phone: str = "", offset: int = 0, limit: int = 50) -> OutboxPage:
     """Recorded messages, newest first."""
     q = select(SmsMessage)
-    if phone:
-        q = q.where(col(SmsMessage.phone).contains(phone.strip()[:11]))
+    digits = "".join(ch for ch in phone if ch.isdigit())[:11]  # never pass e.g. a NUL byte to the database
+    if digits:
+        q = q.where(col(SmsMessage.phone).contains(digits))
     total = session.exec(select(func.count()).select_from(q.subquery())).one()
     rows = session.exec(q.order_by(col(SmsMessage.id).desc()).offset(max(offset, 0)).limit(min(max(limit, 1), 200))).all()
     return OutboxPage(list(rows), int(total))
