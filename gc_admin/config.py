@@ -23,6 +23,14 @@ local protocol simulators, an SMS outbox instead of a real SMS provider). In pro
 | GC_SMS_ALIYUN_* | | ACCESS_KEY_ID, ACCESS_KEY_SECRET, SIGN_NAME, ENDPOINT (default https://dysmsapi.aliyuncs.com), TEMPLATE_<NAME> |
 | GC_SMS_TENCENT_* | | SECRET_ID, SECRET_KEY, SDK_APP_ID, SIGN_NAME, REGION, ENDPOINT (default https://sms.tencentcloudapi.com), TEMPLATE_<NAME> |
 | GC_UPLOAD_DIR | <project>/data/uploads | private uploads (never served statically) |
+| GC_WXPAY_BASE_URL | local | WeChat Pay API origin; ``local`` = the in-process simulator with throwaway keys (dev/test only) |
+| GC_WXPAY_MCHID | 1900000001 (demo) | merchant id |
+| GC_WXPAY_APPID | GC_WECHAT_APPID | the mini-program's appid for payments |
+| GC_WXPAY_MERCHANT_KEY_PATH / GC_WXPAY_MERCHANT_SERIAL_NO | | merchant API private key (PEM file) and its certificate serial |
+| GC_WXPAY_APIV3_KEY | | the 32-byte APIv3 key (decrypts notifies) |
+| GC_WXPAY_PUBLIC_KEY_PATH / GC_WXPAY_PUBLIC_KEY_ID | | WeChat Pay public key (PEM file) and its id ``PUB_KEY_ID_...`` |
+| GC_WXPAY_NOTIFY_URL | <public>/api/v1/pay/wechat/notify | where WeChat Pay posts payment results (refunds: .../refund-notify) |
+| GC_WXPAY_DEV_KEYS | <project>/data/wxpay_dev_keys.json | throwaway key set shared by the local client and simulator |
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEMO_SECRET_KEY = "demo-secret-key-not-for-production-use-0000"
 DEMO_WECHAT_APPID = "wxdemo0000000000"
 DEMO_WECHAT_SECRET = "demo-wechat-secret"
+DEMO_WXPAY_MCHID = "1900000001"
 
 ENVS = ("dev", "test", "prod")
 SMS_PROVIDERS = ("outbox", "aliyun", "tencent")
@@ -58,6 +67,21 @@ class SmsVendorSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class WxPaySettings:
+    base_url: str
+    mchid: str
+    appid: str
+    merchant_key_path: str
+    merchant_serial_no: str
+    apiv3_key: str
+    public_key_path: str
+    public_key_id: str
+    notify_url: str
+    refund_notify_url: str
+    dev_keys_path: Path
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     env: str
     database_url: str
@@ -76,6 +100,7 @@ class Settings:
     sms_aliyun: SmsVendorSettings
     sms_tencent: SmsVendorSettings
     upload_dir: Path
+    wxpay: WxPaySettings
 
     @property
     def simulators_enabled(self) -> bool:
@@ -143,6 +168,19 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         sms_aliyun=_vendor(env, "GC_SMS_ALIYUN_", "https://dysmsapi.aliyuncs.com"),
         sms_tencent=_vendor(env, "GC_SMS_TENCENT_", "https://sms.tencentcloudapi.com"),
         upload_dir=Path(env.get("GC_UPLOAD_DIR", str(PROJECT_ROOT / "data" / "uploads"))),
+        wxpay=WxPaySettings(
+            base_url=env.get("GC_WXPAY_BASE_URL", "local").rstrip("/"),
+            mchid=env.get("GC_WXPAY_MCHID", DEMO_WXPAY_MCHID),
+            appid=env.get("GC_WXPAY_APPID", env.get("GC_WECHAT_APPID", DEMO_WECHAT_APPID)),
+            merchant_key_path=env.get("GC_WXPAY_MERCHANT_KEY_PATH", ""),
+            merchant_serial_no=env.get("GC_WXPAY_MERCHANT_SERIAL_NO", ""),
+            apiv3_key=env.get("GC_WXPAY_APIV3_KEY", ""),
+            public_key_path=env.get("GC_WXPAY_PUBLIC_KEY_PATH", ""),
+            public_key_id=env.get("GC_WXPAY_PUBLIC_KEY_ID", ""),
+            notify_url=env.get("GC_WXPAY_NOTIFY_URL", f"{public_url}/api/v1/pay/wechat/notify"),
+            refund_notify_url=env.get("GC_WXPAY_REFUND_NOTIFY_URL", f"{public_url}/api/v1/pay/wechat/refund-notify"),
+            dev_keys_path=Path(env.get("GC_WXPAY_DEV_KEYS", str(PROJECT_ROOT / "data" / "wxpay_dev_keys.json"))),
+        ),
     )
     validate(settings)
     return settings
@@ -167,8 +205,14 @@ def validate(s: Settings) -> None:
         vendor = {"aliyun": s.sms_aliyun, "tencent": s.sms_tencent}.get(s.sms_provider)
         if vendor is not None and not (vendor.key_id and vendor.key_secret and vendor.sign_name):
             problems.append(f"GC_SMS_{s.sms_provider.upper()}_* credentials and sign name are required")
-        if s.is_sqlite:
-            pass  # allowed: a one-machine start is a valid production setup
+        w = s.wxpay
+        if w.base_url == "local":
+            problems.append("GC_WXPAY_BASE_URL must be the real WeChat Pay API origin in prod")
+        if w.mchid == DEMO_WXPAY_MCHID or not (w.merchant_key_path and w.merchant_serial_no and w.public_key_path
+                                               and w.public_key_id):
+            problems.append("GC_WXPAY_MCHID and the merchant/platform key settings (GC_WXPAY_*) are required in prod")
+        if len(w.apiv3_key.encode()) != 32:
+            problems.append("GC_WXPAY_APIV3_KEY must be the 32-byte APIv3 key")
     if problems:
         raise ConfigError("invalid configuration:\n- " + "\n- ".join(problems))
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from gc_admin.config import get_settings
 from gc_admin.integrations.sms.simulator import SimAccounts, build_sms_simulator
 from gc_admin.integrations.wechat.simulator import WeChatSimState, build_wechat_simulator
+from gc_admin.integrations.wechatpay.simulator import WxPaySimState, build_wxpay_simulator, sim_state_for
 
 
 @dataclasses.dataclass
@@ -18,6 +19,8 @@ class Simulators:
     wechat_router: APIRouter
     sms: SimAccounts
     sms_router: APIRouter
+    wxpay: WxPaySimState
+    wxpay_router: APIRouter
 
 
 @functools.lru_cache(maxsize=1)
@@ -29,5 +32,8 @@ def simulators() -> Simulators:
         aliyun={s.sms_aliyun.key_id: s.sms_aliyun.key_secret} if s.sms_aliyun.key_id else {},
         tencent={s.sms_tencent.key_id: s.sms_tencent.key_secret} if s.sms_tencent.key_id else {},
     )
+    from gc_admin.integrations.wechatpay.setup import dev_keys
+
+    wxpay = sim_state_for(dev_keys(), mchid=s.wxpay.mchid, appid=s.wxpay.appid)
     return Simulators(wechat=wechat, wechat_router=build_wechat_simulator(wechat), sms=sms,
-                      sms_router=build_sms_simulator(sms))
+                      sms_router=build_sms_simulator(sms), wxpay=wxpay, wxpay_router=build_wxpay_simulator(wxpay))

@@ -13,6 +13,13 @@ PROD_OK = {
     "GC_SMS_TENCENT_SECRET_KEY": "key",
     "GC_SMS_TENCENT_SIGN_NAME": "滚财",
     "GC_CORS_ORIGINS": "https://admin.guncai.example",
+    "GC_WXPAY_BASE_URL": "https://api.mch.weixin.qq.com",
+    "GC_WXPAY_MCHID": "1230000109",
+    "GC_WXPAY_MERCHANT_KEY_PATH": "/etc/gc/apiclient_key.pem",
+    "GC_WXPAY_MERCHANT_SERIAL_NO": "5157F09EFDC096DE15EBE81A47057A72",
+    "GC_WXPAY_APIV3_KEY": "a" * 32,
+    "GC_WXPAY_PUBLIC_KEY_PATH": "/etc/gc/pub_key.pem",
+    "GC_WXPAY_PUBLIC_KEY_ID": "PUB_KEY_ID_0112345678",
 }
 
 
@@ -38,6 +45,9 @@ def test_prod_accepts_real_settings():
         ({"GC_WECHAT_SECRET": "demo-wechat-secret"}, "GC_WECHAT_APPID"),
         ({"GC_SMS_PROVIDER": "outbox"}, "GC_SMS_PROVIDER"),
         ({"GC_SMS_TENCENT_SECRET_KEY": ""}, "GC_SMS_TENCENT"),
+        ({"GC_WXPAY_BASE_URL": "local"}, "GC_WXPAY_BASE_URL"),
+        ({"GC_WXPAY_MCHID": "1900000001"}, "GC_WXPAY_MCHID"),
+        ({"GC_WXPAY_APIV3_KEY": "short"}, "GC_WXPAY_APIV3_KEY"),
     ],
 )
 def test_prod_refuses_demo_secrets(override, fragment):
