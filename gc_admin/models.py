@@ -4,9 +4,14 @@ from sqlmodel import SQLModel
 
 from gc_admin.accounts.models import LoginAttempt, StaffSession, StaffUser
 from gc_admin.audit.models import AuditLog
+from gc_admin.coupons.models import Coupon, IssuanceBatch, IssuanceRow, Product, Programme, StockCode, StockImport
 from gc_admin.integrations.sms.models import SmsMessage
+from gc_admin.partners.models import PartnerKey
 from gc_admin.users.models import MpUser, SmsLoginCode
 
 metadata = SQLModel.metadata
 
-__all__ = ["AuditLog", "LoginAttempt", "MpUser", "SmsLoginCode", "SmsMessage", "StaffSession", "StaffUser", "metadata"]
+__all__ = [
+    "AuditLog", "Coupon", "IssuanceBatch", "IssuanceRow", "LoginAttempt", "MpUser", "PartnerKey", "Product", "Programme",
+    "SmsLoginCode", "SmsMessage", "StaffSession", "StaffUser", "StockCode", "StockImport", "metadata",
+]

@@ -130,7 +130,15 @@ def bind_phone(session: Session, *, user: MpUser, phone_code: str, ip: str | Non
     session.flush()
     record(session, actor=user_actor(target, ip), action="user.phone_bound", target_type="mp_user",
            target_id=target.id, summary=f"绑定手机号 {mask_phone(phone)}")
+    _claim_waiting_coupons(session, target)
     return _grant(target)
+
+
+def _claim_waiting_coupons(session: Session, user: MpUser) -> None:
+    """Coupons issued to this phone before the user existed now belong to the user."""
+    from gc_admin.coupons.wallet import claim_for_phone  # coupons depend on users, not the reverse
+
+    claim_for_phone(session, user=user)
 
 
 def _count(session: Session, *conds) -> int:
@@ -198,6 +206,7 @@ def sms_login(session: Session, *, phone: str, code: str, ip: str | None = None)
     session.flush()
     record(session, actor=user_actor(user, ip), action="user.login", target_type="mp_user", target_id=user.id,
            summary="短信验证码登录")
+    _claim_waiting_coupons(session, user)
     return _grant(user)
 
 

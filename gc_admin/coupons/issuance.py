@@ -1,0 +1,499 @@
+"""Batch issuance (批量发券): one or N coupons of a product to each phone of a list.
+
+How the guarantees hold (DESIGN.md §2.4 — in the database, not in Python):
+- **Idempotency**: the batch row is inserted first with ``ON CONFLICT DO NOTHING`` on the unique
+  ``(source, scope, batch_id)``. A racing twin blocks on that index entry until the first commits,
+  then inserts nothing and returns the stored result (or proceeds if the first rolled back).
+- **Never over-issue**: on PostgreSQL codes are claimed with one conditional ``UPDATE ... WHERE
+  state = 'in_stock' ... RETURNING`` over the earliest-expiring issuable codes picked ``FOR UPDATE
+  SKIP LOCKED`` (concurrent batches take disjoint codes instead of waiting); only the rows the
+  UPDATE returned are used. On SQLite the database's single write lock, held from the batch row
+  on, serialises issuers: coupons are inserted joined by rank to the earliest codes and a closing
+  conditional UPDATE flips exactly those codes, its row count checked. Either way the unique
+  ``coupon.stock_code_id`` refuses a code twice.
+- **All-or-nothing per row**: with N per phone, a row gets N codes or none; on PostgreSQL a
+  remainder of claimed codes that cannot complete a row goes straight back to stock.
+
+Everything is set-based: phones are validated in polars, coupons are created with one
+``INSERT ... SELECT`` from a staging table, and row results are written in one pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import re
+from typing import Any
+
+import polars as pl
+from sqlalchemy import func, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
+
+from gc_admin.audit.service import Actor, record
+from gc_admin.core.clock import SHANGHAI, utcnow
+from gc_admin.core.errors import Conflict, InvalidInput, NotFound
+from gc_admin.coupons.importer import end_of_day
+from gc_admin.coupons.models import ISSUE_SOURCES, REDEMPTION_CODE, Coupon, IssuanceBatch, Product
+from gc_admin.coupons.products import get_product_by_code
+from gc_admin.coupons.stock import db_time, dialect, drop_temp, load_frame, raw_rows, temp_table
+
+MAX_PHONES = 200_000
+MAX_PER_PHONE = 20
+BATCH_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")
+REASONS = {"invalid_phone": "手机号格式不正确", "no_stock": "库存不足", "duplicate": "与第 {} 行手机号重复"}
+
+
+@dataclasses.dataclass(frozen=True)
+class IssuanceResult:
+    """A batch's outcome (API.md "Issuance"). ``replayed``: the batch_id was already done; nothing new issued."""
+
+    issuance_id: int
+    batch_id: str
+    source: str
+    product_code: str
+    per_phone: int
+    requested: int
+    issued: int  # rows that got all their coupons
+    failed: int  # rows that got none
+    coupons: int
+    replayed: bool
+    created_at: dt.datetime
+    frame: pl.DataFrame  # row_no, phone, status, reason, coupon_ids ("1,2")
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Per-row results: ``{row, phone, status, coupon_ids?, reason?}``."""
+        out = []
+        for row_no, phone, status, reason, ids in self.frame.iter_rows():
+            item: dict[str, Any] = {"row": row_no, "phone": phone, "status": status}
+            if ids:
+                item["coupon_ids"] = [int(i) for i in ids.split(",")]
+            if reason:
+                item["reason"] = reason
+            out.append(item)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"batch_id": self.batch_id, "product_code": self.product_code, "issued": self.issued,
+                "failed": self.failed, "coupons": self.coupons, "replayed": self.replayed, "rows": self.rows()}
+
+
+@dataclasses.dataclass(frozen=True)
+class IssuancePreview:
+    """What :func:`issue_batch` would do now, for the confirmation dialog. No side effects."""
+
+    product_code: str
+    product_name: str
+    requested: int  # rows
+    valid: int  # distinct valid phones
+    invalid_phone: int
+    duplicate: int
+    per_phone: int
+    would_issue: int  # rows that would get their coupons
+    coupons: int  # coupons that would be created
+    no_stock: int  # valid rows that would not (not enough stock)
+    stock_available: int | None  # issuable codes now (None: product needs no stock)
+    stock_after: int | None
+
+
+# --- phones ----------------------------------------------------------------------------------
+
+def _normalised_phone(raw: pl.Expr) -> pl.Expr:
+    """Vectorised :func:`gc_admin.core.phone.normalize_phone` (ASCII digits only)."""
+    s = raw.str.strip_chars().str.replace_all(r"[\s\-()]", "")
+    s = (pl.when(s.str.starts_with("+86")).then(s.str.slice(3))
+         .when(s.str.starts_with("0086")).then(s.str.slice(4))
+         .when(s.str.starts_with("86") & (s.str.len_chars() == 13)).then(s.str.slice(2))
+         .otherwise(s))
+    return pl.when(s.str.contains(r"^1[3-9][0-9]{9}$")).then(s).otherwise(None)
+
+
+def classify_phones(phones: list[Any]) -> pl.DataFrame:
+    """``row_no, raw, phone, status, reason``: status ``ok`` | ``invalid_phone`` | ``duplicate``."""
+    if not all(isinstance(p, str) for p in phones):
+        phones = ["" if p is None else str(p) for p in phones]
+    raw = pl.Series("raw", phones, dtype=pl.String)
+    clean = raw.str.contains(r"^1[3-9][0-9]{9}$")
+    phone = raw.zip_with(clean, pl.Series([None] * len(raw), dtype=pl.String)).alias("phone")
+    dirty = (~clean).arg_true()
+    if len(dirty):  # only the rows that need it go through the full normalisation
+        fixed = pl.DataFrame({"raw": raw.gather(dirty)}).select(_normalised_phone(pl.col("raw"))).to_series()
+        phone = phone.scatter(dirty, fixed)
+    df = pl.DataFrame([raw, phone]).with_row_index("row_no", offset=1).with_columns(pl.col("row_no").cast(pl.Int64))
+    dup = pl.col("phone").is_not_null() & pl.col("phone").is_first_distinct().not_()
+    df = df.with_columns(
+        pl.when(pl.col("phone").is_null()).then(pl.lit("invalid_phone"))
+        .when(dup).then(pl.lit("duplicate")).otherwise(pl.lit("ok")).alias("status"))
+    invalid = pl.col("status") == "invalid_phone"
+    if not df.select((pl.col("status") == "duplicate").any()).item():
+        return df.with_columns(pl.when(invalid).then(pl.lit(REASONS["invalid_phone"])).otherwise(None).alias("reason"))
+    first = df.filter(pl.col("status") == "ok").select("phone", pl.col("row_no").alias("_first"))
+    df = df.join(first, on="phone", how="left", maintain_order="left")
+    return df.with_columns(
+        pl.when(invalid).then(pl.lit(REASONS["invalid_phone"]))
+        .when(pl.col("status") == "duplicate").then(pl.format("与第 {} 行手机号重复", pl.col("_first")))
+        .otherwise(None).alias("reason")
+    ).drop("_first")
+
+
+# --- stock -----------------------------------------------------------------------------------
+
+def issuable_stock(session: Session, *, product: Product, now: dt.datetime | None = None) -> int:
+    """In-stock codes with at least the product's minimum validity left."""
+    now = now or utcnow()
+    min_exp = now + dt.timedelta(days=product.min_validity_days)
+    return int(session.execute(
+        text("SELECT count(*) FROM stock_code "
+             "WHERE product_id = :pid AND state = 'in_stock' AND expires_at >= :min_exp")
+        .bindparams(pid=product.id, min_exp=db_time(session, min_exp))
+    ).scalar_one())
+
+
+def _claim_codes(session: Session, *, product_id: int, n: int, min_exp: dt.datetime) -> pl.DataFrame:
+    """Atomically take up to ``n`` issuable codes: ``id, expires_at``, earliest expiry first.
+
+    ``expires_at`` comes back as the driver gives it (text on SQLite): it is only used to sort.
+    """
+    params = {"pid": product_id, "n": n, "min_exp": db_time(session, min_exp)}
+    if dialect(session) == "postgresql":
+        sql = """
+            WITH picked AS (
+                SELECT id FROM stock_code
+                WHERE product_id = :pid AND state = 'in_stock' AND expires_at >= :min_exp
+                ORDER BY expires_at, id LIMIT :n FOR UPDATE SKIP LOCKED)
+            UPDATE stock_code s SET state = 'issued' FROM picked
+            WHERE s.id = picked.id AND s.state = 'in_stock'
+            RETURNING s.id, s.expires_at"""
+    else:  # SQLite: the statement holds the database's write lock, which serialises claims
+        sql = """
+            UPDATE stock_code SET state = 'issued'
+            WHERE id IN (SELECT id FROM stock_code
+                         WHERE product_id = :pid AND state = 'in_stock' AND expires_at >= :min_exp
+                         ORDER BY expires_at, id LIMIT :n)
+              AND state = 'in_stock'
+            RETURNING id, expires_at"""
+    rows = raw_rows(session, sql, params)
+    columns = list(zip(*rows)) or [(), ()]
+    return pl.DataFrame([pl.Series("id", columns[0], dtype=pl.Int64),
+                         pl.Series("expires_at", columns[1])]).sort("expires_at", "id")
+
+
+def _release_codes(session: Session, ids: list[int]) -> None:
+    if ids:
+        session.execute(text("UPDATE stock_code SET state = 'in_stock' WHERE state = 'issued' "
+                             "AND id IN (" + ", ".join(str(int(i)) for i in ids) + ")"))
+
+
+# --- issue -----------------------------------------------------------------------------------
+
+def _fingerprint(product_code: str, per_phone: int, phones: list[Any]) -> str:
+    h = hashlib.sha256(f"{product_code}\x1f{per_phone}\x1f".encode())
+    h.update("\x1e".join("" if p is None else str(p) for p in phones).encode())
+    return h.hexdigest()
+
+
+def _insert_batch(session: Session, values: dict[str, Any]) -> int | None:
+    """Insert the batch row unless its key exists (then ``None``): the idempotency gate."""
+    ins = (postgresql.insert if dialect(session) == "postgresql" else sqlite.insert)(IssuanceBatch)
+    stmt = ins.values(**values).on_conflict_do_nothing(index_elements=["source", "scope", "batch_id"]).returning(
+        IssuanceBatch.id)
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def _validate(source: str, batch_id: str, phones: list[Any], per_phone: int) -> str:
+    if source not in ISSUE_SOURCES:
+        raise InvalidInput("未知的发券来源", code="INVALID_SOURCE")
+    batch_id = (batch_id or "").strip()
+    if not BATCH_ID_RE.match(batch_id):
+        raise InvalidInput("批次号需 1–64 位字母、数字或 _ . : -", code="INVALID_BATCH_ID")
+    if isinstance(per_phone, bool) or not isinstance(per_phone, int) or not 1 <= per_phone <= MAX_PER_PHONE:
+        raise InvalidInput(f"每个手机号发放张数需在 1–{MAX_PER_PHONE} 之间", code="INVALID_PER_PHONE")
+    if not isinstance(phones, list) or not phones:
+        raise InvalidInput("手机号列表为空", code="NO_PHONES")
+    if len(phones) > MAX_PHONES:
+        raise InvalidInput(f"一次最多发放 {MAX_PHONES:,} 个手机号，请拆分批次", code="TOO_MANY_PHONES")
+    return batch_id
+
+
+def _product_for(session: Session, product_code: str, programme_code: str | None) -> Product:
+    product = get_product_by_code(session, product_code)
+    if programme_code is not None and product.programme_code != programme_code:
+        raise NotFound("券种不存在", code="PRODUCT_NOT_FOUND")  # a partner sees only its own programme
+    return product
+
+
+def issue_batch(
+    session: Session,
+    *,
+    actor: Actor,
+    source: str,
+    batch_id: str,
+    product_code: str,
+    phones: list[str],
+    per_phone: int = 1,
+    programme_code: str | None = None,
+    now: dt.datetime | None = None,
+) -> IssuanceResult:
+    """Issue ``per_phone`` coupons of a product to each phone; idempotent by ``(source, programme, batch_id)``.
+
+    The same key again returns the first result (``replayed=True``) and issues nothing; the same
+    key with a different request raises :class:`Conflict` ``BATCH_ID_REUSED``. Rows: ``issued``,
+    ``invalid_phone``, ``duplicate`` (the phone appeared on an earlier row), ``no_stock``.
+    """
+    batch_id = _validate(source, batch_id, phones, per_phone)
+    now = now or utcnow()
+    product = _product_for(session, product_code, programme_code)
+    assert product.id is not None
+    scope = programme_code or ""
+    fingerprint = _fingerprint(product.code, per_phone, phones)
+    issuance_id = _insert_batch(session, {
+        "source": source, "scope": scope, "batch_id": batch_id, "fingerprint": fingerprint, "product_id": product.id,
+        "per_phone": per_phone, "actor_type": actor.type, "actor_id": None if actor.id is None else str(actor.id),
+        "actor_name": actor.name[:64], "requested": len(phones), "created_at": now,
+    })
+    if issuance_id is None:
+        existing = session.exec(select(IssuanceBatch).where(
+            IssuanceBatch.source == source, IssuanceBatch.scope == scope, IssuanceBatch.batch_id == batch_id)).one()
+        if existing.fingerprint != fingerprint:
+            raise Conflict(f"批次号 {batch_id} 已用于另一批发券（券种或手机号不同），请换一个批次号",
+                           code="BATCH_ID_REUSED")
+        return _result(session, existing, replayed=True)
+
+    rows = classify_phones(phones)
+    candidates = rows.filter(pl.col("status") == "ok").select("row_no", "phone")
+    min_exp = now + dt.timedelta(days=product.min_validity_days)
+    if product.kind != REDEMPTION_CODE:
+        created = _create_coupons(session, _lines(candidates, per_phone), product=product, issuance_id=issuance_id,
+                                  source=source, now=now)
+    elif dialect(session) == "sqlite":
+        created = _issue_codes_sqlite(session, candidates, per_phone=per_phone, product=product, min_exp=min_exp,
+                                      issuance_id=issuance_id, source=source, now=now)
+    else:
+        codes = _claim_codes(session, product_id=product.id, n=candidates.height * per_phone, min_exp=min_exp)
+        served = min(candidates.height, codes.height // per_phone)
+        _release_codes(session, codes["id"][served * per_phone:].to_list())  # cannot complete a row
+        lines = _lines(candidates.head(served), per_phone).with_columns(
+            codes["id"].head(served * per_phone).alias("stock_code_id"))
+        created = _create_coupons(session, lines, product=product, issuance_id=issuance_id, source=source, now=now)
+
+    if per_phone == 1:
+        ids = created.select("phone", pl.col("id").cast(pl.String).alias("coupon_ids"))
+    else:
+        ids = created.group_by("phone").agg(pl.col("id").sort().cast(pl.String).str.join(",").alias("coupon_ids"))
+    result_rows = (
+        rows.join(ids, on="phone", how="left")
+        .with_columns(
+            pl.when(pl.col("status") != "ok").then(pl.col("status"))
+            .when(pl.col("coupon_ids").is_not_null()).then(pl.lit("issued"))
+            .otherwise(pl.lit("no_stock")).alias("status"),
+        )
+        .with_columns(
+            pl.when(pl.col("status") == "no_stock").then(pl.lit(REASONS["no_stock"])).otherwise(pl.col("reason"))
+            .alias("reason"),
+            pl.when(pl.col("status") == "issued").then(pl.col("coupon_ids")).otherwise(None).alias("coupon_ids"),
+            pl.coalesce(pl.col("phone"), pl.col("raw").str.slice(0, 32)).fill_null("").alias("phone"),
+        )
+        .select("row_no", "phone", "status", "reason", "coupon_ids")
+        .sort("row_no")
+    )
+    load_frame(session, "issuance_row", result_rows.with_columns(pl.lit(issuance_id, pl.Int64).alias("issuance_id")))
+    issued = result_rows.filter(pl.col("status") == "issued").height
+    failed = result_rows.height - issued
+    session.execute(text("UPDATE issuance_batch SET issued = :i, failed = :f, coupons = :c WHERE id = :id"),
+                    {"i": issued, "f": failed, "c": created.height, "id": issuance_id})
+    record(
+        session, actor=actor, action="coupon.issued", target_type="issuance_batch", target_id=issuance_id,
+        summary=(f"批量发券 {product.name}（批次 {batch_id}）：{len(phones)} 行，成功 {issued} 行 / {created.height} 张，"
+                 f"失败 {failed} 行"),
+        after={"batch_id": batch_id, "source": source, "product": product.code, "per_phone": per_phone,
+               "requested": len(phones), "issued": issued, "failed": failed, "coupons": created.height,
+               "no_stock": result_rows.filter(pl.col("status") == "no_stock").height},
+    )
+    return IssuanceResult(
+        issuance_id=issuance_id, batch_id=batch_id, source=source, product_code=product.code, per_phone=per_phone,
+        requested=len(phones), issued=issued, failed=failed, coupons=created.height, replayed=False, created_at=now,
+        frame=result_rows,
+    )
+
+
+def _lines(candidates: pl.DataFrame, per_phone: int) -> pl.DataFrame:
+    """One line per coupon to create: each candidate row ``per_phone`` times, in row order."""
+    if per_phone == 1:
+        return candidates.select("phone")
+    return candidates.select(pl.col("phone").repeat_by(per_phone).explode())
+
+
+def _issue_codes_sqlite(session: Session, candidates: pl.DataFrame, *, per_phone: int, product: Product,
+                        min_exp: dt.datetime, issuance_id: int, source: str, now: dt.datetime) -> pl.DataFrame:
+    """SQLite: count, insert coupons joined to the earliest codes by rank, then flip those codes to issued.
+
+    SQLite has one writer at a time, and this transaction has held the write lock since it inserted
+    the batch row, so the stock cannot change between these statements. The closing conditional
+    UPDATE still checks that every code it flips was in stock (and the unique index on
+    ``coupon.stock_code_id`` would refuse a code twice): a mismatch aborts the whole batch.
+    """
+    params: dict[str, Any] = {"pid": product.id, "min_exp": db_time(session, min_exp), "bid": issuance_id,
+                              "src": source, "now": db_time(session, now)}
+    want = candidates.height * per_phone
+    have = int(session.execute(text(
+        "SELECT count(*) FROM (SELECT 1 FROM stock_code WHERE product_id = :pid AND state = 'in_stock' "
+        "AND expires_at >= :min_exp LIMIT :n)"), {**params, "n": want}).scalar_one())
+    served = min(candidates.height, have // per_phone)
+    if served == 0:
+        return pl.DataFrame(schema={"id": pl.Int64, "phone": pl.String})
+    lines = _lines(candidates.head(served), per_phone)
+    temp_table(session, "_gc_issue", "seq INTEGER PRIMARY KEY, phone TEXT")
+    load_frame(session, "_gc_issue", lines.select(pl.int_range(0, pl.len(), dtype=pl.Int64).alias("seq"), "phone"))
+    created = raw_rows(session, """
+        INSERT INTO coupon (product_id, phone, user_id, stock_code_id, status, face_fen, cost_fen, issued_at,
+                            expires_at, issuance_id, source)
+        SELECT :pid, t.phone, u.id, c.id, 'available', c.face_fen, c.cost_fen, :now, c.expires_at, :bid, :src
+        FROM (SELECT id, face_fen, cost_fen, expires_at, row_number() OVER (ORDER BY expires_at, id) - 1 AS rn
+              FROM stock_code WHERE product_id = :pid AND state = 'in_stock' AND expires_at >= :min_exp
+              ORDER BY expires_at, id LIMIT :n) c
+        JOIN _gc_issue t ON t.seq = c.rn
+        LEFT JOIN mp_user u ON u.phone = t.phone
+        RETURNING id, phone""", {**params, "n": lines.height})
+    flipped = session.execute(text(
+        "UPDATE stock_code SET state = 'issued' WHERE state = 'in_stock' "
+        "AND id IN (SELECT stock_code_id FROM coupon WHERE issuance_id = :bid)"), {"bid": issuance_id}).rowcount
+    drop_temp(session, "_gc_issue")
+    if len(created) != lines.height or flipped != lines.height:
+        raise RuntimeError(f"stock changed under the write lock: {lines.height} wanted, {len(created)} coupons, "
+                           f"{flipped} codes")  # never expected; rolls the whole batch back
+    return pl.DataFrame([pl.Series("id", [r[0] for r in created], dtype=pl.Int64),
+                         pl.Series("phone", [r[1] for r in created], dtype=pl.String)])
+
+
+def _create_coupons(session: Session, lines: pl.DataFrame, *, product: Product, issuance_id: int, source: str,
+                    now: dt.datetime) -> pl.DataFrame:
+    """Create one coupon per line (``phone`` [, ``stock_code_id``]) with one ``INSERT ... SELECT`` from a
+    staging table; the user id is joined in by phone. Returns ``id, phone`` of the new coupons."""
+    if lines.height == 0:
+        return pl.DataFrame(schema={"id": pl.Int64, "phone": pl.String})
+    with_code = "stock_code_id" in lines.columns
+    temp_table(session, "_gc_issue", "phone text" + (", stock_code_id bigint" if with_code else ""))
+    load_frame(session, "_gc_issue", lines.select("phone", *(["stock_code_id"] if with_code else [])))
+    params: dict[str, Any] = {"pid": product.id, "bid": issuance_id, "src": source, "now": db_time(session, now)}
+    if with_code:
+        sql = """
+            INSERT INTO coupon (product_id, phone, user_id, stock_code_id, status, face_fen, cost_fen, issued_at,
+                                expires_at, issuance_id, source)
+            SELECT :pid, t.phone, u.id, t.stock_code_id, 'available', sc.face_fen, sc.cost_fen, :now, sc.expires_at,
+                   :bid, :src
+            FROM _gc_issue t JOIN stock_code sc ON sc.id = t.stock_code_id LEFT JOIN mp_user u ON u.phone = t.phone
+            RETURNING id, phone"""
+    else:
+        params.update(face=product.face_fen, cost=product.cost_fen, exp=db_time(session, _plain_expiry(product, now)))
+        sql = """
+            INSERT INTO coupon (product_id, phone, user_id, status, face_fen, cost_fen, issued_at, expires_at,
+                                issuance_id, source)
+            SELECT :pid, t.phone, u.id, 'available', :face, :cost, :now, :exp, :bid, :src
+            FROM _gc_issue t LEFT JOIN mp_user u ON u.phone = t.phone
+            RETURNING id, phone"""
+    created = raw_rows(session, sql, params)
+    drop_temp(session, "_gc_issue")
+    return pl.DataFrame([pl.Series("id", [r[0] for r in created], dtype=pl.Int64),
+                         pl.Series("phone", [r[1] for r in created], dtype=pl.String)])
+
+
+def _plain_expiry(product: Product, now: dt.datetime) -> dt.datetime:
+    """A non-code coupon is valid ``validity_days`` from issue, through the end of that day (Shanghai)."""
+    return end_of_day((now.astimezone(SHANGHAI) + dt.timedelta(days=product.validity_days)).date())
+
+
+def _result(session: Session, batch: IssuanceBatch, *, replayed: bool) -> IssuanceResult:
+    product_code = session.exec(select(Product.code).where(Product.id == batch.product_id)).one()
+    rows = raw_rows(session, "SELECT row_no, phone, status, reason, coupon_ids FROM issuance_row "
+                             "WHERE issuance_id = :b ORDER BY row_no", {"b": batch.id})  # up to 10^5 rows
+    columns = list(zip(*rows)) or [()] * 5
+    schema = {"row_no": pl.Int64, "phone": pl.String, "status": pl.String, "reason": pl.String, "coupon_ids": pl.String}
+    frame = pl.DataFrame([pl.Series(name, values, dtype=t) for (name, t), values in zip(schema.items(), columns)])
+    assert batch.id is not None
+    return IssuanceResult(
+        issuance_id=batch.id, batch_id=batch.batch_id, source=batch.source, product_code=product_code,
+        per_phone=batch.per_phone, requested=batch.requested, issued=batch.issued, failed=batch.failed,
+        coupons=batch.coupons, replayed=replayed, created_at=batch.created_at, frame=frame,
+    )
+
+
+def get_issuance(session: Session, *, source: str, batch_id: str, programme_code: str | None = None) -> IssuanceResult:
+    """A stored batch's result (e.g. ``GET /partner/issuances/{batch_id}``)."""
+    batch = session.exec(select(IssuanceBatch).where(
+        IssuanceBatch.source == source, IssuanceBatch.scope == (programme_code or ""),
+        IssuanceBatch.batch_id == (batch_id or "").strip())).first()
+    if batch is None:
+        raise NotFound("发券批次不存在", code="ISSUANCE_NOT_FOUND")
+    return _result(session, batch, replayed=True)
+
+
+def issuance_coupon_states(session: Session, *, issuance_id: int) -> dict[int, str]:
+    """Current state of every coupon of a batch (``available`` past its date shows as ``expired``)."""
+    now = utcnow()
+    rows = session.exec(
+        select(Coupon.id, Coupon.status, Coupon.expires_at).where(Coupon.issuance_id == issuance_id)).all()
+    return {cid: ("expired" if status == "available" and exp < now else status) for cid, status, exp in rows}
+
+
+@dataclasses.dataclass(frozen=True)
+class IssuanceSummary:
+    issuance_id: int
+    batch_id: str
+    source: str
+    product_code: str
+    product_name: str
+    per_phone: int
+    requested: int
+    issued: int
+    failed: int
+    coupons: int
+    actor_name: str
+    created_at: dt.datetime
+
+
+def list_issuances(session: Session, *, product_code: str | None = None, source: str | None = None,
+                   offset: int = 0, limit: int = 50) -> tuple[list[IssuanceSummary], int]:
+    """Batches, newest first, with the total count."""
+    q = (select(IssuanceBatch, Product.code, Product.name)
+         .join(Product, col(Product.id) == col(IssuanceBatch.product_id)))
+    if product_code:
+        q = q.where(Product.code == product_code)
+    if source:
+        q = q.where(IssuanceBatch.source == source)
+    total = session.exec(select(func.count()).select_from(q.subquery())).one()
+    rows = session.exec(
+        q.order_by(col(IssuanceBatch.id).desc()).offset(max(offset, 0)).limit(min(max(limit, 1), 200))).all()
+    return [IssuanceSummary(b.id or 0, b.batch_id, b.source, code, name, b.per_phone, b.requested, b.issued, b.failed,
+                            b.coupons, b.actor_name, b.created_at) for b, code, name in rows], int(total)
+
+
+def preview_issuance(
+    session: Session,
+    *,
+    product_code: str,
+    phones: list[str],
+    per_phone: int = 1,
+    programme_code: str | None = None,
+    now: dt.datetime | None = None,
+) -> IssuancePreview:
+    """How many rows would be issued and the stock left afterwards (the confirmation step); reads only."""
+    if isinstance(per_phone, bool) or not isinstance(per_phone, int) or not 1 <= per_phone <= MAX_PER_PHONE:
+        raise InvalidInput(f"每个手机号发放张数需在 1–{MAX_PER_PHONE} 之间", code="INVALID_PER_PHONE")
+    if len(phones) > MAX_PHONES:
+        raise InvalidInput(f"一次最多发放 {MAX_PHONES:,} 个手机号，请拆分批次", code="TOO_MANY_PHONES")
+    product = _product_for(session, product_code, programme_code)
+    rows = classify_phones(phones) if phones else pl.DataFrame(schema={"status": pl.String})
+    counts = dict(rows.group_by("status").len().iter_rows())
+    valid = int(counts.get("ok", 0))
+    stock: int | None = None
+    would = valid
+    if product.kind == REDEMPTION_CODE:
+        stock = issuable_stock(session, product=product, now=now)
+        would = min(valid, stock // per_phone)
+    return IssuancePreview(
+        product_code=product.code, product_name=product.name, requested=len(phones), valid=valid,
+        invalid_phone=int(counts.get("invalid_phone", 0)), duplicate=int(counts.get("duplicate", 0)),
+        per_phone=per_phone, would_issue=would, coupons=would * per_phone, no_stock=valid - would,
+        stock_available=stock, stock_after=None if stock is None else stock - would * per_phone,
+    )

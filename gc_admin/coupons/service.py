@@ -1,0 +1,84 @@
+"""The coupons feature's public surface: import everything from here.
+
+Plain functions, session first, keyword-only arguments after; they never commit (the caller's
+:func:`gc_admin.db.session_scope` does) and raise typed :class:`~gc_admin.core.errors.DomainError`s
+with Chinese messages. The work is split by topic:
+
+- :mod:`.products` — programmes and products (券种);
+- :mod:`.stock` — code import (:mod:`.importer` reads the file), stock summary, code list, daily expiry;
+- :mod:`.issuance` — batch issuance (idempotent, never over-issuing) and its preview;
+- :mod:`.wallet` — the user's coupons, the use (reveal) flow, reserve/consume/release, staff views.
+
+Codes leave this package whole only through :func:`use_coupon` (the owner) and
+:func:`reveal_stock_code` (staff); both are audited. Everything else shows them masked.
+"""
+
+from __future__ import annotations
+
+from gc_admin.coupons.importer import FileRejected, ParsedFile, end_of_day, expiry_instant, read_codes_file
+from gc_admin.coupons.issuance import (
+    IssuancePreview,
+    IssuanceResult,
+    IssuanceSummary,
+    classify_phones,
+    get_issuance,
+    issuable_stock,
+    issuance_coupon_states,
+    issue_batch,
+    list_issuances,
+    preview_issuance,
+)
+from gc_admin.coupons.products import (
+    create_product,
+    create_programme,
+    get_by_code,
+    get_product_by_code,
+    get_programme,
+    list_products,
+    list_programmes,
+    product_dict,
+    product_usage,
+    update_product,
+)
+from gc_admin.coupons.stock import (
+    ExpiryResult,
+    ImportPage,
+    ImportReport,
+    StockCodePage,
+    StockCodeRow,
+    SummaryRow,
+    get_import,
+    import_codes,
+    import_report_csv,
+    list_imports,
+    list_stock_codes,
+    reveal_stock_code,
+    run_expiry,
+    stock_summary,
+)
+from gc_admin.coupons.wallet import (
+    CouponView,
+    StaffCouponView,
+    UseResult,
+    claim_for_phone,
+    consume,
+    coupon_history,
+    get_user_coupon,
+    list_user_coupons,
+    release,
+    reserve,
+    use_coupon,
+    user_coupons_for_staff,
+)
+
+__all__ = [
+    "CouponView", "ExpiryResult", "FileRejected", "ImportPage", "ImportReport", "IssuancePreview", "IssuanceResult",
+    "IssuanceSummary", "ParsedFile", "StaffCouponView", "StockCodePage", "StockCodeRow", "SummaryRow", "UseResult",
+    "claim_for_phone", "classify_phones", "consume", "coupon_history", "create_product", "create_programme",
+    "end_of_day", "expiry_instant", "get_by_code", "get_import", "get_issuance", "get_product_by_code",
+    "get_programme", "get_user_coupon", "import_codes", "import_report_csv", "issuable_stock",
+    "issuance_coupon_states", "issue_batch", "list_imports", "list_issuances", "list_products", "list_programmes",
+    "list_stock_codes", "list_user_coupons", "preview_issuance", "product_dict", "product_usage", "read_codes_file",
+    "release", "reserve", "reveal_stock_code", "run_expiry", "stock_summary", "update_product", "use_coupon",
+    "user_coupons_for_staff",
+]

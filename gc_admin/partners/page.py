@@ -1,0 +1,109 @@
+"""合作方接口 page: create (shown once) and revoke partner API keys."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from gc_admin.partners.service import SCOPES
+from gc_admin.partners.state import PartnersState
+from gc_admin.ui.components import empty_row, header
+from gc_admin.ui.layout import staff_page
+
+
+def _row(row: rx.Var) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(row["partner"]),
+        rx.table.cell(row["programme"]),
+        rx.table.cell(row["scopes"]),
+        rx.table.cell(rx.code(row["prefix"])),
+        rx.table.cell(row["created"]),
+        rx.table.cell(row["last_used"]),
+        rx.table.cell(rx.cond(row["live"] == "1", rx.badge("有效", color_scheme="green"), rx.badge("已吊销", color_scheme="gray"))),
+        rx.table.cell(
+            rx.cond(
+                row["live"] == "1",
+                rx.alert_dialog.root(
+                    rx.alert_dialog.trigger(rx.button("吊销", size="1", variant="soft", color_scheme="red")),
+                    rx.alert_dialog.content(
+                        rx.alert_dialog.title("吊销密钥"),
+                        rx.alert_dialog.description("吊销后 ", row["partner"], " 使用该密钥的所有请求将立即被拒绝，且不可恢复。"),
+                        rx.hstack(
+                            rx.alert_dialog.cancel(rx.button("取消", variant="soft", color_scheme="gray")),
+                            rx.alert_dialog.action(rx.button("确定吊销", color_scheme="red",
+                                                             on_click=PartnersState.revoke(row["id"]))),
+                            justify="end", spacing="3", padding_top="1rem",
+                        ),
+                    ),
+                ),
+            ),
+            text_align="right",
+        ),
+        data_testid="partner-row",
+    )
+
+
+def _create_dialog() -> rx.Component:
+    return rx.dialog.root(
+        rx.dialog.trigger(rx.button(rx.icon("key-round", size=14), "新建密钥", data_testid="partner-new")),
+        rx.dialog.content(
+            rx.dialog.title("新建合作方接口密钥"),
+            rx.cond(
+                PartnersState.new_key != "",
+                rx.vstack(
+                    rx.callout("密钥只显示这一次，请立即复制并通过安全渠道交给合作方。", icon="triangle-alert", color_scheme="amber"),
+                    rx.code(PartnersState.new_key, data_testid="partner-key", word_break="break-all"),
+                    rx.hstack(
+                        rx.button("复制", variant="soft", on_click=rx.set_clipboard(PartnersState.new_key)),
+                        rx.button("我已保存", on_click=PartnersState.dismiss_key),
+                        justify="end", spacing="3", width="100%",
+                    ),
+                    spacing="3",
+                ),
+                rx.form(
+                    rx.vstack(
+                        rx.input(name="partner_name", placeholder="合作方名称，如 人保之友俱乐部", max_length=64, required=True),
+                        rx.input(name="programme_code", placeholder="项目编码，如 picc_gx", max_length=32, required=True,
+                                 default_value="picc_gx"),
+                        rx.text("权限范围", size="2", weight="medium"),
+                        *[
+                            rx.checkbox(label, checked=PartnersState.scope_choice.contains(key),
+                                        on_change=lambda c, k=key: PartnersState.toggle_scope(k, c))
+                            for key, label in SCOPES.items()
+                        ],
+                        rx.cond(PartnersState.form_error != "", rx.text(PartnersState.form_error, color_scheme="red", size="2")),
+                        rx.hstack(
+                            rx.dialog.close(rx.button("取消", variant="soft", color_scheme="gray", type="button")),
+                            rx.button("创建", type="submit"),
+                            justify="end", spacing="3", width="100%",
+                        ),
+                        spacing="3",
+                    ),
+                    on_submit=PartnersState.create,
+                ),
+            ),
+        ),
+        open=PartnersState.create_open,
+        on_open_change=PartnersState.open_create,
+    )
+
+
+@staff_page("partners", "合作方接口")
+def partners_page() -> rx.Component:
+    return rx.vstack(
+        rx.hstack(
+            rx.text("合作方（如人保之友俱乐部）通过 X-Api-Key 调用 /api/v1/partner 接口；密钥按项目与权限范围隔离，库中只存哈希。",
+                    size="2", color_scheme="gray"),
+            rx.spacer(),
+            _create_dialog(),
+            width="100%",
+            align="center",
+        ),
+        rx.table.root(
+            header("合作方", "项目", "权限", "密钥", "创建时间", "最近使用", "状态", ""),
+            rx.table.body(rx.cond(PartnersState.rows.length() > 0, rx.foreach(PartnersState.rows, _row), empty_row(8))),
+            width="100%",
+            variant="surface",
+        ),
+        width="100%",
+        spacing="3",
+    )

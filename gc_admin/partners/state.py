@@ -1,0 +1,90 @@
+"""合作方接口 page state (admin only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import reflex as rx
+
+from gc_admin.core.clock import fmt_local
+from gc_admin.core.errors import DomainError
+from gc_admin.partners import service
+from gc_admin.ui.auth import denied, require, run_db
+
+SECTION = "partners"
+
+
+class PartnersState(rx.State):
+    rows: list[dict[str, str]] = []
+    create_open: bool = False
+    form_error: str = ""
+    new_key: str = ""
+    scope_choice: list[str] = ["issuance:write", "issuance:read", "members:read", "statements:read"]
+
+    async def _reload(self):
+        if await require(self, SECTION) is None:
+            self.rows = []
+            return await denied(self)
+        keys = await run_db(service.list_keys)
+        self.rows = [
+            {
+                "id": str(k.id),
+                "partner": k.partner_name,
+                "programme": k.programme_code,
+                "scopes": "、".join(service.SCOPES.get(s, s) for s in k.scopes.split()),
+                "prefix": f"gcp_{k.prefix}_••••",
+                "created": fmt_local(k.created_at),
+                "last_used": fmt_local(k.last_used_at) or "从未使用",
+                "live": "" if k.revoked_at else "1",
+            }
+            for k in keys
+        ]
+        return None
+
+    @rx.event
+    async def load(self):
+        return await self._reload()
+
+    @rx.event
+    def open_create(self, value: bool):
+        self.create_open = value
+        self.form_error = ""
+        if value:
+            self.new_key = ""
+
+    @rx.event
+    def toggle_scope(self, scope: str, checked: bool):
+        chosen = set(self.scope_choice)
+        (chosen.add if checked else chosen.discard)(scope)
+        self.scope_choice = sorted(chosen)
+
+    @rx.event
+    async def create(self, form: dict[str, Any]):
+        p = await require(self, SECTION)
+        if p is None:
+            return await denied(self)
+        scopes = list(self.scope_choice)
+        try:
+            _row, key = await run_db(lambda s: service.create_key(
+                s, actor=p, partner_name=str(form.get("partner_name", "")),
+                programme_code=str(form.get("programme_code", "")).strip(), scopes=scopes))
+        except DomainError as exc:
+            self.form_error = exc.message
+            return None
+        self.form_error = ""
+        self.new_key = key
+        return await self._reload()
+
+    @rx.event
+    def dismiss_key(self):
+        self.new_key = ""
+        self.create_open = False
+
+    @rx.event
+    async def revoke(self, key_id: str):
+        p = await require(self, SECTION)
+        if p is None:
+            return await denied(self)
+        await run_db(lambda s: service.revoke_key(s, actor=p, key_id=int(key_id)))
+        await self._reload()
+        return rx.toast.success("密钥已吊销，使用该密钥的请求将被拒绝")
