@@ -10,8 +10,14 @@ from gc_admin.api import build_api
 from gc_admin.audit.page import audit_page
 from gc_admin.audit.state import AuditState
 from gc_admin.core.roles import SECTION_BY_KEY
+from gc_admin.coupons.issuance_page import issuance_page
+from gc_admin.coupons.issuance_state import IssuanceState
+from gc_admin.coupons.stock_page import stock_page
+from gc_admin.coupons.stock_state import StockState
 from gc_admin.integrations.sms.page import sms_page
 from gc_admin.integrations.sms.state import SmsState
+from gc_admin.partners.page import partners_page
+from gc_admin.partners.state import PartnersState
 from gc_admin.ui.auth import AuthState
 from gc_admin.ui.home import HomeState, home_page
 from gc_admin.ui.placeholders import PLANNED, make_placeholder
@@ -29,8 +35,11 @@ def _add(section: str, component, load=None) -> None:
 
 app.add_page(login_page, route="/login", title="登录 · 滚财权益后台", on_load=AuthState.login_page_load)
 _add("home", home_page, HomeState.load)
+_add("stock", stock_page, StockState.load)
+_add("issuance", issuance_page, IssuanceState.load)
 _add("staff", staff_management, StaffState.load)
 _add("users", users_page, UsersState.load)
+_add("partners", partners_page, PartnersState.load)
 _add("audit", audit_page, AuditState.load)
 _add("sms", sms_page, SmsState.load)
 for _key in PLANNED:

@@ -52,6 +52,7 @@ def sidebar(current: str) -> rx.Component:
         width=SIDEBAR_WIDTH,
         min_width=SIDEBAR_WIDTH,
         height="100vh",
+        overflow_y="auto",
         position="sticky",
         top="0",
         padding="0.5rem",
@@ -125,6 +126,7 @@ def staff_page(section: str, title: str) -> Callable[[Callable[[], rx.Component]
                     spacing="0",
                     width="100%",
                     align="start",
+                    background=f"linear-gradient(to right, {rx.color('gray', 2)} {SIDEBAR_WIDTH}, transparent {SIDEBAR_WIDTH})",
                 ),
                 loading(),
             )

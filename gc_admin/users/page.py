@@ -9,6 +9,9 @@ from gc_admin.ui.layout import staff_page
 from gc_admin.users.state import UsersState
 
 
+STATUS_COLORS = {"available": "green", "reserved": "blue", "used": "gray", "expired": "orange"}
+
+
 def _row(row: rx.Var) -> rx.Component:
     return rx.table.row(
         rx.table.cell(row["id"]),
@@ -17,7 +20,89 @@ def _row(row: rx.Var) -> rx.Component:
         rx.table.cell(row["city"]),
         rx.table.cell(row["created_at"]),
         rx.table.cell(row["last_login"]),
+        rx.table.cell(rx.button("券与记录", size="1", variant="ghost", on_click=UsersState.open_user(row["id"]).stop_propagation),
+                      text_align="right"),
+        on_click=UsersState.open_user(row["id"]),
+        cursor="pointer",
+        _hover={"background": rx.color("accent", 2)},
         data_testid="user-row",
+    )
+
+
+def _history() -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(
+            rx.vstack(
+                rx.cond(
+                    UsersState.history.length() > 0,
+                    rx.foreach(UsersState.history, lambda h: rx.hstack(
+                        rx.text(h["at"], size="1", color_scheme="gray", white_space="nowrap", min_width="9.5rem"),
+                        rx.badge(h["action"], variant="soft", size="1"),
+                        rx.text(h["summary"], size="1"),
+                        rx.spacer(),
+                        rx.text(h["actor"], size="1", color_scheme="gray", white_space="nowrap"),
+                        align="center", width="100%", spacing="2", data_testid="coupon-history-row",
+                    )),
+                    rx.text("暂无记录", size="1", color_scheme="gray"),
+                ),
+                spacing="1", width="100%", padding="0.5rem 0.75rem", background=rx.color("gray", 2),
+                border_radius="var(--radius-2)",
+            ),
+            col_span=8,
+        ),
+    )
+
+
+def _coupon_row(c: rx.Var) -> rx.Component:
+    return rx.fragment(
+        rx.table.row(
+            rx.table.cell(rx.vstack(rx.text(c["product"], weight="medium", size="2"),
+                                    rx.text(c["kind"], " · ", c["face"], size="1", color_scheme="gray"), spacing="0")),
+            rx.table.cell(rx.badge(c["status_label"], variant="soft",
+                                   color_scheme=rx.match(c["status"], *STATUS_COLORS.items(), "gray"))),
+            rx.table.cell(rx.code(c["code"], variant="ghost", size="1")),
+            rx.table.cell(c["issued_at"], white_space="nowrap"),
+            rx.table.cell(c["expires_at"], white_space="nowrap"),
+            rx.table.cell(c["use_by"], white_space="nowrap"),
+            rx.table.cell(c["used_at"], white_space="nowrap"),
+            rx.table.cell(rx.button(rx.cond(UsersState.history_for == c["id"], "收起", "历史"), size="1", variant="soft",
+                                    on_click=UsersState.show_history(c["id"])), text_align="right"),
+            data_testid="user-coupon-row",
+        ),
+        rx.cond(UsersState.history_for == c["id"], _history()),
+    )
+
+
+def _detail_dialog() -> rx.Component:
+    d = UsersState.detail
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.hstack(
+                rx.dialog.title("用户 #", d["id"], " · ", d["phone"], margin="0"),
+                rx.spacer(),
+                rx.dialog.close(rx.icon_button(rx.icon("x", size=16), variant="ghost", color_scheme="gray")),
+                align="center", width="100%",
+            ),
+            rx.text("城市 ", d["city"], " · 注册于 ", d["created_at"], " · 共 ", d["count"], " 张券，未使用 ", d["available"], " 张",
+                    size="2", color_scheme="gray", padding_y="0.5rem"),
+            rx.cond(d["no_phone"] == "1", rx.callout("该用户尚未绑定手机号；券按手机号发放，绑定后才会显示。", icon="info", size="1")),
+            rx.cond(UsersState.detail_error != "", rx.callout(UsersState.detail_error, icon="triangle-alert",
+                                                              color_scheme="red", size="1")),
+            rx.scroll_area(
+                rx.table.root(
+                    header("券种", "状态", "券码", "发放时间", "有效期至", "使用截止", "使用时间", ""),
+                    rx.table.body(rx.cond(UsersState.coupons.length() > 0, rx.foreach(UsersState.coupons, _coupon_row),
+                                          empty_row(8, "该用户暂无券"))),
+                    size="1", width="100%", variant="surface",
+                ),
+                max_height="60vh", type="auto", scrollbars="vertical",
+            ),
+            rx.text("券码与手机号均部分隐藏；完整券码仅用户本人可在小程序中查看。", size="1", color_scheme="gray", padding_top="0.5rem"),
+            max_width="min(72rem, 95vw)",
+            data_testid="user-detail",
+        ),
+        open=UsersState.detail_open,
+        on_open_change=UsersState.set_detail_open,
     )
 
 
@@ -33,12 +118,13 @@ def users_page() -> rx.Component:
             on_submit=lambda _form: UsersState.search(),
         ),
         rx.table.root(
-            header("ID", "手机号", "微信", "城市", "注册时间", "最近登录"),
-            rx.table.body(rx.cond(UsersState.rows.length() > 0, rx.foreach(UsersState.rows, _row), empty_row(6))),
+            header("ID", "手机号", "微信", "城市", "注册时间", "最近登录", ""),
+            rx.table.body(rx.cond(UsersState.rows.length() > 0, rx.foreach(UsersState.rows, _row), empty_row(7))),
             width="100%",
             variant="surface",
         ),
         pager(UsersState.total, UsersState.page, UsersState.pages, UsersState.prev_page, UsersState.next_page),
+        _detail_dialog(),
         width="100%",
         spacing="3",
     )

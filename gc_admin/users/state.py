@@ -1,21 +1,36 @@
-"""Users page state (用户): search by phone; phones masked in the list."""
+"""Users page state (用户): search by phone; phones masked in the list; a user's coupons and their history."""
 
 from __future__ import annotations
 
 import reflex as rx
 
+from gc_admin.audit.service import ACTION_LABELS
 from gc_admin.core.clock import fmt_local
+from gc_admin.core.errors import DomainError
+from gc_admin.core.money import format_fen
 from gc_admin.core.phone import mask_phone
+from gc_admin.coupons import service as coupons
+from gc_admin.coupons import views as coupon_views
+from gc_admin.coupons.models import COUPON_STATES, KINDS
 from gc_admin.ui.auth import denied, require, run_db
 from gc_admin.ui.paging import PAGE_SIZE, PagedMixin
 from gc_admin.users import service
 
 SECTION = "users"
+ACTOR_TYPES = {"staff": "员工", "user": "用户", "partner": "合作方", "system": "系统"}
+SOURCES = {"staff": "后台发放", "partner": "合作方接口", "purchase": "小程序购买"}
 
 
 class UsersState(PagedMixin, rx.State):
     rows: list[dict[str, str]] = []
     phone_q: str = ""
+    # the user detail dialog: their coupons (masked) and one coupon's history
+    detail_open: bool = False
+    detail: dict[str, str] = {}
+    coupons: list[dict[str, str]] = []
+    history_for: str = ""
+    history: list[dict[str, str]] = []
+    detail_error: str = ""
 
     @rx.event
     def set_phone_q(self, value: str):
@@ -43,3 +58,61 @@ class UsersState(PagedMixin, rx.State):
     @rx.event
     async def load(self):
         return await self._reload()
+
+    @rx.event
+    async def open_user(self, user_id: str):
+        if await require(self, SECTION) is None:
+            return await denied(self)
+        try:
+            user, items = await run_db(lambda s: coupon_views.user_coupons(s, user_id=int(user_id)))
+        except (DomainError, ValueError) as exc:
+            return rx.toast.error(getattr(exc, "message", "用户不存在"))
+        self.detail = {
+            "id": str(user.id), "phone": mask_phone(user.phone) or "未绑定手机号", "city": user.city or "—",
+            "created_at": fmt_local(user.created_at), "count": str(len(items)),
+            "available": str(sum(1 for c in items if c.status == "available")),
+            "no_phone": "" if user.phone else "1",
+        }
+        self.coupons = [
+            {
+                "id": str(c.id), "product": c.product_name, "kind": KINDS.get(c.kind, c.kind),
+                "face": format_fen(c.face_fen), "status": c.status, "status_label": COUPON_STATES.get(c.status, c.status),
+                "code": c.code_masked or "—", "issued_at": fmt_local(c.issued_at), "expires_at": fmt_local(c.expires_at),
+                "use_by": fmt_local(c.use_by) or "—", "used_at": fmt_local(c.used_at) or "—",
+                "source": SOURCES.get(c.source, c.source) + (f" · {c.batch_id}" if c.batch_id else ""),
+            }
+            for c in items
+        ]
+        self.history_for, self.history, self.detail_error = "", [], ""
+        self.detail_open = True
+        return None
+
+    @rx.event
+    def set_detail_open(self, value: bool):
+        self.detail_open = value
+        if not value:
+            self.coupons, self.history, self.history_for = [], [], ""
+
+    @rx.event
+    async def show_history(self, coupon_id: str):
+        if await require(self, SECTION) is None:
+            return await denied(self)
+        if self.history_for == coupon_id:
+            self.history_for, self.history = "", []
+            return None
+        try:
+            rows = await run_db(lambda s: coupons.coupon_history(s, coupon_id=int(coupon_id)))
+        except (DomainError, ValueError) as exc:
+            self.detail_error = getattr(exc, "message", "券不存在")
+            return None
+        self.history_for = coupon_id
+        self.history = [
+            {
+                "at": fmt_local(r.at, seconds=True),
+                "actor": f"{ACTOR_TYPES.get(r.actor_type, r.actor_type)} · {r.actor_name or r.actor_id or ''}",
+                "action": coupon_views.COUPON_ACTION_LABELS.get(r.action) or ACTION_LABELS.get(r.action, r.action),
+                "summary": r.summary,
+            }
+            for r in rows
+        ]
+        return None

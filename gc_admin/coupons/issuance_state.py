@@ -1,0 +1,329 @@
+"""发券 page state: batch issuance to pasted or uploaded phones, with a preview and a confirmation.
+
+Flow: 预览 reads the phones (pasted text, or the uploaded file's stash), asks
+:func:`service.preview_issuance` what would happen, keeps the phone list in a private staging file
+(the state holds only its token: DESIGN.md §2.8) and opens the confirmation dialog; 确认发放 runs
+:func:`service.issue_batch` as a background task — the issuance goes on if the clerk navigates
+away, and its result and the batch history are there when they come back. The batch id is the
+idempotency key: issuing the same id again returns the first result (``replayed``).
+
+Who may issue: the roles of the ``issuance`` section. Staff accounts carry no programme yet, so
+an insurer's staff may issue any insurer-funded product (``views.issuable_products``); when
+accounts get a programme, narrow it there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import string
+from typing import Any
+
+import reflex as rx
+
+from gc_admin.accounts.service import Principal
+from gc_admin.core.clock import SHANGHAI, fmt_local, utcnow
+from gc_admin.core.errors import DomainError, NotFound
+from gc_admin.core.money import format_fen
+from gc_admin.core.phone import mask_phone
+from gc_admin.coupons import service, views
+from gc_admin.coupons.models import ISSUE_SOURCES, KINDS, REDEMPTION_CODE, ROW_STATUSES
+from gc_admin.db import session_scope
+from gc_admin.ui.auth import denied, require, run_db
+from gc_admin.ui.paging import PAGE_SIZE, PagedMixin
+
+log = logging.getLogger(__name__)
+
+SECTION = "issuance"
+RESULT_ROWS_SHOWN = 200
+MAX_PER_PHONE = 10
+UPLOAD_ID = "phones-file"
+
+
+def new_batch_id() -> str:
+    """``B20261122-7KQ2``: today's date (Asia/Shanghai) and four random letters/digits."""
+    alphabet = string.ascii_uppercase + string.digits
+    return f"B{utcnow().astimezone(SHANGHAI):%Y%m%d}-" + "".join(secrets.choice(alphabet) for _ in range(4))
+
+
+def _funded_by(p: Principal) -> str | None:
+    return "insurer" if p.role == "insurer" else None
+
+
+def _check_product(session, p: Principal, product_code: str):
+    """The product, if this staff member may issue it (an insurer's staff: insurer-funded only)."""
+    product = service.get_product_by_code(session, product_code)
+    if p.role == "insurer" and product.funded_by != "insurer":
+        raise NotFound("券种不存在", code="PRODUCT_NOT_FOUND")
+    return product
+
+
+def _result_rows(result: service.IssuanceResult) -> list[dict[str, str]]:
+    return [
+        {"row": str(row_no), "phone": mask_phone(phone) or "—", "status": status,
+         "label": ROW_STATUSES.get(status, status), "reason": reason or "",
+         "coupons": str(len(ids.split(","))) if ids else "0"}
+        for row_no, phone, status, reason, ids in result.frame.head(RESULT_ROWS_SHOWN).iter_rows()
+    ]
+
+
+def _result_view(result: service.IssuanceResult, product_name: str) -> dict[str, str]:
+    return {
+        "id": str(result.issuance_id), "batch_id": result.batch_id, "product": product_name,
+        "requested": f"{result.requested:,}", "issued": f"{result.issued:,}", "failed": f"{result.failed:,}",
+        "coupons": f"{result.coupons:,}", "per_phone": str(result.per_phone), "at": fmt_local(result.created_at),
+        "more": f"{result.requested - RESULT_ROWS_SHOWN:,}" if result.requested > RESULT_ROWS_SHOWN else "",
+    }
+
+
+def _issue(token: str, *, p: Principal, product_code: str, batch_id: str, per_phone: int) -> tuple[Any, str]:
+    """Worker thread: one unit of work for the whole batch."""
+    phones = views.load_phones(token)
+    with session_scope() as session:
+        product = _check_product(session, p, product_code)
+        result = service.issue_batch(session, actor=p.actor(), source="staff", batch_id=batch_id,
+                                     product_code=product_code, phones=phones, per_phone=per_phone)
+        return result, product.name
+
+
+class IssuanceState(PagedMixin, rx.State):
+    products: list[dict[str, str]] = []
+    product_code: str = ""
+    per_phone: str = "1"
+    batch_id: str = ""
+    file_token: str = ""
+    file_name: str = ""
+    file_count: int = 0
+    error: str = ""
+    # preview / confirmation
+    preview_open: bool = False
+    preview: dict[str, str] = {}
+    pending_token: str = ""
+    # issuing and result
+    issuing: bool = False
+    issuing_text: str = ""
+    result: dict[str, str] = {}
+    result_rows: list[dict[str, str]] = []
+    replayed: bool = False
+    # history
+    rows: list[dict[str, str]] = []
+
+    # --- form --------------------------------------------------------------------------------
+
+    @rx.event
+    def set_product(self, value: str):
+        self.product_code = value
+        self.error = ""
+
+    @rx.event
+    def set_per_phone(self, value: str):
+        self.per_phone = value if value.isdigit() and 1 <= int(value) <= MAX_PER_PHONE else "1"
+
+    @rx.event
+    def set_batch_id(self, value: str):
+        self.batch_id = value.strip()[:64]
+
+    @rx.event
+    def new_batch(self):
+        """Start over: a fresh batch id, no file, no result."""
+        if self.issuing:
+            return rx.toast.warning("当前批次仍在发放中，请稍候")
+        self.batch_id = new_batch_id()
+        self._drop_file()
+        self.result, self.result_rows, self.replayed, self.error = {}, [], False, ""
+        return rx.set_value("phones-text", "")
+
+    def _drop_file(self) -> None:
+        if self.file_token:
+            views.discard_staged("phones", self.file_token, ".txt")
+        self.file_token, self.file_name, self.file_count = "", "", 0
+
+    @rx.event
+    def clear_file(self):
+        self._drop_file()
+
+    @rx.event
+    async def upload_phones(self, files: list[rx.UploadFile]):
+        """A CSV / XLSX / TXT of phones: parsed off the event loop and kept in a staging file."""
+        if await require(self, SECTION) is None:
+            return await denied(self)
+        if not files:
+            return None
+        f = files[0]
+        if (f.size or 0) > views.MAX_PHONE_FILE_BYTES:
+            self.error = f"文件超过 {views.MAX_PHONE_FILE_BYTES // 1024 // 1024} MB，请拆分后分批发放"
+            return rx.toast.error(self.error)
+        data = await f.read(views.MAX_PHONE_FILE_BYTES + 1)  # read_phone_file refuses anything bigger
+        name = (f.name or "手机号文件").rsplit("/", 1)[-1]
+        try:
+            phones = await asyncio.to_thread(views.read_phone_file, data, filename=name)
+        except DomainError as exc:
+            self.error = exc.message
+            return [rx.clear_selected_files(UPLOAD_ID), rx.toast.error(exc.message)]
+        self._drop_file()
+        self.file_token = await asyncio.to_thread(views.stash_phones, phones)
+        self.file_name, self.file_count, self.error = name, len(phones), ""
+        return [rx.clear_selected_files(UPLOAD_ID), rx.toast.success(f"已读取 {name}：{len(phones):,} 行")]
+
+    # --- load --------------------------------------------------------------------------------
+
+    async def _reload(self):
+        p = await require(self, SECTION)
+        if p is None:
+            self.rows, self.total, self.products = [], 0, []
+            return await denied(self)
+        funded_by = _funded_by(p)
+
+        def _work(s):
+            products = views.issuable_products(s, role=p.role)
+            stock = {x.code: service.issuable_stock(s, product=x) for x in products if x.kind == REDEMPTION_CODE}
+            return products, stock, views.list_batches(s, funded_by=funded_by, offset=self._offset(), limit=PAGE_SIZE)
+
+        products, stock, (batches, total) = await run_db(_work)
+        self.products = [
+            {"code": x.code,
+             "label": f"{x.name}（{KINDS.get(x.kind, x.kind)} · {format_fen(x.face_fen)}"
+                      + (f" · 可发库存 {stock[x.code]:,}" if x.code in stock else "") + "）"}
+            for x in products
+        ]
+        self.total = total
+        self.rows = [
+            {"id": str(b.issuance_id), "at": fmt_local(b.created_at), "batch_id": b.batch_id,
+             "source": ISSUE_SOURCES.get(b.source, b.source), "product": b.product_name, "per_phone": str(b.per_phone),
+             "requested": f"{b.requested:,}", "issued": f"{b.issued:,}", "failed": f"{b.failed:,}",
+             "coupons": f"{b.coupons:,}", "actor": b.actor_name or "—"}
+            for b in batches
+        ]
+        return None
+
+    @rx.event
+    async def load(self):
+        if not self.batch_id:
+            self.batch_id = new_batch_id()
+        return await self._reload()
+
+    # --- preview -----------------------------------------------------------------------------
+
+    @rx.event
+    async def preview_batch(self, form: dict[str, Any]):
+        p = await require(self, SECTION)
+        if p is None:
+            return await denied(self)
+        if self.issuing:
+            return rx.toast.warning("当前批次仍在发放中，请等待完成后再发下一批")
+        if not self.product_code:
+            self.error = "请选择要发放的券种"
+            return None
+        if not self.batch_id:
+            self.error = "请填写批次号"
+            return None
+        per_phone = int(self.per_phone) if self.per_phone.isdigit() else 1
+        text = str(form.get("phones", "") or "")
+        file_token = self.file_token
+        product_code, batch_id = self.product_code, self.batch_id
+
+        def _prepare(s):
+            phones = views.load_phones(file_token) if file_token else views.split_phones(text)
+            if not phones:
+                raise NotFound("请粘贴手机号，或上传手机号文件", code="NO_PHONES")
+            product = _check_product(s, p, product_code)
+            preview = service.preview_issuance(s, product_code=product_code, phones=phones, per_phone=per_phone)
+            earlier = views.find_staff_batch(s, batch_id=batch_id)
+            token = file_token or views.stash_phones(phones)
+            return product, preview, earlier, token
+
+        try:
+            product, pv, earlier, token = await run_db(_prepare)
+        except DomainError as exc:
+            self.error = exc.message
+            return None
+        if self.pending_token and self.pending_token not in (token, self.file_token):
+            views.discard_staged("phones", self.pending_token, ".txt")
+        self.pending_token = token
+        self.error = ""
+        stock_line = ("该券种无需库存" if pv.stock_after is None
+                      else f"剩余库存 {pv.stock_after:,}")
+        self.preview = {
+            "product": pv.product_name, "product_code": pv.product_code, "batch_id": batch_id,
+            "requested": f"{pv.requested:,}", "valid": f"{pv.valid:,}", "would_issue": f"{pv.would_issue:,}",
+            "coupons": f"{pv.coupons:,}", "invalid": f"{pv.invalid_phone:,}", "duplicate": f"{pv.duplicate:,}",
+            "no_stock": f"{pv.no_stock:,}", "per_phone": str(pv.per_phone),
+            "stock": "—" if pv.stock_available is None else f"{pv.stock_available:,}",
+            "headline": f"将向 {pv.would_issue:,} 个手机号发放 {pv.coupons:,} 张券，{stock_line}",
+            "nothing": "1" if pv.would_issue == 0 else "",
+            "replay": "1" if earlier is not None else "",
+            "face": format_fen(product.face_fen * pv.coupons),
+        }
+        self.preview_open = True
+        return None
+
+    @rx.event
+    def set_preview_open(self, value: bool):
+        self.preview_open = value
+
+    # --- issue -------------------------------------------------------------------------------
+
+    @rx.event(background=True)
+    async def confirm_issue(self):
+        """Issue the previewed batch in a worker thread; the page may be left meanwhile."""
+        refusal: Any = None
+        async with self:
+            p = await require(self, SECTION)
+            if p is None:
+                refusal = await denied(self)
+            elif self.issuing:
+                refusal = rx.toast.warning("当前批次仍在发放中")
+            elif not self.pending_token or not self.preview:
+                refusal = rx.toast.error("请先预览再确认发放")
+            else:
+                token, product_code = self.pending_token, self.preview.get("product_code", "")
+                batch_id, per_phone = self.preview.get("batch_id", ""), int(self.preview.get("per_phone", "1") or 1)
+                self.issuing, self.preview_open, self.error = True, False, ""
+                self.issuing_text = f"正在发放批次 {batch_id}：{self.preview.get('headline', '')}"
+                self.result, self.result_rows, self.replayed = {}, [], False
+        if p is None or refusal is not None:
+            if refusal is not None:
+                yield refusal
+            return
+        try:
+            result, product_name = await asyncio.to_thread(_issue, token, p=p, product_code=product_code,
+                                                           batch_id=batch_id, per_phone=per_phone)
+        except Exception as exc:  # DomainError: refused (nothing issued); anything else: rolled back, our fault
+            message = exc.message if isinstance(exc, DomainError) else "发放出错，本批次未发放任何券，请稍后重试或联系管理员"
+            if not isinstance(exc, DomainError):
+                log.exception("batch issuance failed")
+            async with self:
+                self.issuing, self.issuing_text, self.error = False, "", message
+            yield rx.toast.error(f"发放失败：{message}")
+            return
+        async with self:
+            self.issuing, self.issuing_text = False, ""
+            self.result = _result_view(result, product_name)
+            self.result_rows = _result_rows(result)
+            self.replayed = result.replayed
+            if token != self.file_token:
+                views.discard_staged("phones", token, ".txt")
+            self.pending_token = ""
+            self.page = 1
+            await self._reload()
+        if result.replayed:
+            yield rx.toast.info(f"批次 {result.batch_id} 已发放过，未重复发券，显示首次结果")
+        else:
+            yield rx.toast.success(f"发放完成：成功 {result.issued:,} 行 / {result.coupons:,} 张，失败 {result.failed:,} 行")
+
+    # --- downloads ---------------------------------------------------------------------------
+
+    @rx.event
+    async def download_result(self, issuance_id: str):
+        """Every row of a batch as CSV, phones whole (the clerk supplied them)."""
+        p = await require(self, SECTION)
+        if p is None:
+            return await denied(self)
+        funded_by = _funded_by(p)
+        try:
+            result = await run_db(lambda s: views.issuance_by_id(s, issuance_id=int(issuance_id), funded_by=funded_by))
+        except (DomainError, ValueError) as exc:
+            return rx.toast.error(getattr(exc, "message", "发券批次不存在"))
+        data = await asyncio.to_thread(views.issuance_result_csv, result)
+        return rx.download(data=data, filename=f"issuance-{result.batch_id}.csv", mime_type="text/csv")

@@ -1,0 +1,558 @@
+"""券库存 page: summary by product × state × expiry, code import, code list, expiry run, products (券种)."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from gc_admin.coupons.models import CASHBACK_CATEGORIES, FUNDERS, KINDS
+from gc_admin.coupons.stock import SUMMARY_STATE_LABELS
+from gc_admin.coupons.stock_state import (
+    MAX_IMPORT_BYTES,
+    UPLOAD_ID,
+    ProductsState,
+    StockCodesState,
+    StockImportState,
+    StockState,
+)
+from gc_admin.ui.components import empty_row, pager, stat_card
+from gc_admin.ui.layout import staff_page
+
+NUM = {"text_align": "right", "white_space": "nowrap", "font_variant_numeric": "tabular-nums"}
+STATE_COLORS = {"in_stock": "green", "issued": "blue", "used": "gray", "expired": "orange", "discarded": "red",
+                "total": "gray"}
+
+
+def num_header(*labels: str, right_from: int = 1) -> rx.Component:
+    """A header row whose columns from ``right_from`` on are right-aligned (numbers)."""
+    return rx.table.header(rx.table.row(*[
+        rx.table.column_header_cell(lbl, **(NUM if i >= right_from and lbl else {"white_space": "nowrap"}))
+        for i, lbl in enumerate(labels)
+    ]))
+
+
+def state_badge(key: rx.Var, label: rx.Var) -> rx.Component:
+    return rx.badge(label, color_scheme=rx.match(key, *[(k, c) for k, c in STATE_COLORS.items()], "gray"), variant="soft")
+
+
+# --- summary ---------------------------------------------------------------------------------
+
+def _summary_row(table: rx.Var, row: rx.Var) -> rx.Component:
+    is_total = row["state"] == "total"
+    weight = rx.cond(is_total, "bold", "regular")
+    tid = "sum-" + table.product_code + "-" + row["state"]
+    return rx.table.row(
+        rx.table.cell(rx.cond(is_total, rx.text("合计", weight="bold"), state_badge(row["state"], row["label"]))),
+        rx.table.cell(rx.text(row["lt30"], weight=weight), **NUM, data_testid=tid + "-lt30"),
+        rx.table.cell(rx.text(row["m30_60"], weight=weight), **NUM),
+        rx.table.cell(rx.text(row["gt60"], weight=weight), **NUM),
+        rx.table.cell(rx.text(row["total"], weight="bold"), **NUM, data_testid=tid + "-total"),
+        rx.table.cell(rx.text(row["face"], weight=weight), **NUM),
+        rx.table.cell(rx.text(row["cost"], weight=weight), **NUM),
+        background=rx.cond(is_total, rx.color("gray", 2), "transparent"),
+        color=rx.cond(row["total"] == "0", rx.color("gray", 9), rx.color("gray", 12)),
+    )
+
+
+def _summary_card(table: rx.Var) -> rx.Component:
+    return rx.card(
+        rx.hstack(
+            rx.icon("ticket", size=16, color=rx.color("accent", 10)),
+            rx.text(table.product_name, weight="bold", size="3"),
+            rx.code(table.product_code, variant="ghost", size="1", color_scheme="gray"),
+            align="center", spacing="2", padding_bottom="0.5rem",
+        ),
+        rx.table.root(
+            num_header("状态", "<30天", "30–60天", ">60天", "合计", "面值", "成本"),
+            rx.table.body(rx.foreach(table.rows, lambda row: _summary_row(table, row))),
+            size="1", width="100%",
+        ),
+        width="100%",
+        data_testid="summary-" + table.product_code,
+    )
+
+
+def _expiry_dialog() -> rx.Component:
+    return rx.alert_dialog.root(
+        rx.alert_dialog.trigger(
+            rx.button(rx.icon("timer-reset", size=14), "执行过期处理", color_scheme="orange", variant="soft",
+                      loading=StockState.expiry_busy, data_testid="run-expiry"),
+        ),
+        rx.alert_dialog.content(
+            rx.alert_dialog.title("执行过期处理"),
+            rx.alert_dialog.description(
+                rx.vstack(
+                    rx.text("将立即执行以下操作（与每日定时任务相同），不可撤销："),
+                    rx.unordered_list(
+                        rx.list_item("在库券码中，剩余有效期不足该券种“最短剩余有效期”（默认 30 天）的，全部转为弃票，不再发放，按成本计入损失；"),
+                        rx.list_item("已发放但用户未使用、且已过有效期的券，标记为已过期，背后的券码一并作废。"),
+                    ),
+                    rx.text("处理结果与操作人会记入操作日志。", color_scheme="gray", size="2"),
+                    spacing="2",
+                ),
+            ),
+            rx.hstack(
+                rx.alert_dialog.cancel(rx.button("取消", variant="soft", color_scheme="gray")),
+                rx.alert_dialog.action(rx.button("确认执行", color_scheme="orange", on_click=StockState.run_expiry,
+                                                 data_testid="run-expiry-confirm")),
+                justify="end", spacing="3", padding_top="1rem",
+            ),
+            max_width="34rem",
+        ),
+    )
+
+
+def _expiry_panel() -> rx.Component:
+    return rx.cond(
+        StockState.expiry_done,
+        rx.callout.root(
+            rx.callout.icon(rx.icon("timer-reset")),
+            rx.callout.text(
+                rx.vstack(
+                    rx.text("本次过期处理：弃票 ", rx.text.strong(StockState.expiry["discarded"]), " 张（成本 ",
+                            StockState.expiry["discarded_cost"], "），过期未使用券 ", rx.text.strong(StockState.expiry["expired"]),
+                            " 张（成本 ", StockState.expiry["expired_cost"], "），合计损失 ",
+                            rx.text.strong(StockState.expiry["loss"]), "。", data_testid="expiry-summary"),
+                    rx.cond(
+                        StockState.expiry_rows.length() > 0,
+                        rx.table.root(
+                            num_header("券种", "弃票", "弃票损失", "过期券", "过期损失"),
+                            rx.table.body(rx.foreach(StockState.expiry_rows, lambda r: rx.table.row(
+                                rx.table.cell(r["product"]), rx.table.cell(r["discarded"], **NUM),
+                                rx.table.cell(r["discarded_cost"], **NUM), rx.table.cell(r["expired"], **NUM),
+                                rx.table.cell(r["expired_cost"], **NUM)))),
+                            size="1", variant="ghost",
+                        ),
+                    ),
+                    spacing="2",
+                ),
+            ),
+            color_scheme="orange", width="100%", data_testid="expiry-panel",
+        ),
+    )
+
+
+def _overview_tab() -> rx.Component:
+    return rx.vstack(
+        rx.cond(
+            StockState.tables.length() > 0,
+            rx.grid(rx.foreach(StockState.tables, _summary_card), columns=rx.breakpoints(initial="1", lg="2"),
+                    spacing="4", width="100%"),
+            rx.card(rx.center(rx.text("暂无券码库存。请在“导入券码”中导入第三方兑换码文件。", color_scheme="gray"),
+                              padding="2rem"), width="100%"),
+        ),
+        rx.text("有效期分段按券码自身到期日距今天数计算；面值、成本为该行券码合计。“已发未用”“已使用”“已过期”为已发放券码按用户券状态归类。",
+                size="1", color_scheme="gray"),
+        width="100%", spacing="3",
+    )
+
+
+# --- import ----------------------------------------------------------------------------------
+
+def _field(label: str, control: rx.Component, hint: str = "") -> rx.Component:
+    return rx.vstack(
+        rx.text(label, size="2", weight="medium"),
+        control,
+        rx.cond(hint != "", rx.text(hint, size="1", color_scheme="gray")),
+        spacing="1", width="100%",
+    )
+
+
+def _report_stat(label: str, value: rx.Var, testid: str, color: str = "") -> rx.Component:
+    return rx.vstack(
+        rx.text(label, size="1", color_scheme="gray"),
+        rx.text(value, size="5", weight="bold", data_testid=testid, **({"color_scheme": color} if color else {})),
+        spacing="0", min_width="7rem",
+    )
+
+
+def _report_card() -> rx.Component:
+    r = StockImportState.report
+    return rx.cond(
+        StockImportState.report.contains("id"),
+        rx.card(
+            rx.vstack(
+                rx.hstack(
+                    rx.icon("file-check-2", size=18, color=rx.color("green", 10)),
+                    rx.text("导入报告 #", r["id"], "：", r["filename"], weight="bold"),
+                    rx.spacer(),
+                    rx.button(rx.icon("download", size=14), "下载报告", size="1", variant="soft",
+                              on_click=StockImportState.download_report(r["id"]), data_testid="report-download"),
+                    align="center", width="100%",
+                ),
+                rx.hstack(
+                    _report_stat("读取行数", r["rows"], "report-rows"),
+                    _report_stat("新增券码", r["imported"], "report-imported", "green"),
+                    _report_stat("其中可发放", r["in_stock"], "report-in-stock"),
+                    _report_stat("文件内重复", r["dup_file"], "report-dup-file"),
+                    _report_stat("与已有库存重复", r["dup_existing"], "report-dup-existing"),
+                    _report_stat("无效行", r["invalid"], "report-invalid", "red"),
+                    _report_stat("弃票（临期）", r["discarded"], "report-discarded", "orange"),
+                    _report_stat("弃票损失", r["loss"], "report-loss", "orange"),
+                    wrap="wrap", spacing="5",
+                ),
+                rx.text("新增面值 ", r["face"], " · 新增成本 ", r["cost"], size="2", color_scheme="gray"),
+                rx.cond(
+                    StockImportState.report_invalid.length() > 0,
+                    rx.vstack(
+                        rx.text("无效行（前 20 行，完整列表见下载的报告）", size="2", weight="medium"),
+                        rx.table.root(
+                            rx.table.header(rx.table.row(rx.table.column_header_cell("行号", width="6rem"),
+                                                         rx.table.column_header_cell("原因"))),
+                            rx.table.body(rx.foreach(StockImportState.report_invalid, lambda i: rx.table.row(
+                                rx.table.cell(i["row"]), rx.table.cell(i["reason"]), data_testid="invalid-row"))),
+                            size="1", variant="surface", width="100%",
+                        ),
+                        width="100%", spacing="1",
+                    ),
+                ),
+                spacing="3", width="100%",
+            ),
+            width="100%", data_testid="import-report",
+        ),
+    )
+
+
+def _history_row(row: rx.Var) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(row["at"], white_space="nowrap"),
+        rx.table.cell(row["product_name"], white_space="nowrap"),
+        rx.table.cell(row["filename"], max_width="16rem", overflow="hidden", text_overflow="ellipsis",
+                      white_space="nowrap", title=row["filename"]),
+        rx.table.cell(rx.cond(row["ok"] == "1", rx.badge("成功", color_scheme="green"),
+                              rx.tooltip(rx.badge("失败", color_scheme="red"), content=row["error"]))),
+        rx.table.cell(row["rows"], **NUM),
+        rx.table.cell(row["imported"], **NUM),
+        rx.table.cell(row["discarded"], **NUM),
+        rx.table.cell(row["dup_file"], " / ", row["dup_existing"], **NUM),
+        rx.table.cell(row["invalid"], **NUM),
+        rx.table.cell(row["loss"], **NUM),
+        rx.table.cell(rx.button(rx.icon("download", size=12), "报告", size="1", variant="ghost",
+                                on_click=StockImportState.download_report(row["id"])), text_align="right"),
+        data_testid="import-row",
+    )
+
+
+def _import_tab() -> rx.Component:
+    s = StockImportState
+    form = rx.card(
+        rx.vstack(
+            rx.text("导入兑换码", weight="bold", size="3"),
+            rx.grid(
+                _field("券种", rx.select.root(
+                    rx.select.trigger(placeholder="选择第三方兑换码券种", width="100%", data_testid="import-product"),
+                    rx.select.content(rx.foreach(s.products, lambda p: rx.select.item(p["name"], value=p["code"]))),
+                    value=s.product_code, on_change=s.set_product,
+                ), "只有第三方兑换码类券种有券码库存"),
+                _field("整批有效期（选填）", rx.input(type="date", value=s.expiry_date, on_change=s.set_expiry_date,
+                                               width="100%", data_testid="import-expiry"),
+                       "文件中没有有效期列时必填；有效期当天 23:59:59 到期"),
+                _field("供应商批次号（选填）", rx.input(placeholder="例如 TPP-2026-11-A", value=s.batch_ref,
+                                                on_change=s.set_batch_ref, max_length=64, width="100%",
+                                                data_testid="import-batch-ref")),
+                columns=rx.breakpoints(initial="1", md="3"), spacing="4", width="100%",
+            ),
+            rx.upload.root(
+                rx.vstack(
+                    rx.icon("file-up", size=28, color=rx.color("accent", 9)),
+                    rx.text("拖拽文件到此处，或点击选择文件", weight="medium"),
+                    rx.text("支持 CSV（UTF-8 / GBK）与 Excel（.xlsx），最大 50 MB。列：券码、有效期；可选：面值、成本、批次号",
+                            size="1", color_scheme="gray"),
+                    rx.foreach(rx.selected_files(UPLOAD_ID), lambda f: rx.badge(rx.icon("file", size=12), f,
+                                                                                 variant="surface", size="2",
+                                                                                 data_testid="import-selected")),
+                    align="center", spacing="2",
+                ),
+                id=UPLOAD_ID,
+                multiple=False,
+                max_files=1,
+                max_size=MAX_IMPORT_BYTES,
+                accept={"text/csv": [".csv"], "text/plain": [".txt"],
+                        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": [".xlsx"],
+                        "application/vnd.ms-excel": [".xls"]},
+                disabled=s.busy,
+                border=f"1px dashed {rx.color('accent', 7)}",
+                border_radius="var(--radius-3)",
+                padding="1.5rem",
+                width="100%",
+                background=rx.color("accent", 2),
+                cursor="pointer",
+                data_testid="import-upload",
+            ),
+            rx.hstack(
+                rx.button(rx.icon("upload", size=14), "开始导入", loading=s.busy,
+                          disabled=(s.product_code == "") | (rx.selected_files(UPLOAD_ID).length() == 0),
+                          on_click=s.import_file(rx.upload_files_chunk(upload_id=UPLOAD_ID, on_upload_progress=s.on_progress)),
+                          data_testid="import-start"),
+                rx.cond(rx.selected_files(UPLOAD_ID).length() > 0,
+                        rx.button("清除所选文件", variant="ghost", color_scheme="gray", size="2", disabled=s.busy,
+                                  on_click=rx.clear_selected_files(UPLOAD_ID))),
+                rx.cond(s.busy, rx.vstack(
+                    rx.text(s.phase, rx.cond(s.phase == "上传中", rx.text.span(" ", s.upload_pct, "%"), ""),
+                            rx.cond(s.phase == "导入中", "（可以离开此页面，导入会在后台继续）", ""), size="2",
+                            data_testid="import-phase"),
+                    rx.progress(value=rx.cond(s.phase == "上传中", s.upload_pct, 100), width="18rem",
+                                duration="2s"),
+                    spacing="1",
+                )),
+                align="center", spacing="3", width="100%",
+            ),
+            rx.cond(s.error != "", rx.callout(s.error, icon="triangle-alert", color_scheme="red", size="1", width="100%",
+                                              data_testid="import-error")),
+            spacing="3", width="100%",
+        ),
+        width="100%",
+    )
+    return rx.vstack(
+        form,
+        _report_card(),
+        rx.hstack(rx.text("导入记录", weight="bold", size="3"), rx.spacer(),
+                  rx.button(rx.icon("refresh-cw", size=12), "刷新", size="1", variant="ghost", on_click=s.search),
+                  width="100%", align="center", padding_top="0.5rem"),
+        rx.table.root(
+            num_header("时间", "券种", "文件", "状态", "读取", "新增", "弃票", "重复（文件/已有）", "无效", "弃票损失", "",
+                       right_from=4),
+            rx.table.body(rx.cond(s.rows.length() > 0, rx.foreach(s.rows, _history_row), empty_row(11, "暂无导入记录"))),
+            width="100%", variant="surface", size="1", data_testid="import-history",
+        ),
+        pager(s.total, s.page, s.pages, s.prev_page, s.next_page),
+        width="100%", spacing="3",
+    )
+
+
+# --- code list -------------------------------------------------------------------------------
+
+def _code_row(row: rx.Var) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(rx.code(row["code"], variant="ghost")),
+        rx.table.cell(row["product"]),
+        rx.table.cell(state_badge(row["state_key"], row["state"])),
+        rx.table.cell(row["expires"], white_space="nowrap"),
+        rx.table.cell(row["face"], **NUM),
+        rx.table.cell(row["cost"], **NUM),
+        rx.table.cell(row["import"]),
+        rx.table.cell(row["batch"]),
+        rx.table.cell(row["phone"], white_space="nowrap"),
+        data_testid="code-row",
+    )
+
+
+def _codes_tab() -> rx.Component:
+    s = StockCodesState
+    return rx.vstack(
+        rx.form(
+            rx.hstack(
+                rx.select.root(
+                    rx.select.trigger(placeholder="全部券种"),
+                    rx.select.content(rx.select.item("全部券种", value="all"),
+                                      rx.foreach(s.products, lambda p: rx.select.item(p["name"], value=p["code"]))),
+                    value=s.product, on_change=s.set_product,
+                ),
+                rx.select.root(
+                    rx.select.trigger(placeholder="全部状态"),
+                    rx.select.content(rx.select.item("全部状态", value="all"),
+                                      *[rx.select.item(label, value=key) for key, label in SUMMARY_STATE_LABELS.items()]),
+                    value=s.state, on_change=s.set_state,
+                ),
+                rx.text("有效期", size="2"),
+                rx.input(type="date", value=s.exp_from, on_change=s.set_exp_from, width="9.5rem"),
+                rx.text("至", size="2"),
+                rx.input(type="date", value=s.exp_to, on_change=s.set_exp_to, width="9.5rem"),
+                rx.input(placeholder="完整券码精确查找", value=s.code_q, on_change=s.set_code_q, width="13rem",
+                         max_length=128, data_testid="code-search"),
+                rx.button("查询", type="submit", variant="soft"),
+                rx.button("重置", type="button", variant="ghost", color_scheme="gray", on_click=s.clear_filters),
+                align="center", wrap="wrap", spacing="2",
+            ),
+            on_submit=lambda _form: StockCodesState.search(),
+        ),
+        rx.cond(s.error != "", rx.callout(s.error, icon="triangle-alert", color_scheme="red", size="1")),
+        rx.table.root(
+            rx.table.header(rx.table.row(
+                rx.table.column_header_cell("券码"), rx.table.column_header_cell("券种"),
+                rx.table.column_header_cell("状态"), rx.table.column_header_cell("有效期至"),
+                rx.table.column_header_cell("面值", **NUM), rx.table.column_header_cell("成本", **NUM),
+                rx.table.column_header_cell("导入"), rx.table.column_header_cell("批次号"),
+                rx.table.column_header_cell("领取手机号"),
+            )),
+            rx.table.body(rx.cond(s.rows.length() > 0, rx.foreach(s.rows, _code_row), empty_row(9, "没有符合条件的券码"))),
+            width="100%", variant="surface", size="1", data_testid="code-table",
+        ),
+        pager(s.total, s.page, s.pages, s.prev_page, s.next_page),
+        rx.text("券码在列表中始终部分隐藏；如需完整券码，请由客服在用户详情中按流程查看（会记入操作日志）。",
+                size="1", color_scheme="gray"),
+        width="100%", spacing="3",
+    )
+
+
+# --- products --------------------------------------------------------------------------------
+
+def _product_row(row: rx.Var) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(rx.code(row["code"], variant="ghost", size="1")),
+        rx.table.cell(rx.text(row["name"], weight="medium")),
+        rx.table.cell(row["kind"], white_space="nowrap"),
+        rx.table.cell(row["value"], **NUM),
+        rx.table.cell(row["cost"], **NUM),
+        rx.table.cell(row["price"], **NUM),
+        rx.table.cell(row["supplier"]),
+        rx.table.cell(row["programme"], white_space="nowrap"),
+        rx.table.cell(row["funded_by"], white_space="nowrap"),
+        rx.table.cell(rx.text(row["validity"], size="1", color_scheme="gray")),
+        rx.table.cell(
+            rx.cond(
+                ProductsState.can_edit,
+                rx.switch(checked=row["on_sale"] == "1", on_change=lambda v: ProductsState.set_on_sale(row["code"], v),
+                          size="1", data_testid="on-sale-" + row["code"]),
+                rx.cond(row["on_sale"] == "1", rx.badge("在售", color_scheme="green"), rx.badge("未上架", color_scheme="gray")),
+            ),
+            text_align="center",
+        ),
+        data_testid="product-row",
+    )
+
+
+def _grid(*children: rx.Component) -> rx.Component:
+    return rx.grid(*children, columns="2", spacing="3", width="100%")
+
+
+def _create_dialog() -> rx.Component:
+    s = ProductsState
+    kind_is = lambda k: s.new_kind == k  # noqa: E731
+    return rx.dialog.root(
+        rx.dialog.trigger(rx.button(rx.icon("plus", size=14), "新建券种", data_testid="product-new")),
+        rx.dialog.content(
+            rx.dialog.title("新建券种"),
+            rx.dialog.description("券种编码与类型创建后不可修改。金额以元填写。", size="2", color_scheme="gray"),
+            rx.form(
+                rx.vstack(
+                    _grid(
+                        _field("券种类型", rx.select.root(
+                            rx.select.trigger(width="100%"),
+                            rx.select.content(*[rx.select.item(label, value=key) for key, label in KINDS.items()]),
+                            value=s.new_kind, on_change=s.set_new_kind,
+                        )),
+                        _field("出资方", rx.select.root(
+                            rx.select.trigger(width="100%"),
+                            rx.select.content(*[rx.select.item(label, value=key) for key, label in FUNDERS.items()]),
+                            name="funded_by", default_value="insurer",
+                        )),
+                        _field("券种编码", rx.input(width="100%", name="code", placeholder="如 tpp_tongdui_50", max_length=32, required=True),
+                               "小写字母、数字、_ 或 -，2–32 位"),
+                        _field("券种名称", rx.input(width="100%", name="name", placeholder="如 淘票票通兑券 50 元", max_length=64, required=True)),
+                        _field("面值（元）", rx.input(width="100%", name="face", placeholder="如 50；返现券为返现金额", max_length=12)),
+                        _field("成本（元）", rx.input(width="100%", name="cost", placeholder="每张采购成本", max_length=12)),
+                        rx.cond(kind_is("goods_discount"),
+                                _field("折扣百分比（选填）", rx.input(width="100%", name="percent_off", placeholder="1–99，与面值二选一",
+                                                               max_length=2))),
+                        rx.cond(kind_is("cashback"),
+                                _field("返现类别", rx.select.root(
+                                    rx.select.trigger(placeholder="选择类别", width="100%"),
+                                    rx.select.content(*[rx.select.item(label, value=key)
+                                                        for key, label in CASHBACK_CATEGORIES.items()]),
+                                    name="category",
+                                ))),
+                        _field("供应商 / 第三方", rx.input(width="100%", name="supplier", placeholder="如 淘票票", max_length=64)),
+                        _field("所属项目", rx.select.root(
+                            rx.select.trigger(placeholder="不属于任何项目", width="100%"),
+                            rx.select.content(rx.select.item("不属于任何项目", value="none"),
+                                              rx.foreach(s.programmes, lambda g: rx.select.item(g["name"], value=g["code"]))),
+                            name="programme_code", default_value="none",
+                        )),
+                        rx.cond(kind_is("redemption_code"),
+                                _field("跳转小程序 AppID", rx.input(width="100%", name="jump_app_id", placeholder="wx 开头，共 18 位", max_length=18))),
+                        rx.cond(kind_is("redemption_code"),
+                                _field("跳转页面路径", rx.input(width="100%", name="jump_path", placeholder="如 pages/index", max_length=255))),
+                        rx.cond(kind_is("redemption_code"),
+                                _field("使用期限（天）", rx.input(width="100%", name="use_window_days", default_value="30", max_length=3),
+                                       "用户点“去使用”后的可用天数，不超过券码有效期")),
+                        rx.cond(kind_is("redemption_code"),
+                                _field("最短剩余有效期（天）", rx.input(width="100%", name="min_validity_days", default_value="30", max_length=3),
+                                       "剩余有效期不足的券码不发放，转为弃票")),
+                        rx.cond(~kind_is("redemption_code"),
+                                _field("有效期（天）", rx.input(width="100%", name="validity_days", default_value="90", max_length=4),
+                                       "发放后多少天内有效")),
+                        _field("小程序售价（元，选填）", rx.input(width="100%", name="price", placeholder="不填则不在小程序销售", max_length=12)),
+                        _field("每人限购（选填）", rx.input(width="100%", name="per_user_limit", placeholder="不填则不限", max_length=5)),
+                    ),
+                    rx.hstack(rx.checkbox(name="on_sale"), rx.text("创建后立即在小程序上架销售（需填写售价）", size="2"),
+                              align="center"),
+                    rx.cond(s.form_error != "", rx.callout(s.form_error, icon="triangle-alert", color_scheme="red", size="1",
+                                                           width="100%", data_testid="product-form-error")),
+                    rx.hstack(
+                        rx.dialog.close(rx.button("取消", variant="soft", color_scheme="gray", type="button")),
+                        rx.button("创建", type="submit", data_testid="product-create"),
+                        justify="end", spacing="3", width="100%",
+                    ),
+                    spacing="3", padding_top="0.75rem",
+                ),
+                on_submit=s.create,
+                reset_on_submit=False,
+            ),
+            max_width="44rem",
+        ),
+        open=s.create_open,
+        on_open_change=s.open_create,
+    )
+
+
+def _products_tab() -> rx.Component:
+    s = ProductsState
+    return rx.vstack(
+        rx.hstack(
+            rx.text("共 ", s.rows.length(), " 个券种", size="2", color_scheme="gray"),
+            rx.spacer(),
+            rx.cond(s.can_edit, _create_dialog()),
+            width="100%", align="center",
+        ),
+        rx.table.root(
+            rx.table.header(rx.table.row(
+                rx.table.column_header_cell("编码"), rx.table.column_header_cell("名称"), rx.table.column_header_cell("类型"),
+                rx.table.column_header_cell("面值/折扣", **NUM), rx.table.column_header_cell("成本", **NUM),
+                rx.table.column_header_cell("售价", **NUM), rx.table.column_header_cell("供应商"),
+                rx.table.column_header_cell("项目"), rx.table.column_header_cell("出资方"),
+                rx.table.column_header_cell("有效期规则"), rx.table.column_header_cell("上架", text_align="center"),
+            )),
+            rx.table.body(rx.cond(s.rows.length() > 0, rx.foreach(s.rows, _product_row), empty_row(11, "暂无券种"))),
+            width="100%", variant="surface", size="1", data_testid="product-table",
+        ),
+        width="100%", spacing="3",
+    )
+
+
+# --- page ------------------------------------------------------------------------------------
+
+@staff_page("stock", "券库存")
+def stock_page() -> rx.Component:
+    st = StockState.stats
+    return rx.vstack(
+        rx.hstack(
+            stat_card("在库可发", st["in_stock"], "boxes", "stat-in-stock"),
+            stat_card("在库面值", st["in_stock_face"], "wallet", "stat-in-stock-face"),
+            stat_card("60 天内到期（在库）", st["lt60"], "hourglass", "stat-lt60"),
+            stat_card("累计弃票损失", st["discarded_cost"], "trash-2", "stat-discarded-cost"),
+            rx.spacer(),
+            rx.vstack(
+                _expiry_dialog(),
+                rx.button(rx.icon("refresh-cw", size=14), "刷新", variant="ghost", on_click=StockState.load, size="2"),
+                align="end", spacing="2",
+            ),
+            wrap="wrap", spacing="4", width="100%", align="center",
+        ),
+        _expiry_panel(),
+        rx.tabs.root(
+            rx.tabs.list(
+                rx.tabs.trigger("库存概览", value="overview", data_testid="tab-overview"),
+                rx.tabs.trigger("导入券码", value="import", data_testid="tab-import"),
+                rx.tabs.trigger("券码明细", value="codes", data_testid="tab-codes"),
+                rx.tabs.trigger("券种管理", value="products", data_testid="tab-products"),
+            ),
+            rx.tabs.content(_overview_tab(), value="overview", padding_top="1rem"),
+            rx.tabs.content(_import_tab(), value="import", padding_top="1rem"),
+            rx.tabs.content(_codes_tab(), value="codes", padding_top="1rem"),
+            rx.tabs.content(_products_tab(), value="products", padding_top="1rem"),
+            default_value="overview",
+            width="100%",
+        ),
+        width="100%",
+        spacing="4",
+    )

@@ -1,0 +1,529 @@
+"""券库存 page state: stock summary, code import, code list, the expiry run, products (券种).
+
+Four small states, one per part of the page (DESIGN.md §2.8: a page of rows each, never a table):
+- :class:`StockState` — the summary per product and the "执行过期处理" run; its ``load`` is the page's
+  ``on_load`` and chains the others;
+- :class:`StockImportState` — the import form; the upload streams to a private staging file in a
+  background task (``rx.upload_files_chunk``), so a big file neither sits in memory nor blocks the
+  event loop, and the import runs in a worker thread; it keeps running if the clerk navigates away;
+- :class:`StockCodesState` — the filtered, paged code list (codes and phones masked by the service);
+- :class:`ProductsState` — products; admin/manager create them and switch 上架/下架.
+
+Every handler that reads or changes data calls :func:`require` first (the page gate is not the
+security boundary). The expiry run is open to every role of the stock section (it is also the daily
+job) and is audited with the staff member who ran it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from typing import Any
+
+import reflex as rx
+
+from gc_admin.audit.service import Actor
+from gc_admin.core.clock import SHANGHAI, UTC, fmt_local
+from gc_admin.core.errors import DomainError
+from gc_admin.core.money import format_fen, parse_yuan
+from gc_admin.coupons import service, views
+from gc_admin.coupons.models import CASHBACK_CATEGORIES, FUNDERS, KINDS, REDEMPTION_CODE
+from gc_admin.coupons.stock import SUMMARY_STATE_LABELS
+from gc_admin.db import session_scope
+from gc_admin.ui.auth import denied, require, run_db
+from gc_admin.ui.paging import PAGE_SIZE, PagedMixin
+
+log = logging.getLogger(__name__)
+
+SECTION = "stock"
+PRODUCT_EDITORS = frozenset({"admin", "manager"})
+MAX_IMPORT_BYTES = 50 * 1024 * 1024
+INVALID_SHOWN = 20
+UPLOAD_ID = "codes-file"
+
+
+def local_day(value: str, *, end: bool = False) -> dt.datetime | None:
+    """``2026-11-21`` (Asia/Shanghai) -> that midnight (or the next one) in UTC; junk -> None."""
+    try:
+        d = dt.date.fromisoformat(value)
+    except (TypeError, ValueError):
+        return None
+    if end:
+        d += dt.timedelta(days=1)
+    return dt.datetime(d.year, d.month, d.day, tzinfo=SHANGHAI).astimezone(UTC)
+
+
+def _n(value: int | None) -> str:
+    return f"{value or 0:,}"
+
+
+# --- summary and expiry ----------------------------------------------------------------------
+
+class StockState(rx.State):
+    tables: list[views.SummaryTable] = []
+    stats: dict[str, str] = {}
+    expiry_busy: bool = False
+    expiry_done: bool = False
+    expiry: dict[str, str] = {}
+    expiry_rows: list[dict[str, str]] = []
+
+    async def _refresh(self):
+        if await require(self, SECTION) is None:
+            self.tables, self.stats = [], {}
+            return await denied(self)
+        rows = await run_db(service.stock_summary)
+        self.tables = views.summary_tables(rows)
+        t = views.summary_totals(rows)
+        self.stats = {
+            "in_stock": _n(t["in_stock"]), "in_stock_face": format_fen(t["in_stock_face_fen"]),
+            "lt60": _n(t["in_stock_lt60"]), "discarded": _n(t["discarded"]),
+            "discarded_cost": format_fen(t["discarded_cost_fen"]),
+        }
+        return None
+
+    @rx.event
+    async def load(self):
+        refused = await self._refresh()
+        if refused is not None or not self.stats:
+            return refused
+        return [StockImportState.load, StockCodesState.load, ProductsState.load]
+
+    @rx.event
+    async def refresh(self):
+        return await self._refresh()
+
+    @rx.event
+    async def run_expiry(self):
+        p = await require(self, SECTION)
+        if p is None:
+            yield await denied(self)
+            return
+        self.expiry_busy = True
+        yield
+        try:
+            result = await run_db(lambda s: service.run_expiry(s, actor=p.actor()))
+        except DomainError as exc:
+            self.expiry_busy = False
+            yield rx.toast.error(exc.message)
+            return
+        self.expiry_busy = False
+        self.expiry_done = True
+        self.expiry = {
+            "discarded": _n(result.discarded), "discarded_face": format_fen(result.discarded_face_fen),
+            "discarded_cost": format_fen(result.discarded_cost_fen), "expired": _n(result.expired_coupons),
+            "expired_cost": format_fen(result.expired_cost_fen),
+            "loss": format_fen(result.discarded_cost_fen + result.expired_cost_fen),
+        }
+        self.expiry_rows = [
+            {"product": f"{r['product_name']}（{r['product_code']}）", "discarded": _n(r["discarded"]),
+             "discarded_cost": format_fen(r["discarded_cost_fen"]), "expired": _n(r["expired_coupons"]),
+             "expired_cost": format_fen(r["expired_cost_fen"])}
+            for r in result.by_product
+        ]
+        await self._refresh()
+        if result.discarded or result.expired_coupons:
+            yield rx.toast.success(f"过期处理完成：弃票 {result.discarded:,} 张，过期券 {result.expired_coupons:,} 张，"
+                                   f"损失 {format_fen(result.discarded_cost_fen + result.expired_cost_fen)}")
+        else:
+            yield rx.toast.info("过期处理完成：没有需要处理的券码或券")
+        yield StockCodesState.search
+
+
+# --- import ----------------------------------------------------------------------------------
+
+def _report_view(r: service.ImportReport) -> dict[str, str]:
+    return {
+        "id": str(r.import_id), "product": r.product_code, "filename": r.filename or "未命名文件",
+        "status": "成功" if r.status == "done" else "失败", "ok": "1" if r.status == "done" else "",
+        "error": r.error or "", "rows": _n(r.rows), "imported": _n(r.imported), "in_stock": _n(r.in_stock),
+        "dup_file": _n(r.duplicate_in_file), "dup_existing": _n(r.duplicate_existing), "invalid": _n(r.invalid_count),
+        "discarded": _n(r.discarded_near_expiry), "loss": format_fen(r.discarded_cost_fen),
+        "face": format_fen(r.face_fen_total), "cost": format_fen(r.cost_fen_total), "at": fmt_local(r.created_at),
+    }
+
+
+def _import_file(path: str, *, actor: Actor, product_code: str, filename: str, expires_at: dt.date | None,
+                 batch_ref: str) -> service.ImportReport:
+    """Worker thread: read the staged file and import it in one unit of work."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    with session_scope() as session:
+        return service.import_codes(session, actor=actor, product_code=product_code, data=data, filename=filename,
+                                    expires_at=expires_at, batch_ref=batch_ref or None)
+
+
+class StockImportState(PagedMixin, rx.State):
+    products: list[dict[str, str]] = []
+    product_code: str = ""
+    expiry_date: str = ""  # YYYY-MM-DD: for files without an expiry column
+    batch_ref: str = ""
+    busy: bool = False
+    phase: str = ""  # 上传中 | 导入中
+    upload_pct: int = 0
+    error: str = ""
+    report: dict[str, str] = {}
+    report_invalid: list[dict[str, str]] = []
+    rows: list[dict[str, str]] = []  # history
+
+    @rx.event
+    def set_product(self, value: str):
+        self.product_code = value
+
+    @rx.event
+    def set_expiry_date(self, value: str):
+        self.expiry_date = value[:10]
+
+    @rx.event
+    def set_batch_ref(self, value: str):
+        self.batch_ref = value[:64]
+
+    @rx.event
+    def on_progress(self, prog: dict[str, Any]):
+        try:
+            self.upload_pct = max(0, min(100, int(float(prog.get("progress", 0)) * 100)))
+        except (TypeError, ValueError):
+            pass
+
+    async def _reload(self):
+        if await require(self, SECTION) is None:
+            self.rows, self.total, self.products = [], 0, []
+            return await denied(self)
+
+        def _work(s):
+            return views.code_products(s), service.list_imports(s, offset=self._offset(), limit=PAGE_SIZE)
+
+        products, page = await run_db(_work)
+        self.products = [{"code": p.code, "name": f"{p.name}（{p.code}）"} for p in products]
+        names = {p.code: p.name for p in products}
+        self.total = page.total
+        self.rows = [{**_report_view(r), "product_name": names.get(r.product_code, r.product_code)} for r in page.rows]
+        return None
+
+    @rx.event
+    async def load(self):
+        return await self._reload()
+
+    def _check_form(self) -> tuple[str, dt.date | None] | str:
+        """(product code, expiry date) or a Chinese message for the form."""
+        if not self.product_code:
+            return "请选择要导入的券种"
+        if self.product_code not in {p["code"] for p in self.products}:
+            return "只能向第三方兑换码类券种导入券码"
+        expiry: dt.date | None = None
+        if self.expiry_date:
+            try:
+                expiry = dt.date.fromisoformat(self.expiry_date)
+            except ValueError:
+                return "整批有效期格式不正确"
+        return self.product_code, expiry
+
+    @rx.event(background=True)
+    async def import_file(self, chunk_iter: rx.UploadChunkIterator):
+        """Stream the upload to a staging file (≤ 50 MB), then import it off the event loop."""
+        refusal: Any = None
+        async with self:
+            p = await require(self, SECTION)
+            checked = self._check_form() if p is not None else "denied"
+            if p is None:
+                refusal = await denied(self)  # the upload is refused unread
+            elif isinstance(checked, str):
+                self.error = checked
+                refusal = rx.toast.error(checked)
+            elif self.busy:
+                refusal = rx.toast.warning("上一个文件还在导入，请稍候")
+            else:
+                product_code, expiry = checked
+                batch_ref = self.batch_ref.strip()
+                self.busy, self.phase, self.error = True, "上传中", ""
+                self.report, self.report_invalid = {}, []
+        if p is None or isinstance(checked, str) or refusal is not None:
+            if refusal is not None:
+                yield refusal
+            return
+        token, path = views.staging_file("codes")
+        size, filename, too_big = 0, "", False
+        try:
+            try:
+                with open(path, "wb") as fh:
+                    async for chunk in chunk_iter:  # drain it all, even past the limit, so the upload ends cleanly
+                        filename = filename or chunk.filename
+                        size = max(size, chunk.offset + len(chunk.data))
+                        if size > MAX_IMPORT_BYTES:
+                            too_big = True
+                            continue
+                        fh.seek(chunk.offset)
+                        fh.write(chunk.data)
+            except Exception:  # the browser went away mid-upload, or the stream broke
+                log.warning("code import upload interrupted", exc_info=True)
+                async with self:
+                    self.busy, self.phase, self.error, self.upload_pct = False, "", "上传中断，未导入任何券码，请重新上传", 0
+                yield rx.toast.error("上传中断，未导入任何券码，请重新上传")
+                return
+            if too_big or not filename:
+                message = (f"文件超过 {MAX_IMPORT_BYTES // 1024 // 1024} MB，请拆分后分批导入" if too_big
+                           else "请选择要导入的文件")
+                async with self:
+                    self.busy, self.phase, self.error, self.upload_pct = False, "", message, 0
+                yield rx.toast.error(message)
+                return
+            async with self:
+                self.phase, self.upload_pct = "导入中", 100
+            try:
+                report = await asyncio.to_thread(_import_file, str(path), actor=p.actor(), product_code=product_code,
+                                                 filename=filename.rsplit("/", 1)[-1], expires_at=expiry,
+                                                 batch_ref=batch_ref)
+            except Exception as exc:  # DomainError: the file or form is refused; anything else: our fault
+                message = exc.message if isinstance(exc, DomainError) else "导入出错，未导入任何券码，请稍后重试或联系管理员"
+                if not isinstance(exc, DomainError):
+                    log.exception("code import failed")
+                async with self:
+                    self.busy, self.phase, self.error, self.upload_pct = False, "", message, 0
+                    await self._reload()
+                yield rx.toast.error(f"导入失败：{message}")
+                yield rx.clear_selected_files(UPLOAD_ID)
+                return
+        finally:
+            path.unlink(missing_ok=True)
+        async with self:
+            self.busy, self.phase, self.upload_pct = False, "", 0
+            self.report = _report_view(report)
+            self.report_invalid = [{"row": str(i["row"]), "reason": str(i["reason"])} for i in report.invalid[:INVALID_SHOWN]]
+            self.page = 1
+            await self._reload()
+        yield rx.clear_selected_files(UPLOAD_ID)
+        yield rx.toast.success(f"导入完成：新增 {report.imported:,} 张（其中弃票 {report.discarded_near_expiry:,} 张），"
+                               f"无效 {report.invalid_count:,} 行")
+        yield StockState.refresh
+        yield StockCodesState.search
+
+    @rx.event
+    async def download_report(self, import_id: str):
+        if await require(self, SECTION) is None:
+            return await denied(self)
+        try:
+            data = await run_db(lambda s: service.import_report_csv(service.get_import(s, import_id=int(import_id))))
+        except (DomainError, ValueError) as exc:
+            return rx.toast.error(getattr(exc, "message", "导入记录不存在"))
+        return rx.download(data=data, filename=f"import-{int(import_id)}-report.csv", mime_type="text/csv")
+
+
+# --- code list -------------------------------------------------------------------------------
+
+class StockCodesState(PagedMixin, rx.State):
+    rows: list[dict[str, str]] = []
+    products: list[dict[str, str]] = []
+    product: str = "all"
+    state: str = "all"
+    exp_from: str = ""
+    exp_to: str = ""
+    code_q: str = ""
+    error: str = ""
+
+    @rx.event
+    async def set_product(self, value: str):
+        self.product, self.page = value, 1
+        return await self._reload()
+
+    @rx.event
+    async def set_state(self, value: str):
+        self.state, self.page = value, 1
+        return await self._reload()
+
+    @rx.event
+    def set_exp_from(self, value: str):
+        self.exp_from = value[:10]
+
+    @rx.event
+    def set_exp_to(self, value: str):
+        self.exp_to = value[:10]
+
+    @rx.event
+    def set_code_q(self, value: str):
+        self.code_q = value.strip()[:128]
+
+    @rx.event
+    async def clear_filters(self):
+        self.product, self.state, self.exp_from, self.exp_to, self.code_q, self.page = "all", "all", "", "", "", 1
+        return await self._reload()
+
+    async def _reload(self):
+        if await require(self, SECTION) is None:
+            self.rows, self.total, self.products = [], 0, []
+            return await denied(self)
+        product = "" if self.product == "all" else self.product
+        state = "" if self.state == "all" else self.state
+        after, before = local_day(self.exp_from), local_day(self.exp_to, end=True)
+
+        def _work(s):
+            return views.code_products(s), service.list_stock_codes(
+                s, product_code=product or None, state=state or None, expires_after=after, expires_before=before,
+                code=self.code_q or None, offset=self._offset(), limit=PAGE_SIZE)
+
+        try:
+            products, page = await run_db(_work)
+        except DomainError as exc:
+            self.rows, self.total, self.error = [], 0, exc.message
+            return None
+        self.error = ""
+        self.products = [{"code": p.code, "name": p.name} for p in products]
+        self.total = page.total
+        self.rows = [
+            {
+                "id": str(r.id), "code": r.code_masked, "product": r.product_name,
+                "state": SUMMARY_STATE_LABELS.get(r.state, r.state), "state_key": r.state,
+                "expires": fmt_local(r.expires_at), "face": format_fen(r.face_fen), "cost": format_fen(r.cost_fen),
+                "import": f"#{r.import_id}" if r.import_id else "—", "batch": r.batch_ref or "—",
+                "phone": r.phone_masked or "—",
+            }
+            for r in page.rows
+        ]
+        return None
+
+    @rx.event
+    async def load(self):
+        return await self._reload()
+
+
+# --- products --------------------------------------------------------------------------------
+
+def _product_view(p: Any) -> dict[str, str]:
+    if p.kind == "goods_discount" and p.percent_off:
+        value = f"优惠 {p.percent_off}%"
+    else:
+        value = format_fen(p.face_fen)
+    kind = KINDS.get(p.kind, p.kind)
+    if p.category:
+        kind += f" · {CASHBACK_CATEGORIES.get(p.category, p.category)}"
+    return {
+        "code": p.code, "name": p.name, "kind": kind, "value": value, "cost": format_fen(p.cost_fen),
+        "price": format_fen(p.price_fen) if p.price_fen else "—", "supplier": p.supplier or "—",
+        "programme": p.programme_code or "—", "funded_by": FUNDERS.get(p.funded_by, p.funded_by),
+        "on_sale": "1" if p.on_sale else "", "validity": (f"剩余 ≥{p.min_validity_days} 天可发 · 使用期 {p.use_window_days} 天"
+                                                         if p.kind == REDEMPTION_CODE else f"发放后 {p.validity_days} 天"),
+    }
+
+
+def _opt_int(form: dict[str, Any], key: str, label: str) -> int | None:
+    raw = str(form.get(key, "") or "").strip()
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{label}需填写整数") from None
+
+
+def _opt_yuan(form: dict[str, Any], key: str, label: str) -> int | None:
+    raw = str(form.get(key, "") or "").strip()
+    if not raw:
+        return None
+    try:
+        return parse_yuan(raw)
+    except ValueError:
+        raise ValueError(f"{label}需填写金额（元），最多两位小数，例如 50 或 12.50") from None
+
+
+def product_fields(form: dict[str, Any]) -> dict[str, Any]:
+    """The create form (yuan, text) -> :func:`service.create_product` keyword arguments; ``ValueError`` in Chinese."""
+    kind = str(form.get("kind", "") or "")
+    if kind not in KINDS:
+        raise ValueError("请选择券种类型")
+    programme = str(form.get("programme_code", "") or "")
+    category = str(form.get("category", "") or "")
+    fields: dict[str, Any] = {
+        "code": str(form.get("code", "")), "name": str(form.get("name", "")), "kind": kind,
+        "face_fen": _opt_yuan(form, "face", "面值") or 0, "cost_fen": _opt_yuan(form, "cost", "成本") or 0,
+        "percent_off": _opt_int(form, "percent_off", "折扣百分比"), "price_fen": _opt_yuan(form, "price", "售价"),
+        "supplier": str(form.get("supplier", "") or ""),
+        "programme_code": None if programme in ("", "none") else programme,
+        "funded_by": str(form.get("funded_by", "") or "insurer"),
+        "category": category if kind == "cashback" and category not in ("", "none") else None,
+        "on_sale": str(form.get("on_sale", "")).lower() in ("on", "true", "1"),
+        "per_user_limit": _opt_int(form, "per_user_limit", "每人限购"),
+    }
+    for key, label, default in (("use_window_days", "使用期限（天）", 30), ("min_validity_days", "最短剩余有效期（天）", 30),
+                                ("validity_days", "有效期（天）", 90)):
+        value = _opt_int(form, key, label)
+        fields[key] = default if value is None else value
+    if kind == REDEMPTION_CODE:
+        fields["jump_app_id"] = str(form.get("jump_app_id", "") or "").strip() or None
+        fields["jump_path"] = str(form.get("jump_path", "") or "").strip() or None
+    return fields
+
+
+class ProductsState(rx.State):
+    rows: list[dict[str, str]] = []
+    programmes: list[dict[str, str]] = []
+    can_edit: bool = False
+    create_open: bool = False
+    new_kind: str = REDEMPTION_CODE
+    form_error: str = ""
+
+    async def _reload(self):
+        p = await require(self, SECTION)
+        if p is None:
+            self.rows, self.programmes, self.can_edit = [], [], False
+            return await denied(self)
+
+        def _work(s):
+            return service.list_products(s), service.list_programmes(s)
+
+        products, programmes = await run_db(_work)
+        self.can_edit = p.role in PRODUCT_EDITORS
+        self.rows = [_product_view(x) for x in products]
+        self.programmes = [{"code": g.code, "name": f"{g.name}（{g.code}）"} for g in programmes]
+        return None
+
+    @rx.event
+    async def load(self):
+        return await self._reload()
+
+    @rx.event
+    def open_create(self, value: bool):
+        self.create_open = value
+        self.form_error = ""
+        if value:
+            self.new_kind = REDEMPTION_CODE
+
+    @rx.event
+    def set_new_kind(self, value: str):
+        self.new_kind = value
+
+    @rx.event
+    async def create(self, form: dict[str, Any]):
+        p = await require(self, SECTION)
+        if p is None:
+            return await denied(self)
+        if p.role not in PRODUCT_EDITORS:
+            return rx.toast.error("只有管理员或经理可以新建券种")
+        try:
+            fields = product_fields({**form, "kind": self.new_kind})
+        except ValueError as exc:
+            self.form_error = str(exc)
+            return None
+        try:
+            product = await run_db(lambda s: service.create_product(s, actor=p.actor(), **fields))
+        except DomainError as exc:
+            self.form_error = exc.message
+            return None
+        self.create_open = False
+        self.form_error = ""
+        await self._reload()
+        return [rx.toast.success(f"已创建券种 {product.name}（{product.code}）"), StockImportState.load,
+                StockCodesState.load]
+
+    @rx.event
+    async def set_on_sale(self, code: str, on_sale: bool):
+        p = await require(self, SECTION)
+        if p is None:
+            return await denied(self)
+        if p.role not in PRODUCT_EDITORS:
+            return rx.toast.error("只有管理员或经理可以上架或下架券种")
+        try:
+            product = await run_db(lambda s: service.update_product(s, actor=p.actor(), code=code, on_sale=bool(on_sale)))
+        except DomainError as exc:
+            await self._reload()
+            return rx.toast.error(exc.message)
+        await self._reload()
+        return rx.toast.success(f"{product.name} 已{'上架' if product.on_sale else '下架'}")
