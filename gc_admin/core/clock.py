@@ -31,4 +31,8 @@ def fmt_local(value: dt.datetime | None, *, seconds: bool = False) -> str:
 
 def iso(value: dt.datetime | None) -> str | None:
     """ISO-8601 with offset, for the API."""
-    return None if value is None else as_utc(value).isoformat()
+    if value is None:
+        return None
+    if value.tzinfo is UTC:  # what UTCDateTime columns return: no conversion needed
+        return value.isoformat()
+    return as_utc(value).isoformat()
