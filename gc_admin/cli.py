@@ -4,6 +4,7 @@
   demo [--force]     load demo data if the database has no staff yet (refused in prod)
   logins             print the demo sign-ins
   create-staff       create a staff account (asks for the password on stdin if not given)
+  jobs               run every periodic job once (for cron; the app also runs them itself)
   check-config       validate the environment (what prod refuses) and print the settings
 """
 
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     cs.add_argument("--role", required=True)
     cs.add_argument("--password")
     sub.add_parser("check-config")
+    sub.add_parser("jobs", help="run every periodic job once (expiry, unpaid-order cancel, ...) for cron")
     args = parser.parse_args(argv)
 
     try:
@@ -81,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
             print(exc.message, file=sys.stderr)
             return 2
         print(f"created {args.username}")
+    elif args.cmd == "jobs":
+        from gc_admin.jobs import JOBS, run_once
+
+        for job in JOBS:
+            print(f"{job.name}: {run_once(job)}")
     elif args.cmd == "check-config":
         print(f"env={settings.env} db={settings.database_url.split('@')[-1]} sms={settings.sms_provider} "
               f"wechat={settings.wechat_base_url} cors={','.join(settings.cors_origins)}")

@@ -27,6 +27,15 @@ from gc_admin.users.state import UsersState
 app = rx.App(api_transformer=build_api(), head_components=[])
 
 
+async def _periodic_jobs() -> None:
+    from gc_admin.jobs import run_forever
+
+    await run_forever()
+
+
+app.register_lifespan_task(_periodic_jobs)
+
+
 def _add(section: str, component, load=None) -> None:
     s = SECTION_BY_KEY[section]
     on_load = [AuthState.guard(section)] + ([load] if load is not None else [])
