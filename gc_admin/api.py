@@ -42,10 +42,12 @@ def build_api() -> FastAPI:
     from gc_admin.accounts.api import router as staff_router
     from gc_admin.coupons.api import routers as coupon_routers
     from gc_admin.integrations.sms.api import router as sms_router
+    from gc_admin.orders.api import routers as order_routers
+    from gc_admin.payments.api import routers as payment_routers
     from gc_admin.users.api import router as mp_router
 
     v1 = APIRouter(prefix="/api/v1")
-    for r in (mp_router, staff_router, sms_router, *coupon_routers):
+    for r in (mp_router, staff_router, sms_router, *coupon_routers, *order_routers, *payment_routers):
         v1.include_router(r)
     app.include_router(v1)
 

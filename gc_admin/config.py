@@ -31,6 +31,8 @@ local protocol simulators, an SMS outbox instead of a real SMS provider). In pro
 | GC_WXPAY_PUBLIC_KEY_PATH / GC_WXPAY_PUBLIC_KEY_ID | | WeChat Pay public key (PEM file) and its id ``PUB_KEY_ID_...`` |
 | GC_WXPAY_NOTIFY_URL | <public>/api/v1/pay/wechat/notify | where WeChat Pay posts payment results (refunds: .../refund-notify) |
 | GC_WXPAY_DEV_KEYS | <project>/data/wxpay_dev_keys.json | throwaway key set shared by the local client and simulator |
+| GC_ORDER_UNPAID_MINUTES | 30 | an unpaid order is closed at WeChat Pay and cancelled after this long (its reservations released) |
+| GC_ONDUTY_PHONES | (empty) | comma-separated phones told of new paid orders by SMS; empty = enabled clerks with a phone |
 """
 
 from __future__ import annotations
@@ -101,6 +103,8 @@ class Settings:
     sms_tencent: SmsVendorSettings
     upload_dir: Path
     wxpay: WxPaySettings
+    order_unpaid_minutes: int = 30
+    onduty_phones: tuple[str, ...] = ()
 
     @property
     def simulators_enabled(self) -> bool:
@@ -181,6 +185,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             refund_notify_url=env.get("GC_WXPAY_REFUND_NOTIFY_URL", f"{public_url}/api/v1/pay/wechat/refund-notify"),
             dev_keys_path=Path(env.get("GC_WXPAY_DEV_KEYS", str(PROJECT_ROOT / "data" / "wxpay_dev_keys.json"))),
         ),
+        order_unpaid_minutes=_int(env, "GC_ORDER_UNPAID_MINUTES", 30),
+        onduty_phones=tuple(p.strip() for p in env.get("GC_ONDUTY_PHONES", "").split(",") if p.strip()),
     )
     validate(settings)
     return settings
@@ -193,6 +199,11 @@ def validate(s: Settings) -> None:
         problems.append(f"GC_SMS_PROVIDER must be one of {SMS_PROVIDERS}")
     if "*" in s.cors_origins:
         problems.append("GC_CORS_ORIGINS must list origins; '*' with credentials is not allowed")
+    if not 1 <= s.order_unpaid_minutes <= 24 * 60:
+        problems.append("GC_ORDER_UNPAID_MINUTES must be between 1 and 1440")
+    bad_phones = [p for p in s.onduty_phones if not (len(p) == 11 and p.isascii() and p.isdigit() and p[0] == "1")]
+    if bad_phones:
+        problems.append(f"GC_ONDUTY_PHONES must list 11-digit mainland mobile numbers, got {bad_phones}")
     if s.env == "prod":
         if s.secret_key == DEMO_SECRET_KEY or len(s.secret_key) < 32:
             problems.append("GC_SECRET_KEY must be set to a random value of at least 32 characters")

@@ -16,8 +16,12 @@ from gc_admin.coupons.stock_page import stock_page
 from gc_admin.coupons.stock_state import StockState
 from gc_admin.integrations.sms.page import sms_page
 from gc_admin.integrations.sms.state import SmsState
+from gc_admin.orders.page import orders_page
+from gc_admin.orders.state import OrdersState
 from gc_admin.partners.page import partners_page
 from gc_admin.partners.state import PartnersState
+from gc_admin.payments.page import ledger_page
+from gc_admin.payments.state import LedgerState
 from gc_admin.ui.auth import AuthState
 from gc_admin.ui.home import HomeState, home_page
 from gc_admin.ui.placeholders import PLANNED, make_placeholder
@@ -46,6 +50,8 @@ app.add_page(login_page, route="/login", title="登录 · 滚财权益后台", o
 _add("home", home_page, HomeState.load)
 _add("stock", stock_page, StockState.load)
 _add("issuance", issuance_page, IssuanceState.load)
+_add("orders", orders_page, OrdersState.load)
+_add("ledger", ledger_page, LedgerState.load)
 _add("staff", staff_management, StaffState.load)
 _add("users", users_page, UsersState.load)
 _add("partners", partners_page, PartnersState.load)

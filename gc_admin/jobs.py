@@ -8,6 +8,9 @@ tick; it never stops the others.
 | job | every | what |
 |---|---|---|
 | coupons.expiry | 1 h | discard stock under its minimum validity (弃票), expire unused coupons past their date |
+| orders.expire_unpaid | 1 min | cancel orders unpaid after GC_ORDER_UNPAID_MINUTES, releasing their stock and coupons once |
+| orders.notices | 1 min | send the "new order" SMS to the clerks on duty (outbox, one per order) |
+| payments.refunds | 5 min | re-send refunds that never reached WeChat Pay, query the ones still processing |
 
 Later features add theirs to :data:`JOBS`. ``python -m gc_admin jobs`` runs each once (for cron).
 """
@@ -40,7 +43,30 @@ def _coupon_expiry(session) -> Any:
     return {"discarded": r.discarded, "expired_coupons": r.expired_coupons, "loss_cost_fen": r.discarded_cost_fen}
 
 
-JOBS: list[Job] = [Job("coupons.expiry", 3600, _coupon_expiry)]
+def _expire_unpaid(session) -> Any:
+    from gc_admin.orders.service import cancel_expired_unpaid
+
+    return cancel_expired_unpaid(session)
+
+
+def _order_notices(session) -> Any:
+    from gc_admin.orders.service import send_order_notices
+
+    return {"sent": send_order_notices(session)}
+
+
+def _refunds(session) -> Any:
+    from gc_admin.payments.service import retry_pending_refunds
+
+    return retry_pending_refunds(session)
+
+
+JOBS: list[Job] = [
+    Job("coupons.expiry", 3600, _coupon_expiry),
+    Job("orders.expire_unpaid", 60, _expire_unpaid),
+    Job("orders.notices", 60, _order_notices),
+    Job("payments.refunds", 300, _refunds),
+]
 
 
 def run_once(job: Job) -> Any:

@@ -5,13 +5,27 @@ from sqlmodel import SQLModel
 from gc_admin.accounts.models import LoginAttempt, StaffSession, StaffUser
 from gc_admin.audit.models import AuditLog
 from gc_admin.coupons.models import Coupon, IssuanceBatch, IssuanceRow, Product, Programme, StockCode, StockImport
+from gc_admin.coupons.purchase import CouponPurchaseItem
 from gc_admin.integrations.sms.models import SmsMessage
+from gc_admin.orders.models import OrderEvent, OrderNotice, ServiceOrder
 from gc_admin.partners.models import PartnerKey
+from gc_admin.payments.models import (
+    LedgerEntry,
+    Payment,
+    PaymentNotifyLog,
+    PointsEntry,
+    ReconciliationRun,
+    Refund,
+    StoredValueEntry,
+    UserBalance,
+)
 from gc_admin.users.models import MpUser, SmsLoginCode
 
 metadata = SQLModel.metadata
 
 __all__ = [
+    "CouponPurchaseItem", "LedgerEntry", "OrderEvent", "OrderNotice", "Payment", "PaymentNotifyLog", "PointsEntry",
+    "ReconciliationRun", "Refund", "ServiceOrder", "StoredValueEntry", "UserBalance",
     "AuditLog", "Coupon", "IssuanceBatch", "IssuanceRow", "LoginAttempt", "MpUser", "PartnerKey", "Product", "Programme",
     "SmsLoginCode", "SmsMessage", "StaffSession", "StaffUser", "StockCode", "StockImport", "metadata",
 ]

@@ -54,6 +54,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("orders", "订单看板", "/orders", "clipboard-list", _r("admin", "manager", "clerk", "service", "supplier", "dispatcher")),
     Section("claims", "返现审核", "/claims", "badge-check", _r("admin", "manager", "clerk")),
     Section("settlement", "结算报表", "/settlement", "chart-column", _r("admin", "manager", "insurer")),
+    Section("ledger", "流水与对账", "/ledger", "receipt-text", _r("admin", "manager")),
     Section("users", "用户", "/users", "users", _r("admin", "manager", "clerk", "service")),
     Section("staff", "员工与权限", "/staff", "shield", _r("admin")),
     Section("partners", "合作方接口", "/partners", "key-round", _r("admin")),

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import reflex as rx
 
 from gc_admin.core.roles import SECTION_BY_KEY, SECTIONS
+from gc_admin.orders.badge import orders_badge
 from gc_admin.ui.auth import AuthState
 
 SIDEBAR_WIDTH = "13rem"
@@ -21,6 +22,7 @@ def _nav_item(key: str, current: str) -> rx.Component:
             rx.hstack(
                 rx.icon(s.icon, size=16),
                 rx.text(s.label, size="2", weight="medium" if active else "regular"),
+                *([rx.spacer(), orders_badge()] if key == "orders" else []),
                 align="center",
                 spacing="2",
                 padding_x="0.75rem",

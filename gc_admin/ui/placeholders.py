@@ -9,7 +9,6 @@ from gc_admin.ui.components import coming_soon
 from gc_admin.ui.layout import staff_page
 
 PLANNED: dict[str, tuple[str, str, list[str]]] = {
-    "orders": ("订单看板", "订单看板即将上线", ["鲜花、话费、代驾、实物、购券订单", "按状态的处理队列与时效提醒", "退款与售后"]),
     "claims": ("返现审核", "返现审核即将上线", ["加油、充电、洗车、保养、喷漆返现申请", "查看凭证图片，审核通过后打款", "一券最多返现一次"]),
     "settlement": ("结算报表", "结算报表即将上线", ["按结算周期生成与人保的结算单", "对照 420 万/年合同额度", "导出 Excel，双方确认后冻结"]),
 }

@@ -54,8 +54,9 @@ def test_fmt_local_is_shanghai():
 
 
 EXPECTED_SECTIONS = {
-    "admin": {"home", "stock", "issuance", "orders", "claims", "settlement", "users", "staff", "partners", "audit", "sms"},
-    "manager": {"home", "stock", "issuance", "orders", "claims", "settlement", "users", "audit", "sms"},
+    "admin": {"home", "stock", "issuance", "orders", "claims", "settlement", "ledger", "users", "staff", "partners", "audit",
+              "sms"},
+    "manager": {"home", "stock", "issuance", "orders", "claims", "settlement", "ledger", "users", "audit", "sms"},
     "clerk": {"home", "stock", "issuance", "orders", "claims", "users"},
     "service": {"home", "orders", "users"},
     "insurer": {"home", "issuance", "settlement"},

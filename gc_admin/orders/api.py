@@ -1,0 +1,428 @@
+"""Order routes: the mini-program (``/mp``: catalogue, quote, create, list, cancel, confirm) and staff
+automation (``/admin/orders``: the queue, one order, actions including refunds).
+
+Thin: parse → one unit of work calling the services → serialise. Money in requests is strict ``int``
+fen (a float or a numeric string is a 422). A refund is two units of work: it is recorded (and
+committed) first, then WeChat Pay is asked, so a crash in between leaves a pending refund that a
+retry re-sends with the same ``out_refund_no``.
+
+Staff roles: the queue and transitions need the "orders" section; suppliers get 403 here until
+orders carry their supplier (goods fulfilment), dispatchers see driver orders only. Refunds:
+admin, manager, service (customer service: after-sales) and clerk (failed top-ups) — the roles
+that deal with the user about money; everything is audited with the reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Request
+from pydantic import BaseModel, Field
+
+from gc_admin.accounts.service import Principal
+from gc_admin.core.errors import Forbidden, InvalidInput
+from gc_admin.core.http import StrictModel, client_ip, require_staff, require_user
+from gc_admin.coupons import purchase
+from gc_admin.coupons import service as coupons
+from gc_admin.db import session_scope
+from gc_admin.orders import pricing, service
+from gc_admin.orders.models import ORDER_STATUSES, ORDER_TYPES
+from gc_admin.users.models import MpUser
+
+mp = APIRouter(prefix="/mp", tags=["mini-program: orders"])
+admin = APIRouter(prefix="/admin", tags=["admin: orders"])
+
+REFUND_ROLES = ("admin", "manager", "service", "clerk")
+QUEUE_ROLES = ("admin", "manager", "clerk", "service", "dispatcher")
+Fen = Annotated[int, Field(strict=True, ge=0, le=10**9)]
+Count = Annotated[int, Field(strict=True, ge=0, le=10**9)]
+
+
+# --- shapes ---------------------------------------------------------------------------------------
+
+class TopupDetails(StrictModel):
+    mobile: str = Field(min_length=11, max_length=20, description="the number to top up")
+    face_fen: Annotated[int, Field(strict=True)] = Field(description="5000 or 10000")
+
+
+class OrderBody(StrictModel):
+    """An order as the mini-program sends it (quote and create take the same body)."""
+
+    type: Literal[tuple(ORDER_TYPES)]  # type: ignore[valid-type]
+    product_code: str | None = Field(None, max_length=32, description="coupon_purchase: the product (券种) code")
+    quantity: Annotated[int, Field(strict=True, ge=1, le=1000)] = 1
+    coupon_id: Annotated[int, Field(strict=True, ge=1, le=2**62)] | None = Field(
+        None, description="one platform coupon / discount voucher of mine")
+    exchange_coupon_id: Annotated[int, Field(strict=True, ge=1, le=2**62)] | None = None
+    points: Count = Field(0, description=f"points to use ({pricing.FEN_PER_POINT} fen each)")
+    use_stored_value: bool = Field(False, strict=True)
+    topup: TopupDetails | None = None
+
+    def draft(self) -> pricing.OrderDraft:
+        details: dict[str, Any] = self.topup.model_dump() if self.topup is not None else {}
+        return pricing.OrderDraft(type=self.type, product_code=self.product_code, quantity=self.quantity,
+                                  coupon_id=self.coupon_id, exchange_coupon_id=self.exchange_coupon_id,
+                                  points=self.points, use_stored_value=self.use_stored_value, details=details)
+
+
+class StepOut(BaseModel):
+    kind: str
+    label: str
+    amount_fen: int
+    funded_by: str
+    ref: str | None = None
+
+
+class PricingOut(BaseModel):
+    list_fen: int
+    steps: list[StepOut]
+    payable_fen: int
+
+
+class LineOut(BaseModel):
+    code: str
+    name: str
+    quantity: int
+    unit_fen: int
+    amount_fen: int
+
+
+class QuoteOut(BaseModel):
+    type: str
+    lines: list[LineOut]
+    pricing: PricingOut
+    details: dict[str, Any]
+
+
+class HistoryOut(BaseModel):
+    action: str
+    status: str
+    from_status: str | None = None
+    at: str
+    by: str
+    reason: str
+
+
+class RefundOut(BaseModel):
+    id: int
+    out_refund_no: str
+    amount_fen: int
+    coupons: int
+    full: bool
+    reason: str
+    status: str
+    status_label: str
+    error: str | None = None
+    created_at: str
+    succeeded_at: str | None = None
+    refund_id: str | None = None
+
+
+class PaymentParams(BaseModel):
+    """Pass to ``wx.requestPayment`` (``appId`` is informational: it is signed, not passed)."""
+
+    appId: str
+    timeStamp: str
+    nonceStr: str
+    package: str
+    signType: str
+    paySign: str
+
+
+class OrderOut(BaseModel):
+    id: int
+    order_no: str
+    type: str
+    type_label: str
+    status: str
+    status_label: str
+    lines: list[LineOut]
+    pricing: PricingOut
+    details: dict[str, Any]
+    fulfilment: dict[str, Any]
+    history: list[HistoryOut]
+    paid_fen: int
+    refunded_fen: int
+    created_at: str
+    pay_expires_at: str | None = None
+    paid_at: str | None = None
+    coupon_id: int | None = None
+    coupon_ids: list[int] | None = Field(None, description="coupon_purchase: the coupons bought")
+    refunds: list[RefundOut]
+    payment: PaymentParams | None = Field(None, description="wx.requestPayment parameters while unpaid")
+
+
+class StaffPaymentOut(BaseModel):
+    provider: str
+    transaction_id: str
+    amount_fen: int
+    success_time: str | None = None
+    source: str
+
+
+class StaffOrderOut(BaseModel):
+    id: int
+    order_no: str
+    type: str
+    type_label: str
+    status: str
+    status_label: str
+    lines: list[LineOut]
+    pricing: PricingOut
+    details: dict[str, Any]
+    fulfilment: dict[str, Any]
+    history: list[HistoryOut]
+    paid_fen: int
+    refunded_fen: int
+    refundable_fen: int
+    created_at: str
+    paid_at: str | None = None
+    coupon_id: int | None = None
+    coupon_ids: list[int] | None = None
+    refunds: list[RefundOut]
+    user_id: int
+    phone_masked: str
+    anomaly: str | None = None
+    payment: StaffPaymentOut | None = None
+
+
+class OrdersOut(BaseModel):
+    items: list[OrderOut]
+
+
+class CatalogProduct(BaseModel):
+    code: str
+    name: str
+    kind: str
+    face_fen: int
+    price_fen: int
+    percent_off: int | None = None
+    category: str | None = None
+    supplier: str
+    per_user_limit: int | None = None
+    can_buy: int = Field(description="how many I may still buy (per-user limit and stock)")
+    stock_hint: int | None = Field(
+        None, description=f"in stock, capped at {purchase.STOCK_HINT_CAP}; null: no stock needed")
+
+
+class TopupCatalog(BaseModel):
+    faces_fen: list[int]
+
+
+class CatalogOut(BaseModel):
+    coupons: list[CatalogProduct]
+    topup: TopupCatalog
+    points: int
+    stored_value_fen: int
+
+
+class QueueRowOut(BaseModel):
+    id: int
+    order_no: str
+    type: str
+    type_label: str
+    status: str
+    status_label: str
+    phone_masked: str
+    summary: str
+    list_fen: int
+    payable_fen: int
+    paid_fen: int
+    refunded_fen: int
+    created_at: str
+    paid_at: str | None = None
+    anomaly: str | None = None
+
+
+class QueueOut(BaseModel):
+    total: int
+    items: list[QueueRowOut]
+
+
+class ActionBody(StrictModel):
+    reason: str = Field("", max_length=200)
+    amount_fen: Annotated[int, Field(strict=True, ge=1, le=10**9)] | None = Field(
+        None, description="refund: the amount in fen (required)")
+    fulfilment: dict[str, str | int | None] | None = Field(
+        None, description="accept / fulfil: shop name, shop phone, ETA, carrier, tracking no. …")
+
+
+class CancelBody(StrictModel):
+    reason: str = Field("", max_length=200)
+
+
+class BadgeOut(BaseModel):
+    unseen_paid: int
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+def _order_out(session, order, *, with_payment: bool = True) -> OrderOut:
+    view = service.order_view(session, order=order)
+    params = service.payment_params(order) if with_payment else None
+    return OrderOut(**view, payment=params)
+
+
+def _staff_out(session, order) -> StaffOrderOut:
+    return StaffOrderOut(**service.order_view(session, order=order, for_staff=True))
+
+
+def _send_notices() -> None:
+    """After the response: the "new order" SMS to the clerks on duty (never fails the request)."""
+    try:
+        with session_scope() as s:
+            service.send_order_notices(s)
+    except Exception:  # noqa: BLE001 - logged; the notice stays pending and goes with the next one
+        import logging
+
+        logging.getLogger(__name__).exception("sending order notices failed")
+
+
+# --- mini-program ------------------------------------------------------------------------------------
+
+@mp.get("/catalog", response_model=CatalogOut, summary="可购买 / 下单的商品：在售券种（价格、每人限购、库存提示）、话费面额")
+def catalog(user: MpUser = Depends(require_user)):
+    with session_scope() as s:
+        items = []
+        for p in coupons.list_products(s):
+            if not p.on_sale or p.price_fen is None:
+                continue
+            limit, left = pricing.purchase_limit(s, user=user, product=p)
+            hint = purchase.stock_hint(s, product=p)
+            items.append(CatalogProduct(
+                code=p.code, name=p.name, kind=p.kind, face_fen=p.face_fen, price_fen=p.price_fen,
+                percent_off=p.percent_off, category=p.category, supplier=p.supplier, per_user_limit=p.per_user_limit,
+                can_buy=min(left, hint) if hint is not None else left, stock_hint=hint))
+        from gc_admin.payments.service import balances
+
+        points, stored = balances(s, user_id=user.id)
+    return CatalogOut(coupons=items, topup=TopupCatalog(faces_fen=list(pricing.TOPUP_FACES)), points=points,
+                      stored_value_fen=stored)
+
+
+@mp.post("/orders/quote", response_model=QuoteOut, summary="订单价格明细（不下单、无副作用）")
+def quote(body: OrderBody, user: MpUser = Depends(require_user)):
+    with session_scope() as s:
+        return QuoteOut(**pricing.quote(s, user=user, body=body.draft()).to_dict())
+
+
+@mp.post("/orders", response_model=OrderOut, status_code=201,
+         summary="下单：锁定库存/优惠，返回订单与 wx.requestPayment 支付参数（需微信登录）")
+def create_order(body: OrderBody, request: Request, background: BackgroundTasks, user: MpUser = Depends(require_user)):
+    with session_scope() as s:
+        order = service.create_order(s, user=user, body=body.draft(), ip=client_ip(request))
+        out = _order_out(s, order)
+    if out.status != "created":
+        background.add_task(_send_notices)  # nothing to pay: already paid
+    return out
+
+
+@mp.get("/orders", response_model=OrdersOut, summary="我的订单（含状态历史）")
+def my_orders(status: Literal[tuple(ORDER_STATUSES)] | None = None,  # type: ignore[valid-type]
+              offset: int = Query(0, ge=0, le=10**6), limit: int = Query(20, ge=1, le=100),
+              user: MpUser = Depends(require_user)):
+    with session_scope() as s:
+        orders = service.list_user_orders(s, user=user, status=status, offset=offset, limit=limit)
+        return OrdersOut(items=[_order_out(s, o, with_payment=False) for o in orders])
+
+
+@mp.get("/orders/{order_id}", response_model=OrderOut, summary="我的一个订单（他人的订单与不存在的订单同样返回 404）")
+def my_order(order_id: int = Path(ge=1, le=2**62), user: MpUser = Depends(require_user)):
+    with session_scope() as s:
+        return _order_out(s, service.get_user_order(s, user=user, order_id=order_id))
+
+
+@mp.post("/orders/{order_id}/cancel", response_model=OrderOut, summary="取消待支付订单（释放锁定的库存与优惠）")
+def cancel(request: Request, body: CancelBody | None = None, order_id: int = Path(ge=1, le=2**62),
+           user: MpUser = Depends(require_user)):
+    with session_scope() as s:
+        actor = service.user_actor(user, client_ip(request))
+        order = service.cancel_order(s, order_id=order_id, user=user, actor=actor,
+                                     reason=(body.reason if body else "") or "用户取消")
+        return _order_out(s, order)
+
+
+@mp.post("/orders/{order_id}/confirm", response_model=OrderOut, summary="确认收货")
+def confirm(request: Request, order_id: int = Path(ge=1, le=2**62), user: MpUser = Depends(require_user)):
+    with session_scope() as s:
+        return _order_out(s, service.confirm_order(s, user=user, order_id=order_id, ip=client_ip(request)))
+
+
+# --- staff ----------------------------------------------------------------------------------------------
+
+def _queue_types(p: Principal) -> tuple[str, ...] | None:
+    if p.role not in QUEUE_ROLES:
+        raise Forbidden("没有权限查看订单", code="FORBIDDEN")
+    return ("driver",) if p.role == "dispatcher" else None
+
+
+@admin.get("/orders", response_model=QueueOut, summary="订单队列（按类型、状态筛选；订单号或手机号搜索）")
+def queue(type: Literal[tuple(ORDER_TYPES)] | None = None,  # type: ignore[valid-type]
+          status: Literal[tuple(ORDER_STATUSES)] | None = None,  # type: ignore[valid-type]
+          q: str | None = Query(None, max_length=32), offset: int = Query(0, ge=0, le=10**7),
+          limit: int = Query(50, ge=1, le=200), p: Principal = Depends(require_staff("orders"))):
+    types = _queue_types(p)
+    with session_scope() as s:
+        page = service.list_orders(s, type=type, status=status, q=q, types=types, offset=offset, limit=limit)
+    return QueueOut(total=page.total, items=[QueueRowOut(**r.to_dict()) for r in page.rows])
+
+
+@admin.get("/orders/badge", response_model=BadgeOut, summary="自某时起新支付、待接单的订单数（看板角标）")
+def badge(since: dt.datetime = Query(description="ISO-8601 with offset"),
+          p: Principal = Depends(require_staff("orders"))):
+    _queue_types(p)
+    if since.tzinfo is None:
+        raise InvalidInput("since 需带时区", code="INVALID_SINCE")
+    with session_scope() as s:
+        return BadgeOut(unseen_paid=service.unseen_paid_orders_count(s, since=since))
+
+
+def _staff_order(s, p: Principal, order_id: int):
+    types = _queue_types(p)
+    order = service.get_order(s, order_id=order_id)
+    if types is not None and order.type not in types:
+        raise service._not_found()
+    return order
+
+
+@admin.get("/orders/{order_id}", response_model=StaffOrderOut, summary="订单详情（价格明细、状态历史、支付与退款）")
+def staff_order(order_id: int = Path(ge=1, le=2**62), p: Principal = Depends(require_staff("orders"))):
+    with session_scope() as s:
+        return _staff_out(s, _staff_order(s, p, order_id))
+
+
+ACTIONS = (*service.STAFF_ACTIONS, "refund")
+
+
+@admin.post("/orders/{order_id}/actions/{action}", response_model=StaffOrderOut,
+            summary="订单操作：accept 接单、fulfil 履约、complete 完成、cancel 取消（未支付）、after_sales 转售后、"
+                    "resolve 售后完结、refund 退款 {amount_fen, reason}")
+def act(action: Literal[ACTIONS], body: ActionBody | None = None,  # type: ignore[valid-type]
+        order_id: int = Path(ge=1, le=2**62), p: Principal = Depends(require_staff("orders"))):
+    body = body or ActionBody()
+    actor = p.actor()
+    if action == "refund":
+        if p.role not in REFUND_ROLES:
+            raise Forbidden("没有退款权限", code="FORBIDDEN")
+        if body.amount_fen is None:
+            raise InvalidInput("请填写退款金额（分）", code="AMOUNT_REQUIRED")
+        from gc_admin.payments import service as payments
+
+        with session_scope() as s:
+            _staff_order(s, p, order_id)
+            refund = payments.refund_order(s, order_id=order_id, amount_fen=body.amount_fen, reason=body.reason,
+                                           actor=actor)
+            refund_id = refund.id or 0
+        with session_scope() as s:  # recorded and committed first; now ask WeChat Pay
+            payments.send_refund(s, refund_id=refund_id)
+        with session_scope() as s:
+            return _staff_out(s, service.get_order(s, order_id=order_id))
+    with session_scope() as s:
+        _staff_order(s, p, order_id)
+        order = service.staff_action(s, order_id=order_id, action=action, actor=actor, reason=body.reason,
+                                     fulfilment=body.fulfilment)
+        return _staff_out(s, order)
+
+
+routers = (mp, admin)

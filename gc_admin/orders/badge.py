@@ -1,0 +1,62 @@
+"""The "新订单" badge on the sidebar's 订单看板 item: how many paid orders wait for a clerk to accept them.
+
+Refreshed every :data:`INTERVAL_MS` by a hidden ``rx.moment`` whose ``interval`` re-renders it and
+whose ``on_change`` fires on mount and on each tick (Reflex's own recipe for periodic events: the
+timer lives in the browser, so it stops when the tab closes — no server loop to leak). Each tick
+is one session check and one ``COUNT`` (:func:`orders.unseen_paid_orders_count`, or the queue's own
+count for a dispatcher, who sees driver orders only). Roles without the orders section, and signed-out
+browsers, get 0 and no toast. When the count goes up, a toast says so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import reflex as rx
+
+from gc_admin.core.clock import UTC
+from gc_admin.orders import service as orders
+from gc_admin.orders import views
+from gc_admin.ui.auth import require, run_db
+
+INTERVAL_MS = 15_000
+SECTION = "orders"
+_EPOCH = dt.datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def waiting_count(session, *, role: str) -> int:
+    """Paid orders not yet accepted, within what ``role`` may see."""
+    scope = views.scope_for(role)
+    if not scope.visible:
+        return 0
+    if scope.types is None:
+        return orders.unseen_paid_orders_count(session, since=_EPOCH)
+    return orders.list_orders(session, status="paid", types=scope.types, limit=1).total
+
+
+class OrdersBadgeState(rx.State):
+    count: int = 0
+    seen: bool = False  # a first reading exists (no toast for what was already waiting)
+
+    @rx.event
+    async def tick(self, _now: str = ""):
+        p = await require(self, SECTION)
+        if p is None:
+            self.count = 0
+            return None
+        n = await run_db(waiting_count, role=p.role)
+        grew = self.seen and n > self.count
+        self.count, self.seen = n, True
+        if grew:
+            return rx.toast.info(f"有新的已支付订单待接单（共 {n} 单）")
+        return None
+
+
+def orders_badge() -> rx.Component:
+    """The count (hidden at 0) and the invisible timer that keeps it fresh."""
+    return rx.fragment(
+        rx.moment(interval=INTERVAL_MS, format="HH:mm:ss", on_change=OrdersBadgeState.tick, display="none"),
+        rx.cond(OrdersBadgeState.count > 0,
+                rx.badge(OrdersBadgeState.count, color_scheme="red", variant="solid", radius="full", size="1",
+                         title="已支付、待接单的订单", data_testid="orders-badge")),
+    )

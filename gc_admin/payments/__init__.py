@@ -1,0 +1,1 @@
+"""Payments: WeChat Pay notifies, refunds, the ledger (流水), balances and bill reconciliation."""

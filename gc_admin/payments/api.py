@@ -1,0 +1,266 @@
+"""Payment routes: WeChat Pay callbacks (``/pay/wechat/*``) and staff money pages' API (``/admin``:
+ledger and its Excel export, refunds, reconciliation).
+
+The callbacks speak WeChat Pay's protocol, not the house error envelope: 204 when received
+(applied, or a replay that changes nothing), 4xx ``{"code": "FAIL", "message": "..."}`` when
+rejected (bad signature, stale timestamp, unknown order, wrong amount), so WeChat retries or
+gives up as designed. Every attempt is logged in ``payment_notify_log``.
+
+Ledger, refunds and reconciliation are for admin and manager (the "settlement" section's
+platform roles; the insurer sees its statements elsewhere, not the user payment ledger).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any, Literal
+
+from fastapi import APIRouter, BackgroundTasks, Depends, File, Form, Path, Query, Request, UploadFile
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from gc_admin.accounts.service import Principal
+from gc_admin.core.errors import Forbidden, InvalidInput
+from gc_admin.core.http import StrictModel, require_staff
+from gc_admin.db import session_scope
+from gc_admin.payments import reconcile, service
+from gc_admin.payments.models import LEDGER_KINDS, REFUND_STATUSES
+
+log = logging.getLogger(__name__)
+
+pay = APIRouter(prefix="/pay", tags=["payment callbacks"])
+admin = APIRouter(prefix="/admin", tags=["admin: payments"])
+
+MONEY_ROLES = ("admin", "manager")
+MAX_NOTIFY_BYTES = 64 * 1024
+
+
+# --- WeChat Pay callbacks ------------------------------------------------------------------------------
+
+def _answer(result: service.NotifyResult) -> Response:
+    if result.body is None:
+        return Response(status_code=204)
+    return JSONResponse(result.body, status_code=result.status_code)
+
+
+def _send_notices() -> None:
+    from gc_admin.orders.api import _send_notices as send
+
+    send()
+
+
+async def _raw(request: Request) -> bytes | None:
+    body = await request.body()
+    return None if len(body) > MAX_NOTIFY_BYTES else body
+
+
+@pay.post("/wechat/notify", status_code=204, response_class=Response, summary="微信支付结果通知（验签、解密、按单号与金额核对，只入账一次）",
+          responses={400: {"description": '{"code":"FAIL","message":...}'}, 401: {}, 404: {}})
+async def wechat_notify(request: Request, background: BackgroundTasks) -> Response:
+    body = await _raw(request)
+    if body is None:
+        return JSONResponse({"code": "FAIL", "message": "body too large"}, status_code=413)
+    headers = dict(request.headers)
+
+    def work() -> service.NotifyResult:
+        with session_scope() as s:
+            return service.handle_payment_notify(s, headers=headers, body=body)
+
+    result = await run_in_threadpool(work)
+    if result.outcome == "applied":
+        background.add_task(_send_notices)
+    return _answer(result)
+
+
+@pay.post("/wechat/refund-notify", status_code=204, response_class=Response, summary="微信支付退款结果通知",
+          responses={400: {"description": '{"code":"FAIL","message":...}'}, 401: {}, 404: {}})
+async def wechat_refund_notify(request: Request) -> Response:
+    body = await _raw(request)
+    if body is None:
+        return JSONResponse({"code": "FAIL", "message": "body too large"}, status_code=413)
+    headers = dict(request.headers)
+
+    def work() -> service.NotifyResult:
+        with session_scope() as s:
+            return service.handle_refund_notify(s, headers=headers, body=body)
+
+    return _answer(await run_in_threadpool(work))
+
+
+# --- staff -------------------------------------------------------------------------------------------------
+
+def _money(p: Principal) -> Principal:
+    if p.role not in MONEY_ROLES:
+        raise Forbidden("只有管理员和经理可以查看流水与对账", code="FORBIDDEN")
+    return p
+
+
+def money_staff(p: Principal = Depends(require_staff("settlement"))) -> Principal:
+    return _money(p)
+
+
+class LedgerRowOut(BaseModel):
+    id: int
+    kind: str
+    kind_label: str
+    amount_fen: int
+    order_id: int | None = None
+    order_no: str | None = None
+    user_id: int | None = None
+    provider: str
+    provider_ref: str | None = None
+    ref: str
+    note: str
+    occurred_at: str
+    created_at: str
+
+
+class LedgerOut(BaseModel):
+    total: int
+    net_fen: int
+    items: list[LedgerRowOut]
+
+
+def _filters(kind: str | None, provider: str | None, order_no: str | None, date_from: dt.date | None,
+             date_to: dt.date | None) -> service.LedgerFilter:
+    if date_from and date_to and date_from > date_to:
+        raise InvalidInput("开始日期不能晚于结束日期", code="INVALID_RANGE")
+    return service.LedgerFilter(kind=kind, provider=provider, order_no=order_no, date_from=date_from, date_to=date_to)
+
+
+Kind = Literal[tuple(LEDGER_KINDS)]  # type: ignore[valid-type]
+
+
+@admin.get("/ledger", response_model=LedgerOut, summary="流水：支付、退款、积分、储值卡（按类型、渠道、订单号、日期筛选）")
+def ledger(kind: Kind | None = None, provider: str | None = Query(None, max_length=16),  # type: ignore[valid-type]
+           order_no: str | None = Query(None, max_length=32), date_from: dt.date | None = None,
+           date_to: dt.date | None = None, offset: int = Query(0, ge=0, le=10**7),
+           limit: int = Query(50, ge=1, le=200), _p: Principal = Depends(money_staff)):
+    with session_scope() as s:
+        page = service.list_ledger(s, filters=_filters(kind, provider, order_no, date_from, date_to), offset=offset,
+                                   limit=limit)
+    return LedgerOut(total=page.total, net_fen=page.net_fen, items=[LedgerRowOut(**r.to_dict()) for r in page.rows])
+
+
+@admin.get("/ledger.xlsx", summary="导出流水（Excel）", response_class=Response,
+           responses={200: {"content": {"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {}}}})
+def ledger_export(kind: Kind | None = None,  # type: ignore[valid-type]
+                  provider: str | None = Query(None, max_length=16),
+                  order_no: str | None = Query(None, max_length=32), date_from: dt.date | None = None,
+                  date_to: dt.date | None = None, _p: Principal = Depends(money_staff)):
+    with session_scope() as s:
+        data = service.ledger_xlsx(s, filters=_filters(kind, provider, order_no, date_from, date_to))
+    name = f"ledger-{dt.date.today().isoformat()}.xlsx"
+    return Response(data, media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+class RefundRowOut(BaseModel):
+    id: int
+    order_id: int
+    out_refund_no: str
+    refund_id: str | None = None
+    amount_fen: int
+    coupons: int
+    full: bool
+    reason: str
+    status: str
+    status_label: str
+    error: str | None = None
+    actor_name: str
+    created_at: str
+    succeeded_at: str | None = None
+
+
+class RefundsOut(BaseModel):
+    total: int
+    items: list[RefundRowOut]
+
+
+@admin.get("/refunds", response_model=RefundsOut, summary="退款记录")
+def refunds(status: Literal[tuple(REFUND_STATUSES)] | None = None,  # type: ignore[valid-type]
+            offset: int = Query(0, ge=0, le=10**7), limit: int = Query(50, ge=1, le=200),
+            _p: Principal = Depends(money_staff)):
+    with session_scope() as s:
+        page = service.list_refunds(s, status=status, offset=offset, limit=limit)
+    return RefundsOut(total=page.total, items=[RefundRowOut(**r.to_dict()) for r in page.rows])
+
+
+@admin.post("/refunds/{refund_id}/sync", response_model=RefundRowOut,
+            summary="向微信支付查询退款结果并更新（未送达的退款以同一退款单号重新提交）")
+def refund_sync(refund_id: int = Path(ge=1, le=2**62), _p: Principal = Depends(money_staff)):
+    with session_scope() as s:
+        service.sync_refund(s, refund_id=refund_id)
+    with session_scope() as s:
+        return RefundRowOut(**service._view(service.get_refund(s, refund_id=refund_id)).to_dict())
+
+
+class MismatchOut(BaseModel):
+    kind: str
+    kind_label: str
+    entry: str
+    key: str
+    bill_fen: int | None = None
+    ledger_fen: int | None = None
+    provider_ref: str | None = None
+
+
+class ReconciliationOut(BaseModel):
+    id: int
+    bill_date: str
+    bill_rows: int
+    ledger_rows: int
+    matched: int
+    ok: bool
+    missing_in_ledger: int
+    missing_in_bill: int
+    amount_differs: int
+    bill_net_fen: int
+    ledger_net_fen: int
+    created_at: str | None = None
+    mismatches: list[MismatchOut]
+
+
+class FetchBody(StrictModel):
+    bill_date: dt.date
+
+
+@admin.post("/reconciliations", response_model=ReconciliationOut, status_code=201,
+            summary="导入微信支付交易账单（CSV）并与当日流水对账")
+async def reconcile_upload(file: UploadFile = File(..., description="the trade bill CSV (交易账单)"),
+                           bill_date: dt.date | None = Form(None, description="required for an empty bill"),
+                           p: Principal = Depends(money_staff)):
+    data = await file.read(reconcile.MAX_BILL_BYTES + 1)
+    filename = (file.filename or "")[:255]
+
+    def work() -> dict[str, Any]:
+        with session_scope() as s:
+            return reconcile.reconcile_trade_bill(s, data=data, actor=p.actor(), bill_date=bill_date,
+                                                  filename=filename).to_dict()
+
+    return await run_in_threadpool(work)
+
+
+@admin.post("/reconciliations/fetch", response_model=ReconciliationOut, status_code=201,
+            summary="从微信支付下载某日交易账单并对账")
+def reconcile_fetch(body: FetchBody, p: Principal = Depends(money_staff)):
+    with session_scope() as s:
+        return reconcile.fetch_and_reconcile(s, bill_date=body.bill_date, actor=p.actor()).to_dict()
+
+
+@admin.get("/reconciliations", response_model=list[ReconciliationOut], summary="对账记录")
+def reconciliations(offset: int = Query(0, ge=0, le=10**6), limit: int = Query(20, ge=1, le=200),
+                    _p: Principal = Depends(money_staff)):
+    with session_scope() as s:
+        return [r.to_dict() for r in reconcile.list_reconciliations(s, offset=offset, limit=limit)]
+
+
+@admin.get("/reconciliations/{run_id}", response_model=ReconciliationOut, summary="一次对账的结果与差异明细")
+def reconciliation(run_id: int = Path(ge=1, le=2**62), _p: Principal = Depends(money_staff)):
+    with session_scope() as s:
+        return reconcile.get_reconciliation(s, run_id=run_id).to_dict()
+
+
+routers = (pay, admin)
