@@ -130,7 +130,9 @@ class PaymentParams(BaseModel):
     paySign: str
 
 
-class OrderOut(BaseModel):
+class _OrderFields(BaseModel):
+    """What the user and staff both see of an order (API.md "Order")."""
+
     id: int
     order_no: str
     type: str
@@ -145,11 +147,14 @@ class OrderOut(BaseModel):
     paid_fen: int
     refunded_fen: int
     created_at: str
-    pay_expires_at: str | None = None
     paid_at: str | None = None
     coupon_id: int | None = None
     coupon_ids: list[int] | None = Field(None, description="coupon_purchase: the coupons bought")
     refunds: list[RefundOut]
+
+
+class OrderOut(_OrderFields):
+    pay_expires_at: str | None = None
     payment: PaymentParams | None = Field(None, description="wx.requestPayment parameters while unpaid")
 
 
@@ -161,26 +166,8 @@ class StaffPaymentOut(BaseModel):
     source: str
 
 
-class StaffOrderOut(BaseModel):
-    id: int
-    order_no: str
-    type: str
-    type_label: str
-    status: str
-    status_label: str
-    lines: list[LineOut]
-    pricing: PricingOut
-    details: dict[str, Any]
-    fulfilment: dict[str, Any]
-    history: list[HistoryOut]
-    paid_fen: int
-    refunded_fen: int
+class StaffOrderOut(_OrderFields):
     refundable_fen: int
-    created_at: str
-    paid_at: str | None = None
-    coupon_id: int | None = None
-    coupon_ids: list[int] | None = None
-    refunds: list[RefundOut]
     user_id: int
     phone_masked: str
     anomaly: str | None = None
