@@ -7,7 +7,7 @@ import reflex as rx
 from gc_admin.accounts.state import StaffState
 from gc_admin.core.roles import ROLE_LABELS
 from gc_admin.ui.auth import AuthState
-from gc_admin.ui.components import empty_row, header, pager
+from gc_admin.ui.components import empty_row, form_actions, header, pager
 from gc_admin.ui.layout import staff_page
 
 
@@ -113,11 +113,7 @@ def _create_dialog() -> rx.Component:
                     rx.input(name="password", type="password", placeholder="初始密码（至少 8 位，含字母和数字）",
                              max_length=128, required=True),
                     rx.cond(StaffState.form_error != "", rx.text(StaffState.form_error, color_scheme="red", size="2")),
-                    rx.hstack(
-                        rx.dialog.close(rx.button("取消", variant="soft", color_scheme="gray", type="button")),
-                        rx.button("创建", type="submit"),
-                        justify="end", spacing="3", width="100%",
-                    ),
+                    form_actions(rx.button("创建", type="submit")),
                     spacing="3",
                 ),
                 on_submit=StaffState.create,
@@ -138,11 +134,7 @@ def _reset_dialog() -> rx.Component:
                     rx.input(name="password", type="password", placeholder="新密码（至少 8 位，含字母和数字）", max_length=128),
                     rx.input(name="confirm", type="password", placeholder="再次输入新密码", max_length=128),
                     rx.cond(StaffState.form_error != "", rx.text(StaffState.form_error, color_scheme="red", size="2")),
-                    rx.hstack(
-                        rx.dialog.close(rx.button("取消", variant="soft", color_scheme="gray", type="button")),
-                        rx.button("确定重置", type="submit", color_scheme="red"),
-                        justify="end", spacing="3", width="100%",
-                    ),
+                    form_actions(rx.button("确定重置", type="submit", color_scheme="red")),
                     spacing="3",
                     padding_top="0.75rem",
                 ),

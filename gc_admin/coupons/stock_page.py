@@ -14,7 +14,7 @@ from gc_admin.coupons.stock_state import (
     StockImportState,
     StockState,
 )
-from gc_admin.ui.components import empty_row, pager, stat_card
+from gc_admin.ui.components import empty_row, form_actions, pager, stat_card
 from gc_admin.ui.layout import staff_page
 
 NUM = {"text_align": "right", "white_space": "nowrap", "font_variant_numeric": "tabular-nums"}
@@ -478,11 +478,7 @@ def _create_dialog() -> rx.Component:
                               align="center"),
                     rx.cond(s.form_error != "", rx.callout(s.form_error, icon="triangle-alert", color_scheme="red", size="1",
                                                            width="100%", data_testid="product-form-error")),
-                    rx.hstack(
-                        rx.dialog.close(rx.button("取消", variant="soft", color_scheme="gray", type="button")),
-                        rx.button("创建", type="submit", data_testid="product-create"),
-                        justify="end", spacing="3", width="100%",
-                    ),
+                    form_actions(rx.button("创建", type="submit", data_testid="product-create")),
                     spacing="3", padding_top="0.75rem",
                 ),
                 on_submit=s.create,

@@ -6,7 +6,7 @@ import reflex as rx
 
 from gc_admin.orders.models import ORDER_STATUSES
 from gc_admin.orders.state import OrdersState
-from gc_admin.ui.components import empty_row, pager
+from gc_admin.ui.components import empty_row, form_actions, pager
 from gc_admin.ui.layout import staff_page
 
 NUM = {"text_align": "right", "white_space": "nowrap", "font_variant_numeric": "tabular-nums"}
@@ -310,14 +310,10 @@ def _action_dialog() -> rx.Component:
                                                      "可填写备注，将记入订单记录")),
                     rx.cond(s.act_error != "", rx.callout(s.act_error, icon="triangle-alert", color_scheme="red",
                                                           size="1", width="100%", data_testid="action-error")),
-                    rx.hstack(
-                        rx.dialog.close(rx.button("取消", variant="soft", color_scheme="gray", type="button")),
-                        rx.button("确认", a["label"], type="submit", loading=s.act_busy,
-                                  color_scheme=rx.match(a["color"], ("red", "red"), ("green", "green"),
-                                                        ("orange", "orange"), "blue"),
-                                  data_testid="action-confirm"),
-                        justify="end", spacing="3", width="100%",
-                    ),
+                    form_actions(rx.button(
+                        "确认", a["label"], type="submit", loading=s.act_busy, data_testid="action-confirm",
+                        color_scheme=rx.match(a["color"], ("red", "red"), ("green", "green"), ("orange", "orange"), "blue"),
+                    )),
                     spacing="3", width="100%",
                 ),
                 on_submit=s.confirm_action,
@@ -364,11 +360,7 @@ def _refund_dialog() -> rx.Component:
                                  data_testid="refund-reason"),
                     rx.cond(s.refund_error != "", rx.callout(s.refund_error, icon="triangle-alert", color_scheme="red",
                                                              size="1", width="100%", data_testid="refund-error")),
-                    rx.hstack(
-                        rx.dialog.close(rx.button("取消", variant="soft", color_scheme="gray", type="button")),
-                        rx.button("下一步", type="submit", color_scheme="red", data_testid="refund-next"),
-                        justify="end", spacing="3", width="100%",
-                    ),
+                    form_actions(rx.button("下一步", type="submit", color_scheme="red", data_testid="refund-next")),
                     spacing="2", width="100%",
                 ),
                 on_submit=s.preview_refund,

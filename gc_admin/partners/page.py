@@ -6,7 +6,7 @@ import reflex as rx
 
 from gc_admin.partners.service import SCOPES
 from gc_admin.partners.state import PartnersState
-from gc_admin.ui.components import empty_row, header
+from gc_admin.ui.components import empty_row, form_actions, header
 from gc_admin.ui.layout import staff_page
 
 
@@ -71,11 +71,7 @@ def _create_dialog() -> rx.Component:
                             for key, label in SCOPES.items()
                         ],
                         rx.cond(PartnersState.form_error != "", rx.text(PartnersState.form_error, color_scheme="red", size="2")),
-                        rx.hstack(
-                            rx.dialog.close(rx.button("取消", variant="soft", color_scheme="gray", type="button")),
-                            rx.button("创建", type="submit"),
-                            justify="end", spacing="3", width="100%",
-                        ),
+                        form_actions(rx.button("创建", type="submit")),
                         spacing="3",
                     ),
                     on_submit=PartnersState.create,

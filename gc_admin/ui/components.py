@@ -57,3 +57,14 @@ def coming_soon(what: str, bullets: list[str]) -> rx.Component:
         color_scheme="amber",
         data_testid="coming-soon",
     )
+
+
+def form_actions(submit: rx.Component) -> rx.Component:
+    """The footer of every dialog form: 取消 (closes, never submits) and the submit button."""
+    return rx.hstack(
+        rx.dialog.close(rx.button("取消", variant="soft", color_scheme="gray", type="button")),
+        submit,
+        justify="end",
+        spacing="3",
+        width="100%",
+    )
