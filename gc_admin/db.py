@@ -3,21 +3,41 @@
 Services never commit: the caller (an API route, a Reflex event, a CLI command) opens one
 :func:`session_scope` per user action; it commits when the block ends normally and rolls
 back on any exception, so a failed action never leaves a partial write.
+
+Check-then-act under concurrency (:func:`lock_for_write`). Most races are settled by one
+conditional statement (``UPDATE ... WHERE state = ... RETURNING``, ``ON CONFLICT DO NOTHING``) and
+hold on both databases as they are. A rule that rests on rows *read* before writing — "at most 5
+per user" counted, then inserted — needs those rows locked: PostgreSQL locks them with ``SELECT
+... FOR UPDATE``; SQLite has no row locks. On SQLite the driver (pysqlite, in its default "legacy"
+transaction control) runs every statement before the first INSERT/UPDATE/DELETE outside any
+transaction and only then issues a deferred ``BEGIN``; the write lock is taken by that first
+write. So two units of work can both count 0 and both insert. :func:`lock_for_write` is the one
+mechanism for such rules: on SQLite it opens the unit of work with ``BEGIN IMMEDIATE`` (the
+database's single write lock, waiting ``busy_timeout`` for other writers), so everything the unit
+reads afterwards is current and stays so until it commits; on PostgreSQL it does nothing — the
+caller's ``FOR UPDATE`` row locks do the work, and other users' writes are not held up. The
+legacy transaction control is kept on purpose: a plain deferred ``BEGIN`` for every unit of work
+(SQLAlchemy's pysqlite recipe) would make a unit that reads, then writes after someone else
+committed, fail with ``SQLITE_BUSY`` instead of waiting; ``BEGIN IMMEDIATE`` for every unit would
+queue pure reads behind writers.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import Iterator
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, create_engine
 
 from gc_admin.config import get_settings
 from gc_admin.core.errors import DomainError
 
+log = logging.getLogger(__name__)
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 
@@ -61,6 +81,37 @@ def dispose_engines() -> None:
         for engine in _engines.values():
             engine.dispose()
         _engines.clear()
+
+
+class DatabaseBusy(DomainError):
+    """SQLite's write lock was not free within ``busy_timeout`` (another long write holds it)."""
+
+    status = 503
+    code = "DB_BUSY"
+
+
+def lock_for_write(session: Session) -> None:
+    """From here on, this unit of work is the database's only writer on SQLite (``BEGIN IMMEDIATE``);
+    nothing on PostgreSQL, where the caller locks the rows its rule rests on (``FOR UPDATE``).
+
+    Call it before reading what the decision rests on (see the module docstring). Idempotent: if the
+    unit of work has already written, pysqlite's transaction is open and already holds the write lock
+    (a transaction is only opened by a write), so there is nothing to take.
+    """
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    raw = connection.connection.dbapi_connection
+    assert raw is not None and raw.isolation_level is not None, "lock_for_write needs pysqlite's transaction control"
+    if raw.in_transaction:
+        return
+    try:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    except OperationalError as exc:
+        if "locked" not in str(exc.orig):
+            raise
+        log.warning("SQLite write lock not obtained within busy_timeout: %s", exc.orig)
+        raise DatabaseBusy("系统繁忙（其他操作正在写入数据），请稍后重试", code="DB_BUSY") from exc
 
 
 @contextlib.contextmanager

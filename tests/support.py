@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncio
 
@@ -77,3 +79,26 @@ class InProcessTransport(httpx.BaseTransport):
             return httpx.Response(response.status_code, headers=response.headers, content=content)
 
         return asyncio.run(run())
+
+
+def race(n: int, work: Callable[[int], Any], *, timeout: float = 120) -> list[Any]:
+    """Run ``work(i)`` in n threads released at once by a barrier (each opens its own unit of work);
+    returns their results, or the exceptions they raised. On SQLite the threads share the test's
+    database file, so the race is as real as on PostgreSQL."""
+    barrier = threading.Barrier(n)
+    results: list[Any] = [None] * n
+
+    def run(i: int) -> None:
+        barrier.wait()  # before taking a connection, so every thread starts together
+        try:
+            results[i] = work(i)
+        except Exception as exc:  # noqa: BLE001 - reported to the test
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=timeout)
+    assert not any(t.is_alive() for t in threads), "a racing thread hung"
+    return results

@@ -38,6 +38,7 @@ from gc_admin.coupons.importer import end_of_day
 from gc_admin.coupons.models import ISSUE_SOURCES, REDEMPTION_CODE, Coupon, IssuanceBatch, Product
 from gc_admin.coupons.products import get_product_by_code
 from gc_admin.coupons.stock import db_time, dialect, drop_temp, load_frame, raw_rows, temp_table
+from gc_admin.db import lock_for_write
 
 MAX_PHONES = 200_000
 MAX_PER_PHONE = 20
@@ -247,6 +248,7 @@ def issue_batch(
     assert product.id is not None
     scope = programme_code or ""
     fingerprint = _fingerprint(product.code, per_phone, phones)
+    lock_for_write(session)  # SQLite: the only writer from the batch row on (what _issue_codes_sqlite counts on)
     issuance_id = _insert_batch(session, {
         "source": source, "scope": scope, "batch_id": batch_id, "fingerprint": fingerprint, "product_id": product.id,
         "per_phone": per_phone, "actor_type": actor.type, "actor_id": None if actor.id is None else str(actor.id),

@@ -28,7 +28,9 @@ in the transaction whose conditional UPDATE won, so they happen exactly once.
 
 Unpaid orders: :func:`cancel_expired_unpaid` (run it every minute from any scheduler, on as many
 workers as you like) picks created orders past ``pay_expires_at`` plus
-:data:`EXPIRY_GRACE` (PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so workers take disjoint orders),
+:data:`EXPIRY_GRACE` (PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so workers take disjoint orders; on
+SQLite two workers may pick the same order — correctness never rested on that lock, see below —
+and no write lock is taken up front, so WeChat calls do not hold up every other writer),
 closes each at WeChat Pay (an order WeChat reports paid is applied instead of cancelled; other
 errors are logged and tolerated), then cancels the rest with one conditional UPDATE and releases
 exactly what that UPDATE returned.
@@ -62,6 +64,7 @@ from gc_admin.coupons import purchase
 from gc_admin.coupons import service as coupons
 from gc_admin.coupons.models import Product
 from gc_admin.coupons.stock import dialect
+from gc_admin.db import lock_for_write
 from gc_admin.integrations.wechatpay.client import WxPayError
 from gc_admin.orders import pricing
 from gc_admin.orders.models import ORDER_STATUSES, ORDER_TYPES, OrderEvent, OrderNotice, ServiceOrder
@@ -178,8 +181,10 @@ def new_order_no(now: dt.datetime) -> str:
 
 
 def _lock_user(session: Session, user_id: int) -> MpUser:
-    """Re-load the user; on PostgreSQL lock the row so one user's orders are created one at a time
-    (the per-user purchase limit is checked inside that lock)."""
+    """Re-load the user, locked so one user's orders are created one at a time (the per-user purchase
+    limit is counted inside that lock): the user's row on PostgreSQL, the write lock on SQLite
+    (:func:`gc_admin.db.lock_for_write`)."""
+    lock_for_write(session)
     q = select(MpUser).where(col(MpUser.id) == user_id)
     if dialect(session) == "postgresql":
         q = q.with_for_update(key_share=True)  # FOR NO KEY UPDATE: foreign-key checks (coupon.user_id) pass

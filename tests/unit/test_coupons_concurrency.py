@@ -1,40 +1,17 @@
-"""Races on PostgreSQL, made real with threads released together by a barrier (each its own unit of work):
+"""Races on SQLite and PostgreSQL, made real with threads released together by a barrier (each its own unit of work):
 issuing against scarce stock, two batches for the same stock, the same batch id twice, and many
 first reveals of one coupon. The database decides every race; these tests check it decided right."""
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from collections.abc import Callable
-from typing import Any
 
 import sqlalchemy as sa
 
 from gc_admin.coupons import service
 from gc_admin.db import session_scope
+from tests.support import race
 from tests.unit.test_coupons_support import STAFF, issue, make_user, scalar, setup_catalogue, stock
-
-
-def race(n: int, work: Callable[[int], Any]) -> list[Any]:
-    """Run ``work(i)`` in n threads released at once; returns results (or the exceptions raised)."""
-    barrier = threading.Barrier(n)
-    results: list[Any] = [None] * n
-
-    def run(i: int) -> None:
-        barrier.wait()  # before taking a connection, so every thread starts together
-        try:
-            results[i] = work(i)
-        except Exception as exc:  # noqa: BLE001 - reported to the test
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a racing thread hung"
-    return results
 
 
 def _no_double_assignment(expected_coupons: int) -> None:
@@ -49,7 +26,7 @@ def _no_double_assignment(expected_coupons: int) -> None:
     assert codeless == 0 and orphans == 0
 
 
-def test_50_single_phone_issuances_against_20_codes(pg_db):
+def test_50_single_phone_issuances_against_20_codes(any_db):
     setup_catalogue()
     stock("tpp50", 20)
 
@@ -66,7 +43,7 @@ def test_50_single_phone_issuances_against_20_codes(pg_db):
     assert scalar("SELECT count(*) FROM stock_code WHERE state = 'in_stock'") == 0
 
 
-def test_two_batches_racing_for_the_same_stock(pg_db):
+def test_two_batches_racing_for_the_same_stock(any_db):
     setup_catalogue()
     stock("tpp50", 100)
 
@@ -86,7 +63,7 @@ def test_two_batches_racing_for_the_same_stock(pg_db):
         assert len(ids) == r.coupons == scalar("SELECT count(*) FROM coupon WHERE issuance_id = :b", b=r.issuance_id)
 
 
-def test_two_batches_of_three_per_phone_racing(pg_db):
+def test_two_batches_of_three_per_phone_racing(any_db):
     setup_catalogue()
     stock("tpp50", 50)
 
@@ -105,7 +82,7 @@ def test_two_batches_of_three_per_phone_racing(pg_db):
     assert scalar("SELECT count(*) FROM stock_code WHERE state = 'in_stock'") == 50 - total
 
 
-def test_same_batch_id_racing_issues_once(pg_db):
+def test_same_batch_id_racing_issues_once(any_db):
     setup_catalogue()
     stock("tpp50", 30)
     phones = [f"1390000{j:04d}" for j in range(10)]
@@ -125,7 +102,7 @@ def test_same_batch_id_racing_issues_once(pg_db):
     assert scalar("SELECT count(*) FROM audit_log WHERE action = 'coupon.issued'") == 1
 
 
-def test_20_concurrent_reveals_of_one_coupon(pg_db):
+def test_20_concurrent_reveals_of_one_coupon(any_db):
     setup_catalogue()
     stock("tpp50", 3)
     user = make_user("13900000001")
@@ -144,7 +121,7 @@ def test_20_concurrent_reveals_of_one_coupon(pg_db):
     assert scalar("SELECT count(*) FROM coupon WHERE status = 'used' AND revealed_at IS NOT NULL") == 1
 
 
-def test_concurrent_consume_pays_out_once(pg_db):
+def test_concurrent_consume_pays_out_once(any_db):
     setup_catalogue()
     user = make_user("13900000001")
     cid = issue(["13900000001"], product="fuel50").rows()[0]["coupon_ids"][0]

@@ -65,7 +65,7 @@ def test_balances_are_idempotent_and_never_negative(any_db) -> None:
 
 
 @pytest.mark.parametrize("which", ["points", "stored_value"])
-def test_concurrent_spends_cannot_overdraw(pg_db, which) -> None:
+def test_concurrent_spends_cannot_overdraw(any_db, which) -> None:
     user = buyer()
     move = payments.move_points if which == "points" else payments.move_stored_value
     amount_kw = "delta" if which == "points" else "delta_fen"

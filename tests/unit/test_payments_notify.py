@@ -1,5 +1,5 @@
 """WeChat Pay payment notifies through the real route: applied exactly once (also under 10 concurrent
-replays on PostgreSQL), rejected with nothing changed and the attempt logged, and a payment for a
+replays, on SQLite and PostgreSQL), rejected with nothing changed and the attempt logged, and a payment for a
 cancelled order recorded without reviving the order."""
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ def test_other_events_on_the_payment_route_are_acknowledged_and_ignored(any_db) 
     assert [(k, o) for k, o, _ in notify_log()] == [("payment", "ignored"), ("refund", "rejected")]
 
 
-def test_ten_concurrent_replays_apply_once(pg_db) -> None:
+def test_ten_concurrent_replays_apply_once(any_db) -> None:
     shop()
     user = buyer()
     with wired() as w:

@@ -1,11 +1,10 @@
 """Refunds: recorded first with a fixed out_refund_no, then sent; per coupon for coupon purchases; the
 result applied once (sync answer, notify or query); failures undone; retries de-duplicated by WeChat;
-concurrent requests for one order refunded once (PostgreSQL, threads + barrier)."""
+concurrent requests for one order refunded once (SQLite and PostgreSQL, threads + barrier)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections import Counter
 
 import httpx
@@ -20,6 +19,7 @@ from gc_admin.integrations.wechatpay.simulator import finish_refund, make_notify
 from gc_admin.orders import service as orders
 from gc_admin.payments import service as payments
 from gc_admin.users.models import MpUser
+from tests.support import race
 from tests.unit.test_coupons_support import STAFF
 from tests.unit.test_orders_support import (
     CLERK,
@@ -281,34 +281,14 @@ def test_full_refund_returns_coupon_points_and_stored_value(any_db) -> None:
         ("refund", -6_500), ("points", 300), ("stored_value", 200)])
 
 
-def _race(n: int, work) -> list[object]:
-    barrier = threading.Barrier(n)
-    results: list[object] = [None] * n
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = work(i)
-        except Exception as exc:  # noqa: BLE001
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert not any(t.is_alive() for t in threads)
-    return results
-
-
 @pytest.mark.parametrize("amount", [13_500, 4_500])
-def test_concurrent_refund_requests_refund_once(pg_db, amount) -> None:
+def test_concurrent_refund_requests_refund_once(any_db, amount) -> None:
     shop()
     user = buyer()
     with wired() as w:
         order = buy(user, 3)
         pay(w, order)
-        results = _race(8, lambda i: refund(order.id, amount, reason=f"第 {i} 位客服",
+        results = race(8, lambda i: refund(order.id, amount, reason=f"第 {i} 位客服",
                                             actor=Actor("staff", str(i), f"客服{i}")).status)
     assert Counter(r for r in results if isinstance(r, str)) == {"processing": 1}, results
     assert {type(r) for r in results if not isinstance(r, str)} == {Conflict}, results

@@ -1,0 +1,64 @@
+"""The unit of work's write lock (:func:`gc_admin.db.lock_for_write`): on SQLite it takes the database's
+write lock at once (``BEGIN IMMEDIATE``), so rows read after it cannot change under the unit of work;
+it is idempotent, and a lock it cannot get is a clear, retryable error. (On PostgreSQL it takes nothing;
+the race tests run there too.)"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+import sqlalchemy as sa
+
+from gc_admin.db import DatabaseBusy, lock_for_write, session_scope
+
+
+def _other_writer_is_refused(url: str) -> bool:
+    """Can a second connection start writing right now (no waiting)?"""
+    other = sqlite3.connect(url.removeprefix("sqlite:///"), timeout=0, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        assert "locked" in str(exc)
+        return True
+    else:
+        other.execute("ROLLBACK")
+        return False
+    finally:
+        other.close()
+
+
+def test_sqlite_write_lock_is_taken_before_any_write_and_held_to_commit(sqlite_db) -> None:
+    with session_scope() as s:
+        s.execute(sa.text("SELECT count(*) FROM mp_user")).scalar_one()
+        assert not _other_writer_is_refused(sqlite_db)  # pysqlite: reads alone take no lock
+        lock_for_write(s)
+        assert _other_writer_is_refused(sqlite_db)
+        s.execute(sa.text("SELECT count(*) FROM mp_user")).scalar_one()
+        lock_for_write(s)  # idempotent
+        assert _other_writer_is_refused(sqlite_db)
+    assert not _other_writer_is_refused(sqlite_db)  # released by the commit
+
+
+def test_sqlite_lock_after_a_write_is_a_no_op_and_a_rollback_releases_it(sqlite_db) -> None:
+    with pytest.raises(RuntimeError), session_scope() as s:
+        s.execute(sa.text("DELETE FROM mp_user WHERE id < 0"))  # pysqlite's own BEGIN: the write lock is held
+        assert _other_writer_is_refused(sqlite_db)
+        lock_for_write(s)
+        assert _other_writer_is_refused(sqlite_db)
+        raise RuntimeError("boom")
+    assert not _other_writer_is_refused(sqlite_db)
+
+
+def test_sqlite_lock_held_elsewhere_is_a_clear_busy_error(sqlite_db) -> None:
+    holder = sqlite3.connect(sqlite_db.removeprefix("sqlite:///"), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(DatabaseBusy) as err, session_scope() as s:
+            s.execute(sa.text("PRAGMA busy_timeout = 0"))  # do not wait the house 10 s for it
+            lock_for_write(s)
+        assert (err.value.status, err.value.code) == (503, "DB_BUSY") and "稍后重试" in err.value.message
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
