@@ -167,7 +167,9 @@ class StaffPaymentOut(BaseModel):
 
 
 class StaffOrderOut(_OrderFields):
-    refundable_fen: int
+    refundable_fen: int = Field(description="可退: the most one refund may be now — paid − refunded (refunds in "
+                                            "flight included); for a coupon purchase only its still unused coupons; "
+                                            "0 when the status allows no refund")
     user_id: int
     phone_masked: str
     anomaly: str | None = None

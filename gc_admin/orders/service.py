@@ -684,5 +684,5 @@ def order_view(session: Session, *, order: ServiceOrder, for_staff: bool = False
         user = session.get(MpUser, order.user_id)
         out.update(user_id=order.user_id, phone_masked=mask_phone(user.phone if user else None), anomaly=order.anomaly,
                    payment=payments.order_payment(session, order_id=order.id),
-                   refundable_fen=order.paid_fen - order.refunded_fen)
+                   refundable_fen=payments.refundable_fen(session, order=order))
     return out

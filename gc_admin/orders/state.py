@@ -320,29 +320,15 @@ class OrdersState(PagedMixin, rx.State):
             return None
         order_id = self.detail.get("id", "")
 
-        def _check(s):
+        def _check(s):  # the service's own rules, so the form says what the refund would say
             order = views.visible_order(s, order_id=int(order_id), scope=scope)
-            return order, views.refund_values(s, order=order)
+            return order, payments.check_refund(s, order=order, amount_fen=amount)
 
         try:
-            order, values = await run_db(_check)
+            order, coupons = await run_db(_check)
         except (DomainError, ValueError) as exc:
             self.refund_error = getattr(exc, "message", "订单不存在")
             return None
-        left = order.paid_fen - order.refunded_fen
-        if order.status not in orders.REFUNDABLE or left <= 0:
-            self.refund_error = f"订单当前状态为“{ORDER_STATUSES.get(order.status, order.status)}”，不能退款"
-            return None
-        if amount > left:
-            self.refund_error = f"退款金额超过可退金额 {format_fen(left)}"
-            return None
-        coupons = 0
-        if values is not None:
-            if amount not in values:
-                shown = "、".join(f"{k} 张 {format_fen(v)}" for k, v in enumerate(values, 1)) or "无"
-                self.refund_error = f"购券订单按张退款（已使用的券不可退），可退：{shown}"
-                return None
-            coupons = values.index(amount) + 1
         self.refund_error = ""
         self.refund_preview = {
             "order_id": order_id, "order_no": order.order_no, "amount_fen": str(amount),

@@ -197,19 +197,18 @@ def order_detail(session: Session, *, order_id: int, scope: Scope, now: dt.datet
     age, level = age_of(status=order.status, created_at=order.created_at, paid_at=order.paid_at, now=now)
     refunds = view.get("refunds") or []
     in_flight = [r for r in refunds if r["status"] in ("pending", "processing")]
-    refundable = int(view.get("refundable_fen") or 0)
+    refundable = int(view.get("refundable_fen") or 0)  # payments.refundable_fen: used coupons not counted
     values = refund_values(session, order=order) if order.status in orders.REFUNDABLE else None
-    can_refund = (scope.can_refund and order.status in orders.REFUNDABLE and refundable > 0 and not in_flight
-                  and (values is None or len(values) > 0))
+    can_refund = scope.can_refund and refundable > 0 and not in_flight
     if not scope.can_refund:
         refund_note = ""
     elif in_flight:
         refund_note = "有一笔退款正在处理中，完成后才能再次退款。"
-    elif order.status in orders.REFUNDABLE and refundable > 0 and values == []:
+    elif values == [] and order.paid_fen > order.refunded_fen:
         refund_note = "该订单购买的券已全部使用或已退，不能再退款。"
     else:
         refund_note = ""
-    default_fen = (values[-1] if values else refundable) if can_refund else 0
+    default_fen = refundable if can_refund else 0
     payment = view.get("payment") or None
     head = {
         "id": str(order.id), "order_no": order.order_no, "type": order.type,

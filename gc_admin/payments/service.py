@@ -526,6 +526,43 @@ def coupon_refund_values(session: Session, *, order: ServiceOrder, now: dt.datet
     return [paid * (taken + k) // n - base for k in range(1, revocable + 1)]
 
 
+def refundable_fen(session: Session, *, order: ServiceOrder, now: dt.datetime | None = None) -> int:
+    """The most one refund of ``order`` may be now — the figure every view shows as 可退 (staff API
+    ``refundable_fen``, 订单看板 detail and refund dialog default): paid − refunded (refunds in flight
+    included), and for a coupon purchase with delivered coupons only the value of its coupons still
+    unused (:func:`coupon_refund_values`); 0 when the order's status allows no refund."""
+    if order.status not in orders.REFUNDABLE or order.paid_fen <= 0:
+        return 0
+    left = max(order.paid_fen - order.refunded_fen, 0)
+    values = coupon_refund_values(session, order=order, now=now)
+    if values is None:
+        return left
+    return min(values[-1], left) if values else 0
+
+
+def check_refund(session: Session, *, order: ServiceOrder, amount_fen: int, now: dt.datetime | None = None) -> int:
+    """Would :func:`refund_order` accept ``amount_fen`` for ``order`` now? Returns how many bought coupons
+    it takes back (0 when refunds are not per coupon); raises the same errors refund_order raises, so
+    the dashboard's form and the API say the same thing (``ORDER_STATE_INVALID``, ``NOTHING_TO_REFUND``,
+    ``REFUND_EXCEEDS_PAID``, ``COUPONS_USED``, ``REFUND_PER_COUPON``)."""
+    if order.status not in orders.REFUNDABLE:
+        raise Conflict(f"订单当前状态为“{ORDER_STATUSES[order.status]}”，不能退款", code="ORDER_STATE_INVALID")
+    if order.paid_fen <= 0:
+        raise Conflict("该订单没有可退的微信支付金额", code="NOTHING_TO_REFUND")
+    if amount_fen > order.paid_fen - order.refunded_fen:
+        raise Conflict(f"退款金额超过可退金额 {format_fen(refundable_fen(session, order=order, now=now))}",
+                       code="REFUND_EXCEEDS_PAID")
+    values = coupon_refund_values(session, order=order, now=now)
+    if values is None:
+        return 0
+    if not values:
+        raise Conflict("该订单购买的券已全部使用或已退，不能再退款", code="COUPONS_USED")
+    if amount_fen not in values:
+        shown = "、".join(f"{k} 张 {format_fen(v)}" for k, v in enumerate(values, 1))
+        raise InvalidInput(f"购券订单按张退款（已使用的券不可退），可退：{shown}", code="REFUND_PER_COUPON")
+    return values.index(amount_fen) + 1
+
+
 def refund_order(session: Session, *, order_id: int, amount_fen: int, reason: str, actor: Actor,
                  now: dt.datetime | None = None) -> Refund:
     """Record a staff refund (full or partial) of an order's WeChat payment; :func:`send_refund` then
@@ -540,22 +577,7 @@ def refund_order(session: Session, *, order_id: int, amount_fen: int, reason: st
         raise InvalidInput("退款原因不超过 200 个字", code="REASON_TOO_LONG")
     order = orders.get_order(session, order_id=order_id)
     assert order.id is not None
-    if order.status not in orders.REFUNDABLE:
-        raise Conflict(f"订单当前状态为“{ORDER_STATUSES[order.status]}”，不能退款", code="ORDER_STATE_INVALID")
-    if order.paid_fen <= 0:
-        raise Conflict("该订单没有可退的微信支付金额", code="NOTHING_TO_REFUND")
-    left = order.paid_fen - order.refunded_fen
-    if amount_fen > left:
-        raise Conflict(f"退款金额超过可退金额 {format_fen(left)}", code="REFUND_EXCEEDS_PAID")
-    coupons_back = 0
-    values = coupon_refund_values(session, order=order, now=now)
-    if values is not None:
-        if not values:
-            raise Conflict("该订单购买的券已全部使用或已退，不能再退款", code="COUPONS_USED")
-        if amount_fen not in values:
-            shown = "、".join(f"{k} 张 {format_fen(v)}" for k, v in enumerate(values, 1))
-            raise InvalidInput(f"购券订单按张退款（已使用的券不可退），可退：{shown}", code="REFUND_PER_COUPON")
-        coupons_back = values.index(amount_fen) + 1
+    coupons_back = check_refund(session, order=order, amount_fen=amount_fen, now=now)
     won = session.execute(
         update(ServiceOrder).where(col(ServiceOrder.id) == order.id, col(ServiceOrder.status).in_(orders.REFUNDABLE),
                                    col(ServiceOrder.refunded_fen) + amount_fen <= col(ServiceOrder.paid_fen))

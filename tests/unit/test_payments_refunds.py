@@ -17,6 +17,7 @@ from gc_admin.db import session_scope
 from gc_admin.integrations.wechatpay import setup
 from gc_admin.integrations.wechatpay.simulator import finish_refund, make_notify, refund_notify_resource
 from gc_admin.orders import service as orders
+from gc_admin.orders import views
 from gc_admin.payments import service as payments
 from gc_admin.users.models import MpUser
 from tests.support import race
@@ -96,6 +97,12 @@ def test_refund_one_coupon_then_the_rest(bought) -> None:
     assert (done.status, done.refunded_fen) == ("completed", 4_500)
     assert sorted(coupon_states(order.id)) == [("available", None, True), ("available", None, True),
                                                ("expired", f"revoked:{r.out_refund_no}", False)]
+    with session_scope() as s:  # shown to the owner and to staff as revoked (已退回), not as expired
+        me = s.get(MpUser, user.id)
+        assert [c.status for c in coupons.list_user_coupons(s, user=me, status="revoked")] == ["revoked"]
+        assert coupons.list_user_coupons(s, user=me, status="expired") == []
+        assert sorted(c.status for c in coupons.user_coupons_for_staff(s, phone=me.phone)) == [
+            "available", "available", "revoked"]
     assert scalar("SELECT count(*) FROM stock_code WHERE state = 'in_stock'") == 8  # 10 - 3 sold + 1 back
     # the rest: two coupons, which makes it a full refund
     with pytest.raises(Conflict):
@@ -126,6 +133,41 @@ def test_used_codes_are_not_refundable(bought) -> None:
     assert r.coupons == 2 and not r.full  # the revealed coupon's share stays paid
     assert scalar("SELECT count(*) FROM coupon WHERE status = 'used'") == 1
 
+
+
+def _refundable_everywhere(order_id: int) -> tuple[int, int, str, str, str, str]:
+    """可退 as each place computes it: the service, the staff API view, the 订单看板 detail panel (figure,
+    the refund dialog's default amount, whether it offers a refund, its note)."""
+    with session_scope() as s:
+        order = orders.get_order(s, order_id=order_id)
+        detail = views.order_detail(s, order_id=order_id, scope=views.scope_for("clerk"))["order"]
+        return (payments.refundable_fen(s, order=order),
+                orders.order_view(s, order=order, for_staff=True)["refundable_fen"],
+                detail["refundable"], detail["refund_default"], detail["can_refund"], detail["refund_note"])
+
+
+def test_refundable_leaves_out_used_coupons_everywhere(bought) -> None:
+    """Issue 7: 3 bought, 1 revealed — ¥90 can be refunded, and every figure says ¥90, not ¥135."""
+    w, order, user = bought
+    assert _refundable_everywhere(order.id) == (13_500, 13_500, "¥135.00", "135.00", "1", "")
+    with session_scope() as s:
+        first = coupons.list_user_coupons(s, user=s.get(MpUser, user.id))[0]
+        coupons.use_coupon(s, user=s.get(MpUser, user.id), coupon_id=first.id)
+    assert _refundable_everywhere(order.id) == (9_000, 9_000, "¥90.00", "90.00", "1", "")
+    with pytest.raises(Conflict) as err:
+        request_refund(order.id, 20_000)
+    assert err.value.code == "REFUND_EXCEEDS_PAID" and err.value.message == "退款金额超过可退金额 ¥90.00"
+    r = refund(order.id, 4_500)
+    finish_refund(w.state, r.out_refund_no)
+    assert _refundable_everywhere(order.id) == (4_500, 4_500, "¥45.00", "45.00", "1", "")
+    with session_scope() as s:  # the user reveals the last unused one: nothing is refundable any more
+        last = [c for c in coupons.list_user_coupons(s, user=s.get(MpUser, user.id), status="available")]
+        assert len(last) == 1
+        coupons.use_coupon(s, user=s.get(MpUser, user.id), coupon_id=last[0].id)
+    assert _refundable_everywhere(order.id) == (0, 0, "¥0.00", "", "", "该订单购买的券已全部使用或已退，不能再退款。")
+    with pytest.raises(Conflict) as err:
+        request_refund(order.id, 4_500)
+    assert err.value.code == "COUPONS_USED"
 
 def test_uneven_split_sums_to_the_paid_amount(any_db) -> None:
     shop(price_fen=1_000)
