@@ -195,7 +195,8 @@ class CouponProduct(BaseModel):
 class CouponOut(BaseModel):
     id: int
     product: CouponProduct
-    status: Literal["available", "reserved", "used", "expired"]
+    status: Literal["available", "reserved", "used", "expired", "revoked"] = Field(
+        description="revoked (已退回): taken back by a refund of the order that bought it")
     issued_at: str
     expires_at: str
     use_by: str | None = None
@@ -396,7 +397,8 @@ def member_coupons(phone: str = Path(max_length=20), who: PartnerPrincipal = Dep
 # --- mini-program ----------------------------------------------------------------------------
 
 @mp.get("/coupons", response_model=CouponsOut, summary="我的礼券（不含兑换码）")
-def my_coupons(status: Literal["available", "used", "expired"] | None = None, user: MpUser = Depends(require_user)):
+def my_coupons(status: Literal["available", "used", "expired", "revoked"] | None = None,
+               user: MpUser = Depends(require_user)):
     with session_scope() as s:
         items = [c.to_dict() for c in service.list_user_coupons(s, user=user, status=status)]
     # The hottest mini-program read: the service builds exactly the documented shape, so it is

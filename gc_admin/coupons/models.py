@@ -38,6 +38,11 @@ FUNDERS: dict[str, str] = {"insurer": "保险公司", "platform": "平台"}
 STOCK_STATES: dict[str, str] = {"in_stock": "在库", "issued": "已发放", "discarded": "弃票", "expired": "已过期"}
 # Coupon states (stored; "available" past expires_at is shown as expired) ------------------------
 COUPON_STATES: dict[str, str] = {"available": "未使用", "reserved": "已锁定", "used": "已使用", "expired": "已过期"}
+# What people see (user, staff and partner views): the stored status, except that an available coupon
+# past expires_at shows as expired, and a bought coupon taken back by a refund — stored as expired with
+# reserved_for = REVOKED_PREFIX + out_refund_no (see coupons.purchase) — shows as revoked.
+REVOKED_PREFIX = "revoked:"
+SHOWN_STATUSES: dict[str, str] = {**COUPON_STATES, "revoked": "已退回"}
 # Issuance ---------------------------------------------------------------------------------
 ISSUE_SOURCES: dict[str, str] = {"staff": "后台", "partner": "合作方接口"}
 ROW_STATUSES: dict[str, str] = {

@@ -26,7 +26,8 @@ Every state move below is a conditional UPDATE on the expected state whose retur
 ones acted on, so cancelling, paying and refunding each happen exactly once whatever retries or
 parallel workers do. Revoking a bought coupon (refund) needs a coupon status the coupon table
 does not have; a revoked coupon becomes ``expired``, loses its code (which goes back in stock) and
-carries ``reserved_for = "revoked:<refund no>"`` as the trace; the item row keeps the code id.
+carries ``reserved_for = "revoked:<refund no>"`` as the trace; the item row keeps the code id. Every
+view shows such a coupon as ``revoked`` (已退回), not expired (``coupons.models.SHOWN_STATUSES``).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from gc_admin.core.clock import SHANGHAI, utcnow
 from gc_admin.core.errors import Conflict
 from gc_admin.core.types import utc_field
 from gc_admin.coupons.importer import end_of_day
-from gc_admin.coupons.models import REDEMPTION_CODE, Coupon, Product
+from gc_admin.coupons.models import REDEMPTION_CODE, REVOKED_PREFIX, Coupon, Product
 from gc_admin.coupons.stock import db_time, dialect
 
 ITEM_STATES: dict[str, str] = {
@@ -314,7 +315,7 @@ def revoke_held(session: Session, *, order_id: int, ref: str, now: dt.datetime |
     revoked = session.execute(
         update(Coupon).where(col(Coupon.id).in_(coupon_ids), col(Coupon.status) == "reserved",
                              col(Coupon.reserved_for) == ref)
-        .values(status="expired", stock_code_id=None, reserved_for=("revoked:" + ref.split(":", 1)[-1])[:64],
+        .values(status="expired", stock_code_id=None, reserved_for=(REVOKED_PREFIX + ref.split(":", 1)[-1])[:64],
                 reserved_at=now)
         .execution_options(synchronize_session=False)).rowcount
     codes = [int(r[1]) for r in moved if r[1] is not None]

@@ -25,10 +25,18 @@ from gc_admin.core.clock import iso, utcnow
 from gc_admin.core.errors import Conflict, InvalidInput, NotFound
 from gc_admin.core.phone import mask_phone, mask_secret, normalize_phone
 from gc_admin.core.types import UTCDateTime
-from gc_admin.coupons.models import REDEMPTION_CODE, Coupon, IssuanceBatch, Product, StockCode
+from gc_admin.coupons.models import (
+    REDEMPTION_CODE,
+    REVOKED_PREFIX,
+    SHOWN_STATUSES,
+    Coupon,
+    IssuanceBatch,
+    Product,
+    StockCode,
+)
 from gc_admin.users.models import MpUser
 
-USER_STATUSES = ("available", "reserved", "used", "expired")
+USER_STATUSES = tuple(SHOWN_STATUSES)  # available | reserved | used | expired | revoked
 
 
 def _not_found() -> NotFound:
@@ -47,9 +55,12 @@ def _owned(user: MpUser) -> Any:
     return by_id if user.id is not None else false()
 
 
-def _shown_status(now: dt.datetime) -> Any:
-    """What a person sees: an available coupon past its date is expired."""
+def _shown_status(now: Any) -> Any:
+    """What a person sees (``SHOWN_STATUSES``): an available coupon past its date is expired; one taken
+    back by a refund is revoked. ``now``: a datetime or a bound parameter."""
     return case((and_(col(Coupon.status) == "available", col(Coupon.expires_at) < now), literal("expired")),
+                (and_(col(Coupon.status) == "expired", col(Coupon.reserved_for).like(REVOKED_PREFIX + "%")),
+                 literal("revoked")),
                 else_=col(Coupon.status))
 
 
@@ -64,7 +75,7 @@ class CouponView:
     face_fen: int
     percent_off: int | None
     category: str | None
-    status: str  # available | reserved | used | expired
+    status: str  # USER_STATUSES: available | reserved | used | expired | revoked
     issued_at: dt.datetime
     expires_at: dt.datetime
     use_by: dt.datetime | None
@@ -100,9 +111,7 @@ def _list_statement(status: str | None, has_phone: bool) -> Any:
     key = (status, has_phone)
     stmt = _LIST_STATEMENTS.get(key)
     if stmt is None:
-        now = bindparam("now", type_=UTCDateTime())
-        shown = case((and_(col(Coupon.status) == "available", col(Coupon.expires_at) < now), literal("expired")),
-                     else_=col(Coupon.status))
+        shown = _shown_status(bindparam("now", type_=UTCDateTime()))
         owned = col(Coupon.user_id) == bindparam("uid")
         if has_phone:
             owned = or_(owned, and_(col(Coupon.user_id).is_(None), col(Coupon.phone) == bindparam("phone")))
@@ -170,6 +179,8 @@ def use_coupon(session: Session, *, user: MpUser, coupon_id: int, actor: Actor |
     if row is None:
         raise _not_found()
     coupon, product = row
+    if coupon.status == "expired" and (coupon.reserved_for or "").startswith(REVOKED_PREFIX):
+        raise Conflict("该券已退回（随订单退款收回），无法使用", code="COUPON_REVOKED")
     if product.kind != REDEMPTION_CODE or coupon.stock_code_id is None:
         raise Conflict("该券不是兑换码券，请在下单或申请返现时使用", code="COUPON_NOT_REVEALABLE")
     first = False

@@ -276,7 +276,8 @@ def _coupon(session: Session, user: MpUser, coupon_id: Any, order_type: str, fit
     if view.kind not in fits:
         raise Conflict(f"该券不适用于{ORDER_TYPES[order_type]}订单", code="COUPON_NOT_APPLICABLE")
     if view.status != "available":
-        raise Conflict({"expired": "该券已过期", "used": "该券已使用", "reserved": "该券正在另一笔订单中使用"}
+        raise Conflict({"expired": "该券已过期", "used": "该券已使用", "reserved": "该券正在另一笔订单中使用",
+                        "revoked": "该券已退回（随订单退款收回）"}
                        .get(view.status, "该券当前不可使用"), code="COUPON_NOT_AVAILABLE")
     product = session.exec(select(Product).where(col(Product.code) == view.product_code)).one()
     return view, product

@@ -9,7 +9,7 @@ from gc_admin.ui.layout import staff_page
 from gc_admin.users.state import UsersState
 
 
-STATUS_COLORS = {"available": "green", "reserved": "blue", "used": "gray", "expired": "orange"}
+STATUS_COLORS = {"available": "green", "reserved": "blue", "used": "gray", "expired": "orange", "revoked": "red"}
 
 
 def _row(row: rx.Var) -> rx.Component:

@@ -11,7 +11,7 @@ from gc_admin.core.money import format_fen
 from gc_admin.core.phone import mask_phone
 from gc_admin.coupons import service as coupons
 from gc_admin.coupons import views as coupon_views
-from gc_admin.coupons.models import COUPON_STATES, KINDS
+from gc_admin.coupons.models import KINDS, SHOWN_STATUSES
 from gc_admin.ui.auth import denied, require, run_db
 from gc_admin.ui.paging import PAGE_SIZE, PagedMixin
 from gc_admin.users import service
@@ -76,7 +76,7 @@ class UsersState(PagedMixin, rx.State):
         self.coupons = [
             {
                 "id": str(c.id), "product": c.product_name, "kind": KINDS.get(c.kind, c.kind),
-                "face": format_fen(c.face_fen), "status": c.status, "status_label": COUPON_STATES.get(c.status, c.status),
+                "face": format_fen(c.face_fen), "status": c.status, "status_label": SHOWN_STATUSES.get(c.status, c.status),
                 "code": c.code_masked or "—", "issued_at": fmt_local(c.issued_at), "expires_at": fmt_local(c.expires_at),
                 "use_by": fmt_local(c.use_by) or "—", "used_at": fmt_local(c.used_at) or "—",
                 "source": SOURCES.get(c.source, c.source) + (f" · {c.batch_id}" if c.batch_id else ""),

@@ -145,8 +145,17 @@ def test_buy_pay_see_and_refund_end_to_end(api, staff) -> None:
         ("refund", -4_500, order["order_no"]), ("payment", 13_500, order["order_no"])]
     assert ledger["net_fen"] == 9_000
     available = api.get("/api/v1/mp/coupons", params={"status": "available"}, headers=me).json()["items"]
-    expired = api.get("/api/v1/mp/coupons", params={"status": "expired"}, headers=me).json()["items"]
-    assert len(available) == 2 and len(expired) == 1
+    # the coupon the refund took back is "revoked" (已退回) to its owner, not "expired" (issue 7)
+    revoked = api.get("/api/v1/mp/coupons", params={"status": "revoked"}, headers=me).json()["items"]
+    assert len(available) == 2 and len(revoked) == 1
+    assert api.get("/api/v1/mp/coupons", params={"status": "expired"}, headers=me).json()["items"] == []
+    assert sorted(c["status"] for c in api.get("/api/v1/mp/coupons", headers=me).json()["items"]) == [
+        "available", "available", "revoked"]
+    assert api.get(f"/api/v1/mp/coupons/{revoked[0]['id']}", headers=me).json()["status"] == "revoked"
+    assert "已退回" in _error(api.post(f"/api/v1/mp/coupons/{revoked[0]['id']}/use", headers=me), 409,
+                              "COUPON_REVOKED")
+    schema = api.get("/api/openapi.json").json()["components"]["schemas"]["CouponOut"]["properties"]["status"]
+    assert "revoked" in schema["enum"] and "已退回" in schema["description"]
     summary = api.get("/api/v1/admin/stock/summary", headers=clerk).json()
     in_stock = sum(r["count"] for r in summary if r["state"] == "in_stock")
     held_by_buyer = sum(r["count"] for r in summary if r["state"] == "issued")
@@ -156,7 +165,7 @@ def test_buy_pay_see_and_refund_end_to_end(api, staff) -> None:
     assert (in_stock, held_by_buyer) == (10 - len(available), len(available))
     assert scalar("SELECT count(*) FROM coupon c JOIN stock_code sc ON sc.id = c.stock_code_id "
                   "WHERE c.status = 'available' AND sc.state = 'issued'") == 2
-    assert rows("SELECT status, stock_code_id FROM coupon WHERE id = :i", i=expired[0]["id"]) == [("expired", None)]
+    assert rows("SELECT status, stock_code_id FROM coupon WHERE id = :i", i=revoked[0]["id"]) == [("expired", None)]
     received = scalar("SELECT sum(amount_fen) FROM payment")
     returned = scalar("SELECT sum(amount_fen) FROM refund WHERE status = 'succeeded'")
     assert scalar("SELECT sum(amount_fen) FROM ledger_entry WHERE provider = 'wechatpay'") == received - returned
