@@ -6,7 +6,7 @@ import reflex as rx
 
 from gc_admin.coupons.issuance_state import MAX_PER_PHONE, UPLOAD_ID, IssuanceState
 from gc_admin.coupons.views import MAX_PHONE_FILE_BYTES
-from gc_admin.ui.components import empty_row, pager
+from gc_admin.ui.components import Col, empty_row, export_button, pager, table_header
 from gc_admin.ui.layout import staff_page
 
 NUM = {"text_align": "right", "white_space": "nowrap", "font_variant_numeric": "tabular-nums"}
@@ -248,16 +248,13 @@ def issuance_page() -> rx.Component:
         _confirm_dialog(),
         rx.hstack(rx.text("发券批次", weight="bold", size="3"), rx.spacer(),
                   rx.button(rx.icon("refresh-cw", size=12), "刷新", size="1", variant="ghost", on_click=s.search),
+                  export_button(s, "batches-export"),
                   width="100%", align="center", padding_top="0.5rem"),
         rx.table.root(
-            rx.table.header(rx.table.row(
-                rx.table.column_header_cell("时间"), rx.table.column_header_cell("批次号"),
-                rx.table.column_header_cell("来源"), rx.table.column_header_cell("券种"),
-                rx.table.column_header_cell("每人", **NUM), rx.table.column_header_cell("行数", **NUM),
-                rx.table.column_header_cell("成功", **NUM), rx.table.column_header_cell("失败", **NUM),
-                rx.table.column_header_cell("券数", **NUM), rx.table.column_header_cell("操作人"),
-                rx.table.column_header_cell(""),
-            )),
+            table_header(s, Col("时间", "created_at"), Col("批次号", "batch_id"), Col("来源", "source"),
+                         Col("券种", "product"), Col("每人", "per_phone", num=True), Col("行数", "requested", num=True),
+                         Col("成功", "issued", num=True), Col("失败", "failed", num=True),
+                         Col("券数", "coupons", num=True), Col("操作人", "actor"), ""),
             rx.table.body(rx.cond(s.rows.length() > 0, rx.foreach(s.rows, _history_row), empty_row(11, "暂无发券批次"))),
             width="100%", variant="surface", size="1", data_testid="batch-table",
         ),

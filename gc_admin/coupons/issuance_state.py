@@ -31,7 +31,7 @@ from gc_admin.coupons import service, views
 from gc_admin.coupons.models import ISSUE_SOURCES, KINDS, REDEMPTION_CODE, ROW_STATUSES
 from gc_admin.db import session_scope
 from gc_admin.ui.auth import denied, require, run_db
-from gc_admin.ui.paging import PAGE_SIZE, PagedMixin
+from gc_admin.ui.paging import PAGE_SIZE, PagedMixin, export_xlsx
 
 log = logging.getLogger(__name__)
 
@@ -173,12 +173,13 @@ class IssuanceState(PagedMixin, rx.State):
         if p is None:
             self.rows, self.total, self.products = [], 0, []
             return await denied(self)
-        funded_by = _funded_by(p)
+        funded_by, sort = _funded_by(p), self._sort()
 
         def _work(s):
             products = views.issuable_products(s, role=p.role)
             stock = {x.code: service.issuable_stock(s, product=x) for x in products if x.kind == REDEMPTION_CODE}
-            return products, stock, views.list_batches(s, funded_by=funded_by, offset=self._offset(), limit=PAGE_SIZE)
+            return products, stock, views.list_batches(s, funded_by=funded_by, sort=sort, offset=self._offset(),
+                                                       limit=PAGE_SIZE)
 
         products, stock, (batches, total) = await run_db(_work)
         self.products = [
@@ -202,6 +203,28 @@ class IssuanceState(PagedMixin, rx.State):
         if not self.batch_id:
             self.batch_id = new_batch_id()
         return await self._reload()
+
+    def _sort_keys(self):
+        return service.ISSUANCE_SORT_KEYS
+
+    @rx.event
+    async def export(self):
+        """Every batch this staff member may see (not just this page) as Excel, in the list's order."""
+        p = await require(self, SECTION)
+        if p is None:
+            yield await denied(self)
+            return
+        funded_by, sort = _funded_by(p), self._sort()
+        self.exporting = True
+        yield
+        try:
+            events = await export_xlsx(lambda s: service.issuances_frame(s, funded_by=funded_by, sort=sort),
+                                       title="发券批次")
+        except DomainError as exc:
+            events = [rx.toast.error(exc.message)]
+        self.exporting = False
+        for event in events:
+            yield event
 
     # --- preview -----------------------------------------------------------------------------
 
