@@ -43,6 +43,7 @@ from gc_admin.coupons.stock import db_time, dialect, drop_temp, load_frame, raw_
 
 MAX_PHONES = 200_000
 MAX_PER_PHONE = 20
+PREVIEW_PROBLEMS = 50  # bad rows listed by the preview (all of them are in the result file)
 BATCH_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")
 REASONS = {"invalid_phone": "手机号格式不正确", "no_stock": "库存不足", "duplicate": "与第 {} 行手机号重复"}
 
@@ -97,6 +98,8 @@ class IssuancePreview:
     no_stock: int  # valid rows that would not (not enough stock)
     stock_available: int | None  # issuable codes now (None: product needs no stock)
     stock_after: int | None
+    # the first rows that will not be issued, as the clerk wrote them: (row_no, text, status, reason)
+    problems: tuple[tuple[int, str, str, str], ...] = ()
 
 
 # --- phones ----------------------------------------------------------------------------------
@@ -529,6 +532,10 @@ def preview_issuance(
     product = _product_for(session, product_code, programme_code)
     rows = classify_phones(phones) if phones else pl.DataFrame(schema={"status": pl.String})
     counts = dict(rows.group_by("status").len().iter_rows())
+    problems = () if not phones else tuple(
+        (int(n), raw or "", status, reason or "") for n, raw, status, reason in
+        rows.filter(pl.col("status") != "ok").head(PREVIEW_PROBLEMS).select("row_no", "raw", "status", "reason")
+        .iter_rows())
     valid = int(counts.get("ok", 0))
     stock: int | None = None
     would = valid
@@ -539,5 +546,5 @@ def preview_issuance(
         product_code=product.code, product_name=product.name, requested=len(phones), valid=valid,
         invalid_phone=int(counts.get("invalid_phone", 0)), duplicate=int(counts.get("duplicate", 0)),
         per_phone=per_phone, would_issue=would, coupons=would * per_phone, no_stock=valid - would,
-        stock_available=stock, stock_after=None if stock is None else stock - would * per_phone,
+        stock_available=stock, stock_after=None if stock is None else stock - would * per_phone, problems=problems,
     )

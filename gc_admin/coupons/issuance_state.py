@@ -99,6 +99,7 @@ class IssuanceState(PagedMixin, rx.State):
     # preview / confirmation
     preview_open: bool = False
     preview: dict[str, str] = {}
+    preview_problems: list[dict[str, str]] = []  # the rows that will not be issued: 行号, 内容, 原因
     pending_token: str = ""
     # issuing and result
     issuing: bool = False
@@ -277,7 +278,14 @@ class IssuanceState(PagedMixin, rx.State):
             "nothing": "1" if pv.would_issue == 0 else "",
             "replay": "1" if earlier is not None else "",
             "face": format_fen(product.face_fen * pv.coupons),
+            "problems_more": (f"{pv.invalid_phone + pv.duplicate - len(pv.problems):,}"
+                              if pv.invalid_phone + pv.duplicate > len(pv.problems) else ""),
         }
+        self.preview_problems = [
+            {"row": str(row_no), "text": (text if len(text) <= 40 else text[:40] + "…") or "（空）",
+             "label": ROW_STATUSES.get(status, status), "reason": reason, "status": status}
+            for row_no, text, status, reason in pv.problems
+        ]
         self.preview_open = True
         return None
 

@@ -394,7 +394,11 @@ def _product_row(row: rx.Var) -> rx.Component:
         rx.table.cell(row["cost"], **NUM),
         rx.table.cell(row["price"], **NUM),
         rx.table.cell(row["supplier"]),
-        rx.table.cell(row["programme"], white_space="nowrap"),
+        rx.table.cell(rx.vstack(rx.text(row["programme"], size="2", white_space="nowrap"),
+                                rx.cond(row["programme_code"] != "",
+                                        rx.text(row["programme_code"], size="1", color_scheme="gray",
+                                                font_family="var(--code-font-family)")),
+                                spacing="0")),
         rx.table.cell(row["funded_by"], white_space="nowrap"),
         rx.table.cell(rx.text(row["validity"], size="1", color_scheme="gray")),
         rx.table.cell(

@@ -409,7 +409,7 @@ class StockCodesState(PagedMixin, rx.State):
 
 # --- products --------------------------------------------------------------------------------
 
-def _product_view(p: Any) -> dict[str, str]:
+def _product_view(p: Any, programmes: dict[str, str] | None = None) -> dict[str, str]:
     if p.kind == "goods_discount" and p.percent_off:
         value = f"优惠 {p.percent_off}%"
     else:
@@ -420,7 +420,8 @@ def _product_view(p: Any) -> dict[str, str]:
     return {
         "code": p.code, "name": p.name, "kind": kind, "value": value, "cost": format_fen(p.cost_fen),
         "price": format_fen(p.price_fen) if p.price_fen else "—", "supplier": p.supplier or "—",
-        "programme": p.programme_code or "—", "funded_by": FUNDERS.get(p.funded_by, p.funded_by),
+        "programme": (programmes or {}).get(p.programme_code or "", p.programme_code or "—"),
+        "programme_code": p.programme_code or "", "funded_by": FUNDERS.get(p.funded_by, p.funded_by),
         "on_sale": "1" if p.on_sale else "", "validity": (f"剩余 ≥{p.min_validity_days} 天可发 · 使用期 {p.use_window_days} 天"
                                                          if p.kind == REDEMPTION_CODE else f"发放后 {p.validity_days} 天"),
     }
@@ -493,7 +494,7 @@ class ProductsState(rx.State):
 
         products, programmes = await run_db(_work)
         self.can_edit = p.role in PRODUCT_EDITORS
-        self.rows = [_product_view(x) for x in products]
+        self.rows = [_product_view(x, {g.code: g.name for g in programmes}) for x in products]
         self.programmes = [{"code": g.code, "name": f"{g.name}（{g.code}）"} for g in programmes]
         return None
 
