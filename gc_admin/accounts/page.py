@@ -7,7 +7,7 @@ import reflex as rx
 from gc_admin.accounts.state import StaffState
 from gc_admin.core.roles import ROLE_LABELS
 from gc_admin.ui.auth import AuthState
-from gc_admin.ui.components import empty_row, form_actions, header, pager
+from gc_admin.ui.components import Col, empty_row, form_actions, pager, table_header
 from gc_admin.ui.layout import staff_page
 
 
@@ -166,7 +166,8 @@ def staff_management() -> rx.Component:
             align="center",
         ),
         rx.table.root(
-            header("用户名", "姓名", "角色", "手机号", "状态", "最近登录", ""),
+            table_header(StaffState, Col("用户名", "username"), Col("姓名", "display_name"), Col("角色", "role"),
+                         "手机号", Col("状态", "enabled"), Col("最近登录", "last_login_at"), ""),
             rx.table.body(rx.cond(StaffState.rows.length() > 0, rx.foreach(StaffState.rows, _row), empty_row(7))),
             width="100%",
             variant="surface",

@@ -17,6 +17,7 @@ from gc_admin.core.errors import Conflict, Forbidden, InvalidInput, NotFound, Ra
 from gc_admin.core.phone import normalize_phone
 from gc_admin.core.roles import ALL_ROLES, ROLE_LABELS
 from gc_admin.core.security import hash_password, hash_token, new_token, password_problem, verify_password
+from gc_admin.core.sorting import order_by
 
 USERNAME_RE = re.compile(r"^[a-z][a-z0-9_.-]{2,31}$")
 IP_MAX_FAILURES_FACTOR = 4  # an address may fail this many times the per-username limit
@@ -287,8 +288,15 @@ class StaffPage:
     total: int
 
 
-def list_staff(session: Session, *, q: str = "", role: str = "", offset: int = 0, limit: int = 50) -> StaffPage:
-    """Staff accounts filtered by name/username and role, with the total."""
+STAFF_SORT_KEYS = {"username": col(StaffUser.username), "display_name": col(StaffUser.display_name),
+                   "role": col(StaffUser.role), "enabled": col(StaffUser.enabled),
+                   "last_login_at": col(StaffUser.last_login_at)}
+
+
+def list_staff(session: Session, *, q: str = "", role: str = "", sort: str | None = None, offset: int = 0,
+               limit: int = 50) -> StaffPage:
+    """Staff accounts filtered by name/username and role (oldest account first, or by ``sort``:
+    :data:`STAFF_SORT_KEYS`), with the total."""
     stmt = select(StaffUser)
     if q:
         like = f"%{q.strip()[:32]}%"
@@ -296,7 +304,8 @@ def list_staff(session: Session, *, q: str = "", role: str = "", offset: int = 0
     if role:
         stmt = stmt.where(StaffUser.role == role)
     total = session.exec(select(func.count()).select_from(stmt.subquery())).one()
-    rows = session.exec(stmt.order_by(col(StaffUser.id)).offset(max(offset, 0)).limit(min(max(limit, 1), 200))).all()
+    order = order_by(sort, STAFF_SORT_KEYS, tie=col(StaffUser.id), default=[col(StaffUser.id)])
+    rows = session.exec(stmt.order_by(*order).offset(max(offset, 0)).limit(min(max(limit, 1), 200))).all()
     return StaffPage(list(rows), int(total))
 
 

@@ -43,7 +43,8 @@ class StaffState(PagedMixin, rx.State):
             self.rows, self.total = [], 0
             return await denied(self)
         role = "" if self.role_filter == "all" else self.role_filter
-        page = await run_db(service.list_staff, q=self.q, role=role, offset=self._offset(), limit=PAGE_SIZE)
+        page = await run_db(service.list_staff, q=self.q, role=role, sort=self._sort(), offset=self._offset(),
+                            limit=PAGE_SIZE)
         self.total = page.total
         self.rows = [
             {
@@ -64,6 +65,9 @@ class StaffState(PagedMixin, rx.State):
     @rx.event
     async def load(self):
         return await self._reload()
+
+    def _sort_keys(self):
+        return service.STAFF_SORT_KEYS
 
     @rx.event
     def open_create(self, value: bool):

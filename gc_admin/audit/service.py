@@ -7,11 +7,14 @@ import datetime as dt
 import json
 from typing import Any
 
+import polars as pl
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from gc_admin.audit.models import AuditLog
-from gc_admin.core.clock import utcnow
+from gc_admin.core.clock import fmt_local, utcnow
+from gc_admin.core.exports import EXPORT_LIMIT
+from gc_admin.core.sorting import order_by
 
 ACTION_LABELS: dict[str, str] = {
     "staff.login": "员工登录",
@@ -59,7 +62,32 @@ ACTION_LABELS: dict[str, str] = {
     "points.granted": "发放积分",
     "stored_value.loaded": "储值充值",
     "partner.key_revoked": "吊销合作方密钥",
+    "system.demo_loaded": "载入演示数据",
 }
+ACTOR_TYPES: dict[str, str] = {"staff": "员工", "user": "用户", "partner": "合作方", "system": "系统"}
+# what an audit row is about, as a person reads it (the page keeps the code beside it, smaller)
+TARGET_TYPES: dict[str, str] = {
+    "coupon": "券",
+    "issuance_batch": "发券批次",
+    "mp_user": "用户",
+    "partner_key": "合作方密钥",
+    "product": "券种",
+    "programme": "权益项目",
+    "reconciliation_run": "对账记录",
+    "service_order": "订单",
+    "staff": "员工",
+    "stock_code": "券码",
+    "stock_import": "券码导入",
+}
+_TARGET_BY_LABEL = {label: key for key, label in TARGET_TYPES.items()}
+
+
+def target_label(target_type: str | None, target_id: str | None) -> str:
+    """``券码导入 #437`` for ``stock_import`` / ``437``; an unknown type shows as it is; nothing: ``—``."""
+    if not target_type and not target_id:
+        return "—"
+    label = TARGET_TYPES.get(target_type or "", target_type or "")
+    return f"{label} #{target_id}".strip() if target_id else label
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,6 +148,31 @@ class AuditPage:
     total: int
 
 
+AUDIT_SORT_KEYS = {"at": col(AuditLog.at), "actor": col(AuditLog.actor_name), "action": col(AuditLog.action),
+                   "target": col(AuditLog.target_type), "ip": col(AuditLog.ip)}
+
+
+def _audit_query(*, action: str | None, actor: str | None, target: str | None, since: dt.datetime | None,
+                 until: dt.datetime | None):
+    q = select(AuditLog)
+    if action:
+        q = q.where(col(AuditLog.action).startswith(action))
+    if actor:
+        q = q.where((col(AuditLog.actor_name).contains(actor)) | (col(AuditLog.actor_id) == actor))
+    if target:
+        target_type = _TARGET_BY_LABEL.get(target, target)  # 订单 finds service_order rows
+        q = q.where((col(AuditLog.target_id) == target) | (col(AuditLog.target_type) == target_type))
+    if since:
+        q = q.where(col(AuditLog.at) >= since)
+    if until:
+        q = q.where(col(AuditLog.at) < until)
+    return q
+
+
+def _audit_order(sort: str | None) -> list:
+    return order_by(sort, AUDIT_SORT_KEYS, tie=col(AuditLog.id), default=[col(AuditLog.id).desc()])
+
+
 def list_audit(
     session: Session,
     *,
@@ -128,24 +181,35 @@ def list_audit(
     target: str | None = None,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
+    sort: str | None = None,
     offset: int = 0,
     limit: int = 50,
 ) -> AuditPage:
-    """A filtered page of the log, newest first, with the total count."""
-    q = select(AuditLog)
-    if action:
-        q = q.where(col(AuditLog.action).startswith(action))
-    if actor:
-        q = q.where((col(AuditLog.actor_name).contains(actor)) | (col(AuditLog.actor_id) == actor))
-    if target:
-        q = q.where((col(AuditLog.target_id) == target) | (col(AuditLog.target_type) == target))
-    if since:
-        q = q.where(col(AuditLog.at) >= since)
-    if until:
-        q = q.where(col(AuditLog.at) < until)
+    """A filtered page of the log, newest first (or by ``sort``: :data:`AUDIT_SORT_KEYS`), with the total."""
+    q = _audit_query(action=action, actor=actor, target=target, since=since, until=until)
     total = session.exec(select(func.count()).select_from(q.subquery())).one()
-    rows = session.exec(q.order_by(col(AuditLog.id).desc()).offset(max(offset, 0)).limit(min(max(limit, 1), 200))).all()
+    rows = session.exec(q.order_by(*_audit_order(sort)).offset(max(offset, 0)).limit(min(max(limit, 1), 200))).all()
     return AuditPage(rows=list(rows), total=int(total))
+
+
+def audit_frame(session: Session, *, action: str | None = None, actor: str | None = None, target: str | None = None,
+                since: dt.datetime | None = None, until: dt.datetime | None = None,
+                sort: str | None = None) -> pl.DataFrame:
+    """Every row matching the filters (up to the export limit), in the list's order, labelled in Chinese."""
+    q = _audit_query(action=action, actor=actor, target=target, since=since, until=until)
+    rows = session.exec(q.order_by(*_audit_order(sort)).limit(EXPORT_LIMIT)).all()
+    return pl.DataFrame({
+        "日志ID": pl.Series([r.id for r in rows], dtype=pl.Int64),
+        "时间": [fmt_local(r.at, seconds=True) for r in rows],
+        "操作人类型": [ACTOR_TYPES.get(r.actor_type, r.actor_type) for r in rows],
+        "操作人": [r.actor_name or r.actor_id or "" for r in rows],
+        "操作": [ACTION_LABELS.get(r.action, r.action) for r in rows],
+        "操作代码": [r.action for r in rows],
+        "对象": [target_label(r.target_type, r.target_id) for r in rows],
+        "对象类型代码": [r.target_type or "" for r in rows],
+        "说明": [r.summary for r in rows],
+        "IP": [r.ip or "" for r in rows],
+    })
 
 
 def count_since(session: Session, since: dt.datetime) -> int:

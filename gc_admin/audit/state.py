@@ -9,7 +9,8 @@ import reflex as rx
 from gc_admin.audit import service
 from gc_admin.core.clock import SHANGHAI, fmt_local
 from gc_admin.ui.auth import denied, require, run_db
-from gc_admin.ui.paging import PAGE_SIZE, PagedMixin
+from gc_admin.core.errors import DomainError
+from gc_admin.ui.paging import PAGE_SIZE, PagedMixin, export_xlsx
 
 SECTION = "audit"
 
@@ -23,7 +24,7 @@ def local_day_start(day: str, *, next_day: bool = False) -> dt.datetime | None:
     if next_day:
         d += dt.timedelta(days=1)
     return dt.datetime(d.year, d.month, d.day, tzinfo=SHANGHAI).astimezone(dt.timezone.utc)
-ACTOR_TYPES = {"staff": "员工", "user": "用户", "partner": "合作方", "system": "系统"}
+ACTOR_TYPES = service.ACTOR_TYPES
 
 
 class AuditState(PagedMixin, rx.State):
@@ -56,20 +57,27 @@ class AuditState(PagedMixin, rx.State):
         self.page = 1
         return await self._reload()
 
+    def _filters(self) -> dict:
+        return {"action": "" if self.action == "all" else self.action, "actor": self.actor.strip(),
+                "target": self.target.strip(), "since": local_day_start(self.since),
+                "until": local_day_start(self.until, next_day=True), "sort": self._sort()}
+
+    def _sort_keys(self):
+        return service.AUDIT_SORT_KEYS
+
     async def _reload(self):
         if await require(self, SECTION) is None:
             self.rows, self.total = [], 0
             return await denied(self)
-        page = await run_db(service.list_audit, action="" if self.action == "all" else self.action, actor=self.actor.strip(),
-                            target=self.target.strip(), since=local_day_start(self.since),
-                            until=local_day_start(self.until, next_day=True), offset=self._offset(), limit=PAGE_SIZE)
+        page = await run_db(service.list_audit, **self._filters(), offset=self._offset(), limit=PAGE_SIZE)
         self.total = page.total
         self.rows = [
             {
                 "at": fmt_local(r.at, seconds=True),
                 "actor": f"{ACTOR_TYPES.get(r.actor_type, r.actor_type)} · {r.actor_name or r.actor_id or ''}",
                 "action": service.ACTION_LABELS.get(r.action, r.action),
-                "target": f"{r.target_type or ''} {r.target_id or ''}".strip() or "—",
+                "target": service.target_label(r.target_type, r.target_id),
+                "target_code": f"{r.target_type or ''} {r.target_id or ''}".strip(),
                 "summary": r.summary,
                 "ip": r.ip or "—",
             }
@@ -80,3 +88,20 @@ class AuditState(PagedMixin, rx.State):
     @rx.event
     async def load(self):
         return await self._reload()
+
+    @rx.event
+    async def export(self):
+        """Every log row matching the filters (not just this page) as Excel."""
+        if await require(self, SECTION) is None:
+            yield await denied(self)
+            return
+        filters = self._filters()
+        self.exporting = True
+        yield
+        try:
+            events = await export_xlsx(lambda s: service.audit_frame(s, **filters), title="操作日志")
+        except DomainError as exc:
+            events = [rx.toast.error(exc.message)]
+        self.exporting = False
+        for event in events:
+            yield event

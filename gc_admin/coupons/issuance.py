@@ -32,8 +32,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from gc_admin.audit.service import Actor, record
-from gc_admin.core.clock import SHANGHAI, utcnow
+from gc_admin.core.clock import SHANGHAI, fmt_local, utcnow
 from gc_admin.core.errors import Conflict, InvalidInput, NotFound
+from gc_admin.core.exports import EXPORT_LIMIT
+from gc_admin.core.sorting import order_by
 from gc_admin.coupons.importer import end_of_day
 from gc_admin.coupons.models import ISSUE_SOURCES, REDEMPTION_CODE, Coupon, IssuanceBatch, Product
 from gc_admin.coupons.products import get_product_by_code
@@ -42,6 +44,7 @@ from gc_admin.db import lock_for_write
 
 MAX_PHONES = 200_000
 MAX_PER_PHONE = 20
+PREVIEW_PROBLEMS = 50  # bad rows listed by the preview (all of them are in the result file)
 BATCH_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")
 REASONS = {"invalid_phone": "手机号格式不正确", "no_stock": "库存不足", "duplicate": "与第 {} 行手机号重复"}
 
@@ -96,6 +99,8 @@ class IssuancePreview:
     no_stock: int  # valid rows that would not (not enough stock)
     stock_available: int | None  # issuable codes now (None: product needs no stock)
     stock_after: int | None
+    # the first rows that will not be issued, as the clerk wrote them: (row_no, text, status, reason)
+    problems: tuple[tuple[int, str, str, str], ...] = ()
 
 
 # --- phones ----------------------------------------------------------------------------------
@@ -454,20 +459,62 @@ class IssuanceSummary:
     created_at: dt.datetime
 
 
-def list_issuances(session: Session, *, product_code: str | None = None, source: str | None = None,
-                   offset: int = 0, limit: int = 50) -> tuple[list[IssuanceSummary], int]:
-    """Batches, newest first, with the total count."""
+ISSUANCE_SORT_KEYS: dict[str, Any] = {
+    "created_at": col(IssuanceBatch.created_at), "batch_id": col(IssuanceBatch.batch_id),
+    "source": col(IssuanceBatch.source), "product": col(Product.name), "per_phone": col(IssuanceBatch.per_phone),
+    "requested": col(IssuanceBatch.requested), "issued": col(IssuanceBatch.issued),
+    "failed": col(IssuanceBatch.failed), "coupons": col(IssuanceBatch.coupons), "actor": col(IssuanceBatch.actor_name),
+}
+
+
+def _issuances_query(*, product_code: str | None, source: str | None, funded_by: str | None, sort: str | None):
     q = (select(IssuanceBatch, Product.code, Product.name)
          .join(Product, col(Product.id) == col(IssuanceBatch.product_id)))
     if product_code:
         q = q.where(Product.code == product_code)
     if source:
         q = q.where(IssuanceBatch.source == source)
+    if funded_by:
+        q = q.where(col(Product.funded_by) == funded_by)
+    order = order_by(sort, ISSUANCE_SORT_KEYS, tie=col(IssuanceBatch.id), default=[col(IssuanceBatch.id).desc()])
+    return q, order
+
+
+def _summary(b: IssuanceBatch, code: str, name: str) -> IssuanceSummary:
+    return IssuanceSummary(b.id or 0, b.batch_id, b.source, code, name, b.per_phone, b.requested, b.issued, b.failed,
+                           b.coupons, b.actor_name, b.created_at)
+
+
+def list_issuances(session: Session, *, product_code: str | None = None, source: str | None = None,
+                   funded_by: str | None = None, sort: str | None = None, offset: int = 0,
+                   limit: int = 50) -> tuple[list[IssuanceSummary], int]:
+    """Batches, newest first (or by ``sort``: :data:`ISSUANCE_SORT_KEYS`), with the total count;
+    ``funded_by`` keeps those of products funded by it."""
+    q, order = _issuances_query(product_code=product_code, source=source, funded_by=funded_by, sort=sort)
     total = session.exec(select(func.count()).select_from(q.subquery())).one()
-    rows = session.exec(
-        q.order_by(col(IssuanceBatch.id).desc()).offset(max(offset, 0)).limit(min(max(limit, 1), 200))).all()
-    return [IssuanceSummary(b.id or 0, b.batch_id, b.source, code, name, b.per_phone, b.requested, b.issued, b.failed,
-                            b.coupons, b.actor_name, b.created_at) for b, code, name in rows], int(total)
+    rows = session.exec(q.order_by(*order).offset(max(offset, 0)).limit(min(max(limit, 1), 200))).all()
+    return [_summary(b, code, name) for b, code, name in rows], int(total)
+
+
+def issuances_frame(session: Session, *, product_code: str | None = None, source: str | None = None,
+                    funded_by: str | None = None, sort: str | None = None) -> pl.DataFrame:
+    """Every batch matching the filters (up to the export limit), in the list's order, for the Excel export."""
+    q, order = _issuances_query(product_code=product_code, source=source, funded_by=funded_by, sort=sort)
+    rows = [_summary(b, code, name) for b, code, name in session.exec(q.order_by(*order).limit(EXPORT_LIMIT)).all()]
+    n = lambda values: pl.Series(values, dtype=pl.Int64)  # noqa: E731
+    return pl.DataFrame({
+        "发放时间": [fmt_local(r.created_at) for r in rows],
+        "批次号": [r.batch_id for r in rows],
+        "来源": [ISSUE_SOURCES.get(r.source, r.source) for r in rows],
+        "券种": [r.product_name for r in rows],
+        "券种编码": [r.product_code for r in rows],
+        "每人张数": n([r.per_phone for r in rows]),
+        "提交行数": n([r.requested for r in rows]),
+        "成功行数": n([r.issued for r in rows]),
+        "失败行数": n([r.failed for r in rows]),
+        "发出券数": n([r.coupons for r in rows]),
+        "操作人": [r.actor_name for r in rows],
+    })
 
 
 def preview_issuance(
@@ -487,6 +534,10 @@ def preview_issuance(
     product = _product_for(session, product_code, programme_code)
     rows = classify_phones(phones) if phones else pl.DataFrame(schema={"status": pl.String})
     counts = dict(rows.group_by("status").len().iter_rows())
+    problems = () if not phones else tuple(
+        (int(n), raw or "", status, reason or "") for n, raw, status, reason in
+        rows.filter(pl.col("status") != "ok").head(PREVIEW_PROBLEMS).select("row_no", "raw", "status", "reason")
+        .iter_rows())
     valid = int(counts.get("ok", 0))
     stock: int | None = None
     would = valid
@@ -497,5 +548,5 @@ def preview_issuance(
         product_code=product.code, product_name=product.name, requested=len(phones), valid=valid,
         invalid_phone=int(counts.get("invalid_phone", 0)), duplicate=int(counts.get("duplicate", 0)),
         per_phone=per_phone, would_issue=would, coupons=would * per_phone, no_stock=valid - would,
-        stock_available=stock, stock_after=None if stock is None else stock - would * per_phone,
+        stock_available=stock, stock_after=None if stock is None else stock - would * per_phone, problems=problems,
     )

@@ -6,7 +6,7 @@ import reflex as rx
 
 from gc_admin.coupons.issuance_state import MAX_PER_PHONE, UPLOAD_ID, IssuanceState
 from gc_admin.coupons.views import MAX_PHONE_FILE_BYTES
-from gc_admin.ui.components import empty_row, pager
+from gc_admin.ui.components import Col, empty_row, export_button, pager, table_header
 from gc_admin.ui.layout import staff_page
 
 NUM = {"text_align": "right", "white_space": "nowrap", "font_variant_numeric": "tabular-nums"}
@@ -105,6 +105,34 @@ def _count(label: str, value: rx.Var, testid: str, color: str = "gray") -> rx.Co
                      width="100%")
 
 
+def _problems() -> rx.Component:
+    """Which lines will not be issued, as the clerk wrote them: 第 n 行, the text, why."""
+    s = IssuanceState
+    return rx.vstack(
+        rx.text("以下行不会发放，请核对：", size="2", weight="medium"),
+        rx.scroll_area(
+            rx.table.root(
+                rx.table.header(rx.table.row(
+                    rx.table.column_header_cell("行号", **NUM), rx.table.column_header_cell("内容"),
+                    rx.table.column_header_cell("原因"))),
+                rx.table.body(rx.foreach(s.preview_problems, lambda r: rx.table.row(
+                    rx.table.cell(r["row"], **NUM),
+                    rx.table.cell(rx.code(r["text"], variant="ghost", size="1", word_break="break-all")),
+                    rx.table.cell(rx.text(r["reason"], size="1",
+                                          color_scheme=rx.cond(r["status"] == "duplicate", "amber", "red"))),
+                    data_testid="preview-problem",
+                ))),
+                size="1", variant="ghost", width="100%",
+            ),
+            max_height="12rem", type="auto", scrollbars="vertical",
+        ),
+        rx.cond(s.preview["problems_more"] != "",
+                rx.text("另有 ", s.preview["problems_more"], " 行未列出，发放后可在“下载结果”中查看每一行。", size="1",
+                        color_scheme="gray")),
+        spacing="1", width="100%", margin_top="0.75rem", data_testid="preview-problems",
+    )
+
+
 def _confirm_dialog() -> rx.Component:
     s = IssuanceState
     pv = s.preview
@@ -128,6 +156,7 @@ def _confirm_dialog() -> rx.Component:
                 spacing="1", width="100%", padding="0.75rem", border_radius="var(--radius-3)",
                 background=rx.color("gray", 2),
             ),
+            rx.cond(s.preview_problems.length() > 0, _problems()),
             rx.cond(pv["replay"] == "1", rx.callout(
                 "批次号 " + pv["batch_id"] + " 已发放过：确认后不会重复发券，只显示首次发放结果。如要发新的一批，请点“新批次”。",
                 icon="info", color_scheme="blue", size="1", margin_top="0.75rem", data_testid="preview-replay")),
@@ -248,16 +277,13 @@ def issuance_page() -> rx.Component:
         _confirm_dialog(),
         rx.hstack(rx.text("发券批次", weight="bold", size="3"), rx.spacer(),
                   rx.button(rx.icon("refresh-cw", size=12), "刷新", size="1", variant="ghost", on_click=s.search),
+                  export_button(s, "batches-export"),
                   width="100%", align="center", padding_top="0.5rem"),
         rx.table.root(
-            rx.table.header(rx.table.row(
-                rx.table.column_header_cell("时间"), rx.table.column_header_cell("批次号"),
-                rx.table.column_header_cell("来源"), rx.table.column_header_cell("券种"),
-                rx.table.column_header_cell("每人", **NUM), rx.table.column_header_cell("行数", **NUM),
-                rx.table.column_header_cell("成功", **NUM), rx.table.column_header_cell("失败", **NUM),
-                rx.table.column_header_cell("券数", **NUM), rx.table.column_header_cell("操作人"),
-                rx.table.column_header_cell(""),
-            )),
+            table_header(s, Col("时间", "created_at"), Col("批次号", "batch_id"), Col("来源", "source"),
+                         Col("券种", "product"), Col("每人", "per_phone", num=True), Col("行数", "requested", num=True),
+                         Col("成功", "issued", num=True), Col("失败", "failed", num=True),
+                         Col("券数", "coupons", num=True), Col("操作人", "actor"), ""),
             rx.table.body(rx.cond(s.rows.length() > 0, rx.foreach(s.rows, _history_row), empty_row(11, "暂无发券批次"))),
             width="100%", variant="surface", size="1", data_testid="batch-table",
         ),

@@ -31,7 +31,7 @@ from gc_admin.coupons import service, views
 from gc_admin.coupons.models import ISSUE_SOURCES, KINDS, REDEMPTION_CODE, ROW_STATUSES
 from gc_admin.db import session_scope
 from gc_admin.ui.auth import denied, require, run_db
-from gc_admin.ui.paging import PAGE_SIZE, PagedMixin
+from gc_admin.ui.paging import PAGE_SIZE, PagedMixin, export_xlsx
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,7 @@ class IssuanceState(PagedMixin, rx.State):
     # preview / confirmation
     preview_open: bool = False
     preview: dict[str, str] = {}
+    preview_problems: list[dict[str, str]] = []  # the rows that will not be issued: 行号, 内容, 原因
     pending_token: str = ""
     # issuing and result
     issuing: bool = False
@@ -173,12 +174,13 @@ class IssuanceState(PagedMixin, rx.State):
         if p is None:
             self.rows, self.total, self.products = [], 0, []
             return await denied(self)
-        funded_by = _funded_by(p)
+        funded_by, sort = _funded_by(p), self._sort()
 
         def _work(s):
             products = views.issuable_products(s, role=p.role)
             stock = {x.code: service.issuable_stock(s, product=x) for x in products if x.kind == REDEMPTION_CODE}
-            return products, stock, views.list_batches(s, funded_by=funded_by, offset=self._offset(), limit=PAGE_SIZE)
+            return products, stock, views.list_batches(s, funded_by=funded_by, sort=sort, offset=self._offset(),
+                                                       limit=PAGE_SIZE)
 
         products, stock, (batches, total) = await run_db(_work)
         self.products = [
@@ -202,6 +204,28 @@ class IssuanceState(PagedMixin, rx.State):
         if not self.batch_id:
             self.batch_id = new_batch_id()
         return await self._reload()
+
+    def _sort_keys(self):
+        return service.ISSUANCE_SORT_KEYS
+
+    @rx.event
+    async def export(self):
+        """Every batch this staff member may see (not just this page) as Excel, in the list's order."""
+        p = await require(self, SECTION)
+        if p is None:
+            yield await denied(self)
+            return
+        funded_by, sort = _funded_by(p), self._sort()
+        self.exporting = True
+        yield
+        try:
+            events = await export_xlsx(lambda s: service.issuances_frame(s, funded_by=funded_by, sort=sort),
+                                       title="发券批次")
+        except DomainError as exc:
+            events = [rx.toast.error(exc.message)]
+        self.exporting = False
+        for event in events:
+            yield event
 
     # --- preview -----------------------------------------------------------------------------
 
@@ -254,7 +278,14 @@ class IssuanceState(PagedMixin, rx.State):
             "nothing": "1" if pv.would_issue == 0 else "",
             "replay": "1" if earlier is not None else "",
             "face": format_fen(product.face_fen * pv.coupons),
+            "problems_more": (f"{pv.invalid_phone + pv.duplicate - len(pv.problems):,}"
+                              if pv.invalid_phone + pv.duplicate > len(pv.problems) else ""),
         }
+        self.preview_problems = [
+            {"row": str(row_no), "text": (text if len(text) <= 40 else text[:40] + "…") or "（空）",
+             "label": ROW_STATUSES.get(status, status), "reason": reason, "status": status}
+            for row_no, text, status, reason in pv.problems
+        ]
         self.preview_open = True
         return None
 

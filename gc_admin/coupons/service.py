@@ -70,6 +70,9 @@ from gc_admin.coupons.wallet import (
     use_coupon,
     user_coupons_for_staff,
 )
+# the lists' sort keys and Excel exports (pages 券库存 and 发券)
+from gc_admin.coupons.issuance import ISSUANCE_SORT_KEYS, issuances_frame
+from gc_admin.coupons.stock import STOCK_CODE_SORT_KEYS, stock_codes_frame
 
 __all__ = [
     "CouponView", "ExpiryResult", "FileRejected", "ImportPage", "ImportReport", "IssuancePreview", "IssuanceResult",
@@ -82,3 +85,4 @@ __all__ = [
     "release", "reserve", "reveal_stock_code", "run_expiry", "stock_summary", "update_product", "use_coupon",
     "user_coupons_for_staff",
 ]
+__all__ += ["ISSUANCE_SORT_KEYS", "STOCK_CODE_SORT_KEYS", "issuances_frame", "stock_codes_frame"]

@@ -11,7 +11,6 @@ is audited. Reports and audit rows never contain a code.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import datetime as dt
 import io
@@ -24,10 +23,12 @@ from sqlalchemy import and_, case, func, literal, or_, text
 from sqlmodel import Session, col, select
 
 from gc_admin.audit.service import SYSTEM, Actor, record
-from gc_admin.core.clock import UTC, utcnow
+from gc_admin.core.clock import UTC, fmt_local, utcnow
 from gc_admin.core.errors import InvalidInput, NotFound
+from gc_admin.core.exports import EXPORT_LIMIT, csv_bytes
 from gc_admin.core.money import format_fen
 from gc_admin.core.phone import mask_phone, mask_secret
+from gc_admin.core.sorting import order_by
 from gc_admin.coupons.importer import FileRejected, read_codes_file
 from gc_admin.coupons.models import REDEMPTION_CODE, STOCK_STATES, Coupon, Product, StockCode, StockImport
 from gc_admin.coupons.products import get_product_by_code
@@ -337,10 +338,9 @@ def list_imports(session: Session, *, product_code: str | None = None, offset: i
 
 
 def import_report_csv(report: ImportReport) -> bytes:
-    """The downloadable report: a summary block, then every kept invalid row. UTF-8 with BOM (Excel-friendly)."""
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["项目", "值"])
+    """The downloadable report: a summary block, then every kept invalid row. UTF-8 with BOM (Excel-friendly);
+    written by :func:`gc_admin.core.exports.csv_bytes`, so a file named ``=HYPERLINK(...).csv`` stays text."""
+    rows: list[list[Any]] = [["项目", "值"]]
     for label, value in (
         ("导入编号", report.import_id), ("券种", report.product_code), ("文件", report.filename),
         ("状态", "成功" if report.status == "done" else "失败"), ("失败原因", report.error or ""),
@@ -350,14 +350,12 @@ def import_report_csv(report: ImportReport) -> bytes:
         ("新增面值合计", format_fen(report.face_fen_total)), ("新增成本合计", format_fen(report.cost_fen_total)),
         ("弃票损失（成本）", format_fen(report.discarded_cost_fen)),
     ):
-        w.writerow([label, value])
-    w.writerow([])
-    w.writerow(["行号", "原因"])
-    for item in report.invalid:
-        w.writerow([item["row"], item["reason"]])
+        rows.append([label, value])
+    rows += [[], ["行号", "原因"]]
+    rows += [[item["row"], item["reason"]] for item in report.invalid]
     if report.invalid_count > len(report.invalid):
-        w.writerow(["…", f"另有 {report.invalid_count - len(report.invalid)} 行无效未列出"])
-    return ("\ufeff" + buf.getvalue()).encode("utf-8")
+        rows.append(["…", f"另有 {report.invalid_count - len(report.invalid)} 行无效未列出"])
+    return csv_bytes(rows)
 
 
 # --- summary and code list -------------------------------------------------------------------
@@ -434,21 +432,12 @@ class StockCodePage:
     total: int
 
 
-def list_stock_codes(
-    session: Session,
-    *,
-    product_code: str | None = None,
-    state: str | None = None,
-    import_id: int | None = None,
-    expires_before: dt.datetime | None = None,
-    expires_after: dt.datetime | None = None,
-    code: str | None = None,
-    offset: int = 0,
-    limit: int = 50,
-    now: dt.datetime | None = None,
-) -> StockCodePage:
-    """A page of codes (masked), filtered; ``code`` finds one exact code (e.g. a user reports it)."""
-    now = now or utcnow()
+STOCK_CODE_SORT_KEYS = ("expires_at", "product", "state", "face_fen", "cost_fen", "import_id", "id")
+
+
+def _stock_codes_query(*, product_code: str | None, state: str | None, import_id: int | None,
+                       expires_before: dt.datetime | None, expires_after: dt.datetime | None, code: str | None,
+                       sort: str | None, now: dt.datetime):
     shown = _display_state(now)
     q = (
         select(StockCode.id, StockCode.code, Product.code, Product.name, shown, StockCode.expires_at,
@@ -472,14 +461,74 @@ def list_stock_codes(
         q = q.where(col(StockCode.expires_at) >= expires_after)
     if code:
         q = q.where(StockCode.code == code.strip())
+    keys = {"expires_at": col(StockCode.expires_at), "product": col(Product.name), "state": shown,
+            "face_fen": col(StockCode.face_fen), "cost_fen": col(StockCode.cost_fen),
+            "import_id": col(StockCode.import_id), "id": col(StockCode.id)}
+    order = order_by(sort, keys, tie=col(StockCode.id), default=[col(StockCode.expires_at), col(StockCode.id)])
+    return q, order
+
+
+def _code_row(r: Any) -> StockCodeRow:
+    return StockCodeRow(r[0], mask_secret(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
+                        mask_phone(r[12]))
+
+
+def list_stock_codes(
+    session: Session,
+    *,
+    product_code: str | None = None,
+    state: str | None = None,
+    import_id: int | None = None,
+    expires_before: dt.datetime | None = None,
+    expires_after: dt.datetime | None = None,
+    code: str | None = None,
+    sort: str | None = None,
+    offset: int = 0,
+    limit: int = 50,
+    now: dt.datetime | None = None,
+) -> StockCodePage:
+    """A page of codes (masked), filtered, earliest expiry first (or by ``sort``: :data:`STOCK_CODE_SORT_KEYS`);
+    ``code`` finds one exact code (e.g. a user reports it)."""
+    q, order = _stock_codes_query(product_code=product_code, state=state, import_id=import_id,
+                                  expires_before=expires_before, expires_after=expires_after, code=code, sort=sort,
+                                  now=now or utcnow())
     total = session.exec(select(func.count()).select_from(q.subquery())).one()
-    rows = session.exec(q.order_by(col(StockCode.expires_at), col(StockCode.id))
-                        .offset(max(offset, 0)).limit(min(max(limit, 1), 200))).all()
-    return StockCodePage(
-        [StockCodeRow(r[0], mask_secret(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11],
-                      mask_phone(r[12])) for r in rows],
-        int(total),
-    )
+    rows = session.exec(q.order_by(*order).offset(max(offset, 0)).limit(min(max(limit, 1), 200))).all()
+    return StockCodePage([_code_row(r) for r in rows], int(total))
+
+
+def stock_codes_frame(
+    session: Session,
+    *,
+    product_code: str | None = None,
+    state: str | None = None,
+    import_id: int | None = None,
+    expires_before: dt.datetime | None = None,
+    expires_after: dt.datetime | None = None,
+    code: str | None = None,
+    sort: str | None = None,
+    now: dt.datetime | None = None,
+) -> pl.DataFrame:
+    """Every code matching the filters (up to the export limit), in the list's order, for the Excel export.
+    Codes and phones are masked exactly as in the list: an export never carries a whole code."""
+    q, order = _stock_codes_query(product_code=product_code, state=state, import_id=import_id,
+                                  expires_before=expires_before, expires_after=expires_after, code=code, sort=sort,
+                                  now=now or utcnow())
+    rows = [_code_row(r) for r in session.exec(q.order_by(*order).limit(EXPORT_LIMIT)).all()]
+    fen = lambda values: pl.Series(values, dtype=pl.Int64)  # noqa: E731
+    return pl.DataFrame({
+        "券码（部分隐藏）": [r.code_masked for r in rows],
+        "券种": [r.product_name for r in rows],
+        "券种编码": [r.product_code for r in rows],
+        "状态": [SUMMARY_STATE_LABELS.get(r.state, r.state) for r in rows],
+        "有效期至": [fmt_local(r.expires_at) for r in rows],
+        "面值（分）": fen([r.face_fen for r in rows]),
+        "成本（分）": fen([r.cost_fen for r in rows]),
+        "导入批次": pl.Series([r.import_id for r in rows], dtype=pl.Int64),
+        "批次号": [r.batch_ref or "" for r in rows],
+        "领取手机号": [r.phone_masked for r in rows],
+        "弃票时间": [fmt_local(r.discarded_at) for r in rows],
+    })
 
 
 def reveal_stock_code(session: Session, *, actor: Actor, stock_code_id: int, reason: str = "") -> str:

@@ -14,7 +14,7 @@ from gc_admin.coupons.stock_state import (
     StockImportState,
     StockState,
 )
-from gc_admin.ui.components import empty_row, form_actions, pager, stat_card
+from gc_admin.ui.components import Col, empty_row, export_button, form_actions, pager, stat_card, table_header
 from gc_admin.ui.layout import staff_page
 
 NUM = {"text_align": "right", "white_space": "nowrap", "font_variant_numeric": "tabular-nums"}
@@ -361,19 +361,18 @@ def _codes_tab() -> rx.Component:
                          max_length=128, data_testid="code-search"),
                 rx.button("查询", type="submit", variant="soft"),
                 rx.button("重置", type="button", variant="ghost", color_scheme="gray", on_click=s.clear_filters),
-                align="center", wrap="wrap", spacing="2",
+                rx.spacer(),
+                export_button(s, "codes-export"),
+                align="center", wrap="wrap", spacing="2", width="100%",
             ),
             on_submit=lambda _form: StockCodesState.search(),
+            width="100%",
         ),
         rx.cond(s.error != "", rx.callout(s.error, icon="triangle-alert", color_scheme="red", size="1")),
         rx.table.root(
-            rx.table.header(rx.table.row(
-                rx.table.column_header_cell("券码"), rx.table.column_header_cell("券种"),
-                rx.table.column_header_cell("状态"), rx.table.column_header_cell("有效期至"),
-                rx.table.column_header_cell("面值", **NUM), rx.table.column_header_cell("成本", **NUM),
-                rx.table.column_header_cell("导入"), rx.table.column_header_cell("批次号"),
-                rx.table.column_header_cell("领取手机号"),
-            )),
+            table_header(s, "券码", Col("券种", "product"), Col("状态", "state"), Col("有效期至", "expires_at"),
+                         Col("面值", "face_fen", num=True), Col("成本", "cost_fen", num=True), Col("导入", "import_id"),
+                         "批次号", "领取手机号"),
             rx.table.body(rx.cond(s.rows.length() > 0, rx.foreach(s.rows, _code_row), empty_row(9, "没有符合条件的券码"))),
             width="100%", variant="surface", size="1", data_testid="code-table",
         ),
@@ -395,7 +394,11 @@ def _product_row(row: rx.Var) -> rx.Component:
         rx.table.cell(row["cost"], **NUM),
         rx.table.cell(row["price"], **NUM),
         rx.table.cell(row["supplier"]),
-        rx.table.cell(row["programme"], white_space="nowrap"),
+        rx.table.cell(rx.vstack(rx.text(row["programme"], size="2", white_space="nowrap"),
+                                rx.cond(row["programme_code"] != "",
+                                        rx.text(row["programme_code"], size="1", color_scheme="gray",
+                                                font_family="var(--code-font-family)")),
+                                spacing="0")),
         rx.table.cell(row["funded_by"], white_space="nowrap"),
         rx.table.cell(rx.text(row["validity"], size="1", color_scheme="gray")),
         rx.table.cell(

@@ -32,7 +32,7 @@ from gc_admin.coupons.models import CASHBACK_CATEGORIES, FUNDERS, KINDS, REDEMPT
 from gc_admin.coupons.stock import SUMMARY_STATE_LABELS
 from gc_admin.db import session_scope
 from gc_admin.ui.auth import denied, require, run_db
-from gc_admin.ui.paging import PAGE_SIZE, PagedMixin
+from gc_admin.ui.paging import PAGE_SIZE, PagedMixin, export_xlsx
 
 log = logging.getLogger(__name__)
 
@@ -347,18 +347,23 @@ class StockCodesState(PagedMixin, rx.State):
         self.product, self.state, self.exp_from, self.exp_to, self.code_q, self.page = "all", "all", "", "", "", 1
         return await self._reload()
 
+    def _filters(self) -> dict[str, Any]:
+        return {"product_code": None if self.product == "all" else self.product or None,
+                "state": None if self.state == "all" else self.state or None,
+                "expires_after": local_day(self.exp_from), "expires_before": local_day(self.exp_to, end=True),
+                "code": self.code_q or None, "sort": self._sort()}
+
+    def _sort_keys(self):
+        return service.STOCK_CODE_SORT_KEYS
+
     async def _reload(self):
         if await require(self, SECTION) is None:
             self.rows, self.total, self.products = [], 0, []
             return await denied(self)
-        product = "" if self.product == "all" else self.product
-        state = "" if self.state == "all" else self.state
-        after, before = local_day(self.exp_from), local_day(self.exp_to, end=True)
+        filters = self._filters()
 
         def _work(s):
-            return views.code_products(s), service.list_stock_codes(
-                s, product_code=product or None, state=state or None, expires_after=after, expires_before=before,
-                code=self.code_q or None, offset=self._offset(), limit=PAGE_SIZE)
+            return views.code_products(s), service.list_stock_codes(s, **filters, offset=self._offset(), limit=PAGE_SIZE)
 
         try:
             products, page = await run_db(_work)
@@ -384,10 +389,27 @@ class StockCodesState(PagedMixin, rx.State):
     async def load(self):
         return await self._reload()
 
+    @rx.event
+    async def export(self):
+        """Every code matching the filters (not just this page) as Excel; codes and phones stay masked."""
+        if await require(self, SECTION) is None:
+            yield await denied(self)
+            return
+        filters = self._filters()
+        self.exporting = True
+        yield
+        try:
+            events = await export_xlsx(lambda s: service.stock_codes_frame(s, **filters), title="券码")
+        except DomainError as exc:
+            events = [rx.toast.error(exc.message)]
+        self.exporting = False
+        for event in events:
+            yield event
+
 
 # --- products --------------------------------------------------------------------------------
 
-def _product_view(p: Any) -> dict[str, str]:
+def _product_view(p: Any, programmes: dict[str, str] | None = None) -> dict[str, str]:
     if p.kind == "goods_discount" and p.percent_off:
         value = f"优惠 {p.percent_off}%"
     else:
@@ -398,7 +420,8 @@ def _product_view(p: Any) -> dict[str, str]:
     return {
         "code": p.code, "name": p.name, "kind": kind, "value": value, "cost": format_fen(p.cost_fen),
         "price": format_fen(p.price_fen) if p.price_fen else "—", "supplier": p.supplier or "—",
-        "programme": p.programme_code or "—", "funded_by": FUNDERS.get(p.funded_by, p.funded_by),
+        "programme": (programmes or {}).get(p.programme_code or "", p.programme_code or "—"),
+        "programme_code": p.programme_code or "", "funded_by": FUNDERS.get(p.funded_by, p.funded_by),
         "on_sale": "1" if p.on_sale else "", "validity": (f"剩余 ≥{p.min_validity_days} 天可发 · 使用期 {p.use_window_days} 天"
                                                          if p.kind == REDEMPTION_CODE else f"发放后 {p.validity_days} 天"),
     }
@@ -471,7 +494,7 @@ class ProductsState(rx.State):
 
         products, programmes = await run_db(_work)
         self.can_edit = p.role in PRODUCT_EDITORS
-        self.rows = [_product_view(x) for x in products]
+        self.rows = [_product_view(x, {g.code: g.name for g in programmes}) for x in products]
         self.programmes = [{"code": g.code, "name": f"{g.name}（{g.code}）"} for g in programmes]
         return None
 

@@ -17,20 +17,18 @@ service; they never query the database themselves.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import re
 import secrets
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from gc_admin.config import get_settings
 from gc_admin.core.errors import InvalidInput, NotFound
+from gc_admin.core.exports import csv_bytes
 from gc_admin.core.money import format_fen
 from gc_admin.coupons import service
 from gc_admin.coupons.models import REDEMPTION_CODE, ROW_STATUSES, IssuanceBatch, Product
@@ -350,18 +348,10 @@ def code_products(session: Session) -> list[Product]:
 
 # --- issuance batches ------------------------------------------------------------------------
 
-def list_batches(session: Session, *, funded_by: str | None = None, offset: int = 0,
+def list_batches(session: Session, *, funded_by: str | None = None, sort: str | None = None, offset: int = 0,
                  limit: int = 20) -> tuple[list[service.IssuanceSummary], int]:
-    """Issuance batches, newest first; ``funded_by`` keeps those of products funded by it."""
-    if funded_by is None:
-        return service.list_issuances(session, offset=offset, limit=limit)
-    q = (select(IssuanceBatch, Product.code, Product.name)
-         .join(Product, col(Product.id) == col(IssuanceBatch.product_id))
-         .where(col(Product.funded_by) == funded_by))
-    total = session.exec(select(func.count()).select_from(q.subquery())).one()
-    rows = session.exec(q.order_by(col(IssuanceBatch.id).desc()).offset(max(offset, 0)).limit(min(max(limit, 1), 200))).all()
-    return [service.IssuanceSummary(b.id or 0, b.batch_id, b.source, code, name, b.per_phone, b.requested, b.issued,
-                                    b.failed, b.coupons, b.actor_name, b.created_at) for b, code, name in rows], int(total)
+    """Issuance batches, newest first (or by ``sort``); ``funded_by`` keeps those of products funded by it."""
+    return service.list_issuances(session, funded_by=funded_by, sort=sort, offset=offset, limit=limit)
 
 
 def issuance_by_id(session: Session, *, issuance_id: int, funded_by: str | None = None) -> service.IssuanceResult:
@@ -384,14 +374,13 @@ def find_staff_batch(session: Session, *, batch_id: str) -> service.IssuanceResu
 
 
 def issuance_result_csv(result: service.IssuanceResult) -> bytes:
-    """Every row of a batch: 行号, 手机号 (whole: the clerk supplied them), 结果, 原因, 券ID. UTF-8 with BOM."""
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["批次号", result.batch_id, "券种", result.product_code, "每人张数", result.per_phone])
-    w.writerow(["行号", "手机号", "结果", "原因", "券ID"])
-    for row_no, phone, status, reason, ids in result.frame.iter_rows():
-        w.writerow([row_no, phone, ROW_STATUSES.get(status, status), reason or "", (ids or "").replace(",", " ")])
-    return ("\ufeff" + buf.getvalue()).encode("utf-8")
+    """Every row of a batch: 行号, 手机号 (as supplied: the clerk's own list), 结果, 原因, 券ID. UTF-8 with BOM,
+    written by :func:`gc_admin.core.exports.csv_bytes` (a junk row like ``=HYPERLINK(...)`` stays text)."""
+    rows: list[list[Any]] = [["批次号", result.batch_id, "券种", result.product_code, "每人张数", result.per_phone],
+                             ["行号", "手机号", "结果", "原因", "券ID"]]
+    rows += [[row_no, phone, ROW_STATUSES.get(status, status), reason or "", (ids or "").replace(",", " ")]
+             for row_no, phone, status, reason, ids in result.frame.iter_rows()]
+    return csv_bytes(rows)
 
 
 # --- users -----------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import reflex as rx
 
 from gc_admin.orders.models import ORDER_STATUSES
 from gc_admin.orders.state import OrdersState
-from gc_admin.ui.components import empty_row, form_actions, pager
+from gc_admin.ui.components import Col, empty_row, export_button, form_actions, pager, table_header
 from gc_admin.ui.layout import staff_page
 
 NUM = {"text_align": "right", "white_space": "nowrap", "font_variant_numeric": "tabular-nums"}
@@ -55,6 +55,7 @@ def _filters() -> rx.Component:
             rx.spacer(),
             rx.button(rx.icon("refresh-cw", size=14), "刷新", type="button", variant="soft", on_click=s.refresh,
                       data_testid="orders-refresh"),
+            export_button(s, "orders-export"),
             align="center", spacing="2", width="100%", wrap="wrap",
         ),
         on_submit=lambda _form: OrdersState.search(),
@@ -102,19 +103,16 @@ def _queue() -> rx.Component:
     s = OrdersState
     return rx.vstack(
         rx.table.root(
-            rx.table.header(rx.table.row(
-                rx.table.column_header_cell("订单号"), rx.table.column_header_cell("类型"),
-                rx.table.column_header_cell("用户"), rx.table.column_header_cell("商品"),
-                rx.table.column_header_cell("应付", **NUM), rx.table.column_header_cell("状态"),
-                rx.table.column_header_cell("时效"), rx.table.column_header_cell("下单时间"),
-                rx.table.column_header_cell(""),
-            )),
+            table_header(s, Col("订单号", "order_no"), Col("类型", "type"), "用户", "商品",
+                         Col("应付", "payable_fen", num=True), Col("状态", "status"), "时效",
+                         Col("下单时间", "created_at"), ""),
             rx.table.body(rx.cond(s.rows.length() > 0, rx.foreach(s.rows, _row),
                                   empty_row(9, rx.cond(s.loaded, "暂无订单", "加载中…")))),
             width="100%", variant="surface", size="2", data_testid="orders-table",
         ),
         pager(s.total, s.page, s.pages, s.prev_page, s.next_page),
-        rx.text("时效：已支付订单从支付起计时，超过 30 分钟未接单显示为红色；其他订单从下单起计时。", size="1",
+        rx.text("默认排序：已支付未接单的订单在前（等待最久的在最前），其余按下单时间从新到旧；点击列名可排序。"
+                "时效：已支付订单从支付起计时，超过 30 分钟未接单显示为红色；其他订单从下单起计时。", size="1",
                 color_scheme="gray"),
         width="100%", spacing="2",
     )

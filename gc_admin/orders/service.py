@@ -49,17 +49,20 @@ import logging
 import secrets
 from typing import Any
 
-from sqlalchemy import func, or_, update
+import polars as pl
+from sqlalchemy import case, func, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from gc_admin.accounts.models import StaffUser
 from gc_admin.audit.service import SYSTEM, Actor, record
 from gc_admin.config import get_settings
-from gc_admin.core.clock import SHANGHAI, iso, utcnow
+from gc_admin.core.clock import SHANGHAI, fmt_local, iso, utcnow
 from gc_admin.core.errors import Conflict, InvalidInput, NotFound, UpstreamError
+from gc_admin.core.exports import EXPORT_LIMIT
 from gc_admin.core.money import format_fen
 from gc_admin.core.phone import mask_phone
+from gc_admin.core.sorting import order_by
 from gc_admin.coupons import purchase
 from gc_admin.coupons import service as coupons
 from gc_admin.coupons.models import Product
@@ -609,11 +612,23 @@ def _summary(details: dict[str, Any] | None) -> str:
     return "、".join(f"{ln.get('name', '')}×{ln.get('quantity', 1)}" for ln in lines)[:120]
 
 
-def list_orders(session: Session, *, type: str | None = None, status: str | None = None, q: str | None = None,
-                types: tuple[str, ...] | None = None, since: dt.datetime | None = None,
-                until: dt.datetime | None = None, offset: int = 0, limit: int = 50) -> OrderPage:
-    """The staff queue: filtered, newest first, with the total. ``q``: an order number or a phone;
-    ``types``: restrict to these types (a dispatcher sees driver orders only)."""
+# sortable columns of the staff queue (``sort="created_at"`` / ``"-created_at"``, see core.sorting)
+ORDER_SORT_KEYS: dict[str, Any] = {
+    "order_no": col(ServiceOrder.order_no), "type": col(ServiceOrder.type), "status": col(ServiceOrder.status),
+    "payable_fen": col(ServiceOrder.payable_fen), "created_at": col(ServiceOrder.created_at),
+    "paid_at": col(ServiceOrder.paid_at),
+}
+_WAITING = col(ServiceOrder.status) == "paid"
+# the queue's default: paid orders nobody has accepted yet first, longest-waiting first; then the rest, newest first
+QUEUE_ORDER = (
+    case((_WAITING, 0), else_=1),
+    case((_WAITING, col(ServiceOrder.paid_at)), else_=None).asc().nulls_last(),
+    case((_WAITING, col(ServiceOrder.id)), else_=-col(ServiceOrder.id)),
+)
+
+
+def _orders_query(*, type: str | None, status: str | None, q: str | None, types: tuple[str, ...] | None,
+                  since: dt.datetime | None, until: dt.datetime | None):
     if type is not None and type not in ORDER_TYPES:
         raise InvalidInput("未知的订单类型", code="INVALID_ORDER_TYPE")
     if status is not None and status not in ORDER_STATUSES:
@@ -633,13 +648,53 @@ def list_orders(session: Session, *, type: str | None = None, status: str | None
         stmt = stmt.where(col(ServiceOrder.created_at) >= since)
     if until:
         stmt = stmt.where(col(ServiceOrder.created_at) < until)
+    return stmt
+
+
+def _order_rows(rows) -> list[OrderRow]:
+    return [OrderRow(o.id or 0, o.order_no, o.type, o.status, mask_phone(phone), _summary(o.details), o.list_fen,
+                     o.payable_fen, o.paid_fen, o.refunded_fen, o.created_at, o.paid_at, o.anomaly)
+            for o, phone in rows]
+
+
+def list_orders(session: Session, *, type: str | None = None, status: str | None = None, q: str | None = None,
+                types: tuple[str, ...] | None = None, since: dt.datetime | None = None,
+                until: dt.datetime | None = None, sort: str | None = None, offset: int = 0,
+                limit: int = 50) -> OrderPage:
+    """The staff queue, filtered, with the total. ``q``: an order number or a phone; ``types``: restrict to
+    these types (a dispatcher sees driver orders only). Default order: paid orders waiting to be accepted
+    first (longest-waiting first), then the rest newest first; ``sort``: one of :data:`ORDER_SORT_KEYS`."""
+    stmt = _orders_query(type=type, status=status, q=q, types=types, since=since, until=until)
+    order = order_by(sort, ORDER_SORT_KEYS, tie=col(ServiceOrder.id), default=QUEUE_ORDER)
     total = session.exec(select(func.count()).select_from(stmt.subquery())).one()
-    rows = session.exec(stmt.order_by(col(ServiceOrder.id).desc()).offset(max(offset, 0))
-                        .limit(min(max(limit, 1), 200))).all()
-    return OrderPage([
-        OrderRow(o.id or 0, o.order_no, o.type, o.status, mask_phone(phone), _summary(o.details), o.list_fen,
-                 o.payable_fen, o.paid_fen, o.refunded_fen, o.created_at, o.paid_at, o.anomaly)
-        for o, phone in rows], int(total))
+    rows = session.exec(stmt.order_by(*order).offset(max(offset, 0)).limit(min(max(limit, 1), 200))).all()
+    return OrderPage(_order_rows(rows), int(total))
+
+
+def orders_frame(session: Session, *, type: str | None = None, status: str | None = None, q: str | None = None,
+                 types: tuple[str, ...] | None = None, since: dt.datetime | None = None,
+                 until: dt.datetime | None = None, sort: str | None = None) -> pl.DataFrame:
+    """Every order matching the filters (up to the export limit), in the list's order, for the Excel export:
+    Chinese headers, phones masked, money as integer fen plus ``¥`` text."""
+    stmt = _orders_query(type=type, status=status, q=q, types=types, since=since, until=until)
+    order = order_by(sort, ORDER_SORT_KEYS, tie=col(ServiceOrder.id), default=QUEUE_ORDER)
+    rows = _order_rows(session.exec(stmt.order_by(*order).limit(EXPORT_LIMIT)).all())
+    fen = lambda values: pl.Series(values, dtype=pl.Int64)  # noqa: E731
+    return pl.DataFrame({
+        "订单号": [r.order_no for r in rows],
+        "类型": [ORDER_TYPES.get(r.type, r.type) for r in rows],
+        "状态": [ORDER_STATUSES.get(r.status, r.status) for r in rows],
+        "用户手机号": [r.phone_masked for r in rows],
+        "商品": [r.summary for r in rows],
+        "标价（分）": fen([r.list_fen for r in rows]),
+        "应付（分）": fen([r.payable_fen for r in rows]),
+        "应付": [format_fen(r.payable_fen) for r in rows],
+        "已付（分）": fen([r.paid_fen for r in rows]),
+        "已退（分）": fen([r.refunded_fen for r in rows]),
+        "下单时间": [fmt_local(r.created_at) for r in rows],
+        "支付时间": [fmt_local(r.paid_at) for r in rows],
+        "异常": [r.anomaly or "" for r in rows],
+    })
 
 
 def list_user_orders(session: Session, *, user: MpUser, status: str | None = None, offset: int = 0,

@@ -29,7 +29,7 @@ from gc_admin.orders.badge import OrdersBadgeState
 from gc_admin.orders.models import ORDER_STATUSES
 from gc_admin.payments import service as payments
 from gc_admin.ui.auth import denied, require, run_db
-from gc_admin.ui.paging import PAGE_SIZE, PagedMixin
+from gc_admin.ui.paging import PAGE_SIZE, PagedMixin, export_xlsx
 
 log = logging.getLogger(__name__)
 
@@ -106,19 +106,47 @@ class OrdersState(PagedMixin, rx.State):
         if not scope.visible:
             self.rows, self.total = [], 0
             return None
-        type_ = None if self.type_f == "all" else self.type_f
-        if type_ is not None and scope.types is not None and type_ not in scope.types:
-            type_, self.type_f = None, "all"
-        status = None if self.status_f == "all" else self.status_f
         try:
-            page = await run_db(orders.list_orders, type=type_, status=status, q=self.q or None, types=scope.types,
-                                offset=self._offset(), limit=PAGE_SIZE)
+            page = await run_db(orders.list_orders, **self._filters(scope), offset=self._offset(), limit=PAGE_SIZE)
         except DomainError as exc:
             self.rows, self.total = [], 0
             return rx.toast.error(exc.message)
         self.total = page.total
         self.rows = [views.queue_row(r, scope=scope) for r in page.rows]
         return None
+
+    def _sort_keys(self):
+        return orders.ORDER_SORT_KEYS
+
+    def _filters(self, scope: views.Scope) -> dict[str, Any]:
+        """The queue's filters and sort as :func:`orders.list_orders` takes them, within the role's scope."""
+        type_ = None if self.type_f == "all" else self.type_f
+        if type_ is not None and scope.types is not None and type_ not in scope.types:
+            type_, self.type_f = None, "all"
+        status = None if self.status_f == "all" else self.status_f
+        return {"type": type_, "status": status, "q": self.q or None, "types": scope.types, "sort": self._sort()}
+
+    @rx.event
+    async def export(self):
+        """Every order matching the filters (not just this page) as Excel, phones masked."""
+        p = await self._principal()
+        if p is None:
+            yield await denied(self)
+            return
+        scope = views.scope_for(p.role)
+        if not scope.visible:
+            yield rx.toast.error("没有可导出的订单")
+            return
+        filters = self._filters(scope)
+        self.exporting = True
+        yield
+        try:
+            events = await export_xlsx(lambda s: orders.orders_frame(s, **filters), title="订单")
+        except DomainError as exc:
+            events = [rx.toast.error(exc.message)]
+        self.exporting = False
+        for event in events:
+            yield event
 
     @rx.event
     async def load(self):

@@ -13,7 +13,9 @@ from gc_admin.ui.layout import staff_page
 def _row(row: rx.Var) -> rx.Component:
     return rx.table.row(
         rx.table.cell(row["partner"]),
-        rx.table.cell(row["programme"]),
+        rx.table.cell(rx.vstack(rx.text(row["programme"], size="2"),
+                                rx.text(row["programme_code"], size="1", color_scheme="gray",
+                                        font_family="var(--code-font-family)"), spacing="0")),
         rx.table.cell(row["scopes"]),
         rx.table.cell(rx.code(row["prefix"])),
         rx.table.cell(row["created"]),
@@ -62,8 +64,12 @@ def _create_dialog() -> rx.Component:
                 rx.form(
                     rx.vstack(
                         rx.input(name="partner_name", placeholder="合作方名称，如 人保之友俱乐部", max_length=64, required=True),
-                        rx.input(name="programme_code", placeholder="项目编码，如 picc_gx", max_length=32, required=True,
-                                 default_value="picc_gx"),
+                        rx.select.root(
+                            rx.select.trigger(placeholder="选择所属项目", width="100%", data_testid="partner-programme"),
+                            rx.select.content(rx.foreach(PartnersState.programmes,
+                                                         lambda g: rx.select.item(g["label"], value=g["code"]))),
+                            name="programme_code", default_value=PartnersState.default_programme, required=True,
+                        ),
                         rx.text("权限范围", size="2", weight="medium"),
                         *[
                             rx.checkbox(label, checked=PartnersState.scope_choice.contains(key),

@@ -8,6 +8,7 @@ import reflex as rx
 
 from gc_admin.core.clock import fmt_local
 from gc_admin.core.errors import DomainError
+from gc_admin.coupons import service as coupons
 from gc_admin.partners import service
 from gc_admin.ui.auth import denied, require, run_db
 
@@ -16,6 +17,8 @@ SECTION = "partners"
 
 class PartnersState(rx.State):
     rows: list[dict[str, str]] = []
+    programmes: list[dict[str, str]] = []  # the create form's picker: name (code)
+    default_programme: str = ""
     create_open: bool = False
     form_error: str = ""
     new_key: str = ""
@@ -25,12 +28,17 @@ class PartnersState(rx.State):
         if await require(self, SECTION) is None:
             self.rows = []
             return await denied(self)
-        keys = await run_db(service.list_keys)
+        keys, programmes = await run_db(lambda s: (service.list_keys(s), coupons.list_programmes(s)))
+        names = {g.code: g.name for g in programmes}
+        self.programmes = [{"code": g.code, "label": f"{g.name}（{g.code}）"} for g in programmes]
+        codes = [g.code for g in programmes]
+        self.default_programme = "picc_gx" if "picc_gx" in codes else (codes[0] if codes else "")
         self.rows = [
             {
                 "id": str(k.id),
                 "partner": k.partner_name,
-                "programme": k.programme_code,
+                "programme": names.get(k.programme_code, k.programme_code),
+                "programme_code": k.programme_code,
                 "scopes": "、".join(service.SCOPES.get(s, s) for s in k.scopes.split()),
                 "prefix": f"gcp_{k.prefix}_••••",
                 "created": fmt_local(k.created_at),

@@ -8,7 +8,7 @@ from gc_admin.payments.models import LEDGER_KINDS
 from gc_admin.payments.reconcile import MAX_BILL_BYTES
 from gc_admin.payments.state import UPLOAD_ID, LedgerState, ReconcileState
 from gc_admin.payments.views import PROVIDERS
-from gc_admin.ui.components import empty_row, pager
+from gc_admin.ui.components import Col, empty_row, export_button, pager, table_header
 from gc_admin.ui.layout import staff_page
 
 NUM = {"text_align": "right", "white_space": "nowrap", "font_variant_numeric": "tabular-nums"}
@@ -47,8 +47,7 @@ def _ledger_filters() -> rx.Component:
             rx.button(rx.icon("search", size=14), "查询", type="submit", variant="soft", data_testid="ledger-search"),
             rx.button("重置", type="button", variant="ghost", color_scheme="gray", on_click=s.clear_filters),
             rx.spacer(),
-            rx.button(rx.icon("file-spreadsheet", size=14), "导出 Excel", type="button", loading=s.exporting,
-                      on_click=s.export, data_testid="ledger-export"),
+            export_button(s, "ledger-export"),
             align="center", wrap="wrap", spacing="2", width="100%",
         ),
         on_submit=lambda _form: LedgerState.search(),
@@ -99,12 +98,8 @@ def _ledger_tab() -> rx.Component:
                                           data_testid="ledger-error")),
         _totals(),
         rx.table.root(
-            rx.table.header(rx.table.row(
-                rx.table.column_header_cell("发生时间"), rx.table.column_header_cell("类型"),
-                rx.table.column_header_cell("金额", **NUM), rx.table.column_header_cell("订单号"),
-                rx.table.column_header_cell("渠道"), rx.table.column_header_cell("渠道流水号"),
-                rx.table.column_header_cell("备注"),
-            )),
+            table_header(s, Col("发生时间", "occurred_at"), Col("类型", "kind"), Col("金额", "amount_fen", num=True),
+                         Col("订单号", "order_no"), Col("渠道", "provider"), "渠道流水号", "备注"),
             rx.table.body(rx.cond(s.rows.length() > 0, rx.foreach(s.rows, _ledger_row),
                                   empty_row(7, rx.cond(s.loaded, "没有符合条件的流水", "加载中…")))),
             width="100%", variant="surface", size="1", data_testid="ledger-table",

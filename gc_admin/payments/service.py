@@ -42,7 +42,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import io
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -55,7 +54,9 @@ from sqlmodel import Session, col, select
 from gc_admin.audit.service import SYSTEM, Actor, record
 from gc_admin.core.clock import SHANGHAI, UTC, fmt_local, iso, utcnow
 from gc_admin.core.errors import Conflict, InvalidInput, NotFound, UpstreamError
+from gc_admin.core.exports import EXPORT_LIMIT, xlsx_bytes
 from gc_admin.core.money import format_fen
+from gc_admin.core.sorting import order_by
 from gc_admin.coupons import purchase
 from gc_admin.coupons.stock import dialect
 from gc_admin.integrations.wechatpay.client import WxPayError, WxPayNotifyError
@@ -270,23 +271,30 @@ def _row(e: LedgerEntry, order_no: str | None) -> LedgerRow:
                      e.ref, e.note, e.occurred_at, e.created_at)
 
 
-def list_ledger(session: Session, *, filters: LedgerFilter | None = None, offset: int = 0,
+LEDGER_SORT_KEYS: dict[str, Any] = {
+    "occurred_at": col(LedgerEntry.occurred_at), "kind": col(LedgerEntry.kind), "amount_fen": col(LedgerEntry.amount_fen),
+    "order_no": col(ServiceOrder.order_no), "provider": col(LedgerEntry.provider),
+}
+
+
+def list_ledger(session: Session, *, filters: LedgerFilter | None = None, sort: str | None = None, offset: int = 0,
                 limit: int = 50) -> LedgerPage:
-    """A page of the ledger, newest first, with the total count and the net amount of all matches."""
+    """A page of the ledger, newest first (or by ``sort``: :data:`LEDGER_SORT_KEYS`), with the total count and
+    the net amount of all matches."""
     q = _ledger_query(filters)
     sub = q.subquery()
     total, net = session.execute(select(func.count(), func.coalesce(func.sum(sub.c.amount_fen), 0))).one()
-    rows = session.exec(q.order_by(col(LedgerEntry.occurred_at).desc(), col(LedgerEntry.id).desc())
-                        .offset(max(offset, 0)).limit(min(max(limit, 1), 200))).all()
+    order = order_by(sort, LEDGER_SORT_KEYS, tie=col(LedgerEntry.id),
+                     default=[col(LedgerEntry.occurred_at).desc(), col(LedgerEntry.id).desc()])
+    rows = session.exec(q.order_by(*order).offset(max(offset, 0)).limit(min(max(limit, 1), 200))).all()
     return LedgerPage([_row(e, no) for e, no in rows], int(total), int(net))
 
 
-EXPORT_LIMIT = 200_000
-
-
-def ledger_frame(session: Session, *, filters: LedgerFilter | None = None) -> pl.DataFrame:
-    """The matching ledger rows as a frame (oldest first), for exports."""
-    q = _ledger_query(filters).order_by(col(LedgerEntry.occurred_at), col(LedgerEntry.id)).limit(EXPORT_LIMIT)
+def ledger_frame(session: Session, *, filters: LedgerFilter | None = None, sort: str | None = None) -> pl.DataFrame:
+    """The matching ledger rows as a frame (oldest first, or by ``sort`` as the list shows them), for exports."""
+    order = order_by(sort, LEDGER_SORT_KEYS, tie=col(LedgerEntry.id),
+                     default=[col(LedgerEntry.occurred_at), col(LedgerEntry.id)])
+    q = _ledger_query(filters).order_by(*order).limit(EXPORT_LIMIT)
     rows = [_row(e, no) for e, no in session.exec(q).all()]
     return pl.DataFrame({
         "流水ID": [r.id for r in rows],
@@ -302,12 +310,9 @@ def ledger_frame(session: Session, *, filters: LedgerFilter | None = None) -> pl
     }, schema_overrides={"流水ID": pl.Int64})
 
 
-def ledger_xlsx(session: Session, *, filters: LedgerFilter | None = None) -> bytes:
+def ledger_xlsx(session: Session, *, filters: LedgerFilter | None = None, sort: str | None = None) -> bytes:
     """The matching ledger as an Excel workbook (amounts as integer fen plus ``¥`` text; no floats)."""
-    frame = ledger_frame(session, filters=filters)
-    buf = io.BytesIO()
-    frame.write_excel(buf, worksheet="流水", autofit=True, header_format={"bold": True})
-    return buf.getvalue()
+    return xlsx_bytes(ledger_frame(session, filters=filters, sort=sort), sheet="流水")
 
 
 # --- payments ---------------------------------------------------------------------------------------

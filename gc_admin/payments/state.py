@@ -15,6 +15,7 @@ from typing import Any
 import reflex as rx
 
 from gc_admin.core.errors import DomainError
+from gc_admin.core.exports import csv_bytes
 from gc_admin.core.money import format_fen
 from gc_admin.payments import reconcile
 from gc_admin.payments import service as payments
@@ -38,7 +39,6 @@ class LedgerState(PagedMixin, rx.State):
     totals: list[dict[str, str]] = []
     net: str = "¥0.00"
     error: str = ""
-    exporting: bool = False
     loaded: bool = False
 
     @rx.event
@@ -82,8 +82,10 @@ class LedgerState(PagedMixin, rx.State):
             self.error = str(exc)
             return None
 
+        sort = self._sort()
+
         def _work(s):
-            return (payments.list_ledger(s, filters=f, offset=self._offset(), limit=PAGE_SIZE),
+            return (payments.list_ledger(s, filters=f, sort=sort, offset=self._offset(), limit=PAGE_SIZE),
                     views.ledger_totals(s, filters=f))
 
         try:
@@ -97,6 +99,9 @@ class LedgerState(PagedMixin, rx.State):
         self.totals = [{"kind": t.kind, "label": t.label, "count": f"{t.count:,}", "net": format_fen(t.net_fen),
                         "sign": "neg" if t.net_fen < 0 else "pos"} for t in totals]
         return None
+
+    def _sort_keys(self):
+        return payments.LEDGER_SORT_KEYS
 
     @rx.event
     async def load(self):
@@ -116,10 +121,11 @@ class LedgerState(PagedMixin, rx.State):
         except ValueError as exc:
             self.error = str(exc)
             return
+        sort = self._sort()
         self.exporting = True
         yield
         try:
-            data = await run_db(lambda s: payments.ledger_xlsx(s, filters=f))
+            data = await run_db(lambda s: payments.ledger_xlsx(s, filters=f, sort=sort))
         except DomainError as exc:
             self.exporting = False
             yield rx.toast.error(exc.message)
@@ -262,14 +268,8 @@ class ReconcileState(rx.State):
 
 
 def _mismatch_csv(result: reconcile.ReconcileResult) -> bytes:
-    import csv
-    import io
-
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["差异类型", "类型", "商户单号", "账单金额（分）", "流水金额（分）", "微信单号"])
-    for m in result.mismatches:
-        w.writerow([reconcile.KINDS.get(m.kind, m.kind), views.ENTRY_LABELS.get(m.entry, m.entry), m.key,
-                    "" if m.bill_fen is None else m.bill_fen, "" if m.ledger_fen is None else m.ledger_fen,
-                    m.provider_ref or ""])
-    return ("\ufeff" + buf.getvalue()).encode("utf-8")
+    rows: list[list[Any]] = [["差异类型", "类型", "商户单号", "账单金额（分）", "流水金额（分）", "微信单号"]]
+    rows += [[reconcile.KINDS.get(m.kind, m.kind), views.ENTRY_LABELS.get(m.entry, m.entry), m.key,
+              "" if m.bill_fen is None else m.bill_fen, "" if m.ledger_fen is None else m.ledger_fen,
+              m.provider_ref or ""] for m in result.mismatches]
+    return csv_bytes(rows)  # neutralised: the keys come from an uploaded bill

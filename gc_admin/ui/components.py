@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import reflex as rx
@@ -45,6 +46,57 @@ def empty_row(colspan: int, text: str = "暂无数据") -> rx.Component:
 
 def header(*labels: str) -> rx.Component:
     return rx.table.header(rx.table.row(*[rx.table.column_header_cell(lbl) for lbl in labels]))
+
+
+NUM = {"text_align": "right", "white_space": "nowrap", "font_variant_numeric": "tabular-nums"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Col:
+    """A list column's header: its label, the service's sort key (``""``: not sortable), right-aligned numbers."""
+
+    label: str
+    key: str = ""
+    num: bool = False
+    props: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def _sort_cell(col: Col, state: Any) -> rx.Component:
+    asc, desc = state.sort == col.key, state.sort == "-" + col.key
+    arrow = rx.cond(asc, rx.icon("arrow-up", size=13),
+                    rx.cond(desc, rx.icon("arrow-down", size=13),
+                            rx.icon("arrow-up-down", size=13, color=rx.color("gray", 8))))
+    return rx.table.column_header_cell(
+        rx.hstack(col.label, arrow, spacing="1", align="center", white_space="nowrap",
+                  justify="end" if col.num else "start"),
+        on_click=state.sort_by(col.key),
+        cursor="pointer",
+        user_select="none",
+        title="点击排序",
+        _hover={"color": rx.color("accent", 11)},
+        custom_attrs={"aria-sort": rx.cond(asc, "ascending", rx.cond(desc, "descending", "none"))},
+        data_testid=f"sort-{col.key}",
+        **(NUM if col.num else {}), **col.props,
+    )
+
+
+def table_header(state: Any, *cols: Col | str) -> rx.Component:
+    """The header row of every list: sortable columns (a :class:`Col` with a key) show an arrow and sort on
+    click through ``state.sort_by`` (:class:`gc_admin.ui.paging.PagedMixin`); a plain string is a fixed label."""
+    cells = []
+    for c in cols:
+        c = Col(c) if isinstance(c, str) else c
+        if c.key:
+            cells.append(_sort_cell(c, state))
+        else:
+            cells.append(rx.table.column_header_cell(c.label, **(NUM if c.num else {}), **c.props))
+    return rx.table.header(rx.table.row(*cells))
+
+
+def export_button(state: Any, testid: str) -> rx.Component:
+    """``导出 Excel``: every row matching the list's filters (not just this page), via ``state.export``."""
+    return rx.button(rx.icon("file-spreadsheet", size=14), "导出 Excel", type="button", variant="soft",
+                     loading=state.exporting, on_click=state.export, data_testid=testid)
 
 
 def coming_soon(what: str, bullets: list[str]) -> rx.Component:

@@ -1,8 +1,23 @@
-"""Server-side paging for list pages: a state mixin (each page gets its own copy of the vars)."""
+"""Server-side paging and sorting for list pages: a state mixin (each page gets its own copy of the vars).
+
+Sorting: ``sort`` is ``""`` (the list's default order), ``"key"`` (ascending) or ``"-key"``
+(descending); a click on a header (:func:`gc_admin.ui.components.table_header`) sends
+:meth:`PagedMixin.sort_by`, which cycles ascending → descending → default. A page state lists the
+keys it accepts in ``_sort_keys`` (its service's whitelist); any other key sent by a browser is
+ignored, and the service refuses unknown keys again.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
+from typing import Any
+
+import polars as pl
 import reflex as rx
+from sqlmodel import Session
+
+from gc_admin.core.exports import XLSX_MIME, filename, xlsx_bytes
+from gc_admin.ui.auth import run_db
 
 PAGE_SIZE = 20
 
@@ -10,6 +25,8 @@ PAGE_SIZE = 20
 class PagedMixin(rx.State, mixin=True):
     page: int = 1
     total: int = 0
+    sort: str = ""
+    exporting: bool = False
 
     @rx.var
     def pages(self) -> int:
@@ -17,6 +34,13 @@ class PagedMixin(rx.State, mixin=True):
 
     def _offset(self) -> int:
         return (self.page - 1) * PAGE_SIZE
+
+    def _sort_keys(self) -> Collection[str]:  # overridden by pages whose lists sort
+        return ()
+
+    def _sort(self) -> str | None:
+        """The current sort for the service call (``None``: the default order)."""
+        return self.sort or None
 
     async def _reload(self):  # implemented by each page state
         raise NotImplementedError
@@ -37,3 +61,28 @@ class PagedMixin(rx.State, mixin=True):
     async def search(self):
         self.page = 1
         return await self._reload()
+
+    @rx.event
+    async def sort_by(self, key: str):
+        """A header click: ascending, then descending, then the list's default order."""
+        if not isinstance(key, str) or key not in self._sort_keys():
+            return None
+        self.sort = f"-{key}" if self.sort == key else ("" if self.sort == f"-{key}" else key)
+        self.page = 1
+        return await self._reload()
+
+
+async def export_xlsx(build: Callable[[Session], pl.DataFrame], *, title: str) -> list[Any]:
+    """Build the export frame and its workbook in a worker thread (one unit of work); the events an
+    export handler yields: the file ``<title>-<local time>.xlsx`` and a toast with the row count.
+
+    The caller checks the role first; the frame's service applies the list's filters and masking.
+    """
+
+    def _work(session: Session) -> tuple[bytes, int]:
+        frame = build(session)
+        return xlsx_bytes(frame, sheet=title), frame.height
+
+    data, count = await run_db(_work)
+    return [rx.download(data=data, filename=filename(title), mime_type=XLSX_MIME),
+            rx.toast.success(f"已导出 {count:,} 条{title}记录")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from gc_admin.ui.components import empty_row, header, pager
+from gc_admin.ui.components import Col, empty_row, export_button, header, pager, table_header
 from gc_admin.ui.layout import staff_page
 from gc_admin.users.state import UsersState
 
@@ -114,11 +114,16 @@ def users_page() -> rx.Component:
                 rx.input(placeholder="按手机号搜索（可输入部分号码）", value=UsersState.phone_q,
                          on_change=UsersState.set_phone_q, width="18rem", data_testid="users-phone"),
                 rx.button("查询", type="submit", variant="soft"),
+                rx.spacer(),
+                export_button(UsersState, "users-export"),
+                width="100%",
             ),
             on_submit=lambda _form: UsersState.search(),
+            width="100%",
         ),
         rx.table.root(
-            header("ID", "手机号", "微信", "城市", "注册时间", "最近登录", ""),
+            table_header(UsersState, Col("ID", "id"), Col("手机号", "phone"), "微信", Col("城市", "city"),
+                         Col("注册时间", "created_at"), Col("最近登录", "last_login_at"), ""),
             rx.table.body(rx.cond(UsersState.rows.length() > 0, rx.foreach(UsersState.rows, _row), empty_row(7))),
             width="100%",
             variant="surface",

@@ -7,15 +7,18 @@ import datetime as dt
 import hmac
 import secrets
 
+import polars as pl
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
 from gc_admin.audit.service import Actor, record
 from gc_admin.config import get_settings
-from gc_admin.core.clock import UTC, as_utc, utcnow
+from gc_admin.core.clock import UTC, as_utc, fmt_local, utcnow
 from gc_admin.core.errors import Conflict, DomainError, InvalidInput, RateLimited, Unauthorized, UpstreamError
+from gc_admin.core.exports import EXPORT_LIMIT
 from gc_admin.core.phone import mask_phone, normalize_phone
 from gc_admin.core.security import hmac_digest, issue_jwt, read_jwt
+from gc_admin.core.sorting import order_by
 from gc_admin.integrations.sms.models import SmsMessage
 from gc_admin.integrations.sms.service import send_sms
 from gc_admin.integrations.wechat.client import WeChatError, get_client
@@ -216,15 +219,43 @@ class UserPage:
     total: int
 
 
-def list_users(session: Session, *, phone: str = "", offset: int = 0, limit: int = 50) -> UserPage:
-    """Users whose phone contains ``phone`` (digits), newest first."""
+USER_SORT_KEYS = {"id": col(MpUser.id), "phone": col(MpUser.phone), "city": col(MpUser.city),
+                  "created_at": col(MpUser.created_at), "last_login_at": col(MpUser.last_login_at)}
+
+
+def _users_query(phone: str):
     q = select(MpUser)
     digits = "".join(ch for ch in phone if ch.isdigit())[:11]
     if digits:
         q = q.where(col(MpUser.phone).contains(digits))
+    return q
+
+
+def _users_order(sort: str | None) -> list:
+    return order_by(sort, USER_SORT_KEYS, tie=col(MpUser.id), default=[col(MpUser.id).desc()])
+
+
+def list_users(session: Session, *, phone: str = "", sort: str | None = None, offset: int = 0,
+               limit: int = 50) -> UserPage:
+    """Users whose phone contains ``phone`` (digits), newest first (or by ``sort``: :data:`USER_SORT_KEYS`)."""
+    q = _users_query(phone)
     total = session.exec(select(func.count()).select_from(q.subquery())).one()
-    rows = session.exec(q.order_by(col(MpUser.id).desc()).offset(max(offset, 0)).limit(min(max(limit, 1), 200))).all()
+    rows = session.exec(q.order_by(*_users_order(sort)).offset(max(offset, 0)).limit(min(max(limit, 1), 200))).all()
     return UserPage(list(rows), int(total))
+
+
+def users_frame(session: Session, *, phone: str = "", sort: str | None = None) -> pl.DataFrame:
+    """Every user matching the filter (up to the export limit), in the list's order, phones masked."""
+    rows = session.exec(_users_query(phone).order_by(*_users_order(sort)).limit(EXPORT_LIMIT)).all()
+    return pl.DataFrame({
+        "用户ID": pl.Series([u.id for u in rows], dtype=pl.Int64),
+        "手机号": [mask_phone(u.phone) or "未绑定" for u in rows],
+        "微信": ["已授权" if u.openid else "未授权" for u in rows],
+        "昵称": [u.nickname for u in rows],
+        "城市": [u.city for u in rows],
+        "注册时间": [fmt_local(u.created_at) for u in rows],
+        "最近登录": [fmt_local(u.last_login_at) for u in rows],
+    })
 
 
 def count_users(session: Session) -> int:

@@ -13,7 +13,7 @@ from gc_admin.coupons import service as coupons
 from gc_admin.coupons import views as coupon_views
 from gc_admin.coupons.models import KINDS, SHOWN_STATUSES
 from gc_admin.ui.auth import denied, require, run_db
-from gc_admin.ui.paging import PAGE_SIZE, PagedMixin
+from gc_admin.ui.paging import PAGE_SIZE, PagedMixin, export_xlsx
 from gc_admin.users import service
 
 SECTION = "users"
@@ -40,7 +40,8 @@ class UsersState(PagedMixin, rx.State):
         if await require(self, SECTION) is None:
             self.rows, self.total = [], 0
             return await denied(self)
-        page = await run_db(service.list_users, phone=self.phone_q, offset=self._offset(), limit=PAGE_SIZE)
+        page = await run_db(service.list_users, phone=self.phone_q, sort=self._sort(), offset=self._offset(),
+                            limit=PAGE_SIZE)
         self.total = page.total
         self.rows = [
             {
@@ -58,6 +59,26 @@ class UsersState(PagedMixin, rx.State):
     @rx.event
     async def load(self):
         return await self._reload()
+
+    def _sort_keys(self):
+        return service.USER_SORT_KEYS
+
+    @rx.event
+    async def export(self):
+        """Every user matching the search (not just this page) as Excel, phones masked."""
+        if await require(self, SECTION) is None:
+            yield await denied(self)
+            return
+        phone, sort = self.phone_q, self._sort()
+        self.exporting = True
+        yield
+        try:
+            events = await export_xlsx(lambda s: service.users_frame(s, phone=phone, sort=sort), title="用户")
+        except DomainError as exc:
+            events = [rx.toast.error(exc.message)]
+        self.exporting = False
+        for event in events:
+            yield event
 
     @rx.event
     async def open_user(self, user_id: str):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from gc_admin.integrations.sms.state import SmsState
-from gc_admin.ui.components import empty_row, header, pager
+from gc_admin.ui.components import Col, empty_row, pager, table_header
 from gc_admin.ui.layout import staff_page
 
 
@@ -14,7 +14,9 @@ def _row(row: rx.Var) -> rx.Component:
         rx.table.cell(row["at"], white_space="nowrap"),
         rx.table.cell(row["phone"]),
         rx.table.cell(row["content"]),
-        rx.table.cell(row["provider"]),
+        rx.table.cell(rx.vstack(rx.text(row["provider"], size="2", white_space="nowrap"),
+                                rx.text(row["provider_code"], size="1", color_scheme="gray",
+                                        font_family="var(--code-font-family)"), spacing="0")),
         rx.table.cell(rx.badge(row["status"], color_scheme=rx.cond(row["failed"] == "1", "red", "gray"))),
         data_testid="sms-row",
     )
@@ -31,7 +33,8 @@ def sms_page() -> rx.Component:
             on_submit=lambda _form: SmsState.search(),
         ),
         rx.table.root(
-            header("时间", "手机号", "内容", "通道", "状态"),
+            table_header(SmsState, Col("时间", "created_at"), Col("手机号", "phone"), "内容", Col("通道", "provider"),
+                         Col("状态", "status")),
             rx.table.body(rx.cond(SmsState.rows.length() > 0, rx.foreach(SmsState.rows, _row), empty_row(5))),
             width="100%",
             variant="surface",

@@ -10,10 +10,14 @@ from sqlmodel import Session, col, select
 
 from gc_admin.config import get_settings
 from gc_admin.core.clock import utcnow
+from gc_admin.core.sorting import order_by
 from gc_admin.integrations.sms.base import SECRET_PARAMS, SmsError, SmsSender, render
 from gc_admin.integrations.sms.models import SmsMessage
 
 log = logging.getLogger(__name__)
+
+# the channel (``sms_message.provider``) as staff read it
+PROVIDER_LABELS = {"outbox": "站内记录（未真实发送）", "aliyun": "阿里云短信", "tencent": "腾讯云短信"}
 
 
 class OutboxSender:
@@ -93,14 +97,20 @@ class OutboxPage:
     total: int
 
 
-def list_outbox(session: Session, *, phone: str = "", offset: int = 0, limit: int = 50) -> OutboxPage:
-    """Recorded messages, newest first."""
+OUTBOX_SORT_KEYS = {"created_at": col(SmsMessage.created_at), "phone": col(SmsMessage.phone),
+                    "provider": col(SmsMessage.provider), "status": col(SmsMessage.status)}
+
+
+def list_outbox(session: Session, *, phone: str = "", sort: str | None = None, offset: int = 0,
+                limit: int = 50) -> OutboxPage:
+    """Recorded messages, newest first (or by ``sort``: :data:`OUTBOX_SORT_KEYS`)."""
     q = select(SmsMessage)
     digits = "".join(ch for ch in phone if ch.isdigit())[:11]  # never pass e.g. a NUL byte to the database
     if digits:
         q = q.where(col(SmsMessage.phone).contains(digits))
     total = session.exec(select(func.count()).select_from(q.subquery())).one()
-    rows = session.exec(q.order_by(col(SmsMessage.id).desc()).offset(max(offset, 0)).limit(min(max(limit, 1), 200))).all()
+    order = order_by(sort, OUTBOX_SORT_KEYS, tie=col(SmsMessage.id), default=[col(SmsMessage.id).desc()])
+    rows = session.exec(q.order_by(*order).offset(max(offset, 0)).limit(min(max(limit, 1), 200))).all()
     return OutboxPage(list(rows), int(total))
 
 

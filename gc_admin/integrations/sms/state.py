@@ -6,7 +6,7 @@ import reflex as rx
 
 from gc_admin.core.clock import fmt_local
 from gc_admin.core.phone import mask_phone
-from gc_admin.integrations.sms.service import list_outbox
+from gc_admin.integrations.sms.service import OUTBOX_SORT_KEYS, PROVIDER_LABELS, list_outbox
 from gc_admin.ui.auth import denied, require, run_db
 from gc_admin.ui.paging import PAGE_SIZE, PagedMixin
 
@@ -26,14 +26,15 @@ class SmsState(PagedMixin, rx.State):
         if await require(self, SECTION) is None:
             self.rows, self.total = [], 0
             return await denied(self)
-        page = await run_db(list_outbox, phone=self.phone_q, offset=self._offset(), limit=PAGE_SIZE)
+        page = await run_db(list_outbox, phone=self.phone_q, sort=self._sort(), offset=self._offset(), limit=PAGE_SIZE)
         self.total = page.total
         self.rows = [
             {
                 "at": fmt_local(m.created_at, seconds=True),
                 "phone": mask_phone(m.phone),
                 "content": m.content,
-                "provider": m.provider,
+                "provider": PROVIDER_LABELS.get(m.provider, m.provider),
+                "provider_code": m.provider,
                 "status": STATUS_LABELS.get(m.status, m.status),
                 "failed": "1" if m.status == "failed" else "",
             }
@@ -44,3 +45,6 @@ class SmsState(PagedMixin, rx.State):
     @rx.event
     async def load(self):
         return await self._reload()
+
+    def _sort_keys(self):
+        return OUTBOX_SORT_KEYS
