@@ -48,10 +48,10 @@ def _import(api, headers, codes=CODES):
 
 def _mp_login(api, phone):
     api.post("/api/v1/mp/auth/sms/send", json={"phone": phone})
-    from gc_admin.integrations.sms.service import list_outbox
+    from gc_admin.integrations.sms.service import messages_to
 
     with session_scope() as s:
-        content = list_outbox(s, phone=phone).rows[0].content
+        content = messages_to(s, phone=phone)[0].content  # as the phone received it
     code = re.search(r"(\d{6})", content).group(1)
     grant = api.post("/api/v1/mp/auth/sms/login", json={"phone": phone, "code": code}).json()
     return {"Authorization": f"Bearer {grant['token']}"}

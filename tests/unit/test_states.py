@@ -334,6 +334,29 @@ def test_home_counts_for_any_signed_in_role(team):
     assert run(scenario()) == (None, 2, 4)
 
 
+@pytest.mark.parametrize("username", ["boss", "mgr"])
+def test_sms_page_masks_login_codes_for_admin_and_manager(team, username):
+    from gc_admin.integrations.sms.service import messages_to
+    from gc_admin.integrations.sms.state import SmsState
+    from gc_admin.users.service import send_login_code
+
+    with session_scope() as s:
+        send_login_code(s, phone="13812345678")
+    with session_scope() as s:
+        whole = messages_to(s, phone="13812345678")[0].content
+    code = whole.split("验证码为 ")[1][:6]
+    token = sign_in(username)
+
+    async def scenario():
+        sms = await state_of(SmsState, token)
+        return await sms.load(), list(sms.rows)
+
+    out, rows = run(scenario())
+    assert out is None and len(rows) == 1
+    assert rows[0]["content"] == whole.replace(code, "******") and code not in json.dumps(rows)
+    assert rows[0]["phone"] == "138****5678"
+
+
 # --- AuthState -------------------------------------------------------------------------------------
 
 async def _login(form: dict[str, str], url: str = ""):
