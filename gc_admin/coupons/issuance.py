@@ -36,7 +36,7 @@ from gc_admin.core.clock import SHANGHAI, utcnow
 from gc_admin.core.errors import Conflict, InvalidInput, NotFound
 from gc_admin.coupons.importer import end_of_day
 from gc_admin.coupons.models import ISSUE_SOURCES, REDEMPTION_CODE, Coupon, IssuanceBatch, Product
-from gc_admin.coupons.products import get_product_by_code
+from gc_admin.coupons.products import get_product_by_code, in_programme
 from gc_admin.coupons.stock import db_time, dialect, drop_temp, load_frame, raw_rows, temp_table
 
 MAX_PHONES = 200_000
@@ -217,9 +217,12 @@ def _validate(source: str, batch_id: str, phones: list[Any], per_phone: int) -> 
 
 
 def _product_for(session: Session, product_code: str, programme_code: str | None) -> Product:
+    """The product, if the issuer may issue it. ``programme_code``: the issuer acts for that programme
+    (an insurer's staff or partner key) and sees only its programme's insurer-funded products;
+    anything else is "not found", like a missing code. ``None``: platform staff, every product."""
     product = get_product_by_code(session, product_code)
-    if programme_code is not None and product.programme_code != programme_code:
-        raise NotFound("券种不存在", code="PRODUCT_NOT_FOUND")  # a partner sees only its own programme
+    if programme_code is not None and not in_programme(product, programme_code):
+        raise NotFound("券种不存在", code="PRODUCT_NOT_FOUND")
     return product
 
 
@@ -236,6 +239,10 @@ def issue_batch(
     now: dt.datetime | None = None,
 ) -> IssuanceResult:
     """Issue ``per_phone`` coupons of a product to each phone; idempotent by ``(source, programme, batch_id)``.
+
+    ``programme_code``: the issuer acts for that programme — an insurer's staff (``source="staff"``)
+    or its partner key (``"partner"``). It may issue only that programme's insurer-funded products,
+    and its batch ids are its own key space (never another programme's or the platform's batches).
 
     The same key again returns the first result (``replayed=True``) and issues nothing; the same
     key with a different request raises :class:`Conflict` ``BATCH_ID_REUSED``. Rows: ``issued``,
@@ -419,7 +426,8 @@ def _result(session: Session, batch: IssuanceBatch, *, replayed: bool) -> Issuan
 
 
 def get_issuance(session: Session, *, source: str, batch_id: str, programme_code: str | None = None) -> IssuanceResult:
-    """A stored batch's result (e.g. ``GET /partner/issuances/{batch_id}``)."""
+    """A stored batch's result (e.g. ``GET /partner/issuances/{batch_id}``), in the key space of
+    ``programme_code`` (the issuer's programme; ``None``: the platform's staff batches)."""
     batch = session.exec(select(IssuanceBatch).where(
         IssuanceBatch.source == source, IssuanceBatch.scope == (programme_code or ""),
         IssuanceBatch.batch_id == (batch_id or "").strip())).first()
@@ -453,10 +461,14 @@ class IssuanceSummary:
 
 
 def list_issuances(session: Session, *, product_code: str | None = None, source: str | None = None,
-                   offset: int = 0, limit: int = 50) -> tuple[list[IssuanceSummary], int]:
-    """Batches, newest first, with the total count."""
+                   programme_code: str | None = None, offset: int = 0,
+                   limit: int = 50) -> tuple[list[IssuanceSummary], int]:
+    """Batches, newest first, with the total count. ``programme_code``: only that programme's own
+    batches (issued by its staff or its partner keys); ``None``: every batch (platform staff)."""
     q = (select(IssuanceBatch, Product.code, Product.name)
          .join(Product, col(Product.id) == col(IssuanceBatch.product_id)))
+    if programme_code is not None:
+        q = q.where(IssuanceBatch.scope == programme_code)
     if product_code:
         q = q.where(Product.code == product_code)
     if source:

@@ -10,7 +10,7 @@ service; they never query the database themselves.
 - a private staging area on disk (:func:`stash_phones`, :func:`staging_file`) so a page's state holds a
   token, not a list of 100,000 phones or a 50 MB upload (DESIGN.md §2.8);
 - the stock summary pivoted into one small table per product (:func:`summary_tables`);
-- issuance batches filtered by who funds the product (an insurer's staff see insurer-funded ones),
+- issuance batches of the issuer's programme (an insurer's staff see their programme's own batches),
   a batch's stored result by id, and its result as a CSV;
 - a user's coupons by user id, and coupon history labels.
 """
@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from gc_admin.config import get_settings
@@ -331,16 +330,12 @@ def summary_totals(rows: list[SummaryRow]) -> dict[str, int]:
 
 # --- products --------------------------------------------------------------------------------
 
-def issuable_products(session: Session, *, role: str) -> list[Product]:
-    """Products a staff member may issue. Insurer staff: insurer-funded products only.
-
-    Staff accounts have no programme yet, so an insurer's staff may issue any insurer-funded
-    product; once accounts carry a programme this narrows to that programme.
-    """
-    products = service.list_products(session)
-    if role == "insurer":
-        products = [p for p in products if p.funded_by == "insurer"]
-    return products
+def issuable_products(session: Session, *, programme_code: str | None) -> list[Product]:
+    """Products a staff member may issue: every product for platform staff (``None``); for an
+    insurer's staff, their programme's insurer-funded products (:func:`service.in_programme`)."""
+    if programme_code is None:
+        return service.list_products(session)
+    return service.programme_products(session, programme_code=programme_code)
 
 
 def code_products(session: Session) -> list[Product]:
@@ -350,35 +345,29 @@ def code_products(session: Session) -> list[Product]:
 
 # --- issuance batches ------------------------------------------------------------------------
 
-def list_batches(session: Session, *, funded_by: str | None = None, offset: int = 0,
+def list_batches(session: Session, *, programme_code: str | None = None, offset: int = 0,
                  limit: int = 20) -> tuple[list[service.IssuanceSummary], int]:
-    """Issuance batches, newest first; ``funded_by`` keeps those of products funded by it."""
-    if funded_by is None:
-        return service.list_issuances(session, offset=offset, limit=limit)
-    q = (select(IssuanceBatch, Product.code, Product.name)
-         .join(Product, col(Product.id) == col(IssuanceBatch.product_id))
-         .where(col(Product.funded_by) == funded_by))
-    total = session.exec(select(func.count()).select_from(q.subquery())).one()
-    rows = session.exec(q.order_by(col(IssuanceBatch.id).desc()).offset(max(offset, 0)).limit(min(max(limit, 1), 200))).all()
-    return [service.IssuanceSummary(b.id or 0, b.batch_id, b.source, code, name, b.per_phone, b.requested, b.issued,
-                                    b.failed, b.coupons, b.actor_name, b.created_at) for b, code, name in rows], int(total)
+    """Issuance batches, newest first; ``programme_code``: only that programme's own batches."""
+    return service.list_issuances(session, programme_code=programme_code, offset=offset, limit=limit)
 
 
-def issuance_by_id(session: Session, *, issuance_id: int, funded_by: str | None = None) -> service.IssuanceResult:
-    """A stored batch's result by its row id (staff or partner batch); ``funded_by`` as in :func:`list_batches`."""
-    row = session.exec(select(IssuanceBatch.source, IssuanceBatch.scope, IssuanceBatch.batch_id, Product.funded_by)
-                       .join(Product, col(Product.id) == col(IssuanceBatch.product_id))
+def issuance_by_id(session: Session, *, issuance_id: int, programme_code: str | None = None) -> service.IssuanceResult:
+    """A stored batch's result by its row id (staff or partner batch). ``programme_code``: only that
+    programme's own batches; another's is "not found", like a missing id."""
+    row = session.exec(select(IssuanceBatch.source, IssuanceBatch.scope, IssuanceBatch.batch_id)
                        .where(col(IssuanceBatch.id) == issuance_id)).first()
-    if row is None or (funded_by is not None and row[3] != funded_by):
+    if row is None or (programme_code is not None and row[1] != programme_code):
         raise NotFound("发券批次不存在", code="ISSUANCE_NOT_FOUND")
-    source, scope, batch_id, _ = row
+    source, scope, batch_id = row
     return service.get_issuance(session, source=source, batch_id=batch_id, programme_code=scope or None)
 
 
-def find_staff_batch(session: Session, *, batch_id: str) -> service.IssuanceResult | None:
-    """The staff batch with this id, if it was issued already (the preview warns about a replay)."""
+def find_staff_batch(session: Session, *, batch_id: str,
+                     programme_code: str | None = None) -> service.IssuanceResult | None:
+    """The staff batch with this id in this issuer's key space, if it was issued already (the
+    preview warns about a replay)."""
     try:
-        return service.get_issuance(session, source="staff", batch_id=batch_id)
+        return service.get_issuance(session, source="staff", batch_id=batch_id, programme_code=programme_code)
     except NotFound:
         return None
 

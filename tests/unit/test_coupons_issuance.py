@@ -130,6 +130,32 @@ def test_partner_sees_only_its_programme(db):
             service.preview_issuance(s, product_code="tpp5", phones=["13900000001"], programme_code="picc_gx")
 
 
+def test_a_programmes_issuers_get_its_insurer_funded_products_and_own_batches_only(any_db):
+    """One rule for an insurer's staff (source staff) and its partner keys: the programme's insurer-funded
+    products, batch ids in the programme's own key space, and only the programme's batches listed."""
+    setup_catalogue()
+    with session_scope() as s:
+        service.create_product(s, actor=PARTNER, code="promo5", name="平台促销", kind="service_discount",
+                               face_fen=500, programme_code="picc_gx", funded_by="platform")
+    for source in ("staff", "partner"):
+        with pytest.raises(NotFound):
+            issue(["13900000001"], product="promo5", source=source, programme_code="picc_gx", actor=PARTNER)
+    platform = issue(["13900000001"], batch_id="b1", product="flower30")
+    mine = issue(["13900000001"], batch_id="b1", product="flower30", programme_code="picc_gx")
+    club = issue(["13900000002"], batch_id="b1", product="flower30", source="partner", programme_code="picc_gx",
+                 actor=PARTNER)
+    assert not mine.replayed and mine.issuance_id not in (platform.issuance_id, club.issuance_id)
+    with session_scope() as s:
+        listed, total = service.list_issuances(s, programme_code="picc_gx")
+        assert total == 2 and {b.issuance_id for b in listed} == {mine.issuance_id, club.issuance_id}
+        assert service.list_issuances(s, programme_code="other")[1] == 0
+        assert service.list_issuances(s)[1] == 3
+        assert service.get_issuance(s, source="staff", batch_id="b1", programme_code="picc_gx").issuance_id == (
+            mine.issuance_id)
+        assert [p.code for p in service.programme_products(s, programme_code="picc_gx")] == [
+            "flower30", "fuel50", "tpp50"]
+
+
 def test_non_code_products_need_no_stock(any_db):
     setup_catalogue()
     now = utcnow()
