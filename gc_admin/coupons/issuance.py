@@ -27,7 +27,7 @@ import re
 from typing import Any
 
 import polars as pl
-from sqlalchemy import func, text
+from sqlalchemy import case, func, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
@@ -509,3 +509,29 @@ def preview_issuance(
         per_phone=per_phone, would_issue=would, coupons=would * per_phone, no_stock=valid - would,
         stock_available=stock, stock_after=None if stock is None else stock - would * per_phone,
     )
+
+
+# --- figures (工作台) ----------------------------------------------------------------------------
+
+def coupons_issued_since(session: Session, *, since: dt.datetime, programme_code: str | None = None) -> int:
+    """Coupons issued in batches created since ``since`` (from the small batch table, not the coupons).
+    ``programme_code``: batches of that programme's insurer-funded products only (whoever issued them)."""
+    q = select(func.coalesce(func.sum(IssuanceBatch.coupons), 0)).where(col(IssuanceBatch.created_at) >= since)
+    if programme_code is not None:
+        q = q.join(Product, col(Product.id) == col(IssuanceBatch.product_id)).where(
+            Product.programme_code == programme_code, Product.funded_by == "insurer")
+    return int(session.exec(q).one())
+
+
+def programme_coupon_counts(session: Session, *, programme_code: str, now: dt.datetime | None = None) -> dict[str, int]:
+    """The programme's coupons (its insurer-funded products, every source) by shown state: ``total``,
+    ``available`` (unused and in date), ``used`` and ``expired``; one grouped count."""
+    now = now or utcnow()
+    shown = case(((col(Coupon.status) == "available") & (col(Coupon.expires_at) < now), "expired"),
+                 else_=col(Coupon.status))
+    rows = session.exec(
+        select(shown, func.count()).select_from(Coupon).join(Product, col(Product.id) == col(Coupon.product_id))
+        .where(Product.programme_code == programme_code, Product.funded_by == "insurer").group_by(shown)).all()
+    counts = {state: int(n) for state, n in rows}
+    return {"total": sum(counts.values()), "available": counts.get("available", 0), "used": counts.get("used", 0),
+            "expired": counts.get("expired", 0)}

@@ -275,7 +275,7 @@ def test_signed_out_gets_no_rows(team):
     assert out == [None] * 6  # signed out: no toast, the page guard redirects
     assert users.rows == [] and audit.rows == [] and staff.rows == []
     assert (users.total, audit.total, staff.total) == (0, 0, 0)
-    assert (home.users, home.staff, home.audit_today) == (0, 0, 0)
+    assert (home.shown, home.values, home.note) == ([], {}, "")
 
 
 def test_garbage_or_revoked_token_gets_no_rows(team):
@@ -324,37 +324,21 @@ def test_admin_and_manager_read_the_audit_log(team, username):
     assert rows[0]["action"] == "员工登录"  # newest first: this very sign-in
 
 
-def test_home_counts_for_any_signed_in_role(team):
-    token = sign_in("target")  # service role
+def test_home_shows_each_role_only_its_sections_figures(team, make_staff):
+    """The 工作台 numbers follow the role (gc_admin.home.service): the service role sees the users it
+    serves but not the staff count; an admin sees both; an insurer without a programme sees none."""
+    make_staff("picc", "insurer")
 
-    async def scenario():
-        home = await state_of(HomeState, token)
-        return await home.load(), home.users, home.staff
+    async def scenario(username):
+        home = await state_of(HomeState, sign_in(username))
+        return await home.load(), list(home.shown), dict(home.values), home.note
 
-    assert run(scenario()) == (None, 2, 4)
-
-
-@pytest.mark.parametrize("username", ["boss", "mgr"])
-def test_sms_page_masks_login_codes_for_admin_and_manager(team, username):
-    from gc_admin.integrations.sms.service import messages_to
-    from gc_admin.integrations.sms.state import SmsState
-    from gc_admin.users.service import send_login_code
-
-    with session_scope() as s:
-        send_login_code(s, phone="13812345678")
-    with session_scope() as s:
-        whole = messages_to(s, phone="13812345678")[0].content
-    code = whole.split("验证码为 ")[1][:6]
-    token = sign_in(username)
-
-    async def scenario():
-        sms = await state_of(SmsState, token)
-        return await sms.load(), list(sms.rows)
-
-    out, rows = run(scenario())
-    assert out is None and len(rows) == 1
-    assert rows[0]["content"] == whole.replace(code, "******") and code not in json.dumps(rows)
-    assert rows[0]["phone"] == "138****5678"
+    out, shown, values, note = run(scenario("target"))  # service role
+    assert out is None and shown == ["users", "orders"] and values == {"users": "2", "orders": "0"} and note == ""
+    _, shown, values, _ = run(scenario("boss"))
+    assert shown == ["users", "staff", "audit", "sms", "issued", "orders"] and values["staff"] == "5"
+    _, shown, values, note = run(scenario("picc"))
+    assert shown == [] and values == {} and "尚未关联保险项目" in note
 
 
 # --- AuthState -------------------------------------------------------------------------------------
