@@ -12,13 +12,15 @@ service; they never query the database themselves.
 - the stock summary pivoted into one small table per product (:func:`summary_tables`);
 - issuance batches of the issuer's programme (an insurer's staff see their programme's own batches),
   a batch's stored result by id, and its result as a CSV;
-- a user's coupons by user id, and coupon history labels.
+- a user's coupons by user id, coupons waiting for a phone nobody has registered yet (found by that
+  whole number), and coupon history labels.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import datetime as dt
 import io
 import re
 import secrets
@@ -26,13 +28,16 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from sqlalchemy import case, func
 from sqlmodel import Session, col, select
 
 from gc_admin.config import get_settings
+from gc_admin.core.clock import utcnow
 from gc_admin.core.errors import InvalidInput, NotFound
 from gc_admin.core.money import format_fen
+from gc_admin.core.phone import normalize_phone
 from gc_admin.coupons import service
-from gc_admin.coupons.models import REDEMPTION_CODE, ROW_STATUSES, IssuanceBatch, Product
+from gc_admin.coupons.models import REDEMPTION_CODE, ROW_STATUSES, Coupon, IssuanceBatch, Product
 from gc_admin.coupons.stock import SUMMARY_STATE_LABELS, SUMMARY_STATES, SummaryRow
 from gc_admin.users.models import MpUser
 
@@ -393,6 +398,33 @@ def user_coupons(session: Session, *, user_id: int) -> tuple[MpUser, list[servic
     if not user.phone:
         return user, []
     return user, service.user_coupons_for_staff(session, phone=user.phone)
+
+
+@dataclasses.dataclass(frozen=True)
+class WaitingPhone:
+    """Coupons issued to a phone number that no user has registered yet (they wait for it)."""
+
+    phone: str  # normalised, whole: the caller masks it for display
+    coupons: int
+    available: int  # unused and in date
+
+
+def waiting_phone(session: Session, *, phone: str, now: dt.datetime | None = None) -> WaitingPhone | None:
+    """The coupons waiting for ``phone`` if it is a whole number nobody has registered, else ``None``.
+    Only a whole number finds them: unregistered phones are not listed from a few digits."""
+    norm = normalize_phone(phone or "")
+    if norm is None or session.exec(select(MpUser.id).where(MpUser.phone == norm)).first() is not None:
+        return None
+    now = now or utcnow()
+    in_date = case(((col(Coupon.status) == "available") & (col(Coupon.expires_at) >= now), 1), else_=0)
+    total, available = session.exec(select(func.count(), func.coalesce(func.sum(in_date), 0))
+                                    .where(col(Coupon.phone) == norm)).one()
+    return WaitingPhone(norm, int(total), int(available)) if total else None
+
+
+def phone_coupons(session: Session, *, phone: str) -> list[service.StaffCouponView]:
+    """Every coupon of a phone number (masked): a waiting phone's detail on the 用户 page."""
+    return service.user_coupons_for_staff(session, phone=phone)
 
 
 COUPON_ACTION_LABELS: dict[str, str] = {

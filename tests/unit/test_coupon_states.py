@@ -588,6 +588,40 @@ def test_user_detail_shows_masked_coupons_and_their_history(shop):
     assert all("SHOP" not in h["summary"] or "****" in h["summary"] for h in users.history)
 
 
+def test_coupons_waiting_for_an_unregistered_phone_are_found_by_that_phone(shop):
+    """A batch went to a phone nobody has registered yet: searching that phone on 用户 finds its coupons
+    (it used to say 暂无数据); a partial number or a registered phone finds users as before."""
+    with session_scope() as s:
+        service.issue_batch(s, actor=SETUP, source="staff", batch_id="W1", product_code="tpp50",
+                            phones=["13900000077"])
+
+    async def scenario():
+        users = await state_of(UsersState, sign_in("kefu"))
+        users.set_phone_q("139 0000 0077")
+        await users.search()
+        found = (list(users.rows), users.total, dict(users.waiting))
+        opened = await users.open_waiting()
+        detail = (dict(users.detail), list(users.coupons), users.detail_open)
+        users.set_phone_q("1390000")  # part of the number: no guessing of unregistered phones
+        await users.search()
+        partial = (list(users.rows), dict(users.waiting))
+        users.set_phone_q("13800000001")  # registered: the user row, not a waiting entry
+        await users.search()
+        registered = (len(users.rows), dict(users.waiting))
+        return found, opened, detail, partial, registered
+
+    found, opened, (detail, coupons, is_open), partial, registered = run(scenario())
+    rows, total, waiting = found
+    assert rows == [] and total == 0
+    assert waiting == {"phone": "139****0077", "count": "1", "available": "1"}
+    assert opened is None and is_open
+    assert detail["phone"] == "139****0077" and detail["id"] == "未注册" and detail["count"] == "1"
+    assert [(c["product"], c["status"], c["source"]) for c in coupons] == [("淘票票通兑券 50 元", "available", "后台发放 · W1")]
+    assert "****" in coupons[0]["code"] and "13900000077" not in json.dumps(coupons)
+    assert partial == ([], {})
+    assert registered == (1, {})
+
+
 def test_user_detail_is_refused_to_roles_without_the_users_section(shop):
     async def scenario():
         users = await state_of(UsersState, sign_in("picc"))

@@ -235,3 +235,20 @@ def test_many_phones_in_one_batch(any_db):
     assert scalar("SELECT count(*) FROM stock_code WHERE state = 'issued'") == 5_000
     audit = audit_text()
     assert "13900000010" not in audit and "CTPP50" not in audit.replace("CTPP50****", "")
+
+
+def test_coupons_waiting_for_an_unregistered_phone_are_found_by_the_whole_number(any_db):
+    """What the 用户 page finds for a number nobody has registered (coupons.views.waiting_phone)."""
+    from gc_admin.coupons import views
+
+    setup_catalogue()
+    issue(["13900000077", "13900000078"], batch_id="w1", product="flower30")
+    issue(["13900000077"], batch_id="w2", product="fuel50", now=utcnow() - dt.timedelta(days=400))  # expired by now
+    make_user("13900000078")
+    with session_scope() as s:
+        found = views.waiting_phone(s, phone="+86 139-0000-0077")
+        assert found == views.WaitingPhone("13900000077", 2, 1)
+        assert views.waiting_phone(s, phone="13900000078") is None  # registered: a user row, not a waiting entry
+        assert views.waiting_phone(s, phone="1390000007") is None  # not a whole number
+        assert views.waiting_phone(s, phone="13900000099") is None  # nothing waits for it
+        assert len(views.phone_coupons(s, phone="13900000077")) == 2
