@@ -3,7 +3,8 @@
   migrate            alembic upgrade head on GC_DATABASE_URL
   demo [--force]     load demo data if the database has no staff yet (refused in prod)
   logins             print the demo sign-ins
-  create-staff       create a staff account (asks for the password on stdin if not given)
+  create-staff       create a staff account (asks for the password on stdin if not given;
+                     --programme CODE for an insurer's account)
   jobs               run every periodic job once (for cron; the app also runs them itself)
   check-config       validate the environment (what prod refuses) and print the settings
 """
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     cs.add_argument("--name", required=True)
     cs.add_argument("--role", required=True)
     cs.add_argument("--password")
+    cs.add_argument("--programme", help="insurer accounts: the programme code they act for (e.g. picc_gx)")
     sub.add_parser("check-config")
     sub.add_parser("jobs", help="run every periodic job once (expiry, unpaid-order cancel, ...) for cron")
     args = parser.parse_args(argv)
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             with session_scope() as s:
                 create_staff(s, actor=Actor("system", None, "命令行"), username=args.username, display_name=args.name,
-                             password=password, role=args.role)
+                             password=password, role=args.role, programme_code=args.programme)
         except DomainError as exc:
             print(exc.message, file=sys.stderr)
             return 2

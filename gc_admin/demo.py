@@ -14,7 +14,7 @@ from sqlalchemy import func, insert
 from sqlmodel import Session, select
 
 from gc_admin.accounts.models import StaffUser
-from gc_admin.accounts.service import create_staff
+from gc_admin.accounts.service import PROGRAMME_ROLES, create_staff
 from gc_admin.audit.service import Actor, record
 from gc_admin.core.clock import utcnow
 from gc_admin.core.roles import ROLE_LABELS
@@ -60,14 +60,24 @@ def _users(session: Session, rng: random.Random, n: int = 320) -> None:
     session.execute(insert(MpUser), rows)  # one set-based statement
 
 
+DEMO_PROGRAMME = "picc_gx"  # what the insurer's demo account acts for (the coupons loader creates it)
+
+
+def _staff(session: Session, *, programme_roles: bool) -> None:
+    for username, name, role, password in DEMO_STAFF:
+        if (role in PROGRAMME_ROLES) == programme_roles:
+            create_staff(session, actor=DEMO_ACTOR, username=username, display_name=name, password=password, role=role,
+                         phone=f"1380000{list(ROLE_LABELS).index(role):04d}",
+                         programme_code=DEMO_PROGRAMME if programme_roles else None)
+
+
 def load(session: Session, *, seed: int = 20261122) -> None:
     rng = random.Random(seed)
-    for username, name, role, password in DEMO_STAFF:
-        create_staff(session, actor=DEMO_ACTOR, username=username, display_name=name, password=password, role=role,
-                     phone=f"1380000{list(ROLE_LABELS).index(role):04d}")
+    _staff(session, programme_roles=False)
     _users(session, rng)
     for loader in EXTRA_LOADERS:
         loader(session, rng)
+    _staff(session, programme_roles=True)  # the insurer's account, once its programme exists
     record(session, actor=DEMO_ACTOR, action="system.demo_loaded", summary="载入演示数据")
 
 

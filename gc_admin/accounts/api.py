@@ -27,6 +27,7 @@ class StaffOut(BaseModel):
     role: str
     role_label: str
     sections: list[str]
+    programme_code: str | None = Field(None, description="insurer accounts: the programme they act for")
 
 
 class StaffTokenOut(BaseModel):
@@ -37,7 +38,8 @@ class StaffTokenOut(BaseModel):
 
 def _staff_out(p: Principal) -> StaffOut:
     return StaffOut(id=p.id, username=p.username, display_name=p.display_name, role=p.role,
-                    role_label=ROLE_LABELS[p.role], sections=[s.key for s in sections_for(p.role)])
+                    role_label=ROLE_LABELS[p.role], sections=[s.key for s in sections_for(p.role)],
+                    programme_code=p.programme_code)
 
 
 @router.post("/auth/login", response_model=StaffTokenOut, summary="员工登录，返回 Bearer token")

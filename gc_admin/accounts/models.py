@@ -17,6 +17,9 @@ class StaffUser(SQLModel, table=True):
     role: str = Field(max_length=16, index=True)
     enabled: bool = Field(default=True)
     phone: str | None = Field(default=None, max_length=11)  # for on-duty SMS notifications
+    # the insurer programme an insurer's account acts for (None: platform staff; an insurer without one
+    # may do nothing programme-scoped). See ``Principal.programme``.
+    programme_code: str | None = Field(default=None, max_length=32, foreign_key="programme.code", index=True)
     created_at: dt.datetime = utc_field()
     updated_at: dt.datetime = utc_field()
     last_login_at: dt.datetime | None = utc_field(nullable=True, default=None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from gc_admin.accounts.state import StaffState
+from gc_admin.accounts.state import NO_PROGRAMME, StaffState
 from gc_admin.core.roles import ROLE_LABELS
 from gc_admin.ui.auth import AuthState
 from gc_admin.ui.components import Col, empty_row, form_actions, pager, table_header
@@ -55,11 +55,32 @@ def _role_select(row: rx.Var) -> rx.Component:
     )
 
 
+def _programme_items() -> list[rx.Component]:
+    return [rx.select.item("不关联项目", value=NO_PROGRAMME),
+            rx.foreach(StaffState.programmes, lambda pr: rx.select.item(pr["label"], value=pr["code"]))]
+
+
+def _programme_cell(row: rx.Var) -> rx.Component:
+    """An insurer's programme (what it may see and issue for), changeable; other roles have none."""
+    return rx.cond(
+        row["has_programme"] == "1",
+        rx.select.root(
+            rx.select.trigger(variant="ghost", placeholder=row["programme_label"]),
+            rx.select.content(*_programme_items()),
+            value=row["programme"],
+            on_change=lambda v: StaffState.change_programme(row["id"], v),
+            size="1",
+        ),
+        rx.text("—", color_scheme="gray"),
+    )
+
+
 def _row(row: rx.Var) -> rx.Component:
     return rx.table.row(
         rx.table.cell(row["username"]),
         rx.table.cell(row["display_name"]),
         rx.table.cell(_role_select(row)),
+        rx.table.cell(_programme_cell(row)),
         rx.table.cell(row["phone"]),
         rx.table.cell(rx.cond(row["enabled"] == "1", rx.badge("正常", color_scheme="green"), rx.badge("已停用", color_scheme="red"))),
         rx.table.cell(row["last_login"]),
@@ -108,6 +129,12 @@ def _create_dialog() -> rx.Component:
                         rx.select.content(*[rx.select.item(label, value=key) for key, label in ROLE_LABELS.items()]),
                         name="role",
                         required=True,
+                    ),
+                    rx.select.root(
+                        rx.select.trigger(placeholder="所属项目（仅人保账号：只能查看、发放该项目的券）", width="100%"),
+                        rx.select.content(*_programme_items()),
+                        name="programme_code",
+                        default_value=NO_PROGRAMME,
                     ),
                     rx.input(name="phone", placeholder="手机号（选填，用于新订单短信提醒）", max_length=11),
                     rx.input(name="password", type="password", placeholder="初始密码（至少 8 位，含字母和数字）",
@@ -167,8 +194,8 @@ def staff_management() -> rx.Component:
         ),
         rx.table.root(
             table_header(StaffState, Col("用户名", "username"), Col("姓名", "display_name"), Col("角色", "role"),
-                         "手机号", Col("状态", "enabled"), Col("最近登录", "last_login_at"), ""),
-            rx.table.body(rx.cond(StaffState.rows.length() > 0, rx.foreach(StaffState.rows, _row), empty_row(7))),
+                         "所属项目", "手机号", Col("状态", "enabled"), Col("最近登录", "last_login_at"), ""),
+            rx.table.body(rx.cond(StaffState.rows.length() > 0, rx.foreach(StaffState.rows, _row), empty_row(8))),
             width="100%",
             variant="surface",
             data_testid="staff-table",

@@ -1,4 +1,11 @@
-"""Staff accounts: create, sign in (throttled), sessions, role and password administration."""
+"""Staff accounts: create, sign in (throttled), sessions, role, programme and password administration.
+
+An insurer's staff act for one insurer programme (``staff_user.programme_code``): everything
+programme-scoped (issuing, batches, the 工作台 figures) is confined to it through
+:meth:`Principal.programme`, and an insurer account without a programme can do none of it.
+Platform staff carry no programme. (The programme table belongs to the coupons feature; this
+module reads it only to check that a programme exists.)
+"""
 
 from __future__ import annotations
 
@@ -18,6 +25,10 @@ from gc_admin.core.phone import normalize_phone
 from gc_admin.core.roles import ALL_ROLES, ROLE_LABELS
 from gc_admin.core.security import hash_password, hash_token, new_token, password_problem, verify_password
 from gc_admin.core.sorting import order_by
+from gc_admin.coupons.models import Programme  # a leaf table module; also registers the FK target
+
+# Roles whose accounts act for one programme only (see ``Principal.programme``).
+PROGRAMME_ROLES = frozenset({"insurer"})
 
 USERNAME_RE = re.compile(r"^[a-z][a-z0-9_.-]{2,31}$")
 IP_MAX_FAILURES_FACTOR = 4  # an address may fail this many times the per-username limit
@@ -32,20 +43,51 @@ class Principal:
     display_name: str
     role: str
     ip: str | None = None
+    programme_code: str | None = None  # an insurer's programme (from the account, re-read on every request)
 
     def actor(self) -> Actor:
         return Actor("staff", str(self.id), self.display_name or self.username, self.ip)
 
+    def programme(self) -> str | None:
+        """The programme this member is confined to: ``None`` for platform staff (every programme),
+        the account's programme for an insurer; an insurer account without one is refused
+        (:class:`Forbidden` ``NO_PROGRAMME``) anything programme-scoped."""
+        if self.role not in PROGRAMME_ROLES:
+            return None
+        if not self.programme_code:
+            raise Forbidden("该账号尚未关联保险项目，不能查看或操作项目数据；请联系管理员在“员工与权限”中设置所属项目",
+                            code="NO_PROGRAMME")
+        return self.programme_code
+
 
 def _principal(user: StaffUser, ip: str | None = None) -> Principal:
     assert user.id is not None
-    return Principal(user.id, user.username, user.display_name, user.role, ip)
+    programme = user.programme_code if user.role in PROGRAMME_ROLES else None
+    return Principal(user.id, user.username, user.display_name, user.role, ip, programme)
 
 
 def _check_role(role: str) -> str:
     if role not in ALL_ROLES:
         raise InvalidInput(f"未知角色：{role}", code="UNKNOWN_ROLE")
     return role
+
+
+def _check_programme(session: Session, role: str, programme_code: str | None) -> str | None:
+    """The programme for an account of ``role``: only insurer accounts have one, and it must exist."""
+    code = (programme_code or "").strip().lower() or None
+    if code is None:
+        return None
+    if role not in PROGRAMME_ROLES:
+        raise InvalidInput(f"只有{'、'.join(ROLE_LABELS[r] for r in sorted(PROGRAMME_ROLES))}账号可以关联项目",
+                           code="PROGRAMME_NOT_ALLOWED")
+    if session.exec(select(Programme.id).where(Programme.code == code)).first() is None:
+        raise InvalidInput(f"项目 {code} 不存在，请先创建项目或选择已有项目", code="PROGRAMME_NOT_FOUND")
+    return code
+
+
+def programme_choices(session: Session) -> list[tuple[str, str]]:
+    """``(code, name)`` of every programme, for the staff page's programme picker."""
+    return [(c, n) for c, n in session.exec(select(Programme.code, Programme.name).order_by(col(Programme.code))).all()]
 
 
 def create_staff(
@@ -57,8 +99,10 @@ def create_staff(
     password: str,
     role: str,
     phone: str | None = None,
+    programme_code: str | None = None,
 ) -> StaffUser:
-    """Create a staff account; usernames are unique, lower-case, 3–32 characters."""
+    """Create a staff account; usernames are unique, lower-case, 3–32 characters. An insurer
+    account may be given its programme (``programme_code``); other roles have none."""
     username = username.strip().lower()
     display_name = display_name.strip()
     if not USERNAME_RE.match(username):
@@ -68,6 +112,7 @@ def create_staff(
     if problem := password_problem(password):
         raise InvalidInput(problem, code="WEAK_PASSWORD")
     _check_role(role)
+    programme = _check_programme(session, role, programme_code)
     norm_phone = None
     if phone:
         norm_phone = normalize_phone(phone)
@@ -82,6 +127,7 @@ def create_staff(
         password_hash=hash_password(password),
         role=role,
         phone=norm_phone,
+        programme_code=programme,
         created_at=now,
         updated_at=now,
         password_changed_at=now,
@@ -94,8 +140,8 @@ def create_staff(
         action="staff.created",
         target_type="staff",
         target_id=user.id,
-        summary=f"创建员工 {username}（{ROLE_LABELS[role]}）",
-        after={"username": username, "role": role, "enabled": True},
+        summary=f"创建员工 {username}（{ROLE_LABELS[role]}）" + (f"，所属项目 {programme}" if programme else ""),
+        after={"username": username, "role": role, "enabled": True, **({"programme": programme} if programme else {})},
     )
     return user
 
@@ -233,13 +279,36 @@ def set_role(session: Session, *, actor: Principal, staff_id: int, role: str) ->
     if user.role == "admin" and user.enabled and _enabled_admins(session) <= 1:
         raise Conflict("不能变更最后一个管理员的角色", code="LAST_ADMIN")
     before = user.role
+    before_programme = user.programme_code
     user.role = role
+    if role not in PROGRAMME_ROLES:
+        user.programme_code = None  # only an insurer acts for a programme
     user.updated_at = utcnow()
     session.add(user)
     _revoke_all(session, staff_id)  # new role takes effect at the next sign-in
+    dropped = {"programme": before_programme} if before_programme and user.programme_code is None else {}
     record(session, actor=actor.actor(), action="staff.role_changed", target_type="staff", target_id=staff_id,
-           summary=f"{user.username}：{ROLE_LABELS[before]} → {ROLE_LABELS[role]}",
-           before={"role": before}, after={"role": role})
+           summary=f"{user.username}：{ROLE_LABELS[before]} → {ROLE_LABELS[role]}"
+                   + (f"（不再关联项目 {before_programme}）" if dropped else ""),
+           before={"role": before, **dropped}, after={"role": role, **({"programme": None} if dropped else {})})
+    return user
+
+
+def set_programme(session: Session, *, actor: Principal, staff_id: int, programme_code: str | None) -> StaffUser:
+    """Set (or clear, with ``None``/"") the programme an insurer account acts for; audited. Takes
+    effect at the account's next request (the principal is re-read from the account every time)."""
+    _require_admin(actor)
+    user = _get(session, staff_id)
+    code = _check_programme(session, user.role, programme_code)
+    if user.programme_code == code:
+        return user
+    before = user.programme_code
+    user.programme_code = code
+    user.updated_at = utcnow()
+    session.add(user)
+    record(session, actor=actor.actor(), action="staff.programme_changed", target_type="staff", target_id=staff_id,
+           summary=f"{user.username} 所属项目：{before or '无'} → {code or '无'}",
+           before={"programme": before}, after={"programme": code})
     return user
 
 

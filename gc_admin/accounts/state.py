@@ -15,10 +15,17 @@ from gc_admin.ui.auth import denied, require, run_db
 from gc_admin.ui.paging import PAGE_SIZE, PagedMixin
 
 SECTION = "staff"
+NO_PROGRAMME = "none"  # the pickers' value for "no programme" (a select item cannot have an empty value)
+
+
+def _programme(value: object) -> str | None:
+    text = str(value or "").strip()
+    return None if text in ("", NO_PROGRAMME) else text
 
 
 class StaffState(PagedMixin, rx.State):
     rows: list[dict[str, str]] = []
+    programmes: list[dict[str, str]] = []  # {code, label}: what an insurer account can act for
     q: str = ""
     role_filter: str = "all"
     form_error: str = ""
@@ -45,6 +52,9 @@ class StaffState(PagedMixin, rx.State):
         role = "" if self.role_filter == "all" else self.role_filter
         page = await run_db(service.list_staff, q=self.q, role=role, sort=self._sort(), offset=self._offset(),
                             limit=PAGE_SIZE)
+        choices = await run_db(service.programme_choices)
+        names = dict(choices)
+        self.programmes = [{"code": c, "label": f"{n}（{c}）"} for c, n in choices]
         self.total = page.total
         self.rows = [
             {
@@ -57,6 +67,10 @@ class StaffState(PagedMixin, rx.State):
                 "phone": mask_phone(u.phone),
                 "last_login": fmt_local(u.last_login_at) or "从未登录",
                 "self": "1" if u.id == p.id else "",
+                "has_programme": "1" if u.role in service.PROGRAMME_ROLES else "",
+                "programme": u.programme_code or NO_PROGRAMME,
+                "programme_label": names.get(u.programme_code or "", "未关联项目（不能操作项目数据）")
+                if u.role in service.PROGRAMME_ROLES else "—",
             }
             for u in page.rows
         ]
@@ -84,6 +98,7 @@ class StaffState(PagedMixin, rx.State):
                 lambda s: service.create_staff(
                     s, actor=p.actor(), username=str(form.get("username", "")), display_name=str(form.get("display_name", "")),
                     password=str(form.get("password", "")), role=str(form.get("role", "")), phone=str(form.get("phone", "")) or None,
+                    programme_code=_programme(form.get("programme_code")),
                 )
             )
         except DomainError as exc:
@@ -106,6 +121,20 @@ class StaffState(PagedMixin, rx.State):
             return rx.toast.error(exc.message)
         await self._reload()
         return rx.toast.success(f"角色已改为 {ROLE_LABELS.get(role, role)}，该员工需重新登录")
+
+    @rx.event
+    async def change_programme(self, staff_id: str, programme_code: str):
+        p = await require(self, SECTION)
+        if p is None:
+            return await denied(self)
+        code = _programme(programme_code)
+        try:
+            user = await run_db(lambda s: service.set_programme(s, actor=p, staff_id=int(staff_id), programme_code=code))
+        except (DomainError, ValueError) as exc:
+            await self._reload()
+            return rx.toast.error(getattr(exc, "message", "员工不存在"))
+        await self._reload()
+        return rx.toast.success(f"{user.username} 的所属项目已改为 {code}" if code else f"{user.username} 已不再关联项目")
 
     @rx.event
     async def toggle_enabled(self, staff_id: str, enable: bool):

@@ -22,6 +22,7 @@ ACTION_LABELS: dict[str, str] = {
     "staff.logout": "员工退出",
     "staff.created": "创建员工",
     "staff.role_changed": "变更角色",
+    "staff.programme_changed": "变更所属项目",
     "staff.password_reset": "重置密码",
     "staff.disabled": "停用账号",
     "staff.enabled": "启用账号",

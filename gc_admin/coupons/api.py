@@ -337,25 +337,31 @@ def run_expiry(p: Principal = Depends(require_staff("stock"))):
                      expired_cost_fen=r.expired_cost_fen)
 
 
+# An insurer's staff act for their account's programme (``Principal.programme``): the service then
+# accepts only that programme's insurer-funded products and the programme's own batch ids, exactly
+# as for its partner keys below; an insurer account without a programme gets 403 NO_PROGRAMME.
+
 @admin.post("/issuances/preview", response_model=PreviewOut, summary="发券预览（不发放）")
-def preview(body: IssuanceIn, _p: Principal = Depends(require_staff("issuance"))):
+def preview(body: IssuanceIn, p: Principal = Depends(require_staff("issuance"))):
     with session_scope() as s:
-        pv = service.preview_issuance(s, product_code=body.product_code, phones=body.phones, per_phone=body.per_phone)
+        pv = service.preview_issuance(s, product_code=body.product_code, phones=body.phones, per_phone=body.per_phone,
+                                      programme_code=p.programme())
     return PreviewOut(**pv.__dict__)
 
 
-@admin.post("/issuances", response_model=IssuanceOut, summary="批量发券（按 batch_id 幂等）")
+@admin.post("/issuances", response_model=IssuanceOut, summary="批量发券（按 batch_id 幂等；人保账号仅限本项目券种）")
 def issue(body: IssuanceIn, p: Principal = Depends(require_staff("issuance"))):
     with session_scope() as s:
         result = service.issue_batch(s, actor=p.actor(), source="staff", batch_id=body.batch_id,
-                                     product_code=body.product_code, phones=body.phones, per_phone=body.per_phone)
+                                     product_code=body.product_code, phones=body.phones, per_phone=body.per_phone,
+                                     programme_code=p.programme())
     return _issuance_out(result)
 
 
-@admin.get("/issuances/{batch_id}", response_model=IssuanceOut, summary="发券批次结果")
-def get_staff_issuance(batch_id: str = Path(max_length=64), _p: Principal = Depends(require_staff("issuance"))):
+@admin.get("/issuances/{batch_id}", response_model=IssuanceOut, summary="发券批次结果（人保账号仅限本项目的批次）")
+def get_staff_issuance(batch_id: str = Path(max_length=64), p: Principal = Depends(require_staff("issuance"))):
     with session_scope() as s:
-        result = service.get_issuance(s, source="staff", batch_id=batch_id)
+        result = service.get_issuance(s, source="staff", batch_id=batch_id, programme_code=p.programme())
         states = service.issuance_coupon_states(s, issuance_id=result.issuance_id)
     return _issuance_out(result, states)
 
@@ -386,7 +392,7 @@ def member_coupons(phone: str = Path(max_length=20), who: PartnerPrincipal = Dep
     if norm is None:
         raise InvalidInput("手机号格式不正确", code="INVALID_PHONE")
     with session_scope() as s:
-        mine = {p.code for p in service.list_products(s, programme_code=who.programme_code)}
+        mine = {p.code for p in service.programme_products(s, programme_code=who.programme_code)}
         items = [MemberCouponOut(id=c.id, product_code=c.product_code, product_name=c.product_name, status=c.status,
                                  code_masked=c.code_masked, issued_at=iso(c.issued_at) or "",
                                  expires_at=iso(c.expires_at) or "", used_at=iso(c.used_at))

@@ -27,7 +27,7 @@ import re
 from typing import Any
 
 import polars as pl
-from sqlalchemy import func, text
+from sqlalchemy import case, func, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
@@ -38,7 +38,7 @@ from gc_admin.core.exports import EXPORT_LIMIT
 from gc_admin.core.sorting import order_by
 from gc_admin.coupons.importer import end_of_day
 from gc_admin.coupons.models import ISSUE_SOURCES, REDEMPTION_CODE, Coupon, IssuanceBatch, Product
-from gc_admin.coupons.products import get_product_by_code
+from gc_admin.coupons.products import get_product_by_code, in_programme
 from gc_admin.coupons.stock import db_time, dialect, drop_temp, load_frame, raw_rows, temp_table
 from gc_admin.db import lock_for_write
 
@@ -223,9 +223,12 @@ def _validate(source: str, batch_id: str, phones: list[Any], per_phone: int) -> 
 
 
 def _product_for(session: Session, product_code: str, programme_code: str | None) -> Product:
+    """The product, if the issuer may issue it. ``programme_code``: the issuer acts for that programme
+    (an insurer's staff or partner key) and sees only its programme's insurer-funded products;
+    anything else is "not found", like a missing code. ``None``: platform staff, every product."""
     product = get_product_by_code(session, product_code)
-    if programme_code is not None and product.programme_code != programme_code:
-        raise NotFound("券种不存在", code="PRODUCT_NOT_FOUND")  # a partner sees only its own programme
+    if programme_code is not None and not in_programme(product, programme_code):
+        raise NotFound("券种不存在", code="PRODUCT_NOT_FOUND")
     return product
 
 
@@ -242,6 +245,10 @@ def issue_batch(
     now: dt.datetime | None = None,
 ) -> IssuanceResult:
     """Issue ``per_phone`` coupons of a product to each phone; idempotent by ``(source, programme, batch_id)``.
+
+    ``programme_code``: the issuer acts for that programme — an insurer's staff (``source="staff"``)
+    or its partner key (``"partner"``). It may issue only that programme's insurer-funded products,
+    and its batch ids are its own key space (never another programme's or the platform's batches).
 
     The same key again returns the first result (``replayed=True``) and issues nothing; the same
     key with a different request raises :class:`Conflict` ``BATCH_ID_REUSED``. Rows: ``issued``,
@@ -426,7 +433,8 @@ def _result(session: Session, batch: IssuanceBatch, *, replayed: bool) -> Issuan
 
 
 def get_issuance(session: Session, *, source: str, batch_id: str, programme_code: str | None = None) -> IssuanceResult:
-    """A stored batch's result (e.g. ``GET /partner/issuances/{batch_id}``)."""
+    """A stored batch's result (e.g. ``GET /partner/issuances/{batch_id}``), in the key space of
+    ``programme_code`` (the issuer's programme; ``None``: the platform's staff batches)."""
     batch = session.exec(select(IssuanceBatch).where(
         IssuanceBatch.source == source, IssuanceBatch.scope == (programme_code or ""),
         IssuanceBatch.batch_id == (batch_id or "").strip())).first()
@@ -467,15 +475,16 @@ ISSUANCE_SORT_KEYS: dict[str, Any] = {
 }
 
 
-def _issuances_query(*, product_code: str | None, source: str | None, funded_by: str | None, sort: str | None):
+def _issuances_query(*, product_code: str | None, source: str | None, programme_code: str | None,
+                     sort: str | None):
     q = (select(IssuanceBatch, Product.code, Product.name)
          .join(Product, col(Product.id) == col(IssuanceBatch.product_id)))
+    if programme_code is not None:
+        q = q.where(IssuanceBatch.scope == programme_code)
     if product_code:
         q = q.where(Product.code == product_code)
     if source:
         q = q.where(IssuanceBatch.source == source)
-    if funded_by:
-        q = q.where(col(Product.funded_by) == funded_by)
     order = order_by(sort, ISSUANCE_SORT_KEYS, tie=col(IssuanceBatch.id), default=[col(IssuanceBatch.id).desc()])
     return q, order
 
@@ -486,20 +495,22 @@ def _summary(b: IssuanceBatch, code: str, name: str) -> IssuanceSummary:
 
 
 def list_issuances(session: Session, *, product_code: str | None = None, source: str | None = None,
-                   funded_by: str | None = None, sort: str | None = None, offset: int = 0,
+                   programme_code: str | None = None, sort: str | None = None, offset: int = 0,
                    limit: int = 50) -> tuple[list[IssuanceSummary], int]:
-    """Batches, newest first (or by ``sort``: :data:`ISSUANCE_SORT_KEYS`), with the total count;
-    ``funded_by`` keeps those of products funded by it."""
-    q, order = _issuances_query(product_code=product_code, source=source, funded_by=funded_by, sort=sort)
+    """Batches, newest first (or by ``sort``: :data:`ISSUANCE_SORT_KEYS`), with the total count.
+    ``programme_code``: only that programme's own batches (issued by its staff or its partner keys);
+    ``None``: every batch (platform staff)."""
+    q, order = _issuances_query(product_code=product_code, source=source, programme_code=programme_code, sort=sort)
     total = session.exec(select(func.count()).select_from(q.subquery())).one()
     rows = session.exec(q.order_by(*order).offset(max(offset, 0)).limit(min(max(limit, 1), 200))).all()
     return [_summary(b, code, name) for b, code, name in rows], int(total)
 
 
 def issuances_frame(session: Session, *, product_code: str | None = None, source: str | None = None,
-                    funded_by: str | None = None, sort: str | None = None) -> pl.DataFrame:
-    """Every batch matching the filters (up to the export limit), in the list's order, for the Excel export."""
-    q, order = _issuances_query(product_code=product_code, source=source, funded_by=funded_by, sort=sort)
+                    programme_code: str | None = None, sort: str | None = None) -> pl.DataFrame:
+    """Every batch matching the filters (up to the export limit), in the list's order, for the Excel export;
+    ``programme_code`` scopes it as :func:`list_issuances` does."""
+    q, order = _issuances_query(product_code=product_code, source=source, programme_code=programme_code, sort=sort)
     rows = [_summary(b, code, name) for b, code, name in session.exec(q.order_by(*order).limit(EXPORT_LIMIT)).all()]
     n = lambda values: pl.Series(values, dtype=pl.Int64)  # noqa: E731
     return pl.DataFrame({
@@ -550,3 +561,29 @@ def preview_issuance(
         per_phone=per_phone, would_issue=would, coupons=would * per_phone, no_stock=valid - would,
         stock_available=stock, stock_after=None if stock is None else stock - would * per_phone, problems=problems,
     )
+
+
+# --- figures (工作台) ----------------------------------------------------------------------------
+
+def coupons_issued_since(session: Session, *, since: dt.datetime, programme_code: str | None = None) -> int:
+    """Coupons issued in batches created since ``since`` (from the small batch table, not the coupons).
+    ``programme_code``: batches of that programme's insurer-funded products only (whoever issued them)."""
+    q = select(func.coalesce(func.sum(IssuanceBatch.coupons), 0)).where(col(IssuanceBatch.created_at) >= since)
+    if programme_code is not None:
+        q = q.join(Product, col(Product.id) == col(IssuanceBatch.product_id)).where(
+            Product.programme_code == programme_code, Product.funded_by == "insurer")
+    return int(session.exec(q).one())
+
+
+def programme_coupon_counts(session: Session, *, programme_code: str, now: dt.datetime | None = None) -> dict[str, int]:
+    """The programme's coupons (its insurer-funded products, every source) by shown state: ``total``,
+    ``available`` (unused and in date), ``used`` and ``expired``; one grouped count."""
+    now = now or utcnow()
+    shown = case(((col(Coupon.status) == "available") & (col(Coupon.expires_at) < now), "expired"),
+                 else_=col(Coupon.status))
+    rows = session.exec(
+        select(shown, func.count()).select_from(Coupon).join(Product, col(Product.id) == col(Coupon.product_id))
+        .where(Product.programme_code == programme_code, Product.funded_by == "insurer").group_by(shown)).all()
+    counts = {state: int(n) for state, n in rows}
+    return {"total": sum(counts.values()), "available": counts.get("available", 0), "used": counts.get("used", 0),
+            "expired": counts.get("expired", 0)}

@@ -7,9 +7,10 @@ Flow: 预览 reads the phones (pasted text, or the uploaded file's stash), asks
 away, and its result and the batch history are there when they come back. The batch id is the
 idempotency key: issuing the same id again returns the first result (``replayed``).
 
-Who may issue: the roles of the ``issuance`` section. Staff accounts carry no programme yet, so
-an insurer's staff may issue any insurer-funded product (``views.issuable_products``); when
-accounts get a programme, narrow it there.
+Who may issue: the roles of the ``issuance`` section. An insurer's staff act for their account's
+programme (``Principal.programme``): the service offers, previews, issues and lists only that
+programme's insurer-funded products and own batches — the same rule as the admin and partner
+APIs — and an insurer account without a programme gets a refusal, not everyone's batches.
 """
 
 from __future__ import annotations
@@ -47,18 +48,6 @@ def new_batch_id() -> str:
     return f"B{utcnow().astimezone(SHANGHAI):%Y%m%d}-" + "".join(secrets.choice(alphabet) for _ in range(4))
 
 
-def _funded_by(p: Principal) -> str | None:
-    return "insurer" if p.role == "insurer" else None
-
-
-def _check_product(session, p: Principal, product_code: str):
-    """The product, if this staff member may issue it (an insurer's staff: insurer-funded only)."""
-    product = service.get_product_by_code(session, product_code)
-    if p.role == "insurer" and product.funded_by != "insurer":
-        raise NotFound("券种不存在", code="PRODUCT_NOT_FOUND")
-    return product
-
-
 def _result_rows(result: service.IssuanceResult) -> list[dict[str, str]]:
     return [
         {"row": str(row_no), "phone": mask_phone(phone) or "—", "status": status,
@@ -80,11 +69,12 @@ def _result_view(result: service.IssuanceResult, product_name: str) -> dict[str,
 def _issue(token: str, *, p: Principal, product_code: str, batch_id: str, per_phone: int) -> tuple[Any, str]:
     """Worker thread: one unit of work for the whole batch."""
     phones = views.load_phones(token)
+    programme = p.programme()
     with session_scope() as session:
-        product = _check_product(session, p, product_code)
         result = service.issue_batch(session, actor=p.actor(), source="staff", batch_id=batch_id,
-                                     product_code=product_code, phones=phones, per_phone=per_phone)
-        return result, product.name
+                                     product_code=product_code, phones=phones, per_phone=per_phone,
+                                     programme_code=programme)
+        return result, service.get_product_by_code(session, result.product_code).name
 
 
 class IssuanceState(PagedMixin, rx.State):
@@ -174,12 +164,17 @@ class IssuanceState(PagedMixin, rx.State):
         if p is None:
             self.rows, self.total, self.products = [], 0, []
             return await denied(self)
-        funded_by, sort = _funded_by(p), self._sort()
+        try:
+            programme = p.programme()
+        except DomainError as exc:
+            self.rows, self.total, self.products, self.error = [], 0, [], exc.message
+            return None
+        sort = self._sort()
 
         def _work(s):
-            products = views.issuable_products(s, role=p.role)
+            products = views.issuable_products(s, programme_code=programme)
             stock = {x.code: service.issuable_stock(s, product=x) for x in products if x.kind == REDEMPTION_CODE}
-            return products, stock, views.list_batches(s, funded_by=funded_by, sort=sort, offset=self._offset(),
+            return products, stock, views.list_batches(s, programme_code=programme, sort=sort, offset=self._offset(),
                                                        limit=PAGE_SIZE)
 
         products, stock, (batches, total) = await run_db(_work)
@@ -215,11 +210,16 @@ class IssuanceState(PagedMixin, rx.State):
         if p is None:
             yield await denied(self)
             return
-        funded_by, sort = _funded_by(p), self._sort()
+        try:
+            programme = p.programme()
+        except DomainError as exc:
+            yield rx.toast.error(exc.message)
+            return
+        sort = self._sort()
         self.exporting = True
         yield
         try:
-            events = await export_xlsx(lambda s: service.issuances_frame(s, funded_by=funded_by, sort=sort),
+            events = await export_xlsx(lambda s: service.issuances_frame(s, programme_code=programme, sort=sort),
                                        title="发券批次")
         except DomainError as exc:
             events = [rx.toast.error(exc.message)]
@@ -248,12 +248,14 @@ class IssuanceState(PagedMixin, rx.State):
         product_code, batch_id = self.product_code, self.batch_id
 
         def _prepare(s):
+            programme = p.programme()
             phones = views.load_phones(file_token) if file_token else views.split_phones(text)
             if not phones:
                 raise NotFound("请粘贴手机号，或上传手机号文件", code="NO_PHONES")
-            product = _check_product(s, p, product_code)
-            preview = service.preview_issuance(s, product_code=product_code, phones=phones, per_phone=per_phone)
-            earlier = views.find_staff_batch(s, batch_id=batch_id)
+            preview = service.preview_issuance(s, product_code=product_code, phones=phones, per_phone=per_phone,
+                                               programme_code=programme)
+            product = service.get_product_by_code(s, preview.product_code)
+            earlier = views.find_staff_batch(s, batch_id=batch_id, programme_code=programme)
             token = file_token or views.stash_phones(phones)
             return product, preview, earlier, token
 
@@ -351,9 +353,10 @@ class IssuanceState(PagedMixin, rx.State):
         p = await require(self, SECTION)
         if p is None:
             return await denied(self)
-        funded_by = _funded_by(p)
         try:
-            result = await run_db(lambda s: views.issuance_by_id(s, issuance_id=int(issuance_id), funded_by=funded_by))
+            programme = p.programme()
+            result = await run_db(lambda s: views.issuance_by_id(s, issuance_id=int(issuance_id),
+                                                                 programme_code=programme))
         except (DomainError, ValueError) as exc:
             return rx.toast.error(getattr(exc, "message", "发券批次不存在"))
         data = await asyncio.to_thread(views.issuance_result_csv, result)

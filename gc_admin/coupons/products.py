@@ -231,6 +231,19 @@ def list_products(
     return list(session.exec(q.order_by(col(Product.code))).all())
 
 
+def in_programme(product: Product, programme_code: str) -> bool:
+    """Whether a programme's side (its insurer's staff, its partner keys) may act on ``product``:
+    the programme's own products that the insurer funds. A platform-funded product (a promotion the
+    platform pays for) is never the insurer's to issue, whatever programme it is attached to."""
+    return product.programme_code == programme_code and product.funded_by == "insurer"
+
+
+def programme_products(session: Session, *, programme_code: str) -> list[Product]:
+    """The products :func:`in_programme` lets ``programme_code``'s side act on, by code."""
+    q = select(Product).where(Product.programme_code == programme_code, Product.funded_by == "insurer")
+    return list(session.exec(q.order_by(col(Product.code))).all())
+
+
 def product_usage(session: Session, *, product_id: int) -> dict[str, int]:
     """How many stock codes and coupons a product has (for 'can this be changed' hints)."""
     codes = session.exec(select(func.count()).select_from(StockCode).where(StockCode.product_id == product_id)).one()

@@ -21,12 +21,14 @@ from gc_admin.coupons.issuance import (
     IssuanceResult,
     IssuanceSummary,
     classify_phones,
+    coupons_issued_since,
     get_issuance,
     issuable_stock,
     issuance_coupon_states,
     issue_batch,
     list_issuances,
     preview_issuance,
+    programme_coupon_counts,
 )
 from gc_admin.coupons.products import (
     create_product,
@@ -34,10 +36,12 @@ from gc_admin.coupons.products import (
     get_by_code,
     get_product_by_code,
     get_programme,
+    in_programme,
     list_products,
     list_programmes,
     product_dict,
     product_usage,
+    programme_products,
     update_product,
 )
 from gc_admin.coupons.stock import (
@@ -77,12 +81,12 @@ from gc_admin.coupons.stock import STOCK_CODE_SORT_KEYS, stock_codes_frame
 __all__ = [
     "CouponView", "ExpiryResult", "FileRejected", "ImportPage", "ImportReport", "IssuancePreview", "IssuanceResult",
     "IssuanceSummary", "ParsedFile", "StaffCouponView", "StockCodePage", "StockCodeRow", "SummaryRow", "UseResult",
-    "claim_for_phone", "classify_phones", "consume", "coupon_history", "create_product", "create_programme",
-    "end_of_day", "expiry_instant", "get_by_code", "get_import", "get_issuance", "get_product_by_code",
-    "get_programme", "get_user_coupon", "import_codes", "import_report_csv", "issuable_stock",
-    "issuance_coupon_states", "issue_batch", "list_imports", "list_issuances", "list_products", "list_programmes",
-    "list_stock_codes", "list_user_coupons", "preview_issuance", "product_dict", "product_usage", "read_codes_file",
-    "release", "reserve", "reveal_stock_code", "run_expiry", "stock_summary", "update_product", "use_coupon",
-    "user_coupons_for_staff",
+    "claim_for_phone", "classify_phones", "consume", "coupon_history", "coupons_issued_since", "create_product",
+    "create_programme", "end_of_day", "expiry_instant", "get_by_code", "get_import", "get_issuance",
+    "get_product_by_code", "get_programme", "get_user_coupon", "import_codes", "import_report_csv", "in_programme",
+    "issuable_stock", "issuance_coupon_states", "issue_batch", "list_imports", "list_issuances", "list_products",
+    "list_programmes", "list_stock_codes", "list_user_coupons", "preview_issuance", "product_dict", "product_usage",
+    "programme_coupon_counts", "programme_products", "read_codes_file", "release", "reserve", "reveal_stock_code",
+    "run_expiry", "stock_summary", "update_product", "use_coupon", "user_coupons_for_staff",
 ]
 __all__ += ["ISSUANCE_SORT_KEYS", "STOCK_CODE_SORT_KEYS", "issuances_frame", "stock_codes_frame"]

@@ -10,28 +10,33 @@ service; they never query the database themselves.
 - a private staging area on disk (:func:`stash_phones`, :func:`staging_file`) so a page's state holds a
   token, not a list of 100,000 phones or a 50 MB upload (DESIGN.md §2.8);
 - the stock summary pivoted into one small table per product (:func:`summary_tables`);
-- issuance batches filtered by who funds the product (an insurer's staff see insurer-funded ones),
+- issuance batches of the issuer's programme (an insurer's staff see their programme's own batches),
   a batch's stored result by id, and its result as a CSV;
-- a user's coupons by user id, and coupon history labels.
+- a user's coupons by user id, coupons waiting for a phone nobody has registered yet (found by that
+  whole number), and coupon history labels.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import re
 import secrets
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+from sqlalchemy import case, func
 from sqlmodel import Session, col, select
 
 from gc_admin.config import get_settings
+from gc_admin.core.clock import utcnow
 from gc_admin.core.errors import InvalidInput, NotFound
 from gc_admin.core.exports import csv_bytes
 from gc_admin.core.money import format_fen
+from gc_admin.core.phone import normalize_phone
 from gc_admin.coupons import service
-from gc_admin.coupons.models import REDEMPTION_CODE, ROW_STATUSES, IssuanceBatch, Product
+from gc_admin.coupons.models import REDEMPTION_CODE, ROW_STATUSES, Coupon, IssuanceBatch, Product
 from gc_admin.coupons.stock import SUMMARY_STATE_LABELS, SUMMARY_STATES, SummaryRow
 from gc_admin.users.models import MpUser
 
@@ -329,16 +334,12 @@ def summary_totals(rows: list[SummaryRow]) -> dict[str, int]:
 
 # --- products --------------------------------------------------------------------------------
 
-def issuable_products(session: Session, *, role: str) -> list[Product]:
-    """Products a staff member may issue. Insurer staff: insurer-funded products only.
-
-    Staff accounts have no programme yet, so an insurer's staff may issue any insurer-funded
-    product; once accounts carry a programme this narrows to that programme.
-    """
-    products = service.list_products(session)
-    if role == "insurer":
-        products = [p for p in products if p.funded_by == "insurer"]
-    return products
+def issuable_products(session: Session, *, programme_code: str | None) -> list[Product]:
+    """Products a staff member may issue: every product for platform staff (``None``); for an
+    insurer's staff, their programme's insurer-funded products (:func:`service.in_programme`)."""
+    if programme_code is None:
+        return service.list_products(session)
+    return service.programme_products(session, programme_code=programme_code)
 
 
 def code_products(session: Session) -> list[Product]:
@@ -348,27 +349,29 @@ def code_products(session: Session) -> list[Product]:
 
 # --- issuance batches ------------------------------------------------------------------------
 
-def list_batches(session: Session, *, funded_by: str | None = None, sort: str | None = None, offset: int = 0,
+def list_batches(session: Session, *, programme_code: str | None = None, sort: str | None = None, offset: int = 0,
                  limit: int = 20) -> tuple[list[service.IssuanceSummary], int]:
-    """Issuance batches, newest first (or by ``sort``); ``funded_by`` keeps those of products funded by it."""
-    return service.list_issuances(session, funded_by=funded_by, sort=sort, offset=offset, limit=limit)
+    """Issuance batches, newest first (or by ``sort``); ``programme_code``: only that programme's own batches."""
+    return service.list_issuances(session, programme_code=programme_code, sort=sort, offset=offset, limit=limit)
 
 
-def issuance_by_id(session: Session, *, issuance_id: int, funded_by: str | None = None) -> service.IssuanceResult:
-    """A stored batch's result by its row id (staff or partner batch); ``funded_by`` as in :func:`list_batches`."""
-    row = session.exec(select(IssuanceBatch.source, IssuanceBatch.scope, IssuanceBatch.batch_id, Product.funded_by)
-                       .join(Product, col(Product.id) == col(IssuanceBatch.product_id))
+def issuance_by_id(session: Session, *, issuance_id: int, programme_code: str | None = None) -> service.IssuanceResult:
+    """A stored batch's result by its row id (staff or partner batch). ``programme_code``: only that
+    programme's own batches; another's is "not found", like a missing id."""
+    row = session.exec(select(IssuanceBatch.source, IssuanceBatch.scope, IssuanceBatch.batch_id)
                        .where(col(IssuanceBatch.id) == issuance_id)).first()
-    if row is None or (funded_by is not None and row[3] != funded_by):
+    if row is None or (programme_code is not None and row[1] != programme_code):
         raise NotFound("发券批次不存在", code="ISSUANCE_NOT_FOUND")
-    source, scope, batch_id, _ = row
+    source, scope, batch_id = row
     return service.get_issuance(session, source=source, batch_id=batch_id, programme_code=scope or None)
 
 
-def find_staff_batch(session: Session, *, batch_id: str) -> service.IssuanceResult | None:
-    """The staff batch with this id, if it was issued already (the preview warns about a replay)."""
+def find_staff_batch(session: Session, *, batch_id: str,
+                     programme_code: str | None = None) -> service.IssuanceResult | None:
+    """The staff batch with this id in this issuer's key space, if it was issued already (the
+    preview warns about a replay)."""
     try:
-        return service.get_issuance(session, source="staff", batch_id=batch_id)
+        return service.get_issuance(session, source="staff", batch_id=batch_id, programme_code=programme_code)
     except NotFound:
         return None
 
@@ -393,6 +396,33 @@ def user_coupons(session: Session, *, user_id: int) -> tuple[MpUser, list[servic
     if not user.phone:
         return user, []
     return user, service.user_coupons_for_staff(session, phone=user.phone)
+
+
+@dataclasses.dataclass(frozen=True)
+class WaitingPhone:
+    """Coupons issued to a phone number that no user has registered yet (they wait for it)."""
+
+    phone: str  # normalised, whole: the caller masks it for display
+    coupons: int
+    available: int  # unused and in date
+
+
+def waiting_phone(session: Session, *, phone: str, now: dt.datetime | None = None) -> WaitingPhone | None:
+    """The coupons waiting for ``phone`` if it is a whole number nobody has registered, else ``None``.
+    Only a whole number finds them: unregistered phones are not listed from a few digits."""
+    norm = normalize_phone(phone or "")
+    if norm is None or session.exec(select(MpUser.id).where(MpUser.phone == norm)).first() is not None:
+        return None
+    now = now or utcnow()
+    in_date = case(((col(Coupon.status) == "available") & (col(Coupon.expires_at) >= now), 1), else_=0)
+    total, available = session.exec(select(func.count(), func.coalesce(func.sum(in_date), 0))
+                                    .where(col(Coupon.phone) == norm)).one()
+    return WaitingPhone(norm, int(total), int(available)) if total else None
+
+
+def phone_coupons(session: Session, *, phone: str) -> list[service.StaffCouponView]:
+    """Every coupon of a phone number (masked): a waiting phone's detail on the 用户 page."""
+    return service.user_coupons_for_staff(session, phone=phone)
 
 
 COUPON_ACTION_LABELS: dict[str, str] = {

@@ -360,11 +360,11 @@ def queue(type: Literal[tuple(ORDER_TYPES)] | None = None,  # type: ignore[valid
 @admin.get("/orders/badge", response_model=BadgeOut, summary="自某时起新支付、待接单的订单数（看板角标）")
 def badge(since: dt.datetime = Query(description="ISO-8601 with offset"),
           p: Principal = Depends(require_staff("orders"))):
-    _queue_types(p)
+    types = _queue_types(p)  # a dispatcher counts driver orders only, as in the queue
     if since.tzinfo is None:
         raise InvalidInput("since 需带时区", code="INVALID_SINCE")
     with session_scope() as s:
-        return BadgeOut(unseen_paid=service.unseen_paid_orders_count(s, since=since))
+        return BadgeOut(unseen_paid=service.unseen_paid_orders_count(s, since=since, types=types))
 
 
 def _staff_order(s, p: Principal, order_id: int):

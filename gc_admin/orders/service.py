@@ -537,10 +537,14 @@ def send_order_notices(session: Session, *, limit: int = 20, now: dt.datetime | 
     return len(claimed)
 
 
-def unseen_paid_orders_count(session: Session, *, since: dt.datetime) -> int:
-    """Orders paid after ``since`` still waiting for a clerk (status ``paid``): the dashboard badge."""
-    return int(session.exec(select(func.count()).select_from(ServiceOrder).where(
-        col(ServiceOrder.status) == "paid", col(ServiceOrder.paid_at) > since)).one())
+def unseen_paid_orders_count(session: Session, *, since: dt.datetime, types: tuple[str, ...] | None = None) -> int:
+    """Orders paid after ``since`` still waiting for a clerk (status ``paid``): the dashboard badge.
+    ``types``: only these order types (a dispatcher counts driver orders only)."""
+    q = select(func.count()).select_from(ServiceOrder).where(col(ServiceOrder.status) == "paid",
+                                                             col(ServiceOrder.paid_at) > since)
+    if types is not None:
+        q = q.where(col(ServiceOrder.type).in_(types))
+    return int(session.exec(q).one())
 
 
 # --- queries ----------------------------------------------------------------------------------------------

@@ -1,45 +1,35 @@
-"""工作台 (home): a greeting and the day's numbers every role may see."""
+"""工作台 (home): a greeting and the figures this member's role may see (``gc_admin.home.service``).
+
+Every figure is rendered statically (an icon needs a literal name) and shown only when the service
+returned it for this member: the supplier and the insurer no longer see platform-wide numbers.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
-
 import reflex as rx
 
-from gc_admin.accounts.service import count_enabled_staff
-from gc_admin.audit.service import count_since as audit_since
-from gc_admin.core.clock import SHANGHAI, utcnow
 from gc_admin.core.roles import SECTIONS
-from gc_admin.integrations.sms.service import count_since as sms_since
+from gc_admin.home.service import FIGURES, home_figures
 from gc_admin.ui.auth import AuthState, denied, require, run_db
 from gc_admin.ui.components import stat_card
 from gc_admin.ui.layout import staff_page
-from gc_admin.users.service import count_users
-
-
-def _counts(session) -> dict[str, int]:
-    local_midnight = utcnow().astimezone(SHANGHAI).replace(hour=0, minute=0, second=0, microsecond=0)
-    since = local_midnight.astimezone(dt.timezone.utc)
-    return {
-        "users": count_users(session),
-        "staff": count_enabled_staff(session),
-        "audit_today": audit_since(session, since),
-        "sms_today": sms_since(session, since),
-    }
 
 
 class HomeState(rx.State):
-    users: int = 0
-    staff: int = 0
-    audit_today: int = 0
-    sms_today: int = 0
+    shown: list[str] = []  # figure keys, in FIGURES order
+    values: dict[str, str] = {}  # figure key -> formatted value
+    note: str = ""
 
     @rx.event
     async def load(self):
-        if await require(self, "home") is None:
+        p = await require(self, "home")
+        if p is None:
+            self.shown, self.values, self.note = [], {}, ""
             return await denied(self)
-        c = await run_db(_counts)
-        self.users, self.staff, self.audit_today, self.sms_today = c["users"], c["staff"], c["audit_today"], c["sms_today"]
+        figures = await run_db(lambda s: home_figures(s, principal=p))
+        self.shown = [f.key for f in FIGURES if f.key in figures.values]
+        self.values = {k: f"{v:,}" for k, v in figures.values.items()}
+        self.note = figures.note
         return None
 
 
@@ -54,11 +44,10 @@ def _shortcut(key: str, label: str, route: str, icon: str) -> rx.Component:
 def home_page() -> rx.Component:
     return rx.vstack(
         rx.text("您好，", AuthState.display_name, "（", AuthState.role_label, "）。", size="3", data_testid="greeting"),
+        rx.cond(HomeState.note != "", rx.text(HomeState.note, size="2", color_scheme="gray", data_testid="home-note")),
         rx.hstack(
-            stat_card("注册用户", HomeState.users, "users", "stat-users"),
-            stat_card("在岗员工", HomeState.staff, "id-card", "stat-staff"),
-            stat_card("今日操作", HomeState.audit_today, "scroll-text", "stat-audit"),
-            stat_card("今日短信", HomeState.sms_today, "message-square", "stat-sms"),
+            *[rx.cond(HomeState.shown.contains(f.key), stat_card(f.label, HomeState.values[f.key], f.icon, f"stat-{f.key}"))
+              for f in FIGURES],
             wrap="wrap",
             spacing="4",
         ),

@@ -29,6 +29,23 @@ def _row(row: rx.Var) -> rx.Component:
     )
 
 
+def _waiting_row() -> rx.Component:
+    """The searched whole number has no user yet, but coupons wait for it."""
+    w = UsersState.waiting
+    return rx.table.row(
+        rx.table.cell(rx.badge("未注册", color_scheme="orange", variant="soft")),
+        rx.table.cell(w["phone"]),
+        rx.table.cell(rx.text("有 ", w["count"], " 张券等待该手机号（未使用 ", w["available"], " 张），用户注册或绑定该号码后自动归属",
+                              size="2", color_scheme="gray"), col_span=4),
+        rx.table.cell(rx.button("查看券", size="1", variant="ghost", on_click=UsersState.open_waiting.stop_propagation),
+                      text_align="right"),
+        on_click=UsersState.open_waiting,
+        cursor="pointer",
+        _hover={"background": rx.color("accent", 2)},
+        data_testid="waiting-phone-row",
+    )
+
+
 def _history() -> rx.Component:
     return rx.table.row(
         rx.table.cell(
@@ -86,6 +103,8 @@ def _detail_dialog() -> rx.Component:
             rx.text("城市 ", d["city"], " · 注册于 ", d["created_at"], " · 共 ", d["count"], " 张券，未使用 ", d["available"], " 张",
                     size="2", color_scheme="gray", padding_y="0.5rem"),
             rx.cond(d["no_phone"] == "1", rx.callout("该用户尚未绑定手机号；券按手机号发放，绑定后才会显示。", icon="info", size="1")),
+            rx.cond(d["waiting"] == "1", rx.callout("该手机号尚未注册：这些券等待该号码，用户注册或绑定后自动归属。", icon="info",
+                                                    size="1")),
             rx.cond(UsersState.detail_error != "", rx.callout(UsersState.detail_error, icon="triangle-alert",
                                                               color_scheme="red", size="1")),
             rx.scroll_area(
@@ -124,7 +143,9 @@ def users_page() -> rx.Component:
         rx.table.root(
             table_header(UsersState, Col("ID", "id"), Col("手机号", "phone"), "微信", Col("城市", "city"),
                          Col("注册时间", "created_at"), Col("最近登录", "last_login_at"), ""),
-            rx.table.body(rx.cond(UsersState.rows.length() > 0, rx.foreach(UsersState.rows, _row), empty_row(7))),
+            rx.table.body(rx.cond(UsersState.rows.length() > 0, rx.foreach(UsersState.rows, _row),
+                                  rx.cond(UsersState.waiting.contains("phone"), _waiting_row(),
+                                          empty_row(7, "暂无数据（输入完整手机号可查到尚未注册、但已有券等待的号码）")))),
             width="100%",
             variant="surface",
         ),

@@ -1,4 +1,8 @@
-"""Users page state (用户): search by phone; phones masked in the list; a user's coupons and their history."""
+"""Users page state (用户): search by phone; phones masked in the list; a user's coupons and their history.
+
+A whole phone number that nobody has registered but that coupons were issued to shows as a 待领取
+entry (they wait for the phone and are claimed at sign-up), whose coupons open like a user's.
+"""
 
 from __future__ import annotations
 
@@ -21,9 +25,23 @@ ACTOR_TYPES = {"staff": "员工", "user": "用户", "partner": "合作方", "sys
 SOURCES = {"staff": "后台发放", "partner": "合作方接口", "purchase": "小程序购买"}
 
 
+def _coupon_rows(items: list[coupons.StaffCouponView]) -> list[dict[str, str]]:
+    return [
+        {
+            "id": str(c.id), "product": c.product_name, "kind": KINDS.get(c.kind, c.kind),
+            "face": format_fen(c.face_fen), "status": c.status, "status_label": SHOWN_STATUSES.get(c.status, c.status),
+            "code": c.code_masked or "—", "issued_at": fmt_local(c.issued_at), "expires_at": fmt_local(c.expires_at),
+            "use_by": fmt_local(c.use_by) or "—", "used_at": fmt_local(c.used_at) or "—",
+            "source": SOURCES.get(c.source, c.source) + (f" · {c.batch_id}" if c.batch_id else ""),
+        }
+        for c in items
+    ]
+
+
 class UsersState(PagedMixin, rx.State):
     rows: list[dict[str, str]] = []
     phone_q: str = ""
+    waiting: dict[str, str] = {}  # {phone (masked), count, available}: coupons waiting for an unregistered phone
     # the user detail dialog: their coupons (masked) and one coupon's history
     detail_open: bool = False
     detail: dict[str, str] = {}
@@ -38,10 +56,17 @@ class UsersState(PagedMixin, rx.State):
 
     async def _reload(self):
         if await require(self, SECTION) is None:
-            self.rows, self.total = [], 0
+            self.rows, self.total, self.waiting = [], 0, {}
             return await denied(self)
-        page = await run_db(service.list_users, phone=self.phone_q, sort=self._sort(), offset=self._offset(),
-                            limit=PAGE_SIZE)
+        phone, sort = self.phone_q, self._sort()
+
+        def _work(s):
+            return (service.list_users(s, phone=phone, sort=sort, offset=self._offset(), limit=PAGE_SIZE),
+                    coupon_views.waiting_phone(s, phone=phone))
+
+        page, waiting = await run_db(_work)
+        self.waiting = {} if waiting is None else {
+            "phone": mask_phone(waiting.phone), "count": f"{waiting.coupons:,}", "available": f"{waiting.available:,}"}
         self.total = page.total
         self.rows = [
             {
@@ -92,18 +117,33 @@ class UsersState(PagedMixin, rx.State):
             "id": str(user.id), "phone": mask_phone(user.phone) or "未绑定手机号", "city": user.city or "—",
             "created_at": fmt_local(user.created_at), "count": str(len(items)),
             "available": str(sum(1 for c in items if c.status == "available")),
-            "no_phone": "" if user.phone else "1",
+            "no_phone": "" if user.phone else "1", "waiting": "",
         }
-        self.coupons = [
-            {
-                "id": str(c.id), "product": c.product_name, "kind": KINDS.get(c.kind, c.kind),
-                "face": format_fen(c.face_fen), "status": c.status, "status_label": SHOWN_STATUSES.get(c.status, c.status),
-                "code": c.code_masked or "—", "issued_at": fmt_local(c.issued_at), "expires_at": fmt_local(c.expires_at),
-                "use_by": fmt_local(c.use_by) or "—", "used_at": fmt_local(c.used_at) or "—",
-                "source": SOURCES.get(c.source, c.source) + (f" · {c.batch_id}" if c.batch_id else ""),
-            }
-            for c in items
-        ]
+        self.coupons = _coupon_rows(items)
+        self.history_for, self.history, self.detail_error = "", [], ""
+        self.detail_open = True
+        return None
+
+    @rx.event
+    async def open_waiting(self):
+        """The coupons waiting for the searched phone (no user has registered it yet)."""
+        if await require(self, SECTION) is None:
+            return await denied(self)
+        phone = self.phone_q
+        try:
+            waiting, items = await run_db(lambda s: (coupon_views.waiting_phone(s, phone=phone),
+                                                     coupon_views.phone_coupons(s, phone=phone)))
+        except DomainError as exc:
+            return rx.toast.error(exc.message)
+        if waiting is None:
+            self.waiting = {}
+            return rx.toast.error("该手机号没有待领取的券")
+        self.detail = {
+            "id": "未注册", "phone": mask_phone(waiting.phone), "city": "—", "created_at": "—",
+            "count": str(len(items)), "available": str(sum(1 for c in items if c.status == "available")),
+            "no_phone": "", "waiting": "1",
+        }
+        self.coupons = _coupon_rows(items)
         self.history_for, self.history, self.detail_error = "", [], ""
         self.detail_open = True
         return None

@@ -31,7 +31,9 @@ def test_sms_login_end_to_end(app_server):
         assert c.post("/api/v1/mp/auth/sms/send", json={"phone": phone}).status_code == 200
         admin = {"Authorization": f"Bearer {app_server.staff_token()}"}
         outbox = c.get("/api/v1/admin/sms/outbox", params={"phone": phone}, headers=admin).json()
-        code = re.search(r"验证码为 (\d{6})", outbox["items"][0]["content"]).group(1)
+        assert "验证码为 ******" in outbox["items"][0]["content"]  # staff never see the code
+        inbox = c.get("/sim/sms/_inbox", params={"phone": phone}).json()  # the phone does
+        code = re.search(r"验证码为 (\d{6})", inbox["items"][0]["content"]).group(1)
         grant = c.post("/api/v1/mp/auth/sms/login", json={"phone": phone, "code": code}).json()
         me = c.get("/api/v1/mp/me", headers={"Authorization": f"Bearer {grant['token']}"}).json()
         assert me["phone"] == phone

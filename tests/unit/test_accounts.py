@@ -146,3 +146,70 @@ def test_logout_revokes(db, make_staff):
         service.end_session(s, token=token, principal=p)
     assert _resolve(token) is None
     assert _resolve("") is None and _resolve("x" * 500) is None
+
+
+# --- programme of an insurer's account ----------------------------------------------------------
+
+def _programmes(*codes):
+    from gc_admin.coupons import service as coupons
+
+    with session_scope() as s:
+        for code in codes:
+            coupons.create_programme(s, actor=service.Actor("system"), code=code, name=f"项目 {code}")
+
+
+def test_an_insurer_account_acts_for_its_programme_only(db, make_staff):
+    _programmes("picc_gx")
+    make_staff("picc", "insurer", programme_code="picc_gx")
+    make_staff("bare", "insurer")
+    make_staff("chen", "clerk")
+    picc, token = _login("picc", "secret2026")
+    assert picc.programme() == "picc_gx" and _resolve(token).programme_code == "picc_gx"
+    assert _login("chen", "secret2026")[0].programme() is None  # platform staff: every programme
+    with pytest.raises(Forbidden) as err:
+        _login("bare", "secret2026")[0].programme()
+    assert err.value.code == "NO_PROGRAMME" and "尚未关联保险项目" in err.value.message
+    with session_scope() as s:
+        created = s.exec(select(AuditLog).where(AuditLog.action == "staff.created", AuditLog.target_id == str(picc.id))).one()
+    assert "所属项目 picc_gx" in created.summary and '"programme": "picc_gx"' in (created.after or "")
+
+
+@pytest.mark.parametrize("role, programme, code", [("clerk", "picc_gx", "PROGRAMME_NOT_ALLOWED"),
+                                                   ("insurer", "nowhere", "PROGRAMME_NOT_FOUND")])
+def test_only_insurer_accounts_get_an_existing_programme(db, role, programme, code):
+    _programmes("picc_gx")
+    with pytest.raises(InvalidInput) as err:
+        with session_scope() as s:
+            service.create_staff(s, actor=service.Actor("system"), username="someone", display_name="某人",
+                                 password="secret2026", role=role, programme_code=programme)
+    assert err.value.code == code
+
+
+def test_admin_sets_the_programme_audited_and_it_holds_at_the_next_request(db, make_staff):
+    _programmes("picc_gx", "other")
+    admin = _admin(make_staff)
+    user = make_staff("picc", "insurer")
+    _, token = _login("picc", "secret2026")
+    assert _resolve(token).programme_code is None
+    with session_scope() as s:
+        service.set_programme(s, actor=admin, staff_id=user.id, programme_code="other")
+    assert _resolve(token).programme_code == "other"  # re-read from the account, no new sign-in needed
+    with pytest.raises(Forbidden):
+        with session_scope() as s:
+            service.set_programme(s, actor=service.Principal(user.id, "picc", "picc", "insurer", None, "other"),
+                                  staff_id=user.id, programme_code="picc_gx")
+    with pytest.raises(InvalidInput):
+        with session_scope() as s:
+            service.set_programme(s, actor=admin, staff_id=user.id, programme_code="nowhere")
+    with session_scope() as s:
+        row = s.exec(select(AuditLog).where(AuditLog.action == "staff.programme_changed")).one()
+    assert row.actor_id == str(admin.id) and row.summary == "picc 所属项目：无 → other"
+    # a role change away from insurer drops the programme (only an insurer acts for one)
+    with session_scope() as s:
+        service.set_role(s, actor=admin, staff_id=user.id, role="clerk")
+    with session_scope() as s:
+        assert s.get(service.StaffUser, user.id).programme_code is None
+    with pytest.raises(InvalidInput) as err:
+        with session_scope() as s:
+            service.set_programme(s, actor=admin, staff_id=user.id, programme_code="other")
+    assert err.value.code == "PROGRAMME_NOT_ALLOWED"

@@ -198,6 +198,34 @@ def test_outbox_lists_messages_newest_first(api, make_staff, role):
     _error(api.get(OUTBOX, params={"phone": "1" * 12}, headers=_auth(token)), 422, "VALIDATION_ERROR")
 
 
+@pytest.mark.parametrize("role", ["admin", "manager"])
+def test_outbox_masks_login_codes_even_in_dev(api, make_staff, role):
+    """The code is for the user: staff see ``******`` (the phone's side, /sim/sms/_inbox, gets it whole)."""
+    from gc_admin.integrations.sms.service import messages_to
+
+    make_staff("boss", role)
+    _send_code(api, "13812345678")
+    with session_scope() as s:
+        whole = messages_to(s, phone="13812345678")[0].content
+    code = whole.split("验证码为 ")[1][:6]
+    assert code.isdigit()
+    resp = api.get(OUTBOX, headers=_auth(_token(api, "boss")))
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["items"][0]["content"] == whole.replace(code, "******")
+    assert code not in resp.text
+    inbox = api.get("/sim/sms/_inbox", params={"phone": "13812345678"}).json()
+    assert inbox["items"][0]["content"] == whole
+
+
+def test_a_message_that_should_hold_a_code_but_does_not_match_is_hidden():
+    from gc_admin.integrations.sms.service import HIDDEN, staff_text
+
+    assert staff_text("login_code", "您的验证码 123456") == HIDDEN
+    assert staff_text("new_order", "【滚财车主权益】新订单 GC2026（代驾），请及时处理。").endswith("请及时处理。")
+    assert staff_text("login_code", "【滚财车主权益】您的登录验证码为 ******，5 分钟内有效，请勿告诉他人。") == (
+        "【滚财车主权益】您的登录验证码为 ******，5 分钟内有效，请勿告诉他人。")  # prod rows: masked when recorded
+
+
 @pytest.fixture
 def api_any(any_db):
     """Like ``api`` but on SQLite and (when configured) PostgreSQL."""

@@ -19,7 +19,7 @@ from gc_admin.audit.models import AuditLog
 from gc_admin.core.clock import utcnow
 from gc_admin.db import session_scope
 from gc_admin.integrations.sms.models import SmsMessage
-from gc_admin.integrations.sms.service import list_outbox
+from gc_admin.integrations.sms.service import messages_to
 from gc_admin.users.models import MpUser, SmsLoginCode
 from tests.support import InProcessTransport
 
@@ -69,11 +69,12 @@ def _send(api, phone: str = "13812345678") -> None:
 
 
 def _latest_code(phone: str = "13812345678") -> str:
+    """The code as the phone received it (staff's outbox masks it)."""
     with session_scope() as s:
-        page = list_outbox(s, phone=phone)
-    assert page.rows, f"no SMS recorded for {phone}"
-    m = re.search(r"验证码为 (\d{6})", page.rows[0].content)
-    assert m, page.rows[0].content
+        rows = messages_to(s, phone=phone)
+    assert rows, f"no SMS recorded for {phone}"
+    m = re.search(r"验证码为 (\d{6})", rows[0].content)
+    assert m, rows[0].content
     return m.group(1)
 
 

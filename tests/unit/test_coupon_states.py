@@ -130,13 +130,16 @@ def private_uploads(db, tmp_path, monkeypatch):
 
 @pytest.fixture
 def shop(make_staff):
-    """Staff of every interesting role, the programme, a code product with 5 codes, a cashback product
-    funded by the platform, and one coupon that expired unused (so an expiry run has work to do)."""
-    for name, role in [("boss", "admin"), ("mgr", "manager"), ("chen", "clerk"), ("kefu", "service"),
-                       ("picc", "insurer")]:
+    """Staff of every interesting role (the insurer's account acts for the programme), the programme, a
+    code product with 5 codes, a cashback product funded by the platform, and one coupon that expired
+    unused (so an expiry run has work to do)."""
+    for name, role in [("boss", "admin"), ("mgr", "manager"), ("chen", "clerk"), ("kefu", "service")]:
         make_staff(name, role)
     with session_scope() as s:
         service.create_programme(s, actor=SETUP, code="picc_gx", name="广西人保车主权益")
+    make_staff("picc", "insurer", programme_code="picc_gx")
+    make_staff("bare", "insurer")  # an insurer account nobody gave a programme yet
+    with session_scope() as s:
         service.create_product(s, actor=SETUP, code="tpp50", name="淘票票通兑券 50 元", kind="redemption_code",
                                face_fen=5000, cost_fen=4200, supplier="淘票票", programme_code="picc_gx",
                                jump_app_id=APP, jump_path="pages/index")
@@ -214,6 +217,33 @@ def test_insurer_may_issue_only_insurer_funded_products(shop):
     offered, error, opened = run(scenario())
     assert offered == ["tpp50"]
     assert error == "券种不存在" and not opened
+
+
+def test_insurer_issues_in_its_programmes_own_batch_space(shop):
+    """The page issues for the insurer's programme: its batch id is its own (the clerk's same id is not a
+    replay of the clerk's batch) and its history holds its own batches only."""
+    with session_scope() as s:
+        service.issue_batch(s, actor=SETUP, source="staff", batch_id="B-SAME", product_code="tpp50",
+                            phones=["13812345678"])
+    token = sign_in("picc")
+
+    async def scenario():
+        iss = await state_of(IssuanceState, token)
+        await iss.load()
+        before = [r["batch_id"] for r in iss.rows]
+        iss.product_code, iss.batch_id = "tpp50", "B-SAME"
+        await iss.preview_batch({"phones": "13812345678"})
+        replay = iss.preview.get("replay")
+        events = await drain(IssuanceState.confirm_issue.fn(iss))
+        return before, replay, iss, events
+
+    before, replay, iss, events = run(scenario())
+    assert before == [] and replay == ""  # the clerk's batches are not the insurer's
+    assert not iss.replayed and iss.result["issued"] == "1"
+    assert ("success", "发放完成：成功 1 行 / 1 张，失败 0 行") in toasts(events)
+    assert [r["batch_id"] for r in iss.rows] == ["B-SAME"] and iss.total == 1
+    assert scalar("SELECT count(*) FROM issuance_batch WHERE batch_id = 'B-SAME' AND scope = 'picc_gx'") == 1
+    assert scalar("SELECT count(*) FROM coupon WHERE phone = '13812345678'") == 2
 
 
 def test_only_admin_or_manager_create_products(shop):
@@ -558,6 +588,40 @@ def test_user_detail_shows_masked_coupons_and_their_history(shop):
     assert all("SHOP" not in h["summary"] or "****" in h["summary"] for h in users.history)
 
 
+def test_coupons_waiting_for_an_unregistered_phone_are_found_by_that_phone(shop):
+    """A batch went to a phone nobody has registered yet: searching that phone on 用户 finds its coupons
+    (it used to say 暂无数据); a partial number or a registered phone finds users as before."""
+    with session_scope() as s:
+        service.issue_batch(s, actor=SETUP, source="staff", batch_id="W1", product_code="tpp50",
+                            phones=["13900000077"])
+
+    async def scenario():
+        users = await state_of(UsersState, sign_in("kefu"))
+        users.set_phone_q("139 0000 0077")
+        await users.search()
+        found = (list(users.rows), users.total, dict(users.waiting))
+        opened = await users.open_waiting()
+        detail = (dict(users.detail), list(users.coupons), users.detail_open)
+        users.set_phone_q("1390000")  # part of the number: no guessing of unregistered phones
+        await users.search()
+        partial = (list(users.rows), dict(users.waiting))
+        users.set_phone_q("13800000001")  # registered: the user row, not a waiting entry
+        await users.search()
+        registered = (len(users.rows), dict(users.waiting))
+        return found, opened, detail, partial, registered
+
+    found, opened, (detail, coupons, is_open), partial, registered = run(scenario())
+    rows, total, waiting = found
+    assert rows == [] and total == 0
+    assert waiting == {"phone": "139****0077", "count": "1", "available": "1"}
+    assert opened is None and is_open
+    assert detail["phone"] == "139****0077" and detail["id"] == "未注册" and detail["count"] == "1"
+    assert [(c["product"], c["status"], c["source"]) for c in coupons] == [("淘票票通兑券 50 元", "available", "后台发放 · W1")]
+    assert "****" in coupons[0]["code"] and "13900000077" not in json.dumps(coupons)
+    assert partial == ([], {})
+    assert registered == (1, {})
+
+
 def test_user_detail_is_refused_to_roles_without_the_users_section(shop):
     async def scenario():
         users = await state_of(UsersState, sign_in("picc"))
@@ -663,19 +727,52 @@ def test_summary_tables_pivot_states_and_buckets():
                       "discarded": 2, "discarded_cost_fen": 8400}
 
 
-def test_batches_for_insurer_staff_hide_platform_funded_ones(shop):
-    with session_scope() as s:
-        service.issue_batch(s, actor=SETUP, source="staff", batch_id="B-INS", product_code="tpp50", phones=["13812345678"])
-        everything, n_all = views.list_batches(s)
-        insurer, n_ins = views.list_batches(s, funded_by="insurer")
-        old_id = next(b.issuance_id for b in everything if b.batch_id == "OLD")
-        from gc_admin.core.errors import NotFound
+def test_batches_for_insurer_staff_are_their_programmes_own(shop):
+    """An insurer's staff see their programme's own batches (its staff's and its partner keys'), not the
+    platform's — even of the programme's products — nor another programme's."""
+    from gc_admin.core.errors import NotFound
 
-        with pytest.raises(NotFound):
-            views.issuance_by_id(s, issuance_id=old_id, funded_by="insurer")
-        assert views.issuance_by_id(s, issuance_id=old_id).batch_id == "OLD"
-    assert n_all == 2 and [b.batch_id for b in everything] == ["B-INS", "OLD"]
-    assert n_ins == 1 and [b.batch_id for b in insurer] == ["B-INS"]
+    with session_scope() as s:
+        service.create_programme(s, actor=SETUP, code="other", name="别的项目")
+        service.create_product(s, actor=SETUP, code="other10", name="别的项目券", kind="service_discount",
+                               face_fen=1000, programme_code="other")
+        service.issue_batch(s, actor=SETUP, source="staff", batch_id="B-CLERK", product_code="tpp50",
+                            phones=["13812345678"])
+        service.issue_batch(s, actor=SETUP, source="staff", batch_id="B-INS", product_code="tpp50",
+                            phones=["13812345679"], programme_code="picc_gx")
+        service.issue_batch(s, actor=SETUP, source="partner", batch_id="CLUB-1", product_code="tpp50",
+                            phones=["13812345670"], programme_code="picc_gx")
+        service.issue_batch(s, actor=SETUP, source="staff", batch_id="B-OTHER", product_code="other10",
+                            phones=["13812345671"], programme_code="other")
+        everything, n_all = views.list_batches(s)
+        insurer, n_ins = views.list_batches(s, programme_code="picc_gx")
+        ids = {b.batch_id: b.issuance_id for b in everything}
+        for foreign in ("OLD", "B-CLERK", "B-OTHER"):
+            with pytest.raises(NotFound):
+                views.issuance_by_id(s, issuance_id=ids[foreign], programme_code="picc_gx")
+        assert views.issuance_by_id(s, issuance_id=ids["CLUB-1"], programme_code="picc_gx").batch_id == "CLUB-1"
+        assert views.issuance_by_id(s, issuance_id=ids["OLD"]).batch_id == "OLD"  # platform staff: every batch
+        assert views.find_staff_batch(s, batch_id="B-CLERK", programme_code="picc_gx") is None
+        assert views.find_staff_batch(s, batch_id="B-INS", programme_code="picc_gx") is not None
+    assert n_all == 5 and [b.batch_id for b in everything] == ["B-OTHER", "CLUB-1", "B-INS", "B-CLERK", "OLD"]
+    assert n_ins == 2 and [b.batch_id for b in insurer] == ["CLUB-1", "B-INS"]
+
+
+def test_insurer_without_a_programme_gets_a_reason_and_nothing_else(shop):
+    token = sign_in("bare")
+
+    async def scenario():
+        iss = await state_of(IssuanceState, token)
+        await iss.load()
+        loaded = (iss.products, iss.rows, iss.error)
+        iss.product_code, iss.batch_id = "tpp50", "B-BARE"
+        await iss.preview_batch({"phones": "13812345678"})
+        return loaded, iss.error, iss.preview_open
+
+    (products, rows, load_error), error, opened = run(scenario())
+    assert products == [] and rows == [] and "尚未关联保险项目" in load_error
+    assert "尚未关联保险项目" in error and not opened
+    assert scalar("SELECT count(*) FROM issuance_batch WHERE batch_id = 'B-BARE'") == 0
 
 
 def test_new_batch_ids_look_right_and_differ():

@@ -48,10 +48,10 @@ def _import(api, headers, codes=CODES):
 
 def _mp_login(api, phone):
     api.post("/api/v1/mp/auth/sms/send", json={"phone": phone})
-    from gc_admin.integrations.sms.service import list_outbox
+    from gc_admin.integrations.sms.service import messages_to
 
     with session_scope() as s:
-        content = list_outbox(s, phone=phone).rows[0].content
+        content = messages_to(s, phone=phone)[0].content  # as the phone received it
     code = re.search(r"(\d{6})", content).group(1)
     grant = api.post("/api/v1/mp/auth/sms/login", json={"phone": phone, "code": code}).json()
     return {"Authorization": f"Bearer {grant['token']}"}
@@ -146,3 +146,37 @@ def test_partner_issues_only_in_its_programme(setup):
     assert member.status_code == 200 and len(member.json()["items"]) == 2  # partner batch + staff batch
     assert "****" in member.json()["items"][0]["code_masked"] and not any(c in member.text for c in CODES)
     assert api.get("/api/v1/partner/members/13700000001/coupons").status_code == 401
+
+
+def test_one_programme_rule_for_the_partner_and_the_insurers_staff(setup, make_staff):
+    """The insurer's club key and the insurer's staff token get the same answers from the same rule:
+    their programme's insurer-funded products only (a platform-funded product attached to the
+    programme is the platform's to give), and their own batches only."""
+    api = setup
+    _import(api, _token(api, "chen"))
+    with session_scope() as s:
+        service.create_product(s, actor=SYSTEM, code="PROMO5", name="平台促销券", kind="service_discount",
+                               face_fen=500, programme_code="picc_gx", funded_by="platform")
+        _, key = create_key(s, actor=Principal(1, "boss", "王敏", "admin"), partner_name="人保之友俱乐部",
+                            programme_code="picc_gx", scopes=["issuance:write", "issuance:read", "members:read"])
+    make_staff("picc", "insurer", programme_code="picc_gx")
+    callers = {"partner": ("/api/v1/partner", {"X-Api-Key": key}), "staff": ("/api/v1/admin", _token(api, "picc"))}
+    for who, (base, headers) in callers.items():
+        for product in ("PROMO5", "OTHER10"):
+            body = {"batch_id": f"{who}-{product}", "product_code": product, "phones": ["13700000001"]}
+            resp = api.post(f"{base}/issuances", json=body, headers=headers)
+            assert resp.status_code == 404 and resp.json()["error"]["code"] == "PRODUCT_NOT_FOUND", (who, product)
+        ok = api.post(f"{base}/issuances", json={"batch_id": f"{who}-1", "product_code": "TPP50",
+                                                 "phones": ["13700000001"]}, headers=headers)
+        assert ok.status_code == 200 and ok.json()["issued"] == 1, ok.text
+    with session_scope() as s:
+        assert service.issue_batch(s, actor=SYSTEM, source="staff", batch_id="clerk-1", product_code="PROMO5",
+                                   phones=["13700000001"]).issued == 1  # the platform's staff may give it
+    # the member's coupons through the club key: the programme's products only, not the platform's promo
+    member = api.get("/api/v1/partner/members/13700000001/coupons", headers={"X-Api-Key": key}).json()
+    assert [c["product_code"] for c in member["items"]] == ["tpp50", "tpp50"]
+    # each side reads its own batch, not the other's nor the platform's
+    assert api.get("/api/v1/partner/issuances/staff-1", headers={"X-Api-Key": key}).status_code == 404
+    assert api.get("/api/v1/admin/issuances/partner-1", headers=callers["staff"][1]).status_code == 404
+    assert api.get("/api/v1/admin/issuances/clerk-1", headers=callers["staff"][1]).status_code == 404
+    assert api.get("/api/v1/admin/issuances/staff-1", headers=callers["staff"][1]).status_code == 200

@@ -130,6 +130,32 @@ def test_partner_sees_only_its_programme(db):
             service.preview_issuance(s, product_code="tpp5", phones=["13900000001"], programme_code="picc_gx")
 
 
+def test_a_programmes_issuers_get_its_insurer_funded_products_and_own_batches_only(any_db):
+    """One rule for an insurer's staff (source staff) and its partner keys: the programme's insurer-funded
+    products, batch ids in the programme's own key space, and only the programme's batches listed."""
+    setup_catalogue()
+    with session_scope() as s:
+        service.create_product(s, actor=PARTNER, code="promo5", name="平台促销", kind="service_discount",
+                               face_fen=500, programme_code="picc_gx", funded_by="platform")
+    for source in ("staff", "partner"):
+        with pytest.raises(NotFound):
+            issue(["13900000001"], product="promo5", source=source, programme_code="picc_gx", actor=PARTNER)
+    platform = issue(["13900000001"], batch_id="b1", product="flower30")
+    mine = issue(["13900000001"], batch_id="b1", product="flower30", programme_code="picc_gx")
+    club = issue(["13900000002"], batch_id="b1", product="flower30", source="partner", programme_code="picc_gx",
+                 actor=PARTNER)
+    assert not mine.replayed and mine.issuance_id not in (platform.issuance_id, club.issuance_id)
+    with session_scope() as s:
+        listed, total = service.list_issuances(s, programme_code="picc_gx")
+        assert total == 2 and {b.issuance_id for b in listed} == {mine.issuance_id, club.issuance_id}
+        assert service.list_issuances(s, programme_code="other")[1] == 0
+        assert service.list_issuances(s)[1] == 3
+        assert service.get_issuance(s, source="staff", batch_id="b1", programme_code="picc_gx").issuance_id == (
+            mine.issuance_id)
+        assert [p.code for p in service.programme_products(s, programme_code="picc_gx")] == [
+            "flower30", "fuel50", "tpp50"]
+
+
 def test_non_code_products_need_no_stock(any_db):
     setup_catalogue()
     now = utcnow()
@@ -209,3 +235,20 @@ def test_many_phones_in_one_batch(any_db):
     assert scalar("SELECT count(*) FROM stock_code WHERE state = 'issued'") == 5_000
     audit = audit_text()
     assert "13900000010" not in audit and "CTPP50" not in audit.replace("CTPP50****", "")
+
+
+def test_coupons_waiting_for_an_unregistered_phone_are_found_by_the_whole_number(any_db):
+    """What the 用户 page finds for a number nobody has registered (coupons.views.waiting_phone)."""
+    from gc_admin.coupons import views
+
+    setup_catalogue()
+    issue(["13900000077", "13900000078"], batch_id="w1", product="flower30")
+    issue(["13900000077"], batch_id="w2", product="fuel50", now=utcnow() - dt.timedelta(days=400))  # expired by now
+    make_user("13900000078")
+    with session_scope() as s:
+        found = views.waiting_phone(s, phone="+86 139-0000-0077")
+        assert found == views.WaitingPhone("13900000077", 2, 1)
+        assert views.waiting_phone(s, phone="13900000078") is None  # registered: a user row, not a waiting entry
+        assert views.waiting_phone(s, phone="1390000007") is None  # not a whole number
+        assert views.waiting_phone(s, phone="13900000099") is None  # nothing waits for it
+        assert len(views.phone_coupons(s, phone="13900000077")) == 2

@@ -18,8 +18,10 @@ from typing import Any
 import polars as pl
 import pytest
 import reflex as rx
+from sqlmodel import select
 
 from gc_admin.accounts import service as accounts
+from gc_admin.accounts.models import StaffUser
 from gc_admin.accounts.state import StaffState
 from gc_admin.audit import service as audit
 from gc_admin.audit.service import Actor
@@ -250,10 +252,14 @@ def test_audit_export_follows_the_filters_beyond_one_page(office):
     assert set(frame["操作"].to_list()) == {"接单"} and frame["对象"].to_list()[0] == f"订单 #{PAGE_SIZE + 4}"
 
 
-def test_insurer_exports_only_insurer_funded_batches(office):
+def test_insurer_exports_only_its_programmes_own_batches(office):
     with session_scope() as s:
-        coupons.issue_batch(s, actor=SETUP, source="staff", batch_id="MINE", product_code="tpp50", phones=["13800000001"])
-        coupons.issue_batch(s, actor=SETUP, source="staff", batch_id="THEIRS", product_code="wash20",
+        picc = s.exec(select(StaffUser).where(StaffUser.username == "picc")).one()
+        picc.programme_code = "picc_gx"  # the insurer acts for its programme (issue 7 point 1)
+        s.add(picc)
+        coupons.issue_batch(s, actor=SETUP, source="staff", batch_id="MINE", product_code="tpp50", phones=["13800000001"],
+                            programme_code="picc_gx")
+        coupons.issue_batch(s, actor=SETUP, source="staff", batch_id="THEIRS", product_code="tpp50",
                             phones=["13800000001"])
 
     async def scenario():

@@ -184,6 +184,53 @@ def test_admin_manages_staff_and_it_is_audited(team):
     assert "secret2026" not in (created_row.after or "")
 
 
+def test_admin_gives_an_insurer_account_its_programme(team):
+    from gc_admin.coupons import service as coupons
+
+    with session_scope() as s:
+        coupons.create_programme(s, actor=accounts.Actor("system"), code="picc_gx", name="广西人保车主权益")
+    token = sign_in("boss")
+
+    async def scenario():
+        st = await state_of(StaffState, token)
+        await st.load()
+        offered = list(st.programmes)
+        created = await st.create({**NEW_STAFF, "username": "picc", "role": "insurer", "programme_code": "picc_gx"})
+        bare = await st.create({**NEW_STAFF, "username": "bare", "role": "insurer", "programme_code": "none"})
+        refused = await st.create({**NEW_STAFF, "username": "clerk2", "role": "clerk", "programme_code": "picc_gx"})
+        refused_error = st.form_error
+        rows = {r["username"]: r for r in st.rows}
+        cleared = await st.change_programme(rows["picc"]["id"], "none")
+        set_again = await st.change_programme(rows["bare"]["id"], "picc_gx")
+        on_clerk = await st.change_programme(str(team["chen"]), "picc_gx")
+        return offered, created, bare, refused, refused_error, rows, cleared, set_again, on_clerk, st
+
+    offered, created, bare, refused, refused_error, rows, cleared, set_again, on_clerk, st = run(scenario())
+    assert offered == [{"code": "picc_gx", "label": "广西人保车主权益（picc_gx）"}]
+    assert toast(created) == ("success", "已创建员工 picc") and toast(bare) == ("success", "已创建员工 bare")
+    assert refused is None and refused_error == "只有人保账号可以关联项目"
+    assert (rows["picc"]["programme"], rows["picc"]["programme_label"]) == ("picc_gx", "广西人保车主权益")
+    assert (rows["bare"]["programme"], rows["bare"]["programme_label"]) == ("none", "未关联项目（不能操作项目数据）")
+    assert rows["chen"]["has_programme"] == "" and rows["chen"]["programme_label"] == "—"
+    assert toast(cleared) == ("success", "picc 已不再关联项目")
+    assert toast(set_again) == ("success", "bare 的所属项目已改为 picc_gx")
+    assert toast(on_clerk) == ("error", "只有人保账号可以关联项目")
+    after = staff_rows()
+    assert (after["picc"].programme_code, after["bare"].programme_code, after["chen"].programme_code) == (
+        None, "picc_gx", None)
+    assert "clerk2" not in after
+
+
+def test_only_an_admin_changes_a_programme(team):
+    token = sign_in("mgr")
+
+    async def scenario():
+        st = await state_of(StaffState, token)
+        return await st.change_programme(str(team["target"]), "picc_gx")
+
+    assert toast(run(scenario())) == ("error", DENIED)
+
+
 def test_admin_create_with_bad_input_shows_the_reason(team):
     token = sign_in("boss")
 
@@ -228,7 +275,7 @@ def test_signed_out_gets_no_rows(team):
     assert out == [None] * 6  # signed out: no toast, the page guard redirects
     assert users.rows == [] and audit.rows == [] and staff.rows == []
     assert (users.total, audit.total, staff.total) == (0, 0, 0)
-    assert (home.users, home.staff, home.audit_today) == (0, 0, 0)
+    assert (home.shown, home.values, home.note) == ([], {}, "")
 
 
 def test_garbage_or_revoked_token_gets_no_rows(team):
@@ -277,14 +324,21 @@ def test_admin_and_manager_read_the_audit_log(team, username):
     assert rows[0]["action"] == "员工登录"  # newest first: this very sign-in
 
 
-def test_home_counts_for_any_signed_in_role(team):
-    token = sign_in("target")  # service role
+def test_home_shows_each_role_only_its_sections_figures(team, make_staff):
+    """The 工作台 numbers follow the role (gc_admin.home.service): the service role sees the users it
+    serves but not the staff count; an admin sees both; an insurer without a programme sees none."""
+    make_staff("picc", "insurer")
 
-    async def scenario():
-        home = await state_of(HomeState, token)
-        return await home.load(), home.users, home.staff
+    async def scenario(username):
+        home = await state_of(HomeState, sign_in(username))
+        return await home.load(), list(home.shown), dict(home.values), home.note
 
-    assert run(scenario()) == (None, 2, 4)
+    out, shown, values, note = run(scenario("target"))  # service role
+    assert out is None and shown == ["users", "orders"] and values == {"users": "2", "orders": "0"} and note == ""
+    _, shown, values, _ = run(scenario("boss"))
+    assert shown == ["users", "staff", "audit", "sms", "issued", "orders"] and values["staff"] == "5"
+    _, shown, values, note = run(scenario("picc"))
+    assert shown == [] and values == {} and "尚未关联保险项目" in note
 
 
 # --- AuthState -------------------------------------------------------------------------------------

@@ -1,4 +1,9 @@
-"""The SMS outbox for staff automation (dev/demo only): ``GET /api/v1/admin/sms/outbox``."""
+"""The SMS outbox for staff automation (dev/demo only): ``GET /api/v1/admin/sms/outbox``.
+
+Login codes are masked here as on the 短信记录 page (the service's :func:`list_outbox`): the
+code is for the user. Scripts that play the user in dev read it from the phone's side,
+``GET /sim/sms/_inbox?phone=``.
+"""
 
 from __future__ import annotations
 
@@ -31,7 +36,7 @@ class OutboxOut(BaseModel):
     items: list[SmsOut]
 
 
-@router.get("/outbox", response_model=OutboxOut, summary="短信发件箱（仅开发/演示环境）")
+@router.get("/outbox", response_model=OutboxOut, summary="短信发件箱（仅开发/演示环境；验证码已隐藏）")
 def outbox(
     phone: str = Query("", max_length=11),
     offset: int = Query(0, ge=0),

@@ -1,9 +1,19 @@
-"""Sending SMS through the configured provider, recording each message first."""
+"""Sending SMS through the configured provider, recording each message first.
+
+Two readers of what was sent: staff (短信记录, ``GET /api/v1/admin/sms/outbox``) get
+:func:`list_outbox`, where every secret parameter (a login code) is masked whatever the
+environment — the code is for the user, not for staff; the phone's own side (the dev/test
+simulator ``/sim/sms/_inbox``, tests) gets :func:`messages_to`, whole.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import functools
 import logging
+import re
+import string
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -11,7 +21,7 @@ from sqlmodel import Session, col, select
 from gc_admin.config import get_settings
 from gc_admin.core.clock import utcnow
 from gc_admin.core.sorting import order_by
-from gc_admin.integrations.sms.base import SECRET_PARAMS, SmsError, SmsSender, render
+from gc_admin.integrations.sms.base import SECRET_PARAMS, TEMPLATES, SmsError, SmsSender, render
 from gc_admin.integrations.sms.models import SmsMessage
 
 log = logging.getLogger(__name__)
@@ -91,9 +101,62 @@ def send_sms(session: Session, *, phone: str, template: str, params: dict[str, s
     return msg
 
 
+MASK = "******"
+HIDDEN = "（内容含验证码，已隐藏）"
+
+
+@functools.cache
+def _template_re(template: str) -> tuple[re.Pattern[str], tuple[bool, ...]] | None:
+    """A pattern matching ``template``'s rendered text, one group per parameter, and which are secret."""
+    if template not in TEMPLATES:
+        return None
+    text, _ = TEMPLATES[template]
+    pattern, secret = "", []
+    for literal, field, _spec, _conv in string.Formatter().parse(text):
+        pattern += re.escape(literal)
+        if field is not None:
+            pattern += "(.*?)"
+            secret.append(field in SECRET_PARAMS)
+    return re.compile(pattern, re.DOTALL), tuple(secret)
+
+
+def staff_text(template: str, content: str) -> str:
+    """A message as staff may read it: every secret parameter (login code) replaced by ``******``.
+    A message that should hold a secret but does not match its template is hidden entirely."""
+    compiled = _template_re(template)
+    if compiled is None:
+        return content
+    pattern, secret = compiled
+    if not any(secret):
+        return content
+    m = pattern.fullmatch(content)
+    if m is None:
+        return HIDDEN
+    out, at = [], 0
+    for i, flag in enumerate(secret, start=1):
+        if flag:
+            out += [content[at:m.start(i)], MASK]
+            at = m.end(i)
+    out.append(content[at:])
+    return "".join(out)
+
+
+@dataclasses.dataclass(frozen=True)
+class OutboxRow:
+    """A recorded message as staff see it (:func:`staff_text`)."""
+
+    id: int
+    phone: str
+    template: str
+    content: str
+    provider: str
+    status: str
+    created_at: dt.datetime
+
+
 @dataclasses.dataclass(frozen=True)
 class OutboxPage:
-    rows: list[SmsMessage]
+    rows: list[OutboxRow]
     total: int
 
 
@@ -103,7 +166,8 @@ OUTBOX_SORT_KEYS = {"created_at": col(SmsMessage.created_at), "phone": col(SmsMe
 
 def list_outbox(session: Session, *, phone: str = "", sort: str | None = None, offset: int = 0,
                 limit: int = 50) -> OutboxPage:
-    """Recorded messages, newest first (or by ``sort``: :data:`OUTBOX_SORT_KEYS`)."""
+    """Recorded messages, newest first (or by ``sort``: :data:`OUTBOX_SORT_KEYS`), for staff: login
+    codes masked (:func:`staff_text`)."""
     q = select(SmsMessage)
     digits = "".join(ch for ch in phone if ch.isdigit())[:11]  # never pass e.g. a NUL byte to the database
     if digits:
@@ -111,7 +175,15 @@ def list_outbox(session: Session, *, phone: str = "", sort: str | None = None, o
     total = session.exec(select(func.count()).select_from(q.subquery())).one()
     order = order_by(sort, OUTBOX_SORT_KEYS, tie=col(SmsMessage.id), default=[col(SmsMessage.id).desc()])
     rows = session.exec(q.order_by(*order).offset(max(offset, 0)).limit(min(max(limit, 1), 200))).all()
-    return OutboxPage(list(rows), int(total))
+    return OutboxPage([OutboxRow(m.id or 0, m.phone, m.template, staff_text(m.template, m.content), m.provider,
+                                 m.status, m.created_at) for m in rows], int(total))
+
+
+def messages_to(session: Session, *, phone: str, limit: int = 10) -> list[SmsMessage]:
+    """What ``phone`` received, newest first, whole: the phone's side of the outbox (the dev/test
+    simulator ``/sim/sms/_inbox`` and tests play the user reading their SMS). Never for staff."""
+    return list(session.exec(select(SmsMessage).where(SmsMessage.phone == phone)
+                             .order_by(col(SmsMessage.id).desc()).limit(min(max(limit, 1), 50))).all())
 
 
 def count_since(session: Session, since) -> int:

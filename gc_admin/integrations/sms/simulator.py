@@ -1,6 +1,7 @@
 """Local SMS vendor simulators: Aliyun dysmsapi ``SendSms`` and Tencent Cloud ``SendSms``.
 
-``build_sms_simulator(accounts)`` returns a router with ``POST /aliyun/`` and ``POST /tencent/``;
+``build_sms_simulator(accounts)`` returns a router with ``POST /aliyun/`` and ``POST /tencent/``
+(and ``GET /_inbox?phone=``: what a phone received, for scripts that play the user in dev);
 the app mounts it under ``/sim/sms`` (dev/test only), so senders use the endpoints
 ``http://<host>/sim/sms/aliyun`` and ``http://<host>/sim/sms/tencent``.
 
@@ -348,5 +349,18 @@ def build_sms_simulator(accounts: SimAccounts) -> APIRouter:
         body = await request.body()
         status, answer = tencent_handle(accounts, method=request.method, headers=_raw_headers(request), body=body)
         return JSONResponse(answer, status_code=status)
+
+    @router.get("/_inbox", include_in_schema=False)
+    def inbox(phone: str = "") -> JSONResponse:
+        """The phone's side: what it received, whole (login codes included), newest first. Staff pages
+        mask the codes; this plays the user reading their SMS, like ``/sim/wechat/_mint`` plays WeChat."""
+        from gc_admin.db import session_scope
+        from gc_admin.integrations.sms.service import messages_to
+
+        digits = "".join(ch for ch in phone if ch.isascii() and ch.isdigit())[:11]
+        with session_scope() as session:
+            items = [{"content": m.content, "template": m.template, "created_at": m.created_at.isoformat()}
+                     for m in messages_to(session, phone=digits)] if len(digits) == 11 else []
+        return JSONResponse({"phone": digits, "items": items})
 
     return router
