@@ -117,14 +117,27 @@ def test_sixth_attempt_is_throttled_even_with_the_right_password(api, make_staff
     assert _login(api, "wang").status_code == 200
 
 
-def test_disabled_account_gets_403(api, make_staff):
+def test_disabled_account_answers_exactly_like_a_wrong_password(api, make_staff):
+    """A disabled account's right password is not confirmed: same status, code and message as a
+    wrong password, and it counts towards the same throttle."""
     from gc_admin.accounts import service
 
     user = make_staff("chen", "clerk")
     admin = make_staff("boss", "admin")
+    make_staff("wang", "clerk")
     with session_scope() as s:
         service.set_enabled(s, actor=service.Principal(admin.id, "boss", "boss", "admin"), staff_id=user.id, enabled=False)
-    _error(_login(api, "chen"), 403, "ACCOUNT_DISABLED")
+
+    def answer(resp):
+        return resp.status_code, resp.json()
+
+    disabled = [answer(_login(api, "chen")) for _ in range(6)]
+    wrong = [answer(_login(api, "wang", "wrong-password1")) for _ in range(6)]
+    assert disabled == wrong
+    assert _error(_login(api, "nobody", "x"), 401, "BAD_CREDENTIALS") == disabled[0][1]["error"]["message"]
+    assert disabled[0] == (401, {"error": {"code": "BAD_CREDENTIALS", "message": "用户名或密码错误"}})
+    assert disabled[5][0] == 429 and disabled[5][1]["error"]["code"] == "LOGIN_THROTTLED"
+    assert "ACCOUNT_DISABLED" not in str(disabled) and "停用" not in str(disabled)
 
 
 @pytest.mark.parametrize(
