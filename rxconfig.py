@@ -14,6 +14,8 @@ config = rx.Config(
     show_built_with_reflex=False,
     db_url=_s.database_url,
     cors_allowed_origins=list(_s.cors_origins),
+    # Where the server listens (GC_HOST): loopback in dev, so /sim is not on the network.
+    backend_host=_s.host,
     api_url=os.environ.get("REFLEX_API_URL", _s.public_url),
     deploy_url=_s.public_url,
     plugins=[

@@ -262,6 +262,22 @@ def test_outbox_is_404_outside_dev_and_test(api, make_staff, monkeypatch):
     _error(api.get(OUTBOX, headers=_auth(clerk)), 403, "FORBIDDEN")  # roles are still checked first
 
 
+@pytest.mark.parametrize("host, allowed, mounted", [("0.0.0.0", False, False), ("192.168.1.20", False, False),
+                                                    ("0.0.0.0", True, True), ("127.0.0.1", False, True)])
+def test_simulators_beyond_loopback_are_mounted_only_with_consent(db, monkeypatch, host, allowed, mounted):
+    import gc_admin.api as api_module
+    from fastapi.testclient import TestClient
+
+    s = dataclasses.replace(get_settings(), env="dev", host=host, allow_simulators=allowed)
+    monkeypatch.setattr(api_module, "get_settings", lambda: s)
+    with TestClient(api_module.build_api(), raise_server_exceptions=False) as tc:
+        resp = tc.post("/sim/wechat/_mint", json={"openid": "o1", "phone": "13812345678"})
+        if mounted:
+            assert resp.status_code == 200, resp.text
+        else:
+            _error(resp, 404, "NOT_FOUND")
+
+
 def test_simulators_are_not_mounted_in_prod(db, monkeypatch):
     import gc_admin.api as api_module
     from fastapi.testclient import TestClient
