@@ -14,6 +14,7 @@ local protocol simulators, an SMS outbox instead of a real SMS provider). In pro
 | GC_SECRET_KEY | (demo value) | signs mini-program tokens; must be set (>= 32 chars) in prod |
 | GC_PORT | 8000 | port the app serves pages and API on |
 | GC_PUBLIC_URL | http://localhost:<port> | origin staff use; the default CORS origin. ``https://...`` turns on HSTS and the staff cookie's ``Secure`` |
+| REFLEX_API_URL | GC_PUBLIC_URL | where the browser opens the websocket (Reflex reads it too; set it behind a proxy) |
 | GC_CORS_ORIGINS | GC_PUBLIC_URL (dev/test: + the loopback aliases and this machine's name on the port) | comma-separated browser origins allowed to call the API with credentials and to open the dashboard's websocket |
 | GC_STAFF_SESSION_HOURS | 12 | staff sign-in lifetime |
 | GC_MP_TOKEN_MINUTES | 120 | mini-program token lifetime |
@@ -111,6 +112,7 @@ class Settings:
     onduty_phones: tuple[str, ...] = ()
     host: str = "127.0.0.1"
     allow_simulators: bool = False
+    api_url: str = ""
 
     @property
     def loopback_only(self) -> bool:
@@ -270,6 +272,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         onduty_phones=tuple(p.strip() for p in env.get("GC_ONDUTY_PHONES", "").split(",") if p.strip()),
         host=_host(env, gc_env),
         allow_simulators=_bool(env, "GC_ALLOW_SIMULATORS"),
+        api_url=env.get("REFLEX_API_URL", public_url).rstrip("/"),
     )
     validate(settings)
     return settings

@@ -6,7 +6,7 @@ import reflex as rx
 
 from gc_admin.accounts.page import login_page, staff_management
 from gc_admin.accounts.state import StaffState
-from gc_admin.api import build_api
+from gc_admin.api import build_api, with_security_headers
 from gc_admin.audit.page import audit_page
 from gc_admin.audit.state import AuditState
 from gc_admin.core.roles import SECTION_BY_KEY
@@ -28,7 +28,7 @@ from gc_admin.ui.placeholders import PLANNED, make_placeholder
 from gc_admin.users.page import users_page
 from gc_admin.users.state import UsersState
 
-app = rx.App(api_transformer=build_api(), head_components=[])
+app = rx.App(api_transformer=[build_api(), with_security_headers], head_components=[])
 
 
 async def _periodic_jobs() -> None:
