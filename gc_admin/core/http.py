@@ -9,12 +9,14 @@ before the response is written).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import gzip
 import hashlib
 import logging
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -164,11 +166,14 @@ def require_partner(scope: str) -> Callable[..., Any]:
 _INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\bsrc\s*=)[^>]*>(.*?)</script\s*>", re.IGNORECASE | re.DOTALL)
 
 #: Pages: scripts only from this origin plus the inline scripts of the very page served (by
-#: hash); styles inline too (Radix and Emotion set style attributes and <style> tags at run time);
+#: hash), so markup slipped into a page cannot run. ``'unsafe-eval'`` because Reflex runs the
+#: events the server sends (every ``rx.toast`` a handler returns is a ``_call_function`` whose
+#: body is a string) with ``eval``: that code comes from our own server over the websocket.
+#: Styles inline too (Radix and Emotion set style attributes and <style> tags at run time);
 #: nothing may frame the dashboard, and forms post only to it.
 PAGE_POLICY: dict[str, tuple[str, ...]] = {
     "default-src": ("'self'",),
-    "script-src": ("'self'",),
+    "script-src": ("'self'", "'unsafe-eval'"),
     "style-src": ("'self'", "'unsafe-inline'"),
     "img-src": ("'self'", "data:", "blob:"),
     "font-src": ("'self'", "data:"),
@@ -218,7 +223,7 @@ class SecurityHeadersMiddleware:
 
     ``Content-Security-Policy`` for an HTML page allows exactly that page's inline scripts (the
     body is read and hashed: Reflex's prerendered pages carry a few, different per page), so no
-    ``'unsafe-inline'`` for scripts. A 304 gets no CSP: the browser would merge it into the cached
+    ``'unsafe-inline'`` for scripts (see :data:`PAGE_POLICY`). A 304 gets no CSP: the browser would merge it into the cached
     page's headers. Headers a route set itself are kept.
     """
 
@@ -259,6 +264,15 @@ class SecurityHeadersMiddleware:
                 if status != 304 and is_html:
                     held["start"], held["headers"] = message, headers
                     return
+                await send(message)
+                return
+            if message["type"] == "http.response.pathsend" and "start" in held:
+                # the server sends the file itself (granian's zero-copy extension): read it to hash
+                headers = held["headers"]
+                if "content-security-policy" not in headers:
+                    body = await asyncio.to_thread(Path(message["path"]).read_bytes)
+                    headers["content-security-policy"] = self._page_csp(scope["path"], body, headers)
+                await send({**held["start"], "headers": headers.raw})
                 await send(message)
                 return
             if message["type"] == "http.response.body" and "start" in held:
