@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 
@@ -36,3 +37,15 @@ def test_staff_cookie_is_secure_when_the_public_url_is_https():
     # and the state's cookie is the one the settings describe
     token = AuthState.get_fields()["token"].default
     assert (token.name, token.same_site, bool(token.secure)) == ("gc_staff_token", "strict", s.https)
+
+
+def test_the_shell_runs_one_new_order_timer_however_many_places_show_the_count():
+    """The sidebar, the narrow screens' menu button and its drawer all show the 新订单 count; only
+    one timer polls for it (each would otherwise tick the server on its own)."""
+    from gc_admin.ui.home import home_page
+
+    rendered = str(home_page().render())
+    assert rendered.count("Moment") == 1
+    assert sorted(re.findall(r'"([a-z-]*orders-badge)"', rendered)) == [
+        "drawer-orders-badge", "menu-orders-badge", "orders-badge"]
+    assert "menu-button" in rendered and "nav-drawer" in rendered
