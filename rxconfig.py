@@ -1,7 +1,5 @@
 """Reflex configuration. Application settings live in gc_admin/config.py (GC_* variables)."""
 
-import os
-
 import reflex as rx
 
 from gc_admin.config import get_settings
@@ -14,8 +12,13 @@ config = rx.Config(
     show_built_with_reflex=False,
     db_url=_s.database_url,
     cors_allowed_origins=list(_s.cors_origins),
-    api_url=os.environ.get("REFLEX_API_URL", _s.public_url),
+    # Where the server listens (GC_HOST): loopback in dev, so /sim is not on the network.
+    backend_host=_s.host,
+    api_url=_s.api_url,
     deploy_url=_s.public_url,
+    # The security-headers middleware (gc_admin/core/http.py) reads served pages to hash their
+    # inline scripts for the CSP; it decodes gzip, so pages are precompressed with gzip only.
+    frontend_compression_formats=["gzip"],
     plugins=[
         rx.plugins.RadixThemesPlugin(theme=rx.theme(accent_color="blue", gray_color="slate", radius="medium")),
     ],

@@ -2,7 +2,8 @@
 
 Routes live in each feature's ``api.py``; this module assembles them under ``/api/v1``,
 installs the error envelope, and mounts the protocol simulators under ``/sim`` when
-``GC_ENV`` is dev or test.
+``GC_ENV`` is dev or test (and the server is not reachable from the network, see config.py).
+:func:`with_security_headers` wraps the whole backend, pages included.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI, Request
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
+from starlette.types import ASGIApp
 
 from gc_admin.config import get_settings
-from gc_admin.core.http import install_error_handlers
+from gc_admin.core.http import SecurityHeadersMiddleware, install_error_handlers, websocket_sources
 
 API_DESCRIPTION = """
 滚财车主权益平台 HTTP API (v1).
@@ -25,6 +27,11 @@ API_DESCRIPTION = """
 Money is integer fen in fields ending `_fen`; times are ISO-8601 with offset. Errors:
 `{"error": {"code": "...", "message": "<中文>"}}`.
 """
+
+
+#: FastAPI's Swagger UI loads its script and styles from this CDN (and its favicon from FastAPI's site).
+DOCS_PAGE_SOURCES = {"script-src": ("https://cdn.jsdelivr.net",), "style-src": ("https://cdn.jsdelivr.net",),
+                     "img-src": ("https://fastapi.tiangolo.com",)}
 
 
 def build_api() -> FastAPI:
@@ -59,6 +66,15 @@ def build_api() -> FastAPI:
         mount_simulators(app)
     _api_not_found(app)
     return app
+
+
+def with_security_headers(app: ASGIApp) -> ASGIApp:
+    """Wrap the whole backend (this API with the Reflex app mounted inside it: pages, assets,
+    events, uploads) in the security headers. The second ``api_transformer`` in gc_admin.py, so it
+    sits outside FastAPI's own error middleware and even a 500 carries the headers."""
+    settings = get_settings()
+    return SecurityHeadersMiddleware(app, https=settings.https, connect_src=websocket_sources(settings.api_url),
+                                     page_extra={"/api/docs": DOCS_PAGE_SOURCES})
 
 
 def _api_not_found(app: FastAPI) -> None:

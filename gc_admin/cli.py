@@ -92,5 +92,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{job.name}: {run_once(job)}")
     elif args.cmd == "check-config":
         print(f"env={settings.env} db={settings.database_url.split('@')[-1]} sms={settings.sms_provider} "
-              f"wechat={settings.wechat_base_url} cors={','.join(settings.cors_origins)}")
+              f"wechat={settings.wechat_base_url} host={settings.host} "
+              f"simulators={'on' if settings.simulators_enabled else 'off'} cors={','.join(settings.cors_origins)}")
     return 0

@@ -8,11 +8,14 @@ local protocol simulators, an SMS outbox instead of a real SMS provider). In pro
 | variable | default | meaning |
 |---|---|---|
 | GC_ENV | dev | dev, test or prod. Simulators under /sim and the SMS outbox API exist only in dev/test |
+| GC_HOST | 127.0.0.1 (dev/test), 0.0.0.0 (prod) | address the server binds to (``REFLEX_BACKEND_HOST`` may say the same, not otherwise) |
+| GC_ALLOW_SIMULATORS | 0 | dev/test bound beyond loopback: 1 mounts /sim anyway (anyone who reaches the port can then mint WeChat identities and fake payments); without it such a start is refused while an integration is ``local`` |
 | GC_DATABASE_URL | sqlite:///<project>/data/gc_admin.db | SQLAlchemy URL; ``postgresql+psycopg://...`` for PostgreSQL |
 | GC_SECRET_KEY | (demo value) | signs mini-program tokens; must be set (>= 32 chars) in prod |
 | GC_PORT | 8000 | port the app serves pages and API on |
-| GC_PUBLIC_URL | http://localhost:<port> | origin staff use; the default CORS origin |
-| GC_CORS_ORIGINS | GC_PUBLIC_URL | comma-separated browser origins allowed to call the API with credentials |
+| GC_PUBLIC_URL | http://localhost:<port> | origin staff use; the default CORS origin. ``https://...`` turns on HSTS and the staff cookie's ``Secure`` |
+| REFLEX_API_URL | GC_PUBLIC_URL | where the browser opens the websocket (Reflex reads it too; set it behind a proxy) |
+| GC_CORS_ORIGINS | GC_PUBLIC_URL (dev/test: + the loopback aliases and this machine's name on the port) | comma-separated browser origins allowed to call the API with credentials and to open the dashboard's websocket |
 | GC_STAFF_SESSION_HOURS | 12 | staff sign-in lifetime |
 | GC_MP_TOKEN_MINUTES | 120 | mini-program token lifetime |
 | GC_LOGIN_MAX_FAILURES | 5 | failed staff sign-ins per username within the window before it is locked |
@@ -39,7 +42,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import ipaddress
 import os
+import socket
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -105,15 +110,88 @@ class Settings:
     wxpay: WxPaySettings
     order_unpaid_minutes: int = 30
     onduty_phones: tuple[str, ...] = ()
+    host: str = "127.0.0.1"
+    allow_simulators: bool = False
+    api_url: str = ""
+
+    @property
+    def loopback_only(self) -> bool:
+        """Whether the server listens on a loopback address only (nobody else can reach it)."""
+        return _is_loopback(self.host)
 
     @property
     def simulators_enabled(self) -> bool:
-        """Local protocol simulators are mounted only outside production."""
-        return self.env in ("dev", "test")
+        """Local protocol simulators are mounted only outside production, and only on a server
+        nobody else can reach unless ``GC_ALLOW_SIMULATORS`` says so."""
+        return self.env in ("dev", "test") and (self.loopback_only or self.allow_simulators)
+
+    @property
+    def self_url(self) -> str:
+        """Where this process reaches its own server (the in-app clients of the simulators)."""
+        host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
+        return f"http://{_url_host(host)}:{self.port}"
+
+    @property
+    def https(self) -> bool:
+        """Staff reach the app over HTTPS (HSTS, ``Secure`` cookies)."""
+        return self.public_url.lower().startswith("https://")
 
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+def _is_loopback(host: str) -> bool:
+    if host.strip().lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _url_host(host: str) -> str:
+    """``host`` as it goes in a URL (IPv6 literals in brackets)."""
+    try:
+        return f"[{host}]" if ipaddress.ip_address(host.strip("[]")).version == 6 else host
+    except ValueError:
+        return host
+
+
+def _machine_names() -> list[str]:
+    """This machine's host name (and fully qualified name), lower-case."""
+    names = [socket.gethostname()]
+    try:
+        names.append(socket.getfqdn())
+    except OSError:  # pragma: no cover - resolver trouble: the short name is enough
+        pass
+    return [n.lower() for n in names if n and n.lower() != "localhost"]
+
+
+def _dev_origins(port: int) -> list[str]:
+    """Origins a developer opens the dev app at: the loopback aliases and this machine's name."""
+    hosts = ["localhost", "127.0.0.1", "[::1]", *_machine_names()]
+    return [f"http://{h}:{port}" for h in hosts]
+
+
+def _bool(env: dict[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{name} must be 1 or 0, got {raw!r}")
+
+
+def _host(env: dict[str, str], gc_env: str) -> str:
+    """The bind address: GC_HOST, else Reflex's own REFLEX_BACKEND_HOST, else loopback in
+    dev/test and every interface in prod. Reflex binds to REFLEX_BACKEND_HOST when it is set, so
+    a GC_HOST that contradicts it would make the settings lie about who can reach the server."""
+    gc_host = env.get("GC_HOST", "").strip()
+    reflex_host = env.get("REFLEX_BACKEND_HOST", "").strip()
+    if gc_host and reflex_host and gc_host != reflex_host:
+        raise ConfigError(f"GC_HOST={gc_host} contradicts REFLEX_BACKEND_HOST={reflex_host}: set only GC_HOST")
+    return gc_host or reflex_host or ("0.0.0.0" if gc_env == "prod" else "127.0.0.1")
 
 
 def _int(env: dict[str, str], name: str, default: int) -> int:
@@ -151,8 +229,13 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         raise ConfigError(f"GC_ENV must be one of {ENVS}, got {gc_env!r}")
     port = _int(env, "GC_PORT", 8000)
     public_url = env.get("GC_PUBLIC_URL", f"http://localhost:{port}").rstrip("/")
-    cors_raw = env.get("GC_CORS_ORIGINS", public_url)
-    cors = tuple(o.strip().rstrip("/") for o in cors_raw.split(",") if o.strip())
+    if "GC_CORS_ORIGINS" in env:
+        cors_list = [o.strip().rstrip("/") for o in env["GC_CORS_ORIGINS"].split(",") if o.strip()]
+    else:
+        # In dev the app is opened at whichever loopback name the developer types; each is the
+        # same server, and a refused origin leaves the dashboard without its websocket.
+        cors_list = [public_url, *(_dev_origins(port) if gc_env != "prod" else [])]
+    cors = tuple(dict.fromkeys(cors_list))
     default_db = f"sqlite:///{PROJECT_ROOT / 'data' / 'gc_admin.db'}"
     settings = Settings(
         env=gc_env,
@@ -187,6 +270,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         ),
         order_unpaid_minutes=_int(env, "GC_ORDER_UNPAID_MINUTES", 30),
         onduty_phones=tuple(p.strip() for p in env.get("GC_ONDUTY_PHONES", "").split(",") if p.strip()),
+        host=_host(env, gc_env),
+        allow_simulators=_bool(env, "GC_ALLOW_SIMULATORS"),
+        api_url=env.get("REFLEX_API_URL", public_url).rstrip("/"),
     )
     validate(settings)
     return settings
@@ -204,6 +290,14 @@ def validate(s: Settings) -> None:
     bad_phones = [p for p in s.onduty_phones if not (len(p) == 11 and p.isascii() and p.isdigit() and p[0] == "1")]
     if bad_phones:
         problems.append(f"GC_ONDUTY_PHONES must list 11-digit mainland mobile numbers, got {bad_phones}")
+    local = [n for n, v in (("GC_WECHAT_BASE_URL", s.wechat_base_url), ("GC_WXPAY_BASE_URL", s.wxpay.base_url))
+             if v == "local"]
+    if s.env != "prod" and local and not s.simulators_enabled:
+        problems.append(
+            f"GC_HOST={s.host} listens beyond this machine, and {', '.join(local)}=local needs the simulators under "
+            "/sim, with which anyone who reaches the port can mint a WeChat identity for any phone and fake payments. "
+            "Bind to loopback (GC_HOST=127.0.0.1), point those settings at the real services, or accept the risk "
+            "with GC_ALLOW_SIMULATORS=1")
     if s.env == "prod":
         if s.secret_key == DEMO_SECRET_KEY or len(s.secret_key) < 32:
             problems.append("GC_SECRET_KEY must be set to a random value of at least 32 characters")

@@ -6,7 +6,7 @@ import reflex as rx
 
 from gc_admin.accounts.page import login_page, staff_management
 from gc_admin.accounts.state import StaffState
-from gc_admin.api import build_api
+from gc_admin.api import build_api, with_security_headers
 from gc_admin.audit.page import audit_page
 from gc_admin.audit.state import AuditState
 from gc_admin.core.roles import SECTION_BY_KEY
@@ -23,12 +23,16 @@ from gc_admin.partners.state import PartnersState
 from gc_admin.payments.page import ledger_page
 from gc_admin.payments.state import LedgerState
 from gc_admin.ui.auth import AuthState
+from gc_admin.ui.connection import connection_overlay
 from gc_admin.ui.home import HomeState, home_page
+from gc_admin.ui.layout import head_links, toaster
 from gc_admin.ui.placeholders import PLANNED, make_placeholder
 from gc_admin.users.page import users_page
 from gc_admin.users.state import UsersState
 
-app = rx.App(api_transformer=build_api(), head_components=[])
+app = rx.App(api_transformer=[build_api(), with_security_headers], head_components=head_links(), toaster=toaster())
+# Reflex's English connection toaster -> ours, which says in Chinese why there is no connection.
+app.app_wraps[(5, "Overlay")] = lambda stateful: connection_overlay() if stateful else None
 
 
 async def _periodic_jobs() -> None:

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Set up, migrate, load demo data into an empty database, build and serve in production mode.
-#   GC_PORT (default 8000), GC_DATABASE_URL (default SQLite under data/), GC_ENV (default dev)
+#   GC_PORT (default 8000), GC_DATABASE_URL (default SQLite under data/), GC_ENV (default dev),
+#   GC_HOST (default 127.0.0.1 in dev: only this machine can reach the demo and its simulators;
+#   rxconfig.py hands it to Reflex as backend_host)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"

@@ -165,6 +165,8 @@ def _recent_failures(session: Session, *, username: str, ip: str | None, since: 
 def authenticate(session: Session, *, username: str, password: str, ip: str | None = None) -> Principal:
     """Check a sign-in against the throttle, the password and the account state.
 
+    A wrong password, an unknown username and a disabled account all get the same answer.
+
     A failure is recorded (attempt row + audit) and raised with ``keep_changes`` so the unit
     of work commits the record: a rollback would forget it and defeat the throttle.
     """
@@ -187,8 +189,9 @@ def authenticate(session: Session, *, username: str, password: str, ip: str | No
             target_id=user.id if user else None,
             summary="账号已停用" if (ok and user is not None and not user.enabled) else "用户名或密码错误",
         )
-        if ok and user is not None and not user.enabled:
-            raise Forbidden("该账号已停用，请联系管理员", code="ACCOUNT_DISABLED", keep_changes=True)
+        # A disabled account answers exactly as a wrong password does (same error, message and
+        # throttle count): saying "disabled" would confirm the password to whoever typed it.
+        # The audit row above tells an admin why.
         remaining = settings.login_max_failures - by_user - 1
         hint = f"，再失败 {remaining} 次将锁定 {settings.login_window_minutes} 分钟" if 0 < remaining <= 2 else ""
         raise Unauthorized("用户名或密码错误" + hint, code="BAD_CREDENTIALS", keep_changes=True)

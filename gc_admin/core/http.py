@@ -1,4 +1,5 @@
-"""HTTP plumbing shared by every feature's API: the error envelope and auth dependencies.
+"""HTTP plumbing shared by every feature's API: the error envelope, auth dependencies and the
+security headers every response carries.
 
 Every error leaves as ``{"error": {"code": "...", "message": "<Chinese>"}}`` with a 4xx/5xx
 status; nothing a client sends can produce a bare 500 page or a partial write (each route
@@ -8,14 +9,22 @@ before the response is written).
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import gzip
+import hashlib
 import logging
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, field_validator
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gc_admin.core.errors import DomainError, Forbidden, Unauthorized
@@ -150,3 +159,144 @@ def require_partner(scope: str) -> Callable[..., Any]:
         return partner
 
     return dep
+
+
+# --- security headers ------------------------------------------------------------------------
+
+_INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\bsrc\s*=)[^>]*>(.*?)</script\s*>", re.IGNORECASE | re.DOTALL)
+
+#: Pages: scripts only from this origin plus the inline scripts of the very page served (by
+#: hash), so markup slipped into a page cannot run. ``'unsafe-eval'`` because Reflex runs the
+#: events the server sends (every ``rx.toast`` a handler returns is a ``_call_function`` whose
+#: body is a string) with ``eval``: that code comes from our own server over the websocket.
+#: Styles inline too (Radix and Emotion set style attributes and <style> tags at run time);
+#: nothing may frame the dashboard, and forms post only to it.
+PAGE_POLICY: dict[str, tuple[str, ...]] = {
+    "default-src": ("'self'",),
+    "script-src": ("'self'", "'unsafe-eval'"),
+    "style-src": ("'self'", "'unsafe-inline'"),
+    "img-src": ("'self'", "data:", "blob:"),
+    "font-src": ("'self'", "data:"),
+    "connect-src": ("'self'",),
+    "object-src": ("'none'",),
+    "base-uri": ("'self'",),
+    "form-action": ("'self'",),
+    "frame-ancestors": ("'none'",),
+}
+#: Everything else (JSON, files, assets): nothing to run, nothing to frame. An uploaded image or
+#: a download opened directly cannot execute anything either.
+OTHER_POLICY = "default-src 'none'; frame-ancestors 'none'"
+
+
+def inline_script_hashes(html: bytes) -> list[str]:
+    """CSP ``'sha256-…'`` sources for every inline ``<script>`` in ``html``, in order, without repeats."""
+    seen: dict[str, None] = {}
+    for m in _INLINE_SCRIPT.finditer(html):
+        digest = base64.b64encode(hashlib.sha256(m.group(1)).digest()).decode()
+        seen[f"'sha256-{digest}'"] = None
+    return list(seen)
+
+
+def page_policy(*, script_hashes: list[str], connect_src: tuple[str, ...] = (),
+                extra: dict[str, tuple[str, ...]] | None = None) -> str:
+    """The Content-Security-Policy of one HTML page."""
+    directives = {k: list(v) for k, v in PAGE_POLICY.items()}
+    directives["script-src"] += script_hashes
+    directives["connect-src"] += list(connect_src)
+    for key, sources in (extra or {}).items():
+        directives.setdefault(key, []).extend(sources)
+    return "; ".join(f"{k} {' '.join(dict.fromkeys(v))}" for k, v in directives.items())
+
+
+def websocket_sources(api_url: str) -> tuple[str, ...]:
+    """connect-src sources for the dashboard's websocket and API at ``api_url`` (beyond 'self')."""
+    parts = urlsplit(api_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return ()
+    ws = "wss" if parts.scheme == "https" else "ws"
+    return (f"{parts.scheme}://{parts.netloc}", f"{ws}://{parts.netloc}")
+
+
+class SecurityHeadersMiddleware:
+    """Pure ASGI middleware adding the security headers to every HTTP response: the API's and,
+    since Reflex mounts itself inside the FastAPI app, the dashboard's pages, assets and events.
+
+    ``Content-Security-Policy`` for an HTML page allows exactly that page's inline scripts (the
+    body is read and hashed: Reflex's prerendered pages carry a few, different per page), so no
+    ``'unsafe-inline'`` for scripts (see :data:`PAGE_POLICY`). A 304 gets no CSP: the browser would merge it into the cached
+    page's headers. Headers a route set itself are kept.
+    """
+
+    def __init__(self, app: Any, *, https: bool = False, connect_src: tuple[str, ...] = (),
+                 page_extra: dict[str, dict[str, tuple[str, ...]]] | None = None) -> None:
+        self.app = app
+        self.common = [
+            ("x-content-type-options", "nosniff"),
+            ("x-frame-options", "DENY"),
+            ("referrer-policy", "same-origin"),
+        ]
+        if https:
+            self.common.append(("strict-transport-security", "max-age=31536000"))
+        self.connect_src = connect_src
+        self.page_extra = page_extra or {}
+
+    def _add(self, headers: MutableHeaders, items: list[tuple[str, str]]) -> None:
+        for name, value in items:
+            if name not in headers:
+                headers[name] = value
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        held: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def send_wrapper(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(raw=list(message.get("headers", [])))
+                self._add(headers, self.common)
+                status = message["status"]
+                is_html = headers.get("content-type", "").lower().startswith("text/html")
+                if status != 304 and not is_html:
+                    self._add(headers, [("content-security-policy", OTHER_POLICY)])
+                message = {**message, "headers": headers.raw}
+                if status != 304 and is_html:
+                    held["start"], held["headers"] = message, headers
+                    return
+                await send(message)
+                return
+            if message["type"] == "http.response.pathsend" and "start" in held:
+                # the server sends the file itself (granian's zero-copy extension): read it to hash
+                headers = held["headers"]
+                if "content-security-policy" not in headers:
+                    body = await asyncio.to_thread(Path(message["path"]).read_bytes)
+                    headers["content-security-policy"] = self._page_csp(scope["path"], body, headers)
+                await send({**held["start"], "headers": headers.raw})
+                await send(message)
+                return
+            if message["type"] == "http.response.body" and "start" in held:
+                chunks.append(message.get("body", b""))
+                if message.get("more_body", False):
+                    return
+                body = b"".join(chunks)
+                headers = held["headers"]
+                if "content-security-policy" not in headers:
+                    headers["content-security-policy"] = self._page_csp(scope["path"], body, headers)
+                await send({**held["start"], "headers": headers.raw})
+                await send({"type": "http.response.body", "body": body, "more_body": False})
+                return
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
+    def _page_csp(self, path: str, body: bytes, headers: MutableHeaders) -> str:
+        encoding = headers.get("content-encoding", "identity").lower()
+        hashes: list[str] = []
+        if encoding in ("identity", ""):
+            hashes = inline_script_hashes(body)
+        elif encoding == "gzip":
+            hashes = inline_script_hashes(gzip.decompress(body)) if body else []
+        else:
+            log.warning("cannot read a %s-encoded page at %s: its inline scripts will be refused", encoding, path)
+        return page_policy(script_hashes=hashes, connect_src=self.connect_src, extra=self.page_extra.get(path))

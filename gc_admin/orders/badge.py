@@ -52,11 +52,13 @@ class OrdersBadgeState(rx.State):
         return None
 
 
-def orders_badge() -> rx.Component:
-    """The count (hidden at 0) and the invisible timer that keeps it fresh."""
+def orders_badge(*, timer: bool = True, testid: str = "orders-badge") -> rx.Component:
+    """The count (hidden at 0) and the invisible timer that keeps it fresh. A page shows the count
+    in several places (sidebar, narrow screens' menu button and drawer) but runs one timer."""
     return rx.fragment(
-        rx.moment(interval=INTERVAL_MS, format="HH:mm:ss", on_change=OrdersBadgeState.tick, display="none"),
+        *([rx.moment(interval=INTERVAL_MS, format="HH:mm:ss", on_change=OrdersBadgeState.tick, display="none")]
+          if timer else []),
         rx.cond(OrdersBadgeState.count > 0,
                 rx.badge(OrdersBadgeState.count, color_scheme="red", variant="solid", radius="full", size="1",
-                         title="已支付、待接单的订单", data_testid="orders-badge")),
+                         title="已支付、待接单的订单", data_testid=testid)),
     )

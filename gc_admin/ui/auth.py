@@ -19,12 +19,35 @@ from gc_admin.accounts import service as accounts
 from gc_admin.accounts.service import Principal
 from gc_admin.config import get_settings
 from gc_admin.core.errors import DomainError
-from gc_admin.core.roles import ROLE_LABELS, may, sections_for
+from gc_admin.config import Settings
+from gc_admin.core.roles import ROLE_LABELS, SECTIONS, may, sections_for
 from gc_admin.db import session_scope
 
 T = TypeVar("T")
 
 COOKIE_NAME = "gc_staff_token"
+
+#: Where sign-in may send the browser back to: the dashboard's own pages, nothing else.
+RETURN_ROUTES = frozenset(s.route for s in SECTIONS)
+
+
+def safe_next(nxt: object) -> str:
+    """The page ``?next=`` names if it is one of the dashboard's sections, else home.
+
+    Checking the shape of the value ("starts with / but not //") is not enough: browsers read
+    ``/\\evil.example`` as ``//evil.example`` and drop tabs and newlines, so only a known route
+    (with or without the trailing slash the prod server adds) is accepted.
+    """
+    if not isinstance(nxt, str):
+        return "/"
+    path = nxt[:-1] if len(nxt) > 1 and nxt.endswith("/") else nxt
+    return path if path in RETURN_ROUTES else "/"
+
+
+def staff_cookie(settings: Settings) -> rx.Cookie:
+    """The session cookie: never sent cross-site, and only over HTTPS when the public URL is HTTPS."""
+    return rx.Cookie("", name=COOKIE_NAME, same_site="strict", secure=settings.https,
+                     max_age=settings.staff_session_hours * 3600)
 
 
 async def run_db(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -38,7 +61,7 @@ async def run_db(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 
 class AuthState(rx.State):
-    token: str = rx.Cookie("", name=COOKIE_NAME, same_site="strict", max_age=get_settings().staff_session_hours * 3600)
+    token: str = staff_cookie(get_settings())
     username: str = ""
     display_name: str = ""
     role: str = ""
@@ -109,9 +132,7 @@ class AuthState(rx.State):
         self.login_busy = False
         self._show(principal)
         nxt = self.router.url.query_parameters.get("next", "/") if self.router.url else "/"
-        if not isinstance(nxt, str) or not nxt.startswith("/") or nxt.startswith("//"):
-            nxt = "/"
-        yield rx.redirect(nxt)
+        yield rx.redirect(safe_next(nxt))
 
     @rx.event
     async def logout(self):

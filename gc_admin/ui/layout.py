@@ -1,4 +1,5 @@
-"""The shell every staff page shares: sidebar by section, top bar, title, access gate."""
+"""The shell every staff page shares: sidebar by section (a menu button and drawer on narrow
+screens), top bar, title, access gate."""
 
 from __future__ import annotations
 
@@ -11,44 +12,67 @@ from gc_admin.orders.badge import orders_badge
 from gc_admin.ui.auth import AuthState
 
 SIDEBAR_WIDTH = "13rem"
+TOPBAR_HEIGHT = "4rem"  # Ant Design's header height; a one-line toast fits in it
+
+#: Shell-wide rules for page bodies: a row holding text fields (a list's filters) wraps instead of
+#: squeezing its fields to nothing on a narrow screen, and on narrow screens column headers keep to
+#: one line, so a wide table scrolls inside its own container (Radix's table is a scroll area).
+CONTENT_STYLE = {
+    "& .rt-Flex:has(> .rt-TextFieldRoot)": {"flex_wrap": "wrap"},
+    "@media (max-width: 61.99em)": {"& .rt-TableColumnHeaderCell": {"white_space": "nowrap"}},
+}
 
 
-def _nav_item(key: str, current: str) -> rx.Component:
+#: Below this width (Reflex's ``lg``, 62em ≈ 992 px: phones and portrait tablets) the sidebar
+#: folds into the menu button's drawer.
+WIDE = "lg"
+
+
+def _wide(narrow: str, wide: str) -> rx.Breakpoints:
+    return rx.breakpoints(initial=narrow, **{WIDE: wide})
+
+
+def _nav_item(key: str, current: str, testid_prefix: str = "nav", in_drawer: bool = False) -> rx.Component:
     s = SECTION_BY_KEY[key]
     active = key == current
-    return rx.cond(
-        AuthState.sections.contains(key),
-        rx.link(
-            rx.hstack(
-                rx.icon(s.icon, size=16),
-                rx.text(s.label, size="2", weight="medium" if active else "regular"),
-                *([rx.spacer(), orders_badge()] if key == "orders" else []),
-                align="center",
-                spacing="2",
-                padding_x="0.75rem",
-                padding_y="0.5rem",
-                border_radius="var(--radius-2)",
-                background=rx.color("accent", 4) if active else "transparent",
-                color=rx.color("accent", 11) if active else rx.color("gray", 12),
-                _hover={"background": rx.color("accent", 3)},
-                width="100%",
-            ),
-            href=s.route,
-            underline="none",
+    # the sidebar (always rendered, hidden on narrow screens) runs the badge's one timer
+    badge = orders_badge(timer=False, testid="drawer-orders-badge") if in_drawer else orders_badge()
+    link = rx.link(
+        rx.hstack(
+            rx.icon(s.icon, size=16),
+            rx.text(s.label, size="2", weight="medium" if active else "regular"),
+            *([rx.spacer(), badge] if key == "orders" else []),
+            align="center",
+            spacing="2",
+            padding_x="0.75rem",
+            padding_y="0.5rem",
+            border_radius="var(--radius-2)",
+            background=rx.color("accent", 4) if active else "transparent",
+            color=rx.color("accent", 11) if active else rx.color("gray", 12),
+            _hover={"background": rx.color("accent", 3)},
             width="100%",
-            data_testid=f"nav-{key}",
         ),
+        href=s.route,
+        underline="none",
+        width="100%",
+        data_testid=f"{testid_prefix}-{key}",
+    )
+    # in the drawer a tap both navigates and closes it
+    return rx.cond(AuthState.sections.contains(key), rx.drawer.close(link) if in_drawer else link)
+
+
+def _brand() -> rx.Component:
+    return rx.hstack(
+        rx.icon("gem", size=20, color=rx.color("accent", 10)),
+        rx.text("滚财权益后台", size="4", weight="bold"),
+        padding="1rem 0.75rem",
+        align="center",
     )
 
 
 def sidebar(current: str) -> rx.Component:
     return rx.vstack(
-        rx.hstack(
-            rx.icon("gem", size=20, color=rx.color("accent", 10)),
-            rx.text("滚财权益后台", size="4", weight="bold"),
-            padding="1rem 0.75rem",
-            align="center",
-        ),
+        _brand(),
         *[_nav_item(s.key, current) for s in SECTIONS],
         spacing="1",
         width=SIDEBAR_WIDTH,
@@ -60,27 +84,82 @@ def sidebar(current: str) -> rx.Component:
         padding="0.5rem",
         border_right=f"1px solid {rx.color('gray', 5)}",
         background=rx.color("gray", 2),
+        display=_wide("none", "flex"),
         data_testid="sidebar",
     )
 
 
-def topbar(title: str) -> rx.Component:
+def nav_drawer(current: str) -> rx.Component:
+    """The menu button of narrow screens and the drawer with the same sections as the sidebar."""
+    return rx.box(
+        rx.drawer.root(
+            rx.drawer.trigger(
+                rx.icon_button(rx.icon("menu", size=20), variant="ghost", color_scheme="gray", size="2",
+                               aria_label="打开菜单", title="菜单", data_testid="menu-button"),
+            ),
+            # the new-order count stays in sight while the sidebar is folded away
+            rx.box(orders_badge(timer=False, testid="menu-orders-badge"), position="absolute", top="-0.4rem", right="-0.6rem",
+                   pointer_events="none"),
+            rx.drawer.overlay(z_index="50"),
+            rx.drawer.portal(
+                rx.drawer.content(
+                    rx.vstack(
+                        rx.drawer.title(_brand()),
+                        rx.drawer.description("选择要进入的页面", class_name="sr-only", display="none"),
+                        *[_nav_item(s.key, current, "drawer-nav", in_drawer=True) for s in SECTIONS],
+                        spacing="1",
+                        width="100%",
+                        padding="0.5rem",
+                        overflow_y="auto",
+                    ),
+                    top="0",
+                    left="0",
+                    right="auto",
+                    bottom="0",
+                    height="100%",
+                    width=f"min({SIDEBAR_WIDTH}, 85vw)",
+                    background=rx.color("gray", 2),
+                    border_right=f"1px solid {rx.color('gray', 5)}",
+                    data_testid="nav-drawer",
+                ),
+            ),
+            direction="left",
+        ),
+        position="relative",
+        display=_wide("block", "none"),
+    )
+
+
+def topbar(title: str, section: str) -> rx.Component:
     return rx.hstack(
-        rx.heading(title, size="5", data_testid="page-title"),
+        nav_drawer(section),
+        rx.heading(title, size="5", data_testid="page-title", white_space="nowrap", overflow="hidden",
+                   text_overflow="ellipsis", min_width="0"),
         rx.spacer(),
         rx.hstack(
-            rx.icon("circle-user", size=18),
-            rx.text(AuthState.display_name, size="2", weight="medium", data_testid="whoami"),
+            rx.icon("circle-user", size=18, display=rx.breakpoints(initial="none", sm="block")),
+            rx.text(AuthState.display_name, size="2", weight="medium", data_testid="whoami", white_space="nowrap",
+                    display=rx.breakpoints(initial="none", sm="block")),
             rx.badge(AuthState.role_label, variant="soft", data_testid="role-badge"),
             rx.button(rx.icon("log-out", size=14), "退出", size="1", variant="ghost", on_click=AuthState.logout,
                       data_testid="logout"),
             align="center",
             spacing="3",
+            flex_shrink="0",
         ),
         align="center",
+        spacing="3",
         width="100%",
-        padding="0.75rem 1.5rem",
+        height=TOPBAR_HEIGHT,
+        padding=_wide("0 1rem", "0 1.5rem"),
         border_bottom=f"1px solid {rx.color('gray', 5)}",
+        # stays in view: the menu button and 退出 are always at hand, and toasts (which appear in
+        # this band) never sit over the page's filters or table headers, which scroll beneath it
+        position="sticky",
+        top="0",
+        z_index="10",
+        background="var(--color-background)",
+        data_testid="topbar",
     )
 
 
@@ -115,20 +194,30 @@ def staff_page(section: str, title: str) -> Callable[[Callable[[], rx.Component]
                 rx.hstack(
                     sidebar(section),
                     rx.vstack(
-                        topbar(title),
+                        topbar(title, section),
                         rx.box(
                             rx.cond(AuthState.sections.contains(section), body(), forbidden()),
-                            padding="1.5rem",
+                            padding=_wide("1rem", "1.5rem"),
                             width="100%",
+                            min_width="0",
+                            style=CONTENT_STYLE,
+                            data_testid="page-body",
                         ),
                         width="100%",
+                        # a flex item may shrink below its content's width: wide tables scroll
+                        # inside their own container instead of widening the page
+                        min_width="0",
+                        flex="1",
                         spacing="0",
                         min_height="100vh",
                     ),
                     spacing="0",
                     width="100%",
                     align="start",
-                    background=f"linear-gradient(to right, {rx.color('gray', 2)} {SIDEBAR_WIDTH}, transparent {SIDEBAR_WIDTH})",
+                    background=_wide(
+                        "none",
+                        f"linear-gradient(to right, {rx.color('gray', 2)} {SIDEBAR_WIDTH}, transparent {SIDEBAR_WIDTH})",
+                    ),
                 ),
                 loading(),
             )
@@ -137,3 +226,21 @@ def staff_page(section: str, title: str) -> Callable[[Callable[[], rx.Component]
         return page
 
     return wrap
+
+
+def toaster() -> rx.Component:
+    """Where result toasts appear: at the top, in the band of the (sticky) top bar, so they never
+    cover a page's filters or table headers, which stay below that band however the page is
+    scrolled. Collapsed into one card's height; hovering shows the stack."""
+    return rx.toast.provider(position="top-center", expand=False, visible_toasts=3, rich_colors=True,
+                             close_button=True, offset="0.5rem",
+                             custom_attrs={"mobileOffset": "0.5rem"})  # sonner's prop for narrow screens
+
+
+def head_links() -> list[rx.Component]:
+    """Favicons (assets/, drawn by scripts/make_favicon.py), linked from every page's head."""
+    return [
+        rx.el.link(rel="icon", href="/favicon.ico", sizes="32x32"),
+        rx.el.link(rel="icon", href="/favicon.svg", type="image/svg+xml"),
+        rx.el.link(rel="apple-touch-icon", href="/apple-touch-icon.png"),
+    ]

@@ -95,9 +95,41 @@ def test_disabled_account_cannot_sign_in_and_is_signed_out(db, make_staff):
     with session_scope() as s:
         service.set_enabled(s, actor=admin, staff_id=clerk.id, enabled=False)
     assert _resolve(token) is None
-    with pytest.raises(Forbidden) as err:
+    with pytest.raises(Unauthorized) as err:
         _login("chen", "secret2026")
-    assert "停用" in err.value.message
+    assert err.value.code == "BAD_CREDENTIALS"
+
+
+def _attempt(username, password, ip="10.0.0.1"):
+    """What a sign-in answers: (error type, status, code, message)."""
+    try:
+        _login(username, password, ip=ip)
+    except Exception as exc:  # noqa: BLE001 - the answer is what is compared
+        return type(exc).__name__, exc.status, exc.code, exc.message
+    return ("signed in",)
+
+
+def test_disabled_account_with_the_right_password_answers_like_a_wrong_password(any_db, make_staff):
+    """The right password on a disabled account must not be confirmed: the same error, status, code
+    and message as a wrong password on an enabled one, and the same throttle accounting."""
+    admin = _admin(make_staff)
+    disabled = make_staff("chen", "clerk")
+    make_staff("wang", "clerk")
+    with session_scope() as s:
+        service.set_enabled(s, actor=admin, staff_id=disabled.id, enabled=False)
+    right_on_disabled = [_attempt("chen", "secret2026") for _ in range(6)]
+    wrong_on_enabled = [_attempt("wang", "wrong-password1") for _ in range(6)]
+    assert right_on_disabled == wrong_on_enabled
+    assert right_on_disabled[0] == ("Unauthorized", 401, "BAD_CREDENTIALS", "用户名或密码错误")
+    assert "再失败 2 次" in right_on_disabled[2][3]
+    assert right_on_disabled[5][:3] == ("RateLimited", 429, "LOGIN_THROTTLED")
+    with session_scope() as s:
+        rows = s.exec(select(LoginAttempt).order_by(LoginAttempt.id)).all()
+        audit = s.exec(select(AuditLog).where(AuditLog.action == "staff.login_failed")).all()
+    failures = {u: [a.success for a in rows if a.username == u] for u in ("chen", "wang")}
+    assert failures["chen"] == failures["wang"] == [False] * 5
+    # the audit log (read by admins, never by the person signing in) still says why
+    assert {a.summary for a in audit if a.actor_name == "chen"} == {"账号已停用"}
 
 
 def test_role_change_and_password_reset_revoke_sessions(db, make_staff):

@@ -117,14 +117,27 @@ def test_sixth_attempt_is_throttled_even_with_the_right_password(api, make_staff
     assert _login(api, "wang").status_code == 200
 
 
-def test_disabled_account_gets_403(api, make_staff):
+def test_disabled_account_answers_exactly_like_a_wrong_password(api, make_staff):
+    """A disabled account's right password is not confirmed: same status, code and message as a
+    wrong password, and it counts towards the same throttle."""
     from gc_admin.accounts import service
 
     user = make_staff("chen", "clerk")
     admin = make_staff("boss", "admin")
+    make_staff("wang", "clerk")
     with session_scope() as s:
         service.set_enabled(s, actor=service.Principal(admin.id, "boss", "boss", "admin"), staff_id=user.id, enabled=False)
-    _error(_login(api, "chen"), 403, "ACCOUNT_DISABLED")
+
+    def answer(resp):
+        return resp.status_code, resp.json()
+
+    disabled = [answer(_login(api, "chen")) for _ in range(6)]
+    wrong = [answer(_login(api, "wang", "wrong-password1")) for _ in range(6)]
+    assert disabled == wrong
+    assert _error(_login(api, "nobody", "x"), 401, "BAD_CREDENTIALS") == disabled[0][1]["error"]["message"]
+    assert disabled[0] == (401, {"error": {"code": "BAD_CREDENTIALS", "message": "用户名或密码错误"}})
+    assert disabled[5][0] == 429 and disabled[5][1]["error"]["code"] == "LOGIN_THROTTLED"
+    assert "ACCOUNT_DISABLED" not in str(disabled) and "停用" not in str(disabled)
 
 
 @pytest.mark.parametrize(
@@ -275,6 +288,22 @@ def test_outbox_is_404_outside_dev_and_test(api, make_staff, monkeypatch):
     assert _error(resp, 404, "NOT_FOUND") == "接口不存在"
     assert "items" not in resp.text
     _error(api.get(OUTBOX, headers=_auth(clerk)), 403, "FORBIDDEN")  # roles are still checked first
+
+
+@pytest.mark.parametrize("host, allowed, mounted", [("0.0.0.0", False, False), ("192.168.1.20", False, False),
+                                                    ("0.0.0.0", True, True), ("127.0.0.1", False, True)])
+def test_simulators_beyond_loopback_are_mounted_only_with_consent(db, monkeypatch, host, allowed, mounted):
+    import gc_admin.api as api_module
+    from fastapi.testclient import TestClient
+
+    s = dataclasses.replace(get_settings(), env="dev", host=host, allow_simulators=allowed)
+    monkeypatch.setattr(api_module, "get_settings", lambda: s)
+    with TestClient(api_module.build_api(), raise_server_exceptions=False) as tc:
+        resp = tc.post("/sim/wechat/_mint", json={"openid": "o1", "phone": "13812345678"})
+        if mounted:
+            assert resp.status_code == 200, resp.text
+        else:
+            _error(resp, 404, "NOT_FOUND")
 
 
 def test_simulators_are_not_mounted_in_prod(db, monkeypatch):

@@ -1,3 +1,5 @@
+import socket
+
 import pytest
 
 from gc_admin.config import DEMO_SECRET_KEY, ConfigError, load_settings
@@ -26,8 +28,75 @@ PROD_OK = {
 def test_dev_defaults_are_runnable():
     s = load_settings({})
     assert s.env == "dev" and s.simulators_enabled and s.is_sqlite
-    assert s.cors_origins == ("http://localhost:8000",)
+    assert s.cors_origins[0] == "http://localhost:8000"
     assert s.sms_provider == "outbox"
+
+
+def test_dev_binds_to_loopback_by_default():
+    s = load_settings({})
+    assert s.host == "127.0.0.1" and s.loopback_only
+    assert s.self_url == "http://127.0.0.1:8000"
+    assert load_settings({"GC_ENV": "test"}).host == "127.0.0.1"
+
+
+def test_dev_accepts_the_loopback_aliases_and_the_machine_name_as_origins():
+    s = load_settings({"GC_PORT": "8123"})
+    for origin in ("http://localhost:8123", "http://127.0.0.1:8123", "http://[::1]:8123",
+                   f"http://{socket.gethostname().lower()}:8123"):
+        assert origin in s.cors_origins
+    assert len(set(s.cors_origins)) == len(s.cors_origins)
+    # an explicit list is taken as given, and prod adds no aliases
+    assert load_settings({"GC_CORS_ORIGINS": "http://a.example"}).cors_origins == ("http://a.example",)
+    assert load_settings(PROD_OK).cors_origins == ("https://admin.guncai.example",)
+
+
+def test_prod_binds_to_every_interface_unless_told():
+    assert load_settings(PROD_OK).host == "0.0.0.0"
+    assert load_settings({**PROD_OK, "GC_HOST": "127.0.0.1"}).host == "127.0.0.1"
+
+
+@pytest.mark.parametrize("host, url", [("0.0.0.0", "http://127.0.0.1:8000"), ("::", "http://[::1]:8000"),
+                                       ("::1", "http://[::1]:8000"), ("10.1.2.3", "http://10.1.2.3:8000"),
+                                       ("localhost", "http://localhost:8000")])
+def test_self_url_reaches_the_bound_address(host, url):
+    assert load_settings({"GC_HOST": host, "GC_ALLOW_SIMULATORS": "1"}).self_url == url
+
+
+def test_simulators_beyond_loopback_need_explicit_consent():
+    """Bound beyond loopback, /sim would let anyone who reaches the port mint WeChat identities
+    and fake payments: the dev app refuses to start that way unless GC_ALLOW_SIMULATORS=1."""
+    with pytest.raises(ConfigError) as err:
+        load_settings({"GC_HOST": "0.0.0.0"})
+    assert "GC_ALLOW_SIMULATORS" in str(err.value) and "GC_HOST" in str(err.value)
+    s = load_settings({"GC_HOST": "0.0.0.0", "GC_ALLOW_SIMULATORS": "1"})
+    assert not s.loopback_only and s.simulators_enabled
+    # with real endpoints configured nothing needs the simulators: they stay unmounted
+    s = load_settings({"GC_HOST": "0.0.0.0", "GC_WECHAT_BASE_URL": "https://api.weixin.qq.com",
+                       "GC_WXPAY_BASE_URL": "https://api.mch.weixin.qq.com"})
+    assert not s.simulators_enabled
+    for host in ("127.0.0.1", "127.0.0.5", "::1", "localhost"):
+        assert load_settings({"GC_HOST": host}).simulators_enabled, host
+    # prod never mounts them, consent or not
+    assert not load_settings({**PROD_OK, "GC_ALLOW_SIMULATORS": "1"}).simulators_enabled
+    with pytest.raises(ConfigError):
+        load_settings({"GC_ALLOW_SIMULATORS": "maybe"})
+
+
+def test_reflex_backend_host_cannot_contradict_gc_host():
+    """Reflex reads REFLEX_BACKEND_HOST itself; the settings must agree with what is really bound."""
+    assert load_settings({"REFLEX_BACKEND_HOST": "0.0.0.0", "GC_ALLOW_SIMULATORS": "1"}).host == "0.0.0.0"
+    with pytest.raises(ConfigError) as err:
+        load_settings({"REFLEX_BACKEND_HOST": "0.0.0.0", "GC_HOST": "127.0.0.1"})
+    assert "REFLEX_BACKEND_HOST" in str(err.value)
+
+
+def test_rxconfig_binds_where_the_settings_say():
+    import rxconfig
+
+    from gc_admin.config import get_settings
+
+    assert rxconfig.config.backend_host == get_settings().host == "127.0.0.1"
+    assert list(rxconfig.config.cors_allowed_origins) == list(get_settings().cors_origins)
 
 
 def test_prod_accepts_real_settings():

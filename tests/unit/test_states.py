@@ -387,7 +387,10 @@ def test_login_with_the_right_password_signs_in_and_redirects(team):
 @pytest.mark.parametrize(
     "url, expected",
     [("http://localhost:3000/login?next=/staff", "/staff"), ("http://localhost:3000/login?next=//evil.example", "/"),
-     ("http://localhost:3000/login?next=https://evil.example/", "/"), ("http://localhost:3000/login", "/")],
+     ("http://localhost:3000/login?next=https://evil.example/", "/"), ("http://localhost:3000/login", "/"),
+     # browsers read "/\\" as "//": another host
+     ("http://localhost:3000/login?next=/%5Cevil.example/x", "/"), ("http://localhost:3000/login?next=/%09/evil.example", "/"),
+     ("http://localhost:3000/login?next=/staff/", "/staff"), ("http://localhost:3000/login?next=/no-such-page", "/")],
 )
 def test_login_redirects_only_to_local_paths(team, url, expected):
     _auth, events = run(_login({"username": "chen", "password": "secret2026"}, url))

@@ -130,7 +130,7 @@ def get_client() -> MiniProgramClient:
             s = get_settings()
             base = s.wechat_base_url
             if base == "local":
-                base = f"http://127.0.0.1:{s.port}/sim/wechat"
+                base = f"{s.self_url}/sim/wechat"
             _client = MiniProgramClient(appid=s.wechat_appid, secret=s.wechat_secret, base_url=base,
                                         transport=_override_transport)
         return _client

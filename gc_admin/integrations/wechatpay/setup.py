@@ -45,7 +45,7 @@ def get_client() -> WxPayClient:
                 keys = dev_keys()
                 priv, serial = keys.merchant_private_key_pem, keys.merchant_serial_no
                 apiv3, pub, pub_id = keys.apiv3_key, keys.platform_public_key_pem, keys.platform_public_key_id
-                base = f"http://127.0.0.1:{s.port}/sim/wechatpay"
+                base = f"{s.self_url}/sim/wechatpay"
             else:
                 priv, serial = Path(w.merchant_key_path).read_text(), w.merchant_serial_no
                 apiv3, pub, pub_id = w.apiv3_key, Path(w.public_key_path).read_text(), w.public_key_id
