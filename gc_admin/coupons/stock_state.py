@@ -27,6 +27,7 @@ from gc_admin.audit.service import Actor
 from gc_admin.core.clock import SHANGHAI, UTC, fmt_local
 from gc_admin.core.errors import DomainError
 from gc_admin.core.money import format_fen, parse_yuan
+from gc_admin.core.params import parse_id
 from gc_admin.coupons import service, views
 from gc_admin.coupons.models import CASHBACK_CATEGORIES, FUNDERS, KINDS, REDEMPTION_CODE
 from gc_admin.coupons.stock import SUMMARY_STATE_LABELS
@@ -182,7 +183,7 @@ class StockImportState(PagedMixin, rx.State):
     def on_progress(self, prog: dict[str, Any]):
         try:
             self.upload_pct = max(0, min(100, int(float(prog.get("progress", 0)) * 100)))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # a hand-made event: "abc", NaN, 1e308
             pass
 
     async def _reload(self):
@@ -302,7 +303,8 @@ class StockImportState(PagedMixin, rx.State):
         if await require(self, SECTION) is None:
             return await denied(self)
         try:
-            data = await run_db(lambda s: service.import_report_csv(service.get_import(s, import_id=int(import_id))))
+            iid = parse_id(import_id, what="导入记录")
+            data = await run_db(lambda s: service.import_report_csv(service.get_import(s, import_id=iid)))
         except (DomainError, ValueError) as exc:
             return rx.toast.error(getattr(exc, "message", "导入记录不存在"))
         return rx.download(data=data, filename=f"import-{int(import_id)}-report.csv", mime_type="text/csv")

@@ -16,6 +16,7 @@ import reflex as rx
 
 from gc_admin.core.errors import DomainError
 from gc_admin.core.money import format_fen
+from gc_admin.core.params import parse_id
 from gc_admin.payments import reconcile
 from gc_admin.payments import service as payments
 from gc_admin.payments import views
@@ -238,7 +239,7 @@ class ReconcileState(rx.State):
         if await require(self, SECTION) is None:
             return await denied(self)
         try:
-            result = await run_db(lambda s: reconcile.get_reconciliation(s, run_id=int(run_id)))
+            result = await run_db(lambda s: reconcile.get_reconciliation(s, run_id=parse_id(run_id, what="对账记录")))
         except (DomainError, ValueError) as exc:
             return rx.toast.error(getattr(exc, "message", "对账记录不存在"))
         self._show(result)
