@@ -14,15 +14,21 @@ The bounds follow the columns and the business:
   backend), page sizes up to :data:`LIMIT_MAX`;
 * money: fen up to :data:`FEN_MAX` (¥10,000,000 — far above any order, refund or price here, and
   inside ``int4``); counts (points, quantities) likewise.
+
+Dates are the same overflow one type over: midnight Asia/Shanghai of 0001-01-01 is before
+``datetime.min`` in UTC and 9999-12-31 has no next day, so every date a client or a clerk gives is
+kept to :data:`DAY_MIN` .. :data:`DAY_MAX` (:data:`Day`, :data:`Instant` for the API,
+:func:`parse_day` for the dashboard's typed-in dates).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Annotated
 
 from fastapi import Path, Query
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from gc_admin.core.errors import InvalidInput
 
@@ -32,6 +38,9 @@ LIMIT_MAX = 200
 MP_LIMIT_MAX = 100
 FEN_MAX = 10**9
 COUNT_MAX = 10**9
+DAY_MIN = dt.date(2000, 1, 1)
+DAY_MAX = dt.date(2099, 12, 31)
+DAY_RANGE = f"日期需在 {DAY_MIN.isoformat()} 至 {DAY_MAX.isoformat()} 之间"
 
 # --- route parameters (FastAPI) ------------------------------------------------------------------
 
@@ -53,6 +62,35 @@ IdField = Annotated[int, Field(strict=True, ge=1, le=ID_MAX)]
 Fen = Annotated[int, Field(strict=True, ge=0, le=FEN_MAX)]
 PositiveFen = Annotated[int, Field(strict=True, ge=1, le=FEN_MAX)]
 Count = Annotated[int, Field(strict=True, ge=0, le=COUNT_MAX)]
+
+# --- dates (API and dashboard) --------------------------------------------------------------------
+
+def check_day(day: dt.date) -> dt.date:
+    """``day`` if it is in ``DAY_MIN .. DAY_MAX``; ``ValueError`` (Chinese) otherwise."""
+    if not DAY_MIN <= day <= DAY_MAX:
+        raise ValueError(DAY_RANGE)
+    return day
+
+
+def _check_instant(value: dt.datetime) -> dt.datetime:
+    check_day(value.date())  # its own (local) date: converting it to UTC cannot overflow then
+    return value
+
+
+Day = Annotated[dt.date, AfterValidator(check_day)]
+"""A date in a query, form or body (``YYYY-MM-DD``), in ``DAY_MIN .. DAY_MAX``."""
+
+Instant = Annotated[dt.datetime, AfterValidator(_check_instant)]
+"""A date-time in a query or body, its date in ``DAY_MIN .. DAY_MAX``."""
+
+
+def parse_day(text: str) -> dt.date | None:
+    """A ``YYYY-MM-DD`` a clerk typed, or ``None`` if it is not one or is outside the range."""
+    try:
+        return check_day(dt.date.fromisoformat(text))
+    except (TypeError, ValueError):
+        return None
+
 
 # --- ids from the dashboard -----------------------------------------------------------------------
 

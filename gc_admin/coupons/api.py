@@ -17,7 +17,7 @@ from gc_admin.accounts.service import Principal
 from gc_admin.core.clock import iso
 from gc_admin.core.errors import Forbidden, InvalidInput
 from gc_admin.core.http import StrictModel, client_ip, require_partner, require_staff, require_user
-from gc_admin.core.params import Id, Limit, Offset
+from gc_admin.core.params import Day, Id, Limit, Offset
 from gc_admin.core.phone import normalize_phone
 from gc_admin.coupons import service
 from gc_admin.coupons.importer import MAX_FILE_BYTES
@@ -273,7 +273,7 @@ def create_product(body: ProductIn, p: Principal = Depends(require_staff("stock"
 async def import_stock(
     file: UploadFile = File(..., description="CSV or XLSX with columns code, expires_at[, face_fen, cost_fen, batch_ref]"),
     product_code: str = Form(..., max_length=32),
-    expires_at: dt.date | None = Form(None, description="expiry for files without the column (YYYY-MM-DD)"),
+    expires_at: Day | None = Form(None, description="expiry for files without the column (YYYY-MM-DD)"),
     batch_ref: str | None = Form(None, max_length=64),
     p: Principal = Depends(require_staff("stock")),
 ):

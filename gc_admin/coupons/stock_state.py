@@ -27,7 +27,7 @@ from gc_admin.audit.service import Actor
 from gc_admin.core.clock import SHANGHAI, UTC, fmt_local
 from gc_admin.core.errors import DomainError
 from gc_admin.core.money import format_fen, parse_yuan
-from gc_admin.core.params import parse_id
+from gc_admin.core.params import DAY_RANGE, parse_day, parse_id
 from gc_admin.coupons import service, views
 from gc_admin.coupons.models import CASHBACK_CATEGORIES, FUNDERS, KINDS, REDEMPTION_CODE
 from gc_admin.coupons.stock import SUMMARY_STATE_LABELS
@@ -45,10 +45,9 @@ UPLOAD_ID = "codes-file"
 
 
 def local_day(value: str, *, end: bool = False) -> dt.datetime | None:
-    """``2026-11-21`` (Asia/Shanghai) -> that midnight (or the next one) in UTC; junk -> None."""
-    try:
-        d = dt.date.fromisoformat(value)
-    except (TypeError, ValueError):
+    """``2026-11-21`` (Asia/Shanghai) -> that midnight (or the next one) in UTC; junk or out of range -> None."""
+    d = parse_day(value)
+    if d is None:
         return None
     if end:
         d += dt.timedelta(days=1)
@@ -217,6 +216,8 @@ class StockImportState(PagedMixin, rx.State):
                 expiry = dt.date.fromisoformat(self.expiry_date)
             except ValueError:
                 return "整批有效期格式不正确"
+            if parse_day(self.expiry_date) is None:
+                return f"整批有效期不正确：{DAY_RANGE}"
         return self.product_code, expiry
 
     @rx.event(background=True)

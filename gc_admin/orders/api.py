@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 from gc_admin.accounts.service import Principal
 from gc_admin.core.errors import Forbidden, InvalidInput
 from gc_admin.core.http import StrictModel, client_ip, require_staff, require_user
-from gc_admin.core.params import Count, Fen, Id, IdField, Limit, MpLimit, Offset, PositiveFen
+from gc_admin.core.params import Count, Fen, Id, IdField, Instant, Limit, MpLimit, Offset, PositiveFen
 from gc_admin.coupons import purchase
 from gc_admin.coupons import service as coupons
 from gc_admin.db import session_scope
@@ -355,7 +355,7 @@ def queue(type: Literal[tuple(ORDER_TYPES)] | None = None,  # type: ignore[valid
 
 
 @admin.get("/orders/badge", response_model=BadgeOut, summary="自某时起新支付、待接单的订单数（看板角标）")
-def badge(since: dt.datetime = Query(description="ISO-8601 with offset"),
+def badge(since: Annotated[Instant, Query(description="ISO-8601 with offset")],
           p: Principal = Depends(require_staff("orders"))):
     _queue_types(p)
     if since.tzinfo is None:

@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from gc_admin.accounts.service import Principal
 from gc_admin.core.errors import Forbidden, InvalidInput
 from gc_admin.core.http import StrictModel, require_staff
-from gc_admin.core.params import Id, Limit, Offset
+from gc_admin.core.params import Day, Id, Limit, Offset
 from gc_admin.db import session_scope
 from gc_admin.payments import reconcile, service
 from gc_admin.payments.models import LEDGER_KINDS, REFUND_STATUSES
@@ -136,8 +136,8 @@ Kind = Literal[tuple(LEDGER_KINDS)]  # type: ignore[valid-type]
 
 @admin.get("/ledger", response_model=LedgerOut, summary="流水：支付、退款、积分、储值卡（按类型、渠道、订单号、日期筛选）")
 def ledger(kind: Kind | None = None, provider: str | None = Query(None, max_length=16),  # type: ignore[valid-type]
-           order_no: str | None = Query(None, max_length=32), date_from: dt.date | None = None,
-           date_to: dt.date | None = None, offset: Offset = 0,
+           order_no: str | None = Query(None, max_length=32), date_from: Day | None = None,
+           date_to: Day | None = None, offset: Offset = 0,
            limit: Limit = 50, _p: Principal = Depends(money_staff)):
     with session_scope() as s:
         page = service.list_ledger(s, filters=_filters(kind, provider, order_no, date_from, date_to), offset=offset,
@@ -149,8 +149,8 @@ def ledger(kind: Kind | None = None, provider: str | None = Query(None, max_leng
            responses={200: {"content": {"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {}}}})
 def ledger_export(kind: Kind | None = None,  # type: ignore[valid-type]
                   provider: str | None = Query(None, max_length=16),
-                  order_no: str | None = Query(None, max_length=32), date_from: dt.date | None = None,
-                  date_to: dt.date | None = None, _p: Principal = Depends(money_staff)):
+                  order_no: str | None = Query(None, max_length=32), date_from: Day | None = None,
+                  date_to: Day | None = None, _p: Principal = Depends(money_staff)):
     with session_scope() as s:
         data = service.ledger_xlsx(s, filters=_filters(kind, provider, order_no, date_from, date_to))
     name = f"ledger-{dt.date.today().isoformat()}.xlsx"
@@ -225,13 +225,13 @@ class ReconciliationOut(BaseModel):
 
 
 class FetchBody(StrictModel):
-    bill_date: dt.date
+    bill_date: Day
 
 
 @admin.post("/reconciliations", response_model=ReconciliationOut, status_code=201,
             summary="导入微信支付交易账单（CSV）并与当日流水对账")
 async def reconcile_upload(file: UploadFile = File(..., description="the trade bill CSV (交易账单)"),
-                           bill_date: dt.date | None = Form(None, description="required for an empty bill"),
+                           bill_date: Day | None = Form(None, description="required for an empty bill"),
                            p: Principal = Depends(money_staff)):
     data = await file.read(reconcile.MAX_BILL_BYTES + 1)
     filename = (file.filename or "")[:255]

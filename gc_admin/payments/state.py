@@ -16,7 +16,7 @@ import reflex as rx
 
 from gc_admin.core.errors import DomainError
 from gc_admin.core.money import format_fen
-from gc_admin.core.params import parse_id
+from gc_admin.core.params import DAY_RANGE, check_day, parse_id
 from gc_admin.payments import reconcile
 from gc_admin.payments import service as payments
 from gc_admin.payments import views
@@ -147,9 +147,13 @@ class ReconcileState(rx.State):
         if not self.bill_date:
             return None
         try:
-            return dt.date.fromisoformat(self.bill_date)
+            day = dt.date.fromisoformat(self.bill_date)
         except ValueError:
             return "账单日期格式不正确，应为 YYYY-MM-DD"
+        try:
+            return check_day(day)
+        except ValueError:
+            return f"账单日期不正确：{DAY_RANGE}"
 
     async def _reload(self):
         if await require(self, SECTION) is None:

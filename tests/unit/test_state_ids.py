@@ -23,6 +23,7 @@ from gc_admin.partners.state import PartnersState
 from gc_admin.payments.state import ReconcileState
 from gc_admin.users.state import UsersState
 from tests.unit.test_coupon_states import run, sign_in, state_of, toasts
+from tests.unit.test_order_states import Upload
 from tests.unit.test_orders_support import scalar
 
 BAD_IDS = ["9" * 30, str(2**63), str(ID_MAX + 1), "0", "-1", "abc", "", " 12", "1_0", "１２", "1e3", "12.0"]
@@ -112,3 +113,52 @@ def test_other_numbers_from_the_browser_do_not_raise(make_staff) -> None:
     per_phone, pct = run(scenario())
     assert per_phone == ["1", "1", "1", "1", "1", "3"]
     assert pct == [0, 0, 0, 50]
+
+
+# --- dates a clerk types: 0001-01-01 / 9999-12-31 overflowed the Shanghai-midnight-to-UTC conversion ----
+
+FAR = ["0001-01-01", "9999-12-31"]
+
+
+@pytest.mark.parametrize("day", FAR)
+def test_far_dates_in_the_dashboard_filters_are_a_message_not_an_exception(make_staff, day) -> None:
+    from gc_admin.audit.state import AuditState
+    from gc_admin.coupons.stock_state import StockCodesState
+    from gc_admin.payments.state import LedgerState
+
+    make_staff("boss", "admin")
+    token = sign_in("boss")
+
+    async def scenario() -> dict[str, Any]:
+        ledger = await state_of(LedgerState, token)
+        ledger.set_date_from(day)
+        await ledger.load()
+        everything = await state_of(AuditState, token)
+        await everything.load()
+        audit = await state_of(AuditState, token)
+        audit.set_since(day)
+        audit.set_until(day)
+        await audit.load()
+        codes = await state_of(StockCodesState, token)
+        codes.set_exp_from(day)
+        codes.set_exp_to(day)
+        await codes.load()
+        recon = await state_of(ReconcileState, token)
+        recon.set_bill_date(day)
+        await _call(recon.fetch_bill())
+        fetched = recon.error
+        recon.error = ""
+        upload = await _call(recon.upload_bill([Upload(b"")]))
+        imports = await state_of(StockImportState, token)
+        imports.set_expiry_date(day)
+        imports.products = [{"code": "tpp50", "name": "淘票票"}]
+        imports.product_code = "tpp50"
+        return {"ledger": ledger.error, "audit": (audit.total, everything.total), "codes": codes.error, "fetch": fetched,
+                "upload": recon.error, "upload_events": upload, "import": imports._check_form()}
+
+    out = run(scenario())
+    assert "2000-01-01" in out["ledger"], out  # the range is in the message
+    assert out["audit"][0] == out["audit"][1] > 0  # a day out of range is no filter, like any junk
+    assert out["codes"] == ""
+    assert "2000-01-01" in out["fetch"] and "2000-01-01" in out["upload"], out
+    assert isinstance(out["import"], str) and "2000-01-01" in out["import"], out
