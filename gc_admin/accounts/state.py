@@ -9,6 +9,7 @@ import reflex as rx
 from gc_admin.accounts import service
 from gc_admin.core.clock import fmt_local
 from gc_admin.core.errors import DomainError
+from gc_admin.core.params import parse_id
 from gc_admin.core.phone import mask_phone
 from gc_admin.core.roles import ROLE_LABELS
 from gc_admin.ui.auth import denied, require, run_db
@@ -115,7 +116,7 @@ class StaffState(PagedMixin, rx.State):
         if p is None:
             return await denied(self)
         try:
-            await run_db(lambda s: service.set_role(s, actor=p, staff_id=int(staff_id), role=role))
+            await run_db(lambda s: service.set_role(s, actor=p, staff_id=parse_id(staff_id, what="员工"), role=role))
         except DomainError as exc:
             await self._reload()
             return rx.toast.error(exc.message)
@@ -142,7 +143,8 @@ class StaffState(PagedMixin, rx.State):
         if p is None:
             return await denied(self)
         try:
-            await run_db(lambda s: service.set_enabled(s, actor=p, staff_id=int(staff_id), enabled=enable))
+            sid = parse_id(staff_id, what="员工")
+            await run_db(lambda s: service.set_enabled(s, actor=p, staff_id=sid, enabled=enable))
         except DomainError as exc:
             return rx.toast.error(exc.message)
         await self._reload()
@@ -150,7 +152,10 @@ class StaffState(PagedMixin, rx.State):
 
     @rx.event
     def open_reset(self, staff_id: str, name: str):
-        self.reset_target_id = int(staff_id)
+        try:
+            self.reset_target_id = parse_id(staff_id, what="员工")
+        except DomainError as exc:
+            return rx.toast.error(exc.message)
         self.reset_target_name = name
         self.form_error = ""
         self.reset_open = True

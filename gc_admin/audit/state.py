@@ -8,6 +8,7 @@ import reflex as rx
 
 from gc_admin.audit import service
 from gc_admin.core.clock import SHANGHAI, fmt_local
+from gc_admin.core.params import parse_day
 from gc_admin.ui.auth import denied, require, run_db
 from gc_admin.core.errors import DomainError
 from gc_admin.ui.paging import PAGE_SIZE, PagedMixin, export_xlsx
@@ -16,10 +17,9 @@ SECTION = "audit"
 
 
 def local_day_start(day: str, *, next_day: bool = False) -> dt.datetime | None:
-    """``2026-11-21`` (Asia/Shanghai) -> that midnight in UTC (or the next one); junk -> None."""
-    try:
-        d = dt.date.fromisoformat(day)
-    except ValueError:
+    """``2026-11-21`` (Asia/Shanghai) -> that midnight in UTC (or the next one); junk or out of range -> None."""
+    d = parse_day(day)
+    if d is None:
         return None
     if next_day:
         d += dt.timedelta(days=1)

@@ -5,7 +5,6 @@ Thin: parse → one unit of work calling ``gc_admin.coupons.service`` → serial
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Any, Literal
 
@@ -17,6 +16,7 @@ from gc_admin.accounts.service import Principal
 from gc_admin.core.clock import iso
 from gc_admin.core.errors import Forbidden, InvalidInput
 from gc_admin.core.http import StrictModel, client_ip, require_partner, require_staff, require_user
+from gc_admin.core.params import Day, Id, Limit, Offset
 from gc_admin.core.phone import normalize_phone
 from gc_admin.coupons import service
 from gc_admin.coupons.importer import MAX_FILE_BYTES
@@ -273,7 +273,7 @@ def create_product(body: ProductIn, p: Principal = Depends(require_staff("stock"
 async def import_stock(
     file: UploadFile = File(..., description="CSV or XLSX with columns code, expires_at[, face_fen, cost_fen, batch_ref]"),
     product_code: str = Form(..., max_length=32),
-    expires_at: dt.date | None = Form(None, description="expiry for files without the column (YYYY-MM-DD)"),
+    expires_at: Day | None = Form(None, description="expiry for files without the column (YYYY-MM-DD)"),
     batch_ref: str | None = Form(None, max_length=64),
     p: Principal = Depends(require_staff("stock")),
 ):
@@ -291,14 +291,14 @@ async def import_stock(
 
 
 @admin.get("/stock/imports/{import_id}", response_model=ImportOut, summary="导入报告")
-def get_import(import_id: int = Path(ge=1), _p: Principal = Depends(require_staff("stock"))):
+def get_import(import_id: Id, _p: Principal = Depends(require_staff("stock"))):
     with session_scope() as s:
         return service.get_import(s, import_id=import_id).to_dict()
 
 
 @admin.get("/stock/imports/{import_id}/report.csv", summary="下载导入报告（CSV，不含券码）",
            response_class=Response, responses={200: {"content": {"text/csv": {}}}})
-def import_report(import_id: int = Path(ge=1), _p: Principal = Depends(require_staff("stock"))):
+def import_report(import_id: Id, _p: Principal = Depends(require_staff("stock"))):
     with session_scope() as s:
         report = service.get_import(s, import_id=import_id)
     return Response(service.import_report_csv(report), media_type="text/csv; charset=utf-8",
@@ -315,8 +315,8 @@ def stock_summary(product_code: str | None = Query(None, max_length=32), _p: Pri
 def stock_codes(
     product_code: str | None = Query(None, max_length=32),
     state: Literal["in_stock", "issued", "discarded", "expired"] | None = None,
-    offset: int = Query(0, ge=0),
-    limit: int = Query(50, ge=1, le=200),
+    offset: Offset = 0,
+    limit: Limit = 50,
     _p: Principal = Depends(require_staff("stock")),
 ):
     with session_scope() as s:
@@ -415,14 +415,14 @@ def my_coupons(status: Literal["available", "used", "expired", "revoked"] | None
 
 
 @mp.get("/coupons/{coupon_id}", response_model=CouponOut, summary="一张我的券（他人的券与不存在的券同样返回 404）")
-def my_coupon(coupon_id: int = Path(ge=1, le=2**62), user: MpUser = Depends(require_user)):
+def my_coupon(coupon_id: Id, user: MpUser = Depends(require_user)):
     with session_scope() as s:
         return service.get_user_coupon(s, user=user, coupon_id=coupon_id).to_dict()
 
 
 @mp.post("/coupons/{coupon_id}/use", response_model=UseOut,
          summary="去使用：显示兑换码（复制到剪贴板）并跳转；视为已使用，可重复查看同一券码")
-def use(request: Request, coupon_id: int = Path(ge=1, le=2**62), user: MpUser = Depends(require_user)):
+def use(request: Request, coupon_id: Id, user: MpUser = Depends(require_user)):
     with session_scope() as s:
         result = service.use_coupon(s, user=user, coupon_id=coupon_id, actor=user_actor(user, client_ip(request)))
     return result.to_dict()

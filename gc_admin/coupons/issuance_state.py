@@ -27,6 +27,7 @@ from gc_admin.accounts.service import Principal
 from gc_admin.core.clock import SHANGHAI, fmt_local, utcnow
 from gc_admin.core.errors import DomainError, NotFound
 from gc_admin.core.money import format_fen
+from gc_admin.core.params import parse_id
 from gc_admin.core.phone import mask_phone
 from gc_admin.coupons import service, views
 from gc_admin.coupons.models import ISSUE_SOURCES, KINDS, REDEMPTION_CODE, ROW_STATUSES
@@ -109,7 +110,9 @@ class IssuanceState(PagedMixin, rx.State):
 
     @rx.event
     def set_per_phone(self, value: str):
-        self.per_phone = value if value.isdigit() and 1 <= int(value) <= MAX_PER_PHONE else "1"
+        # ASCII and short: int() raises on "²" (a digit to str.isdigit) and on 5,000 digits
+        ok = isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 3
+        self.per_phone = value if ok and 1 <= int(value) <= MAX_PER_PHONE else "1"
 
     @rx.event
     def set_batch_id(self, value: str):
@@ -355,8 +358,8 @@ class IssuanceState(PagedMixin, rx.State):
             return await denied(self)
         try:
             programme = p.programme()
-            result = await run_db(lambda s: views.issuance_by_id(s, issuance_id=int(issuance_id),
-                                                                 programme_code=programme))
+            iid = parse_id(issuance_id, what="发券批次")
+            result = await run_db(lambda s: views.issuance_by_id(s, issuance_id=iid, programme_code=programme))
         except (DomainError, ValueError) as exc:
             return rx.toast.error(getattr(exc, "message", "发券批次不存在"))
         data = await asyncio.to_thread(views.issuance_result_csv, result)

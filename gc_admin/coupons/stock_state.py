@@ -27,6 +27,7 @@ from gc_admin.audit.service import Actor
 from gc_admin.core.clock import SHANGHAI, UTC, fmt_local
 from gc_admin.core.errors import DomainError
 from gc_admin.core.money import format_fen, parse_yuan
+from gc_admin.core.params import DAY_RANGE, parse_day, parse_id
 from gc_admin.coupons import service, views
 from gc_admin.coupons.models import CASHBACK_CATEGORIES, FUNDERS, KINDS, REDEMPTION_CODE
 from gc_admin.coupons.stock import SUMMARY_STATE_LABELS
@@ -44,10 +45,9 @@ UPLOAD_ID = "codes-file"
 
 
 def local_day(value: str, *, end: bool = False) -> dt.datetime | None:
-    """``2026-11-21`` (Asia/Shanghai) -> that midnight (or the next one) in UTC; junk -> None."""
-    try:
-        d = dt.date.fromisoformat(value)
-    except (TypeError, ValueError):
+    """``2026-11-21`` (Asia/Shanghai) -> that midnight (or the next one) in UTC; junk or out of range -> None."""
+    d = parse_day(value)
+    if d is None:
         return None
     if end:
         d += dt.timedelta(days=1)
@@ -182,7 +182,7 @@ class StockImportState(PagedMixin, rx.State):
     def on_progress(self, prog: dict[str, Any]):
         try:
             self.upload_pct = max(0, min(100, int(float(prog.get("progress", 0)) * 100)))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # a hand-made event: "abc", NaN, 1e308
             pass
 
     async def _reload(self):
@@ -216,6 +216,8 @@ class StockImportState(PagedMixin, rx.State):
                 expiry = dt.date.fromisoformat(self.expiry_date)
             except ValueError:
                 return "整批有效期格式不正确"
+            if parse_day(self.expiry_date) is None:
+                return f"整批有效期不正确：{DAY_RANGE}"
         return self.product_code, expiry
 
     @rx.event(background=True)
@@ -302,7 +304,8 @@ class StockImportState(PagedMixin, rx.State):
         if await require(self, SECTION) is None:
             return await denied(self)
         try:
-            data = await run_db(lambda s: service.import_report_csv(service.get_import(s, import_id=int(import_id))))
+            iid = parse_id(import_id, what="导入记录")
+            data = await run_db(lambda s: service.import_report_csv(service.get_import(s, import_id=iid)))
         except (DomainError, ValueError) as exc:
             return rx.toast.error(getattr(exc, "message", "导入记录不存在"))
         return rx.download(data=data, filename=f"import-{int(import_id)}-report.csv", mime_type="text/csv")

@@ -17,12 +17,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from gc_admin.accounts.service import Principal
 from gc_admin.core.errors import Forbidden, InvalidInput
 from gc_admin.core.http import StrictModel, client_ip, require_staff, require_user
+from gc_admin.core.params import Count, Fen, Id, IdField, Instant, Limit, MpLimit, Offset, PositiveFen
 from gc_admin.coupons import purchase
 from gc_admin.coupons import service as coupons
 from gc_admin.db import session_scope
@@ -35,15 +36,13 @@ admin = APIRouter(prefix="/admin", tags=["admin: orders"])
 
 REFUND_ROLES = ("admin", "manager", "service", "clerk")
 QUEUE_ROLES = ("admin", "manager", "clerk", "service", "dispatcher")
-Fen = Annotated[int, Field(strict=True, ge=0, le=10**9)]
-Count = Annotated[int, Field(strict=True, ge=0, le=10**9)]
 
 
 # --- shapes ---------------------------------------------------------------------------------------
 
 class TopupDetails(StrictModel):
     mobile: str = Field(min_length=11, max_length=20, description="the number to top up")
-    face_fen: Annotated[int, Field(strict=True)] = Field(description="5000 or 10000")
+    face_fen: Fen = Field(description="5000 or 10000")
 
 
 class OrderBody(StrictModel):
@@ -52,9 +51,9 @@ class OrderBody(StrictModel):
     type: Literal[tuple(ORDER_TYPES)]  # type: ignore[valid-type]
     product_code: str | None = Field(None, max_length=32, description="coupon_purchase: the product (券种) code")
     quantity: Annotated[int, Field(strict=True, ge=1, le=1000)] = 1
-    coupon_id: Annotated[int, Field(strict=True, ge=1, le=2**62)] | None = Field(
+    coupon_id: IdField | None = Field(
         None, description="one platform coupon / discount voucher of mine")
-    exchange_coupon_id: Annotated[int, Field(strict=True, ge=1, le=2**62)] | None = None
+    exchange_coupon_id: IdField | None = None
     points: Count = Field(0, description=f"points to use ({pricing.FEN_PER_POINT} fen each)")
     use_stored_value: bool = Field(False, strict=True)
     topup: TopupDetails | None = None
@@ -231,9 +230,9 @@ class QueueOut(BaseModel):
 
 class ActionBody(StrictModel):
     reason: str = Field("", max_length=200)
-    amount_fen: Annotated[int, Field(strict=True, ge=1, le=10**9)] | None = Field(
+    amount_fen: PositiveFen | None = Field(
         None, description="refund: the amount in fen (required)")
-    fulfilment: dict[str, str | int | None] | None = Field(
+    fulfilment: dict[str, str | Count | None] | None = Field(
         None, description="accept / fulfil: shop name, shop phone, ETA, carrier, tracking no. …")
 
 
@@ -309,7 +308,7 @@ def create_order(body: OrderBody, request: Request, background: BackgroundTasks,
 
 @mp.get("/orders", response_model=OrdersOut, summary="我的订单（含状态历史）")
 def my_orders(status: Literal[tuple(ORDER_STATUSES)] | None = None,  # type: ignore[valid-type]
-              offset: int = Query(0, ge=0, le=10**6), limit: int = Query(20, ge=1, le=100),
+              offset: Offset = 0, limit: MpLimit = 20,
               user: MpUser = Depends(require_user)):
     with session_scope() as s:
         orders = service.list_user_orders(s, user=user, status=status, offset=offset, limit=limit)
@@ -317,13 +316,13 @@ def my_orders(status: Literal[tuple(ORDER_STATUSES)] | None = None,  # type: ign
 
 
 @mp.get("/orders/{order_id}", response_model=OrderOut, summary="我的一个订单（他人的订单与不存在的订单同样返回 404）")
-def my_order(order_id: int = Path(ge=1, le=2**62), user: MpUser = Depends(require_user)):
+def my_order(order_id: Id, user: MpUser = Depends(require_user)):
     with session_scope() as s:
         return _order_out(s, service.get_user_order(s, user=user, order_id=order_id))
 
 
 @mp.post("/orders/{order_id}/cancel", response_model=OrderOut, summary="取消待支付订单（释放锁定的库存与优惠）")
-def cancel(request: Request, body: CancelBody | None = None, order_id: int = Path(ge=1, le=2**62),
+def cancel(request: Request, order_id: Id, body: CancelBody | None = None,
            user: MpUser = Depends(require_user)):
     with session_scope() as s:
         actor = service.user_actor(user, client_ip(request))
@@ -333,7 +332,7 @@ def cancel(request: Request, body: CancelBody | None = None, order_id: int = Pat
 
 
 @mp.post("/orders/{order_id}/confirm", response_model=OrderOut, summary="确认收货")
-def confirm(request: Request, order_id: int = Path(ge=1, le=2**62), user: MpUser = Depends(require_user)):
+def confirm(request: Request, order_id: Id, user: MpUser = Depends(require_user)):
     with session_scope() as s:
         return _order_out(s, service.confirm_order(s, user=user, order_id=order_id, ip=client_ip(request)))
 
@@ -349,8 +348,8 @@ def _queue_types(p: Principal) -> tuple[str, ...] | None:
 @admin.get("/orders", response_model=QueueOut, summary="订单队列（按类型、状态筛选；订单号或手机号搜索）")
 def queue(type: Literal[tuple(ORDER_TYPES)] | None = None,  # type: ignore[valid-type]
           status: Literal[tuple(ORDER_STATUSES)] | None = None,  # type: ignore[valid-type]
-          q: str | None = Query(None, max_length=32), offset: int = Query(0, ge=0, le=10**7),
-          limit: int = Query(50, ge=1, le=200), p: Principal = Depends(require_staff("orders"))):
+          q: str | None = Query(None, max_length=32), offset: Offset = 0,
+          limit: Limit = 50, p: Principal = Depends(require_staff("orders"))):
     types = _queue_types(p)
     with session_scope() as s:
         page = service.list_orders(s, type=type, status=status, q=q, types=types, offset=offset, limit=limit)
@@ -358,7 +357,7 @@ def queue(type: Literal[tuple(ORDER_TYPES)] | None = None,  # type: ignore[valid
 
 
 @admin.get("/orders/badge", response_model=BadgeOut, summary="自某时起新支付、待接单的订单数（看板角标）")
-def badge(since: dt.datetime = Query(description="ISO-8601 with offset"),
+def badge(since: Annotated[Instant, Query(description="ISO-8601 with offset")],
           p: Principal = Depends(require_staff("orders"))):
     types = _queue_types(p)  # a dispatcher counts driver orders only, as in the queue
     if since.tzinfo is None:
@@ -376,7 +375,7 @@ def _staff_order(s, p: Principal, order_id: int):
 
 
 @admin.get("/orders/{order_id}", response_model=StaffOrderOut, summary="订单详情（价格明细、状态历史、支付与退款）")
-def staff_order(order_id: int = Path(ge=1, le=2**62), p: Principal = Depends(require_staff("orders"))):
+def staff_order(order_id: Id, p: Principal = Depends(require_staff("orders"))):
     with session_scope() as s:
         return _staff_out(s, _staff_order(s, p, order_id))
 
@@ -387,8 +386,8 @@ ACTIONS = (*service.STAFF_ACTIONS, "refund")
 @admin.post("/orders/{order_id}/actions/{action}", response_model=StaffOrderOut,
             summary="订单操作：accept 接单、fulfil 履约、complete 完成、cancel 取消（未支付）、after_sales 转售后、"
                     "resolve 售后完结、refund 退款 {amount_fen, reason}")
-def act(action: Literal[ACTIONS], body: ActionBody | None = None,  # type: ignore[valid-type]
-        order_id: int = Path(ge=1, le=2**62), p: Principal = Depends(require_staff("orders"))):
+def act(action: Literal[ACTIONS], order_id: Id, body: ActionBody | None = None,  # type: ignore[valid-type]
+        p: Principal = Depends(require_staff("orders"))):
     body = body or ActionBody()
     actor = p.actor()
     if action == "refund":

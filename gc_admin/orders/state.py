@@ -23,6 +23,7 @@ import reflex as rx
 from gc_admin.accounts.service import Principal
 from gc_admin.core.errors import DomainError, UpstreamError
 from gc_admin.core.money import format_fen, parse_yuan
+from gc_admin.core.params import parse_id
 from gc_admin.orders import service as orders
 from gc_admin.orders import views
 from gc_admin.orders.badge import OrdersBadgeState
@@ -168,7 +169,7 @@ class OrdersState(PagedMixin, rx.State):
             return await denied(self)
         scope = views.scope_for(p.role)
         try:
-            d = await run_db(views.order_detail, order_id=int(order_id), scope=scope)
+            d = await run_db(views.order_detail, order_id=parse_id(order_id, what="订单"), scope=scope)
         except (DomainError, ValueError) as exc:
             self.detail_open = False
             return rx.toast.error(getattr(exc, "message", "订单不存在"))
@@ -202,8 +203,9 @@ class OrdersState(PagedMixin, rx.State):
         order_id = self.detail.get("id", "")
 
         def _sync(s):
+            rid = parse_id(refund_id, what="退款")
             views.visible_order(s, order_id=int(order_id), scope=scope)
-            refund = payments.get_refund(s, refund_id=int(refund_id))
+            refund = payments.get_refund(s, refund_id=rid)
             if refund.order_id != int(order_id):
                 raise ValueError("refund of another order")
             return payments.sync_refund(s, refund_id=refund.id or 0)

@@ -8,6 +8,7 @@ import reflex as rx
 
 from gc_admin.core.clock import fmt_local
 from gc_admin.core.errors import DomainError
+from gc_admin.core.params import parse_id
 from gc_admin.coupons import service as coupons
 from gc_admin.partners import service
 from gc_admin.ui.auth import denied, require, run_db
@@ -93,6 +94,9 @@ class PartnersState(rx.State):
         p = await require(self, SECTION)
         if p is None:
             return await denied(self)
-        await run_db(lambda s: service.revoke_key(s, actor=p, key_id=int(key_id)))
+        try:
+            await run_db(lambda s: service.revoke_key(s, actor=p, key_id=parse_id(key_id, what="密钥")))
+        except DomainError as exc:
+            return rx.toast.error(exc.message)
         await self._reload()
         return rx.toast.success("密钥已吊销，使用该密钥的请求将被拒绝")

@@ -16,7 +16,7 @@ import datetime as dt
 import logging
 from typing import Any, Literal
 
-from fastapi import APIRouter, BackgroundTasks, Depends, File, Form, Path, Query, Request, UploadFile
+from fastapi import APIRouter, BackgroundTasks, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from gc_admin.accounts.service import Principal
 from gc_admin.core.errors import Forbidden, InvalidInput
 from gc_admin.core.http import StrictModel, require_staff
+from gc_admin.core.params import Day, Id, Limit, Offset
 from gc_admin.db import session_scope
 from gc_admin.payments import reconcile, service
 from gc_admin.payments.models import LEDGER_KINDS, REFUND_STATUSES
@@ -135,9 +136,9 @@ Kind = Literal[tuple(LEDGER_KINDS)]  # type: ignore[valid-type]
 
 @admin.get("/ledger", response_model=LedgerOut, summary="流水：支付、退款、积分、储值卡（按类型、渠道、订单号、日期筛选）")
 def ledger(kind: Kind | None = None, provider: str | None = Query(None, max_length=16),  # type: ignore[valid-type]
-           order_no: str | None = Query(None, max_length=32), date_from: dt.date | None = None,
-           date_to: dt.date | None = None, offset: int = Query(0, ge=0, le=10**7),
-           limit: int = Query(50, ge=1, le=200), _p: Principal = Depends(money_staff)):
+           order_no: str | None = Query(None, max_length=32), date_from: Day | None = None,
+           date_to: Day | None = None, offset: Offset = 0,
+           limit: Limit = 50, _p: Principal = Depends(money_staff)):
     with session_scope() as s:
         page = service.list_ledger(s, filters=_filters(kind, provider, order_no, date_from, date_to), offset=offset,
                                    limit=limit)
@@ -148,8 +149,8 @@ def ledger(kind: Kind | None = None, provider: str | None = Query(None, max_leng
            responses={200: {"content": {"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {}}}})
 def ledger_export(kind: Kind | None = None,  # type: ignore[valid-type]
                   provider: str | None = Query(None, max_length=16),
-                  order_no: str | None = Query(None, max_length=32), date_from: dt.date | None = None,
-                  date_to: dt.date | None = None, _p: Principal = Depends(money_staff)):
+                  order_no: str | None = Query(None, max_length=32), date_from: Day | None = None,
+                  date_to: Day | None = None, _p: Principal = Depends(money_staff)):
     with session_scope() as s:
         data = service.ledger_xlsx(s, filters=_filters(kind, provider, order_no, date_from, date_to))
     name = f"ledger-{dt.date.today().isoformat()}.xlsx"
@@ -181,7 +182,7 @@ class RefundsOut(BaseModel):
 
 @admin.get("/refunds", response_model=RefundsOut, summary="退款记录")
 def refunds(status: Literal[tuple(REFUND_STATUSES)] | None = None,  # type: ignore[valid-type]
-            offset: int = Query(0, ge=0, le=10**7), limit: int = Query(50, ge=1, le=200),
+            offset: Offset = 0, limit: Limit = 50,
             _p: Principal = Depends(money_staff)):
     with session_scope() as s:
         page = service.list_refunds(s, status=status, offset=offset, limit=limit)
@@ -190,7 +191,7 @@ def refunds(status: Literal[tuple(REFUND_STATUSES)] | None = None,  # type: igno
 
 @admin.post("/refunds/{refund_id}/sync", response_model=RefundRowOut,
             summary="向微信支付查询退款结果并更新（未送达的退款以同一退款单号重新提交）")
-def refund_sync(refund_id: int = Path(ge=1, le=2**62), _p: Principal = Depends(money_staff)):
+def refund_sync(refund_id: Id, _p: Principal = Depends(money_staff)):
     with session_scope() as s:
         service.sync_refund(s, refund_id=refund_id)
     with session_scope() as s:
@@ -224,13 +225,13 @@ class ReconciliationOut(BaseModel):
 
 
 class FetchBody(StrictModel):
-    bill_date: dt.date
+    bill_date: Day
 
 
 @admin.post("/reconciliations", response_model=ReconciliationOut, status_code=201,
             summary="导入微信支付交易账单（CSV）并与当日流水对账")
 async def reconcile_upload(file: UploadFile = File(..., description="the trade bill CSV (交易账单)"),
-                           bill_date: dt.date | None = Form(None, description="required for an empty bill"),
+                           bill_date: Day | None = Form(None, description="required for an empty bill"),
                            p: Principal = Depends(money_staff)):
     data = await file.read(reconcile.MAX_BILL_BYTES + 1)
     filename = (file.filename or "")[:255]
@@ -251,14 +252,14 @@ def reconcile_fetch(body: FetchBody, p: Principal = Depends(money_staff)):
 
 
 @admin.get("/reconciliations", response_model=list[ReconciliationOut], summary="对账记录")
-def reconciliations(offset: int = Query(0, ge=0, le=10**6), limit: int = Query(20, ge=1, le=200),
+def reconciliations(offset: Offset = 0, limit: Limit = 20,
                     _p: Principal = Depends(money_staff)):
     with session_scope() as s:
         return [r.to_dict() for r in reconcile.list_reconciliations(s, offset=offset, limit=limit)]
 
 
 @admin.get("/reconciliations/{run_id}", response_model=ReconciliationOut, summary="一次对账的结果与差异明细")
-def reconciliation(run_id: int = Path(ge=1, le=2**62), _p: Principal = Depends(money_staff)):
+def reconciliation(run_id: Id, _p: Principal = Depends(money_staff)):
     with session_scope() as s:
         return reconcile.get_reconciliation(s, run_id=run_id).to_dict()
 

@@ -24,7 +24,7 @@ from sqlmodel import Session, col, select
 
 from gc_admin.audit.service import Actor, record
 from gc_admin.core.clock import SHANGHAI, iso, utcnow
-from gc_admin.core.errors import InvalidInput, NotFound, UpstreamError
+from gc_admin.core.errors import Conflict, InvalidInput, NotFound, UpstreamError
 from gc_admin.core.money import format_fen
 from gc_admin.integrations.wechatpay.billing import TradeBillError, read_trade_bill
 from gc_admin.integrations.wechatpay.client import WxPayError
@@ -32,6 +32,7 @@ from gc_admin.payments.models import LedgerEntry, ReconciliationRun
 from gc_admin.payments.service import PROVIDER, day_start
 
 MAX_BILL_BYTES = 50 * 1024 * 1024
+BILL_KEPT_DAYS = 92  # WeChat Pay serves trade bills of the last three months
 KINDS = {"missing_in_ledger": "账单有、流水无", "missing_in_bill": "流水有、账单无", "amount_differs": "金额不一致"}
 _SCHEMA = {"entry": pl.String, "key": pl.String, "amount_fen": pl.Int64, "ref": pl.String}
 
@@ -171,12 +172,30 @@ def reconcile_trade_bill(session: Session, *, data: bytes, actor: Actor, bill_da
 
 
 def fetch_and_reconcile(session: Session, *, bill_date: dt.date, actor: Actor) -> ReconcileResult:
-    """Download the day's trade bill from WeChat Pay and reconcile it (no bill that day = an empty bill)."""
+    """Download the day's trade bill from WeChat Pay and reconcile it (no bill that day = an empty bill).
+
+    WeChat Pay serves bills of the last three months up to today (Asia/Shanghai); a day outside
+    that is refused here with a 422 instead of being asked for. Its answers about the date itself
+    (``INVALID_REQUEST`` / ``PARAM_ERROR``: e.g. its "today" is not ours; ``STATEMENT_CREATING``)
+    are the clerk's to act on (4xx); only a failure of WeChat Pay is a 502.
+    """
     from gc_admin.integrations.wechatpay.setup import get_client
 
+    today = utcnow().astimezone(SHANGHAI).date()
+    if bill_date > today:
+        raise InvalidInput(f"账单日期 {bill_date.isoformat()} 晚于今天，请选择今天或之前的日期", code="BILL_DATE_IN_FUTURE")
+    if bill_date < today - dt.timedelta(days=BILL_KEPT_DAYS):
+        raise InvalidInput(f"微信支付只提供最近三个月的账单（{(today - dt.timedelta(days=BILL_KEPT_DAYS)).isoformat()} 起），"
+                           "更早的日期请上传当时下载的账单文件", code="BILL_DATE_TOO_OLD")
     try:
         data = get_client().trade_bill(bill_date)
     except WxPayError as exc:
+        if exc.code in ("INVALID_REQUEST", "PARAM_ERROR"):
+            raise InvalidInput(f"微信支付不接受账单日期 {bill_date.isoformat()}（{exc.code}），请换一个日期再试",
+                               code="BILL_DATE_REFUSED") from exc
+        if exc.code == "STATEMENT_CREATING":
+            raise Conflict(f"{bill_date.isoformat()} 的账单还在生成中（{exc.code}），请次日上午 10 点后再对账",
+                           code="BILL_NOT_READY") from exc
         if exc.code != "NO_STATEMENT_EXIST":
             raise UpstreamError(f"下载微信支付账单失败（{exc.code}），请稍后再试", code="BILL_UNAVAILABLE") from exc
         data = b""

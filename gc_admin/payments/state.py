@@ -17,6 +17,7 @@ import reflex as rx
 from gc_admin.core.errors import DomainError
 from gc_admin.core.exports import csv_bytes
 from gc_admin.core.money import format_fen
+from gc_admin.core.params import DAY_RANGE, check_day, parse_id
 from gc_admin.payments import reconcile
 from gc_admin.payments import service as payments
 from gc_admin.payments import views
@@ -152,9 +153,13 @@ class ReconcileState(rx.State):
         if not self.bill_date:
             return None
         try:
-            return dt.date.fromisoformat(self.bill_date)
+            day = dt.date.fromisoformat(self.bill_date)
         except ValueError:
             return "账单日期格式不正确，应为 YYYY-MM-DD"
+        try:
+            return check_day(day)
+        except ValueError:
+            return f"账单日期不正确：{DAY_RANGE}"
 
     async def _reload(self):
         if await require(self, SECTION) is None:
@@ -244,7 +249,7 @@ class ReconcileState(rx.State):
         if await require(self, SECTION) is None:
             return await denied(self)
         try:
-            result = await run_db(lambda s: reconcile.get_reconciliation(s, run_id=int(run_id)))
+            result = await run_db(lambda s: reconcile.get_reconciliation(s, run_id=parse_id(run_id, what="对账记录")))
         except (DomainError, ValueError) as exc:
             return rx.toast.error(getattr(exc, "message", "对账记录不存在"))
         self._show(result)

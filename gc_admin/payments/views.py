@@ -16,6 +16,7 @@ from sqlmodel import Session
 
 from gc_admin.core.clock import SHANGHAI, fmt_local, utcnow
 from gc_admin.core.money import format_fen
+from gc_admin.core.params import DAY_RANGE, check_day
 from gc_admin.payments import reconcile
 from gc_admin.payments import service as payments
 from gc_admin.payments.models import LEDGER_KINDS
@@ -33,9 +34,13 @@ def ledger_filter(*, kind: str = "", provider: str = "", order_no: str = "", dat
         if not value:
             return None
         try:
-            return dt.date.fromisoformat(value[:10])
+            parsed = dt.date.fromisoformat(value[:10])
         except ValueError:
             raise ValueError(f"{label}格式不正确，应为 YYYY-MM-DD") from None
+        try:
+            return check_day(parsed)
+        except ValueError:
+            raise ValueError(f"{label}不正确：{DAY_RANGE}") from None
 
     start, end = day(date_from, "开始日期"), day(date_to, "结束日期")
     if start and end and start > end:

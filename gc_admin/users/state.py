@@ -12,6 +12,7 @@ from gc_admin.audit.service import ACTION_LABELS
 from gc_admin.core.clock import fmt_local
 from gc_admin.core.errors import DomainError
 from gc_admin.core.money import format_fen
+from gc_admin.core.params import parse_id
 from gc_admin.core.phone import mask_phone
 from gc_admin.coupons import service as coupons
 from gc_admin.coupons import views as coupon_views
@@ -110,7 +111,7 @@ class UsersState(PagedMixin, rx.State):
         if await require(self, SECTION) is None:
             return await denied(self)
         try:
-            user, items = await run_db(lambda s: coupon_views.user_coupons(s, user_id=int(user_id)))
+            user, items = await run_db(lambda s: coupon_views.user_coupons(s, user_id=parse_id(user_id, what="用户")))
         except (DomainError, ValueError) as exc:
             return rx.toast.error(getattr(exc, "message", "用户不存在"))
         self.detail = {
@@ -162,7 +163,7 @@ class UsersState(PagedMixin, rx.State):
             self.history_for, self.history = "", []
             return None
         try:
-            rows = await run_db(lambda s: coupons.coupon_history(s, coupon_id=int(coupon_id)))
+            rows = await run_db(lambda s: coupons.coupon_history(s, coupon_id=parse_id(coupon_id, what="券")))
         except (DomainError, ValueError) as exc:
             self.detail_error = getattr(exc, "message", "券不存在")
             return None

@@ -15,6 +15,7 @@ from gc_admin.config import get_settings
 from gc_admin.core.clock import iso
 from gc_admin.core.errors import NotFound
 from gc_admin.core.http import require_staff
+from gc_admin.core.params import Limit, Offset
 from gc_admin.db import session_scope
 from gc_admin.integrations.sms.service import list_outbox
 
@@ -39,8 +40,8 @@ class OutboxOut(BaseModel):
 @router.get("/outbox", response_model=OutboxOut, summary="短信发件箱（仅开发/演示环境；验证码已隐藏）")
 def outbox(
     phone: str = Query("", max_length=11),
-    offset: int = Query(0, ge=0),
-    limit: int = Query(50, ge=1, le=200),
+    offset: Offset = 0,
+    limit: Limit = 50,
     _p: Principal = Depends(require_staff("sms")),
 ) -> OutboxOut:
     if not get_settings().simulators_enabled:
