@@ -14,7 +14,6 @@ that deal with the user about money; everything is audited with the reason.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
