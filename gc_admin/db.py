@@ -25,14 +25,16 @@ queue pure reads behind writers.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import event, func
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
-from sqlmodel import Session, create_engine
+from sqlmodel import Session, create_engine, select
 
 from gc_admin.config import get_settings
 from gc_admin.core.errors import DomainError
@@ -132,3 +134,32 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+# --- paging -----------------------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+MAX_PAGE = 200  # the most rows one page may ask for
+
+
+@dataclasses.dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a list and the number of rows the whole filtered list has."""
+
+    rows: list[T]
+    total: int
+
+
+def paginate(session: Session, query: Any, *, order: Sequence[Any], offset: int = 0, limit: int = 50,
+             row: Callable[[Any], T] | None = None) -> Page[T]:
+    """Count ``query``'s rows and fetch one page of it in ``order`` (a stable order: end it with a
+    unique column); ``row`` maps each result row to what the page holds (default: the row itself).
+
+    ``offset`` below 0 counts as 0, ``limit`` is kept within 1..:data:`MAX_PAGE`: the caller's
+    bounds (API types, page size) come first, this is the last line.
+    """
+    total = session.exec(select(func.count()).select_from(query.order_by(None).subquery())).one()
+    result = session.exec(query.order_by(*order).offset(max(offset, 0)).limit(min(max(limit, 1), MAX_PAGE))).all()
+    rows = list(result) if row is None else [row(r) for r in result]
+    return Page(rows, int(total))

@@ -22,42 +22,14 @@ from gc_admin.config import get_settings
 from gc_admin.core.clock import utcnow
 from gc_admin.core.errors import Conflict, Forbidden, InvalidInput, NotFound, RateLimited, Unauthorized
 from gc_admin.core.phone import normalize_phone
+from gc_admin.core.principal import PROGRAMME_ROLES, Principal
 from gc_admin.core.roles import ALL_ROLES, ROLE_LABELS
 from gc_admin.core.security import hash_password, hash_token, new_token, password_problem, verify_password
 from gc_admin.core.sorting import order_by
 from gc_admin.coupons.models import Programme  # a leaf table module; also registers the FK target
 
-# Roles whose accounts act for one programme only (see ``Principal.programme``).
-PROGRAMME_ROLES = frozenset({"insurer"})
-
 USERNAME_RE = re.compile(r"^[a-z][a-z0-9_.-]{2,31}$")
 IP_MAX_FAILURES_FACTOR = 4  # an address may fail this many times the per-username limit
-
-
-@dataclasses.dataclass(frozen=True)
-class Principal:
-    """The signed-in staff member, as every check sees them."""
-
-    id: int
-    username: str
-    display_name: str
-    role: str
-    ip: str | None = None
-    programme_code: str | None = None  # an insurer's programme (from the account, re-read on every request)
-
-    def actor(self) -> Actor:
-        return Actor("staff", str(self.id), self.display_name or self.username, self.ip)
-
-    def programme(self) -> str | None:
-        """The programme this member is confined to: ``None`` for platform staff (every programme),
-        the account's programme for an insurer; an insurer account without one is refused
-        (:class:`Forbidden` ``NO_PROGRAMME``) anything programme-scoped."""
-        if self.role not in PROGRAMME_ROLES:
-            return None
-        if not self.programme_code:
-            raise Forbidden("该账号尚未关联保险项目，不能查看或操作项目数据；请联系管理员在“员工与权限”中设置所属项目",
-                            code="NO_PROGRAMME")
-        return self.programme_code
 
 
 def _principal(user: StaffUser, ip: str | None = None) -> Principal:

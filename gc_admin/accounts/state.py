@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import reflex as rx
 
@@ -25,6 +25,7 @@ def _programme(value: object) -> str | None:
 
 
 class StaffState(PagedMixin, rx.State):
+    SECTION: ClassVar[str] = SECTION  # the paging handlers check it (ui.paging)
     rows: list[dict[str, str]] = []
     programmes: list[dict[str, str]] = []  # {code, label}: what an insurer account can act for
     q: str = ""

@@ -14,6 +14,8 @@ from sqlmodel import Session, col, select
 from gc_admin.audit.models import AuditLog
 from gc_admin.core.clock import fmt_local, utcnow
 from gc_admin.core.exports import EXPORT_LIMIT
+from gc_admin.core.principal import SYSTEM as SYSTEM  # re-exported for the services that record actors
+from gc_admin.core.principal import Actor as Actor
 from gc_admin.core.sorting import order_by
 
 ACTION_LABELS: dict[str, str] = {
@@ -89,19 +91,6 @@ def target_label(target_type: str | None, target_id: str | None) -> str:
         return "—"
     label = TARGET_TYPES.get(target_type or "", target_type or "")
     return f"{label} #{target_id}".strip() if target_id else label
-
-
-@dataclasses.dataclass(frozen=True)
-class Actor:
-    """Who is acting: a staff member, a mini-program user, a partner or the system."""
-
-    type: str
-    id: str | None = None
-    name: str = ""
-    ip: str | None = None
-
-
-SYSTEM = Actor("system", None, "系统")
 
 
 def _dump(value: Any) -> str | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from typing import ClassVar
+
 import reflex as rx
 
 from gc_admin.audit import service
@@ -28,6 +30,7 @@ ACTOR_TYPES = service.ACTOR_TYPES
 
 
 class AuditState(PagedMixin, rx.State):
+    SECTION: ClassVar[str] = SECTION  # the paging handlers check it (ui.paging)
     rows: list[dict[str, str]] = []
     action: str = "all"
     actor: str = ""

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import secrets
 import string
-from typing import Any
+from typing import Any, ClassVar
 
 import reflex as rx
 
@@ -79,6 +79,7 @@ def _issue(token: str, *, p: Principal, product_code: str, batch_id: str, per_ph
 
 
 class IssuanceState(PagedMixin, rx.State):
+    SECTION: ClassVar[str] = SECTION  # the paging handlers check it (ui.paging)
     products: list[dict[str, str]] = []
     product_code: str = ""
     per_phone: str = "1"

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 import reflex as rx
 
@@ -154,6 +154,7 @@ def _import_file(path: str, *, actor: Actor, product_code: str, filename: str, e
 
 
 class StockImportState(PagedMixin, rx.State):
+    SECTION: ClassVar[str] = SECTION  # the paging handlers check it (ui.paging)
     products: list[dict[str, str]] = []
     product_code: str = ""
     expiry_date: str = ""  # YYYY-MM-DD: for files without an expiry column
@@ -314,6 +315,7 @@ class StockImportState(PagedMixin, rx.State):
 # --- code list -------------------------------------------------------------------------------
 
 class StockCodesState(PagedMixin, rx.State):
+    SECTION: ClassVar[str] = SECTION  # the paging handlers check it (ui.paging)
     rows: list[dict[str, str]] = []
     products: list[dict[str, str]] = []
     product: str = "all"

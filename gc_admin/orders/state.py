@@ -16,7 +16,7 @@ retry job re-sends it with the same number.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 import reflex as rx
 
@@ -38,6 +38,7 @@ SECTION = "orders"
 
 
 class OrdersState(PagedMixin, rx.State):
+    SECTION: ClassVar[str] = SECTION  # the paging handlers check it (ui.paging)
     rows: list[dict[str, str]] = []
     type_f: str = "all"
     status_f: str = "all"

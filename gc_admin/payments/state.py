@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from typing import Any
+from typing import Any, ClassVar
 
 import reflex as rx
 
@@ -31,6 +31,7 @@ HISTORY_SHOWN = 20
 
 
 class LedgerState(PagedMixin, rx.State):
+    SECTION: ClassVar[str] = SECTION  # the paging handlers check it (ui.paging)
     rows: list[dict[str, str]] = []
     kind: str = "all"
     provider: str = "all"

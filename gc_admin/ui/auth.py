@@ -9,6 +9,9 @@ or changes data calls :func:`require` itself, which re-reads the session from th
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
+import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -60,6 +63,18 @@ async def run_db(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await asyncio.to_thread(_work)
 
 
+#: The attribute a guarded (or explicitly public) handler function carries; tests/unit/ui check that
+#: every event handler of every dashboard state has it.
+GUARD_ATTR = "__gc_guard__"
+
+
+def public(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a handler that needs no section (sign-in, the page guard, UI-only toggles that read
+    and change no data): the exception to :func:`guarded`, stated where a reviewer sees it."""
+    setattr(fn, GUARD_ATTR, "public")
+    return fn
+
+
 class AuthState(rx.State):
     token: str = staff_cookie(get_settings())
     username: str = ""
@@ -98,6 +113,7 @@ class AuthState(rx.State):
         self.checked = True
 
     @rx.event
+    @public
     async def guard(self, section: str):
         """on_load of every protected page: signed out -> /login; the page shows 无权访问 itself."""
         p = await self._principal()
@@ -108,6 +124,7 @@ class AuthState(rx.State):
         return None
 
     @rx.event
+    @public
     async def login(self, form: dict[str, Any]):
         username = str(form.get("username", "")).strip()
         password = str(form.get("password", ""))
@@ -135,6 +152,7 @@ class AuthState(rx.State):
         yield rx.redirect(safe_next(nxt))
 
     @rx.event
+    @public
     async def logout(self):
         token = self.token
         if token:
@@ -145,6 +163,7 @@ class AuthState(rx.State):
         return rx.redirect("/login")
 
     @rx.event
+    @public
     async def login_page_load(self):
         """On /login: an already signed-in staff member goes straight to the dashboard."""
         self.login_error = ""
@@ -174,3 +193,88 @@ async def denied(state: rx.State) -> Any:
     if not auth.token:
         return None
     return rx.toast.error("没有权限执行此操作，或登录已失效")
+
+
+# --- @guarded: the role check no handler can forget ----------------------------------------------
+
+_current: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("gc_guarded_principal", default=None)
+
+
+
+def current_principal() -> Principal:
+    """The principal :func:`guarded` admitted to the running handler (only inside one)."""
+    p = _current.get()
+    if p is None:
+        raise RuntimeError("current_principal() outside a @guarded event handler")
+    return p
+
+
+def guarded(section: str | None = None, *,
+            background: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorate a Reflex event handler (under ``@rx.event``) so that it runs only for a signed-in
+    staff member whose role may use ``section`` — checked on the server, against the database, at
+    every event (:func:`require`). Anyone else gets :func:`denied` and the handler does not run; a
+    state may define ``_on_denied(self)`` to clear what it shows first. Inside the handler,
+    :func:`current_principal` is the admitted member.
+
+    Works for plain and async-generator handlers; ``background=True`` for
+    ``@rx.event(background=True)`` handlers (the check then runs inside ``async with self``).
+    ``section=None`` takes the state class's ``SECTION`` (for handlers a mixin shares, such as
+    paging); a state without one is refused.
+    """
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        async def admit(state: rx.State) -> tuple[Principal | None, Any]:
+            p = await require(state, section or getattr(type(state), "SECTION", ""))
+            if p is not None:
+                return p, None
+            clear = getattr(state, "_on_denied", None)
+            if clear is not None:
+                clear()
+            return None, await denied(state)
+
+        async def check(state: rx.State) -> tuple[Principal | None, Any]:
+            if not background:
+                return await admit(state)
+            async with state:
+                return await admit(state)
+
+        if inspect.isasyncgenfunction(fn):
+            @functools.wraps(fn)
+            async def gen_wrapper(self, *args: Any, **kwargs: Any):
+                p, refusal = await check(self)
+                if p is None:
+                    if refusal is not None:
+                        yield refusal
+                    return
+                gen = fn(self, *args, **kwargs)
+                try:
+                    while True:
+                        _current.set(p)  # set at every step: the consumer may resume us in another context
+                        try:
+                            event = await gen.__anext__()
+                        except StopAsyncIteration:
+                            break
+                        yield event
+                finally:
+                    _current.set(None)
+                    await gen.aclose()
+
+            wrapper: Callable[..., Any] = gen_wrapper
+        else:
+            @functools.wraps(fn)
+            async def coro_wrapper(self, *args: Any, **kwargs: Any):
+                p, refusal = await check(self)
+                if p is None:
+                    return refusal
+                token = _current.set(p)
+                try:
+                    return await fn(self, *args, **kwargs)
+                finally:
+                    _current.reset(token)
+
+            wrapper = coro_wrapper
+        setattr(wrapper, GUARD_ATTR, section or "SECTION")
+        return wrapper
+
+    return decorate

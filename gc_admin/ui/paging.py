@@ -17,12 +17,15 @@ import reflex as rx
 from sqlmodel import Session
 
 from gc_admin.core.exports import XLSX_MIME, filename, xlsx_bytes
-from gc_admin.ui.auth import run_db
+from gc_admin.ui.auth import guarded, run_db
 
 PAGE_SIZE = 20
 
 
 class PagedMixin(rx.State, mixin=True):
+    """Paging and sorting for a list page. A state using it sets ``SECTION: ClassVar[str]``: these
+    shared handlers check that section (:func:`gc_admin.ui.auth.guarded`) before reloading."""
+
     page: int = 1
     total: int = 0
     sort: str = ""
@@ -46,23 +49,27 @@ class PagedMixin(rx.State, mixin=True):
         raise NotImplementedError
 
     @rx.event
+    @guarded()  # the page state's SECTION
     async def next_page(self):
         if self.page < self.pages:
             self.page += 1
         return await self._reload()
 
     @rx.event
+    @guarded()  # the page state's SECTION
     async def prev_page(self):
         if self.page > 1:
             self.page -= 1
         return await self._reload()
 
     @rx.event
+    @guarded()  # the page state's SECTION
     async def search(self):
         self.page = 1
         return await self._reload()
 
     @rx.event
+    @guarded()  # the page state's SECTION
     async def sort_by(self, key: str):
         """A header click: ascending, then descending, then the list's default order."""
         if not isinstance(key, str) or key not in self._sort_keys():

@@ -6,6 +6,8 @@ entry (they wait for the phone and are claimed at sign-up), whose coupons open l
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import reflex as rx
 
 from gc_admin.audit.service import ACTION_LABELS
@@ -40,6 +42,7 @@ def _coupon_rows(items: list[coupons.StaffCouponView]) -> list[dict[str, str]]:
 
 
 class UsersState(PagedMixin, rx.State):
+    SECTION: ClassVar[str] = SECTION  # the paging handlers check it (ui.paging)
     rows: list[dict[str, str]] = []
     phone_q: str = ""
     waiting: dict[str, str] = {}  # {phone (masked), count, available}: coupons waiting for an unregistered phone

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import reflex as rx
 
 from gc_admin.core.clock import fmt_local
@@ -15,6 +17,7 @@ STATUS_LABELS = {"pending": "发送中", "sent": "已发送", "recorded": "已�
 
 
 class SmsState(PagedMixin, rx.State):
+    SECTION: ClassVar[str] = SECTION  # the paging handlers check it (ui.paging)
     rows: list[dict[str, str]] = []
     phone_q: str = ""
 
