@@ -7,14 +7,16 @@ SQLite and PostgreSQL; then it checks there was exactly one effect."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 
 import pytest
+from fastapi.testclient import TestClient
 
 from gc_admin.core.clock import utcnow
 from gc_admin.core.errors import Conflict
 from gc_admin.db import session_scope
 from gc_admin.payments import service as payments
-from tests.support import race
+from tests.support import InProcessTransport, race
 from tests.unit.test_orders_support import buyer, rows, scalar
 
 N = 8
@@ -116,3 +118,141 @@ def test_first_wins_lets_other_violations_through(any_db) -> None:
             s.flush()
 
         first_wins(s, attempt, replay=lambda: None)
+
+
+# --- mini-program sign-in over HTTP: mp_user.openid / mp_user.phone ----------------------------------
+
+WX_LOGIN = "/api/v1/mp/auth/wechat"
+WX_PHONE = "/api/v1/mp/auth/wechat/phone"
+MINT = "/sim/wechat/_mint"
+
+
+@pytest.fixture
+def mp_api(any_db: str) -> Iterator[TestClient]:
+    """The HTTP API in-process on every configured database, WeChat calls into the mounted simulator."""
+    from gc_admin.api import build_api
+    from gc_admin.integrations import sims
+    from gc_admin.integrations.wechat import client as wx
+
+    sims.simulators.cache_clear()
+    app = build_api()
+    with TestClient(app, raise_server_exceptions=False) as tc:
+        wx.set_transport(InProcessTransport(app))
+        try:
+            yield tc
+        finally:
+            wx.set_transport(None)
+
+
+def _mint(api: TestClient, openid: str, phone: str | None = None) -> dict:
+    resp = api.post(MINT, json={"openid": openid, **({"phone": phone} if phone else {})})
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def _wx_token(api: TestClient, openid: str) -> str:
+    resp = api.post(WX_LOGIN, json={"code": _mint(api, openid)["code"]})
+    assert resp.status_code == 200, resp.text
+    return resp.json()["token"]
+
+
+def _bind_all(api: TestClient, tokens: list[str], phone: str) -> list:
+    """Every token binds ``phone`` at once (each with its own phone code)."""
+    codes = [_mint(api, "ignored", phone)["phone_code"] for _ in tokens]
+    return race(len(tokens), lambda i: api.post(WX_PHONE, json={"phone_code": codes[i]},
+                                                headers={"Authorization": f"Bearer {tokens[i]}"}))
+
+
+def _statuses(answers: list) -> Counter:
+    assert not [a for a in answers if isinstance(a, Exception)], answers
+    return Counter(a.status_code if a.status_code < 300 else (a.status_code, a.json()["error"]["code"])
+                   for a in answers)
+
+
+def test_concurrent_first_wechat_logins_of_one_person_make_one_account(mp_api) -> None:
+    codes = [_mint(mp_api, "o-race")["code"] for _ in range(N)]  # wx.login twice or more: one code each
+    answers = race(N, lambda i: mp_api.post(WX_LOGIN, json={"code": codes[i]}))
+    assert _statuses(answers) == {200: N}, [a.text for a in answers]
+    assert {a.json()["user"]["id"] for a in answers} == {_user_ids()[0]}
+    assert rows("SELECT openid, phone FROM mp_user") == [("o-race", None)]
+
+
+def test_concurrent_binds_of_one_phone_by_different_accounts_bind_it_once(mp_api) -> None:
+    tokens = [_wx_token(mp_api, f"o-rival{i}") for i in range(N)]
+    answers = _bind_all(mp_api, tokens, "13812345678")
+    assert _statuses(answers) == {200: 1, (409, "PHONE_BOUND_TO_OTHER"): N - 1}, [a.text for a in answers]
+    assert scalar("SELECT count(*) FROM mp_user") == N  # nobody's account was lost
+    assert scalar("SELECT count(*) FROM mp_user WHERE phone = '13812345678'") == 1
+    assert scalar("SELECT count(*) FROM audit_log WHERE action = 'user.phone_bound'") == 1
+
+
+def test_concurrent_binds_onto_an_sms_account_move_one_wechat_identity(mp_api) -> None:
+    owner = buyer("13812345678", openid=None)  # known by phone only (SMS sign-in, or coupons issued to it)
+    tokens = [_wx_token(mp_api, f"o-rival{i}") for i in range(N)]
+    answers = _bind_all(mp_api, tokens, "13812345678")
+    assert _statuses(answers) == {200: 1, (409, "PHONE_BOUND_TO_OTHER"): N - 1}, [a.text for a in answers]
+    [winner] = [a.json() for a in answers if a.status_code == 200]
+    assert winner["user"]["id"] == owner.id
+    # the winner's WeChat identity is on the phone's account; every loser keeps its own account
+    [(openid,)] = rows("SELECT openid FROM mp_user WHERE id = :i", i=owner.id)
+    assert sorted(r[0] for r in rows("SELECT openid FROM mp_user WHERE id <> :i", i=owner.id)) == sorted(
+        f"o-rival{i}" for i in range(N) if f"o-rival{i}" != openid)
+    assert scalar("SELECT count(*) FROM audit_log WHERE action = 'user.phone_bound'") == 1
+
+
+def test_concurrent_binds_by_one_account_bind_once(mp_api) -> None:
+    token = _wx_token(mp_api, "o-alice")
+    answers = _bind_all(mp_api, [token] * N, "13812345678")
+    assert _statuses(answers) == {200: N}, [a.text for a in answers]
+    assert rows("SELECT openid, phone FROM mp_user") == [("o-alice", "13812345678")]
+    assert scalar("SELECT count(*) FROM audit_log WHERE action = 'user.phone_bound'") == 1
+
+
+def test_concurrent_binds_by_one_account_onto_an_sms_account_merge_once(mp_api) -> None:
+    owner = buyer("13812345678", openid=None)
+    token = _wx_token(mp_api, "o-alice")
+    answers = _bind_all(mp_api, [token] * N, "13812345678")
+    # A twin already inside gets the merged account, as the first did; one that arrives after the merge
+    # finds its token's account gone (401), as any later request with that token does.
+    statuses = _statuses(answers)
+    assert statuses[200] >= 1 and set(statuses) <= {200, (401, "UNAUTHORIZED")}, [a.text for a in answers]
+    assert {a.json()["user"]["id"] for a in answers if a.status_code == 200} == {owner.id}
+    assert rows("SELECT id, openid, phone FROM mp_user") == [(owner.id, "o-alice", "13812345678")]
+    assert scalar("SELECT count(*) FROM audit_log WHERE action = 'user.phone_bound'") == 1
+
+
+def test_sms_sign_in_whose_phone_is_bound_meanwhile_lands_on_that_account(any_db) -> None:
+    """The twin commits exactly between the look-up by phone and the insert (an injected competing
+    call, as in Saleor's race tests): the SMS sign-in lands on the account that took the phone."""
+    import sqlalchemy as sa
+
+    from gc_admin.db import get_engine
+    from gc_admin.users import service
+    from gc_admin.users.models import MpUser
+
+    if any_db.startswith("sqlite"):
+        pytest.skip("on SQLite the sign-in holds the write lock from consuming its code on: no twin can commit")
+    phone = "13812345678"
+    with session_scope() as s:
+        service.send_login_code(s, phone=phone)
+    [(content,)] = rows("SELECT content FROM sms_message")
+    code = content.split("验证码为 ")[1][:6]
+    twin: list[int] = []
+
+    def after_execute(conn, cursor, statement, parameters, context, executemany) -> None:
+        if not twin and statement.startswith("SELECT") and "FROM mp_user" in statement and "mp_user.phone =" in statement:
+            with session_scope() as other:  # another connection: a WeChat account binds the phone, commits
+                user = MpUser(openid="o-twin", phone=phone, created_at=utcnow())
+                other.add(user)
+                other.flush()
+                twin.append(int(user.id or 0))
+
+    engine = get_engine()
+    sa.event.listen(engine, "after_cursor_execute", after_execute)
+    try:
+        with session_scope() as s:
+            grant = service.sms_login(s, phone=phone, code=code)
+    finally:
+        sa.event.remove(engine, "after_cursor_execute", after_execute)
+    assert twin and grant.user.id == twin[0]
+    assert rows("SELECT id, openid, phone FROM mp_user") == [(twin[0], "o-twin", phone)]
