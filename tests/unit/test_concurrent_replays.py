@@ -6,6 +6,7 @@ SQLite and PostgreSQL; then it checks there was exactly one effect."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterator
 
@@ -17,6 +18,7 @@ from gc_admin.core.errors import Conflict
 from gc_admin.db import session_scope
 from gc_admin.payments import service as payments
 from tests.support import InProcessTransport, race
+from tests.unit.conftest import SYSTEM
 from tests.unit.test_orders_support import buyer, rows, scalar
 
 N = 8
@@ -256,3 +258,52 @@ def test_sms_sign_in_whose_phone_is_bound_meanwhile_lands_on_that_account(any_db
         sa.event.remove(engine, "after_cursor_execute", after_execute)
     assert twin and grant.user.id == twin[0]
     assert rows("SELECT id, openid, phone FROM mp_user") == [(twin[0], "o-twin", phone)]
+
+
+# --- staff usernames, programme and product codes: the loser gets the "already exists" error --------------
+
+def _only_one_created(results: list, code: str) -> None:
+    assert len([r for r in results if not isinstance(r, Exception)]) == 1, results
+    assert Counter(r.code if isinstance(r, Conflict) else repr(r) for r in results if isinstance(r, Exception)) == {
+        code: N - 1}, results
+    assert all(re.search(r"[\u4e00-\u9fff]", r.message) for r in results if isinstance(r, Conflict))
+
+
+def test_concurrent_staff_accounts_with_one_username_create_one(any_db) -> None:
+    from gc_admin.accounts.service import create_staff
+
+    def work(i: int) -> int:
+        with session_scope() as s:
+            return create_staff(s, actor=SYSTEM, username="chen", display_name=f"陈{i}", password="secret2026",
+                                role="clerk").id
+
+    _only_one_created(race(N, work), "USERNAME_TAKEN")
+    assert scalar("SELECT count(*) FROM staff_user") == 1
+    assert scalar("SELECT count(*) FROM audit_log WHERE action = 'staff.created'") == 1
+
+
+def test_concurrent_programmes_with_one_code_create_one(any_db) -> None:
+    from gc_admin.coupons import service as coupons
+
+    def work(i: int) -> int:
+        with session_scope() as s:
+            return coupons.create_programme(s, actor=SYSTEM, code="picc_gx", name=f"广西人保{i}").id
+
+    _only_one_created(race(N, work), "PROGRAMME_EXISTS")
+    assert scalar("SELECT count(*) FROM programme") == 1
+
+
+def test_concurrent_product_creations_over_http_create_one(any_db) -> None:
+    from gc_admin.accounts.service import create_staff
+    from gc_admin.api import build_api
+
+    with session_scope() as s:
+        create_staff(s, actor=SYSTEM, username="mgr", display_name="经理", password="secret2026", role="manager")
+    body = {"code": "flower30", "name": "鲜花立减30元", "kind": "service_discount", "face_fen": 3000}
+    with TestClient(build_api(), raise_server_exceptions=False) as api:
+        login = api.post("/api/v1/admin/auth/login", json={"username": "mgr", "password": "secret2026"})
+        headers = {"Authorization": "Bearer " + login.json()["token"]}
+        answers = race(N, lambda i: api.post("/api/v1/admin/products", json=body, headers=headers))
+    assert _statuses(answers) == {201: 1, (409, "PRODUCT_EXISTS"): N - 1}, [a.text for a in answers]
+    assert scalar("SELECT count(*) FROM product") == 1
+    assert scalar("SELECT count(*) FROM audit_log WHERE action = 'product.created'") == 1
