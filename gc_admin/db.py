@@ -40,7 +40,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, create_engine
@@ -124,6 +124,23 @@ def lock_for_write(session: Session) -> None:
             raise
         log.warning("SQLite write lock not obtained within busy_timeout: %s", exc.orig)
         raise DatabaseBusy("系统繁忙（其他操作正在写入数据），请稍后重试", code="DB_BUSY") from exc
+
+
+def lock_keys(session: Session, *keys: str) -> None:
+    """Serialise the units of work that decide on ``keys`` until this one ends: :func:`lock_for_write`
+    plus, on PostgreSQL, a transaction-scoped advisory lock per key (taken in sorted order, so two
+    units locking overlapping keys cannot deadlock).
+
+    For a check-then-act rule that rests on rows which may not exist yet, so that there is no row
+    to lock ``FOR UPDATE`` — "no SMS code sent to this phone in the last minute", counted and then
+    inserted. Keys are any strings naming what is decided (``"sms:phone:13812345678"``).
+    """
+    lock_for_write(session)
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        return
+    for key in sorted(set(keys)):
+        connection.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})
 
 
 def first_wins(session: Session, attempt: Callable[[], T], *, replay: Callable[[], T | None]) -> T:

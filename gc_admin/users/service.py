@@ -17,7 +17,7 @@ from gc_admin.core.clock import UTC, as_utc, utcnow
 from gc_admin.core.errors import Conflict, DomainError, InvalidInput, RateLimited, Unauthorized, UpstreamError
 from gc_admin.core.phone import mask_phone, normalize_phone
 from gc_admin.core.security import hmac_digest, issue_jwt, read_jwt
-from gc_admin.db import first_wins, lock_for_write
+from gc_admin.db import first_wins, lock_for_write, lock_keys
 from gc_admin.integrations.sms.models import SmsMessage
 from gc_admin.integrations.sms.service import send_sms
 from gc_admin.integrations.wechat.client import WeChatError, get_client
@@ -199,6 +199,9 @@ def send_login_code(session: Session, *, phone: str, ip: str | None = None) -> S
     norm = normalize_phone(phone)
     if norm is None:
         raise InvalidInput("请输入正确的 11 位手机号", code="INVALID_PHONE")
+    # The limits count the codes already sent: concurrent requests for a phone (or from an address)
+    # count one after the other, so the first of a minute sends and its twins get SMS_TOO_FREQUENT.
+    lock_keys(session, f"sms:phone:{norm}", *([f"sms:ip:{ip}"] if ip else []))
     now = utcnow()
     last = session.exec(
         select(SmsLoginCode.created_at).where(SmsLoginCode.phone == norm).order_by(col(SmsLoginCode.id).desc())
@@ -231,11 +234,17 @@ def sms_login(session: Session, *, phone: str, code: str, ip: str | None = None)
         .order_by(col(SmsLoginCode.id).desc())
     ).first()
     bad = Unauthorized("验证码错误或已过期，请重新获取", code="SMS_CODE_INVALID")
-    if row is None or row.attempts >= SMS_MAX_ATTEMPTS:
+    if row is None:
+        raise bad
+    # The try is counted before the code is compared, by a conditional UPDATE: concurrent guesses
+    # cannot get more than SMS_MAX_ATTEMPTS compared between them.
+    tried = session.exec(update(SmsLoginCode).where(col(SmsLoginCode.id) == row.id,
+                                                    col(SmsLoginCode.attempts) < SMS_MAX_ATTEMPTS)
+                         .values(attempts=SmsLoginCode.attempts + 1))
+    if tried.rowcount != 1:
         raise bad
     if not hmac.compare_digest(row.code_digest, hmac_digest(f"{norm}:{code.strip()}")):
-        # the wrong try is counted, and kept: the unit of work commits it before raising
-        session.exec(update(SmsLoginCode).where(col(SmsLoginCode.id) == row.id).values(attempts=SmsLoginCode.attempts + 1))
+        # the wrong try stays counted: the unit of work commits it before raising
         raise Unauthorized(bad.message, code=bad.code, keep_changes=True)
     # One use, even when two requests race: only the one that flips consumed_at wins.
     res = session.exec(

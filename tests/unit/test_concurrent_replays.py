@@ -307,3 +307,31 @@ def test_concurrent_product_creations_over_http_create_one(any_db) -> None:
     assert _statuses(answers) == {201: 1, (409, "PRODUCT_EXISTS"): N - 1}, [a.text for a in answers]
     assert scalar("SELECT count(*) FROM product") == 1
     assert scalar("SELECT count(*) FROM audit_log WHERE action = 'product.created'") == 1
+
+
+# --- SMS sign-in codes: the first send of a minute wins; tries are counted before a code is compared ------
+
+SMS_SEND = "/api/v1/mp/auth/sms/send"
+SMS_LOGIN = "/api/v1/mp/auth/sms/login"
+
+
+def test_concurrent_code_requests_for_one_phone_send_one_sms(mp_api) -> None:
+    answers = race(N, lambda i: mp_api.post(SMS_SEND, json={"phone": "13812345678"}))
+    assert _statuses(answers) == {200: 1, (429, "SMS_TOO_FREQUENT"): N - 1}, [a.text for a in answers]
+    assert scalar("SELECT count(*) FROM sms_message") == 1
+    assert scalar("SELECT count(*) FROM sms_login_code") == 1
+
+
+def test_concurrent_wrong_codes_never_exceed_the_tries_of_a_code(mp_api) -> None:
+    from gc_admin.users.service import SMS_MAX_ATTEMPTS
+
+    assert mp_api.post(SMS_SEND, json={"phone": "13812345678"}).status_code == 200
+    [(content,)] = rows("SELECT content FROM sms_message")
+    code = content.split("验证码为 ")[1][:6]
+    wrong = [f"{(int(code) + 1 + i) % 1_000_000:06d}" for i in range(N)]
+    answers = race(N, lambda i: mp_api.post(SMS_LOGIN, json={"phone": "13812345678", "code": wrong[i]}))
+    assert _statuses(answers) == {(401, "SMS_CODE_INVALID"): N}, [a.text for a in answers]
+    # N > SMS_MAX_ATTEMPTS guesses at once: only the first SMS_MAX_ATTEMPTS were compared and counted
+    assert scalar("SELECT attempts FROM sms_login_code") == SMS_MAX_ATTEMPTS < N
+    answer = mp_api.post(SMS_LOGIN, json={"phone": "13812345678", "code": code})
+    assert (answer.status_code, answer.json()["error"]["code"]) == (401, "SMS_CODE_INVALID")
