@@ -20,6 +20,16 @@ legacy transaction control is kept on purpose: a plain deferred ``BEGIN`` for ev
 (SQLAlchemy's pysqlite recipe) would make a unit that reads, then writes after someone else
 committed, fail with ``SQLITE_BUSY`` instead of waiting; ``BEGIN IMMEDIATE`` for every unit would
 queue pure reads behind writers.
+
+First wins under a unique key (:func:`first_wins`). An idempotency key or a natural key (a ledger
+``ref``, an ``openid``, a username) is looked up first and inserted if absent; a concurrent twin can
+insert and commit the same key between the look and the insert. The unique index then refuses the
+loser's insert — correct data, but an ``IntegrityError`` (HTTP 500) for a caller who should get what
+a sequential replay gets. :func:`first_wins` runs the insert in a SAVEPOINT and, when it breaks a
+unique key, rolls back to it and answers with the caller's look again (now seeing the twin's row):
+the first result, or the caller's Chinese ``DomainError``. Where one conditional statement can make
+the decision (``INSERT ... ON CONFLICT DO NOTHING RETURNING``, used by the payment, refund, ledger
+and issuance-batch inserts), that is simpler still and needs no helper.
 """
 
 from __future__ import annotations
@@ -31,15 +41,16 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import event, func
+from sqlalchemy import event, func, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, create_engine, select
 
 from gc_admin.config import get_settings
 from gc_admin.core.errors import DomainError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 
@@ -116,6 +127,54 @@ def lock_for_write(session: Session) -> None:
         raise DatabaseBusy("系统繁忙（其他操作正在写入数据），请稍后重试", code="DB_BUSY") from exc
 
 
+def lock_keys(session: Session, *keys: str) -> None:
+    """Serialise the units of work that decide on ``keys`` until this one ends: :func:`lock_for_write`
+    plus, on PostgreSQL, a transaction-scoped advisory lock per key (taken in sorted order, so two
+    units locking overlapping keys cannot deadlock).
+
+    For a check-then-act rule that rests on rows which may not exist yet, so that there is no row
+    to lock ``FOR UPDATE`` — "no SMS code sent to this phone in the last minute", counted and then
+    inserted. Keys are any strings naming what is decided (``"sms:phone:13812345678"``).
+    """
+    lock_for_write(session)
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        return
+    for key in sorted(set(keys)):
+        connection.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})
+
+
+def first_wins(session: Session, attempt: Callable[[], T], *, replay: Callable[[], T | None]) -> T:
+    """Run ``attempt`` — writes guarded by a unique key — so that losing a race for that key answers
+    as a sequential replay would: with ``replay()``, which returns the first result, raises the
+    caller's ``DomainError`` (``REF_REUSED``, ``USERNAME_TAKEN``, ...) or returns ``None`` if the key
+    is still free.
+
+    The caller has called ``replay()`` first and found nothing. If a twin commits the same key before
+    ``attempt`` inserts it, the insert breaks the unique index: what ``attempt`` wrote is rolled back to
+    a SAVEPOINT taken before it (the rest of the unit of work stays) and ``replay()`` answers. It sees
+    the twin's row: on PostgreSQL the losing insert waits on the index entry until the twin commits
+    and each statement (READ COMMITTED) reads what is committed; on SQLite the write lock is only
+    granted after the twin committed. If ``replay()`` still finds nothing, the violation was something
+    else and the ``IntegrityError`` propagates.
+
+    On SQLite the write lock is taken first (:func:`lock_for_write`): a SAVEPOINT must nest in an
+    open transaction — pysqlite opens none before a SAVEPOINT, and releasing an outermost SAVEPOINT
+    would COMMIT the unit of work so far.
+    """
+    lock_for_write(session)
+    session.flush()  # pending writes of the caller are not part of the attempt
+    try:
+        with session.begin_nested():
+            return attempt()
+    except IntegrityError as exc:
+        answer = replay()
+        if answer is None:
+            raise
+        log.info("unique key taken by a concurrent unit of work, answered as a replay: %s", exc.orig)
+        return answer
+
+
 @contextlib.contextmanager
 def session_scope(url: str | None = None) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on error, always close."""
@@ -137,8 +196,6 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
 
 
 # --- paging -----------------------------------------------------------------------------------------
-
-T = TypeVar("T")
 
 MAX_PAGE = 200  # the most rows one page may ask for
 

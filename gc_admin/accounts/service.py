@@ -27,6 +27,7 @@ from gc_admin.core.roles import ALL_ROLES, ROLE_LABELS
 from gc_admin.core.security import hash_password, hash_token, new_token, password_problem, verify_password
 from gc_admin.core.sorting import order_by
 from gc_admin.coupons.models import Programme  # a leaf table module; also registers the FK target
+from gc_admin.db import first_wins
 
 USERNAME_RE = re.compile(r"^[a-z][a-z0-9_.-]{2,31}$")
 IP_MAX_FAILURES_FACTOR = 4  # an address may fail this many times the per-username limit
@@ -90,8 +91,12 @@ def create_staff(
         norm_phone = normalize_phone(phone)
         if norm_phone is None:
             raise InvalidInput("手机号格式不正确", code="INVALID_PHONE")
-    if session.exec(select(StaffUser.id).where(StaffUser.username == username)).first() is not None:
-        raise Conflict(f"用户名 {username} 已存在", code="USERNAME_TAKEN")
+
+    def taken() -> None:
+        if session.exec(select(StaffUser.id).where(StaffUser.username == username)).first() is not None:
+            raise Conflict(f"用户名 {username} 已存在", code="USERNAME_TAKEN")
+
+    taken()
     now = utcnow()
     user = StaffUser(
         username=username,
@@ -104,8 +109,13 @@ def create_staff(
         updated_at=now,
         password_changed_at=now,
     )
-    session.add(user)
-    session.flush()
+
+    def insert() -> StaffUser:
+        session.add(user)
+        session.flush()
+        return user
+
+    first_wins(session, insert, replay=taken)  # a twin that took the name first: USERNAME_TAKEN
     record(
         session,
         actor=actor,

@@ -21,6 +21,7 @@ from gc_admin.coupons.models import (
     Programme,
     StockCode,
 )
+from gc_admin.db import first_wins
 
 CODE_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]{1,31}$")
 APP_ID_RE = re.compile(r"^wx[0-9a-zA-Z]{16}$")
@@ -47,6 +48,12 @@ def _int(value: Any, label: str, *, lo: int, hi: int, optional: bool = False) ->
     return value
 
 
+def _insert(session: Session, row: Programme | Product) -> Programme | Product:
+    session.add(row)
+    session.flush()
+    return row
+
+
 # --- programmes ------------------------------------------------------------------------------
 
 def create_programme(session: Session, *, actor: Actor, code: str, name: str, insurer: str = "") -> Programme:
@@ -57,11 +64,14 @@ def create_programme(session: Session, *, actor: Actor, code: str, name: str, in
         raise InvalidInput("项目编码需 2–32 位小写字母、数字、_ 或 -", code="INVALID_PROGRAMME")
     if not name or len(name) > 64:
         raise InvalidInput("项目名称不能为空，且不超过 64 个字", code="INVALID_PROGRAMME")
-    if session.exec(select(Programme.id).where(Programme.code == code)).first() is not None:
-        raise Conflict(f"项目编码 {code} 已存在", code="PROGRAMME_EXISTS")
+
+    def taken() -> None:
+        if session.exec(select(Programme.id).where(Programme.code == code)).first() is not None:
+            raise Conflict(f"项目编码 {code} 已存在", code="PROGRAMME_EXISTS")
+
+    taken()
     programme = Programme(code=code, name=name, insurer=(insurer or "").strip()[:64], created_at=utcnow())
-    session.add(programme)
-    session.flush()
+    first_wins(session, lambda: _insert(session, programme), replay=taken)  # a twin's code first: PROGRAMME_EXISTS
     record(session, actor=actor, action="programme.created", target_type="programme", target_id=programme.id,
            summary=f"创建项目 {name}（{code}）", after={"code": code, "name": name, "insurer": programme.insurer})
     return programme
@@ -168,10 +178,13 @@ def create_product(
         updated_at=now,
     )
     _validate(session, product)
-    if session.exec(select(Product.id).where(Product.code == code)).first() is not None:
-        raise Conflict(f"券种编码 {code} 已存在", code="PRODUCT_EXISTS")
-    session.add(product)
-    session.flush()
+
+    def taken() -> None:
+        if session.exec(select(Product.id).where(Product.code == code)).first() is not None:
+            raise Conflict(f"券种编码 {code} 已存在", code="PRODUCT_EXISTS")
+
+    taken()
+    first_wins(session, lambda: _insert(session, product), replay=taken)  # a twin's code first: PRODUCT_EXISTS
     record(session, actor=actor, action="product.created", target_type="product", target_id=product.id,
            summary=f"创建券种 {product.name}（{code}）", after=_snapshot(product))
     return product

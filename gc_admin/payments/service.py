@@ -33,8 +33,9 @@ to the paid amount); those k coupons are taken back. Revealed (used) codes are n
 
 **Balances**: points and stored value live in ``user_balance`` (CHECK >= 0); :func:`move_points` /
 :func:`move_stored_value` change it with ``UPDATE ... WHERE points + :delta >= 0 RETURNING`` and
-append the entry (``ref`` unique: the same ref twice is a no-op) plus a ledger row, so concurrent
-spends cannot overdraw and the balance is always the sum of its entries.
+append the entry (``ref`` unique: the same ref twice is a no-op, also when the twin runs concurrently —
+:func:`gc_admin.db.first_wins`) plus a ledger row, so concurrent spends cannot overdraw and the balance is
+always the sum of its entries.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ from gc_admin.core.money import format_fen
 from gc_admin.core.sorting import order_by
 from gc_admin.coupons import purchase
 from gc_admin.coupons.stock import dialect
+from gc_admin.db import first_wins
 from gc_admin.integrations.wechatpay.client import WxPayError, WxPayNotifyError
 from gc_admin.orders import service as orders
 from gc_admin.orders.models import ORDER_STATUSES, ServiceOrder
@@ -111,13 +113,24 @@ def _move(session: Session, *, which: str, user_id: int, delta: int, reason: str
         raise InvalidInput("流水业务单号不能为空，且不超过 64 个字符", code="INVALID_REF")
     now = now or utcnow()
     entry_cls = PointsEntry if which == "points" else StoredValueEntry
-    existing = session.exec(select(entry_cls).where(col(entry_cls.ref) == ref)).first()
-    if existing is not None:
-        same = existing.user_id == user_id and (
-            existing.delta if isinstance(existing, PointsEntry) else existing.delta_fen) == delta
-        if not same:
-            raise Conflict("该业务单号已用于另一笔变动", code="REF_REUSED")
+
+    def replay() -> PointsEntry | StoredValueEntry | None:
+        existing = session.exec(select(entry_cls).where(col(entry_cls.ref) == ref)).first()
+        if existing is not None:
+            same = existing.user_id == user_id and (
+                existing.delta if isinstance(existing, PointsEntry) else existing.delta_fen) == delta
+            if not same:
+                raise Conflict("该业务单号已用于另一笔变动", code="REF_REUSED")
         return existing  # the same movement again: nothing twice
+
+    if (existing := replay()) is not None:
+        return existing
+    return first_wins(session, lambda: _apply_move(session, which=which, user_id=user_id, delta=delta, reason=reason,
+                                                   ref=ref, order_id=order_id, now=now), replay=replay)
+
+
+def _apply_move(session: Session, *, which: str, user_id: int, delta: int, reason: str, ref: str,
+                order_id: int | None, now: dt.datetime) -> PointsEntry | StoredValueEntry:
     session.execute(_insert(session)(UserBalance).values(user_id=user_id, points=0, stored_value_fen=0, updated_at=now)
                     .on_conflict_do_nothing())
     column = UserBalance.points if which == "points" else UserBalance.stored_value_fen
@@ -141,7 +154,7 @@ def _move(session: Session, *, which: str, user_id: int, delta: int, reason: str
                                  ref=ref, created_at=now)
         fen = delta
     session.add(entry)
-    session.flush()  # a concurrent twin with the same ref fails here (unique) and its unit of work rolls back
+    session.flush()  # a concurrent twin that committed the same ref first fails here (unique): see first_wins
     add_ledger(session, kind=which, amount_fen=fen, ref=f"{which}:{ref}", order_id=order_id, user_id=user_id,
                provider=which, provider_ref=None, occurred_at=now, note=reason)
     return entry

@@ -67,10 +67,8 @@ def auth_wechat(body: WechatLoginBody, request: Request) -> TokenOut:
 
 @router.post("/auth/wechat/phone", response_model=TokenOut, summary="绑定微信手机号；已发放到该手机号的券归属本人")
 def auth_wechat_phone(body: WechatPhoneBody, request: Request, user: MpUser = Depends(require_user)) -> TokenOut:
-    with session_scope() as session:
-        me = session.get(MpUser, user.id)
-        assert me is not None
-        grant = service.bind_phone(session, user=me, phone_code=body.phone_code, ip=client_ip(request))
+    with session_scope() as session:  # bind_phone re-reads the account, locked (a twin may have merged it away)
+        grant = service.bind_phone(session, user=user, phone_code=body.phone_code, ip=client_ip(request))
     return _token_out(grant)
 
 

@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import hmac
 import secrets
+from typing import Any
 
 import polars as pl
 from sqlalchemy import func, update
@@ -19,6 +20,7 @@ from gc_admin.core.exports import EXPORT_LIMIT
 from gc_admin.core.phone import mask_phone, normalize_phone
 from gc_admin.core.security import hmac_digest, issue_jwt, read_jwt
 from gc_admin.core.sorting import order_by
+from gc_admin.db import first_wins, lock_for_write, lock_keys
 from gc_admin.integrations.sms.models import SmsMessage
 from gc_admin.integrations.sms.service import send_sms
 from gc_admin.integrations.wechat.client import WeChatError, get_client
@@ -58,6 +60,21 @@ def _grant(user: MpUser) -> TokenGrant:
     return TokenGrant(token, exp, user)
 
 
+def _find_or_create(session: Session, column: Any, value: str, **fields: Any) -> MpUser:
+    """The user whose unique ``column`` (openid, phone) is ``value``, created if there is none — or
+    the one a concurrent sign-in created first (:func:`gc_admin.db.first_wins`)."""
+    def find() -> MpUser | None:
+        return session.exec(select(MpUser).where(column == value)).first()
+
+    def create() -> MpUser:
+        user = MpUser(**{column.key: value}, **fields)
+        session.add(user)
+        session.flush()
+        return user
+
+    return find() or first_wins(session, create, replay=find)
+
+
 def user_from_token(session: Session, token: str | None) -> MpUser | None:
     """The user behind a valid mini-program token, or ``None``."""
     if not token:
@@ -88,9 +105,7 @@ def wechat_login(session: Session, *, code: str, ip: str | None = None) -> Token
     except WeChatError as exc:
         raise _upstream(exc) from exc
     now = utcnow()
-    user = session.exec(select(MpUser).where(MpUser.openid == wx.openid)).first()
-    if user is None:
-        user = MpUser(openid=wx.openid, unionid=wx.unionid, created_at=now)
+    user = _find_or_create(session, col(MpUser.openid), wx.openid, unionid=wx.unionid, created_at=now)
     user.last_login_at = now
     session.add(user)
     session.flush()
@@ -105,6 +120,10 @@ def bind_phone(session: Session, *, user: MpUser, phone_code: str, ip: str | Non
     If that phone already has an account without WeChat (signed in by SMS, or only known
     because coupons were issued to it), the WeChat identity moves onto that account, so
     everything already waiting for the phone belongs to this person from now on.
+
+    ``user`` may be a detached row: the account is re-read and locked, so concurrent binds decide
+    one after the other as sequential ones would (a twin that finds its account already moved gets
+    the moved-to account, the first answer).
     """
     try:
         phone = normalize_phone(get_client().get_phone_number(phone_code))
@@ -112,11 +131,38 @@ def bind_phone(session: Session, *, user: MpUser, phone_code: str, ip: str | Non
         raise _upstream(exc) from exc
     if phone is None:
         raise InvalidInput("仅支持中国大陆手机号", code="INVALID_PHONE")
+    assert user.id is not None
+
+    def bind() -> TokenGrant:
+        return _bind_phone(session, user_id=user.id, openid=user.openid, phone=phone, ip=ip)
+
+    # A twin binding this phone to another account first breaks the unique phone: decide again.
+    return first_wins(session, bind, replay=bind)
+
+
+def _locked(session: Session, *conds) -> MpUser | None:
+    """The user matching ``conds``, re-read and locked to the end of the unit of work (the row on
+    PostgreSQL; on SQLite the caller holds the write lock): concurrent binds of one account or onto
+    one phone's account decide one after the other, each on what the one before did."""
+    q = select(MpUser).where(*conds).execution_options(populate_existing=True)
+    if session.connection().dialect.name == "postgresql":
+        q = q.with_for_update()
+    return session.exec(q).first()
+
+
+def _bind_phone(session: Session, *, user_id: int, openid: str | None, phone: str, ip: str | None) -> TokenGrant:
+    lock_for_write(session)
+    user = _locked(session, col(MpUser.id) == user_id)
+    if user is None:  # a twin of this request moved the account onto the phone's account: its answer
+        moved = _locked(session, col(MpUser.openid) == openid, col(MpUser.phone) == phone) if openid else None
+        if moved is None:
+            raise Unauthorized("登录已失效，请重新登录", code="UNAUTHORIZED")
+        return _grant(moved)
     if user.phone == phone:
         return _grant(user)
     if user.phone is not None:
         raise Conflict("该微信账号已绑定其他手机号", code="PHONE_ALREADY_BOUND")
-    owner = session.exec(select(MpUser).where(MpUser.phone == phone)).first()
+    owner = _locked(session, col(MpUser.phone) == phone)
     target = user
     if owner is not None and owner.id != user.id:
         if owner.openid is not None:
@@ -156,6 +202,9 @@ def send_login_code(session: Session, *, phone: str, ip: str | None = None) -> S
     norm = normalize_phone(phone)
     if norm is None:
         raise InvalidInput("请输入正确的 11 位手机号", code="INVALID_PHONE")
+    # The limits count the codes already sent: concurrent requests for a phone (or from an address)
+    # count one after the other, so the first of a minute sends and its twins get SMS_TOO_FREQUENT.
+    lock_keys(session, f"sms:phone:{norm}", *([f"sms:ip:{ip}"] if ip else []))
     now = utcnow()
     last = session.exec(
         select(SmsLoginCode.created_at).where(SmsLoginCode.phone == norm).order_by(col(SmsLoginCode.id).desc())
@@ -188,11 +237,17 @@ def sms_login(session: Session, *, phone: str, code: str, ip: str | None = None)
         .order_by(col(SmsLoginCode.id).desc())
     ).first()
     bad = Unauthorized("验证码错误或已过期，请重新获取", code="SMS_CODE_INVALID")
-    if row is None or row.attempts >= SMS_MAX_ATTEMPTS:
+    if row is None:
+        raise bad
+    # The try is counted before the code is compared, by a conditional UPDATE: concurrent guesses
+    # cannot get more than SMS_MAX_ATTEMPTS compared between them.
+    tried = session.exec(update(SmsLoginCode).where(col(SmsLoginCode.id) == row.id,
+                                                    col(SmsLoginCode.attempts) < SMS_MAX_ATTEMPTS)
+                         .values(attempts=SmsLoginCode.attempts + 1))
+    if tried.rowcount != 1:
         raise bad
     if not hmac.compare_digest(row.code_digest, hmac_digest(f"{norm}:{code.strip()}")):
-        # the wrong try is counted, and kept: the unit of work commits it before raising
-        session.exec(update(SmsLoginCode).where(col(SmsLoginCode.id) == row.id).values(attempts=SmsLoginCode.attempts + 1))
+        # the wrong try stays counted: the unit of work commits it before raising
         raise Unauthorized(bad.message, code=bad.code, keep_changes=True)
     # One use, even when two requests race: only the one that flips consumed_at wins.
     res = session.exec(
@@ -201,9 +256,7 @@ def sms_login(session: Session, *, phone: str, code: str, ip: str | None = None)
     )
     if res.rowcount != 1:
         raise bad
-    user = session.exec(select(MpUser).where(MpUser.phone == norm)).first()
-    if user is None:
-        user = MpUser(phone=norm, created_at=now)
+    user = _find_or_create(session, col(MpUser.phone), norm, created_at=now)
     user.last_login_at = now
     session.add(user)
     session.flush()
