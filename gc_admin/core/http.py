@@ -15,7 +15,6 @@ import gzip
 import hashlib
 import logging
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,9 +26,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gc_admin.core.errors import DomainError, Forbidden, Unauthorized
-from gc_admin.core.roles import may
-from gc_admin.db import session_scope
+from gc_admin.core.errors import DomainError
 
 log = logging.getLogger("gc_admin.api")
 
@@ -116,49 +113,6 @@ def bearer(request: Request) -> str | None:
     auth = request.headers.get("authorization", "")
     scheme, _, token = auth.partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-
-
-def require_staff(section: str) -> Callable[..., Any]:
-    """Dependency: the staff principal behind the bearer token, allowed to use ``section``."""
-    from gc_admin.accounts.service import Principal, resolve_session
-
-    def dep(request: Request) -> Principal:
-        with session_scope() as session:
-            principal = resolve_session(session, bearer(request), ip=client_ip(request))
-        if principal is None:
-            raise Unauthorized("登录已失效，请重新登录", code="UNAUTHORIZED")
-        if not may(principal.role, section):
-            raise Forbidden("没有权限执行此操作", code="FORBIDDEN")
-        return principal
-
-    return dep
-
-
-def require_user(request: Request):
-    """Dependency: the signed-in mini-program user (a detached row; routes re-load to change it)."""
-    from gc_admin.users.service import user_from_token
-
-    with session_scope() as session:
-        user = user_from_token(session, bearer(request))
-    if user is None:
-        raise Unauthorized("登录已失效，请重新登录", code="UNAUTHORIZED")
-    return user
-
-
-def require_partner(scope: str) -> Callable[..., Any]:
-    """Dependency: the partner behind ``X-Api-Key``, holding ``scope``."""
-    from gc_admin.partners.service import authenticate
-
-    def dep(request: Request):
-        with session_scope() as session:
-            partner = authenticate(session, request.headers.get("x-api-key"))
-        if partner is None:
-            raise Unauthorized("API 密钥无效或已吊销", code="INVALID_API_KEY")
-        if scope not in partner.scopes:
-            raise Forbidden(f"该密钥没有 {scope} 权限", code="SCOPE_MISSING")
-        return partner
-
-    return dep
 
 
 # --- security headers ------------------------------------------------------------------------

@@ -15,7 +15,10 @@ from pydantic import BaseModel, Field
 from gc_admin.accounts.service import Principal
 from gc_admin.core.clock import iso
 from gc_admin.core.errors import Forbidden, InvalidInput
-from gc_admin.core.http import StrictModel, client_ip, require_partner, require_staff, require_user
+from gc_admin.core.http import StrictModel, client_ip
+from gc_admin.partners.deps import require_partner
+from gc_admin.accounts.deps import require_staff
+from gc_admin.users.deps import require_user
 from gc_admin.core.params import Day, Id, Limit, Offset
 from gc_admin.core.phone import normalize_phone
 from gc_admin.coupons import service

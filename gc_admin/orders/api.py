@@ -21,7 +21,9 @@ from pydantic import BaseModel, Field
 
 from gc_admin.accounts.service import Principal
 from gc_admin.core.errors import Forbidden, InvalidInput
-from gc_admin.core.http import StrictModel, client_ip, require_staff, require_user
+from gc_admin.core.http import StrictModel, client_ip
+from gc_admin.accounts.deps import require_staff
+from gc_admin.users.deps import require_user
 from gc_admin.core.params import Count, Fen, Id, IdField, Instant, Limit, MpLimit, Offset, PositiveFen
 from gc_admin.coupons import purchase
 from gc_admin.coupons import service as coupons

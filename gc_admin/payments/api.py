@@ -23,7 +23,8 @@ from starlette.concurrency import run_in_threadpool
 
 from gc_admin.accounts.service import Principal
 from gc_admin.core.errors import Forbidden, InvalidInput
-from gc_admin.core.http import StrictModel, require_staff
+from gc_admin.core.http import StrictModel
+from gc_admin.accounts.deps import require_staff
 from gc_admin.core.params import Day, Id, Limit, Offset
 from gc_admin.db import session_scope
 from gc_admin.payments import reconcile, service

@@ -6,7 +6,8 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from gc_admin.core.clock import iso
-from gc_admin.core.http import StrictModel, client_ip, require_user
+from gc_admin.core.http import StrictModel, client_ip
+from gc_admin.users.deps import require_user
 from gc_admin.db import session_scope
 from gc_admin.users import service
 from gc_admin.users.models import MpUser

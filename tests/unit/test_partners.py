@@ -5,7 +5,8 @@ from fastapi.testclient import TestClient
 from gc_admin.accounts.service import Principal
 from gc_admin.audit.models import AuditLog
 from gc_admin.core.errors import Forbidden, InvalidInput
-from gc_admin.core.http import install_error_handlers, require_partner
+from gc_admin.core.http import install_error_handlers
+from gc_admin.partners.deps import require_partner
 from gc_admin.db import session_scope
 from gc_admin.partners import service
 from gc_admin.partners.models import PartnerKey
