@@ -16,6 +16,7 @@ from gc_admin.coupons.stock_page import stock_page
 from gc_admin.coupons.stock_state import StockState
 from gc_admin.integrations.sms.page import sms_page
 from gc_admin.integrations.sms.state import SmsState
+import gc_admin.orders.badge  # noqa: F401  (registers the 订单看板 badge in the sidebar)
 from gc_admin.orders.page import orders_page
 from gc_admin.orders.state import OrdersState
 from gc_admin.partners.page import partners_page

@@ -35,6 +35,7 @@ from gc_admin.coupons.models import (
     StockCode,
 )
 from gc_admin.users.models import MpUser
+from gc_admin.users.service import on_phone_signed_in
 
 USER_STATUSES = tuple(SHOWN_STATUSES)  # available | reserved | used | expired | revoked
 
@@ -226,6 +227,7 @@ def _check_usable(status: str, expires_at: dt.datetime, now: dt.datetime) -> Non
         raise Conflict("该券正在一笔订单中使用", code="COUPON_RESERVED")
 
 
+@on_phone_signed_in
 def claim_for_phone(session: Session, *, user: MpUser) -> int:
     """Attach coupons waiting for the user's phone to the user; returns how many (0 when repeated)."""
     if not user.phone or user.id is None:

@@ -18,6 +18,7 @@ from gc_admin.core.clock import UTC
 from gc_admin.orders import service as orders
 from gc_admin.orders import views
 from gc_admin.ui.auth import require, run_db
+from gc_admin.ui.layout import register_badge
 
 INTERVAL_MS = 15_000
 SECTION = "orders"
@@ -62,3 +63,6 @@ def orders_badge(*, timer: bool = True, testid: str = "orders-badge") -> rx.Comp
                 rx.badge(OrdersBadgeState.count, color_scheme="red", variant="solid", radius="full", size="1",
                          title="已支付、待接单的订单", data_testid=testid)),
     )
+
+
+register_badge(SECTION, orders_badge)

@@ -120,3 +120,46 @@ def form_actions(submit: rx.Component) -> rx.Component:
         spacing="3",
         width="100%",
     )
+
+
+def dialog(title: Any, *body: rx.Component, open: Any, on_open_change: Any, trigger: rx.Component | None = None,
+           description: Any = None, max_width: str = "32rem", testid: str | None = None) -> rx.Component:
+    """The dashboard's one dialog skeleton: an optional trigger, a title (and a description for
+    screen readers and the consequence text), then the body — usually a form ending in
+    :func:`form_actions`. Open state lives in the page's state (``open`` / ``on_open_change``)."""
+    return rx.dialog.root(
+        *([rx.dialog.trigger(trigger)] if trigger is not None else []),
+        rx.dialog.content(
+            rx.dialog.title(title),
+            *([rx.dialog.description(description, size="2", color_scheme="gray")] if description is not None else []),
+            *body,
+            max_width=max_width,
+            **({"data_testid": testid} if testid else {}),
+        ),
+        open=open,
+        on_open_change=on_open_change,
+    )
+
+
+def confirm_dialog(title: Any, consequence: Any, *, open: Any, on_open_change: Any, confirm: rx.Component,
+                   back: rx.Component | None = None, extra: tuple[rx.Component, ...] = (),
+                   max_width: str = "34rem", testid: str | None = None) -> rx.Component:
+    """The confirmation before anything that moves money, stock or coupons: the consequence in bold
+    (DESIGN.md §5: "将向 1,204 个手机号发放 1,204 张券…"), then 返回 / the confirming button."""
+    return rx.alert_dialog.root(
+        rx.alert_dialog.content(
+            rx.alert_dialog.title(title),
+            rx.alert_dialog.description(rx.text(consequence, size="3", weight="bold"), padding_y="0.5rem"),
+            *extra,
+            rx.hstack(
+                back if back is not None else rx.alert_dialog.cancel(
+                    rx.button("返回", variant="soft", color_scheme="gray", type="button")),
+                confirm,
+                justify="end", spacing="3", padding_top="1rem",
+            ),
+            max_width=max_width,
+            **({"data_testid": testid} if testid else {}),
+        ),
+        open=open,
+        on_open_change=on_open_change,
+    )

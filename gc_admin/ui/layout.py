@@ -8,7 +8,6 @@ from collections.abc import Callable
 import reflex as rx
 
 from gc_admin.core.roles import SECTION_BY_KEY, SECTIONS
-from gc_admin.orders.badge import orders_badge
 from gc_admin.ui.auth import AuthState
 
 SIDEBAR_WIDTH = "13rem"
@@ -28,6 +27,26 @@ CONTENT_STYLE = {
 WIDE = "lg"
 
 
+#: Live counts shown beside a section's sidebar item, registered by the features that own them
+#: (``register_badge("orders", orders_badge)`` in ``orders/badge.py``): the shell imports no feature.
+#: A factory takes ``timer`` (whether this copy runs the refresh timer — a page shows a badge in
+#: several places but runs one timer) and ``testid``.
+BadgeFactory = Callable[..., rx.Component]
+_BADGES: dict[str, BadgeFactory] = {}
+
+
+def register_badge(section: str, factory: BadgeFactory) -> None:
+    """Show ``factory``'s component beside ``section`` in the sidebar, the drawer and the menu button."""
+    if section not in SECTION_BY_KEY:
+        raise ValueError(f"unknown section {section!r}")
+    _BADGES[section] = factory
+
+
+def _badge(section: str, *, timer: bool, testid: str) -> rx.Component | None:
+    factory = _BADGES.get(section)
+    return None if factory is None else factory(timer=timer, testid=testid)
+
+
 def _wide(narrow: str, wide: str) -> rx.Breakpoints:
     return rx.breakpoints(initial=narrow, **{WIDE: wide})
 
@@ -36,12 +55,12 @@ def _nav_item(key: str, current: str, testid_prefix: str = "nav", in_drawer: boo
     s = SECTION_BY_KEY[key]
     active = key == current
     # the sidebar (always rendered, hidden on narrow screens) runs the badge's one timer
-    badge = orders_badge(timer=False, testid="drawer-orders-badge") if in_drawer else orders_badge()
+    badge = _badge(key, timer=not in_drawer, testid=f"drawer-{key}-badge" if in_drawer else f"{key}-badge")
     link = rx.link(
         rx.hstack(
             rx.icon(s.icon, size=16),
             rx.text(s.label, size="2", weight="medium" if active else "regular"),
-            *([rx.spacer(), badge] if key == "orders" else []),
+            *([rx.spacer(), badge] if badge is not None else []),
             align="center",
             spacing="2",
             padding_x="0.75rem",
@@ -98,8 +117,8 @@ def nav_drawer(current: str) -> rx.Component:
                                aria_label="打开菜单", title="菜单", data_testid="menu-button"),
             ),
             # the new-order count stays in sight while the sidebar is folded away
-            rx.box(orders_badge(timer=False, testid="menu-orders-badge"), position="absolute", top="-0.4rem", right="-0.6rem",
-                   pointer_events="none"),
+            *[rx.box(_badge(key, timer=False, testid=f"menu-{key}-badge"), position="absolute", top="-0.4rem",
+                     right="-0.6rem", pointer_events="none") for key in _BADGES],
             rx.drawer.overlay(z_index="50"),
             rx.drawer.portal(
                 rx.drawer.content(

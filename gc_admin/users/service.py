@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import hmac
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 import polars as pl
@@ -183,11 +184,24 @@ def _bind_phone(session: Session, *, user_id: int, openid: str | None, phone: st
     return _grant(target)
 
 
-def _claim_waiting_coupons(session: Session, user: MpUser) -> None:
-    """Coupons issued to this phone before the user existed now belong to the user."""
-    from gc_admin.coupons.wallet import claim_for_phone  # coupons depend on users, not the reverse
+#: What happens, in the same unit of work, when a user is signed in with a phone (SMS sign-in or
+#: a WeChat phone binding). Features above ``users`` register here — ``coupons.wallet`` attaches
+#: the coupons issued to the phone before the user existed — because users may not import them
+#: (coupons build on users). Each hook is ``hook(session, user=...)`` and must be idempotent.
+PHONE_SIGNED_IN: list[Callable[..., object]] = []
 
-    claim_for_phone(session, user=user)
+
+def on_phone_signed_in(hook: Callable[..., object]) -> Callable[..., object]:
+    """Register ``hook`` (see :data:`PHONE_SIGNED_IN`); usable as a decorator; registering twice is a no-op."""
+    if hook not in PHONE_SIGNED_IN:
+        PHONE_SIGNED_IN.append(hook)
+    return hook
+
+
+def _claim_waiting_coupons(session: Session, user: MpUser) -> None:
+    """Run the phone sign-in hooks (coupons waiting for the phone become the user's)."""
+    for hook in PHONE_SIGNED_IN:
+        hook(session, user=user)
 
 
 def _count(session: Session, *conds) -> int:
