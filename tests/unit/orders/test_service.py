@@ -1,0 +1,376 @@
+"""Orders: creation and what it holds, the state machine, cancelling and the unpaid-order expiry job,
+staff notices and the dashboard badge. On SQLite and (with GC_TEST_PG_URL) PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import httpx
+import pytest
+from sqlmodel import select
+
+from gc_admin.audit.models import AuditLog
+from gc_admin.audit.service import SYSTEM, Actor
+from gc_admin.config import get_settings
+from gc_admin.core.clock import utcnow
+from gc_admin.core.errors import Conflict, InvalidInput, NotFound, UpstreamError
+from gc_admin.coupons import service as coupons
+from gc_admin.db import session_scope
+from gc_admin.integrations.sms.models import SmsMessage
+from gc_admin.orders import service as orders
+from gc_admin.orders.models import OrderEvent, OrderNotice
+from gc_admin.payments import service as payments
+from tests.unit.coupons.support import STAFF
+from tests.unit.orders.support import (
+    CLERK,
+    age,
+    buy,
+    buyer,
+    get,
+    pay,
+    rows,
+    scalar,
+    shop,
+    table_counts,
+    wired,
+)
+
+
+def topup(user, *, face=5_000, **kw):
+    with session_scope() as s:
+        return orders.create_order(s, user=user, body={"type": "topup", "details": {"mobile": "13812345678",
+                                                                                    "face_fen": face}, **kw})
+
+
+def history(order_id: int) -> list[tuple[str, str | None, str, str]]:
+    with session_scope() as s:
+        events = orders.order_history(s, order_id=order_id)
+    return [(e.action, e.from_status, e.to_status, e.actor_type) for e in events]
+
+
+def act(order_id: int, action: str, actor: Actor = CLERK, **kw):
+    with session_scope() as s:
+        return orders.staff_action(s, order_id=order_id, action=action, actor=actor, **kw)
+
+
+# --- creation -------------------------------------------------------------------------------------------
+
+def test_create_holds_stock_and_opens_a_wechat_order(any_db) -> None:
+    shop()
+    user = buyer()
+    with wired() as w:
+        order = buy(user, 3)
+    assert order.status == "created" and order.order_no.startswith("GC") and len(order.order_no) == 20
+    assert (order.list_fen, order.payable_fen, order.paid_fen) == (13_500, 13_500, 0)
+    assert order.pay_expires_at - order.created_at == dt.timedelta(minutes=get_settings().order_unpaid_minutes)
+    sim = w.state.orders[order.order_no]
+    assert sim.total == 13_500 and sim.openid == user.openid and sim.prepay_id == order.prepay_id
+    assert sim.time_expire is not None and abs((sim.time_expire - order.pay_expires_at).total_seconds()) < 1
+    assert rows("SELECT state, count(*) FROM coupon_purchase_item GROUP BY state") == [("held", 3)]
+    assert scalar("SELECT count(*) FROM stock_code WHERE state = 'in_stock'") == 7
+    assert scalar("SELECT count(*) FROM coupon") == 0  # nothing in the wallet before it is paid
+    assert history(order.id) == [("create", None, "created", "user")]
+
+
+def test_wechat_login_and_phone_are_required(any_db) -> None:
+    shop()
+    before = table_counts()
+    with wired():
+        with pytest.raises(Conflict) as err:
+            buy(buyer("13800000001", openid=None), 1)
+        assert err.value.code == "WECHAT_LOGIN_REQUIRED" and "微信登录" in err.value.message
+        with pytest.raises(Conflict) as err:
+            buy(buyer(None, openid="oNoPhone"), 1)
+        assert err.value.code == "PHONE_REQUIRED"
+    after = table_counts()
+    assert {k: v for k, v in after.items() if k != "audit_log"} == {k: v for k, v in before.items() if k != "audit_log"}
+
+
+def test_no_stock_holds_nothing(any_db) -> None:
+    shop(codes=2)
+    with wired():
+        with pytest.raises(Conflict) as err:
+            buy(buyer(), 3)
+    assert err.value.code == "NO_STOCK" and "库存不足" in err.value.message
+    assert scalar("SELECT count(*) FROM stock_code WHERE state = 'in_stock'") == 2
+    assert scalar("SELECT count(*) FROM service_order") == 0
+
+
+def test_prepay_failure_rolls_everything_back(any_db) -> None:
+    from gc_admin.integrations.wechatpay import setup
+
+    class Down(httpx.BaseTransport):
+        def handle_request(self, request):
+            raise httpx.ConnectError("down", request=request)
+
+    shop()
+    setup.set_transport(Down())
+    try:
+        with pytest.raises(UpstreamError) as err:
+            buy(buyer(), 2)
+    finally:
+        setup.set_transport(None)
+    assert err.value.code == "WXPAY_UNAVAILABLE"
+    assert scalar("SELECT count(*) FROM service_order") == 0
+    assert scalar("SELECT count(*) FROM stock_code WHERE state = 'in_stock'") == 10
+
+
+def test_per_user_limit_counts_held_and_bought(any_db) -> None:
+    shop()
+    user = buyer()
+    with wired() as w:
+        first = buy(user, 3)
+        with pytest.raises(Conflict) as err:
+            buy(user, 3)
+        assert err.value.code == "PURCHASE_LIMIT" and "还可购买 2 张" in err.value.message
+        with session_scope() as s:
+            orders.cancel_order(s, order_id=first.id, user=user, actor=orders.user_actor(user), reason="")
+        second = buy(user, 5)
+        pay(w, second)
+        with pytest.raises(Conflict):
+            buy(user, 1)
+    assert get(second.id).status == "completed"
+
+
+# --- the state machine ------------------------------------------------------------------------------------
+
+def test_state_machine(any_db) -> None:
+    user = buyer()
+    with wired() as w:
+        order = topup(user)
+        with pytest.raises(Conflict) as err:
+            act(order.id, "accept")
+        assert err.value.code == "ORDER_STATE_INVALID" and "待支付" in err.value.message
+        pay(w, order)
+        assert get(order.id).status == "paid"
+        with pytest.raises(Conflict) as err:  # a user cannot accept, a clerk cannot confirm for the user
+            with session_scope() as s:
+                orders.transition(s, order_id=order.id, action="accept", actor=orders.user_actor(user))
+        assert err.value.code == "ACTION_NOT_ALLOWED"
+        with pytest.raises(InvalidInput):
+            act(order.id, "teleport")
+        act(order.id, "accept", reason="已在支付宝充值中", fulfilment={"channel": "支付宝"})
+        act(order.id, "fulfil")
+        with session_scope() as s:
+            orders.confirm_order(s, user=user, order_id=order.id)
+        with pytest.raises(Conflict):
+            act(order.id, "complete")
+    done = get(order.id)
+    assert done.status == "completed" and done.completed_at is not None and done.fulfilment == {"channel": "支付宝"}
+    assert history(order.id) == [
+        ("create", None, "created", "user"), ("pay", "created", "paid", "system"),
+        ("accept", "paid", "accepted", "staff"), ("fulfil", "accepted", "in_fulfilment", "staff"),
+        ("confirm", "in_fulfilment", "completed", "user")]
+    with session_scope() as s:
+        actions = [a.action for a in s.exec(select(AuditLog).where(AuditLog.target_type == "service_order")
+                                            .order_by(AuditLog.id)).all()]
+    assert actions == ["order.created", "order.pay", "order.accept", "order.fulfil", "order.confirm"]
+
+
+def test_a_transition_happens_once_under_a_race(any_db) -> None:
+    user = buyer()
+    with wired() as w:
+        order = topup(user)
+        pay(w, order)
+    barrier = threading.Barrier(8)
+    results: list[object] = [None] * 8
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = act(order.id, "accept", actor=Actor("staff", str(i), f"内勤{i}")).status
+        except Exception as exc:  # noqa: BLE001
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert results.count("accepted") == 1, results
+    assert all(isinstance(r, Conflict) for r in results if r != "accepted"), results
+    assert [h[0] for h in history(order.id)].count("accept") == 1
+
+
+def test_someone_elses_order_is_not_found(any_db) -> None:
+    user, other = buyer(), buyer("13900000009", openid="oOther9")
+    with wired():
+        order = topup(user)
+    with session_scope() as s:
+        with pytest.raises(NotFound) as err:
+            orders.get_user_order(s, user=other, order_id=order.id)
+        with pytest.raises(NotFound) as err2:
+            orders.get_user_order(s, user=other, order_id=order.id + 1000)
+    assert err.value.to_dict() == err2.value.to_dict()
+
+
+# --- cancelling -------------------------------------------------------------------------------------------
+
+def _coupon_status(coupon_id: int) -> tuple[str, str | None]:
+    return rows("SELECT status, reserved_for FROM coupon WHERE id = :i", i=coupon_id)[0]
+
+
+def test_cancel_releases_everything_exactly_once(any_db) -> None:
+    shop()
+    user = buyer()
+    with session_scope() as s:
+        r = coupons.issue_batch(s, actor=STAFF, source="staff", batch_id="f1", product_code="flower30",
+                                phones=[user.phone])
+        payments.move_points(s, user_id=user.id, delta=500, reason="赠送", ref="gift:1")
+        payments.move_stored_value(s, user_id=user.id, delta_fen=700, reason="充值", ref="load:1")
+    coupon_id = r.rows()[0]["coupon_ids"][0]
+    with wired() as w:
+        order = topup(user, face=10_000, coupon_id=coupon_id, points=500, use_stored_value=True)
+        assert order.payable_fen == 10_000 - 3_000 - 500 - 700
+        assert _coupon_status(coupon_id) == ("reserved", f"order:{order.id}")
+        with session_scope() as s:
+            assert payments.balances(s, user_id=user.id) == (0, 0)
+        with session_scope() as s:
+            orders.cancel_order(s, order_id=order.id, user=user, actor=orders.user_actor(user), reason="不要了")
+        assert w.state.orders[order.order_no].trade_state == "CLOSED"
+        with pytest.raises(Conflict):
+            with session_scope() as s:
+                orders.cancel_order(s, order_id=order.id, user=user, actor=orders.user_actor(user), reason="again")
+        with session_scope() as s:  # the job finds nothing more to do
+            assert orders._cancel_ids(s, ids=[order.id], actor=SYSTEM, reason="x", now=utcnow()) == []
+    assert _coupon_status(coupon_id) == ("available", None)
+    with session_scope() as s:
+        assert payments.balances(s, user_id=user.id) == (500, 700)
+    assert scalar("SELECT count(*) FROM points_entry") == 3 and scalar("SELECT sum(delta) FROM points_entry") == 500
+    assert get(order.id).status == "cancelled" and get(order.id).cancelled_at is not None
+    assert history(order.id)[-1] == ("cancel", "created", "cancelled", "user")
+
+
+def test_unpaid_orders_expire_once(any_db) -> None:
+    shop()
+    user = buyer()
+    with wired() as w:
+        old, fresh = buy(user, 2), buy(user, 1)
+        age(old.id, 5)
+        with session_scope() as s:
+            result = orders.cancel_expired_unpaid(s)
+        assert result.cancelled == [old.id] and result.paid_late == [] and result.close_errors == 0
+        with session_scope() as s:
+            assert orders.cancel_expired_unpaid(s).cancelled == []
+        assert w.state.orders[old.order_no].trade_state == "CLOSED"
+        assert w.state.orders[fresh.order_no].trade_state == "NOTPAY"
+    assert get(old.id).status == "cancelled" and get(fresh.id).status == "created"
+    assert rows("SELECT state, count(*) FROM coupon_purchase_item GROUP BY state ORDER BY state") == [
+        ("held", 1), ("released", 2)]
+    assert scalar("SELECT count(*) FROM stock_code WHERE state = 'in_stock'") == 9
+    assert history(old.id)[-1] == ("cancel", "created", "cancelled", "system")
+
+
+def test_expiry_applies_a_payment_wechat_already_has(any_db) -> None:
+    shop()
+    user = buyer()
+    with wired() as w:
+        order = buy(user, 2)
+        pay(w, order, deliver=False)  # paid, but the notify is lost
+        age(order.id, 5)
+        with session_scope() as s:
+            result = orders.cancel_expired_unpaid(s)
+    assert result.cancelled == [] and result.paid_late == [order.id]
+    paid = get(order.id)
+    assert paid.status == "completed" and paid.paid_fen == 9_000
+    assert scalar("SELECT count(*) FROM coupon WHERE source = 'purchase'") == 2
+    assert rows("SELECT source FROM payment") == [("query",)]
+
+
+def test_expiry_tolerates_wechat_being_down(any_db) -> None:
+    from gc_admin.integrations.wechatpay import setup
+
+    shop()
+    user = buyer()
+    with wired():
+        order = buy(user, 1)
+    age(order.id, 5)
+
+    class Down(httpx.BaseTransport):
+        def handle_request(self, request):
+            raise httpx.ConnectError("down", request=request)
+
+    setup.set_transport(Down())
+    try:
+        with session_scope() as s:
+            result = orders.cancel_expired_unpaid(s)
+    finally:
+        setup.set_transport(None)
+    assert result.cancelled == [order.id] and result.close_errors == 1
+
+
+# --- paid with nothing to pay, staff notices, badge ------------------------------------------------------
+
+def test_fully_covered_order_is_paid_at_once_and_clerks_are_told(any_db, monkeypatch) -> None:
+    monkeypatch.setenv("GC_ONDUTY_PHONES", "13700000001, 13700000002")
+    get_settings.cache_clear()
+    user = buyer()
+    with session_scope() as s:
+        payments.move_points(s, user_id=user.id, delta=5_000, reason="赠送", ref="gift:2")
+    since = utcnow() - dt.timedelta(seconds=1)
+    order = topup(user, points=5_000)
+    assert order.status == "paid" and order.payable_fen == 0 and order.prepay_id is None
+    with session_scope() as s:
+        assert orders.unseen_paid_orders_count(s, since=since) == 1
+        assert orders.unseen_paid_orders_count(s, since=utcnow()) == 0
+    with session_scope() as s:
+        assert orders.send_order_notices(s) == 1
+    with session_scope() as s:
+        assert orders.send_order_notices(s) == 0  # each notice once
+        sms = s.exec(select(SmsMessage).order_by(SmsMessage.id)).all()
+        notice = s.get(OrderNotice, order.id)
+    assert [m.phone for m in sms] == ["13700000001", "13700000002"]
+    assert all(m.template == "new_order" and order.order_no in m.content and "话费充值" in m.content for m in sms)
+    assert notice is not None and (notice.status, notice.recipients, notice.sent) == ("sent", 2, 2)
+    act(order.id, "accept")
+    with session_scope() as s:
+        assert orders.unseen_paid_orders_count(s, since=since) == 0
+
+
+def test_clerks_with_a_phone_are_on_duty_and_a_broken_sender_breaks_nothing(any_db) -> None:
+    from gc_admin.accounts.service import create_staff
+    from gc_admin.integrations.sms.base import SmsError
+    from gc_admin.integrations.sms.service import set_sender
+
+    with session_scope() as s:
+        for username, role, phone in (("chen", "clerk", "13600000001"), ("liu", "clerk", None),
+                                      ("boss", "admin", "13600000009")):
+            create_staff(s, actor=SYSTEM, username=username, display_name=username, password="secret2026", role=role,
+                         phone=phone)
+    user = buyer()
+    with wired() as w:
+        order = topup(user)
+
+        class Broken:
+            name = "aliyun"
+
+            def send(self, **kw):
+                raise SmsError("vendor down")
+
+        set_sender(Broken())
+        try:
+            pay(w, order)  # the notify route answers, then tries the notice after the response
+        finally:
+            set_sender(None)
+    assert w.delivered == [204]
+    assert get(order.id).status == "paid"
+    with session_scope() as s:
+        notice = s.get(OrderNotice, order.id)
+        sms = s.exec(select(SmsMessage)).all()
+    assert notice is not None and (notice.status, notice.recipients, notice.failed) == ("failed", 1, 1)
+    assert [(m.phone, m.status) for m in sms] == [("13600000001", "failed")]
+
+
+def test_events_are_kept_per_order(any_db) -> None:
+    user = buyer()
+    with wired():
+        a, b = topup(user), topup(user)
+    with session_scope() as s:
+        orders.cancel_order(s, order_id=a.id, actor=CLERK, reason="重复下单")
+    with session_scope() as s:
+        events = s.exec(select(OrderEvent).where(OrderEvent.order_id == b.id)).all()
+    assert [e.action for e in events] == ["create"]
+    assert history(a.id)[-1] == ("cancel", "created", "cancelled", "staff")
+    with pytest.raises(InvalidInput):
+        act(b.id, "cancel")  # staff must give a reason
