@@ -8,6 +8,9 @@ from gc_admin.accounts.models import LoginAttempt
 from gc_admin.audit.models import AuditLog
 from gc_admin.core.errors import Conflict, Forbidden, InvalidInput, RateLimited, Unauthorized
 from gc_admin.db import session_scope
+from tests.support import SETUP, only_one_created, race, scalar
+
+N = 8  # threads released at once in a race
 
 
 def _login(username, password, ip="10.0.0.1"):
@@ -245,3 +248,18 @@ def test_admin_sets_the_programme_audited_and_it_holds_at_the_next_request(db, m
         with session_scope() as s:
             service.set_programme(s, actor=admin, staff_id=user.id, programme_code="other")
     assert err.value.code == "PROGRAMME_NOT_ALLOWED"
+
+
+# --- concurrent twins: one account per username -------------------------------------------------------
+
+def test_concurrent_staff_accounts_with_one_username_create_one(any_db) -> None:
+    from gc_admin.accounts.service import create_staff
+
+    def work(i: int) -> int:
+        with session_scope() as s:
+            return create_staff(s, actor=SETUP, username="chen", display_name=f"陈{i}", password="secret2026",
+                                role="clerk").id
+
+    only_one_created(race(N, work), "USERNAME_TAKEN")
+    assert scalar("SELECT count(*) FROM staff_user") == 1
+    assert scalar("SELECT count(*) FROM audit_log WHERE action = 'staff.created'") == 1

@@ -1,4 +1,5 @@
-"""The dashboard's Reflex event handlers re-check the role on the server, whatever the page showed.
+"""The dashboard's Reflex event handlers re-check the role on the server, whatever the page showed: staff
+management (员工管理, ``StaffState``, admin only), a session that is gone or demoted, and sign-in (``AuthState``).
 
 States are instantiated the way Reflex's own unit tests do it (``rx.State(_reflex_internal_init=True)``
 builds the whole state tree in memory); a test signs in for real (a staff session row) and puts
@@ -7,11 +8,7 @@ the token where the cookie would put it. Handlers are awaited directly, as the e
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import json
-import re
-from typing import Any
 
 import pytest
 import reflex as rx
@@ -24,53 +21,15 @@ from gc_admin.accounts.models import StaffSession, StaffUser
 from gc_admin.accounts.state import StaffState
 from gc_admin.audit.models import AuditLog
 from gc_admin.audit.state import AuditState
-from gc_admin.core.clock import utcnow
 from gc_admin.core.security import hash_token, verify_password
 from gc_admin.db import session_scope
 from gc_admin.ui.auth import AuthState
 from gc_admin.ui.home import HomeState
-from gc_admin.users.models import MpUser
 from gc_admin.users.state import UsersState
-
-DENIED = "没有权限执行此操作，或登录已失效"
+from tests.support import DENIED, redirect_path, run, sign_in, state_of, toast
 
 
 # --- plumbing ---------------------------------------------------------------------------------------
-
-def run(coro):
-    return asyncio.run(coro)
-
-
-def sign_in(username: str, password: str = "secret2026") -> str:
-    with session_scope() as s:
-        p = accounts.authenticate(s, username=username, password=password, ip="10.0.0.9")
-        token, _ = accounts.start_session(s, principal=p, kind="web")
-    return token
-
-
-async def state_of(cls: type[rx.State], token: str = "") -> Any:
-    """A fresh browser tab's ``cls`` state, with the session cookie set to ``token``."""
-    root = rx.State(_reflex_internal_init=True)
-    auth = await root.get_state(AuthState)
-    auth.token = token
-    return await root.get_state(cls)
-
-
-def toast(spec: Any) -> tuple[str, str]:
-    """(kind, message) of an ``rx.toast.*`` event returned by a handler."""
-    assert isinstance(spec, rx.event.EventSpec), spec
-    js = spec.args[0][1]._js_expr
-    m = re.search(r'\["(success|error|info|warning)"\]\((".*?")[,)]', js)
-    assert m, js
-    return m.group(1), json.loads(m.group(2))
-
-
-def redirect_path(spec: Any) -> str:
-    assert isinstance(spec, rx.event.EventSpec), spec
-    assert spec.handler.fn.__qualname__ == "_redirect", spec
-    args = {k._js_expr: v for k, v in spec.args}
-    return args["path"]._var_value
-
 
 def staff_rows() -> dict[str, StaffUser]:
     with session_scope() as s:
@@ -80,17 +39,6 @@ def staff_rows() -> dict[str, StaffUser]:
 def audit_actions() -> list[tuple[str, str | None]]:
     with session_scope() as s:
         return [(r.action, r.actor_id) for r in s.exec(select(AuditLog).order_by(col(AuditLog.id))).all()]
-
-
-@pytest.fixture
-def team(make_staff):
-    """An admin, a manager, a clerk and a target account, plus two mini-program users."""
-    ids = {name: make_staff(name, role).id for name, role in
-           [("boss", "admin"), ("mgr", "manager"), ("chen", "clerk"), ("target", "service")]}
-    with session_scope() as s:
-        s.add(MpUser(phone="13812345678", created_at=utcnow()))
-        s.add(MpUser(openid="o-wx", created_at=utcnow()))
-    return ids
 
 
 NEW_STAFF = {"username": "newbie", "display_name": "新人", "password": "secret2026", "role": "admin", "phone": ""}
@@ -259,7 +207,7 @@ def test_demoted_admin_is_refused_at_the_next_event(team):
     assert toast(result) == ("error", DENIED) and rows == []  # the role change signed mgr out
 
 
-# --- reading pages ----------------------------------------------------------------------------------
+# --- a signed-out, garbage or revoked session reads nothing -----------------------------------------
 
 def test_signed_out_gets_no_rows(team):
     async def scenario():
@@ -292,53 +240,6 @@ def test_garbage_or_revoked_token_gets_no_rows(team):
 
     for result, rows in run(scenario()):
         assert toast(result) == ("error", DENIED) and rows == []
-
-
-def test_clerk_sees_users_but_not_the_audit_log(team):
-    token = sign_in("chen")
-
-    async def scenario():
-        users = await state_of(UsersState, token)
-        audit = await state_of(AuditState, token)
-        return await users.load(), list(users.rows), users.total, await audit.load(), list(audit.rows), audit.total
-
-    users_out, users_rows, users_total, audit_out, audit_rows, audit_total = run(scenario())
-    assert users_out is None and users_total == 2
-    assert {r["phone"] for r in users_rows} == {"138****5678", "未绑定"}  # masked
-    assert {r["wechat"] for r in users_rows} == {"已授权", "—"}
-    assert toast(audit_out) == ("error", DENIED) and audit_rows == [] and audit_total == 0
-
-
-@pytest.mark.parametrize("username", ["boss", "mgr"])
-def test_admin_and_manager_read_the_audit_log(team, username):
-    token = sign_in(username)
-
-    async def scenario():
-        audit = await state_of(AuditState, token)
-        return await audit.load(), list(audit.rows), audit.total
-
-    out, rows, total = run(scenario())
-    assert out is None
-    with session_scope() as s:
-        assert total == s.exec(select(func.count()).select_from(AuditLog)).one() > 0
-    assert rows[0]["action"] == "员工登录"  # newest first: this very sign-in
-
-
-def test_home_shows_each_role_only_its_sections_figures(team, make_staff):
-    """The 工作台 numbers follow the role (gc_admin.home.service): the service role sees the users it
-    serves but not the staff count; an admin sees both; an insurer without a programme sees none."""
-    make_staff("picc", "insurer")
-
-    async def scenario(username):
-        home = await state_of(HomeState, sign_in(username))
-        return await home.load(), list(home.shown), dict(home.values), home.note
-
-    out, shown, values, note = run(scenario("target"))  # service role
-    assert out is None and shown == ["users", "orders"] and values == {"users": "2", "orders": "0"} and note == ""
-    _, shown, values, _ = run(scenario("boss"))
-    assert shown == ["users", "staff", "audit", "sms", "issued", "orders"] and values["staff"] == "5"
-    _, shown, values, note = run(scenario("picc"))
-    assert shown == [] and values == {} and "尚未关联保险项目" in note
 
 
 # --- AuthState -------------------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 import datetime as dt
+import re
 
+from gc_admin.audit import service as audit
 from gc_admin.audit.service import Actor, list_audit, record
 from gc_admin.core.clock import utcnow
 from gc_admin.db import session_scope
@@ -24,3 +26,12 @@ def test_filters_and_paging(any_db):
         assert list_audit(s, until=utcnow() - dt.timedelta(days=1)).total == 0
         last = list_audit(s, offset=25, limit=10)
         assert [r.summary for r in last.rows] == [f"第{i}条" for i in range(4, -1, -1)]
+
+
+def test_every_audit_target_type_in_the_code_has_a_label():
+    import pathlib
+
+    root = pathlib.Path(audit.__file__).resolve().parents[1]
+    used = {m for p in root.rglob("*.py") for m in re.findall(r'target_type="([a-z_]+)"', p.read_text())}
+    assert used and used <= set(audit.TARGET_TYPES), used - set(audit.TARGET_TYPES)
+    assert audit.target_label(None, None) == "—" and audit.target_label("thing", "3") == "thing #3"

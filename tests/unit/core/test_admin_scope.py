@@ -31,11 +31,8 @@ from gc_admin.coupons.models import Coupon, IssuanceBatch
 from gc_admin.db import session_scope
 from gc_admin.orders.models import ServiceOrder
 from gc_admin.users.models import MpUser
-from tests.support import fresh_sqlite, use_database
-from tests.unit.orders.support import wired
+from tests.support import PASSWORD, SETUP, api_error, fresh_sqlite, use_database, wired
 
-SETUP = Actor("system", None, "测试")
-PASSWORD = "secret2026"
 ROLES = sorted(ALL_ROLES)
 PLATFORM = frozenset({"admin", "manager", "clerk"})  # the issuing roles that are not confined to a programme
 ISSUERS = PLATFORM | {"insurer"}
@@ -299,22 +296,17 @@ def _coupons_for(product_code: str) -> int:
         return len(s.exec(select(Coupon.id).where(Coupon.product_id == product.id)).all())
 
 
-def _error(resp, status: int, code: str) -> None:
-    assert resp.status_code == status, resp.text
-    assert resp.json()["error"]["code"] == code, resp.text
-
-
 def scope_issue(w: World) -> None:
     """An insurer issues only its programme's insurer-funded products, in its own batch-id space."""
     api = w.api
     before = {p: _coupons_for(p) for p in ("plat_promo", "picc_promo", "other_flower")}
     for product in ("plat_promo", "picc_promo", "other_flower"):  # platform-funded / another programme's
         body = {"batch_id": f"X-{product}", "product_code": product, "phones": ["13700000099"]}
-        _error(api.post(A + "/issuances", json=body, headers=w.auth("insurer")), 404, "PRODUCT_NOT_FOUND")
+        api_error(api.post(A + "/issuances", json=body, headers=w.auth("insurer")), 404, "PRODUCT_NOT_FOUND")
     assert {p: _coupons_for(p) for p in before} == before
     # an insurer account without a programme can do nothing programme-scoped
     body = {"batch_id": "X-none", "product_code": "picc_flower", "phones": ["13700000099"]}
-    _error(api.post(A + "/issuances", json=body, headers=w.auth("insurer_none")), 403, "NO_PROGRAMME")
+    api_error(api.post(A + "/issuances", json=body, headers=w.auth("insurer_none")), 403, "NO_PROGRAMME")
     # the clerk's batch id with the clerk's very request: not a replay of the clerk's batch, a batch of its own
     body = {"batch_id": "B-SAME", "product_code": "picc_flower", "phones": SAME_PHONES}
     mine = api.post(A + "/issuances", json=body, headers=w.auth("insurer")).json()
@@ -323,16 +315,16 @@ def scope_issue(w: World) -> None:
         scopes = sorted(b.scope for b in s.exec(select(IssuanceBatch).where(IssuanceBatch.batch_id == "B-SAME")).all())
     assert scopes == ["", "picc_gx"]
     # the same id from the other programme's insurer is its own too, and refused for a product not theirs
-    _error(api.post(A + "/issuances", json=body, headers=w.auth("insurer_other")), 404, "PRODUCT_NOT_FOUND")
+    api_error(api.post(A + "/issuances", json=body, headers=w.auth("insurer_other")), 404, "PRODUCT_NOT_FOUND")
 
 
 def scope_preview(w: World) -> None:
     api = w.api
     for product in ("plat_promo", "picc_promo", "other_flower"):
         body = {"batch_id": "P-1", "product_code": product, "phones": ["13700000099"]}
-        _error(api.post(A + "/issuances/preview", json=body, headers=w.auth("insurer")), 404, "PRODUCT_NOT_FOUND")
+        api_error(api.post(A + "/issuances/preview", json=body, headers=w.auth("insurer")), 404, "PRODUCT_NOT_FOUND")
     body = {"batch_id": "P-1", "product_code": "picc_flower", "phones": ["13700000099"]}
-    _error(api.post(A + "/issuances/preview", json=body, headers=w.auth("insurer_none")), 403, "NO_PROGRAMME")
+    api_error(api.post(A + "/issuances/preview", json=body, headers=w.auth("insurer_none")), 403, "NO_PROGRAMME")
     assert api.post(A + "/issuances/preview", json=body, headers=w.auth("insurer")).json()["would_issue"] == 1
 
 
@@ -342,12 +334,12 @@ def scope_get_issuance(w: World) -> None:
     own = api.get(A + "/issuances/B-PICC", headers=w.auth("insurer"))
     assert own.status_code == 200 and [r["phone"] for r in own.json()["rows"]] == PICC_PHONES
     for batch in ("B-CLERK", "B-OTHER"):
-        _error(api.get(f"{A}/issuances/{batch}", headers=w.auth("insurer")), 404, "ISSUANCE_NOT_FOUND")
-    _error(api.get(A + "/issuances/B-PICC", headers=w.auth("insurer_other")), 404, "ISSUANCE_NOT_FOUND")
-    _error(api.get(A + "/issuances/B-PICC", headers=w.auth("insurer_none")), 403, "NO_PROGRAMME")
+        api_error(api.get(f"{A}/issuances/{batch}", headers=w.auth("insurer")), 404, "ISSUANCE_NOT_FOUND")
+    api_error(api.get(A + "/issuances/B-PICC", headers=w.auth("insurer_other")), 404, "ISSUANCE_NOT_FOUND")
+    api_error(api.get(A + "/issuances/B-PICC", headers=w.auth("insurer_none")), 403, "NO_PROGRAMME")
     # platform staff read the platform's staff batches by id; an insurer's ids are another key space
     assert api.get(A + "/issuances/B-CLERK", headers=w.auth("clerk")).json()["rows"][0]["phone"] == CLERK_PHONES[0]
-    _error(api.get(A + "/issuances/B-OTHER", headers=w.auth("clerk")), 404, "ISSUANCE_NOT_FOUND")
+    api_error(api.get(A + "/issuances/B-OTHER", headers=w.auth("clerk")), 404, "ISSUANCE_NOT_FOUND")
 
 
 def scope_orders(w: World) -> None:
@@ -366,7 +358,7 @@ def scope_badge(w: World) -> None:
 
 
 def scope_order(w: World) -> None:
-    _error(w.api.get(f"{A}/orders/{w.flower_order}", headers=w.auth("dispatcher")), 404, "ORDER_NOT_FOUND")
+    api_error(w.api.get(f"{A}/orders/{w.flower_order}", headers=w.auth("dispatcher")), 404, "ORDER_NOT_FOUND")
     assert w.api.get(f"{A}/orders/{w.driver_order}", headers=w.auth("dispatcher")).status_code == 200
 
 
@@ -374,7 +366,7 @@ def scope_act(w: World) -> None:
     with session_scope() as s:
         before = s.get(ServiceOrder, w.flower_order).status
     resp = w.api.post(f"{A}/orders/{w.flower_order}/actions/accept", json={}, headers=w.auth("dispatcher"))
-    _error(resp, 404, "ORDER_NOT_FOUND")
+    api_error(resp, 404, "ORDER_NOT_FOUND")
     with session_scope() as s:
         assert s.get(ServiceOrder, w.flower_order).status == before
 

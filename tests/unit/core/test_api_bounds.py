@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 
 from gc_admin.core.clock import SHANGHAI, utcnow
 from gc_admin.core.params import ID_MAX, OFFSET_MAX
-from gc_admin.db import session_scope
+from tests.support import api_error, staff_headers, wechat_user
 
 SQLITE_MAX = 2**63 - 1
 BIG = 2**63  # one past SQLite's INTEGER
@@ -100,27 +100,15 @@ def test_path_ids_use_the_column_range() -> None:
 # --- the named 500s -----------------------------------------------------------------------------------
 
 @pytest.fixture
-def api(any_db: str) -> Iterator[TestClient]:
-    from gc_admin.api import build_api
-    from gc_admin.integrations import sims
-    from tests.unit.orders.support import wired
-
-    sims.simulators.cache_clear()
-    app = build_api()
-    with TestClient(app, raise_server_exceptions=False) as tc, wired(app):
-        yield tc
+def api(any_db: str, api: TestClient) -> TestClient:
+    """The conftest ``api``, on every configured database."""
+    return api
 
 
 @pytest.fixture
-def admin(api: TestClient) -> dict[str, str]:
-    from gc_admin.accounts.service import create_staff
-    from gc_admin.audit.service import SYSTEM
-
-    with session_scope() as s:
-        create_staff(s, actor=SYSTEM, username="boss", display_name="boss", password="secret2026", role="admin")
-    resp = api.post("/api/v1/admin/auth/login", json={"username": "boss", "password": "secret2026"})
-    assert resp.status_code == 200, resp.text
-    return {"Authorization": f"Bearer {resp.json()['token']}"}
+def admin(api: TestClient, make_staff) -> dict[str, str]:
+    make_staff("boss", "admin")
+    return staff_headers(api, "boss")
 
 
 LISTS = ["/api/v1/admin/sms/outbox", "/api/v1/admin/stock/codes", "/api/v1/admin/orders", "/api/v1/admin/ledger",
@@ -130,8 +118,7 @@ BY_ID = ["/api/v1/admin/stock/imports/{}", "/api/v1/admin/stock/imports/{}/repor
 
 
 def _validation_error(resp) -> None:
-    assert resp.status_code == 422, f"{resp.status_code}: {resp.text[:300]}"
-    assert resp.json()["error"]["code"] == "VALIDATION_ERROR", resp.text
+    api_error(resp, 422, "VALIDATION_ERROR")
 
 
 @pytest.mark.parametrize("url", LISTS)
@@ -153,8 +140,7 @@ def test_id_past_the_column_is_a_422_and_the_largest_id_a_404(api, admin, url) -
 
 
 def test_mini_program_ids_and_offsets_are_bounded_too(api) -> None:
-    code = api.post("/sim/wechat/_mint", json={"openid": "o-bounds"}).json()["code"]
-    me = {"Authorization": f"Bearer {api.post('/api/v1/mp/auth/wechat', json={'code': code}).json()['token']}"}
+    me = wechat_user(api, "o-bounds", None)
     for url in (f"/api/v1/mp/orders/{BIG}", f"/api/v1/mp/coupons/{BIG}"):
         _validation_error(api.get(url, headers=me))
     _validation_error(api.get("/api/v1/mp/orders", params={"offset": BIG}, headers=me))
@@ -162,8 +148,7 @@ def test_mini_program_ids_and_offsets_are_bounded_too(api) -> None:
 
 
 def test_unbounded_body_integers_are_refused(api) -> None:
-    code = api.post("/sim/wechat/_mint", json={"openid": "o-bounds"}).json()["code"]
-    me = {"Authorization": f"Bearer {api.post('/api/v1/mp/auth/wechat', json={'code': code}).json()['token']}"}
+    me = wechat_user(api, "o-bounds", None)
     topup = {"type": "topup", "topup": {"mobile": "13812345678", "face_fen": BIG}}
     _validation_error(api.post("/api/v1/mp/orders/quote", json=topup, headers=me))
     for field in ("coupon_id", "exchange_coupon_id"):
@@ -171,14 +156,6 @@ def test_unbounded_body_integers_are_refused(api) -> None:
 
 
 # --- reconciliation for a day WeChat Pay has no bill for -------------------------------------------------
-
-def _chinese_error(resp, status: int, code: str) -> str:
-    assert resp.status_code == status, f"{resp.status_code}: {resp.text[:300]}"
-    err = resp.json()["error"]
-    assert err["code"] == code, err
-    assert any("\u4e00" <= ch <= "\u9fff" for ch in err["message"]), err
-    return err["message"]
-
 
 def _shanghai_today() -> dt.date:
     return utcnow().astimezone(SHANGHAI).date()
@@ -188,14 +165,14 @@ def _shanghai_today() -> dt.date:
 def test_fetching_a_bill_older_than_wechat_keeps_is_a_422(api, admin, days) -> None:
     day = (_shanghai_today() - dt.timedelta(days=days)).isoformat()
     resp = api.post("/api/v1/admin/reconciliations/fetch", json={"bill_date": day}, headers=admin)
-    assert "三个月" in _chinese_error(resp, 422, "BILL_DATE_TOO_OLD")
+    assert "三个月" in api_error(resp, 422, "BILL_DATE_TOO_OLD")
 
 
 @pytest.mark.parametrize("days", [1, 30, 365 * 70])
 def test_fetching_a_bill_of_a_future_day_is_a_422(api, admin, days) -> None:
     day = (_shanghai_today() + dt.timedelta(days=days)).isoformat()
     resp = api.post("/api/v1/admin/reconciliations/fetch", json={"bill_date": day}, headers=admin)
-    _chinese_error(resp, 422, "BILL_DATE_IN_FUTURE")
+    api_error(resp, 422, "BILL_DATE_IN_FUTURE")
 
 
 def test_the_oldest_day_wechat_keeps_still_reconciles(api, admin) -> None:
@@ -228,7 +205,7 @@ def test_wechat_refusing_the_date_is_a_4xx_not_a_502(api, admin, monkeypatch, co
     monkeypatch.setattr(setup, "get_client", lambda: _Refusing(code))
     resp = api.post("/api/v1/admin/reconciliations/fetch", json={"bill_date": _shanghai_today().isoformat()},
                     headers=admin)
-    assert code in _chinese_error(resp, status, expected)
+    assert code in api_error(resp, status, expected)
 
 
 def test_wechat_failing_is_still_a_502(api, admin, monkeypatch) -> None:
@@ -237,7 +214,7 @@ def test_wechat_failing_is_still_a_502(api, admin, monkeypatch) -> None:
     monkeypatch.setattr(setup, "get_client", lambda: _Refusing("SYSTEM_ERROR", 500))
     resp = api.post("/api/v1/admin/reconciliations/fetch", json={"bill_date": _shanghai_today().isoformat()},
                     headers=admin)
-    _chinese_error(resp, 502, "BILL_UNAVAILABLE")
+    api_error(resp, 502, "BILL_UNAVAILABLE")
 
 
 # --- dates: the same overflow one type over ------------------------------------------------------------

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,9 +18,11 @@ from sqlalchemy import func, select
 
 from gc_admin.db import session_scope
 from gc_admin.models import metadata
-from tests.support import InProcessTransport
+from tests.support import wechat_sign_in
 
 JSON = {"content-type": "application/json"}
+
+pytestmark = pytest.mark.usefixtures("any_db")  # every test on SQLite and PostgreSQL
 
 # path -> a valid body (each field is a string)
 ROUTES: dict[str, dict[str, str]] = {
@@ -41,28 +42,9 @@ BAD_PHONES = [
 
 
 @pytest.fixture
-def api(any_db: str) -> Iterator[TestClient]:
-    from gc_admin.api import build_api
-    from gc_admin.integrations import sims
-    from gc_admin.integrations.wechat import client as wx
-
-    sims.simulators.cache_clear()
-    app = build_api()
-    with TestClient(app, raise_server_exceptions=False) as tc:
-        wx.set_transport(InProcessTransport(app))
-        try:
-            yield tc
-        finally:
-            wx.set_transport(None)
-
-
-@pytest.fixture
 def mp_token(api: TestClient) -> str:
     """A signed-in mini-program user (the phone-binding route checks the token before the body)."""
-    code = api.post("/sim/wechat/_mint", json={"openid": "o-fuzz"}).json()["code"]
-    resp = api.post("/api/v1/mp/auth/wechat", json={"code": code})
-    assert resp.status_code == 200, resp.text
-    return resp.json()["token"]
+    return wechat_sign_in(api, "o-fuzz")["token"]
 
 
 def row_counts() -> dict[str, int]:

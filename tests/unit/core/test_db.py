@@ -10,7 +10,10 @@ import sqlite3
 import pytest
 import sqlalchemy as sa
 
+from gc_admin.core.clock import utcnow
 from gc_admin.db import DatabaseBusy, lock_for_write, session_scope
+from tests.support import rows, scalar
+from tests.unit.orders.support import buyer
 
 
 def _other_writer_is_refused(url: str) -> bool:
@@ -62,3 +65,58 @@ def test_sqlite_lock_held_elsewhere_is_a_clear_busy_error(sqlite_db) -> None:
         holder.execute("ROLLBACK")
         holder.close()
 
+
+# --- first_wins: a unique key taken meanwhile is answered by the replay -------------------------------
+
+def _user_ids() -> list[int]:
+    return [r[0] for r in rows("SELECT id FROM mp_user ORDER BY id")]
+
+
+def test_first_wins_keeps_the_unit_of_work_atomic(any_db) -> None:
+    """The attempt's SAVEPOINT nests in the unit of work: a later failure still rolls everything back
+    (on SQLite a SAVEPOINT opened outside a transaction would commit when released)."""
+    from gc_admin.db import first_wins
+    from gc_admin.users.models import MpUser
+
+    with pytest.raises(RuntimeError), session_scope() as s:
+        def attempt() -> MpUser:
+            user = MpUser(openid="o-atomic", created_at=utcnow())
+            s.add(user)
+            s.flush()
+            return user
+
+        first_wins(s, attempt, replay=lambda: None)
+        raise RuntimeError("a later step fails")
+    assert _user_ids() == []
+
+
+def test_first_wins_answers_a_taken_key_by_replay_and_keeps_earlier_writes(any_db) -> None:
+    from gc_admin.db import first_wins
+    from gc_admin.users.models import MpUser
+
+    taken = buyer()
+    with session_scope() as s:
+        s.add(MpUser(openid="o-earlier", created_at=utcnow()))  # written before the attempt: kept
+
+        def attempt() -> int:
+            s.add(MpUser(openid=taken.openid, created_at=utcnow()))
+            s.flush()
+            return -1
+
+        assert first_wins(s, attempt, replay=lambda: taken.id) == taken.id
+    assert len(_user_ids()) == 2 and scalar("SELECT count(*) FROM mp_user WHERE openid = 'o-earlier'") == 1
+
+
+def test_first_wins_lets_other_violations_through(any_db) -> None:
+    import sqlalchemy as sa
+
+    from gc_admin.db import first_wins
+    from gc_admin.users.models import MpUser
+
+    taken = buyer()
+    with pytest.raises(sa.exc.IntegrityError), session_scope() as s:
+        def attempt() -> None:
+            s.add(MpUser(openid=taken.openid, created_at=utcnow()))
+            s.flush()
+
+        first_wins(s, attempt, replay=lambda: None)

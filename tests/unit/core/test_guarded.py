@@ -17,7 +17,7 @@ import gc_admin
 from gc_admin.ui.auth import GUARD_ATTR
 
 for info in pkgutil.walk_packages(gc_admin.__path__, "gc_admin."):
-    if info.name.rsplit(".", 1)[-1] in {"state", "page", "badge", "layout", "auth", "connection", "paging"} \
+    if info.name.rsplit(".", 1)[-1] in {"state", "page", "badge", "layout", "auth", "connection", "paging", "home"} \
             or info.name.endswith("_state") or info.name.endswith("_page"):
         importlib.import_module(info.name)
 

@@ -52,7 +52,8 @@ def world(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     from gc_admin.users import service as users
     from gc_admin.users.models import MpUser
     from schemathesis.python.asgi import get_client
-    from tests.unit.orders.support import buy, pay, shop, wired
+    from tests.support import wired
+    from tests.unit.orders.support import buy, pay, shop
 
     url = fresh_sqlite(sqlite_template, tmp_path_factory.mktemp("schemathesis"))
     use_database(url)

@@ -30,12 +30,12 @@ from gc_admin.db import session_scope
 from gc_admin.integrations.sms import service as sms
 from gc_admin.integrations.sms.models import SmsMessage
 from gc_admin.orders import service as orders
-from gc_admin.orders.models import ServiceOrder
 from gc_admin.payments import service as payments
 from gc_admin.users import service as users
 from gc_admin.users.models import MpUser
+from tests.support import SETUP
+from tests.unit.orders.support import insert_order
 
-SETUP = Actor("system", None, "setup")
 T0 = dt.datetime(2026, 11, 20, 2, 0, tzinfo=dt.timezone.utc)
 
 
@@ -61,17 +61,6 @@ def check_every_key(keys, fetch: Callable[[str | None], list[Any]], rid: Callabl
         for desc in (False, True):
             got = [rid(r) for r in fetch(("-" if desc else "") + key)]
             assert got == expected_ids(everything, rid, value, desc), (key, desc)
-
-
-def insert_order(s, *, user_id: int, no: str, type: str = "flower", status: str = "created", payable: int = 1000,
-                 created: dt.datetime = T0, paid: dt.datetime | None = None, name: str = "rose") -> ServiceOrder:
-    order = ServiceOrder(order_no=no, type=type, status=status, user_id=user_id, list_fen=payable + 500,
-                         payable_fen=payable, paid_fen=payable if paid else 0,
-                         details={"lines": [{"name": name, "quantity": 1}]}, pay_expires_at=created,
-                         created_at=created, updated_at=created, paid_at=paid)
-    s.add(order)
-    s.flush()
-    return order
 
 
 # --- the helper ---------------------------------------------------------------------------------------------

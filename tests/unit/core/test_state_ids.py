@@ -22,9 +22,7 @@ from gc_admin.orders.state import OrdersState
 from gc_admin.partners.state import PartnersState
 from gc_admin.payments.state import ReconcileState
 from gc_admin.users.state import UsersState
-from tests.unit.coupons.test_states import run, sign_in, state_of, toasts
-from tests.unit.orders.test_states import Upload
-from tests.unit.orders.support import scalar
+from tests.support import Upload, run, scalar, sign_in, state_of, toasts
 
 BAD_IDS = ["9" * 30, str(2**63), str(ID_MAX + 1), "0", "-1", "abc", "", " 12", "1_0", "１２", "1e3", "12.0"]
 CJK = r"[\u4e00-\u9fff]"

@@ -10,7 +10,6 @@ from gc_admin.audit.service import Actor
 from gc_admin.core.clock import SHANGHAI, utcnow
 from gc_admin.coupons import service
 from gc_admin.db import session_scope
-from gc_admin.users.models import MpUser
 
 STAFF = Actor("staff", "7", "陈静")
 PARTNER = Actor("partner", "picc_gx", "人保之友俱乐部")
@@ -43,6 +42,11 @@ def codes_csv(codes: list[tuple[str, int]], *, header: str = "code,expires_at") 
     return (header + "\n" + "".join(f"{c},{day(d)}\n" for c, d in codes)).encode()
 
 
+def codes_file(prefix: str, n: int, days: int = 90) -> bytes:
+    """A vendor's file with Chinese headers: ``n`` codes ``{prefix}000000Z``, ``{prefix}000001Z`` … expiring in ``days``."""
+    return ("券码,有效期\n" + "".join(f"{prefix}{i:06d}Z,{day(days)}\n" for i in range(n))).encode()
+
+
 def import_codes(product: str, codes: list[tuple[str, int]], **kw) -> service.ImportReport:
     with session_scope() as s:
         return service.import_codes(s, actor=STAFF, product_code=product, data=codes_csv(codes),
@@ -56,24 +60,10 @@ def stock(product: str, n: int, *, days: int = 90, prefix: str = "C") -> list[st
     return codes
 
 
-def make_user(phone: str | None, *, openid: str | None = None) -> MpUser:
-    with session_scope() as s:
-        user = MpUser(phone=phone, openid=openid, created_at=utcnow())
-        s.add(user)
-        s.flush()
-        s.refresh(user)
-        return user
-
-
 def issue(phones: list[str], *, batch_id: str = "b1", product: str = "tpp50", **kw) -> service.IssuanceResult:
     with session_scope() as s:
         return service.issue_batch(s, actor=kw.pop("actor", STAFF), source=kw.pop("source", "staff"),
                                    batch_id=batch_id, product_code=product, phones=phones, **kw)
-
-
-def scalar(sql: str, **params) -> int:
-    with session_scope() as s:
-        return s.execute(sa.text(sql), params).scalar_one()
 
 
 def audit_text() -> str:

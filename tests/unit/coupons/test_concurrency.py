@@ -10,8 +10,10 @@ import sqlalchemy as sa
 
 from gc_admin.coupons import service
 from gc_admin.db import session_scope
-from tests.support import race
-from tests.unit.coupons.support import STAFF, issue, make_user, scalar, setup_catalogue, stock
+from tests.support import SETUP, make_user, only_one_created, race, scalar, staff_headers, statuses
+from tests.unit.coupons.support import STAFF, issue, setup_catalogue, stock
+
+N = 8  # threads released at once in a race
 
 
 def _no_double_assignment(expected_coupons: int) -> None:
@@ -135,3 +137,26 @@ def test_concurrent_consume_pays_out_once(any_db):
     results = race(10, work)
     assert results == ["used"] * 10
     assert scalar("SELECT count(*) FROM audit_log WHERE action = 'coupon.consumed'") == 1
+
+
+# --- concurrent twins: one programme per code, one product per code -----------------------------------
+
+def test_concurrent_programmes_with_one_code_create_one(any_db) -> None:
+    from gc_admin.coupons import service as coupons
+
+    def work(i: int) -> int:
+        with session_scope() as s:
+            return coupons.create_programme(s, actor=SETUP, code="picc_gx", name=f"广西人保{i}").id
+
+    only_one_created(race(N, work), "PROGRAMME_EXISTS")
+    assert scalar("SELECT count(*) FROM programme") == 1
+
+
+def test_concurrent_product_creations_over_http_create_one(any_db, api, make_staff) -> None:
+    make_staff("mgr", "manager", name="经理")
+    body = {"code": "flower30", "name": "鲜花立减30元", "kind": "service_discount", "face_fen": 3000}
+    headers = staff_headers(api, "mgr")
+    answers = race(N, lambda i: api.post("/api/v1/admin/products", json=body, headers=headers))
+    assert statuses(answers) == {201: 1, (409, "PRODUCT_EXISTS"): N - 1}, [a.text for a in answers]
+    assert scalar("SELECT count(*) FROM product") == 1
+    assert scalar("SELECT count(*) FROM audit_log WHERE action = 'product.created'") == 1

@@ -14,7 +14,8 @@ from gc_admin.core.errors import InvalidInput
 from gc_admin.coupons import service
 from gc_admin.coupons.importer import FileRejected, end_of_day, read_codes_file
 from gc_admin.db import session_scope
-from tests.unit.coupons.support import STAFF, audit_text, codes_csv, day, import_codes, scalar, setup_catalogue
+from tests.support import scalar
+from tests.unit.coupons.support import STAFF, audit_text, codes_csv, day, import_codes, setup_catalogue
 
 
 def _eod(y, m, d):

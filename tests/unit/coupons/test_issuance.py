@@ -8,22 +8,13 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gc_admin.core.phone import normalize_phone
-
 from gc_admin.core.clock import SHANGHAI, utcnow
 from gc_admin.core.errors import Conflict, InvalidInput, NotFound
+from gc_admin.core.phone import normalize_phone
 from gc_admin.coupons import service
 from gc_admin.db import session_scope
-from tests.unit.coupons.support import (
-    PARTNER,
-    audit_text,
-    import_codes,
-    issue,
-    make_user,
-    scalar,
-    setup_catalogue,
-    stock,
-)
+from tests.support import SETUP, make_user, scalar
+from tests.unit.coupons.support import PARTNER, audit_text, import_codes, issue, setup_catalogue, stock
 
 
 @settings(max_examples=300, deadline=None)
@@ -252,3 +243,12 @@ def test_coupons_waiting_for_an_unregistered_phone_are_found_by_the_whole_number
         assert views.waiting_phone(s, phone="1390000007") is None  # not a whole number
         assert views.waiting_phone(s, phone="13900000099") is None  # nothing waits for it
         assert len(views.phone_coupons(s, phone="13900000077")) == 2
+
+
+def test_the_preview_lists_at_most_fifty_bad_lines_and_counts_the_rest(db):
+    with session_scope() as s:
+        service.create_product(s, actor=SETUP, code="wash20", name="洗车返现 20 元", kind="cashback", face_fen=2000,
+                               category="car_wash")
+        pv = service.preview_issuance(s, product_code="wash20", phones=["13800000001"] + [f"bad{i}" for i in range(70)])
+    assert pv.invalid_phone == 70 and len(pv.problems) == 50
+    assert pv.problems[0] == (2, "bad0", "invalid_phone", "手机号格式不正确")

@@ -1,6 +1,6 @@
 """The coupon pages' Reflex handlers (券库存, 发券, 用户 detail) and the helpers in ``coupons.views``.
 
-States are built the way ``test_states.py`` builds them (``rx.State(_reflex_internal_init=True)``, a real
+States are built with ``tests.support.state_of`` (``rx.State(_reflex_internal_init=True)``, a real
 staff session's token where the cookie would put it). Background handlers (the import and the
 issuance) are run by calling their function directly: outside a running app ``async with self`` is
 a no-op, so the handler's own code — role check included — runs exactly as in the app. Uploads
@@ -9,89 +9,50 @@ are fed through a real :class:`rx.UploadChunkIterator`.
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import datetime as dt
 import io
-import json
 import re
 from typing import Any
 
 import polars as pl
 import pytest
-import reflex as rx
 import sqlalchemy as sa
 from reflex_components_core.core._upload import UploadChunk, UploadChunkIterator
+from sqlmodel import select
 
-from gc_admin.accounts import service as accounts
-from gc_admin.audit.service import Actor
+from gc_admin.accounts.models import StaffUser
 from gc_admin.config import get_settings
-from gc_admin.core.clock import SHANGHAI, utcnow
+from gc_admin.core.clock import utcnow
 from gc_admin.coupons import service, views
+from gc_admin.coupons import service as coupons
 from gc_admin.coupons import stock_state as stock_mod
 from gc_admin.coupons.issuance_state import IssuanceState, new_batch_id
 from gc_admin.coupons.stock_state import ProductsState, StockCodesState, StockImportState, StockState, product_fields
 from gc_admin.db import session_scope
-from gc_admin.ui.auth import AuthState
-from gc_admin.users.models import MpUser
-from gc_admin.users.state import UsersState
+from gc_admin.partners.state import PartnersState
+from tests.support import (
+    DENIED,
+    SETUP,
+    Upload,
+    downloaded,
+    drain,
+    exported,
+    run,
+    scalar,
+    sign_in,
+    state_of,
+    toast,
+    toasts,
+)
+from tests.unit.coupons.support import codes_file, day
 
-DENIED = "没有权限执行此操作，或登录已失效"
-SETUP = Actor("system", None, "测试")
 APP = "wxabcdef0123456789"
+
+pytestmark = pytest.mark.usefixtures("private_uploads")
 
 
 # --- plumbing ---------------------------------------------------------------------------------------
-
-def run(coro):
-    return asyncio.run(coro)
-
-
-def sign_in(username: str, password: str = "secret2026") -> str:
-    with session_scope() as s:
-        p = accounts.authenticate(s, username=username, password=password, ip="10.0.0.9")
-        token, _ = accounts.start_session(s, principal=p, kind="web")
-    return token
-
-
-async def state_of(cls: type[rx.State], token: str = "") -> Any:
-    root = rx.State(_reflex_internal_init=True)
-    (await root.get_state(AuthState)).token = token
-    return await root.get_state(cls)
-
-
-def toast(spec: Any) -> tuple[str, str]:
-    assert isinstance(spec, rx.event.EventSpec), spec
-    js = spec.args[0][1]._js_expr
-    m = re.search(r'\["(success|error|info|warning)"\]\((".*?")[,)]', js)
-    assert m, js
-    return m.group(1), json.loads(m.group(2))
-
-
-def downloaded(spec: Any) -> tuple[str, bytes]:
-    """(filename, bytes) of an ``rx.download(data=...)`` event returned by a handler."""
-    import base64
-
-    assert isinstance(spec, rx.event.EventSpec) and spec.handler.fn.__qualname__ == "_download", spec
-    args = {k._js_expr: json.loads(str(v)) for k, v in spec.args}
-    return args["filename"], base64.b64decode(args["url"].split(",", 1)[1])
-
-
-def toasts(events: list[Any]) -> list[tuple[str, str]]:
-    out = []
-    for e in events:
-        for item in e if isinstance(e, list) else [e]:
-            if isinstance(item, rx.event.EventSpec) and "toast" in str(item.args[0][1]._js_expr if item.args else ""):
-                out.append(toast(item))
-    return out
-
-
-async def drain(gen) -> list[Any]:
-    """Run an event handler that yields (async generator) or returns (coroutine); collect what it emits."""
-    if hasattr(gen, "__anext__"):
-        return [x async for x in gen]
-    return [await gen]
-
 
 async def upload(data: bytes, filename: str, chunk: int = 4096) -> UploadChunkIterator:
     it = UploadChunkIterator(maxsize=len(data) // chunk + 2)
@@ -101,61 +62,15 @@ async def upload(data: bytes, filename: str, chunk: int = 4096) -> UploadChunkIt
     return it
 
 
-def day(days: int) -> str:
-    return (utcnow().astimezone(SHANGHAI) + dt.timedelta(days=days)).date().isoformat()
-
-
-def codes_csv(prefix: str, n: int, days: int = 90) -> bytes:
-    return ("券码,有效期\n" + "".join(f"{prefix}{i:06d}Z,{day(days)}\n" for i in range(n))).encode()
-
-
-def scalar(sql: str, **params) -> int:
-    with session_scope() as s:
-        return s.execute(sa.text(sql), params).scalar_one()
-
-
 def counts() -> dict[str, int]:
     return {t: scalar(f"SELECT count(*) FROM {t}") for t in
             ("stock_code", "stock_import", "coupon", "issuance_batch", "product", "audit_log")}
 
 
-@pytest.fixture(autouse=True)
-def private_uploads(db, tmp_path, monkeypatch):
-    """Staging files go to this test's own folder, not the project's data/uploads."""
-    monkeypatch.setenv("GC_UPLOAD_DIR", str(tmp_path / "uploads"))
-    get_settings.cache_clear()
-    yield tmp_path / "uploads"
-    get_settings.cache_clear()
-
-
-@pytest.fixture
-def shop(make_staff):
-    """Staff of every interesting role (the insurer's account acts for the programme), the programme, a
-    code product with 5 codes, a cashback product funded by the platform, and one coupon that expired
-    unused (so an expiry run has work to do)."""
-    for name, role in [("boss", "admin"), ("mgr", "manager"), ("chen", "clerk"), ("kefu", "service")]:
-        make_staff(name, role)
-    with session_scope() as s:
-        service.create_programme(s, actor=SETUP, code="picc_gx", name="广西人保车主权益")
-    make_staff("picc", "insurer", programme_code="picc_gx")
-    make_staff("bare", "insurer")  # an insurer account nobody gave a programme yet
-    with session_scope() as s:
-        service.create_product(s, actor=SETUP, code="tpp50", name="淘票票通兑券 50 元", kind="redemption_code",
-                               face_fen=5000, cost_fen=4200, supplier="淘票票", programme_code="picc_gx",
-                               jump_app_id=APP, jump_path="pages/index")
-        service.create_product(s, actor=SETUP, code="wash20", name="洗车返现 20 元", kind="cashback",
-                               face_fen=2000, cost_fen=2000, category="car_wash", funded_by="platform")
-        service.import_codes(s, actor=SETUP, product_code="tpp50", data=codes_csv("SHOP", 5), filename="seed.csv")
-        s.add(MpUser(phone="13800000001", city="南宁", created_at=utcnow()))
-        service.issue_batch(s, actor=SETUP, source="staff", batch_id="OLD", product_code="wash20",
-                            phones=["13800000009"], now=utcnow() - dt.timedelta(days=200))
-    return None
-
-
 # --- refusals ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("who", ["signed-out", "kefu"])
-def test_signed_out_or_service_role_cannot_import_issue_or_expire(shop, who):
+def test_signed_out_or_service_role_cannot_import_issue_or_expire(coupon_shop, who):
     token = "" if who == "signed-out" else sign_in(who)
     before = counts()
     expired_before = scalar("SELECT count(*) FROM coupon WHERE status = 'expired'")
@@ -164,7 +79,7 @@ def test_signed_out_or_service_role_cannot_import_issue_or_expire(shop, who):
         out: dict[str, list[Any]] = {}
         imp = await state_of(StockImportState, token)
         imp.product_code, imp.products = "tpp50", [{"code": "tpp50", "name": "x"}]  # as if the form was filled
-        out["import"] = await drain(StockImportState.import_file.fn(imp, await upload(codes_csv("NEW", 3), "new.csv")))
+        out["import"] = await drain(StockImportState.import_file.fn(imp, await upload(codes_file("NEW", 3), "new.csv")))
         out["download_report"] = [await imp.download_report("1")]
         out["import_load"] = [await imp.load()]
 
@@ -203,7 +118,7 @@ def test_signed_out_or_service_role_cannot_import_issue_or_expire(shop, who):
     assert scalar("SELECT count(*) FROM coupon WHERE status = 'expired'") == expired_before
 
 
-def test_insurer_may_issue_only_insurer_funded_products(shop):
+def test_insurer_may_issue_only_insurer_funded_products(coupon_shop):
     token = sign_in("picc")
 
     async def scenario():
@@ -219,7 +134,7 @@ def test_insurer_may_issue_only_insurer_funded_products(shop):
     assert error == "券种不存在" and not opened
 
 
-def test_insurer_issues_in_its_programmes_own_batch_space(shop):
+def test_insurer_issues_in_its_programmes_own_batch_space(coupon_shop):
     """The page issues for the insurer's programme: its batch id is its own (the clerk's same id is not a
     replay of the clerk's batch) and its history holds its own batches only."""
     with session_scope() as s:
@@ -246,7 +161,7 @@ def test_insurer_issues_in_its_programmes_own_batch_space(shop):
     assert scalar("SELECT count(*) FROM coupon WHERE phone = '13812345678'") == 2
 
 
-def test_only_admin_or_manager_create_products(shop):
+def test_only_admin_or_manager_create_products(coupon_shop):
     form = {"code": "tpp60", "name": "淘票票通兑券 60 元", "face": "60", "cost": "50.5", "supplier": "淘票票",
             "programme_code": "picc_gx", "funded_by": "insurer", "jump_app_id": APP, "jump_path": "pages/index",
             "use_window_days": "30", "min_validity_days": "30"}
@@ -269,7 +184,7 @@ def test_only_admin_or_manager_create_products(shop):
         assert (p.face_fen, p.cost_fen, p.programme_code, p.jump_app_id) == (6000, 5050, "picc_gx", APP)
 
 
-def test_product_form_errors_are_shown_inline_in_chinese(shop):
+def test_product_form_errors_are_shown_inline_in_chinese(coupon_shop):
     async def scenario(form):
         prods = await state_of(ProductsState, sign_in("boss"))
         prods.new_kind = form.pop("kind")
@@ -296,7 +211,7 @@ def test_product_fields_maps_the_form():
 
 # --- stock: import, list, expiry ------------------------------------------------------------------
 
-def test_clerk_imports_a_file_and_sees_the_report_and_history(shop):
+def test_clerk_imports_a_file_and_sees_the_report_and_history(coupon_shop):
     token = sign_in("chen")
     data = ("券码,有效期\n" + "".join(f"IMP{i:04d}Y,{day(90)}\n" for i in range(8)) + f"IMP0000Y,{day(90)}\n"
             + f"NEAR0001Y,{day(10)}\n" + f",{day(90)}\n" + "SHOP000000Z," + day(90) + "\n").encode("gbk")
@@ -327,7 +242,7 @@ def test_clerk_imports_a_file_and_sees_the_report_and_history(shop):
     assert not list((get_settings().upload_dir / "staging").glob("codes-*"))  # the staging file is gone
 
 
-def test_import_refuses_a_file_over_the_limit(shop, monkeypatch):
+def test_import_refuses_a_file_over_the_limit(coupon_shop, monkeypatch):
     monkeypatch.setattr(stock_mod, "MAX_IMPORT_BYTES", 100)
     token = sign_in("chen")
     before = counts()
@@ -336,7 +251,7 @@ def test_import_refuses_a_file_over_the_limit(shop, monkeypatch):
         imp = await state_of(StockImportState, token)
         await imp.load()
         imp.product_code = "tpp50"
-        return imp, await drain(StockImportState.import_file.fn(imp, await upload(codes_csv("BIG", 20), "big.csv", 64)))
+        return imp, await drain(StockImportState.import_file.fn(imp, await upload(codes_file("BIG", 20), "big.csv", 64)))
 
     imp, events = run(scenario())
     assert imp.error == "文件超过 0 MB，请拆分后分批导入" and not imp.busy
@@ -344,13 +259,13 @@ def test_import_refuses_a_file_over_the_limit(shop, monkeypatch):
     assert counts() == before
 
 
-def test_an_interrupted_upload_imports_nothing_and_frees_the_form(shop):
+def test_an_interrupted_upload_imports_nothing_and_frees_the_form(coupon_shop):
     async def scenario():
         imp = await state_of(StockImportState, sign_in("chen"))
         await imp.load()
         imp.product_code = "tpp50"
         it = UploadChunkIterator(maxsize=4)
-        await it.push(UploadChunk(filename="half.csv", offset=0, content_type="text/csv", data=codes_csv("HALF", 3)[:20]))
+        await it.push(UploadChunk(filename="half.csv", offset=0, content_type="text/csv", data=codes_file("HALF", 3)[:20]))
         await it.fail(ConnectionError("client went away"))
         return imp, await drain(StockImportState.import_file.fn(imp, it))
 
@@ -361,7 +276,7 @@ def test_an_interrupted_upload_imports_nothing_and_frees_the_form(shop):
     assert not list((get_settings().upload_dir / "staging").glob("codes-*"))
 
 
-def test_unreadable_file_is_reported_and_recorded_as_failed(shop):
+def test_unreadable_file_is_reported_and_recorded_as_failed(coupon_shop):
     async def scenario():
         imp = await state_of(StockImportState, sign_in("chen"))
         await imp.load()
@@ -376,20 +291,20 @@ def test_unreadable_file_is_reported_and_recorded_as_failed(shop):
     assert scalar("SELECT count(*) FROM stock_code") == 5
 
 
-def test_import_form_must_name_a_code_product(shop):
+def test_import_form_must_name_a_code_product(coupon_shop):
     async def scenario():
         imp = await state_of(StockImportState, sign_in("chen"))
         await imp.load()
         assert [p["code"] for p in imp.products] == ["tpp50"]
         imp.product_code = "wash20"
-        events = await drain(StockImportState.import_file.fn(imp, await upload(codes_csv("W", 2), "w.csv")))
+        events = await drain(StockImportState.import_file.fn(imp, await upload(codes_file("W", 2), "w.csv")))
         return imp, events
 
     imp, events = run(scenario())
     assert imp.error == "只能向第三方兑换码类券种导入券码" and toasts(events) == [("error", imp.error)]
 
 
-def test_code_list_is_masked_filtered_and_paged(shop):
+def test_code_list_is_masked_filtered_and_paged(coupon_shop):
     async def scenario():
         codes = await state_of(StockCodesState, sign_in("chen"))
         await codes.load()
@@ -407,7 +322,7 @@ def test_code_list_is_masked_filtered_and_paged(shop):
     assert issued == 0
 
 
-def test_clerk_runs_expiry_and_sees_the_loss(shop):
+def test_clerk_runs_expiry_and_sees_the_loss(coupon_shop):
     token = sign_in("chen")
 
     async def scenario():
@@ -428,7 +343,7 @@ def test_clerk_runs_expiry_and_sees_the_loss(shop):
 
 # --- issuance ---------------------------------------------------------------------------------------
 
-def test_clerk_previews_then_issues_and_the_db_has_the_coupons(shop):
+def test_clerk_previews_then_issues_and_the_db_has_the_coupons(coupon_shop):
     token = sign_in("chen")
     pasted = "13812345678\n139 1234 5678, 1381234\n13812345678；13712345678"
 
@@ -465,7 +380,7 @@ def test_clerk_previews_then_issues_and_the_db_has_the_coupons(shop):
     assert iss.pending_token == "" and not list((get_settings().upload_dir / "staging").glob("phones-*"))
 
 
-def test_resubmitting_a_batch_id_shows_the_first_result(shop):
+def test_resubmitting_a_batch_id_shows_the_first_result(coupon_shop):
     token = sign_in("chen")
 
     async def scenario():
@@ -490,7 +405,7 @@ def test_resubmitting_a_batch_id_shows_the_first_result(shop):
     assert scalar("SELECT count(*) FROM coupon WHERE stock_code_id IS NOT NULL") == 1
 
 
-def test_an_unexpected_failure_while_issuing_frees_the_page(shop, monkeypatch):
+def test_an_unexpected_failure_while_issuing_frees_the_page(coupon_shop, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("database went away")
 
@@ -509,7 +424,7 @@ def test_an_unexpected_failure_while_issuing_frees_the_page(shop, monkeypatch):
     assert iss.pending_token  # the previewed list stays staged until the next preview replaces it
 
 
-def test_batch_id_reused_for_other_phones_is_refused(shop):
+def test_batch_id_reused_for_other_phones_is_refused(coupon_shop):
     async def scenario():
         iss = await state_of(IssuanceState, sign_in("chen"))
         await iss.load()
@@ -526,19 +441,13 @@ def test_batch_id_reused_for_other_phones_is_refused(shop):
     assert scalar("SELECT count(*) FROM coupon WHERE stock_code_id IS NOT NULL") == 1
 
 
-def test_issue_from_an_uploaded_file_and_download_the_result(shop):
+def test_issue_from_an_uploaded_file_and_download_the_result(coupon_shop):
     data = "姓名,手机号\n张三,13812345678\n李四,13912345678\n王五,12345\n".encode("gbk")
-
-    class Upload:
-        name, size = "名单.csv", len(data)
-
-        async def read(self, n: int = -1) -> bytes:
-            return data
 
     async def scenario():
         iss = await state_of(IssuanceState, sign_in("chen"))
         await iss.load()
-        uploaded = await iss.upload_phones([Upload()])
+        uploaded = await iss.upload_phones([Upload(data, "名单.csv")])
         iss.product_code, iss.batch_id, iss.per_phone = "tpp50", "B-FILE", "2"
         await iss.preview_batch({"phones": "13700000000"})  # the file wins over the text box
         preview = dict(iss.preview)
@@ -558,77 +467,6 @@ def test_issue_from_an_uploaded_file_and_download_the_result(shop):
     assert rows[1] == ["行号", "手机号", "结果", "原因", "券ID"]
     assert rows[2][:3] == ["1", "13812345678", "已发放"] and len(rows[2][4].split()) == 2
     assert rows[4][:4] == ["3", "12345", "手机号无效", "手机号格式不正确"]
-
-
-# --- users page ---------------------------------------------------------------------------------
-
-def test_user_detail_shows_masked_coupons_and_their_history(shop):
-    with session_scope() as s:
-        uid = s.execute(sa.text("SELECT id FROM mp_user WHERE phone = '13800000001'")).scalar_one()
-        result = service.issue_batch(s, actor=SETUP, source="staff", batch_id="U1", product_code="tpp50",
-                                     phones=["13800000001"])
-        coupon_id = result.rows()[0]["coupon_ids"][0]
-        user = s.get(MpUser, uid)
-        service.use_coupon(s, user=user, coupon_id=coupon_id)
-
-    async def scenario():
-        users = await state_of(UsersState, sign_in("kefu"))
-        await users.load()
-        await users.open_user(str(uid))
-        await users.show_history(str(coupon_id))
-        return users
-
-    users = run(scenario())
-    assert users.detail_open and users.detail["phone"] == "138****0001"
-    [c] = users.coupons
-    assert c["product"] == "淘票票通兑券 50 元" and c["status_label"] == "已使用" and "****" in c["code"]
-    assert c["use_by"] != "—" and c["used_at"] != "—"
-    actions = [h["action"] for h in users.history]
-    assert actions == ["发放", "使用（显示券码）"]
-    assert all("SHOP" not in h["summary"] or "****" in h["summary"] for h in users.history)
-
-
-def test_coupons_waiting_for_an_unregistered_phone_are_found_by_that_phone(shop):
-    """A batch went to a phone nobody has registered yet: searching that phone on 用户 finds its coupons
-    (it used to say 暂无数据); a partial number or a registered phone finds users as before."""
-    with session_scope() as s:
-        service.issue_batch(s, actor=SETUP, source="staff", batch_id="W1", product_code="tpp50",
-                            phones=["13900000077"])
-
-    async def scenario():
-        users = await state_of(UsersState, sign_in("kefu"))
-        users.set_phone_q("139 0000 0077")
-        await users.search()
-        found = (list(users.rows), users.total, dict(users.waiting))
-        opened = await users.open_waiting()
-        detail = (dict(users.detail), list(users.coupons), users.detail_open)
-        users.set_phone_q("1390000")  # part of the number: no guessing of unregistered phones
-        await users.search()
-        partial = (list(users.rows), dict(users.waiting))
-        users.set_phone_q("13800000001")  # registered: the user row, not a waiting entry
-        await users.search()
-        registered = (len(users.rows), dict(users.waiting))
-        return found, opened, detail, partial, registered
-
-    found, opened, (detail, coupons, is_open), partial, registered = run(scenario())
-    rows, total, waiting = found
-    assert rows == [] and total == 0
-    assert waiting == {"phone": "139****0077", "count": "1", "available": "1"}
-    assert opened is None and is_open
-    assert detail["phone"] == "139****0077" and detail["id"] == "未注册" and detail["count"] == "1"
-    assert [(c["product"], c["status"], c["source"]) for c in coupons] == [("淘票票通兑券 50 元", "available", "后台发放 · W1")]
-    assert "****" in coupons[0]["code"] and "13900000077" not in json.dumps(coupons)
-    assert partial == ([], {})
-    assert registered == (1, {})
-
-
-def test_user_detail_is_refused_to_roles_without_the_users_section(shop):
-    async def scenario():
-        users = await state_of(UsersState, sign_in("picc"))
-        return await users.open_user("1"), users.detail_open
-
-    result, opened = run(scenario())
-    assert toast(result) == ("error", DENIED) and not opened
 
 
 # --- views: phone files, summary pivot, batches ----------------------------------------------------------
@@ -727,7 +565,7 @@ def test_summary_tables_pivot_states_and_buckets():
                       "discarded": 2, "discarded_cost_fen": 8400}
 
 
-def test_batches_for_insurer_staff_are_their_programmes_own(shop):
+def test_batches_for_insurer_staff_are_their_programmes_own(coupon_shop):
     """An insurer's staff see their programme's own batches (its staff's and its partner keys'), not the
     platform's — even of the programme's products — nor another programme's."""
     from gc_admin.core.errors import NotFound
@@ -758,7 +596,7 @@ def test_batches_for_insurer_staff_are_their_programmes_own(shop):
     assert n_ins == 2 and [b.batch_id for b in insurer] == ["CLUB-1", "B-INS"]
 
 
-def test_insurer_without_a_programme_gets_a_reason_and_nothing_else(shop):
+def test_insurer_without_a_programme_gets_a_reason_and_nothing_else(coupon_shop):
     token = sign_in("bare")
 
     async def scenario():
@@ -778,3 +616,74 @@ def test_insurer_without_a_programme_gets_a_reason_and_nothing_else(shop):
 def test_new_batch_ids_look_right_and_differ():
     ids = {new_batch_id() for _ in range(50)}
     assert len(ids) > 45 and all(re.fullmatch(r"B\d{8}-[A-Z0-9]{4}", i) for i in ids)
+
+
+# --- lists: exports, programme names, the issuance preview naming its bad lines -----------------------
+
+def test_code_export_is_masked_and_filtered(office):
+    async def scenario():
+        st = await state_of(StockCodesState, sign_in("chen"))
+        await st.load()
+        st.exp_to = (utcnow().date() + dt.timedelta(days=80)).isoformat()
+        await st.search()
+        return st.total, await drain(st.export())
+
+    total, events = run(scenario())
+    name, frame = exported(events)
+    assert name.startswith("券码-") and total == frame.height and 0 < total < 30
+    assert frame["券码（部分隐藏）"].str.contains(r"^SEED\*\*\*\*\d\dZZ$").all()
+    assert not any("SEED0000" in str(v) for v in frame.to_dicts())
+    assert set(frame["状态"].to_list()) == {"在库"} and frame["面值（分）"].dtype == pl.Int64
+
+
+def test_insurer_exports_only_its_programmes_own_batches(office):
+    with session_scope() as s:
+        picc = s.exec(select(StaffUser).where(StaffUser.username == "picc")).one()
+        picc.programme_code = "picc_gx"  # the insurer acts for its programme (issue 7 point 1)
+        s.add(picc)
+        coupons.issue_batch(s, actor=SETUP, source="staff", batch_id="MINE", product_code="tpp50", phones=["13800000001"],
+                            programme_code="picc_gx")
+        coupons.issue_batch(s, actor=SETUP, source="staff", batch_id="THEIRS", product_code="tpp50",
+                            phones=["13800000001"])
+
+    async def scenario():
+        mine = await state_of(IssuanceState, sign_in("picc"))
+        everyone = await state_of(IssuanceState, sign_in("chen"))
+        return await drain(mine.export()), await drain(everyone.export())
+
+    mine, everyone = run(scenario())
+    assert exported(mine)[1]["批次号"].to_list() == ["MINE"]
+    assert sorted(exported(everyone)[1]["批次号"].to_list()) == ["MINE", "THEIRS"]
+
+
+def test_programme_pickers_and_columns_show_names_with_the_code_beside(office):
+    async def scenario():
+        partners = await state_of(PartnersState, sign_in("boss"))
+        await partners.load()
+        products = await state_of(ProductsState, sign_in("boss"))
+        await products.load()
+        return partners.programmes, partners.default_programme, products.rows
+
+    programmes, default, products = run(scenario())
+    assert programmes == [{"code": "picc_gx", "label": "广西人保车主权益（picc_gx）"}] and default == "picc_gx"
+    tpp = next(p for p in products if p["code"] == "tpp50")
+    assert (tpp["programme"], tpp["programme_code"]) == ("广西人保车主权益", "picc_gx")
+
+
+def test_the_issuance_preview_lists_which_lines_will_not_be_issued(office):
+    text = "13812345678\n12345\n139 1234 5678\n13812345678\n=HYPERLINK(1)\n"
+
+    async def scenario():
+        st = await state_of(IssuanceState, sign_in("chen"))
+        await st.load()
+        st.product_code, st.batch_id = "tpp50", "B-PREVIEW"
+        await st.preview_batch({"phones": text})
+        return st.preview, st.preview_problems
+
+    preview, problems = run(scenario())
+    assert preview["invalid"] == "2" and preview["duplicate"] == "1" and preview["problems_more"] == ""
+    assert [(p["row"], p["text"], p["reason"]) for p in problems] == [
+        ("2", "12345", "手机号格式不正确"),
+        ("4", "13812345678", "与第 1 行手机号重复"),
+        ("5", "=HYPERLINK(1)", "手机号格式不正确"),
+    ]

@@ -9,7 +9,8 @@ from gc_admin.core.clock import utcnow
 from gc_admin.core.errors import InvalidInput, NotFound
 from gc_admin.coupons import service
 from gc_admin.db import session_scope
-from tests.unit.coupons.support import STAFF, audit_text, import_codes, issue, make_user, scalar, setup_catalogue
+from tests.support import make_user, scalar
+from tests.unit.coupons.support import STAFF, audit_text, import_codes, issue, setup_catalogue
 
 ALICE = "13900000001"
 

@@ -11,17 +11,8 @@ from gc_admin.core.clock import utcnow
 from gc_admin.core.errors import Conflict, InvalidInput, NotFound
 from gc_admin.coupons import service
 from gc_admin.db import session_scope
-from tests.unit.coupons.support import (
-    JUMP_APP,
-    STAFF,
-    audit_text,
-    import_codes,
-    issue,
-    make_user,
-    scalar,
-    setup_catalogue,
-    stock,
-)
+from tests.support import make_user, scalar
+from tests.unit.coupons.support import JUMP_APP, STAFF, audit_text, import_codes, issue, setup_catalogue, stock
 
 ALICE, BOB = "13900000001", "13900000002"
 

@@ -10,15 +10,14 @@ import sqlalchemy as sa
 
 from gc_admin.accounts.models import StaffUser
 from gc_admin.accounts.service import Principal
-from gc_admin.audit.service import Actor
 from gc_admin.core.clock import utcnow
 from gc_admin.coupons import service as coupons
 from gc_admin.db import session_scope
 from gc_admin.home.service import NO_FIGURES, home_figures
 from gc_admin.orders.models import ServiceOrder
 from gc_admin.users.models import MpUser
+from tests.support import SETUP
 
-SETUP = Actor("system", None, "测试")
 PLATFORM_KEYS = {"users", "staff", "audit", "sms", "issued", "orders"}
 
 

@@ -35,14 +35,14 @@ def test_expiry_job_discards_stock_that_fell_under_min_validity(db):
     from gc_admin.coupons import service
     from gc_admin.coupons.service import stock_summary
     from gc_admin.db import session_scope
-    from tests.unit.conftest import SYSTEM
+    from tests.support import SETUP
 
     soon = (dt.date.today() + dt.timedelta(days=45)).isoformat()
     with session_scope() as s:
-        service.create_programme(s, actor=SYSTEM, code="picc_gx", name="广西人保车主权益")
-        service.create_product(s, actor=SYSTEM, code="tpp5", name="代金券5元", kind="redemption_code", face_fen=500,
+        service.create_programme(s, actor=SETUP, code="picc_gx", name="广西人保车主权益")
+        service.create_product(s, actor=SETUP, code="tpp5", name="代金券5元", kind="redemption_code", face_fen=500,
                                cost_fen=430, programme_code="picc_gx", min_validity_days=60)
-        service.import_codes(s, actor=SYSTEM, product_code="tpp5", data=f"code,expires_at\nAAAA0001BBBB,{soon}\n".encode(),
+        service.import_codes(s, actor=SETUP, product_code="tpp5", data=f"code,expires_at\nAAAA0001BBBB,{soon}\n".encode(),
                              now=service.end_of_day(dt.date.today()) - dt.timedelta(days=40))
     jobs.run_once(jobs.JOBS[0])
     with session_scope() as s:

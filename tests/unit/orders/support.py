@@ -1,85 +1,34 @@
-"""Helpers shared by the order / payment tests (this module has no tests of its own).
-
-``wired(app)`` routes the app's WeChat Pay client into the simulator mounted in the same app and
-makes the simulator deliver its notifies into the app's own notify routes, all in-process: the
-tests pay, get notified and refund through the real client, routes and protocol.
+"""Helpers shared by the order / payment tests: a shop with coupons on sale, buyers, orders paid through
+the WeChat Pay simulator (``tests.support.wired`` routes the client and the notifies in-process).
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import sqlalchemy as sa
-from fastapi import FastAPI
 
 from gc_admin.audit.service import Actor
 from gc_admin.core.clock import utcnow
 from gc_admin.coupons import service as coupons
 from gc_admin.db import session_scope
-from gc_admin.integrations.wechatpay.simulator import (
-    SimNotify,
-    WxPaySimState,
-    make_notify,
-    pay_order,
-    transaction_resource,
-)
+from gc_admin.integrations.wechatpay.simulator import SimNotify, make_notify, pay_order, transaction_resource
 from gc_admin.orders import service as orders
 from gc_admin.orders.models import ServiceOrder
 from gc_admin.users.models import MpUser
-from tests.support import InProcessTransport
+from tests.support import Wired, make_user, scalar, wired
 from tests.unit.coupons.support import STAFF, setup_catalogue, stock
 
 CLERK = Actor("staff", "3", "王内勤")
+COLLEAGUE = Actor("staff", "99", "同事")
+#: A staff account of every role (username, role), as the order and money pages' tests sign in.
+EVERY_ROLE = [("boss", "admin"), ("mgr", "manager"), ("chen", "clerk"), ("kefu", "service"), ("picc", "insurer"),
+              ("sup", "supplier"), ("daijia", "dispatcher")]
 NOTIFY_PATH = "/api/v1/pay/wechat/notify"
 REFUND_NOTIFY_PATH = "/api/v1/pay/wechat/refund-notify"
-
-
-@dataclasses.dataclass
-class Wired:
-    app: FastAPI
-    state: WxPaySimState
-    transport: InProcessTransport
-    delivered: list[int]
-
-    def post(self, path: str, headers: Mapping[str, str], body: bytes) -> httpx.Response:
-        with httpx.Client(transport=self.transport, base_url="http://testserver") as c:
-            return c.post(path, headers=dict(headers), content=body)
-
-
-@contextlib.contextmanager
-def wired(app: FastAPI | None = None) -> Iterator[Wired]:
-    """The WeChat Pay client and the simulator's notify delivery, both into ``app`` in-process."""
-    from gc_admin.api import build_api
-    from gc_admin.integrations import sims
-    from gc_admin.integrations.wechat import client as wx
-    from gc_admin.integrations.wechatpay import setup
-
-    if app is None:
-        sims.simulators.cache_clear()
-        app = build_api()
-    transport = InProcessTransport(app)
-    setup.set_transport(transport)
-    wx.set_transport(transport)
-    state = sims.simulators().wxpay
-    delivered: list[int] = []
-
-    def deliver(url: str, headers: Mapping[str, str], body: bytes) -> int:
-        with httpx.Client(transport=transport) as c:
-            status = c.post(url, headers=dict(headers), content=body).status_code
-        delivered.append(status)
-        return status
-
-    state.deliver = deliver
-    try:
-        yield Wired(app=app, state=state, transport=transport, delivered=delivered)
-    finally:
-        setup.set_transport(None)
-        wx.set_transport(None)
 
 
 def shop(*, price_fen: int = 4500, per_user_limit: int | None = 5, codes: int = 10, kind_products: bool = True) -> None:
@@ -94,19 +43,50 @@ def shop(*, price_fen: int = 4500, per_user_limit: int | None = 5, codes: int = 
         stock("tpp50", codes)
 
 
+def insert_order(s, *, user_id: int, no: str, type: str = "flower", status: str = "created", payable: int = 1000,
+                 created: dt.datetime | None = None, paid: dt.datetime | None = None, name: str = "rose") -> ServiceOrder:
+    """An order row as the lists show it, written in session ``s`` (no stock, payment or history behind it)."""
+    created = created or dt.datetime(2026, 11, 20, 2, 0, tzinfo=dt.timezone.utc)
+    order = ServiceOrder(order_no=no, type=type, status=status, user_id=user_id, list_fen=payable + 500,
+                         payable_fen=payable, paid_fen=payable if paid else 0,
+                         details={"lines": [{"name": name, "quantity": 1}]}, pay_expires_at=created,
+                         created_at=created, updated_at=created, paid_at=paid)
+    s.add(order)
+    s.flush()
+    return order
+
+
 def buyer(phone: str | None = "13812345678", *, openid: str | None = "oBuyer0000000000000000001") -> MpUser:
-    with session_scope() as s:
-        user = MpUser(phone=phone, openid=openid, created_at=utcnow())
-        s.add(user)
-        s.flush()
-        s.refresh(user)
-        return user
+    """A user who can pay: signed in with WeChat (an openid) and, by default, a phone."""
+    return make_user(phone, openid=openid)
 
 
 def buy(user: MpUser, quantity: int = 3, *, product: str = "tpp50", **extra: Any) -> ServiceOrder:
     with session_scope() as s:
         return orders.create_order(s, user=user, body={"type": "coupon_purchase", "product_code": product,
                                                       "quantity": quantity, **extra})
+
+
+@contextlib.contextmanager
+def paid_order(quantity: int = 3) -> Iterator[tuple[Wired, ServiceOrder, MpUser]]:
+    """The shop, a buyer who bought ``quantity`` × ¥45 movie coupons and paid through the simulator (wired
+    while the block runs): ``(wired, the paid order, the buyer)``."""
+    shop()
+    user = buyer()
+    with wired() as w:
+        order = buy(user, quantity)
+        pay(w, order)
+        yield w, get(order.id), user
+
+
+def topup_order(user, w) -> int:
+    """A paid ¥50 phone top-up: it waits in ``paid`` for a clerk (unlike a coupon purchase)."""
+    with session_scope() as s:
+        order = orders.create_order(s, user=user, body={"type": "topup",
+                                                        "details": {"mobile": "13812345678", "face_fen": 5_000}})
+    pay(w, order)
+    assert get(order.id).status == "paid"
+    return order.id or 0
 
 
 def get(order_id: int) -> ServiceOrder:
@@ -127,16 +107,6 @@ def paid_notify(w: Wired, order: ServiceOrder, *, timestamp: int | None = None,
     sim_order = w.state.orders[order.order_no]
     resource = {**transaction_resource(w.state, sim_order), **changes}
     return make_notify(w.state, "TRANSACTION.SUCCESS", resource, timestamp=timestamp)
-
-
-def scalar(sql: str, **params: Any) -> Any:
-    with session_scope() as s:
-        return s.execute(sa.text(sql), params).scalar_one()
-
-
-def rows(sql: str, **params: Any) -> list[tuple]:
-    with session_scope() as s:
-        return [tuple(r) for r in s.execute(sa.text(sql), params).all()]
 
 
 def table_counts() -> dict[str, int]:

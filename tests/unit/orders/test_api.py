@@ -5,72 +5,23 @@ Runs on SQLite and, with GC_TEST_PG_URL, PostgreSQL."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
-
 import pytest
-from fastapi.testclient import TestClient
 
-from gc_admin.accounts.service import create_staff
-from gc_admin.audit.service import SYSTEM
 from gc_admin.core.clock import SHANGHAI, utcnow
 from gc_admin.db import session_scope
-from gc_admin.integrations.sms.service import list_outbox, messages_to
-from tests.unit.orders.support import rows, scalar, shop, wired
+from gc_admin.integrations.sms.service import list_outbox
+from tests.support import api_error, rows, scalar, sms_user, staff_headers, wechat_user
+from tests.unit.orders.support import shop
 
-CJK = re.compile(r"[\u4e00-\u9fff]")
-
-
-@pytest.fixture
-def api(any_db: str) -> Iterator[TestClient]:
-    from gc_admin.api import build_api
-    from gc_admin.integrations import sims
-
-    sims.simulators.cache_clear()
-    app = build_api()
-    with TestClient(app, raise_server_exceptions=False) as tc, wired(app):
-        yield tc
+pytestmark = pytest.mark.usefixtures("any_db")  # every test on SQLite and PostgreSQL
 
 
 @pytest.fixture
-def staff(api) -> dict[str, dict[str, str]]:
-    with session_scope() as s:
-        for username, role, phone in (("chen", "clerk", "13600000001"), ("liu", "service", None),
-                                      ("mgr", "manager", None), ("sup", "supplier", None), ("ins", "insurer", None)):
-            create_staff(s, actor=SYSTEM, username=username, display_name=username, password="secret2026", role=role,
-                         phone=phone)
-    out = {}
-    for username in ("chen", "liu", "mgr", "sup", "ins"):
-        resp = api.post("/api/v1/admin/auth/login", json={"username": username, "password": "secret2026"})
-        assert resp.status_code == 200, resp.text
-        out[username] = {"Authorization": f"Bearer {resp.json()['token']}"}
-    return out
-
-
-def wechat_user(api, openid: str, phone: str | None) -> dict[str, str]:
-    minted = api.post("/sim/wechat/_mint", json={"openid": openid, **({"phone": phone} if phone else {})}).json()
-    token = api.post("/api/v1/mp/auth/wechat", json={"code": minted["code"]}).json()["token"]
-    headers = {"Authorization": f"Bearer {token}"}
-    if phone:
-        bound = api.post("/api/v1/mp/auth/wechat/phone", json={"phone_code": minted["phone_code"]}, headers=headers)
-        assert bound.status_code == 200, bound.text
-    return headers
-
-
-def sms_user(api, phone: str) -> dict[str, str]:
-    api.post("/api/v1/mp/auth/sms/send", json={"phone": phone})
-    with session_scope() as s:
-        code = re.search(r"(\d{6})", messages_to(s, phone=phone)[0].content).group(1)  # as the phone got it
-    grant = api.post("/api/v1/mp/auth/sms/login", json={"phone": phone, "code": code}).json()
-    return {"Authorization": f"Bearer {grant['token']}"}
-
-
-def _error(resp, status: int, code: str) -> str:
-    assert resp.status_code == status, resp.text
-    body = resp.json()
-    assert set(body) == {"error"} and body["error"]["code"] == code, body
-    assert CJK.search(body["error"]["message"]), body
-    return body["error"]["message"]
+def staff(api, make_staff) -> dict[str, dict[str, str]]:
+    for username, role, phone in (("chen", "clerk", "13600000001"), ("liu", "service", None),
+                                  ("mgr", "manager", None), ("sup", "supplier", None), ("ins", "insurer", None)):
+        make_staff(username, role, phone=phone)
+    return {username: staff_headers(api, username) for username in ("chen", "liu", "mgr", "sup", "ins")}
 
 
 BUY3 = {"type": "coupon_purchase", "product_code": "tpp50", "quantity": 3}
@@ -123,7 +74,7 @@ def test_buy_pay_see_and_refund_end_to_end(api, staff) -> None:
     assert bad.status_code == 422  # money is strict integer fen
     assert api.post(f"/api/v1/admin/orders/{order['id']}/actions/refund", json={"amount_fen": "4500", "reason": "x"},
                     headers=clerk).status_code == 422
-    _error(api.post(f"/api/v1/admin/orders/{order['id']}/actions/refund", json={"amount_fen": 4_500}, headers=clerk),
+    api_error(api.post(f"/api/v1/admin/orders/{order['id']}/actions/refund", json={"amount_fen": 4_500}, headers=clerk),
            422, "REASON_REQUIRED")
     refunded = api.post(f"/api/v1/admin/orders/{order['id']}/actions/refund",
                         json={"amount_fen": 4_500, "reason": "用户只需要两张"}, headers=clerk)
@@ -152,7 +103,7 @@ def test_buy_pay_see_and_refund_end_to_end(api, staff) -> None:
     assert sorted(c["status"] for c in api.get("/api/v1/mp/coupons", headers=me).json()["items"]) == [
         "available", "available", "revoked"]
     assert api.get(f"/api/v1/mp/coupons/{revoked[0]['id']}", headers=me).json()["status"] == "revoked"
-    assert "已退回" in _error(api.post(f"/api/v1/mp/coupons/{revoked[0]['id']}/use", headers=me), 409,
+    assert "已退回" in api_error(api.post(f"/api/v1/mp/coupons/{revoked[0]['id']}/use", headers=me), 409,
                               "COUPON_REVOKED")
     schema = api.get("/api/openapi.json").json()["components"]["schemas"]["CouponOut"]["properties"]["status"]
     assert "revoked" in schema["enum"] and "已退回" in schema["description"]
@@ -179,34 +130,34 @@ def test_user_side_rules(api, staff) -> None:
     sms_only = sms_user(api, "13812345672")
     wx_no_phone = wechat_user(api, "oRules00000000000000000003", None)
 
-    msg = _error(api.post("/api/v1/mp/orders", json=BUY3, headers=sms_only), 409, "WECHAT_LOGIN_REQUIRED")
+    msg = api_error(api.post("/api/v1/mp/orders", json=BUY3, headers=sms_only), 409, "WECHAT_LOGIN_REQUIRED")
     assert "微信登录" in msg
-    _error(api.post("/api/v1/mp/orders", json=BUY3, headers=wx_no_phone), 409, "PHONE_REQUIRED")
-    _error(api.post("/api/v1/mp/orders", json={**BUY3, "quantity": 3.0}, headers=me), 422, "VALIDATION_ERROR")
-    _error(api.post("/api/v1/mp/orders", json={**BUY3, "quantity": 9}, headers=me), 422, "INVALID_ORDER")
-    _error(api.post("/api/v1/mp/orders", json={**BUY3, "discount_fen": 1}, headers=me), 422, "VALIDATION_ERROR")
-    _error(api.post("/api/v1/mp/orders", json={"type": "flower"}, headers=me), 422, "ORDER_TYPE_UNAVAILABLE")
-    _error(api.post("/api/v1/mp/orders", json=BUY3), 401, "UNAUTHORIZED")
+    api_error(api.post("/api/v1/mp/orders", json=BUY3, headers=wx_no_phone), 409, "PHONE_REQUIRED")
+    api_error(api.post("/api/v1/mp/orders", json={**BUY3, "quantity": 3.0}, headers=me), 422, "VALIDATION_ERROR")
+    api_error(api.post("/api/v1/mp/orders", json={**BUY3, "quantity": 9}, headers=me), 422, "INVALID_ORDER")
+    api_error(api.post("/api/v1/mp/orders", json={**BUY3, "discount_fen": 1}, headers=me), 422, "VALIDATION_ERROR")
+    api_error(api.post("/api/v1/mp/orders", json={"type": "flower"}, headers=me), 422, "ORDER_TYPE_UNAVAILABLE")
+    api_error(api.post("/api/v1/mp/orders", json=BUY3), 401, "UNAUTHORIZED")
 
     order = api.post("/api/v1/mp/orders", json=BUY3, headers=me).json()
-    missing = _error(api.get("/api/v1/mp/orders/999999", headers=me), 404, "ORDER_NOT_FOUND")
-    assert _error(api.get(f"/api/v1/mp/orders/{order['id']}", headers=other), 404, "ORDER_NOT_FOUND") == missing
-    _error(api.post(f"/api/v1/mp/orders/{order['id']}/cancel", headers=other), 404, "ORDER_NOT_FOUND")
+    missing = api_error(api.get("/api/v1/mp/orders/999999", headers=me), 404, "ORDER_NOT_FOUND")
+    assert api_error(api.get(f"/api/v1/mp/orders/{order['id']}", headers=other), 404, "ORDER_NOT_FOUND") == missing
+    api_error(api.post(f"/api/v1/mp/orders/{order['id']}/cancel", headers=other), 404, "ORDER_NOT_FOUND")
     again = api.get(f"/api/v1/mp/orders/{order['id']}", headers=me).json()
     assert again["payment"]["package"] == order["payment"]["package"]  # can pay later with the same prepay id
 
     cancelled = api.post(f"/api/v1/mp/orders/{order['id']}/cancel", headers=me)
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled", cancelled.text
     assert cancelled.json()["payment"] is None
-    _error(api.post(f"/api/v1/mp/orders/{order['id']}/cancel", headers=me), 409, "ORDER_STATE_INVALID")
-    _error(api.post(f"/api/v1/mp/orders/{order['id']}/confirm", headers=me), 409, "ORDER_STATE_INVALID")
+    api_error(api.post(f"/api/v1/mp/orders/{order['id']}/cancel", headers=me), 409, "ORDER_STATE_INVALID")
+    api_error(api.post(f"/api/v1/mp/orders/{order['id']}/confirm", headers=me), 409, "ORDER_STATE_INVALID")
     assert scalar("SELECT count(*) FROM stock_code WHERE state = 'in_stock'") == 10
 
     topup = api.post("/api/v1/mp/orders", headers=me, json={"type": "topup", "topup": {"mobile": "13812345670",
                                                                                          "face_fen": 5_000}})
     assert topup.status_code == 201, topup.text
     assert topup.json()["details"] == {"mobile": "13812345670", "face_fen": 5_000}
-    _error(api.post("/api/v1/mp/orders", headers=me, json={"type": "topup", "topup": {"mobile": "13812345670",
+    api_error(api.post("/api/v1/mp/orders", headers=me, json={"type": "topup", "topup": {"mobile": "13812345670",
                                                                                       "face_fen": 5_000.0}}),
            422, "VALIDATION_ERROR")
 
@@ -222,12 +173,12 @@ def test_staff_roles_and_actions(api, staff) -> None:
     api.post("/sim/wechatpay/_pay", json={"prepay_id": order["payment"]["package"].removeprefix("prepay_id=")})
     assert api.get("/api/v1/admin/orders/badge", params={"since": since}, headers=clerk).json() == {"unseen_paid": 1}
 
-    _error(api.get("/api/v1/admin/orders", headers=sup), 403, "FORBIDDEN")
-    _error(api.get("/api/v1/admin/orders", headers=ins), 403, "FORBIDDEN")
-    _error(api.get("/api/v1/admin/ledger", headers=clerk), 403, "FORBIDDEN")
-    _error(api.get("/api/v1/admin/ledger", headers=ins), 403, "FORBIDDEN")
-    _error(api.post(f"/api/v1/admin/orders/{order['id']}/actions/fulfil", headers=clerk), 409, "ORDER_STATE_INVALID")
-    _error(api.post(f"/api/v1/admin/orders/{order['id']}/actions/launch", headers=clerk), 422, "VALIDATION_ERROR")
+    api_error(api.get("/api/v1/admin/orders", headers=sup), 403, "FORBIDDEN")
+    api_error(api.get("/api/v1/admin/orders", headers=ins), 403, "FORBIDDEN")
+    api_error(api.get("/api/v1/admin/ledger", headers=clerk), 403, "FORBIDDEN")
+    api_error(api.get("/api/v1/admin/ledger", headers=ins), 403, "FORBIDDEN")
+    api_error(api.post(f"/api/v1/admin/orders/{order['id']}/actions/fulfil", headers=clerk), 409, "ORDER_STATE_INVALID")
+    api_error(api.post(f"/api/v1/admin/orders/{order['id']}/actions/launch", headers=clerk), 422, "VALIDATION_ERROR")
 
     accepted = api.post(f"/api/v1/admin/orders/{order['id']}/actions/accept", headers=clerk,
                         json={"reason": "支付宝充值", "fulfilment": {"channel": "支付宝"}})

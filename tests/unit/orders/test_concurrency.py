@@ -9,8 +9,8 @@ from collections import Counter
 from gc_admin.core.errors import Conflict
 from gc_admin.db import session_scope
 from gc_admin.orders import service as orders
-from tests.support import race
-from tests.unit.orders.support import age, buy, buyer, get, pay, rows, scalar, shop, wired
+from tests.support import race, rows, scalar, wired
+from tests.unit.orders.support import age, buy, buyer, get, pay, shop
 
 
 def _codes_consistent() -> None:

@@ -4,7 +4,6 @@ staff notices and the dashboard badge. On SQLite and (with GC_TEST_PG_URL) Postg
 from __future__ import annotations
 
 import datetime as dt
-import threading
 
 import httpx
 import pytest
@@ -22,19 +21,8 @@ from gc_admin.orders import service as orders
 from gc_admin.orders.models import OrderEvent, OrderNotice
 from gc_admin.payments import service as payments
 from tests.unit.coupons.support import STAFF
-from tests.unit.orders.support import (
-    CLERK,
-    age,
-    buy,
-    buyer,
-    get,
-    pay,
-    rows,
-    scalar,
-    shop,
-    table_counts,
-    wired,
-)
+from tests.support import race, rows, scalar, wired
+from tests.unit.orders.support import CLERK, age, buy, buyer, get, pay, shop, table_counts
 
 
 def topup(user, *, face=5_000, **kw):
@@ -173,21 +161,7 @@ def test_a_transition_happens_once_under_a_race(any_db) -> None:
     with wired() as w:
         order = topup(user)
         pay(w, order)
-    barrier = threading.Barrier(8)
-    results: list[object] = [None] * 8
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = act(order.id, "accept", actor=Actor("staff", str(i), f"内勤{i}")).status
-        except Exception as exc:  # noqa: BLE001
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    results = race(8, lambda i: act(order.id, "accept", actor=Actor("staff", str(i), f"内勤{i}")).status)
     assert results.count("accepted") == 1, results
     assert all(isinstance(r, Conflict) for r in results if r != "accepted"), results
     assert [h[0] for h in history(order.id)].count("accept") == 1

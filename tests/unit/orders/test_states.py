@@ -1,74 +1,34 @@
 """The money pages' Reflex handlers (订单看板, 流水与对账, the sidebar's 新订单 badge) and their helpers
 (``orders.views``, ``payments.views``).
 
-States are built as in ``test_states.py`` / ``test_coupon_states.py`` (``rx.State(_reflex_internal_init=True)``,
-a real staff session's token where the cookie would put it). Orders are paid for real: the WeChat Pay
-client and the simulator's notifies are wired in-process (``tests.unit.orders.support.wired``),
+States are built with ``tests.support.state_of`` (``rx.State(_reflex_internal_init=True)``, a real staff
+session's token where the cookie would put it). Orders are paid for real: the WeChat Pay
+client and the simulator's notifies are wired in-process (``tests.support.wired``),
 so a refund goes through the same client, simulator and refund notify as in the running app.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import io
 from typing import Any
 
-import polars as pl
 import pytest
 
-from gc_admin.audit.service import Actor
 from gc_admin.core.clock import SHANGHAI, UTC, utcnow
 from gc_admin.db import session_scope
-from gc_admin.integrations.wechatpay.simulator import build_trade_bill, finish_refund
-from gc_admin.orders import service as orders
+from gc_admin.integrations.wechatpay.simulator import finish_refund
 from gc_admin.orders import views
 from gc_admin.orders.badge import OrdersBadgeState, waiting_count
 from gc_admin.orders.state import OrdersState
 from gc_admin.payments import service as payments
-from gc_admin.payments import views as pay_views
 from gc_admin.payments.state import LedgerState, ReconcileState
-from tests.unit.coupons.test_states import DENIED, downloaded, drain, run, sign_in, state_of, toast, toasts
-from tests.unit.orders.support import buy, buyer, get, pay, rows, scalar, shop, wired
-
-COLLEAGUE = Actor("staff", "99", "同事")
-STAFF = [("boss", "admin"), ("mgr", "manager"), ("chen", "clerk"), ("kefu", "service"), ("picc", "insurer"),
-         ("sup", "supplier"), ("daijia", "dispatcher")]
+from tests.support import DENIED, Upload, drain, exported, rows, run, scalar, sign_in, state_of, toast, toasts
+from tests.unit.orders.support import COLLEAGUE, get, topup_order
 
 
 def money_counts() -> dict[str, int]:
     return {t: scalar(f"SELECT count(*) FROM {t}") for t in
             ("refund", "ledger_entry", "order_event", "reconciliation_run", "audit_log")}
-
-
-@pytest.fixture
-def paid(db, make_staff):
-    """Staff of every role; a user who bought 3 × ¥45 movie coupons and paid through the simulator."""
-    for name, role in STAFF:
-        make_staff(name, role)
-    shop()
-    user = buyer()
-    with wired() as w:
-        order = buy(user, 3)
-        pay(w, order)
-        yield w, get(order.id), user
-
-
-def topup_order(user, w) -> int:
-    """A paid ¥50 phone top-up: it waits in ``paid`` for a clerk (unlike a coupon purchase)."""
-    with session_scope() as s:
-        order = orders.create_order(s, user=user, body={"type": "topup",
-                                                        "details": {"mobile": "13812345678", "face_fen": 5_000}})
-    pay(w, order)
-    assert get(order.id).status == "paid"
-    return order.id or 0
-
-
-class Upload:
-    def __init__(self, data: bytes, name: str = "trade-bill.csv") -> None:
-        self.data, self.name, self.size = data, name, len(data)
-
-    async def read(self, n: int = -1) -> bytes:
-        return self.data
 
 
 # --- refusals ---------------------------------------------------------------------------------------
@@ -321,111 +281,6 @@ def test_age_and_sla():
 
 # --- ledger and reconciliation --------------------------------------------------------------------------
 
-def test_ledger_lists_totals_and_exports_exactly_the_ledger(paid):
-    w, order, user = paid
-    topup_order(user, w)
-    with session_scope() as s:
-        r = payments.refund_order(s, order_id=order.id, amount_fen=4_500, reason="退一张",
-                                  actor=COLLEAGUE)
-    with session_scope() as s:
-        payments.send_refund(s, refund_id=r.id)
-    finish_refund(w.state, r.out_refund_no)
-
-    async def scenario():
-        led = await state_of(LedgerState, sign_in("mgr"))
-        chained = await led.load()
-        listing = (list(led.rows), list(led.totals), led.net, led.total)
-        events = await drain(led.export())
-        led.set_order_no(order.order_no)
-        await led.search()
-        filtered = (led.total, led.net)
-        await led.set_kind("refund")
-        only_refunds = [t["label"] for t in led.totals]
-        led.set_date_from("2026-12-02")
-        led.set_date_to("2026-12-01")
-        await led.search()
-        return chained, listing, events, filtered, only_refunds, led.error
-
-    chained, (rows_, totals, net, total), events, filtered, only_refunds, range_error = run(scenario())
-    assert chained.fn.__qualname__ == "ReconcileState.load"
-    assert total == 3 and net == "¥140.00"  # 135 + 50 - 45
-    assert [(t["label"], t["count"], t["net"]) for t in totals] == [("支付", "2", "¥185.00"), ("退款", "1", "-¥45.00")]
-    assert rows_[0]["kind_label"] == "退款" and rows_[0]["amount"] == "-¥45.00" and rows_[0]["sign"] == "neg"
-    name, data = downloaded(events[1])
-    assert name == f"流水-{utcnow().astimezone(SHANGHAI):%Y%m%d}.xlsx"
-    assert toasts(events) == [("success", "已导出 3 条流水")]
-    frame = pl.read_excel(io.BytesIO(data))
-    with session_scope() as s:
-        ledger = payments.list_ledger(s, limit=200).rows
-    assert frame["流水ID"].to_list() == sorted(e.id for e in ledger)
-    by_id = {e.id: e for e in ledger}
-    assert [(by_id[i].amount_fen, by_id[i].ref) for i in frame["流水ID"].to_list()] == list(
-        zip(frame["金额（分）"].to_list(), frame["业务单号"].to_list()))
-    assert filtered == (2, "¥90.00") and only_refunds == ["退款"]
-    assert range_error == "开始日期不能晚于结束日期"
-
-
-def test_manager_reconciles_an_uploaded_bill_and_a_fetched_one(paid):
-    """A payment whose notify was lost shows as "账单有、流水无"; once applied (payment query), the
-    day's bill fetched from WeChat Pay matches."""
-    w, order, user = paid
-    lost = buy(user, 1)
-    pay(w, lost, deliver=False)
-    today = utcnow().astimezone(SHANGHAI).date()
-    bill = build_trade_bill(w.state, today)
-    assert bill is not None
-
-    async def upload():
-        rec = await state_of(ReconcileState, sign_in("mgr"))
-        await rec.load()
-        events = await drain(rec.upload_bill([Upload(bill, "微信账单.csv")]))
-        result, mismatches = dict(rec.result), list(rec.mismatches)
-        junk = await drain(rec.upload_bill([Upload(b"not,a,bill\n1,2,3\n")]))
-        return rec, events, result, mismatches, junk, rec.error
-
-    rec, events, first, mismatches, junk, junk_error = run(upload())
-    assert toasts(events)[-1] == ("warning", f"对账完成（{today.isoformat()}）：一致 1 笔，差异 1 笔，请核查")
-    assert (first["matched"], first["ok"], first["missing_in_ledger"], first["bill_net"], first["ledger_net"]) == (
-        "1", "", "1", "¥180.00", "¥135.00")
-    assert [(m["kind_label"], m["entry"], m["key"], m["bill"], m["ledger"]) for m in mismatches] == [
-        ("账单有、流水无", "支付", lost.order_no, "¥45.00", "—")]
-    assert toasts(junk)[-1][0] == "error" and junk_error.startswith("无法识别的微信支付交易账单")
-
-    with session_scope() as s:  # what the clerk does about it: ask WeChat Pay, which applies the payment
-        assert payments.sync_payment(s, order_id=lost.id) == "applied"
-
-    async def fetch():
-        rec.set_bill_date(today.isoformat())
-        events = await drain(rec.fetch_bill())
-        fetched = dict(rec.result)
-        await rec.open_run(first["id"])
-        reopened = dict(rec.result)
-        return events, fetched, reopened, await rec.download_mismatches()
-
-    events, fetched, reopened, csv_download = run(fetch())
-    assert toasts(events)[-1] == ("success", f"对账完成（{today.isoformat()}）：2 笔全部一致")
-    assert (fetched["matched"], fetched["ok"], fetched["bill_net"]) == ("2", "1", "¥180.00")
-    assert reopened["id"] == first["id"] and reopened["missing_in_ledger"] == "1"
-    assert [h["bill_date"] for h in rec.history] == [today.isoformat()] * 2
-    name, data = downloaded(csv_download)
-    assert name == f"对账差异-{today:%Y%m%d}-{first['id']}.csv" and lost.order_no.encode() in data
-    assert scalar("SELECT count(*) FROM reconciliation_run") == 2
-
-
-def test_ledger_filter_and_file_name():
-    f = pay_views.ledger_filter(kind="all", provider="wechatpay", order_no=" gc2026-1122 ", date_from="2026-11-01",
-                                date_to="2026-11-30")
-    assert (f.kind, f.provider, f.order_no, f.date_from, f.date_to) == (
-        None, "wechatpay", "gc20261122", dt.date(2026, 11, 1), dt.date(2026, 11, 30))
-    with pytest.raises(ValueError, match="开始日期格式不正确"):
-        pay_views.ledger_filter(date_from="2026/11/01")
-    with pytest.raises(ValueError, match="未知的流水类型"):
-        pay_views.ledger_filter(kind="bitcoin")
-    assert pay_views.export_filename(dt.datetime(2026, 11, 21, 17, 0, tzinfo=UTC)) == "流水-20261122.xlsx"
-    assert views.refund_consequence(amount_fen=4_500, paid_fen=13_500, refunded_fen=0, order_type="coupon_purchase") == (
-        "将向用户退款 ¥45.00（原支付 ¥135.00，已退 ¥0.00），原路退回用户的微信支付；该订单购买的未使用券将作废并回到库存。提交后不可撤销。")
-
-
 def test_the_pages_build():
     """The page functions evaluate and render (what ``reflex run`` compiles), with the badge in the sidebar."""
     from gc_admin.orders.page import orders_page
@@ -434,3 +289,38 @@ def test_the_pages_build():
     for page, testid in ((orders_page, "refund-confirm"), (ledger_page, "ledger-export")):
         rendered = str(page().render())
         assert "orders-badge" in rendered and testid in rendered
+
+
+# --- the list: exports carry the filtered rows, paid unaccepted orders first --------------------------
+
+def test_order_export_has_every_filtered_row_in_the_lists_order(office):
+    async def scenario():
+        st = await state_of(OrdersState, sign_in("chen"))
+        await st.set_status("completed")
+        shown = [r["order_no"] for r in st.rows]
+        await st.sort_by("order_no")
+        await st.sort_by("order_no")  # descending
+        return st.total, shown, [r["order_no"] for r in st.rows], await drain(st.export())
+
+    total, shown, sorted_desc, events = run(scenario())
+    assert total == 13 and len(shown) == 13
+    name, frame = exported(events)
+    assert name.startswith("订单-")
+    assert frame.height == 13 and set(frame["状态"].to_list()) == {"已完成"}
+    assert frame["订单号"].to_list() == sorted_desc == sorted(sorted_desc, reverse=True)
+    assert frame.columns[:4] == ["订单号", "类型", "状态", "用户手机号"]
+    assert all("****" in p for p in frame["用户手机号"].to_list())
+    assert toasts(events) == [("success", "已导出 13 条订单记录")]
+
+
+def test_the_queue_shows_paid_unaccepted_orders_first(office):
+    async def scenario():
+        st = await state_of(OrdersState, sign_in("chen"))
+        await st.load()
+        return st.rows
+
+    rows = run(scenario())
+    paid = [r["order_no"] for r in rows if r["status"] == "paid"]
+    assert [r["status"] for r in rows[:12]] == ["paid"] * 12
+    assert paid == [f"GC{i:04d}" for i in range(23, 0, -2)]  # paid 23 minutes ago (longest waiting) first
+    assert [r["order_no"] for r in rows[12:14]] == ["GC0024", "GC0022"]  # then the rest, newest row first

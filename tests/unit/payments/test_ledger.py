@@ -1,11 +1,11 @@
-"""The ledger (append-only, filters, Excel export), points / stored-value balances (idempotent, never
-negative, concurrent spends cannot overdraw) and reconciliation against the WeChat Pay trade bill."""
+"""The ledger (append-only, filters, Excel export) and points / stored-value balances (idempotent, never
+negative, concurrent spends cannot overdraw, one move per ``ref`` however many twins race)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import io
-import threading
+from collections import Counter
 
 import polars as pl
 import pytest
@@ -14,10 +14,11 @@ import sqlalchemy as sa
 from gc_admin.core.clock import SHANGHAI, utcnow
 from gc_admin.core.errors import Conflict, InvalidInput
 from gc_admin.db import session_scope
-from gc_admin.integrations.wechatpay.simulator import build_trade_bill, finish_refund
-from gc_admin.payments import reconcile
 from gc_admin.payments import service as payments
-from tests.unit.orders.support import CLERK, buy, buyer, pay, rows, scalar, shop, wired
+from tests.support import race, rows, scalar
+from tests.unit.orders.support import buyer
+
+N = 8  # threads released at once in a race
 
 
 @pytest.mark.parametrize("table", ["ledger_entry", "points_entry", "stored_value_entry"])
@@ -71,23 +72,12 @@ def test_concurrent_spends_cannot_overdraw(any_db, which) -> None:
     amount_kw = "delta" if which == "points" else "delta_fen"
     with session_scope() as s:
         move(s, user_id=user.id, reason="入账", ref="load", **{amount_kw: 100})
-    n = 10
-    barrier = threading.Barrier(n)
-    results: list[object] = [None] * n
 
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            with session_scope() as s:
-                results[i] = move(s, user_id=user.id, reason="消费", ref=f"spend{i}", **{amount_kw: -30}).id
-        except Exception as exc:  # noqa: BLE001
-            results[i] = exc
+    def spend(i: int) -> int:
+        with session_scope() as s:
+            return move(s, user_id=user.id, reason="消费", ref=f"spend{i}", **{amount_kw: -30}).id
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    results = race(10, spend)
     ok = [r for r in results if isinstance(r, int)]
     assert len(ok) == 3, results
     assert all(isinstance(r, Conflict) for r in results if not isinstance(r, int)), results
@@ -98,21 +88,44 @@ def test_concurrent_spends_cannot_overdraw(any_db, which) -> None:
     assert scalar("SELECT sum(amount_fen) FROM ledger_entry") == 10
 
 
-@pytest.fixture
-def day_of_money(any_db):
-    """Two paid orders and one refunded coupon, all through the simulator, today."""
-    shop()
-    a, b = buyer(), buyer("13900000002", openid="oB2")
-    with wired() as w:
-        o1, o2 = buy(a, 3), buy(b, 1)
-        pay(w, o1)
-        pay(w, o2)
+@pytest.mark.parametrize("which", ["points", "stored_value"])
+def test_concurrent_moves_with_one_ref_move_once(any_db, which) -> None:
+    user = buyer()
+    move = payments.move_points if which == "points" else payments.move_stored_value
+    amount_kw = "delta" if which == "points" else "delta_fen"
+
+    def work(_: int) -> int:
         with session_scope() as s:
-            r = payments.refund_order(s, order_id=o1.id, amount_fen=4_500, reason="退一张", actor=CLERK)
+            return move(s, user_id=user.id, reason="赠送", ref="gift:1", **{amount_kw: 100}).id
+
+    results = race(N, work)
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert len(set(results)) == 1  # every caller got the one entry
+    entry, delta = ("points_entry", "delta") if which == "points" else ("stored_value_entry", "delta_fen")
+    assert rows(f"SELECT {delta}, balance_after{'_fen' if which != 'points' else ''} FROM {entry}") == [(100, 100)]
+    column = "points" if which == "points" else "stored_value_fen"
+    assert scalar(f"SELECT {column} FROM user_balance") == 100
+    assert scalar("SELECT count(*) FROM ledger_entry") == 1
+
+
+@pytest.mark.parametrize("which", ["points", "stored_value"])
+def test_concurrent_moves_reusing_a_ref_for_other_amounts_are_refused(any_db, which) -> None:
+    user = buyer()
+    move = payments.move_points if which == "points" else payments.move_stored_value
+    amount_kw = "delta" if which == "points" else "delta_fen"
+
+    def work(i: int) -> int:
         with session_scope() as s:
-            payments.send_refund(s, refund_id=r.id)
-        finish_refund(w.state, r.out_refund_no)
-        yield w, o1, o2
+            return move(s, user_id=user.id, reason="赠送", ref="gift:2", **{amount_kw: 100 + i}).id
+
+    results = race(N, work)
+    assert len([r for r in results if isinstance(r, int)]) == 1, results
+    assert Counter(r.code for r in results if isinstance(r, Exception) and isinstance(r, Conflict)) == {
+        "REF_REUSED": N - 1}, results
+    column = "points" if which == "points" else "stored_value_fen"
+    entry, delta = ("points_entry", "delta") if which == "points" else ("stored_value_entry", "delta_fen")
+    assert scalar(f"SELECT {column} FROM user_balance") == scalar(f"SELECT sum({delta}) FROM {entry}")
+    assert scalar("SELECT count(*) FROM ledger_entry") == 1
 
 
 def test_list_ledger_and_export(day_of_money) -> None:
@@ -135,58 +148,3 @@ def test_list_ledger_and_export(day_of_money) -> None:
     assert frame["金额"].to_list() == ["¥135.00", "¥45.00", "-¥45.00"]
     assert frame["金额（分）"].dtype == pl.Int64  # no floats in the export either
 
-
-def test_reconcile_a_clean_day(day_of_money) -> None:
-    w, _, _ = day_of_money
-    today = utcnow().astimezone(SHANGHAI).date()
-    with session_scope() as s:
-        result = reconcile.fetch_and_reconcile(s, bill_date=today, actor=CLERK)
-    assert result.ok and (result.bill_rows, result.ledger_rows, result.matched) == (3, 3, 3)
-    assert result.bill_net_fen == result.ledger_net_fen == 13_500
-    with session_scope() as s:
-        stored = reconcile.list_reconciliations(s)
-    assert [r.run_id for r in stored] == [result.run_id] and stored[0].ok
-
-
-def test_reconcile_finds_every_kind_of_difference(day_of_money) -> None:
-    w, o1, o2 = day_of_money
-    today = utcnow().astimezone(SHANGHAI).date()
-    lost = buy(buyer("13900000003", openid="oB3"), 1)
-    pay(w, lost, deliver=False)  # WeChat has it; our notify never arrived
-    with session_scope() as s:  # money we recorded that WeChat does not show
-        payments.add_ledger(s, kind="payment", amount_fen=777, ref="pay:GC20990101000001", provider="wechatpay",
-                            provider_ref="4200FAKE", occurred_at=utcnow())
-    bill = build_trade_bill(w.state, today)
-    assert bill is not None
-    text = bill.decode()
-    # the bill says the first order was for a different amount (订单金额 only; the checked totals stay)
-    line = next(ln for ln in text.split("\r\n") if o1.order_no in ln and ",`SUCCESS," in ln)
-    cells = line.split(",")
-    cells[24] = "`135.01"
-    text = text.replace(line, ",".join(cells))
-    with session_scope() as s:
-        result = reconcile.reconcile_trade_bill(s, data=text.encode(), actor=CLERK, filename="bill.csv")
-    assert not result.ok and result.matched == 2
-    found = {(m.kind, m.entry, m.key): (m.bill_fen, m.ledger_fen) for m in result.mismatches}
-    assert found == {
-        ("amount_differs", "payment", o1.order_no): (13_501, 13_500),
-        ("missing_in_ledger", "payment", lost.order_no): (4_500, None),
-        ("missing_in_bill", "payment", "GC20990101000001"): (None, 777),
-    }
-    with session_scope() as s:
-        again = reconcile.get_reconciliation(s, run_id=result.run_id)
-    assert again.to_dict()["missing_in_ledger"] == 1 and again.count("amount_differs") == 1
-    with pytest.raises(InvalidInput):
-        with session_scope() as s:
-            reconcile.reconcile_trade_bill(s, data=b"not,a,bill\n1,2,3\n", actor=CLERK)
-    with pytest.raises(InvalidInput) as err:
-        with session_scope() as s:
-            reconcile.reconcile_trade_bill(s, data=bill, actor=CLERK, bill_date=today - dt.timedelta(days=1))
-    assert err.value.code == "BILL_DATE_MISMATCH"
-
-
-def test_reconcile_an_empty_day(any_db) -> None:
-    with wired():
-        with session_scope() as s:
-            result = reconcile.fetch_and_reconcile(s, bill_date=utcnow().astimezone(SHANGHAI).date(), actor=CLERK)
-    assert result.ok and result.bill_rows == result.ledger_rows == 0

@@ -4,7 +4,6 @@ cancelled order recorded without reviving the order."""
 
 from __future__ import annotations
 
-import threading
 
 import httpx
 import pytest
@@ -16,20 +15,8 @@ from gc_admin.integrations.wechatpay import crypto
 from gc_admin.integrations.wechatpay.simulator import DevKeys, make_notify, transaction_resource
 from gc_admin.orders import service as orders
 from gc_admin.payments.models import PaymentNotifyLog
-from tests.unit.orders.support import (
-    NOTIFY_PATH,
-    REFUND_NOTIFY_PATH,
-    age,
-    buy,
-    buyer,
-    get,
-    paid_notify,
-    rows,
-    scalar,
-    shop,
-    table_counts,
-    wired,
-)
+from tests.support import race, rows, scalar, wired
+from tests.unit.orders.support import NOTIFY_PATH, REFUND_NOTIFY_PATH, age, buy, buyer, get, paid_notify, shop, table_counts
 
 OTHER_KEYS = DevKeys.generate()
 
@@ -169,21 +156,7 @@ def test_ten_concurrent_replays_apply_once(any_db) -> None:
     with wired() as w:
         order = buy(user, 3)
         headers, body = paid_notify(w, order)
-        barrier = threading.Barrier(10)
-        statuses: list[object] = [None] * 10
-
-        def run(i: int) -> None:
-            barrier.wait()
-            try:
-                statuses[i] = w.post(NOTIFY_PATH, headers, body).status_code
-            except Exception as exc:  # noqa: BLE001
-                statuses[i] = exc
-
-        threads = [threading.Thread(target=run, args=(i,)) for i in range(10)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(120)
+        statuses = race(10, lambda i: w.post(NOTIFY_PATH, headers, body).status_code)
     assert statuses == [204] * 10, statuses
     assert scalar("SELECT count(*) FROM payment") == 1
     assert rows("SELECT kind, amount_fen FROM ledger_entry") == [("payment", 13_500)]

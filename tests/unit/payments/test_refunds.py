@@ -20,20 +20,9 @@ from gc_admin.orders import service as orders
 from gc_admin.orders import views
 from gc_admin.payments import service as payments
 from gc_admin.users.models import MpUser
-from tests.support import race
+from tests.support import race, rows, scalar, wired
 from tests.unit.coupons.support import STAFF
-from tests.unit.orders.support import (
-    CLERK,
-    REFUND_NOTIFY_PATH,
-    buy,
-    buyer,
-    get,
-    pay,
-    rows,
-    scalar,
-    shop,
-    wired,
-)
+from tests.unit.orders.support import CLERK, REFUND_NOTIFY_PATH, buy, buyer, get, paid_order, pay, shop
 
 
 class Down(httpx.BaseTransport):
@@ -64,12 +53,8 @@ def coupon_states(order_id: int) -> list[tuple[str, str | None, bool]]:
 @pytest.fixture
 def bought(any_db):
     """A paid order of 3 × ¥45 movie coupons and the wired WeChat Pay simulator."""
-    shop()
-    user = buyer()
-    with wired() as w:
-        order = buy(user, 3)
-        pay(w, order)
-        yield w, get(order.id), user
+    with paid_order() as world:
+        yield world
 
 
 def test_refund_one_coupon_then_the_rest(bought) -> None:

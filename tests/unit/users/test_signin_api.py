@@ -7,11 +7,8 @@ client into the simulator mounted in the same app.
 from __future__ import annotations
 
 import datetime as dt
-import re
-from collections.abc import Iterator
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import func, update
 from sqlmodel import col, select
 
@@ -19,86 +16,22 @@ from gc_admin.audit.models import AuditLog
 from gc_admin.core.clock import utcnow
 from gc_admin.db import session_scope
 from gc_admin.integrations.sms.models import SmsMessage
-from gc_admin.integrations.sms.service import messages_to
 from gc_admin.users.models import MpUser, SmsLoginCode
-from tests.support import InProcessTransport
+from tests.support import api_error, bearer, mint, send_sms_code, sms_code, sms_sign_in, wechat_sign_in
 
 SEND = "/api/v1/mp/auth/sms/send"
 SMS_LOGIN = "/api/v1/mp/auth/sms/login"
 WX_LOGIN = "/api/v1/mp/auth/wechat"
 WX_PHONE = "/api/v1/mp/auth/wechat/phone"
 ME = "/api/v1/mp/me"
-MINT = "/sim/wechat/_mint"
 
-
-@pytest.fixture
-def api(any_db: str) -> Iterator[TestClient]:
-    """The conftest ``api`` fixture, on every configured database."""
-    from gc_admin.api import build_api
-    from gc_admin.integrations import sims
-    from gc_admin.integrations.wechat import client as wx
-
-    sims.simulators.cache_clear()
-    app = build_api()
-    with TestClient(app, raise_server_exceptions=False) as tc:
-        wx.set_transport(InProcessTransport(app))
-        try:
-            yield tc
-        finally:
-            wx.set_transport(None)
+pytestmark = pytest.mark.usefixtures("any_db")  # every test on SQLite and PostgreSQL
 
 
 # --- helpers -------------------------------------------------------------------------------------
 
-def _error(resp, status: int, code: str) -> str:
-    assert resp.status_code == status, resp.text
-    body = resp.json()
-    assert set(body) == {"error"} and body["error"]["code"] == code, body
-    assert re.search(r"[\u4e00-\u9fff]", body["error"]["message"]), body
-    return body["error"]["message"]
-
-
-def _auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _send(api, phone: str = "13812345678") -> None:
-    resp = api.post(SEND, json={"phone": phone})
-    assert resp.status_code == 200, resp.text
-    assert resp.json() == {"sent": True, "cooldown_seconds": 60}
-
-
-def _latest_code(phone: str = "13812345678") -> str:
-    """The code as the phone received it (staff's outbox masks it)."""
-    with session_scope() as s:
-        rows = messages_to(s, phone=phone)
-    assert rows, f"no SMS recorded for {phone}"
-    m = re.search(r"验证码为 (\d{6})", rows[0].content)
-    assert m, rows[0].content
-    return m.group(1)
-
-
-def _sms_login(api, phone: str = "13812345678") -> dict:
-    _send(api, phone)
-    resp = api.post(SMS_LOGIN, json={"phone": phone, "code": _latest_code(phone)})
-    assert resp.status_code == 200, resp.text
-    return resp.json()
-
-
-def _mint(api, openid: str, phone: str | None = None) -> dict:
-    resp = api.post(MINT, json={"openid": openid, **({"phone": phone} if phone else {})})
-    assert resp.status_code == 200, resp.text
-    return resp.json()
-
-
-def _wx_login(api, openid: str) -> dict:
-    resp = api.post(WX_LOGIN, json={"code": _mint(api, openid)["code"]})
-    assert resp.status_code == 200, resp.text
-    return resp.json()
-
-
 def _bind(api, token: str, phone: str):
-    return api.post(WX_PHONE, json={"phone_code": _mint(api, "ignored", phone)["phone_code"]}, headers=_auth(token))
+    return api.post(WX_PHONE, json={"phone_code": mint(api, "ignored", phone)["phone_code"]}, headers=bearer(token))
 
 
 def _users() -> list[MpUser]:
@@ -129,12 +62,12 @@ def _age_codes(phone: str, seconds: int) -> None:
 # --- SMS ------------------------------------------------------------------------------------------
 
 def test_sms_code_sign_in(api):
-    _send(api, "+86 138-1234-5678")  # normalized before anything is stored
+    send_sms_code(api, "+86 138-1234-5678")  # normalized before anything is stored
     with session_scope() as s:
         msgs = s.exec(select(SmsMessage)).all()
         codes = s.exec(select(SmsLoginCode)).all()
     assert [(m.phone, m.template, m.status) for m in msgs] == [("13812345678", "login_code", "recorded")]
-    code = _latest_code()
+    code = sms_code()
     assert code in msgs[0].content
     assert len(codes) == 1 and codes[0].phone == "13812345678" and code not in codes[0].code_digest
     assert codes[0].ip == "testclient"
@@ -146,13 +79,13 @@ def test_sms_code_sign_in(api):
     assert dt.datetime.fromisoformat(body["expires_at"]) > dt.datetime.now(dt.timezone.utc)
     assert body["user"]["phone"] == "13812345678"
 
-    me = api.get(ME, headers=_auth(body["token"]))
+    me = api.get(ME, headers=bearer(body["token"]))
     assert me.status_code == 200, me.text
     assert me.json()["phone"] == "13812345678" and me.json()["id"] == body["user"]["id"]
     assert _code_row().consumed_at is not None
 
     # one use only
-    msg = _error(api.post(SMS_LOGIN, json={"phone": "13812345678", "code": code}), 401, "SMS_CODE_INVALID")
+    msg = api_error(api.post(SMS_LOGIN, json={"phone": "13812345678", "code": code}), 401, "SMS_CODE_INVALID")
     assert msg == "验证码错误或已过期，请重新获取"
     # the sign-in is audited with the masked phone, never the code
     [row] = _audit("user.login")
@@ -162,69 +95,69 @@ def test_sms_code_sign_in(api):
 
 
 def test_second_sms_login_reuses_the_account(api):
-    first = _sms_login(api)
+    first = sms_sign_in(api)
     _age_codes("13812345678", 61)
-    second = _sms_login(api)
+    second = sms_sign_in(api)
     assert first["user"]["id"] == second["user"]["id"]
     assert len(_users()) == 1 and len(_audit("user.login")) == 2
 
 
 def test_second_send_within_a_minute_is_refused(api):
-    _send(api)
-    first_code = _latest_code()
+    send_sms_code(api)
+    first_code = sms_code()
     resp = api.post(SEND, json={"phone": "138 1234 5678"})
-    msg = _error(resp, 429, "SMS_TOO_FREQUENT")
+    msg = api_error(resp, 429, "SMS_TOO_FREQUENT")
     assert "秒后再试" in msg
     assert 1 <= resp.json()["error"]["details"]["retry_after"] <= 61
     with session_scope() as s:
         assert s.exec(select(func.count()).select_from(SmsMessage)).one() == 1
         assert s.exec(select(func.count()).select_from(SmsLoginCode)).one() == 1
     # another phone is not affected
-    _send(api, "13987654321")
+    send_sms_code(api, "13987654321")
     # after the cooldown a new code is sent, and only the newest code signs in
     _age_codes("13812345678", 61)
-    _send(api)
-    new_code = _latest_code()
+    send_sms_code(api)
+    new_code = sms_code()
     if new_code != first_code:
-        _error(api.post(SMS_LOGIN, json={"phone": "13812345678", "code": first_code}), 401, "SMS_CODE_INVALID")
+        api_error(api.post(SMS_LOGIN, json={"phone": "13812345678", "code": first_code}), 401, "SMS_CODE_INVALID")
     assert api.post(SMS_LOGIN, json={"phone": "13812345678", "code": new_code}).status_code == 200
 
 
 def test_wrong_codes_are_counted_and_exhaust_the_code(api):
-    _send(api)
-    code = _latest_code()
+    send_sms_code(api)
+    code = sms_code()
     wrong = f"{(int(code) + 1) % 1_000_000:06d}"
     for n in range(1, 6):
-        _error(api.post(SMS_LOGIN, json={"phone": "13812345678", "code": wrong}), 401, "SMS_CODE_INVALID")
+        api_error(api.post(SMS_LOGIN, json={"phone": "13812345678", "code": wrong}), 401, "SMS_CODE_INVALID")
         # each wrong try was committed by its own request, and is read back by a fresh session
         assert _code_row().attempts == n
-    _error(api.post(SMS_LOGIN, json={"phone": "13812345678", "code": code}), 401, "SMS_CODE_INVALID")
+    api_error(api.post(SMS_LOGIN, json={"phone": "13812345678", "code": code}), 401, "SMS_CODE_INVALID")
     row = _code_row()
     assert row.attempts == 5 and row.consumed_at is None
     assert _users() == [] and _audit("user.login") == []
 
 
 def test_wrong_tries_below_the_limit_do_not_block_the_right_code(api):
-    _send(api)
-    code = _latest_code()
+    send_sms_code(api)
+    code = sms_code()
     wrong = f"{(int(code) + 1) % 1_000_000:06d}"
     for _ in range(4):
-        _error(api.post(SMS_LOGIN, json={"phone": "13812345678", "code": wrong}), 401, "SMS_CODE_INVALID")
+        api_error(api.post(SMS_LOGIN, json={"phone": "13812345678", "code": wrong}), 401, "SMS_CODE_INVALID")
     assert api.post(SMS_LOGIN, json={"phone": "13812345678", "code": code}).status_code == 200
 
 
 def test_expired_code_is_refused(api):
-    _send(api)
-    code = _latest_code()
+    send_sms_code(api)
+    code = sms_code()
     _age_codes("13812345678", 5 * 60 + 1)
-    _error(api.post(SMS_LOGIN, json={"phone": "13812345678", "code": code}), 401, "SMS_CODE_INVALID")
+    api_error(api.post(SMS_LOGIN, json={"phone": "13812345678", "code": code}), 401, "SMS_CODE_INVALID")
     assert _users() == []
 
 
 def test_code_for_another_phone_is_refused(api):
-    _send(api, "13812345678")
-    code = _latest_code("13812345678")
-    _error(api.post(SMS_LOGIN, json={"phone": "13987654321", "code": code}), 401, "SMS_CODE_INVALID")
+    send_sms_code(api, "13812345678")
+    code = sms_code("13812345678")
+    api_error(api.post(SMS_LOGIN, json={"phone": "13987654321", "code": code}), 401, "SMS_CODE_INVALID")
 
 
 def test_daily_and_per_ip_limits(api):
@@ -233,12 +166,12 @@ def test_daily_and_per_ip_limits(api):
         for i in range(10):  # ten codes today for one phone, each long out of its cooldown
             s.add(SmsLoginCode(phone="13812345678", code_digest="x", ip="10.9.9.9",
                                created_at=now - dt.timedelta(hours=1, minutes=i), expires_at=now))
-    _error(api.post(SEND, json={"phone": "13812345678"}), 429, "SMS_DAILY_LIMIT")
+    api_error(api.post(SEND, json={"phone": "13812345678"}), 429, "SMS_DAILY_LIMIT")
     with session_scope() as s:
         for i in range(30):  # thirty codes this hour from the test client's address
             s.add(SmsLoginCode(phone=f"1390000{i:04d}", code_digest="x", ip="testclient",
                                created_at=now - dt.timedelta(minutes=2), expires_at=now))
-    _error(api.post(SEND, json={"phone": "13700000000"}), 429, "SMS_IP_LIMIT")
+    api_error(api.post(SEND, json={"phone": "13700000000"}), 429, "SMS_IP_LIMIT")
     with session_scope() as s:
         assert s.exec(select(func.count()).select_from(SmsMessage)).one() == 0
 
@@ -259,12 +192,12 @@ def test_invalid_phone_is_422(api, phone):
 
 
 def test_invalid_phone_message(api):
-    assert _error(api.post(SEND, json={"phone": "12345678901"}), 422, "INVALID_PHONE") == "请输入正确的 11 位手机号"
+    assert api_error(api.post(SEND, json={"phone": "12345678901"}), 422, "INVALID_PHONE") == "请输入正确的 11 位手机号"
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer nope"}, {"Authorization": "Bearer a.b.c"}])
 def test_me_needs_a_valid_token(api, headers):
-    assert _error(api.get(ME, headers=headers), 401, "UNAUTHORIZED") == "登录已失效，请重新登录"
+    assert api_error(api.get(ME, headers=headers), 401, "UNAUTHORIZED") == "登录已失效，请重新登录"
 
 
 def test_foreign_and_expired_tokens_are_refused(api):
@@ -272,7 +205,7 @@ def test_foreign_and_expired_tokens_are_refused(api):
 
     from gc_admin.core.security import issue_jwt
 
-    body = _sms_login(api)
+    body = sms_sign_in(api)
     user_id = body["user"]["id"]
     claims = jwt.decode(body["token"], options={"verify_signature": False})
     assert claims["sub"] == str(user_id) and claims["typ"] == "mp"
@@ -281,30 +214,30 @@ def test_foreign_and_expired_tokens_are_refused(api):
     unbound, _ = issue_jwt(str(user_id), kind="mp", minutes=5)  # names the id but not the row
     forged = jwt.encode({**claims, "exp": 4102444800}, "not-the-secret-" * 3, algorithm="HS256")
     for token in (staff_kind, expired, unbound, forged, body["token"] + "x"):
-        _error(api.get(ME, headers=_auth(token)), 401, "UNAUTHORIZED")
-    assert api.get(ME, headers=_auth(body["token"])).json()["id"] == user_id
+        api_error(api.get(ME, headers=bearer(token)), 401, "UNAUTHORIZED")
+    assert api.get(ME, headers=bearer(body["token"])).json()["id"] == user_id
 
 
 # --- WeChat ---------------------------------------------------------------------------------------
 
 def test_wechat_login_then_bind_phone(api):
-    body = _wx_login(api, "o-alice")
+    body = wechat_sign_in(api, "o-alice")
     assert set(body) == {"token", "expires_at", "user"}
     assert body["user"]["phone"] is None
-    assert api.get(ME, headers=_auth(body["token"])).json()["phone"] is None
+    assert api.get(ME, headers=bearer(body["token"])).json()["phone"] is None
     [user] = _users()
     assert (user.openid, user.phone, user.id) == ("o-alice", None, body["user"]["id"])
 
     # a second wx.login of the same person finds the same account
-    again = _wx_login(api, "o-alice")
+    again = wechat_sign_in(api, "o-alice")
     assert again["user"]["id"] == user.id and len(_users()) == 1
 
     resp = _bind(api, body["token"], "13812345678")
     assert resp.status_code == 200, resp.text
     bound = resp.json()
     assert bound["user"] == {**bound["user"], "id": user.id, "phone": "13812345678"}
-    assert api.get(ME, headers=_auth(body["token"])).json()["phone"] == "13812345678"
-    assert api.get(ME, headers=_auth(bound["token"])).json()["phone"] == "13812345678"
+    assert api.get(ME, headers=bearer(body["token"])).json()["phone"] == "13812345678"
+    assert api.get(ME, headers=bearer(bound["token"])).json()["phone"] == "13812345678"
     [user] = _users()
     assert (user.openid, user.phone) == ("o-alice", "13812345678")
 
@@ -317,35 +250,35 @@ def test_wechat_login_then_bind_phone(api):
 
     # binding the same phone again is harmless; a different one is refused
     assert _bind(api, body["token"], "13812345678").status_code == 200
-    _error(_bind(api, body["token"], "13987654321"), 409, "PHONE_ALREADY_BOUND")
+    api_error(_bind(api, body["token"], "13987654321"), 409, "PHONE_ALREADY_BOUND")
     assert [u.phone for u in _users()] == ["13812345678"]
     assert len(_audit("user.phone_bound")) == 1
 
 
 def test_wechat_code_is_single_use(api):
-    code = _mint(api, "o-alice")["code"]
+    code = mint(api, "o-alice")["code"]
     assert api.post(WX_LOGIN, json={"code": code}).status_code == 200
-    msg = _error(api.post(WX_LOGIN, json={"code": code}), 401, "WECHAT_CODE_INVALID")
+    msg = api_error(api.post(WX_LOGIN, json={"code": code}), 401, "WECHAT_CODE_INVALID")
     assert "重新进入小程序" in msg
-    _error(api.post(WX_LOGIN, json={"code": "never-minted"}), 401, "WECHAT_CODE_INVALID")
+    api_error(api.post(WX_LOGIN, json={"code": "never-minted"}), 401, "WECHAT_CODE_INVALID")
     assert len(_users()) == 1 and len(_audit("user.login")) == 1
 
 
 def test_phone_code_is_single_use_and_needs_a_token(api):
-    token = _wx_login(api, "o-alice")["token"]
-    pcode = _mint(api, "o-alice", "13812345678")["phone_code"]
-    _error(api.post(WX_PHONE, json={"phone_code": pcode}), 401, "UNAUTHORIZED")  # not consumed: no token
-    assert api.post(WX_PHONE, json={"phone_code": pcode}, headers=_auth(token)).status_code == 200
-    token2 = _wx_login(api, "o-bob")["token"]
-    _error(api.post(WX_PHONE, json={"phone_code": pcode}, headers=_auth(token2)), 401, "WECHAT_CODE_INVALID")
-    _error(api.post(WX_PHONE, json={"phone_code": "never-minted"}, headers=_auth(token2)), 401, "WECHAT_CODE_INVALID")
+    token = wechat_sign_in(api, "o-alice")["token"]
+    pcode = mint(api, "o-alice", "13812345678")["phone_code"]
+    api_error(api.post(WX_PHONE, json={"phone_code": pcode}), 401, "UNAUTHORIZED")  # not consumed: no token
+    assert api.post(WX_PHONE, json={"phone_code": pcode}, headers=bearer(token)).status_code == 200
+    token2 = wechat_sign_in(api, "o-bob")["token"]
+    api_error(api.post(WX_PHONE, json={"phone_code": pcode}, headers=bearer(token2)), 401, "WECHAT_CODE_INVALID")
+    api_error(api.post(WX_PHONE, json={"phone_code": "never-minted"}, headers=bearer(token2)), 401, "WECHAT_CODE_INVALID")
     assert {u.openid: u.phone for u in _users()} == {"o-alice": "13812345678", "o-bob": None}
 
 
 def test_binding_a_phone_of_an_sms_account_moves_the_wechat_identity(api):
-    sms = _sms_login(api, "13812345678")
+    sms = sms_sign_in(api, "13812345678")
     sms_id = sms["user"]["id"]
-    wx = _wx_login(api, "o-alice")
+    wx = wechat_sign_in(api, "o-alice")
     wx_id = wx["user"]["id"]
     assert wx_id != sms_id
 
@@ -356,60 +289,60 @@ def test_binding_a_phone_of_an_sms_account_moves_the_wechat_identity(api):
 
     [user] = _users()  # the WeChat-only account is gone; its identity lives on the SMS account
     assert (user.id, user.openid, user.phone) == (sms_id, "o-alice", "13812345678")
-    _error(api.get(ME, headers=_auth(wx["token"])), 401, "UNAUTHORIZED")
-    assert api.get(ME, headers=_auth(moved["token"])).json()["id"] == sms_id
-    assert api.get(ME, headers=_auth(sms["token"])).json()["id"] == sms_id
+    api_error(api.get(ME, headers=bearer(wx["token"])), 401, "UNAUTHORIZED")
+    assert api.get(ME, headers=bearer(moved["token"])).json()["id"] == sms_id
+    assert api.get(ME, headers=bearer(sms["token"])).json()["id"] == sms_id
     # from now on wx.login lands on that account, and SMS sign-in too
-    assert _wx_login(api, "o-alice")["user"]["id"] == sms_id
+    assert wechat_sign_in(api, "o-alice")["user"]["id"] == sms_id
     _age_codes("13812345678", 61)
-    assert _sms_login(api, "13812345678")["user"]["id"] == sms_id
+    assert sms_sign_in(api, "13812345678")["user"]["id"] == sms_id
 
     [bind] = _audit("user.phone_bound")
     assert bind.target_id == str(sms_id)
 
     # The deleted account's token must stay dead even when a new account is created afterwards
     # (SQLite may hand the freed id to the next row).
-    newcomer = _wx_login(api, "o-carol")["user"]["id"]
-    resp = api.get(ME, headers=_auth(wx["token"]))
+    newcomer = wechat_sign_in(api, "o-carol")["user"]["id"]
+    resp = api.get(ME, headers=bearer(wx["token"]))
     assert resp.status_code == 401, f"old token of deleted user {wx_id} now opens user {newcomer}: {resp.text}"
 
 
 def test_binding_a_phone_owned_by_another_wechat_account_is_409(api):
-    alice = _wx_login(api, "o-alice")
+    alice = wechat_sign_in(api, "o-alice")
     assert _bind(api, alice["token"], "13812345678").status_code == 200
-    bob = _wx_login(api, "o-bob")
-    msg = _error(_bind(api, bob["token"], "13812345678"), 409, "PHONE_BOUND_TO_OTHER")
+    bob = wechat_sign_in(api, "o-bob")
+    msg = api_error(_bind(api, bob["token"], "13812345678"), 409, "PHONE_BOUND_TO_OTHER")
     assert msg == "该手机号已绑定其他微信账号"
     assert {u.openid: u.phone for u in _users()} == {"o-alice": "13812345678", "o-bob": None}
     assert len(_audit("user.phone_bound")) == 1
-    assert api.get(ME, headers=_auth(bob["token"])).json()["phone"] is None
+    assert api.get(ME, headers=bearer(bob["token"])).json()["phone"] is None
 
 
 def test_wechat_outage_is_an_upstream_error(api):
     from gc_admin.integrations import sims
 
-    code = _mint(api, "o-alice")["code"]
+    code = mint(api, "o-alice")["code"]
     sims.simulators().wechat.secret = "rotated"  # WeChat now refuses our credentials (40125)
-    _error(api.post(WX_LOGIN, json={"code": code}), 502, "WECHAT_UNAVAILABLE")
+    api_error(api.post(WX_LOGIN, json={"code": code}), 502, "WECHAT_UNAVAILABLE")
     assert _users() == [] and _audit("user.login") == []
 
 
 def test_expired_wechat_code(api):
     from gc_admin.integrations import sims
 
-    code = _mint(api, "o-alice")["code"]
+    code = mint(api, "o-alice")["code"]
     state = sims.simulators().wechat
     openid, expires = state.codes[code]
     state.codes[code] = (openid, expires - 301)
-    _error(api.post(WX_LOGIN, json={"code": code}), 401, "WECHAT_CODE_INVALID")
+    api_error(api.post(WX_LOGIN, json={"code": code}), 401, "WECHAT_CODE_INVALID")
     assert _users() == []
 
 
 def test_sms_token_and_wechat_user_see_their_own_me(api):
-    a = _sms_login(api, "13812345678")
-    b = _wx_login(api, "o-bob")
-    assert api.get(ME, headers=_auth(a["token"])).json()["id"] == a["user"]["id"]
-    assert api.get(ME, headers=_auth(b["token"])).json()["id"] == b["user"]["id"]
+    a = sms_sign_in(api, "13812345678")
+    b = wechat_sign_in(api, "o-bob")
+    assert api.get(ME, headers=bearer(a["token"])).json()["id"] == a["user"]["id"]
+    assert api.get(ME, headers=bearer(b["token"])).json()["id"] == b["user"]["id"]
     with session_scope() as s:
         s.exec(update(MpUser).where(col(MpUser.id) == a["user"]["id"]).values(nickname="小王"))
-    assert api.get(ME, headers=_auth(a["token"])).json()["nickname"] == "小王"
+    assert api.get(ME, headers=bearer(a["token"])).json()["nickname"] == "小王"
