@@ -96,8 +96,9 @@ def test_a_hostile_sort_reaches_no_query(any_db):
                lambda s: sms.list_outbox(s, sort="content"),
                lambda s: accounts.list_staff(s, sort="password_hash"),
                lambda s: coupons.list_issuances(s, sort="fingerprint")):
-        with session_scope() as s, pytest.raises(InvalidInput):
+        with session_scope() as s, pytest.raises(InvalidInput) as err:
             fn(s)
+        assert err.value.code == "INVALID_SORT"
     with session_scope() as s:
         assert users.list_users(s).total == 1  # the table is still there
 

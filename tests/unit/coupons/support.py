@@ -43,7 +43,8 @@ def codes_csv(codes: list[tuple[str, int]], *, header: str = "code,expires_at") 
 
 
 def codes_file(prefix: str, n: int, days: int = 90) -> bytes:
-    """A vendor's file with Chinese headers: ``n`` codes ``{prefix}000000Z``, ``{prefix}000001Z`` … expiring in ``days``."""
+    """A vendor's file with Chinese headers: ``n`` codes ``{prefix}000000Z``, ``{prefix}000001Z`` …, expiring
+    in ``days``."""
     return ("券码,有效期\n" + "".join(f"{prefix}{i:06d}Z,{day(days)}\n" for i in range(n))).encode()
 
 

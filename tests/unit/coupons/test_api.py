@@ -8,7 +8,7 @@ from gc_admin.accounts.service import Principal
 from gc_admin.coupons import service
 from gc_admin.db import session_scope
 from gc_admin.partners.service import create_key
-from tests.support import SETUP, sms_user, staff_headers
+from tests.support import SETUP, api_error, sms_user, staff_headers
 
 CODES = [f"TPP{n:06d}XYZ{n % 7}" for n in range(1, 11)]
 
@@ -42,14 +42,15 @@ def _import(api, headers, codes=CODES):
 def test_only_admin_or_manager_create_products(setup):
     api = setup
     body = {"code": "FLOWER30", "name": "鲜花立减30元", "kind": "service_discount", "face_fen": 3000}
-    assert api.post("/api/v1/admin/products", json=body, headers=staff_headers(api, "chen")).status_code == 403
+    api_error(api.post("/api/v1/admin/products", json=body, headers=staff_headers(api, "chen")), 403, "FORBIDDEN")
     created = api.post("/api/v1/admin/products", json=body, headers=staff_headers(api, "mgr"))
     assert created.status_code == 201 and created.json()["face_fen"] == 3000
     again = api.post("/api/v1/admin/products", json=body, headers=staff_headers(api, "mgr"))
-    assert again.status_code == 409
-    bad = api.post("/api/v1/admin/products", json={**body, "code": "X2", "face_fen": 12.5}, headers=staff_headers(api, "mgr"))
-    assert bad.status_code == 422  # money is integer fen
-    assert api.get("/api/v1/admin/products", headers=staff_headers(api, "liu")).status_code == 403
+    api_error(again, 409, "PRODUCT_EXISTS")
+    bad = api.post("/api/v1/admin/products", json={**body, "code": "X2", "face_fen": 12.5},
+                   headers=staff_headers(api, "mgr"))
+    api_error(bad, 422, "VALIDATION_ERROR")  # money is integer fen
+    api_error(api.get("/api/v1/admin/products", headers=staff_headers(api, "liu")), 403, "FORBIDDEN")
 
 
 def test_import_issue_and_use_end_to_end(setup):
@@ -92,7 +93,7 @@ def test_import_issue_and_use_end_to_end(setup):
     other = sms_user(api, "13900000002")
     theirs = api.get(f"/api/v1/mp/coupons/{cid}", headers=other)
     missing = api.get("/api/v1/mp/coupons/999999", headers=other)
-    assert theirs.status_code == missing.status_code == 404 and theirs.json() == missing.json()
+    assert api_error(theirs, 404, "COUPON_NOT_FOUND") and theirs.json() == missing.json()
     assert api.post(f"/api/v1/mp/coupons/{cid}/use", headers=other).json() == missing.json()
 
     # staff views stay masked
@@ -120,14 +121,14 @@ def test_partner_issues_only_in_its_programme(setup):
     assert api.post("/api/v1/admin/issuances", json=body, headers=staff_headers(api, "chen")).json()["replayed"] is False
     foreign = api.post("/api/v1/partner/issuances", json={**body, "batch_id": "club-0002", "product_code": "OTHER10"},
                        headers=key)
-    assert foreign.status_code == 404
+    api_error(foreign, 404, "PRODUCT_NOT_FOUND")
     state = api.get("/api/v1/partner/issuances/club-0001", headers=key).json()
     assert [r["coupon_states"] for r in state["rows"]] == [["available"], ["available"]]
-    assert api.post("/api/v1/partner/issuances", json=body, headers={"X-Api-Key": read_only}).status_code == 403
+    api_error(api.post("/api/v1/partner/issuances", json=body, headers={"X-Api-Key": read_only}), 403, "SCOPE_MISSING")
     member = api.get("/api/v1/partner/members/13700000001/coupons", headers={"X-Api-Key": read_only})
     assert member.status_code == 200 and len(member.json()["items"]) == 2  # partner batch + staff batch
     assert "****" in member.json()["items"][0]["code_masked"] and not any(c in member.text for c in CODES)
-    assert api.get("/api/v1/partner/members/13700000001/coupons").status_code == 401
+    api_error(api.get("/api/v1/partner/members/13700000001/coupons"), 401, "INVALID_API_KEY")
 
 
 def test_one_programme_rule_for_the_partner_and_the_insurers_staff(setup, make_staff):
@@ -158,7 +159,7 @@ def test_one_programme_rule_for_the_partner_and_the_insurers_staff(setup, make_s
     member = api.get("/api/v1/partner/members/13700000001/coupons", headers={"X-Api-Key": key}).json()
     assert [c["product_code"] for c in member["items"]] == ["tpp50", "tpp50"]
     # each side reads its own batch, not the other's nor the platform's
-    assert api.get("/api/v1/partner/issuances/staff-1", headers={"X-Api-Key": key}).status_code == 404
-    assert api.get("/api/v1/admin/issuances/partner-1", headers=callers["staff"][1]).status_code == 404
-    assert api.get("/api/v1/admin/issuances/clerk-1", headers=callers["staff"][1]).status_code == 404
+    api_error(api.get("/api/v1/partner/issuances/staff-1", headers={"X-Api-Key": key}), 404, "ISSUANCE_NOT_FOUND")
+    api_error(api.get("/api/v1/admin/issuances/partner-1", headers=callers["staff"][1]), 404, "ISSUANCE_NOT_FOUND")
+    api_error(api.get("/api/v1/admin/issuances/clerk-1", headers=callers["staff"][1]), 404, "ISSUANCE_NOT_FOUND")
     assert api.get("/api/v1/admin/issuances/staff-1", headers=callers["staff"][1]).status_code == 200

@@ -69,8 +69,9 @@ def test_goods_discount_either_amount_or_percent(db):
 
 def test_duplicate_code_conflicts(db):
     _create()
-    with pytest.raises(Conflict):
+    with pytest.raises(Conflict) as err:
         _create(name="另一个")
+    assert err.value.code == "PRODUCT_EXISTS"
 
 
 def test_update_changes_editable_fields_and_audits_the_diff(any_db):
@@ -89,9 +90,10 @@ def test_update_changes_editable_fields_and_audits_the_diff(any_db):
             with session_scope() as s:
                 service.update_product(s, actor=STAFF, code="tpp50", **kw)
         assert err.value.code == "FIELD_NOT_EDITABLE"
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidInput) as err:
         with session_scope() as s:
             service.update_product(s, actor=STAFF, code="tpp50", face_fen=-5)
+    assert err.value.code == "INVALID_PRODUCT"
     with session_scope() as s:
         assert service.get_product_by_code(s, "tpp50").face_fen == 5000  # the failed update rolled back
 
@@ -101,9 +103,11 @@ def test_missing_product_and_programme(db):
         with session_scope() as s:
             service.get_product_by_code(s, "nope")
     assert err.value.code == "PRODUCT_NOT_FOUND" and err.value.message == "券种不存在"
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFound) as err:
         with session_scope() as s:
             service.get_programme(s, "nope")
-    with pytest.raises(InvalidInput):
+    assert err.value.code == "PROGRAMME_NOT_FOUND"
+    with pytest.raises(InvalidInput) as err:
         with session_scope() as s:
             service.create_programme(s, actor=STAFF, code="x", name="")
+    assert err.value.code == "INVALID_PROGRAMME"

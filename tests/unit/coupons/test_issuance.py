@@ -94,16 +94,18 @@ def test_same_batch_id_is_idempotent(any_db):
     with pytest.raises(Conflict) as err:
         issue(phones + ["13900000009"], batch_id="PICC-2026-11-001")
     assert err.value.code == "BATCH_ID_REUSED"
-    with pytest.raises(Conflict):
+    with pytest.raises(Conflict) as err:
         issue(phones, batch_id="PICC-2026-11-001", per_phone=2)
+    assert err.value.code == "BATCH_ID_REUSED"
     # the key is (source, programme, batch id): a partner's batch of the same name is its own
     partner = issue(phones, batch_id="PICC-2026-11-001", source="partner", programme_code="picc_gx", actor=PARTNER)
     assert not partner.replayed and partner.issuance_id != first.issuance_id
     with session_scope() as s:
         got = service.get_issuance(s, source="partner", batch_id="PICC-2026-11-001", programme_code="picc_gx")
         assert got.rows() == partner.rows()
-        with pytest.raises(NotFound):
+        with pytest.raises(NotFound) as err:
             service.get_issuance(s, source="partner", batch_id="PICC-2026-11-001", programme_code="other")
+        assert err.value.code == "ISSUANCE_NOT_FOUND"
         states = service.issuance_coupon_states(s, issuance_id=first.issuance_id)
         assert sorted(states.values()) == ["available", "available"]
         batches, total = service.list_issuances(s)
@@ -115,10 +117,12 @@ def test_partner_sees_only_its_programme(db):
     stock("tpp5", 3)
     with pytest.raises(NotFound) as err:
         issue(["13900000001"], product="tpp5", source="partner", programme_code="picc_gx", actor=PARTNER)
+    assert err.value.code == "PRODUCT_NOT_FOUND"
     assert err.value.message == "券种不存在"
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFound) as err:
         with session_scope() as s:
             service.preview_issuance(s, product_code="tpp5", phones=["13900000001"], programme_code="picc_gx")
+    assert err.value.code == "PRODUCT_NOT_FOUND"
 
 
 def test_a_programmes_issuers_get_its_insurer_funded_products_and_own_batches_only(any_db):
@@ -129,8 +133,9 @@ def test_a_programmes_issuers_get_its_insurer_funded_products_and_own_batches_on
         service.create_product(s, actor=PARTNER, code="promo5", name="平台促销", kind="service_discount",
                                face_fen=500, programme_code="picc_gx", funded_by="platform")
     for source in ("staff", "partner"):
-        with pytest.raises(NotFound):
+        with pytest.raises(NotFound) as err:
             issue(["13900000001"], product="promo5", source=source, programme_code="picc_gx", actor=PARTNER)
+        assert err.value.code == "PRODUCT_NOT_FOUND"
     platform = issue(["13900000001"], batch_id="b1", product="flower30")
     mine = issue(["13900000001"], batch_id="b1", product="flower30", programme_code="picc_gx")
     club = issue(["13900000002"], batch_id="b1", product="flower30", source="partner", programme_code="picc_gx",

@@ -265,7 +265,8 @@ def test_an_interrupted_upload_imports_nothing_and_frees_the_form(coupon_shop):
         await imp.load()
         imp.product_code = "tpp50"
         it = UploadChunkIterator(maxsize=4)
-        await it.push(UploadChunk(filename="half.csv", offset=0, content_type="text/csv", data=codes_file("HALF", 3)[:20]))
+        await it.push(UploadChunk(filename="half.csv", offset=0, content_type="text/csv",
+                                  data=codes_file("HALF", 3)[:20]))
         await it.fail(ConnectionError("client went away"))
         return imp, await drain(StockImportState.import_file.fn(imp, it))
 
@@ -510,21 +511,21 @@ def test_phone_plain_text_one_per_line_or_separated():
         "13812345678", "13912345678", "13712345678"]
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"", "文件为空"),
-    (b"  \n \n", "文件为空"),
-    (bytes(range(256)) * 50, "无法识别"),
-    ("手机号\n\x01\x02\x03\x04\x05\x06\x07\x08\x0b\x0c\x0e\n".encode(), "文件内容无法识别"),
-    (b"\xff\xfe\x00", "UTF-16"),
-    (b"PK\x03\x04garbage-not-a-zip", "无法读取该 Excel 文件"),
-    ("手机号\n".encode(), "文件中没有找到手机号"),
+@pytest.mark.parametrize("data, message, code", [
+    (b"", "文件为空", "PHONE_FILE_INVALID"),
+    (b"  \n \n", "文件为空", "PHONE_FILE_INVALID"),
+    (bytes(range(256)) * 50, "无法识别", "PHONE_FILE_INVALID"),
+    ("手机号\n\x01\x02\x03\x04\x05\x06\x07\x08\x0b\x0c\x0e\n".encode(), "文件内容无法识别", "PHONE_FILE_INVALID"),
+    (b"\xff\xfe\x00", "UTF-16", "PHONE_FILE_INVALID"),
+    (b"PK\x03\x04garbage-not-a-zip", "无法读取该 Excel 文件", "PHONE_FILE_INVALID"),
+    ("手机号\n".encode(), "文件中没有找到手机号", "PHONE_FILE_EMPTY"),
 ])
-def test_bad_phone_files_give_a_clear_reason(data, message):
+def test_bad_phone_files_give_a_clear_reason(data, message, code):
     from gc_admin.core.errors import InvalidInput
 
     with pytest.raises(InvalidInput) as err:
         views.read_phone_file(data)
-    assert message in err.value.message
+    assert message in err.value.message and err.value.code == code
 
 
 def test_phone_stash_round_trip_and_tokens_cannot_escape(private_uploads):
@@ -534,8 +535,9 @@ def test_phone_stash_round_trip_and_tokens_cannot_escape(private_uploads):
     from gc_admin.core.errors import NotFound
 
     for bad in (token, "../../etc/passwd", ""):
-        with pytest.raises(NotFound):
+        with pytest.raises(NotFound) as err:
             views.load_phones(bad)
+        assert err.value.code == "STAGING_NOT_FOUND"
     import os
 
     old = views.stash_phones(["13812345678"])
@@ -586,8 +588,9 @@ def test_batches_for_insurer_staff_are_their_programmes_own(coupon_shop):
         insurer, n_ins = views.list_batches(s, programme_code="picc_gx")
         ids = {b.batch_id: b.issuance_id for b in everything}
         for foreign in ("OLD", "B-CLERK", "B-OTHER"):
-            with pytest.raises(NotFound):
+            with pytest.raises(NotFound) as err:
                 views.issuance_by_id(s, issuance_id=ids[foreign], programme_code="picc_gx")
+            assert err.value.code == "ISSUANCE_NOT_FOUND"
         assert views.issuance_by_id(s, issuance_id=ids["CLUB-1"], programme_code="picc_gx").batch_id == "CLUB-1"
         assert views.issuance_by_id(s, issuance_id=ids["OLD"]).batch_id == "OLD"  # platform staff: every batch
         assert views.find_staff_batch(s, batch_id="B-CLERK", programme_code="picc_gx") is None

@@ -63,8 +63,9 @@ def test_code_list_is_masked_filtered_and_paged(stocked):
         assert found.total == 1 and found.rows[0].code_masked != "A70"
         soon = service.list_stock_codes(s, expires_before=utcnow() + dt.timedelta(days=46))
         assert soon.total == 3
-        with pytest.raises(InvalidInput):
+        with pytest.raises(InvalidInput) as err:
             service.list_stock_codes(s, state="lost")
+        assert err.value.code == "INVALID_STATE"
         blob = repr(service.list_stock_codes(s, limit=200))
     assert not any(c in blob for c in ("A40", "A45", "A50", "A70", "A80", "A10", "B90"))
 
@@ -73,8 +74,9 @@ def test_staff_reveal_is_audited(stocked):
     with session_scope() as s:
         row = service.list_stock_codes(s, code="A70").rows[0]
         assert service.reveal_stock_code(s, actor=STAFF, stock_code_id=row.id, reason="用户来电") == "A70"
-        with pytest.raises(NotFound):
+        with pytest.raises(NotFound) as err:
             service.reveal_stock_code(s, actor=STAFF, stock_code_id=10**9)
+        assert err.value.code == "CODE_NOT_FOUND"
     audit = audit_text()
     assert "stock.code_revealed" in audit and "用户来电" in audit and "A70" not in audit
 

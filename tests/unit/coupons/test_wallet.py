@@ -52,8 +52,9 @@ def test_list_and_get_my_coupons(two_users):
         later = utcnow() + dt.timedelta(days=400)
         assert {c.status for c in service.list_user_coupons(s, user=alice, now=later)} == {"expired"}
         assert service.list_user_coupons(s, user=alice, status="available", now=later) == []
-        with pytest.raises(InvalidInput):
+        with pytest.raises(InvalidInput) as err:
             service.list_user_coupons(s, user=alice, status="mine")
+        assert err.value.code == "INVALID_STATUS"
         blob = repr(service.list_user_coupons(s, user=alice)) + repr([c.to_dict() for c in mine])
     assert not any(code in blob for code in codes)
 
@@ -188,12 +189,14 @@ def test_reserve_consume_release(two_users):
             with session_scope() as s:
                 call(s)
         assert err.value.code == code
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFound) as err:
         with session_scope() as s:
             service.consume(s, coupon_id=424242, ref="order:1")
-    with pytest.raises(InvalidInput):
+    assert err.value.code == "COUPON_NOT_FOUND"
+    with pytest.raises(InvalidInput) as err:
         with session_scope() as s:
             service.reserve(s, coupon_id=cid, user=alice, ref=" ")
+    assert err.value.code == "INVALID_REF"
     assert _actions(cid) == ["coupon.issued", "coupon.reserved", "coupon.released", "coupon.reserved",
                              "coupon.consumed"]
 
@@ -215,10 +218,12 @@ def test_staff_views_are_masked(two_users):
     with session_scope() as s:
         rows = service.user_coupons_for_staff(s, phone="139 0000 0001")
         history = service.coupon_history(s, coupon_id=cid)
-        with pytest.raises(InvalidInput):
+        with pytest.raises(InvalidInput) as err:
             service.user_coupons_for_staff(s, phone="123")
-        with pytest.raises(NotFound):
+        assert err.value.code == "INVALID_PHONE"
+        with pytest.raises(NotFound) as err:
             service.coupon_history(s, coupon_id=987654)
+        assert err.value.code == "COUPON_NOT_FOUND"
     assert len(rows) == 3 and {r.phone_masked for r in rows} == {"139****0001"}
     code_rows = [r for r in rows if r.kind == "redemption_code"]
     assert all("****" in r.code_masked for r in code_rows) and {r.batch_id for r in code_rows} == {"b1"}

@@ -44,7 +44,8 @@ def shop(*, price_fen: int = 4500, per_user_limit: int | None = 5, codes: int = 
 
 
 def insert_order(s, *, user_id: int, no: str, type: str = "flower", status: str = "created", payable: int = 1000,
-                 created: dt.datetime | None = None, paid: dt.datetime | None = None, name: str = "rose") -> ServiceOrder:
+                 created: dt.datetime | None = None, paid: dt.datetime | None = None,
+                 name: str = "rose") -> ServiceOrder:
     """An order row as the lists show it, written in session ``s`` (no stock, payment or history behind it)."""
     created = created or dt.datetime(2026, 11, 20, 2, 0, tzinfo=dt.timezone.utc)
     order = ServiceOrder(order_no=no, type=type, status=status, user_id=user_id, list_fen=payable + 500,

@@ -153,8 +153,9 @@ def test_quote_rules(world) -> None:
     with pytest.raises(Conflict) as err:  # cashback coupons are paid out, not used on an order
         _q(user, **topup(coupon_id=fuel))
     assert err.value.code == "COUPON_NOT_APPLICABLE"
-    with pytest.raises(NotFound):  # someone else's coupon is as good as missing
+    with pytest.raises(NotFound) as err:  # someone else's coupon is as good as missing
         _q(user, **topup(coupon_id=theirs))
+    assert err.value.code == "COUPON_NOT_FOUND"
     with pytest.raises(Conflict) as err:
         _q(user, **topup(points=1_201))
     assert err.value.code == "POINTS_INSUFFICIENT"
@@ -164,15 +165,18 @@ def test_quote_rules(world) -> None:
     with pytest.raises(Conflict) as err:
         _q(user, type="coupon_purchase", product_code="tpp5", quantity=1)
     assert err.value.code == "PRODUCT_NOT_ON_SALE"
-    for bad in ({"mobile": "12345", "face_fen": 5_000}, {"mobile": "13812345678", "face_fen": 6_000},
-                {"mobile": "13812345678", "face_fen": 5_000.0}):
-        with pytest.raises(InvalidInput):
+    for bad, code in (({"mobile": "12345", "face_fen": 5_000}, "INVALID_MOBILE"),
+                      ({"mobile": "13812345678", "face_fen": 6_000}, "INVALID_FACE"),
+                      ({"mobile": "13812345678", "face_fen": 5_000.0}, "INVALID_FACE")):
+        with pytest.raises(InvalidInput) as err:
             _q(user, type="topup", details=bad)
+        assert err.value.code == code, bad
     with pytest.raises(InvalidInput) as ierr:
         _q(user, type="flower")
     assert ierr.value.code == "ORDER_TYPE_UNAVAILABLE"
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidInput) as err:
         _q(user, type="coupon_purchase", product_code="tpp50", quantity=1.0)
+    assert err.value.code == "INVALID_ORDER"
 
 
 def test_quote_coupon_purchase(world) -> None:
@@ -199,6 +203,7 @@ def test_quote_is_repeatable_and_has_no_side_effects(world, points, use_sv, with
 
 
 def test_order_draft_refuses_unknown_fields() -> None:
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidInput) as err:
         OrderDraft.of({"type": "topup", "discount_fen": 100})
+    assert err.value.code == "INVALID_ORDER"
     assert dataclasses.replace(OrderDraft(type="topup"), points=3).points == 3

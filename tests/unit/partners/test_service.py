@@ -43,14 +43,17 @@ def test_revoked_key_stops_working(db, make_staff):
 
 
 def test_only_admins_and_valid_input(db):
-    with pytest.raises(Forbidden):
+    with pytest.raises(Forbidden) as err:
         with session_scope() as s:
             service.create_key(s, actor=Principal(2, "c", "c", "clerk"), partner_name="x", programme_code="picc_gx",
                                scopes=["issuance:write"])
-    with pytest.raises(InvalidInput):
+    assert err.value.code == "FORBIDDEN"
+    with pytest.raises(InvalidInput) as err:
         _create(scopes=("everything",))
-    with pytest.raises(InvalidInput):
+    assert err.value.code == "INVALID_SCOPES"
+    with pytest.raises(InvalidInput) as err:
         _create(scopes=())
+    assert err.value.code == "INVALID_SCOPES"
 
 
 def test_dependency_checks_key_and_scope(db, make_staff):

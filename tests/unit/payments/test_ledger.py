@@ -50,9 +50,10 @@ def test_balances_are_idempotent_and_never_negative(any_db) -> None:
             payments.move_stored_value(s, user_id=user.id, delta_fen=-1, reason="支付", ref="sv1")
     assert err.value.code == "STORED_VALUE_INSUFFICIENT" and "¥0.00" in err.value.message
     for bad in (0, 1.5, True):
-        with pytest.raises(InvalidInput):
+        with pytest.raises(InvalidInput) as err:
             with session_scope() as s:
                 payments.move_points(s, user_id=user.id, delta=bad, reason="x", ref="bad")  # type: ignore[arg-type]
+        assert err.value.code == "INVALID_AMOUNT"
     with pytest.raises(Conflict) as err:
         with session_scope() as s:
             payments.move_points(s, user_id=user.id, delta=5, reason="赠送", ref="gift")  # same ref, other amount
@@ -80,7 +81,8 @@ def test_concurrent_spends_cannot_overdraw(any_db, which) -> None:
     results = race(10, spend)
     ok = [r for r in results if isinstance(r, int)]
     assert len(ok) == 3, results
-    assert all(isinstance(r, Conflict) for r in results if not isinstance(r, int)), results
+    short = "POINTS_INSUFFICIENT" if which == "points" else "STORED_VALUE_INSUFFICIENT"
+    assert all(isinstance(r, Conflict) and r.code == short for r in results if not isinstance(r, int)), results
     entry, delta = ("points_entry", "delta") if which == "points" else ("stored_value_entry", "delta_fen")
     column = "points" if which == "points" else "stored_value_fen"
     assert scalar(f"SELECT {column} FROM user_balance") == 10
@@ -140,8 +142,9 @@ def test_list_ledger_and_export(day_of_money) -> None:
         today = utcnow().astimezone(SHANGHAI).date()
         assert payments.list_ledger(s, filters=payments.LedgerFilter(date_from=today, date_to=today)).total == 3
         assert payments.list_ledger(s, filters=payments.LedgerFilter(date_to=today - dt.timedelta(days=1))).total == 0
-        with pytest.raises(InvalidInput):
+        with pytest.raises(InvalidInput) as err:
             payments.list_ledger(s, filters=payments.LedgerFilter(kind="bonus"))
+        assert err.value.code == "INVALID_KIND"
         data = payments.ledger_xlsx(s)
     frame = pl.read_excel(io.BytesIO(data))
     assert frame.height == 3 and frame["金额（分）"].to_list() == [13_500, 4_500, -4_500]

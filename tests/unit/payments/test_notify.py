@@ -16,7 +16,17 @@ from gc_admin.integrations.wechatpay.simulator import DevKeys, make_notify, tran
 from gc_admin.orders import service as orders
 from gc_admin.payments.models import PaymentNotifyLog
 from tests.support import race, rows, scalar, wired
-from tests.unit.orders.support import NOTIFY_PATH, REFUND_NOTIFY_PATH, age, buy, buyer, get, paid_notify, shop, table_counts
+from tests.unit.orders.support import (
+    NOTIFY_PATH,
+    REFUND_NOTIFY_PATH,
+    age,
+    buy,
+    buyer,
+    get,
+    paid_notify,
+    shop,
+    table_counts,
+)
 
 OTHER_KEYS = DevKeys.generate()
 

@@ -57,9 +57,10 @@ def test_reconcile_finds_every_kind_of_difference(day_of_money) -> None:
     with session_scope() as s:
         again = reconcile.get_reconciliation(s, run_id=result.run_id)
     assert again.to_dict()["missing_in_ledger"] == 1 and again.count("amount_differs") == 1
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidInput) as err:
         with session_scope() as s:
             reconcile.reconcile_trade_bill(s, data=b"not,a,bill\n1,2,3\n", actor=CLERK)
+    assert err.value.code == "BAD_BILL"
     with pytest.raises(InvalidInput) as err:
         with session_scope() as s:
             reconcile.reconcile_trade_bill(s, data=bill, actor=CLERK, bill_date=today - dt.timedelta(days=1))

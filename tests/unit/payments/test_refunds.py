@@ -90,8 +90,9 @@ def test_refund_one_coupon_then_the_rest(bought) -> None:
             "available", "available", "revoked"]
     assert scalar("SELECT count(*) FROM stock_code WHERE state = 'in_stock'") == 8  # 10 - 3 sold + 1 back
     # the rest: two coupons, which makes it a full refund
-    with pytest.raises(Conflict):
+    with pytest.raises(Conflict) as err:
         request_refund(order.id, 13_500)
+    assert err.value.code == "REFUND_EXCEEDS_PAID"
     r2 = refund(order.id, 9_000, reason="全部退掉")
     assert r2.full and r2.coupons == 2 and get(order.id).status == "refund_requested"
     finish_refund(w.state, r2.out_refund_no)
@@ -113,6 +114,7 @@ def test_used_codes_are_not_refundable(bought) -> None:
         coupons.use_coupon(s, user=s.get(MpUser, user.id), coupon_id=first.id)
     with pytest.raises(InvalidInput) as err:
         request_refund(order.id, 13_500)
+    assert err.value.code == "REFUND_PER_COUPON"
     assert "2 张 ¥90.00" in err.value.message and "3 张" not in err.value.message
     r = refund(order.id, 9_000)
     assert r.coupons == 2 and not r.full  # the revealed coupon's share stays paid
@@ -295,8 +297,9 @@ def test_full_refund_returns_coupon_points_and_stored_value(any_db) -> None:
         assert order.payable_fen == 10_000 - 3_000 - 300 - 200
         pay(w, order)
         assert rows("SELECT status FROM coupon WHERE id = :i", i=coupon_id) == [("used",)]
-        with pytest.raises(Conflict):  # only the WeChat-paid part is refundable in cash
+        with pytest.raises(Conflict) as err:  # only the WeChat-paid part is refundable in cash
             request_refund(order.id, 10_000)
+        assert err.value.code == "REFUND_EXCEEDS_PAID"
         r = refund(order.id, 6_500, reason="充值失败")
         finish_refund(w.state, r.out_refund_no)
     assert get(order.id).status == "refunded"

@@ -271,7 +271,8 @@ def test_phone_code_is_single_use_and_needs_a_token(api):
     assert api.post(WX_PHONE, json={"phone_code": pcode}, headers=bearer(token)).status_code == 200
     token2 = wechat_sign_in(api, "o-bob")["token"]
     api_error(api.post(WX_PHONE, json={"phone_code": pcode}, headers=bearer(token2)), 401, "WECHAT_CODE_INVALID")
-    api_error(api.post(WX_PHONE, json={"phone_code": "never-minted"}, headers=bearer(token2)), 401, "WECHAT_CODE_INVALID")
+    api_error(api.post(WX_PHONE, json={"phone_code": "never-minted"}, headers=bearer(token2)), 401,
+              "WECHAT_CODE_INVALID")
     assert {u.openid: u.phone for u in _users()} == {"o-alice": "13812345678", "o-bob": None}
 
 
@@ -304,7 +305,7 @@ def test_binding_a_phone_of_an_sms_account_moves_the_wechat_identity(api):
     # (SQLite may hand the freed id to the next row).
     newcomer = wechat_sign_in(api, "o-carol")["user"]["id"]
     resp = api.get(ME, headers=bearer(wx["token"]))
-    assert resp.status_code == 401, f"old token of deleted user {wx_id} now opens user {newcomer}: {resp.text}"
+    assert api_error(resp, 401, "UNAUTHORIZED"), f"old token of deleted user {wx_id} now opens user {newcomer}"
 
 
 def test_binding_a_phone_owned_by_another_wechat_account_is_409(api):
