@@ -18,8 +18,8 @@ from gc_admin.core.clock import iso
 from gc_admin.core.errors import Forbidden, InvalidInput
 from gc_admin.core.http import StrictModel, client_ip, require_partner, require_staff, require_user
 from gc_admin.core.phone import normalize_phone
+from gc_admin.core.uploads import read_upload
 from gc_admin.coupons import service
-from gc_admin.coupons.importer import MAX_FILE_BYTES
 from gc_admin.coupons.models import CASHBACK_CATEGORIES, FUNDERS, KINDS
 from gc_admin.db import session_scope
 from gc_admin.partners.service import PartnerPrincipal
@@ -241,14 +241,8 @@ def _issuance_out(result: service.IssuanceResult, states: dict[int, str] | None 
 
 
 async def _read_upload(file: UploadFile) -> bytes:
-    """The upload's bytes, refusing more than the importer accepts without reading it all."""
-    chunks, size = [], 0
-    while chunk := await file.read(1024 * 1024):
-        size += len(chunk)
-        if size > MAX_FILE_BYTES:
-            raise InvalidInput(f"文件超过 {MAX_FILE_BYTES // 1024 // 1024} MB，请拆分后分批导入", code="FILE_TOO_LARGE")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    """The upload's bytes, refusing more than any upload may be (``UPLOAD_TOO_LARGE``) without reading it all."""
+    return await read_upload(file)
 
 
 # --- admin -----------------------------------------------------------------------------------
