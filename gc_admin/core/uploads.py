@@ -441,13 +441,19 @@ def check_xlsx(data: bytes, *, lim: UploadLimits | None = None) -> None:
                 continue  # a folder
             is_sst = low == "xl/sharedstrings.xml"
             scan = _PartScan(si_lengths, si_max, shared_strings=is_sst)
-            first = True
+            first, xml = True, False
             for piece in _inflate(data, info):
-                if first and low != "xl/vbaproject.bin" and piece.startswith(_NESTED_MAGIC):
-                    raise UploadRefused(f"Excel 文件中嵌入了其他文件或压缩包（{info.filename[:80]}），已拒绝；"
-                                        "请删除嵌入对象，或把数据复制到新的工作簿后再上传", code="UPLOAD_BAD_ARCHIVE")
-                first = False
-                scan.feed(piece)
+                if first:
+                    if low != "xl/vbaproject.bin" and piece.startswith(_NESTED_MAGIC):
+                        raise UploadRefused(f"Excel 文件中嵌入了其他文件或压缩包（{info.filename[:80]}），已拒绝；"
+                                            "请删除嵌入对象，或把数据复制到新的工作簿后再上传", code="UPLOAD_BAD_ARCHIVE")
+                    if piece.startswith((b"\xff\xfe", b"\xfe\xff", b"<\x00", b"\x00<")):
+                        raise _bad(f"{info.filename[:80]} 使用了 UTF-16 编码")  # Excel writes UTF-8 parts
+                    # Only XML is parsed (a worksheet may hide under any name); images and the like are not.
+                    xml = piece.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"<"
+                    first = False
+                if xml:
+                    scan.feed(piece)
             scan.feed(b"", final=True)
             if is_sst:
                 if len(scan.si) > lim.max_cells:

@@ -10,6 +10,7 @@ builders here are shared with ``test_uploads_paths`` (every upload path: API, da
 
 from __future__ import annotations
 
+import base64
 import functools
 import io
 import json
@@ -177,6 +178,8 @@ def test_ordinary_files_pass():
     assert check_upload(b"code,expires_at\n" + b"X" * 60_000 + b",2027-01-01\n") == "text"  # long, under 64 KB
     assert check_upload(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 100) == "xls"  # not compressed: the byte cap bounds it
     assert check_upload(b"") == "text"
+    photo = os.urandom(3 * MB).replace(b">", b"?")  # binary parts are size-checked, not read as XML
+    assert check_upload(xlsx(HEADER_ROW, extra={"xl/media/image1.png": photo})) == "xlsx"
     # a million ordinary rows (the import benchmark's size) is well inside every limit
     assert check_upload(b"code,expires_at\n" + b"TPP0000000000001,2027-12-31\n" * 1_000_000) == "text"
 
@@ -235,6 +238,10 @@ def _lie_about_size(data: bytes, name: bytes, size: int) -> bytes:
     (lambda: xlsx(b"<row>" + b"<c/>" * 2000 + b"</row>"), "UPLOAD_TOO_MANY_COLUMNS", "2,000 列"),
     (lambda: xlsx(HEADER_ROW + b'<row r="2000000"><c><v>1</v></c></row>'), "UPLOAD_TOO_MANY_ROWS", "2,000,000 行"),
     (lambda: xlsx(b'<row r="1"><c r="XFD1"/></row>'), "UPLOAD_TOO_MANY_COLUMNS", "16,384 列"),
+    (lambda: xlsx(sheet="<worksheet><sheetData><row><c/></row></sheetData></worksheet>".encode("utf-16")),
+     "UPLOAD_BAD_ARCHIVE", "UTF-16"),  # the patterns read UTF-8; Excel never writes anything else
+    (lambda: xlsx(sheet=b"<worksheet><sheetData><row><c><is><t>" + base64.b32encode(os.urandom(MB + MB // 4))),
+     "UPLOAD_BAD_ARCHIVE", "超长"),  # 2 MB with no '>': no spreadsheet program writes a cell that long
 ])
 def test_xlsx_siblings_are_refused_from_metadata_and_one_streaming_pass(build, code, fragment):
     err = refusal(build())
