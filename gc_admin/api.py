@@ -2,8 +2,8 @@
 
 Routes live in each feature's ``api.py``; this module assembles them under ``/api/v1``,
 installs the error envelope and the upload size limit (:class:`~gc_admin.core.uploads.UploadSizeLimit`:
-a multipart body over ``GC_UPLOAD_MAX_MB`` is refused before it is read), and mounts the protocol simulators under ``/sim`` when
-``GC_ENV`` is dev or test.
+a multipart body over ``GC_UPLOAD_MAX_MB`` is refused before it is read), and mounts the protocol
+simulators under ``/sim`` when ``GC_ENV`` is dev or test.
 """
 
 from __future__ import annotations

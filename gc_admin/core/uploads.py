@@ -496,8 +496,8 @@ class UploadSizeLimit:
             exc = too_large(lim)
             body = json.dumps({"error": exc.to_dict()}, ensure_ascii=False).encode()
             await send({"type": "http.response.start", "status": 413,
-                        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                    (b"connection", b"close")]})
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
             await send({"type": "http.response.body", "body": body})
             return None
         seen = 0
