@@ -21,8 +21,8 @@ from gc_admin.accounts.deps import require_staff
 from gc_admin.users.deps import require_user
 from gc_admin.core.params import Day, Id, Limit, Offset
 from gc_admin.core.phone import normalize_phone
+from gc_admin.core.uploads import read_upload
 from gc_admin.coupons import service
-from gc_admin.coupons.importer import MAX_FILE_BYTES
 from gc_admin.coupons.models import CASHBACK_CATEGORIES, FUNDERS, KINDS
 from gc_admin.db import session_scope
 from gc_admin.partners.service import PartnerPrincipal
@@ -245,14 +245,8 @@ def _issuance_out(result: service.IssuanceResult, states: dict[int, str] | None 
 
 
 async def _read_upload(file: UploadFile) -> bytes:
-    """The upload's bytes, refusing more than the importer accepts without reading it all."""
-    chunks, size = [], 0
-    while chunk := await file.read(1024 * 1024):
-        size += len(chunk)
-        if size > MAX_FILE_BYTES:
-            raise InvalidInput(f"文件超过 {MAX_FILE_BYTES // 1024 // 1024} MB，请拆分后分批导入", code="FILE_TOO_LARGE")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    """The upload's bytes, refusing more than any upload may be (``UPLOAD_TOO_LARGE``) without reading it all."""
+    return await read_upload(file)
 
 
 # --- admin -----------------------------------------------------------------------------------

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import reflex as rx
 
+from gc_admin.core.uploads import limits as upload_limits
 from gc_admin.coupons.issuance_state import MAX_PER_PHONE, UPLOAD_ID, IssuanceState
-from gc_admin.coupons.views import MAX_PHONE_FILE_BYTES
 from gc_admin.ui.components import Col, empty_row, export_button, pager, table_header
 from gc_admin.ui.layout import staff_page
 
@@ -41,7 +41,7 @@ def _phones_input() -> rx.Component:
                 rx.upload.root(
                     rx.button(rx.icon("file-up", size=14), "或上传手机号文件（CSV / Excel / TXT）", size="1",
                               variant="soft", type="button"),
-                    id=UPLOAD_ID, multiple=False, max_files=1, max_size=MAX_PHONE_FILE_BYTES,
+                    id=UPLOAD_ID, multiple=False, max_files=1, max_size=upload_limits().max_bytes,
                     accept={"text/csv": [".csv"], "text/plain": [".txt"],
                             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": [".xlsx"],
                             "application/vnd.ms-excel": [".xls"]},

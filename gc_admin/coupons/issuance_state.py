@@ -29,6 +29,7 @@ from gc_admin.core.errors import DomainError, NotFound
 from gc_admin.core.money import format_fen
 from gc_admin.core.params import parse_id
 from gc_admin.core.phone import mask_phone
+from gc_admin.core.uploads import read_upload
 from gc_admin.coupons import service, views
 from gc_admin.coupons.models import ISSUE_SOURCES, KINDS, REDEMPTION_CODE, ROW_STATUSES
 from gc_admin.db import session_scope
@@ -146,12 +147,9 @@ class IssuanceState(PagedMixin, rx.State):
         if not files:
             return None
         f = files[0]
-        if (f.size or 0) > views.MAX_PHONE_FILE_BYTES:
-            self.error = f"文件超过 {views.MAX_PHONE_FILE_BYTES // 1024 // 1024} MB，请拆分后分批发放"
-            return rx.toast.error(self.error)
-        data = await f.read(views.MAX_PHONE_FILE_BYTES + 1)  # read_phone_file refuses anything bigger
         name = (f.name or "手机号文件").rsplit("/", 1)[-1]
         try:
+            data = await read_upload(f)  # stops at the upload cap (UPLOAD_TOO_LARGE)
             phones = await asyncio.to_thread(views.read_phone_file, data, filename=name)
         except DomainError as exc:
             self.error = exc.message

@@ -209,7 +209,7 @@ def import_codes(
         session.flush()
         record(session, actor=actor, action="stock.import_failed", target_type="stock_import", target_id=imp.id,
                summary=f"导入券码失败（{product.name}，{filename or '未命名文件'}）：{exc.reason}"[:500])
-        raise InvalidInput(exc.reason, code="IMPORT_FILE_INVALID", details={"import_id": imp.id},
+        raise InvalidInput(exc.reason, code=exc.code, details={"import_id": imp.id},
                            keep_changes=True) from None
     imp.file_type = parsed.file_type
     session.add(imp)

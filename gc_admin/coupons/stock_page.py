@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import reflex as rx
 
+from gc_admin.core.uploads import limits as upload_limits
 from gc_admin.coupons.models import CASHBACK_CATEGORIES, FUNDERS, KINDS
 from gc_admin.coupons.stock import SUMMARY_STATE_LABELS
 from gc_admin.coupons.stock_state import (
-    MAX_IMPORT_BYTES,
     UPLOAD_ID,
     ProductsState,
     StockCodesState,
@@ -255,7 +255,8 @@ def _import_tab() -> rx.Component:
                 rx.vstack(
                     rx.icon("file-up", size=28, color=rx.color("accent", 9)),
                     rx.text("拖拽文件到此处，或点击选择文件", weight="medium"),
-                    rx.text("支持 CSV（UTF-8 / GBK）与 Excel（.xlsx），最大 50 MB。列：券码、有效期；可选：面值、成本、批次号",
+                    rx.text(f"支持 CSV（UTF-8 / GBK）与 Excel（.xlsx），最大 {upload_limits().max_bytes // 1024 // 1024} MB。"
+                            "列：券码、有效期；可选：面值、成本、批次号",
                             size="1", color_scheme="gray"),
                     rx.foreach(rx.selected_files(UPLOAD_ID), lambda f: rx.badge(rx.icon("file", size=12), f,
                                                                                  variant="surface", size="2",
@@ -265,7 +266,7 @@ def _import_tab() -> rx.Component:
                 id=UPLOAD_ID,
                 multiple=False,
                 max_files=1,
-                max_size=MAX_IMPORT_BYTES,
+                max_size=upload_limits().max_bytes,
                 accept={"text/csv": [".csv"], "text/plain": [".txt"],
                         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": [".xlsx"],
                         "application/vnd.ms-excel": [".xls"]},

@@ -5,7 +5,8 @@ Four small states, one per part of the page (DESIGN.md §2.8: a page of rows eac
   ``on_load`` and chains the others;
 - :class:`StockImportState` — the import form; the upload streams to a private staging file in a
   background task (``rx.upload_files_chunk``), so a big file neither sits in memory nor blocks the
-  event loop, and the import runs in a worker thread; it keeps running if the clerk navigates away;
+  event loop, and the import (the upload gate :mod:`gc_admin.core.uploads`, then the parse) runs in a
+  worker thread; it keeps running if the clerk navigates away;
 - :class:`StockCodesState` — the filtered, paged code list (codes and phones masked by the service);
 - :class:`ProductsState` — products; admin/manager create them and switch 上架/下架.
 
@@ -28,6 +29,8 @@ from gc_admin.core.clock import SHANGHAI, UTC, fmt_local
 from gc_admin.core.errors import DomainError
 from gc_admin.core.money import format_fen, parse_yuan
 from gc_admin.core.params import DAY_RANGE, parse_day, parse_id
+from gc_admin.core.uploads import limits as upload_limits
+from gc_admin.core.uploads import too_large
 from gc_admin.coupons import service, views
 from gc_admin.coupons.models import CASHBACK_CATEGORIES, FUNDERS, KINDS, REDEMPTION_CODE
 from gc_admin.coupons.stock import SUMMARY_STATE_LABELS
@@ -39,7 +42,6 @@ log = logging.getLogger(__name__)
 
 SECTION = "stock"
 PRODUCT_EDITORS = frozenset({"admin", "manager"})
-MAX_IMPORT_BYTES = 50 * 1024 * 1024
 INVALID_SHOWN = 20
 UPLOAD_ID = "codes-file"
 
@@ -223,7 +225,7 @@ class StockImportState(PagedMixin, rx.State):
 
     @rx.event(background=True)
     async def import_file(self, chunk_iter: rx.UploadChunkIterator):
-        """Stream the upload to a staging file (≤ 50 MB), then import it off the event loop."""
+        """Stream the upload to a staging file (≤ the upload cap), then import it off the event loop."""
         refusal: Any = None
         async with self:
             p = await require(self, SECTION)
@@ -245,14 +247,14 @@ class StockImportState(PagedMixin, rx.State):
                 yield refusal
             return
         token, path = views.staging_file("codes")
-        size, filename, too_big = 0, "", False
+        size, filename, too_big, cap = 0, "", False, upload_limits().max_bytes
         try:
             try:
                 with open(path, "wb") as fh:
                     async for chunk in chunk_iter:  # drain it all, even past the limit, so the upload ends cleanly
                         filename = filename or chunk.filename
                         size = max(size, chunk.offset + len(chunk.data))
-                        if size > MAX_IMPORT_BYTES:
+                        if size > cap:
                             too_big = True
                             continue
                         fh.seek(chunk.offset)
@@ -264,8 +266,7 @@ class StockImportState(PagedMixin, rx.State):
                 yield rx.toast.error("上传中断，未导入任何券码，请重新上传")
                 return
             if too_big or not filename:
-                message = (f"文件超过 {MAX_IMPORT_BYTES // 1024 // 1024} MB，请拆分后分批导入" if too_big
-                           else "请选择要导入的文件")
+                message = too_large().message if too_big else "请选择要导入的文件"
                 async with self:
                     self.busy, self.phase, self.error, self.upload_pct = False, "", message, 0
                 yield rx.toast.error(message)

@@ -35,12 +35,12 @@ from gc_admin.core.errors import InvalidInput, NotFound
 from gc_admin.core.exports import csv_bytes
 from gc_admin.core.money import format_fen
 from gc_admin.core.phone import normalize_phone
+from gc_admin.core.uploads import check_upload
 from gc_admin.coupons import service
 from gc_admin.coupons.models import REDEMPTION_CODE, ROW_STATUSES, Coupon, IssuanceBatch, Product
 from gc_admin.coupons.stock import SUMMARY_STATE_LABELS, SUMMARY_STATES, SummaryRow
 from gc_admin.users.models import MpUser
 
-MAX_PHONE_FILE_BYTES = 20 * 1024 * 1024
 MAX_PHONES = 200_000
 HEADER_SCAN_ROWS = 5
 
@@ -141,12 +141,12 @@ def read_phone_file(data: bytes, *, filename: str = "") -> list[str]:
     ``.xlsx``/``.xls``: the first sheet with data. CSV/TXT in UTF-8, UTF-16 or GBK: a column headed
     手机号 / 手机 / 电话 / phone / mobile (in the first 5 rows) if there is one; otherwise a table's
     most phone-like column; otherwise every token separated by new lines, commas or spaces.
+    The upload gate (:func:`gc_admin.core.uploads.check_upload`) refuses the file first if a parser
+    must not see it (``UPLOAD_*`` codes).
     """
     if not data or not data.strip():
         raise InvalidInput("文件为空", code="PHONE_FILE_INVALID")
-    if len(data) > MAX_PHONE_FILE_BYTES:
-        raise InvalidInput(f"文件超过 {MAX_PHONE_FILE_BYTES // 1024 // 1024} MB，请拆分后分批发放", code="PHONE_FILE_INVALID")
-    if data[:4] == b"PK\x03\x04" or data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
+    if check_upload(data) in ("xlsx", "xls"):
         phones = _read_excel(data)
     else:
         phones = _read_text(data, filename)

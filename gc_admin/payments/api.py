@@ -26,6 +26,7 @@ from gc_admin.core.errors import Forbidden, InvalidInput
 from gc_admin.core.http import StrictModel
 from gc_admin.accounts.deps import require_staff
 from gc_admin.core.params import Day, Id, Limit, Offset
+from gc_admin.core.uploads import read_upload
 from gc_admin.db import session_scope
 from gc_admin.payments import reconcile, service
 from gc_admin.payments.models import LEDGER_KINDS, REFUND_STATUSES
@@ -234,7 +235,7 @@ class FetchBody(StrictModel):
 async def reconcile_upload(file: UploadFile = File(..., description="the trade bill CSV (交易账单)"),
                            bill_date: Day | None = Form(None, description="required for an empty bill"),
                            p: Principal = Depends(money_staff)):
-    data = await file.read(reconcile.MAX_BILL_BYTES + 1)
+    data = await read_upload(file)  # the upload cap (UPLOAD_TOO_LARGE); the bill is checked before parsing
     filename = (file.filename or "")[:255]
 
     def work() -> dict[str, Any]:

@@ -18,6 +18,7 @@ from gc_admin.core.errors import DomainError
 from gc_admin.core.exports import csv_bytes
 from gc_admin.core.money import format_fen
 from gc_admin.core.params import DAY_RANGE, check_day, parse_id
+from gc_admin.core.uploads import read_upload
 from gc_admin.payments import reconcile
 from gc_admin.payments import service as payments
 from gc_admin.payments import views
@@ -199,11 +200,12 @@ class ReconcileState(rx.State):
             yield rx.clear_selected_files(UPLOAD_ID)
             return
         f = files[0]
-        if (f.size or 0) > reconcile.MAX_BILL_BYTES:
-            self.error = f"账单文件超过 {reconcile.MAX_BILL_BYTES // 1024 // 1024} MB"
+        try:
+            data = await read_upload(f)  # stops at the upload cap (UPLOAD_TOO_LARGE)
+        except DomainError as exc:
+            self.error = exc.message
             yield rx.clear_selected_files(UPLOAD_ID)
             return
-        data = await f.read(reconcile.MAX_BILL_BYTES + 1)
         name = (f.name or "trade-bill.csv").rsplit("/", 1)[-1]
         self.busy, self.busy_text, self.error = True, f"正在对账：{name}", ""
         yield

@@ -15,6 +15,7 @@ import datetime as dt
 import io
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -28,7 +29,6 @@ from gc_admin.audit.service import Actor
 from gc_admin.config import get_settings
 from gc_admin.core.clock import SHANGHAI, utcnow
 from gc_admin.coupons import service, views
-from gc_admin.coupons import stock_state as stock_mod
 from gc_admin.coupons.issuance_state import IssuanceState, new_batch_id
 from gc_admin.coupons.stock_state import ProductsState, StockCodesState, StockImportState, StockState, product_fields
 from gc_admin.db import session_scope
@@ -328,18 +328,21 @@ def test_clerk_imports_a_file_and_sees_the_report_and_history(shop):
 
 
 def test_import_refuses_a_file_over_the_limit(shop, monkeypatch):
-    monkeypatch.setattr(stock_mod, "MAX_IMPORT_BYTES", 100)
+    monkeypatch.setenv("GC_UPLOAD_MAX_MB", "1")  # the one upload cap (gc_admin.config), not a page constant
+    get_settings.cache_clear()
     token = sign_in("chen")
     before = counts()
+    big = codes_csv("BIG", 60_000)
+    assert len(big) > 1024 * 1024
 
     async def scenario():
         imp = await state_of(StockImportState, token)
         await imp.load()
         imp.product_code = "tpp50"
-        return imp, await drain(StockImportState.import_file.fn(imp, await upload(codes_csv("BIG", 20), "big.csv", 64)))
+        return imp, await drain(StockImportState.import_file.fn(imp, await upload(big, "big.csv", 256 * 1024)))
 
     imp, events = run(scenario())
-    assert imp.error == "文件超过 0 MB，请拆分后分批导入" and not imp.busy
+    assert imp.error == "文件超过 1 MB 上限，请拆分成几个较小的文件后分批上传" and not imp.busy
     assert toasts(events) == [("error", imp.error)]
     assert counts() == before
 
@@ -529,11 +532,8 @@ def test_batch_id_reused_for_other_phones_is_refused(shop):
 def test_issue_from_an_uploaded_file_and_download_the_result(shop):
     data = "姓名,手机号\n张三,13812345678\n李四,13912345678\n王五,12345\n".encode("gbk")
 
-    class Upload:
-        name, size = "名单.csv", len(data)
-
-        async def read(self, n: int = -1) -> bytes:
-            return data
+    def Upload() -> rx.UploadFile:  # noqa: N802 — what Reflex hands the handler (reads to EOF like a file)
+        return rx.UploadFile(file=io.BytesIO(data), path=Path("名单.csv"), size=len(data))
 
     async def scenario():
         iss = await state_of(IssuanceState, sign_in("chen"))

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
+import reflex as rx
 
 from gc_admin.audit.service import Actor
 from gc_admin.core.clock import SHANGHAI, UTC, utcnow
@@ -63,12 +65,9 @@ def topup_order(user, w) -> int:
     return order.id or 0
 
 
-class Upload:
-    def __init__(self, data: bytes, name: str = "trade-bill.csv") -> None:
-        self.data, self.name, self.size = data, name, len(data)
-
-    async def read(self, n: int = -1) -> bytes:
-        return self.data
+def Upload(data: bytes, name: str = "trade-bill.csv") -> rx.UploadFile:  # noqa: N802
+    """What Reflex hands the handler: its own upload file over the bytes (reads to EOF like a file)."""
+    return rx.UploadFile(file=io.BytesIO(data), path=Path(name), size=len(data))
 
 
 # --- refusals ---------------------------------------------------------------------------------------
