@@ -14,6 +14,8 @@ from gc_admin.coupons.issuance_page import issuance_page
 from gc_admin.coupons.issuance_state import IssuanceState
 from gc_admin.coupons.stock_page import stock_page
 from gc_admin.coupons.stock_state import StockState
+from gc_admin.home.page import home_page
+from gc_admin.home.state import HomeState
 from gc_admin.integrations.sms.page import sms_page
 from gc_admin.integrations.sms.state import SmsState
 import gc_admin.orders.badge  # noqa: F401  (registers the 订单看板 badge in the sidebar)
@@ -25,7 +27,6 @@ from gc_admin.payments.page import ledger_page
 from gc_admin.payments.state import LedgerState
 from gc_admin.ui.auth import AuthState
 from gc_admin.ui.connection import connection_overlay
-from gc_admin.ui.home import HomeState, home_page
 from gc_admin.ui.layout import head_links, toaster
 from gc_admin.ui.placeholders import PLANNED, make_placeholder
 from gc_admin.users.page import users_page

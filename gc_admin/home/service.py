@@ -9,7 +9,7 @@ that may use that section (``core.roles``), computed within what the role may se
   sees no orders yet, so nothing).
 
 An insurer without a programme and a supplier get no figures, only a note saying why. Plain
-functions, no commits (DESIGN.md §2); the page (``gc_admin.ui.home``) only formats.
+functions, no commits (DESIGN.md §2); the page (``gc_admin.home.page``) only formats.
 """
 
 from __future__ import annotations

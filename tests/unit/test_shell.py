@@ -43,7 +43,7 @@ def test_the_shell_runs_one_new_order_timer_however_many_places_show_the_count()
     """The sidebar, the narrow screens' menu button and its drawer all show the 新订单 count; only
     one timer polls for it (each would otherwise tick the server on its own)."""
     import gc_admin.orders.badge  # noqa: F401  (the orders feature registers its badge with the shell)
-    from gc_admin.ui.home import home_page
+    from gc_admin.home.page import home_page
 
     rendered = str(home_page().render())
     assert rendered.count("Moment") == 1
