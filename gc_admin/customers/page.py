@@ -6,7 +6,7 @@ import reflex as rx
 
 from gc_admin.ui.components import Col, empty_row, export_button, header, pager, table_header
 from gc_admin.ui.layout import staff_page
-from gc_admin.users.state import UsersState
+from gc_admin.customers.state import UsersState
 
 
 STATUS_COLORS = {"available": "green", "reserved": "blue", "used": "gray", "expired": "orange", "revoked": "red"}
