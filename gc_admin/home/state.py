@@ -5,7 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from gc_admin.home.service import FIGURES, home_figures
-from gc_admin.ui.auth import denied, require, run_db
+from gc_admin.ui.auth import current_principal, guarded, run_db
 
 
 class HomeState(rx.State):
@@ -13,12 +13,13 @@ class HomeState(rx.State):
     values: dict[str, str] = {}  # figure key -> formatted value
     note: str = ""
 
+    def _on_denied(self) -> None:
+        self.shown, self.values, self.note = [], {}, ""
+
     @rx.event
+    @guarded("home")
     async def load(self):
-        p = await require(self, "home")
-        if p is None:
-            self.shown, self.values, self.note = [], {}, ""
-            return await denied(self)
+        p = current_principal()
         figures = await run_db(lambda s: home_figures(s, principal=p))
         self.shown = [f.key for f in FIGURES if f.key in figures.values]
         self.values = {k: f"{v:,}" for k, v in figures.values.items()}

@@ -244,8 +244,7 @@ def guarded(section: str | None = None, *,
             async def gen_wrapper(self, *args: Any, **kwargs: Any):
                 p, refusal = await check(self)
                 if p is None:
-                    if refusal is not None:
-                        yield refusal
+                    yield refusal  # as the preamble it replaces did (``yield await denied(self)``), even None
                     return
                 gen = fn(self, *args, **kwargs)
                 try:
