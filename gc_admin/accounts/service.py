@@ -9,7 +9,6 @@ module reads it only to check that a programme exists.)
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import re
 
@@ -27,7 +26,7 @@ from gc_admin.core.roles import ALL_ROLES, ROLE_LABELS
 from gc_admin.core.security import hash_password, hash_token, new_token, password_problem, verify_password
 from gc_admin.core.sorting import order_by
 from gc_admin.coupons.models import Programme  # a leaf table module; also registers the FK target
-from gc_admin.db import first_wins
+from gc_admin.db import Page, first_wins, paginate
 
 USERNAME_RE = re.compile(r"^[a-z][a-z0-9_.-]{2,31}$")
 IP_MAX_FAILURES_FACTOR = 4  # an address may fail this many times the per-username limit
@@ -336,19 +335,13 @@ def set_enabled(session: Session, *, actor: Principal, staff_id: int, enabled: b
     return user
 
 
-@dataclasses.dataclass(frozen=True)
-class StaffPage:
-    rows: list[StaffUser]
-    total: int
-
-
 STAFF_SORT_KEYS = {"username": col(StaffUser.username), "display_name": col(StaffUser.display_name),
                    "role": col(StaffUser.role), "enabled": col(StaffUser.enabled),
                    "last_login_at": col(StaffUser.last_login_at)}
 
 
 def list_staff(session: Session, *, q: str = "", role: str = "", sort: str | None = None, offset: int = 0,
-               limit: int = 50) -> StaffPage:
+               limit: int = 50) -> Page[StaffUser]:
     """Staff accounts filtered by name/username and role (oldest account first, or by ``sort``:
     :data:`STAFF_SORT_KEYS`), with the total."""
     stmt = select(StaffUser)
@@ -357,10 +350,8 @@ def list_staff(session: Session, *, q: str = "", role: str = "", sort: str | Non
         stmt = stmt.where(or_(col(StaffUser.username).like(like), col(StaffUser.display_name).like(like)))
     if role:
         stmt = stmt.where(StaffUser.role == role)
-    total = session.exec(select(func.count()).select_from(stmt.subquery())).one()
     order = order_by(sort, STAFF_SORT_KEYS, tie=col(StaffUser.id), default=[col(StaffUser.id)])
-    rows = session.exec(stmt.order_by(*order).offset(max(offset, 0)).limit(min(max(limit, 1), 200))).all()
-    return StaffPage(list(rows), int(total))
+    return paginate(session, stmt, order=order, offset=offset, limit=limit)
 
 
 def count_enabled_staff(session: Session) -> int:

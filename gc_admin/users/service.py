@@ -21,7 +21,7 @@ from gc_admin.core.exports import EXPORT_LIMIT
 from gc_admin.core.phone import mask_phone, normalize_phone
 from gc_admin.core.security import hmac_digest, issue_jwt, read_jwt
 from gc_admin.core.sorting import order_by
-from gc_admin.db import first_wins, lock_for_write, lock_keys
+from gc_admin.db import Page, first_wins, lock_for_write, lock_keys, paginate
 from gc_admin.integrations.sms.models import SmsMessage
 from gc_admin.integrations.sms.service import send_sms
 from gc_admin.integrations.wechat.client import WeChatError, get_client
@@ -280,12 +280,6 @@ def sms_login(session: Session, *, phone: str, code: str, ip: str | None = None)
     return _grant(user)
 
 
-@dataclasses.dataclass(frozen=True)
-class UserPage:
-    rows: list[MpUser]
-    total: int
-
-
 USER_SORT_KEYS = {"id": col(MpUser.id), "phone": col(MpUser.phone), "city": col(MpUser.city),
                   "created_at": col(MpUser.created_at), "last_login_at": col(MpUser.last_login_at)}
 
@@ -303,12 +297,9 @@ def _users_order(sort: str | None) -> list:
 
 
 def list_users(session: Session, *, phone: str = "", sort: str | None = None, offset: int = 0,
-               limit: int = 50) -> UserPage:
+               limit: int = 50) -> Page[MpUser]:
     """Users whose phone contains ``phone`` (digits), newest first (or by ``sort``: :data:`USER_SORT_KEYS`)."""
-    q = _users_query(phone)
-    total = session.exec(select(func.count()).select_from(q.subquery())).one()
-    rows = session.exec(q.order_by(*_users_order(sort)).offset(max(offset, 0)).limit(min(max(limit, 1), 200))).all()
-    return UserPage(list(rows), int(total))
+    return paginate(session, _users_query(phone), order=_users_order(sort), offset=offset, limit=limit)
 
 
 def users_frame(session: Session, *, phone: str = "", sort: str | None = None) -> pl.DataFrame:
