@@ -9,6 +9,7 @@ module reads it only to check that a programme exists.)
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 
@@ -26,7 +27,7 @@ from gc_admin.core.roles import ALL_ROLES, ROLE_LABELS
 from gc_admin.core.security import hash_password, hash_token, new_token, password_problem, verify_password
 from gc_admin.core.sorting import order_by
 from gc_admin.coupons.models import Programme  # a leaf table module; also registers the FK target
-from gc_admin.db import Page, first_wins, paginate
+from gc_admin.db import Page, first_wins, paginate, separate_unit
 
 USERNAME_RE = re.compile(r"^[a-z][a-z0-9_.-]{2,31}$")
 IP_MAX_FAILURES_FACTOR = 4  # an address may fail this many times the per-username limit
@@ -143,13 +144,39 @@ def _recent_failures(session: Session, *, username: str, ip: str | None, since: 
     return int(by_user), int(by_ip)
 
 
+@dataclasses.dataclass(frozen=True)
+class FailedSignIn:
+    """A refused sign-in as the throttle and the audit log keep it."""
+
+    username: str
+    ip: str | None
+    at: dt.datetime
+    staff_id: int | None
+    reason: str  # the audit summary: why (for an admin; the person signing in is told less)
+
+
+def record_failed_sign_in(session: Session, *, failure: FailedSignIn) -> None:
+    """Write a refused sign-in: the attempt row the throttle counts, and its audit row."""
+    session.add(LoginAttempt(username=failure.username, ip=failure.ip, success=False, at=failure.at))
+    record(
+        session,
+        actor=Actor("staff", None if failure.staff_id is None else str(failure.staff_id), failure.username, failure.ip),
+        action="staff.login_failed",
+        target_type="staff",
+        target_id=failure.staff_id,
+        summary=failure.reason,
+    )
+
+
 def authenticate(session: Session, *, username: str, password: str, ip: str | None = None) -> Principal:
     """Check a sign-in against the throttle, the password and the account state.
 
     A wrong password, an unknown username and a disabled account all get the same answer.
 
-    A failure is recorded (attempt row + audit) and raised with ``keep_changes`` so the unit
-    of work commits the record: a rollback would forget it and defeat the throttle.
+    A refusal is recorded (:func:`record_failed_sign_in`) in a unit of work of its own
+    (:func:`gc_admin.db.separate_unit`, committed before the refusal is raised), so the caller's unit
+    rolls back as for any failed action and the throttle still counts the failure. Call it before the
+    unit of work writes anything (every sign-in does: it comes first).
     """
     settings = get_settings()
     username = (username or "").replace("\x00", "").strip().lower()[:64]  # PostgreSQL refuses NUL in text
@@ -161,21 +188,16 @@ def authenticate(session: Session, *, username: str, password: str, ip: str | No
     user = session.exec(select(StaffUser).where(StaffUser.username == username)).first()
     ok = verify_password(user.password_hash if user else None, password or "")
     if not ok or user is None or not user.enabled:
-        session.add(LoginAttempt(username=username, ip=ip, success=False, at=now))
-        record(
-            session,
-            actor=Actor("staff", str(user.id) if user else None, username, ip),
-            action="staff.login_failed",
-            target_type="staff",
-            target_id=user.id if user else None,
-            summary="账号已停用" if (ok and user is not None and not user.enabled) else "用户名或密码错误",
-        )
+        failure = FailedSignIn(username, ip, now, user.id if user else None,
+                               "账号已停用" if (ok and user is not None and not user.enabled) else "用户名或密码错误")
+        with separate_unit(session) as own:  # kept, although the sign-in raises and the caller's unit rolls back
+            record_failed_sign_in(own, failure=failure)
         # A disabled account answers exactly as a wrong password does (same error, message and
         # throttle count): saying "disabled" would confirm the password to whoever typed it.
         # The audit row above tells an admin why.
         remaining = settings.login_max_failures - by_user - 1
         hint = f"，再失败 {remaining} 次将锁定 {settings.login_window_minutes} 分钟" if 0 < remaining <= 2 else ""
-        raise Unauthorized("用户名或密码错误" + hint, code="BAD_CREDENTIALS", keep_changes=True)
+        raise Unauthorized("用户名或密码错误" + hint, code="BAD_CREDENTIALS")
     session.add(LoginAttempt(username=username, ip=ip, success=True, at=now))
     user.last_login_at = now
     session.add(user)
