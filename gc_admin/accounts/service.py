@@ -17,12 +17,12 @@ from sqlalchemy import func, or_, update
 from sqlmodel import Session, col, select
 
 from gc_admin.accounts.models import LoginAttempt, StaffSession, StaffUser
-from gc_admin.audit.service import Actor, record
+from gc_admin.audit.service import record
 from gc_admin.config import get_settings
 from gc_admin.core.clock import utcnow
 from gc_admin.core.errors import Conflict, Forbidden, InvalidInput, NotFound, RateLimited, Unauthorized
 from gc_admin.core.phone import normalize_phone
-from gc_admin.core.principal import PROGRAMME_ROLES, Principal
+from gc_admin.core.principal import PROGRAMME_ROLES, Actor, Principal  # Principal re-exported until every room imports core's
 from gc_admin.core.roles import ALL_ROLES, ROLE_LABELS
 from gc_admin.core.security import hash_password, hash_token, new_token, password_problem, verify_password
 from gc_admin.core.sorting import order_by

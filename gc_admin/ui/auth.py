@@ -19,9 +19,9 @@ from urllib.parse import quote
 import reflex as rx
 
 from gc_admin.accounts import service as accounts
-from gc_admin.accounts.service import Principal
 from gc_admin.config import get_settings
 from gc_admin.core.errors import DomainError
+from gc_admin.core.principal import Principal
 from gc_admin.config import Settings
 from gc_admin.core.roles import ROLE_LABELS, SECTIONS, may, sections_for
 from gc_admin.db import session_scope

@@ -13,12 +13,13 @@ import polars as pl
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
-from gc_admin.audit.service import Actor, record
+from gc_admin.audit.service import record
 from gc_admin.config import get_settings
 from gc_admin.core.clock import UTC, as_utc, fmt_local, utcnow
 from gc_admin.core.errors import Conflict, DomainError, InvalidInput, RateLimited, Unauthorized, UpstreamError
 from gc_admin.core.exports import EXPORT_LIMIT
 from gc_admin.core.phone import mask_phone, normalize_phone
+from gc_admin.core.principal import Actor
 from gc_admin.core.security import hmac_digest, issue_jwt, read_jwt
 from gc_admin.core.sorting import order_by
 from gc_admin.db import Page, first_wins, lock_for_write, lock_keys, paginate, separate_unit
