@@ -9,7 +9,7 @@ that may use that section (``core.roles``), computed within what the role may se
   sees no orders yet, so nothing).
 
 An insurer without a programme and a supplier get no figures, only a note saying why. Plain
-functions, no commits (DESIGN.md §2); the page (``gc_admin.ui.home``) only formats.
+functions, no commits (DESIGN.md §2); the page (``gc_admin.home.page``) only formats.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ import datetime as dt
 
 from sqlmodel import Session
 
-from gc_admin.accounts.service import Principal, count_enabled_staff
+from gc_admin.accounts.service import count_enabled_staff
 from gc_admin.audit.service import count_since as audit_since
 from gc_admin.core.clock import SHANGHAI, utcnow
 from gc_admin.core.errors import DomainError
+from gc_admin.core.principal import Principal
 from gc_admin.core.roles import may
 from gc_admin.coupons import service as coupons
 from gc_admin.integrations.sms.service import count_since as sms_since

@@ -19,9 +19,9 @@ from urllib.parse import quote
 import reflex as rx
 
 from gc_admin.accounts import service as accounts
-from gc_admin.accounts.service import Principal
 from gc_admin.config import get_settings
 from gc_admin.core.errors import DomainError
+from gc_admin.core.principal import Principal
 from gc_admin.config import Settings
 from gc_admin.core.roles import ROLE_LABELS, SECTIONS, may, sections_for
 from gc_admin.db import session_scope
@@ -244,8 +244,7 @@ def guarded(section: str | None = None, *,
             async def gen_wrapper(self, *args: Any, **kwargs: Any):
                 p, refusal = await check(self)
                 if p is None:
-                    if refusal is not None:
-                        yield refusal
+                    yield refusal  # as the preamble it replaces did (``yield await denied(self)``), even None
                     return
                 gen = fn(self, *args, **kwargs)
                 try:

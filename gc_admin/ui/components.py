@@ -141,12 +141,17 @@ def dialog(title: Any, *body: rx.Component, open: Any, on_open_change: Any, trig
     )
 
 
-def confirm_dialog(title: Any, consequence: Any, *, open: Any, on_open_change: Any, confirm: rx.Component,
+def confirm_dialog(title: Any, consequence: Any, *, open: Any = None, on_open_change: Any = None, confirm: rx.Component,
                    back: rx.Component | None = None, extra: tuple[rx.Component, ...] = (),
-                   max_width: str = "34rem", testid: str | None = None) -> rx.Component:
+                   max_width: str = "34rem", testid: str | None = None,
+                   trigger: rx.Component | None = None) -> rx.Component:
     """The confirmation before anything that moves money, stock or coupons: the consequence in bold
-    (DESIGN.md §5: "将向 1,204 个手机号发放 1,204 张券…"), then 返回 / the confirming button."""
+    (DESIGN.md §5: "将向 1,204 个手机号发放 1,204 张券…"), then 返回 / the confirming button.
+
+    Open state in the page's state (``open`` / ``on_open_change``), or none: a ``trigger`` opens it (a
+    row's own 停用 / 吊销 button) and ``confirm`` wrapped in ``rx.alert_dialog.action`` closes it."""
     return rx.alert_dialog.root(
+        *([rx.alert_dialog.trigger(trigger)] if trigger is not None else []),
         rx.alert_dialog.content(
             rx.alert_dialog.title(title),
             rx.alert_dialog.description(rx.text(consequence, size="3", weight="bold"), padding_y="0.5rem"),
@@ -160,6 +165,5 @@ def confirm_dialog(title: Any, consequence: Any, *, open: Any, on_open_change: A
             max_width=max_width,
             **({"data_testid": testid} if testid else {}),
         ),
-        open=open,
-        on_open_change=on_open_change,
+        **({"open": open, "on_open_change": on_open_change} if open is not None else {}),
     )

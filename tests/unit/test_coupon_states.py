@@ -31,10 +31,10 @@ from gc_admin.core.clock import SHANGHAI, utcnow
 from gc_admin.coupons import service, views
 from gc_admin.coupons.issuance_state import IssuanceState, new_batch_id
 from gc_admin.coupons.stock_state import ProductsState, StockCodesState, StockImportState, StockState, product_fields
+from gc_admin.customers.state import UsersState
 from gc_admin.db import session_scope
 from gc_admin.ui.auth import AuthState
 from gc_admin.users.models import MpUser
-from gc_admin.users.state import UsersState
 
 DENIED = "没有权限执行此操作，或登录已失效"
 SETUP = Actor("system", None, "测试")

@@ -26,7 +26,7 @@ from gc_admin.core.clock import utcnow
 from gc_admin.core.errors import InvalidInput
 from gc_admin.core.sorting import order_by, parse_sort
 from gc_admin.coupons import service as coupons
-from gc_admin.db import session_scope
+from gc_admin.db import Page, session_scope
 from gc_admin.integrations.sms import service as sms
 from gc_admin.integrations.sms.models import SmsMessage
 from gc_admin.orders import service as orders
@@ -111,6 +111,28 @@ def test_a_hostile_sort_reaches_no_query(any_db):
             fn(s)
     with session_scope() as s:
         assert users.list_users(s).total == 1  # the table is still there
+
+
+def test_staff_user_audit_and_outbox_lists_are_one_kind_of_page(any_db):
+    """They page through db.paginate(): a db.Page of one page of the filtered rows and the filtered
+    total, the limit kept within 1..MAX_PAGE and a negative offset read as 0."""
+    with session_scope() as s:
+        for i in range(3):
+            accounts.create_staff(s, actor=SETUP, username=f"clerk{i}", display_name=f"c{i}", password="secret2026",
+                                  role="clerk")  # each also writes an audit row
+            s.add(MpUser(phone=f"1380000000{i}", created_at=T0))
+            s.add(SmsMessage(phone=f"1380000000{i}", template="login_code", content="x", provider="outbox",
+                             status="recorded", created_at=T0))
+    lists = {"staff": lambda s, **kw: accounts.list_staff(s, q="clerk", **kw),
+             "users": lambda s, **kw: users.list_users(s, phone="138", **kw),
+             "audit": lambda s, **kw: audit.list_audit(s, action="staff.created", **kw),
+             "outbox": lambda s, **kw: sms.list_outbox(s, phone="138", **kw)}
+    with session_scope() as s:
+        for name, fn in lists.items():
+            page = fn(s, offset=-5, limit=2)
+            assert isinstance(page, Page) and page.total == 3 and len(page.rows) == 2, name
+            assert page.rows == fn(s, offset=0, limit=2).rows, name
+            assert len(fn(s, limit=0).rows) == 1 and len(fn(s, offset=2, limit=10_000).rows) == 1, name
 
 
 # --- each list ----------------------------------------------------------------------------------------------

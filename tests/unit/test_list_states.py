@@ -31,6 +31,7 @@ from gc_admin.core.clock import utcnow
 from gc_admin.coupons import service as coupons
 from gc_admin.coupons.issuance_state import IssuanceState
 from gc_admin.coupons.stock_state import ProductsState, StockCodesState
+from gc_admin.customers.state import UsersState
 from gc_admin.db import session_scope
 from gc_admin.integrations.sms.models import SmsMessage
 from gc_admin.integrations.sms.state import SmsState
@@ -40,7 +41,6 @@ from gc_admin.payments.state import LedgerState
 from gc_admin.ui.auth import AuthState
 from gc_admin.ui.paging import PAGE_SIZE
 from gc_admin.users.models import MpUser
-from gc_admin.users.state import UsersState
 from tests.unit.test_list_sorting import insert_order
 
 DENIED = "没有权限执行此操作，或登录已失效"
