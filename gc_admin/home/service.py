@@ -28,7 +28,6 @@ from gc_admin.core.roles import may
 from gc_admin.coupons import service as coupons
 from gc_admin.integrations.sms.service import count_since as sms_since
 from gc_admin.orders import service as orders
-from gc_admin.orders import views as order_views
 from gc_admin.users.service import count_users
 
 EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
@@ -95,7 +94,7 @@ def home_figures(session: Session, *, principal: Principal, now: dt.datetime | N
                               programme_used=counts["used"])
                 note = f"以下为「{coupons.get_programme(session, programme).name}」项目的数据。"
     if may(role, "orders"):
-        scope = order_views.scope_for(role)
+        scope = orders.scope_for(role)
         if scope.visible:
             values["orders"] = orders.unseen_paid_orders_count(session, since=EPOCH, types=scope.types)
     if not values and not note:

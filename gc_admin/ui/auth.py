@@ -209,8 +209,8 @@ def current_principal() -> Principal:
     return p
 
 
-def guarded(section: str | None = None, *,
-            background: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def guarded(section: str | None = None, *, background: bool = False,
+            quiet: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorate a Reflex event handler (under ``@rx.event``) so that it runs only for a signed-in
     staff member whose role may use ``section`` — checked on the server, against the database, at
     every event (:func:`require`). Anyone else gets :func:`denied` and the handler does not run; a
@@ -220,7 +220,8 @@ def guarded(section: str | None = None, *,
     Works for plain and async-generator handlers; ``background=True`` for
     ``@rx.event(background=True)`` handlers (the check then runs inside ``async with self``).
     ``section=None`` takes the state class's ``SECTION`` (for handlers a mixin shares, such as
-    paging); a state without one is refused.
+    paging); a state without one is refused. ``quiet=True`` refuses without the toast (a timer's
+    handler, such as the sidebar badge's tick, must not toast a refusal every few seconds).
     """
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -231,7 +232,7 @@ def guarded(section: str | None = None, *,
             clear = getattr(state, "_on_denied", None)
             if clear is not None:
                 clear()
-            return None, await denied(state)
+            return None, None if quiet else await denied(state)
 
         async def check(state: rx.State) -> tuple[Principal | None, Any]:
             if not background:

@@ -123,14 +123,18 @@ def form_actions(submit: rx.Component) -> rx.Component:
 
 
 def dialog(title: Any, *body: rx.Component, open: Any, on_open_change: Any, trigger: rx.Component | None = None,
-           description: Any = None, max_width: str = "32rem", testid: str | None = None) -> rx.Component:
+           description: Any = None, max_width: str = "32rem", testid: str | None = None,
+           actions: tuple[rx.Component, ...] = ()) -> rx.Component:
     """The dashboard's one dialog skeleton: an optional trigger, a title (and a description for
     screen readers and the consequence text), then the body — usually a form ending in
-    :func:`form_actions`. Open state lives in the page's state (``open`` / ``on_open_change``)."""
+    :func:`form_actions`. Open state lives in the page's state (``open`` / ``on_open_change``).
+    ``actions``: small buttons on the title's line, at the right (a panel's 刷新, its close button)."""
+    head = rx.dialog.title(title) if not actions else rx.hstack(
+        rx.dialog.title(title, margin="0"), rx.spacer(), *actions, align="center", width="100%")
     return rx.dialog.root(
         *([rx.dialog.trigger(trigger)] if trigger is not None else []),
         rx.dialog.content(
-            rx.dialog.title(title),
+            head,
             *([rx.dialog.description(description, size="2", color_scheme="gray")] if description is not None else []),
             *body,
             max_width=max_width,

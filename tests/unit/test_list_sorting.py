@@ -31,7 +31,7 @@ from gc_admin.integrations.sms import service as sms
 from gc_admin.integrations.sms.models import SmsMessage
 from gc_admin.orders import service as orders
 from gc_admin.orders.models import ServiceOrder
-from gc_admin.payments import service as payments
+from gc_admin.payments import ledger
 from gc_admin.users import service as users
 from gc_admin.users.models import MpUser
 
@@ -103,7 +103,7 @@ def test_a_hostile_sort_reaches_no_query(any_db):
                lambda s: orders.list_orders(s, sort="(SELECT 1)"),
                lambda s: audit.list_audit(s, sort="at desc, (select password_hash from staff_user)"),
                lambda s: coupons.list_stock_codes(s, sort="code"),  # the whole code is not a sort key either
-               lambda s: payments.list_ledger(s, sort="-note"),
+               lambda s: ledger.list_ledger(s, sort="-note"),
                lambda s: sms.list_outbox(s, sort="content"),
                lambda s: accounts.list_staff(s, sort="password_hash"),
                lambda s: coupons.list_issuances(s, sort="fingerprint")):
@@ -296,14 +296,14 @@ def test_ledger_sort_by_every_key(any_db):
                                                        ("refund", -500, "wechatpay", o1, 5),
                                                        ("points", 300, "internal", None, 3),
                                                        ("payment", 2000, "wechatpay", o2, 3)]:
-            payments.add_ledger(s, kind=kind, amount_fen=amount, ref=f"r{kind}{minutes}{amount}", provider=provider,
+            ledger.add_ledger(s, kind=kind, amount_fen=amount, ref=f"r{kind}{minutes}{amount}", provider=provider,
                                 order_id=order.id if order else None, occurred_at=at(minutes))
 
     def fetch(sort):
         with session_scope() as s:
-            return payments.list_ledger(s, sort=sort, limit=200).rows
+            return ledger.list_ledger(s, sort=sort, limit=200).rows
 
-    check_every_key(payments.LEDGER_SORT_KEYS, fetch, lambda r: r.id, {
+    check_every_key(ledger.LEDGER_SORT_KEYS, fetch, lambda r: r.id, {
         "occurred_at": lambda r: r.occurred_at, "kind": lambda r: r.kind, "amount_fen": lambda r: r.amount_fen,
         "order_no": lambda r: r.order_no, "provider": lambda r: r.provider,
     })
