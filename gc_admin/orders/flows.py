@@ -68,7 +68,7 @@ from gc_admin.coupons import purchase
 from gc_admin.coupons import service as coupons
 from gc_admin.coupons.stock import dialect
 from gc_admin.db import lock_for_write, session_scope
-from gc_admin.integrations.wechatpay.client import WxPayError, WxPayNotifyError
+from gc_admin.integrations.wechatpay.client import WxPayError
 from gc_admin.orders import pricing
 from gc_admin.orders.kinds import kind_of
 from gc_admin.orders.models import ORDER_STATUSES, ORDER_TYPES, OrderNotice, ServiceOrder
@@ -292,12 +292,9 @@ def handle_payment_notify(session: Session, *, headers: Mapping[str, str], body:
                           now: dt.datetime | None = None) -> NotifyResult:
     """``POST /pay/wechat/notify``: verify, check, apply once, log the attempt (see the module docstring)."""
     now = now or utcnow()
-    try:
-        event = payments.parse_notify(headers, body, now=now)
-    except WxPayNotifyError as exc:
-        payments.log_notify(session, kind="payment", outcome="rejected", reason=f"verification: {exc}", body=body,
-                            now=now)
-        return NotifyResult(401, "rejected", "签名或时间戳校验失败")
+    event = payments.read_notify(session, kind="payment", headers=headers, body=body, now=now)
+    if isinstance(event, NotifyResult):
+        return event
     resource = event["resource"]
     if event["event_type"] != "TRANSACTION.SUCCESS":
         payments.log_notify(session, kind="payment", outcome="ignored", reason=f"event_type {event['event_type']}",
@@ -696,12 +693,9 @@ def handle_refund_notify(session: Session, *, headers: Mapping[str, str], body: 
                          now: dt.datetime | None = None) -> NotifyResult:
     """``POST /pay/wechat/refund-notify``: verify, match the refund, apply its final state once."""
     now = now or utcnow()
-    try:
-        event = payments.parse_notify(headers, body, now=now)
-    except WxPayNotifyError as exc:
-        payments.log_notify(session, kind="refund", outcome="rejected", reason=f"verification: {exc}", body=body,
-                            now=now)
-        return NotifyResult(401, "rejected", "签名或时间戳校验失败")
+    event = payments.read_notify(session, kind="refund", headers=headers, body=body, now=now)
+    if isinstance(event, NotifyResult):
+        return event
     resource = event["resource"]
     try:
         if not str(event["event_type"]).startswith("REFUND."):

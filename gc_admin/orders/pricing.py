@@ -22,7 +22,8 @@ Combination rules:
   ``service_discount`` for flower, top-up and designated-driver orders; ``goods_discount`` for
   goods; ``goods_exchange`` only as the exchange voucher of a goods order; ``cashback`` (paid out
   after the fact) and ``redemption_code`` (used in a third party's app) never fit an order;
-  nothing fits a coupon purchase (coupons do not buy coupons). A coupon must be the user's, ``available`` and not past its date.
+  nothing fits a coupon purchase (coupons do not buy coupons). A coupon must be the user's,
+  ``available`` and not past its date.
 - Percent-off (``goods_discount`` with ``percent_off``) applies to what remains after steps 2–3,
   rounded down to the fen, and takes at most :data:`PERCENT_OFF_CAP_FEN` (the product has no cap
   field of its own). Fixed-amount coupons take their face value (no change is given).

@@ -181,17 +181,12 @@ class KindTotal:
 
 
 def ledger_totals(session: Session, *, filters: LedgerFilter) -> list[KindTotal]:
-    """Count and net amount per ledger kind for ``filters`` (kinds with no rows left out).
-
-    Reuses :func:`list_ledger` (the count and net of everything matching a filter) once per kind, so the
-    totals apply exactly the list's and the export's filter semantics: a handful of aggregates, no rows."""
-    kinds = [filters.kind] if filters.kind else list(LEDGER_KINDS)
-    out = []
-    for kind in kinds:
-        page = list_ledger(session, filters=dataclasses.replace(filters, kind=kind), limit=1)
-        if page.total:
-            out.append(KindTotal(kind, LEDGER_KINDS[kind], page.total, page.net_fen))
-    return out
+    """Count and net amount per ledger kind for ``filters`` (kinds with no rows left out), in one
+    ``GROUP BY`` over the list's own query: exactly the list's and the export's filter semantics."""
+    sub = _ledger_query(filters).subquery()
+    found = {kind: (int(n), int(net)) for kind, n, net in session.execute(
+        select(sub.c.kind, func.count(), func.coalesce(func.sum(sub.c.amount_fen), 0)).group_by(sub.c.kind)).all()}
+    return [KindTotal(kind, label, *found[kind]) for kind, label in LEDGER_KINDS.items() if kind in found]
 
 
 def ledger_frame(session: Session, *, filters: LedgerFilter | None = None, sort: str | None = None) -> pl.DataFrame:

@@ -39,6 +39,7 @@ from gc_admin.core.clock import UTC, iso
 from gc_admin.core.errors import InvalidInput, NotFound
 from gc_admin.core.principal import Actor
 from gc_admin.db import Page, paginate
+from gc_admin.integrations.wechatpay.client import WxPayNotifyError
 from gc_admin.payments.ledger import add_ledger, dialect_insert
 from gc_admin.payments.models import REFUND_STATUSES, Payment, PaymentNotifyLog, Refund
 
@@ -100,10 +101,15 @@ def check_merchant(resource: Mapping[str, Any]) -> None:
         raise Rejected("appid not ours")
 
 
-def parse_notify(headers: Mapping[str, str], body: bytes, *, now: dt.datetime) -> dict[str, Any]:
-    """Verify and decrypt a notify (signature, ``Wechatpay-Serial``, 5-minute timestamp, AES-GCM);
-    raises ``WxPayNotifyError``."""
-    return _client().parse_notify(headers, body, now=now)
+def read_notify(session: Session, *, kind: str, headers: Mapping[str, str], body: bytes,
+                now: dt.datetime) -> dict[str, Any] | NotifyResult:
+    """A notify verified and decrypted (signature, ``Wechatpay-Serial``, 5-minute timestamp, AES-GCM);
+    one that does not verify is logged and answered 401 (the :class:`NotifyResult` returned)."""
+    try:
+        return _client().parse_notify(headers, body, now=now)
+    except WxPayNotifyError as exc:
+        log_notify(session, kind=kind, outcome="rejected", reason=f"verification: {exc}", body=body, now=now)
+        return NotifyResult(401, "rejected", "签名或时间戳校验失败")
 
 
 def log_notify(session: Session, *, kind: str, outcome: str, reason: str, body: bytes, now: dt.datetime,

@@ -433,3 +433,33 @@ def test_the_pages_build():
     for page, testid in ((orders_page, "refund-confirm"), (ledger_page, "ledger-export")):
         rendered = str(page().render())
         assert "orders-badge" in rendered and testid in rendered
+
+
+def test_display_modules_are_pure_and_no_views_module_is_left():
+    """Issue 8: ``views.py`` meant "display formatting" here and "queries + parsing" in coupons. Here it is
+    now ``display.py``: formatting only — no database, no session parameter (queries are services)."""
+    import ast
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[2] / "gc_admin"
+    assert not (root / "orders" / "views.py").exists() and not (root / "payments" / "views.py").exists()
+    for room in ("orders", "payments"):
+        tree = ast.parse((root / room / "display.py").read_text(encoding="utf-8"))
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | {
+            a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert not {m for m in imported if m and m.split(".")[0] in ("sqlmodel", "sqlalchemy")}, room
+        assert "gc_admin.db" not in imported, room
+        params = {a.arg for f in ast.walk(tree) if isinstance(f, ast.FunctionDef)
+                  for a in f.args.kwonlyargs + f.args.args}
+        assert "session" not in params, room
+
+
+def test_the_order_dialogs_are_the_shared_skeletons():
+    """Issue 8: the detail panel, the action and refund forms and the refund confirmation are
+    ui.components.dialog / confirm_dialog, not hand-written rx.dialog.root / rx.alert_dialog.root."""
+    import pathlib
+
+    page = (pathlib.Path(__file__).resolve().parents[2] / "gc_admin" / "orders" / "page.py").read_text(
+        encoding="utf-8")
+    assert "rx.dialog.root(" not in page and "rx.alert_dialog.root(" not in page
+    assert page.count("dialog(") >= 4

@@ -212,6 +212,60 @@ def _coupon_status(coupon_id: int) -> tuple[str, str | None]:
     return rows("SELECT status, reserved_for FROM coupon WHERE id = :i", i=coupon_id)[0]
 
 
+def test_a_cancel_that_finds_the_order_paid_commits_the_payment_then_refuses(any_db) -> None:
+    """The notify was lost and the user cancels: WeChat reports the order paid (ORDERPAID), so the payment
+    is applied instead. Inside the caller's unit of work that rolls back with it (the error no longer says
+    "commit me"); flows.cancel commits it in its own unit of work, then raises ORDER_ALREADY_PAID."""
+    shop()
+    user = buyer()
+    with wired() as w:
+        order = buy(user, 1)
+        pay(w, order, deliver=False)
+        actor = orders.user_actor(user)
+        with pytest.raises(Conflict) as err:
+            with session_scope() as s:
+                flows.cancel_order(s, order_id=order.id, user=user, actor=actor, reason="不要了")
+        assert err.value.code == "ORDER_ALREADY_PAID" and not getattr(err.value, "keep_changes", False)
+        assert get(order.id).status == "created" and scalar("SELECT count(*) FROM payment") == 0
+        with pytest.raises(Conflict) as err:
+            flows.cancel(order_id=order.id, user=user, actor=actor, reason="不要了")
+        assert err.value.code == "ORDER_ALREADY_PAID" and not getattr(err.value, "keep_changes", False)
+    assert get(order.id).status == "completed" and get(order.id).paid_fen == 4_500  # paid, its coupon issued
+    assert scalar("SELECT count(*) FROM payment") == 1
+    assert scalar("SELECT count(*) FROM coupon_purchase_item WHERE order_id = :o", o=order.id) == 1
+
+
+def test_every_order_type_has_a_kind_and_two_are_orderable(any_db) -> None:
+    """Issue 8: one module per order kind (orders/kinds/); flower, driver and goods exist in the tables and
+    the state machine only — registered as not orderable yet, which the mini-program is told."""
+    from gc_admin.orders.kinds import KINDS, ORDERABLE_TYPES
+    from gc_admin.orders.models import ORDER_TYPES
+    from gc_admin.orders.pricing import quote
+
+    assert list(KINDS) == list(ORDER_TYPES) and ORDERABLE_TYPES == ("coupon_purchase", "topup")
+    assert {t: k.coupon_fits for t, k in KINDS.items()} == {
+        "coupon_purchase": (), "flower": ("service_discount",), "topup": ("service_discount",),
+        "driver": ("service_discount",), "goods": ("goods_discount",)}
+    assert {t: k.exchange_fits for t, k in KINDS.items() if k.exchange_fits} == {"goods": ("goods_exchange",)}
+    user = buyer()
+    for kind in ("flower", "driver", "goods"):
+        with pytest.raises(InvalidInput) as err:
+            with session_scope() as s:
+                quote(s, user=user, body={"type": kind})
+        assert err.value.code == "ORDER_TYPE_UNAVAILABLE" and err.value.message.startswith(ORDER_TYPES[kind])
+
+
+def test_lists_are_the_shared_page(any_db) -> None:
+    """Issue 8: the queue, the ledger and the refunds are db.paginate() pages (no OrderPage / RefundPage)."""
+    from gc_admin.db import Page
+    from gc_admin.payments import ledger
+    from gc_admin.payments import service as payments
+
+    with session_scope() as s:
+        for page in (orders.list_orders(s), ledger.list_ledger(s), payments.list_refunds(s)):
+            assert isinstance(page, Page) and (page.rows, page.total) == ([], 0)
+
+
 def test_cancel_releases_everything_exactly_once(any_db) -> None:
     shop()
     user = buyer()

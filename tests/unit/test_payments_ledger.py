@@ -129,6 +129,13 @@ def test_list_ledger_and_export(day_of_money) -> None:
         assert ledger.list_ledger(s, filters=ledger.LedgerFilter(date_to=today - dt.timedelta(days=1))).total == 0
         with pytest.raises(InvalidInput):
             ledger.list_ledger(s, filters=ledger.LedgerFilter(kind="bonus"))
+        yesterday = today - dt.timedelta(days=1)
+        totals = {f: [(t.kind, t.label, t.count, t.net_fen) for t in ledger.ledger_totals(s, filters=f)]
+                  for f in (ledger.LedgerFilter(), ledger.LedgerFilter(order_no=o1.order_no),
+                            ledger.LedgerFilter(kind="payment"), ledger.LedgerFilter(date_to=yesterday))}
+        assert list(totals.values()) == [[("payment", "支付", 2, 18_000), ("refund", "退款", 1, -4_500)],
+                                         [("payment", "支付", 1, 13_500), ("refund", "退款", 1, -4_500)],
+                                         [("payment", "支付", 2, 18_000)], []]
         data = ledger.ledger_xlsx(s)
     frame = pl.read_excel(io.BytesIO(data))
     assert frame.height == 3 and frame["金额（分）"].to_list() == [13_500, 4_500, -4_500]

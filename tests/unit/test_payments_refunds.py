@@ -244,6 +244,63 @@ def test_refusal_and_abnormal_refunds_are_undone(bought) -> None:
     assert [c[0] for c in coupon_states(order.id)] == ["available"] * 3
 
 
+def test_the_flow_commits_a_refusal_the_error_does_not(bought) -> None:
+    """Issue 8: REFUND_REFUSED no longer carries "commit me" (keep_changes). Inside the caller's unit of
+    work the refusal rolls back with it — the refund stays pending, its amount reserved, for the retry;
+    flows.send_refund_now commits the refusal in its own unit of work and then raises."""
+    w, order, _ = bought
+    payments._client().refund(out_refund_no="MANUAL1", out_trade_no=order.order_no, refund_fen=13_500,
+                              total_fen=13_500)
+    recorded = request_refund(order.id, 4_500)
+    with pytest.raises(UpstreamError) as err:
+        with session_scope() as s:
+            flows.send_refund(s, refund_id=recorded.id)
+    assert err.value.code == "REFUND_REFUSED" and not getattr(err.value, "keep_changes", False)
+    assert rows("SELECT status FROM refund") == [("pending",)] and get(order.id).refunded_fen == 4_500
+    with pytest.raises(UpstreamError) as again:
+        flows.send_refund_now(refund_id=recorded.id)
+    assert again.value.code == "REFUND_REFUSED" and not getattr(again.value, "keep_changes", False)
+    assert rows("SELECT status, provider_status FROM refund") == [("failed", "NOT_ENOUGH")]
+    assert get(order.id).refunded_fen == 0 and [c[0] for c in coupon_states(order.id)] == ["available"] * 3
+
+
+def _uses(name: str) -> set[str]:
+    """The app's modules that call or pass on a function called ``name`` (``f(...)``, ``x.f``)."""
+    import ast
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[2] / "gc_admin"
+    out = set()
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            used = (isinstance(node, ast.Attribute) and node.attr == name) or (
+                isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name)
+            if used:
+                out.add(path.relative_to(root.parent).as_posix())
+    return out
+
+
+def test_the_refund_sequence_is_written_once() -> None:
+    """Issue 8: "record → commit → ask WeChat Pay" was written in the staff API and in the 订单看板
+    state; both now use flows.refund, the only place that records a refund and then sends it."""
+    for step in ("refund_order", "send_refund"):
+        assert _uses(step) <= {"gc_admin/orders/flows.py"}, step
+    assert _uses("refund") >= {"gc_admin/orders/api.py", "gc_admin/orders/state.py"}
+
+
+def test_no_error_of_the_money_rooms_keeps_changes() -> None:
+    """Issue 8: the caller decides what commits, not the error (ORDER_ALREADY_PAID, REFUND_REFUSED)."""
+    import ast
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[2] / "gc_admin"
+    kept = [f"{path.relative_to(root)}:{node.lineno}"
+            for room in ("orders", "payments") for path in sorted((root / room).rglob("*.py"))
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(node, ast.keyword) and node.arg == "keep_changes"]
+    assert kept == []
+
+
 def test_a_failed_full_refund_goes_to_after_sales(bought) -> None:
     w, order, _ = bought
     r = refund(order.id, 13_500, reason="不需要了")
