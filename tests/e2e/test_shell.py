@@ -164,6 +164,90 @@ def test_a_refused_origin_is_explained_in_chinese(aliased_browser, app_server):
         context.close()
 
 
+# Frames and the websocket by hand: requestAnimationFrame callbacks run only when the test says so,
+# and every websocket the page opens stays connecting until the test fails it, or, after
+# __release(), frames run by themselves again and new websockets are real.
+FRAMES_AND_SOCKETS_BY_HAND = """
+(() => {
+    const frames = new Map(); let n = 0; let released = false;
+    const [RealSocket, realFrame, realCancel] = [window.WebSocket, window.requestAnimationFrame, window.cancelAnimationFrame];
+    window.requestAnimationFrame = (cb) => { n += 1; frames.set(n, cb); return n; };
+    window.cancelAnimationFrame = (h) => { frames.delete(h); };
+    window.__frame = () => { const due = [...frames.values()]; frames.clear(); due.forEach((cb) => cb(performance.now())); };
+    window.__release = () => {
+        released = true;
+        window.__frame();
+        window.requestAnimationFrame = realFrame;
+        window.cancelAnimationFrame = realCancel;
+    };
+    const sockets = [];
+    window.WebSocket = class HeldSocket extends EventTarget {
+        static CONNECTING = 0; static OPEN = 1; static CLOSING = 2; static CLOSED = 3;
+        constructor(url, protocols) {
+            if (released) return new RealSocket(url, protocols);
+            super(); this.url = url; this.readyState = 0; this.binaryType = "blob"; sockets.push(this);
+        }
+        send() {}
+        close() { this.readyState = 3; }
+    };
+    window.__sockets = () => sockets.filter((s) => s.readyState === 0).length;
+    window.__failSocket = () => {
+        const s = sockets.find((s) => s.readyState === 0);
+        s.readyState = 3;
+        s.onerror?.(new Event("error"));
+        s.onclose?.(new CloseEvent("close", {code: 1006}));
+    };
+})();
+"""
+
+
+def test_the_refused_origin_notice_outlasts_the_pages_first_frames(aliased_browser, app_server):
+    """The notice stays up as long as the connection fails, whatever a frame delivers after it
+    appears (the page once sent sonner a dismissal before its first error, which removed the
+    notice as it came up and, taken for the person's close, kept it away for good)."""
+    base = f"http://{OTHER_HOST}:{_port(app_server)}"
+    context = aliased_browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
+    try:
+        page = context.new_page()
+        page.add_init_script(FRAMES_AND_SOCKETS_BY_HAND)
+        page.goto(base + "/login/")
+        expect(page.get_by_test_id("login-username")).to_be_visible()
+        page.wait_for_function("window.__sockets() > 0", polling=100)
+        page.wait_for_load_state("networkidle")  # mounted: every effect of the first render has run
+        page.evaluate("window.__frame()")
+        page.evaluate("window.__failSocket()")
+        toast = page.locator("[data-sonner-toast]").filter(has_text="不是允许的访问地址")
+        expect(toast).to_be_visible()
+        for _ in range(3):  # more frames and more failed attempts: the notice stays
+            page.evaluate("window.__frame()")
+            page.wait_for_function("window.__sockets() > 0", polling=100)  # the page retries
+            page.evaluate("window.__failSocket()")
+            expect(toast).to_have_count(1)
+            expect(toast).to_have_attribute("data-removed", "false")
+            expect(toast).to_contain_text(base)
+    finally:
+        context.close()
+
+
+def test_the_connection_notice_goes_when_the_connection_comes_back(page, app_server):
+    page.add_init_script(FRAMES_AND_SOCKETS_BY_HAND)
+    page.goto(app_server.url("/login/"))
+    expect(page.get_by_test_id("login-username")).to_be_visible()
+    for _ in range(2):  # an allowed address: the notice comes with the second failed attempt
+        page.wait_for_function("window.__sockets() > 0", polling=100)
+        page.evaluate("window.__failSocket()")
+    toast = page.locator("[data-sonner-toast]").filter(has_text="无法连接服务器，正在重试")
+    expect(toast).to_be_visible()
+    expect(page.get_by_test_id("connection-lost")).to_be_visible()
+    page.evaluate("window.__release()")  # the next attempt reaches the server
+    expect(page.get_by_test_id("connection-lost")).to_have_count(0)
+    expect(toast).to_have_count(0)
+    page.get_by_test_id("login-username").fill("clerk")
+    page.get_by_test_id("login-password").fill("clerk2026")
+    page.get_by_test_id("login-submit").click()
+    expect(page.get_by_test_id("role-badge")).to_have_text("内勤")
+
+
 # --- sign-in redirect (point 5) -------------------------------------------------------------------
 
 @pytest.mark.parametrize("nxt", ["/%5Cevil.example/x", "//evil.example/x", "/%09/evil.example"])
