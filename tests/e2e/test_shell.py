@@ -63,7 +63,7 @@ def test_admin_creates_staff_and_it_is_audited(page, app_server):
     dialog = page.get_by_role("dialog")
     dialog.get_by_placeholder("用户名（小写字母开头，3–32 位）").fill("newclerk")
     dialog.get_by_placeholder("姓名").fill("孙悦")
-    dialog.get_by_role("combobox").click()
+    dialog.get_by_test_id("staff-new-role").click()
     page.get_by_role("option", name="内勤").click()
     dialog.get_by_placeholder("初始密码（至少 8 位，含字母和数字）").fill("short")
     dialog.get_by_role("button", name="创建").click()
@@ -81,6 +81,44 @@ def test_admin_creates_staff_and_it_is_audited(page, app_server):
     login(page, app_server, "newclerk", "newclerk2026")
     expect(page.get_by_test_id("role-badge")).to_have_text("内勤")
     expect(page.get_by_test_id("nav-staff")).to_have_count(0)
+
+
+def test_admin_gives_an_insurer_account_its_programme(page, app_server):
+    """The staff dialog's programme picker: only an insurer account takes a programme; the table
+    shows it under 所属项目 and changes it there, audited."""
+    login(page, app_server, "admin", "admin2026")
+    expect(page.get_by_test_id("sidebar")).to_be_visible()
+    page.get_by_test_id("nav-staff").click()
+    expect(page.get_by_test_id("staff-table")).to_be_visible()
+    page.get_by_test_id("staff-new").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_placeholder("用户名（小写字母开头，3–32 位）").fill("gxclaims")
+    dialog.get_by_placeholder("姓名").fill("蒙丽")
+    dialog.get_by_test_id("staff-new-role").click()
+    page.get_by_role("option", name="内勤").click()
+    dialog.get_by_test_id("staff-new-programme").click()
+    page.get_by_role("option", name="广西人保车主权益（picc_gx）").click()
+    dialog.get_by_placeholder("初始密码（至少 8 位，含字母和数字）").fill("gxclaims2026")
+    dialog.get_by_role("button", name="创建").click()
+    expect(dialog).to_contain_text("只有人保账号可以关联项目")
+    dialog.get_by_test_id("staff-new-role").click()
+    page.get_by_role("option", name="人保").click()
+    dialog.get_by_role("button", name="创建").click()
+    expect(page.get_by_text("已创建员工 gxclaims")).to_be_visible()
+    row = page.get_by_test_id("staff-row").filter(has_text="gxclaims")
+    expect(row).to_contain_text("广西人保车主权益（picc_gx）")
+    expect(page.get_by_test_id("staff-row").filter(has_text="clerk").first).not_to_contain_text("picc_gx")
+    save_artifact(page, "staff-programmes.png")
+    # changed in the table: the account no longer acts for the programme
+    row.get_by_role("combobox").filter(has_text="广西人保车主权益").click()
+    page.get_by_role("option", name="不关联项目").click()
+    expect(page.get_by_text("gxclaims 已不再关联项目")).to_be_visible()
+    expect(row).to_contain_text("不关联项目")
+    page.reload()
+    expect(page.get_by_test_id("staff-row").filter(has_text="gxclaims")).to_contain_text("不关联项目")
+    page.get_by_test_id("nav-audit").click()
+    expect(page.get_by_test_id("audit-row").filter(has_text="gxclaims 所属项目：picc_gx → 无").first).to_be_visible()
+    expect(page.get_by_test_id("audit-row").filter(has_text="所属项目 picc_gx").first).to_be_visible()
 
 
 # --- network exposure and origins (issue 7 point 4) -----------------------------------------------
@@ -303,7 +341,7 @@ def test_pages_work_under_the_content_security_policy(page, app_server):
     dialog = page.get_by_role("dialog")
     dialog.get_by_placeholder("用户名（小写字母开头，3–32 位）").fill("cspclerk")
     dialog.get_by_placeholder("姓名").fill("韩梅")
-    dialog.get_by_role("combobox").click()
+    dialog.get_by_test_id("staff-new-role").click()
     page.get_by_role("option", name="内勤").click()
     dialog.get_by_placeholder("初始密码（至少 8 位，含字母和数字）").fill("cspclerk2026")
     dialog.get_by_role("button", name="创建").click()
@@ -419,7 +457,7 @@ def test_toasts_stay_in_the_top_bar_band(sized, app_server):
     name = f"toast{width}"
     dialog.get_by_placeholder("用户名（小写字母开头，3–32 位）").fill(name)
     dialog.get_by_placeholder("姓名").fill("吕芳")
-    dialog.get_by_role("combobox").click()
+    dialog.get_by_test_id("staff-new-role").click()
     page.get_by_role("option", name="内勤").click()
     dialog.get_by_placeholder("初始密码（至少 8 位，含字母和数字）").fill("toastclerk2026")
     dialog.get_by_role("button", name="创建").click()
