@@ -118,13 +118,14 @@ def _create_dialog() -> rx.Component:
                 rx.input(name="username", placeholder="用户名（小写字母开头，3–32 位）", max_length=32, required=True),
                 rx.input(name="display_name", placeholder="姓名", max_length=32, required=True),
                 rx.select.root(
-                    rx.select.trigger(placeholder="选择角色", width="100%"),
+                    rx.select.trigger(placeholder="选择角色", width="100%", data_testid="staff-new-role"),
                     rx.select.content(*[rx.select.item(label, value=key) for key, label in ROLE_LABELS.items()]),
                     name="role",
                     required=True,
                 ),
                 rx.select.root(
-                    rx.select.trigger(placeholder="所属项目（仅人保账号：只能查看、发放该项目的券）", width="100%"),
+                    rx.select.trigger(placeholder="所属项目（仅人保账号：只能查看、发放该项目的券）", width="100%",
+                                      data_testid="staff-new-programme"),
                     rx.select.content(*_programme_items()),
                     name="programme_code",
                     default_value=NO_PROGRAMME,
