@@ -87,7 +87,8 @@ def _row(row: rx.Var) -> rx.Component:
             spacing="1")),
         rx.table.cell(row["type_label"], white_space="nowrap"),
         rx.table.cell(row["phone"], white_space="nowrap"),
-        rx.table.cell(rx.text(row["summary"], size="2", max_width="16rem", truncate=True)),
+        rx.table.cell(rx.text(row["summary"], size="2", min_width="8rem", max_width="16rem", white_space="nowrap",
+                                      overflow="hidden", text_overflow="ellipsis", title=row["summary"])),
         rx.table.cell(rx.vstack(
             rx.text(row["payable"]),
             rx.cond(row["refunded"] != "", rx.text("已退 ", row["refunded"], size="1", color_scheme="purple")),
