@@ -39,7 +39,7 @@ from gc_admin.core.sorting import order_by
 from gc_admin.coupons.importer import end_of_day
 from gc_admin.coupons.models import ISSUE_SOURCES, REDEMPTION_CODE, Coupon, IssuanceBatch, Product
 from gc_admin.coupons.products import get_product_by_code, in_programme
-from gc_admin.coupons.stock import db_time, dialect, drop_temp, load_frame, raw_rows, temp_table
+from gc_admin.core.bulk import db_time, dialect, drop_temp, load_frame, raw_rows, temp_table
 from gc_admin.db import lock_for_write
 
 MAX_PHONES = 200_000

@@ -43,7 +43,7 @@ from gc_admin.core.errors import Conflict
 from gc_admin.core.types import utc_field
 from gc_admin.coupons.importer import end_of_day
 from gc_admin.coupons.models import REDEMPTION_CODE, REVOKED_PREFIX, Coupon, Product
-from gc_admin.coupons.stock import db_time, dialect
+from gc_admin.core.bulk import db_time, dialect
 
 ITEM_STATES: dict[str, str] = {
     "held": "待支付（已锁库存）",

@@ -66,7 +66,7 @@ from gc_admin.core.sorting import order_by
 from gc_admin.coupons import purchase
 from gc_admin.coupons import service as coupons
 from gc_admin.coupons.models import Product
-from gc_admin.coupons.stock import dialect
+from gc_admin.core.bulk import dialect
 from gc_admin.db import lock_for_write
 from gc_admin.integrations.wechatpay.client import WxPayError
 from gc_admin.orders import pricing
