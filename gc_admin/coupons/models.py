@@ -1,4 +1,4 @@
-"""Coupon tables: programmes, products (券种), code stock and its imports, issuance batches, coupons.
+"""Coupon tables: products (券种), code stock and its imports, issuance batches, coupons, coupons bought.
 
 The guarantees live in the database, not in Python:
 - ``stock_code.code`` is unique across every import (``ON CONFLICT (code) DO NOTHING`` de-duplicates);
@@ -14,6 +14,7 @@ import datetime as dt
 from sqlalchemy import BigInteger, CheckConstraint, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
+import gc_admin.programmes.models  # noqa: F401  (registers ``programme``, the target of product.programme_code)
 from gc_admin.core.types import utc_field
 
 # Product kinds (券种类型) -------------------------------------------------------------------
@@ -57,18 +58,6 @@ def _in(column: str, values) -> str:
     # An OR chain, not IN (...): SQLite rebuilds an IN list's ephemeral table on every execution of
     # a prepared INSERT, which made bulk inserts ~2x slower.
     return " OR ".join(f"{column} = '{v}'" for v in values)
-
-
-class Programme(SQLModel, table=True):
-    """An insurer's benefits programme (e.g. ``picc_gx`` 广西人保车主权益)."""
-
-    __tablename__ = "programme"
-
-    id: int | None = Field(default=None, primary_key=True)
-    code: str = Field(max_length=32, unique=True)
-    name: str = Field(max_length=64)
-    insurer: str = Field(default="", max_length=64)
-    created_at: dt.datetime = utc_field()
 
 
 class Product(SQLModel, table=True):

@@ -32,18 +32,16 @@ from gc_admin.coupons.issuance import (
 )
 from gc_admin.coupons.products import (
     create_product,
-    create_programme,
     get_by_code,
     get_product_by_code,
-    get_programme,
     in_programme,
     list_products,
-    list_programmes,
     product_dict,
     product_usage,
     programme_products,
     update_product,
 )
+from gc_admin.programmes.service import create_programme, get_programme, list_programmes
 from gc_admin.coupons.stock import (
     ExpiryResult,
     ImportPage,
