@@ -35,48 +35,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Index, and_, func, select, text, update
-from sqlmodel import Field, Session, SQLModel, col
+from sqlalchemy import and_, func, select, text, update
+from sqlmodel import Session, col
 
 from gc_admin.core.clock import SHANGHAI, utcnow
 from gc_admin.core.errors import Conflict
-from gc_admin.core.types import utc_field
 from gc_admin.coupons.importer import end_of_day
-from gc_admin.coupons.models import REDEMPTION_CODE, REVOKED_PREFIX, Coupon, Product
+from gc_admin.coupons.models import REDEMPTION_CODE, REVOKED_PREFIX, Coupon, CouponPurchaseItem, Product
 from gc_admin.core.bulk import db_time, dialect
 
-ITEM_STATES: dict[str, str] = {
-    "held": "待支付（已锁库存）",
-    "issued": "已发放",
-    "released": "已释放",
-    "revoking": "退款中",
-    "revoked": "已退款收回",
-}
 ACTIVE_STATES = ("held", "issued", "revoking")
 STOCK_HINT_CAP = 99  # the catalogue says "99+" rather than revealing the exact stock
-
-
-class CouponPurchaseItem(SQLModel, table=True):
-    """One coupon bought on an order (``order_id``); see the module docstring for its states."""
-
-    __tablename__ = "coupon_purchase_item"
-    __table_args__ = (
-        CheckConstraint(" OR ".join(f"state = '{s}'" for s in ITEM_STATES), name="ck_coupon_purchase_item_state"),
-        Index("uq_coupon_purchase_item_code", "stock_code_id", unique=True,
-              sqlite_where=text("state = 'held' OR state = 'issued' OR state = 'revoking'"),
-              postgresql_where=text("state = 'held' OR state = 'issued' OR state = 'revoking'")),
-        Index("ix_coupon_purchase_item_user_product", "user_id", "product_id"),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    order_id: int = Field(foreign_key="service_order.id", index=True)
-    user_id: int = Field(foreign_key="mp_user.id")
-    product_id: int = Field(foreign_key="product.id")
-    stock_code_id: int | None = Field(default=None, foreign_key="stock_code.id")  # None: a product without codes
-    coupon_id: int | None = Field(default=None, foreign_key="coupon.id", unique=True)
-    state: str = Field(default="held", max_length=10)
-    created_at: dt.datetime = utc_field()
-    updated_at: dt.datetime = utc_field()
 
 
 def _ids(values: list[int]) -> str:
