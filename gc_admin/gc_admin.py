@@ -10,10 +10,10 @@ from gc_admin.api import build_api, with_security_headers
 from gc_admin.audit.page import audit_page
 from gc_admin.audit.state import AuditState
 from gc_admin.core.roles import SECTION_BY_KEY
-from gc_admin.coupons.issuance_page import issuance_page
-from gc_admin.coupons.issuance_state import IssuanceState
-from gc_admin.coupons.stock_page import stock_page
-from gc_admin.coupons.stock_state import StockState
+from gc_admin.coupons.issuance.page import issuance_page
+from gc_admin.coupons.issuance.state import IssuanceState
+from gc_admin.coupons.stock.page import stock_page
+from gc_admin.coupons.stock.state import StockState
 from gc_admin.integrations.sms.page import sms_page
 from gc_admin.integrations.sms.state import SmsState
 import gc_admin.orders.badge  # noqa: F401  (registers the 订单看板 badge in the sidebar)

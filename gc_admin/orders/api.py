@@ -25,8 +25,8 @@ from gc_admin.core.http import StrictModel, client_ip
 from gc_admin.accounts.deps import require_staff
 from gc_admin.users.deps import require_user
 from gc_admin.core.params import Count, Fen, Id, IdField, Instant, Limit, MpLimit, Offset, PositiveFen
-from gc_admin.coupons import purchase
-from gc_admin.coupons import service as coupons
+from gc_admin.coupons.catalog import service as coupons
+from gc_admin.coupons.purchase import service as purchase
 from gc_admin.db import session_scope
 from gc_admin.orders import pricing, service
 from gc_admin.orders.models import ORDER_STATUSES, ORDER_TYPES

@@ -229,7 +229,7 @@ def _int_field(value: Any, label: str, *, lo: int, hi: int) -> int:
 
 def purchase_limit(session: Session, *, user: MpUser, product: Product) -> tuple[int, int]:
     """``(limit, still allowed)`` for the user and a product on sale."""
-    from gc_admin.coupons.purchase import purchased_count
+    from gc_admin.coupons.purchase.service import purchased_count
 
     assert user.id is not None and product.id is not None
     limit = product.per_user_limit or MAX_QUANTITY

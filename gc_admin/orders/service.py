@@ -63,8 +63,8 @@ from gc_admin.core.exports import EXPORT_LIMIT
 from gc_admin.core.money import format_fen
 from gc_admin.core.phone import mask_phone
 from gc_admin.core.sorting import order_by
-from gc_admin.coupons import purchase
-from gc_admin.coupons import service as coupons
+from gc_admin.coupons.purchase import service as purchase
+from gc_admin.coupons.wallet import service as coupons
 from gc_admin.coupons.models import Product
 from gc_admin.core.bulk import dialect
 from gc_admin.db import lock_for_write

@@ -58,7 +58,7 @@ from gc_admin.core.errors import Conflict, InvalidInput, NotFound, UpstreamError
 from gc_admin.core.exports import EXPORT_LIMIT, xlsx_bytes
 from gc_admin.core.money import format_fen
 from gc_admin.core.sorting import order_by
-from gc_admin.coupons import purchase
+from gc_admin.coupons.purchase import service as purchase
 from gc_admin.core.bulk import dialect
 from gc_admin.db import first_wins
 from gc_admin.integrations.wechatpay.client import WxPayError, WxPayNotifyError

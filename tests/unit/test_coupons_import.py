@@ -12,7 +12,7 @@ import xlsxwriter
 from gc_admin.core.clock import SHANGHAI, UTC, utcnow
 from gc_admin.core.errors import InvalidInput
 from gc_admin.coupons import service
-from gc_admin.coupons.importer import FileRejected, end_of_day, read_codes_file
+from gc_admin.coupons.stock.importer import FileRejected, end_of_day, read_codes_file
 from gc_admin.db import session_scope
 from tests.unit.test_coupons_support import STAFF, audit_text, codes_csv, day, import_codes, scalar, setup_catalogue
 

@@ -31,15 +31,16 @@ from sqlalchemy import case, func, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from gc_admin.audit.service import Actor, record
+from gc_admin.audit.service import record
+from gc_admin.core.bulk import db_time, dialect, drop_temp, load_frame, raw_rows, temp_table
 from gc_admin.core.clock import SHANGHAI, fmt_local, utcnow
 from gc_admin.core.errors import Conflict, InvalidInput, NotFound
-from gc_admin.core.exports import EXPORT_LIMIT
+from gc_admin.core.exports import EXPORT_LIMIT, csv_bytes
+from gc_admin.core.principal import Actor
 from gc_admin.core.sorting import order_by
-from gc_admin.coupons.importer import end_of_day
-from gc_admin.coupons.models import ISSUE_SOURCES, REDEMPTION_CODE, Coupon, IssuanceBatch, Product
-from gc_admin.coupons.products import get_product_by_code, in_programme
-from gc_admin.core.bulk import db_time, dialect, drop_temp, load_frame, raw_rows, temp_table
+from gc_admin.coupons.catalog.service import get_product_by_code, in_programme
+from gc_admin.coupons.models import ISSUE_SOURCES, REDEMPTION_CODE, ROW_STATUSES, Coupon, IssuanceBatch, Product
+from gc_admin.coupons.stock.importer import end_of_day
 from gc_admin.db import lock_for_write
 
 MAX_PHONES = 200_000
@@ -561,6 +562,39 @@ def preview_issuance(
         per_phone=per_phone, would_issue=would, coupons=would * per_phone, no_stock=valid - would,
         stock_available=stock, stock_after=None if stock is None else stock - would * per_phone, problems=problems,
     )
+
+
+# --- a stored batch, for the 发券 page ----------------------------------------------------
+
+def issuance_by_id(session: Session, *, issuance_id: int, programme_code: str | None = None) -> IssuanceResult:
+    """A stored batch's result by its row id (staff or partner batch). ``programme_code``: only that
+    programme's own batches; another's is "not found", like a missing id."""
+    row = session.exec(select(IssuanceBatch.source, IssuanceBatch.scope, IssuanceBatch.batch_id)
+                       .where(col(IssuanceBatch.id) == issuance_id)).first()
+    if row is None or (programme_code is not None and row[1] != programme_code):
+        raise NotFound("发券批次不存在", code="ISSUANCE_NOT_FOUND")
+    source, scope, batch_id = row
+    return get_issuance(session, source=source, batch_id=batch_id, programme_code=scope or None)
+
+
+def find_staff_batch(session: Session, *, batch_id: str,
+                     programme_code: str | None = None) -> IssuanceResult | None:
+    """The staff batch with this id in this issuer's key space, if it was issued already (the
+    preview warns about a replay)."""
+    try:
+        return get_issuance(session, source="staff", batch_id=batch_id, programme_code=programme_code)
+    except NotFound:
+        return None
+
+
+def issuance_result_csv(result: IssuanceResult) -> bytes:
+    """Every row of a batch: 行号, 手机号 (as supplied: the clerk's own list), 结果, 原因, 券ID. UTF-8 with BOM,
+    written by :func:`gc_admin.core.exports.csv_bytes` (a junk row like ``=HYPERLINK(...)`` stays text)."""
+    rows: list[list[Any]] = [["批次号", result.batch_id, "券种", result.product_code, "每人张数", result.per_phone],
+                             ["行号", "手机号", "结果", "原因", "券ID"]]
+    rows += [[row_no, phone, ROW_STATUSES.get(status, status), reason or "", (ids or "").replace(",", " ")]
+             for row_no, phone, status, reason, ids in result.frame.iter_rows()]
+    return csv_bytes(rows)
 
 
 # --- figures (工作台) ----------------------------------------------------------------------------

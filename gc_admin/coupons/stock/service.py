@@ -20,17 +20,18 @@ import polars as pl
 from sqlalchemy import and_, case, func, literal, or_, text
 from sqlmodel import Session, col, select
 
-from gc_admin.audit.service import SYSTEM, Actor, record
+from gc_admin.audit.service import record
 from gc_admin.core.bulk import copy_frame, db_time, dbapi, dialect, frame_times_for_sqlite, sqlite_time, temp_table
 from gc_admin.core.clock import fmt_local, utcnow
 from gc_admin.core.errors import InvalidInput, NotFound
 from gc_admin.core.exports import EXPORT_LIMIT, csv_bytes
 from gc_admin.core.money import format_fen
 from gc_admin.core.phone import mask_phone, mask_secret
+from gc_admin.core.principal import SYSTEM, Actor
 from gc_admin.core.sorting import order_by
-from gc_admin.coupons.importer import FileRejected, read_codes_file
+from gc_admin.coupons.catalog.service import get_product_by_code
 from gc_admin.coupons.models import REDEMPTION_CODE, STOCK_STATES, Coupon, Product, StockCode, StockImport
-from gc_admin.coupons.products import get_product_by_code
+from gc_admin.coupons.stock.importer import FileRejected, read_codes_file
 
 INVALID_KEPT = 10_000  # invalid rows kept on the import record (the count is always exact)
 SUMMARY_STATES = ("in_stock", "issued", "used", "expired", "discarded")

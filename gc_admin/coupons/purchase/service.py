@@ -38,11 +38,11 @@ from typing import Any
 from sqlalchemy import and_, func, select, text, update
 from sqlmodel import Session, col
 
+from gc_admin.core.bulk import db_time, dialect
 from gc_admin.core.clock import SHANGHAI, utcnow
 from gc_admin.core.errors import Conflict
-from gc_admin.coupons.importer import end_of_day
 from gc_admin.coupons.models import REDEMPTION_CODE, REVOKED_PREFIX, Coupon, CouponPurchaseItem, Product
-from gc_admin.core.bulk import db_time, dialect
+from gc_admin.coupons.stock.importer import end_of_day
 
 ACTIVE_STATES = ("held", "issued", "revoking")
 STOCK_HINT_CAP = 99  # the catalogue says "99+" rather than revealing the exact stock

@@ -23,15 +23,18 @@ from typing import Any, ClassVar
 
 import reflex as rx
 
-from gc_admin.accounts.service import Principal
 from gc_admin.core.clock import SHANGHAI, fmt_local, utcnow
 from gc_admin.core.errors import DomainError, NotFound
 from gc_admin.core.money import format_fen
 from gc_admin.core.params import parse_id
 from gc_admin.core.phone import mask_phone
+from gc_admin.core.principal import Principal
 from gc_admin.core.uploads import read_upload
-from gc_admin.coupons import service, views
+from gc_admin.coupons.catalog.service import get_product_by_code, issuable_products
+from gc_admin.coupons.issuance import files as phone_files
+from gc_admin.coupons.issuance import service
 from gc_admin.coupons.models import ISSUE_SOURCES, KINDS, REDEMPTION_CODE, ROW_STATUSES
+from gc_admin.coupons.staging import discard_staged
 from gc_admin.db import session_scope
 from gc_admin.ui.auth import denied, require, run_db
 from gc_admin.ui.paging import PAGE_SIZE, PagedMixin, export_xlsx
@@ -70,13 +73,13 @@ def _result_view(result: service.IssuanceResult, product_name: str) -> dict[str,
 
 def _issue(token: str, *, p: Principal, product_code: str, batch_id: str, per_phone: int) -> tuple[Any, str]:
     """Worker thread: one unit of work for the whole batch."""
-    phones = views.load_phones(token)
+    phones = phone_files.load_phones(token)
     programme = p.programme()
     with session_scope() as session:
         result = service.issue_batch(session, actor=p.actor(), source="staff", batch_id=batch_id,
                                      product_code=product_code, phones=phones, per_phone=per_phone,
                                      programme_code=programme)
-        return result, service.get_product_by_code(session, result.product_code).name
+        return result, get_product_by_code(session, result.product_code).name
 
 
 class IssuanceState(PagedMixin, rx.State):
@@ -132,7 +135,7 @@ class IssuanceState(PagedMixin, rx.State):
 
     def _drop_file(self) -> None:
         if self.file_token:
-            views.discard_staged("phones", self.file_token, ".txt")
+            discard_staged("phones", self.file_token, ".txt")
         self.file_token, self.file_name, self.file_count = "", "", 0
 
     @rx.event
@@ -150,12 +153,12 @@ class IssuanceState(PagedMixin, rx.State):
         name = (f.name or "手机号文件").rsplit("/", 1)[-1]
         try:
             data = await read_upload(f)  # stops at the upload cap (UPLOAD_TOO_LARGE)
-            phones = await asyncio.to_thread(views.read_phone_file, data, filename=name)
+            phones = await asyncio.to_thread(phone_files.read_phone_file, data, filename=name)
         except DomainError as exc:
             self.error = exc.message
             return [rx.clear_selected_files(UPLOAD_ID), rx.toast.error(exc.message)]
         self._drop_file()
-        self.file_token = await asyncio.to_thread(views.stash_phones, phones)
+        self.file_token = await asyncio.to_thread(phone_files.stash_phones, phones)
         self.file_name, self.file_count, self.error = name, len(phones), ""
         return [rx.clear_selected_files(UPLOAD_ID), rx.toast.success(f"已读取 {name}：{len(phones):,} 行")]
 
@@ -174,10 +177,10 @@ class IssuanceState(PagedMixin, rx.State):
         sort = self._sort()
 
         def _work(s):
-            products = views.issuable_products(s, programme_code=programme)
+            products = issuable_products(s, programme_code=programme)
             stock = {x.code: service.issuable_stock(s, product=x) for x in products if x.kind == REDEMPTION_CODE}
-            return products, stock, views.list_batches(s, programme_code=programme, sort=sort, offset=self._offset(),
-                                                       limit=PAGE_SIZE)
+            return products, stock, service.list_issuances(s, programme_code=programme, sort=sort, offset=self._offset(),
+                                                           limit=PAGE_SIZE)
 
         products, stock, (batches, total) = await run_db(_work)
         self.products = [
@@ -251,14 +254,14 @@ class IssuanceState(PagedMixin, rx.State):
 
         def _prepare(s):
             programme = p.programme()
-            phones = views.load_phones(file_token) if file_token else views.split_phones(text)
+            phones = phone_files.load_phones(file_token) if file_token else phone_files.split_phones(text)
             if not phones:
                 raise NotFound("请粘贴手机号，或上传手机号文件", code="NO_PHONES")
             preview = service.preview_issuance(s, product_code=product_code, phones=phones, per_phone=per_phone,
                                                programme_code=programme)
-            product = service.get_product_by_code(s, preview.product_code)
-            earlier = views.find_staff_batch(s, batch_id=batch_id, programme_code=programme)
-            token = file_token or views.stash_phones(phones)
+            product = get_product_by_code(s, preview.product_code)
+            earlier = service.find_staff_batch(s, batch_id=batch_id, programme_code=programme)
+            token = file_token or phone_files.stash_phones(phones)
             return product, preview, earlier, token
 
         try:
@@ -267,7 +270,7 @@ class IssuanceState(PagedMixin, rx.State):
             self.error = exc.message
             return None
         if self.pending_token and self.pending_token not in (token, self.file_token):
-            views.discard_staged("phones", self.pending_token, ".txt")
+            discard_staged("phones", self.pending_token, ".txt")
         self.pending_token = token
         self.error = ""
         stock_line = ("该券种无需库存" if pv.stock_after is None
@@ -338,7 +341,7 @@ class IssuanceState(PagedMixin, rx.State):
             self.result_rows = _result_rows(result)
             self.replayed = result.replayed
             if token != self.file_token:
-                views.discard_staged("phones", token, ".txt")
+                discard_staged("phones", token, ".txt")
             self.pending_token = ""
             self.page = 1
             await self._reload()
@@ -358,8 +361,8 @@ class IssuanceState(PagedMixin, rx.State):
         try:
             programme = p.programme()
             iid = parse_id(issuance_id, what="发券批次")
-            result = await run_db(lambda s: views.issuance_by_id(s, issuance_id=iid, programme_code=programme))
+            result = await run_db(lambda s: service.issuance_by_id(s, issuance_id=iid, programme_code=programme))
         except (DomainError, ValueError) as exc:
             return rx.toast.error(getattr(exc, "message", "发券批次不存在"))
-        data = await asyncio.to_thread(views.issuance_result_csv, result)
+        data = await asyncio.to_thread(service.issuance_result_csv, result)
         return rx.download(data=data, filename=f"issuance-{result.batch_id}.csv", mime_type="text/csv")

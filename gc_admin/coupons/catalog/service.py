@@ -8,9 +8,10 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from gc_admin.audit.service import Actor, record
+from gc_admin.audit.service import record
 from gc_admin.core.clock import utcnow
 from gc_admin.core.errors import Conflict, InvalidInput, NotFound
+from gc_admin.core.principal import Actor
 from gc_admin.coupons.models import (
     CASHBACK_CATEGORIES,
     FUNDERS,
@@ -219,6 +220,19 @@ def programme_products(session: Session, *, programme_code: str) -> list[Product
     """The products :func:`in_programme` lets ``programme_code``'s side act on, by code."""
     q = select(Product).where(Product.programme_code == programme_code, Product.funded_by == "insurer")
     return list(session.exec(q.order_by(col(Product.code))).all())
+
+
+def issuable_products(session: Session, *, programme_code: str | None) -> list[Product]:
+    """Products a staff member may issue: every product for platform staff (``None``); for an
+    insurer's staff, their programme's insurer-funded products (:func:`in_programme`)."""
+    if programme_code is None:
+        return list_products(session)
+    return programme_products(session, programme_code=programme_code)
+
+
+def code_products(session: Session) -> list[Product]:
+    """Products with code stock (the import form's and the code list's choices)."""
+    return list_products(session, kind=REDEMPTION_CODE)
 
 
 def product_usage(session: Session, *, product_id: int) -> dict[str, int]:

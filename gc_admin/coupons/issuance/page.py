@@ -5,7 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from gc_admin.core.uploads import limits as upload_limits
-from gc_admin.coupons.issuance_state import MAX_PER_PHONE, UPLOAD_ID, IssuanceState
+from gc_admin.coupons.issuance.state import MAX_PER_PHONE, UPLOAD_ID, IssuanceState
 from gc_admin.ui.components import Col, empty_row, export_button, pager, table_header
 from gc_admin.ui.layout import staff_page
 
