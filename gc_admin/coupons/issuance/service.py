@@ -4,10 +4,10 @@ How the guarantees hold (DESIGN.md §2.4 — in the database, not in Python):
 - **Idempotency**: the batch row is inserted first with ``ON CONFLICT DO NOTHING`` on the unique
   ``(source, scope, batch_id)``. A racing twin blocks on that index entry until the first commits,
   then inserts nothing and returns the stored result (or proceeds if the first rolled back).
-- **Never over-issue**: on PostgreSQL codes are claimed with one conditional ``UPDATE ... WHERE
-  state = 'in_stock' ... RETURNING`` over the earliest-expiring issuable codes picked ``FOR UPDATE
-  SKIP LOCKED`` (concurrent batches take disjoint codes instead of waiting); only the rows the
-  UPDATE returned are used. On SQLite the database's single write lock, held from the batch row
+- **Never over-issue**: on PostgreSQL codes are taken by :func:`~gc_admin.coupons.stock.service.claim_codes`,
+  one conditional ``UPDATE ... WHERE state = 'in_stock' ... RETURNING`` over the earliest-expiring
+  issuable codes picked ``FOR UPDATE SKIP LOCKED`` (concurrent batches take disjoint codes instead
+  of waiting); only the rows the UPDATE returned are used. On SQLite the database's single write lock, held from the batch row
   on, serialises issuers: coupons are inserted joined by rank to the earliest codes and a closing
   conditional UPDATE flips exactly those codes, its row count checked. Either way the unique
   ``coupon.stock_code_id`` refuses a code twice.
@@ -41,6 +41,7 @@ from gc_admin.core.sorting import order_by
 from gc_admin.coupons.catalog.service import get_product_by_code, in_programme
 from gc_admin.coupons.models import ISSUE_SOURCES, REDEMPTION_CODE, ROW_STATUSES, Coupon, IssuanceBatch, Product
 from gc_admin.coupons.stock.importer import end_of_day
+from gc_admin.coupons.stock.service import claim_codes, release_codes
 from gc_admin.db import lock_for_write
 
 MAX_PHONES = 200_000
@@ -157,41 +158,6 @@ def issuable_stock(session: Session, *, product: Product, now: dt.datetime | Non
     ).scalar_one())
 
 
-def _claim_codes(session: Session, *, product_id: int, n: int, min_exp: dt.datetime) -> pl.DataFrame:
-    """Atomically take up to ``n`` issuable codes: ``id, expires_at``, earliest expiry first.
-
-    ``expires_at`` comes back as the driver gives it (text on SQLite): it is only used to sort.
-    """
-    params = {"pid": product_id, "n": n, "min_exp": db_time(session, min_exp)}
-    if dialect(session) == "postgresql":
-        sql = """
-            WITH picked AS (
-                SELECT id FROM stock_code
-                WHERE product_id = :pid AND state = 'in_stock' AND expires_at >= :min_exp
-                ORDER BY expires_at, id LIMIT :n FOR UPDATE SKIP LOCKED)
-            UPDATE stock_code s SET state = 'issued' FROM picked
-            WHERE s.id = picked.id AND s.state = 'in_stock'
-            RETURNING s.id, s.expires_at"""
-    else:  # SQLite: the statement holds the database's write lock, which serialises claims
-        sql = """
-            UPDATE stock_code SET state = 'issued'
-            WHERE id IN (SELECT id FROM stock_code
-                         WHERE product_id = :pid AND state = 'in_stock' AND expires_at >= :min_exp
-                         ORDER BY expires_at, id LIMIT :n)
-              AND state = 'in_stock'
-            RETURNING id, expires_at"""
-    rows = raw_rows(session, sql, params)
-    columns = list(zip(*rows)) or [(), ()]
-    return pl.DataFrame([pl.Series("id", columns[0], dtype=pl.Int64),
-                         pl.Series("expires_at", columns[1])]).sort("expires_at", "id")
-
-
-def _release_codes(session: Session, ids: list[int]) -> None:
-    if ids:
-        session.execute(text("UPDATE stock_code SET state = 'in_stock' WHERE state = 'issued' "
-                             "AND id IN (" + ", ".join(str(int(i)) for i in ids) + ")"))
-
-
 # --- issue -----------------------------------------------------------------------------------
 
 def _fingerprint(product_code: str, per_phone: int, phones: list[Any]) -> str:
@@ -285,11 +251,11 @@ def issue_batch(
         created = _issue_codes_sqlite(session, candidates, per_phone=per_phone, product=product, min_exp=min_exp,
                                       issuance_id=issuance_id, source=source, now=now)
     else:
-        codes = _claim_codes(session, product_id=product.id, n=candidates.height * per_phone, min_exp=min_exp)
-        served = min(candidates.height, codes.height // per_phone)
-        _release_codes(session, codes["id"][served * per_phone:].to_list())  # cannot complete a row
+        codes = claim_codes(session, product_id=product.id, n=candidates.height * per_phone, min_exp=min_exp)
+        served = min(candidates.height, len(codes) // per_phone)
+        release_codes(session, codes[served * per_phone:])  # cannot complete a row
         lines = _lines(candidates.head(served), per_phone).with_columns(
-            codes["id"].head(served * per_phone).alias("stock_code_id"))
+            pl.Series("stock_code_id", codes[:served * per_phone], dtype=pl.Int64))
         created = _create_coupons(session, lines, product=product, issuance_id=issuance_id, source=source, now=now)
 
     if per_phone == 1:
@@ -400,7 +366,7 @@ def _create_coupons(session: Session, lines: pl.DataFrame, *, product: Product, 
             FROM _gc_issue t JOIN stock_code sc ON sc.id = t.stock_code_id LEFT JOIN mp_user u ON u.phone = t.phone
             RETURNING id, phone"""
     else:
-        params.update(face=product.face_fen, cost=product.cost_fen, exp=db_time(session, _plain_expiry(product, now)))
+        params.update(face=product.face_fen, cost=product.cost_fen, exp=db_time(session, plain_expiry(product, now)))
         sql = """
             INSERT INTO coupon (product_id, phone, user_id, status, face_fen, cost_fen, issued_at, expires_at,
                                 issuance_id, source)
@@ -413,8 +379,9 @@ def _create_coupons(session: Session, lines: pl.DataFrame, *, product: Product, 
                          pl.Series("phone", [r[1] for r in created], dtype=pl.String)])
 
 
-def _plain_expiry(product: Product, now: dt.datetime) -> dt.datetime:
-    """A non-code coupon is valid ``validity_days`` from issue, through the end of that day (Shanghai)."""
+def plain_expiry(product: Product, now: dt.datetime) -> dt.datetime:
+    """A non-code coupon is valid ``validity_days`` from issue, through the end of that day (Shanghai)
+    (issued in a batch or bought: :mod:`gc_admin.coupons.purchase.service`)."""
     return end_of_day((now.astimezone(SHANGHAI) + dt.timedelta(days=product.validity_days)).date())
 
 

@@ -21,7 +21,16 @@ from sqlalchemy import and_, case, func, literal, or_, text
 from sqlmodel import Session, col, select
 
 from gc_admin.audit.service import record
-from gc_admin.core.bulk import copy_frame, db_time, dbapi, dialect, frame_times_for_sqlite, sqlite_time, temp_table
+from gc_admin.core.bulk import (
+    copy_frame,
+    db_time,
+    dbapi,
+    dialect,
+    frame_times_for_sqlite,
+    raw_rows,
+    sqlite_time,
+    temp_table,
+)
 from gc_admin.core.clock import fmt_local, utcnow
 from gc_admin.core.errors import InvalidInput, NotFound
 from gc_admin.core.exports import EXPORT_LIMIT, csv_bytes
@@ -451,6 +460,52 @@ def reveal_stock_code(session: Session, *, actor: Actor, stock_code_id: int, rea
            summary=f"查看完整券码 {mask_secret(code)}" + (f"：{reason.strip()[:100]}" if reason.strip() else ""),
            after={"coupon_id": coupon_id})
     return code
+
+
+# --- codes out of stock and back ------------------------------------------------------------
+
+def claim_codes(session: Session, *, product_id: int, n: int, min_exp: dt.datetime) -> list[int]:
+    """Atomically take up to ``n`` issuable codes of a product out of stock (``in_stock -> issued``), the
+    earliest-expiring first; returns their ids in that order (expiry, id). Fewer than ``n``: stock ran out.
+
+    The one way codes are claimed (batch issuance on PostgreSQL, purchase reservations): one conditional
+    ``UPDATE ... WHERE state = 'in_stock' ... RETURNING``, so a code is flipped by one transaction only
+    and only the returned ids were taken. On PostgreSQL over the codes picked ``FOR UPDATE SKIP LOCKED``
+    (concurrent claims take disjoint codes instead of waiting); on SQLite the statement holds the
+    database's single write lock, which serialises claims. Codes with less than ``min_exp`` left are
+    never taken. The caller's unit of work owns them from here: it links them (a coupon, a purchase
+    item) or gives them back with :func:`release_codes`.
+    """
+    session.flush()  # the caller's pending writes go first, as before any statement of the session
+    params = {"pid": product_id, "n": n, "min_exp": db_time(session, min_exp)}
+    if dialect(session) == "postgresql":
+        sql = """
+            WITH picked AS (
+                SELECT id FROM stock_code
+                WHERE product_id = :pid AND state = 'in_stock' AND expires_at >= :min_exp
+                ORDER BY expires_at, id LIMIT :n FOR UPDATE SKIP LOCKED)
+            UPDATE stock_code s SET state = 'issued' FROM picked
+            WHERE s.id = picked.id AND s.state = 'in_stock'
+            RETURNING s.id, s.expires_at"""
+    else:  # SQLite: the statement holds the database's write lock, which serialises claims
+        sql = """
+            UPDATE stock_code SET state = 'issued'
+            WHERE id IN (SELECT id FROM stock_code
+                         WHERE product_id = :pid AND state = 'in_stock' AND expires_at >= :min_exp
+                         ORDER BY expires_at, id LIMIT :n)
+              AND state = 'in_stock'
+            RETURNING id, expires_at"""
+    # RETURNING gives no order; expires_at is the driver's value (text on SQLite), only used to sort
+    return [int(code_id) for _, code_id in sorted((exp, code_id) for code_id, exp in raw_rows(session, sql, params))]
+
+
+def release_codes(session: Session, ids: list[int]) -> int:
+    """Put claimed codes back in stock (``issued -> in_stock``); returns how many went back. Only codes
+    still issued move, so giving the same codes back twice changes nothing the second time."""
+    if not ids:
+        return 0
+    return session.execute(text("UPDATE stock_code SET state = 'in_stock' WHERE state = 'issued' "
+                                "AND id IN (" + ", ".join(str(int(i)) for i in ids) + ")")).rowcount
 
 
 # --- daily maintenance -----------------------------------------------------------------------
