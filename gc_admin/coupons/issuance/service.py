@@ -42,7 +42,7 @@ from gc_admin.coupons.catalog.service import get_product_by_code, in_programme
 from gc_admin.coupons.models import ISSUE_SOURCES, REDEMPTION_CODE, ROW_STATUSES, Coupon, IssuanceBatch, Product
 from gc_admin.coupons.stock.importer import end_of_day
 from gc_admin.coupons.stock.service import claim_codes, release_codes
-from gc_admin.db import lock_for_write
+from gc_admin.db import lock_for_write, paginate
 
 MAX_PHONES = 200_000
 MAX_PER_PHONE = 20
@@ -469,9 +469,8 @@ def list_issuances(session: Session, *, product_code: str | None = None, source:
     ``programme_code``: only that programme's own batches (issued by its staff or its partner keys);
     ``None``: every batch (platform staff)."""
     q, order = _issuances_query(product_code=product_code, source=source, programme_code=programme_code, sort=sort)
-    total = session.exec(select(func.count()).select_from(q.subquery())).one()
-    rows = session.exec(q.order_by(*order).offset(max(offset, 0)).limit(min(max(limit, 1), 200))).all()
-    return [_summary(b, code, name) for b, code, name in rows], int(total)
+    page = paginate(session, q, order=order, offset=offset, limit=limit, row=lambda r: _summary(*r))
+    return page.rows, page.total
 
 
 def issuances_frame(session: Session, *, product_code: str | None = None, source: str | None = None,

@@ -41,6 +41,7 @@ from gc_admin.core.sorting import order_by
 from gc_admin.coupons.catalog.service import get_product_by_code
 from gc_admin.coupons.models import REDEMPTION_CODE, STOCK_STATES, Coupon, Product, StockCode, StockImport
 from gc_admin.coupons.stock.importer import FileRejected, read_codes_file
+from gc_admin.db import Page, paginate
 
 INVALID_KEPT = 10_000  # invalid rows kept on the import record (the count is always exact)
 SUMMARY_STATES = ("in_stock", "issued", "used", "expired", "discarded")
@@ -237,21 +238,14 @@ def get_import(session: Session, *, import_id: int) -> ImportReport:
     return _report(row[0], row[1])
 
 
-@dataclasses.dataclass(frozen=True)
-class ImportPage:
-    rows: list[ImportReport]
-    total: int
-
-
-def list_imports(session: Session, *, product_code: str | None = None, offset: int = 0, limit: int = 50) -> ImportPage:
+def list_imports(session: Session, *, product_code: str | None = None, offset: int = 0,
+                 limit: int = 50) -> Page[ImportReport]:
     """Imports, newest first (reports without their invalid-row lists' contents trimmed)."""
     q = select(StockImport, Product.code).join(Product, col(Product.id) == col(StockImport.product_id))
     if product_code:
         q = q.where(Product.code == product_code)
-    total = session.exec(select(func.count()).select_from(q.subquery())).one()
-    rows = session.exec(
-        q.order_by(col(StockImport.id).desc()).offset(max(offset, 0)).limit(min(max(limit, 1), 200))).all()
-    return ImportPage([_report(imp, code) for imp, code in rows], int(total))
+    return paginate(session, q, order=[col(StockImport.id).desc()], offset=offset, limit=limit,
+                    row=lambda r: _report(r[0], r[1]))
 
 
 def import_report_csv(report: ImportReport) -> bytes:
@@ -343,12 +337,6 @@ class StockCodeRow:
     phone_masked: str
 
 
-@dataclasses.dataclass(frozen=True)
-class StockCodePage:
-    rows: list[StockCodeRow]
-    total: int
-
-
 STOCK_CODE_SORT_KEYS = ("expires_at", "product", "state", "face_fen", "cost_fen", "import_id", "id")
 
 
@@ -403,15 +391,13 @@ def list_stock_codes(
     offset: int = 0,
     limit: int = 50,
     now: dt.datetime | None = None,
-) -> StockCodePage:
+) -> Page[StockCodeRow]:
     """A page of codes (masked), filtered, earliest expiry first (or by ``sort``: :data:`STOCK_CODE_SORT_KEYS`);
     ``code`` finds one exact code (e.g. a user reports it)."""
     q, order = _stock_codes_query(product_code=product_code, state=state, import_id=import_id,
                                   expires_before=expires_before, expires_after=expires_after, code=code, sort=sort,
                                   now=now or utcnow())
-    total = session.exec(select(func.count()).select_from(q.subquery())).one()
-    rows = session.exec(q.order_by(*order).offset(max(offset, 0)).limit(min(max(limit, 1), 200))).all()
-    return StockCodePage([_code_row(r) for r in rows], int(total))
+    return paginate(session, q, order=order, offset=offset, limit=limit, row=_code_row)
 
 
 def stock_codes_frame(
