@@ -15,7 +15,7 @@ from gc_admin.core.clock import iso
 from gc_admin.core.params import Day, Id, Limit, Offset
 from gc_admin.core.principal import Principal
 from gc_admin.core.uploads import read_upload
-from gc_admin.coupons.stock import service
+from gc_admin.coupons.stock import flows, service
 from gc_admin.db import session_scope
 
 admin = APIRouter(prefix="/admin", tags=["admin: coupons"])
@@ -94,9 +94,8 @@ async def import_stock(
     filename = (file.filename or "")[:255]
 
     def work() -> dict[str, Any]:
-        with session_scope() as s:
-            return service.import_codes(s, actor=p.actor(), product_code=product_code, data=data, filename=filename,
-                                        expires_at=expires_at, batch_ref=batch_ref).to_dict()
+        return flows.import_file(actor=p.actor(), product_code=product_code, data=data, filename=filename,
+                                 expires_at=expires_at, batch_ref=batch_ref).to_dict()
 
     from starlette.concurrency import run_in_threadpool
 

@@ -91,6 +91,21 @@ def _report(imp: StockImport, product_code: str) -> ImportReport:
     )
 
 
+class CodesFileRefused(InvalidInput):
+    """The codes file as a whole cannot be read (``IMPORT_FILE_INVALID``, or the upload gate's ``UPLOAD_*``
+    code), so nothing of it was imported. Like every error it rolls the unit of work back; the refusal
+    is put on record by the caller, in a unit of work of its own (:func:`record_failed_import`;
+    :func:`gc_admin.coupons.stock.flows.import_file` does both)."""
+
+
+def _new_import(product: Product, *, actor: Actor, filename: str, batch_ref: str | None, status: str,
+                now: dt.datetime) -> StockImport:
+    return StockImport(product_id=product.id, filename=(filename or "").strip()[-255:],
+                       batch_ref=(batch_ref or "").strip()[:64] or None, actor_type=actor.type,
+                       actor_id=None if actor.id is None else str(actor.id), actor_name=actor.name[:64], status=status,
+                       created_at=now)
+
+
 def import_codes(
     session: Session,
     *,
@@ -104,31 +119,21 @@ def import_codes(
 ) -> ImportReport:
     """Import a CSV/XLSX file of codes for a redemption-code product; returns the report.
 
-    A file that cannot be read imports nothing: the failed import is recorded (with its reason)
-    and :class:`InvalidInput` ``IMPORT_FILE_INVALID`` is raised with ``keep_changes`` so that
-    record survives. Bad rows are skipped and reported; codes already in stock (from any import)
-    are counted as ``duplicate_existing``; codes with less than the product's minimum validity
-    left are stored as discarded (弃票) and counted as a loss.
+    A file that cannot be read imports nothing and raises :class:`CodesFileRefused` (the caller
+    records the refusal: :func:`record_failed_import`). Bad rows are skipped and reported; codes
+    already in stock (from any import) are counted as ``duplicate_existing``; codes with less than
+    the product's minimum validity left are stored as discarded (弃票) and counted as a loss.
     """
     now = now or utcnow()
     product = get_product_by_code(session, product_code)
     if product.kind != REDEMPTION_CODE:
         raise InvalidInput("只有第三方兑换码类券种可以导入券码库存", code="NOT_A_CODE_PRODUCT")
-    batch_ref = (batch_ref or "").strip()[:64] or None
-    filename = (filename or "").strip()[-255:]
-    imp = StockImport(product_id=product.id, filename=filename, batch_ref=batch_ref, actor_type=actor.type,
-                      actor_id=None if actor.id is None else str(actor.id), actor_name=actor.name[:64], status="done",
-                      created_at=now)
+    imp = _new_import(product, actor=actor, filename=filename, batch_ref=batch_ref, status="done", now=now)
+    filename, batch_ref = imp.filename, imp.batch_ref
     try:
         parsed = read_codes_file(data, filename=filename, default_expires_at=expires_at)
     except FileRejected as exc:
-        imp.status, imp.error = "failed", exc.reason[:500]
-        session.add(imp)
-        session.flush()
-        record(session, actor=actor, action="stock.import_failed", target_type="stock_import", target_id=imp.id,
-               summary=f"导入券码失败（{product.name}，{filename or '未命名文件'}）：{exc.reason}"[:500])
-        raise InvalidInput(exc.reason, code=exc.code, details={"import_id": imp.id},
-                           keep_changes=True) from None
+        raise CodesFileRefused(exc.reason, code=exc.code) from None
     imp.file_type = parsed.file_type
     session.add(imp)
     session.flush()
@@ -171,6 +176,23 @@ def import_codes(
                "discarded_cost_fen": imp.discarded_cost_fen},
     )
     return _report(imp, product.code)
+
+
+def record_failed_import(session: Session, *, actor: Actor, product_code: str, reason: str, filename: str = "",
+                         batch_ref: str | None = None, now: dt.datetime | None = None) -> int:
+    """Put a refused file on record: a failed import with its reason (the history and the report show
+    it) and an audit row; returns the import id. For the caller of :func:`import_codes`, after it
+    raised :class:`CodesFileRefused`, in a new unit of work."""
+    product = get_product_by_code(session, product_code)
+    imp = _new_import(product, actor=actor, filename=filename, batch_ref=batch_ref, status="failed",
+                      now=now or utcnow())
+    imp.error = reason[:500]
+    session.add(imp)
+    session.flush()
+    assert imp.id is not None
+    record(session, actor=actor, action="stock.import_failed", target_type="stock_import", target_id=imp.id,
+           summary=f"导入券码失败（{product.name}，{imp.filename or '未命名文件'}）：{reason}"[:500])
+    return imp.id
 
 
 def _insert_codes(session: Session, staged: pl.DataFrame, *, product_id: int, import_id: int,

@@ -34,9 +34,8 @@ from gc_admin.core.uploads import too_large
 from gc_admin.coupons.catalog.service import code_products
 from gc_admin.coupons.catalog.state import ON_PRODUCT_CREATED, ProductsState
 from gc_admin.coupons.staging import staging_file
-from gc_admin.coupons.stock import display, service
+from gc_admin.coupons.stock import display, flows, service
 from gc_admin.coupons.stock.service import SUMMARY_STATE_LABELS
-from gc_admin.db import session_scope
 from gc_admin.ui.auth import denied, require, run_db
 from gc_admin.ui.paging import PAGE_SIZE, PagedMixin, export_xlsx
 
@@ -148,12 +147,12 @@ def _report_view(r: service.ImportReport) -> dict[str, str]:
 
 def _import_file(path: str, *, actor: Actor, product_code: str, filename: str, expires_at: dt.date | None,
                  batch_ref: str) -> service.ImportReport:
-    """Worker thread: read the staged file and import it in one unit of work."""
+    """Worker thread: read the staged file and import it (:func:`flows.import_file`: a refused file is
+    put on record in a unit of work of its own)."""
     with open(path, "rb") as fh:
         data = fh.read()
-    with session_scope() as session:
-        return service.import_codes(session, actor=actor, product_code=product_code, data=data, filename=filename,
-                                    expires_at=expires_at, batch_ref=batch_ref or None)
+    return flows.import_file(actor=actor, product_code=product_code, data=data, filename=filename,
+                             expires_at=expires_at, batch_ref=batch_ref or None)
 
 
 class StockImportState(PagedMixin, rx.State):
