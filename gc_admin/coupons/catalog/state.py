@@ -1,7 +1,7 @@
 """券库存 page, 券种管理 tab: the products (券种); admin and manager create them and switch 上架/下架.
 
-Every handler that reads or changes data calls :func:`require` first (the page gate is not the
-security boundary).
+Every handler that reads or changes data is :func:`~gc_admin.ui.auth.guarded` by the stock section
+(the page gate is not the security boundary); only admin and manager may change products.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from gc_admin.core.money import format_fen, parse_yuan
 from gc_admin.coupons.catalog import service as catalog
 from gc_admin.coupons.models import CASHBACK_CATEGORIES, FUNDERS, KINDS, REDEMPTION_CODE
 from gc_admin.programmes.service import list_programmes
-from gc_admin.ui.auth import denied, require, run_db
+from gc_admin.ui.auth import current_principal, guarded, public, run_db
 
 SECTION = "stock"
 PRODUCT_EDITORS = frozenset({"admin", "manager"})
@@ -99,26 +99,25 @@ class ProductsState(rx.State):
     new_kind: str = REDEMPTION_CODE
     form_error: str = ""
 
-    async def _reload(self):
-        p = await require(self, SECTION)
-        if p is None:
-            self.rows, self.programmes, self.can_edit = [], [], False
-            return await denied(self)
+    def _on_denied(self) -> None:
+        self.rows, self.programmes, self.can_edit = [], [], False
 
+    async def _reload(self) -> None:
         def _work(s):
             return catalog.list_products(s), list_programmes(s)
 
         products, programmes = await run_db(_work)
-        self.can_edit = p.role in PRODUCT_EDITORS
+        self.can_edit = current_principal().role in PRODUCT_EDITORS
         self.rows = [_product_view(x, {g.code: g.name for g in programmes}) for x in products]
         self.programmes = [{"code": g.code, "name": f"{g.name}（{g.code}）"} for g in programmes]
-        return None
 
     @rx.event
+    @guarded(SECTION)
     async def load(self):
-        return await self._reload()
+        await self._reload()
 
     @rx.event
+    @public
     def open_create(self, value: bool):
         self.create_open = value
         self.form_error = ""
@@ -126,14 +125,14 @@ class ProductsState(rx.State):
             self.new_kind = REDEMPTION_CODE
 
     @rx.event
+    @public
     def set_new_kind(self, value: str):
         self.new_kind = value
 
     @rx.event
+    @guarded(SECTION)
     async def create(self, form: dict[str, Any]):
-        p = await require(self, SECTION)
-        if p is None:
-            return await denied(self)
+        p = current_principal()
         if p.role not in PRODUCT_EDITORS:
             return rx.toast.error("只有管理员或经理可以新建券种")
         try:
@@ -152,10 +151,9 @@ class ProductsState(rx.State):
         return [rx.toast.success(f"已创建券种 {product.name}（{product.code}）"), *ON_PRODUCT_CREATED]
 
     @rx.event
+    @guarded(SECTION)
     async def set_on_sale(self, code: str, on_sale: bool):
-        p = await require(self, SECTION)
-        if p is None:
-            return await denied(self)
+        p = current_principal()
         if p.role not in PRODUCT_EDITORS:
             return rx.toast.error("只有管理员或经理可以上架或下架券种")
         try:

@@ -36,7 +36,7 @@ from gc_admin.coupons.issuance import service
 from gc_admin.coupons.models import ISSUE_SOURCES, KINDS, REDEMPTION_CODE, ROW_STATUSES
 from gc_admin.coupons.staging import discard_staged
 from gc_admin.db import session_scope
-from gc_admin.ui.auth import denied, require, run_db
+from gc_admin.ui.auth import current_principal, guarded, public, run_db
 from gc_admin.ui.paging import PAGE_SIZE, PagedMixin, export_xlsx
 
 log = logging.getLogger(__name__)
@@ -106,25 +106,32 @@ class IssuanceState(PagedMixin, rx.State):
     # history
     rows: list[dict[str, str]] = []
 
+    def _on_denied(self) -> None:
+        self.rows, self.total, self.products = [], 0, []
+
     # --- form --------------------------------------------------------------------------------
 
     @rx.event
+    @public
     def set_product(self, value: str):
         self.product_code = value
         self.error = ""
 
     @rx.event
+    @public
     def set_per_phone(self, value: str):
         # ASCII and short: int() raises on "²" (a digit to str.isdigit) and on 5,000 digits
         ok = isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 3
         self.per_phone = value if ok and 1 <= int(value) <= MAX_PER_PHONE else "1"
 
     @rx.event
+    @public
     def set_batch_id(self, value: str):
         self.batch_id = value.strip()[:64]
 
     @rx.event
-    def new_batch(self):
+    @guarded(SECTION)  # it deletes the staged phone file
+    async def new_batch(self):
         """Start over: a fresh batch id, no file, no result."""
         if self.issuing:
             return rx.toast.warning("当前批次仍在发放中，请稍候")
@@ -139,14 +146,14 @@ class IssuanceState(PagedMixin, rx.State):
         self.file_token, self.file_name, self.file_count = "", "", 0
 
     @rx.event
-    def clear_file(self):
+    @guarded(SECTION)  # it deletes the staged phone file
+    async def clear_file(self):
         self._drop_file()
 
     @rx.event
+    @guarded(SECTION)
     async def upload_phones(self, files: list[rx.UploadFile]):
         """A CSV / XLSX / TXT of phones: parsed off the event loop and kept in a staging file."""
-        if await require(self, SECTION) is None:
-            return await denied(self)
         if not files:
             return None
         f = files[0]
@@ -164,16 +171,12 @@ class IssuanceState(PagedMixin, rx.State):
 
     # --- load --------------------------------------------------------------------------------
 
-    async def _reload(self):
-        p = await require(self, SECTION)
-        if p is None:
-            self.rows, self.total, self.products = [], 0, []
-            return await denied(self)
+    async def _reload(self) -> None:
         try:
-            programme = p.programme()
+            programme = current_principal().programme()
         except DomainError as exc:
             self.rows, self.total, self.products, self.error = [], 0, [], exc.message
-            return None
+            return
         sort = self._sort()
 
         def _work(s):
@@ -197,26 +200,23 @@ class IssuanceState(PagedMixin, rx.State):
              "coupons": f"{b.coupons:,}", "actor": b.actor_name or "—"}
             for b in batches
         ]
-        return None
 
     @rx.event
+    @guarded(SECTION)
     async def load(self):
         if not self.batch_id:
             self.batch_id = new_batch_id()
-        return await self._reload()
+        await self._reload()
 
     def _sort_keys(self):
         return service.ISSUANCE_SORT_KEYS
 
     @rx.event
+    @guarded(SECTION)
     async def export(self):
         """Every batch this staff member may see (not just this page) as Excel, in the list's order."""
-        p = await require(self, SECTION)
-        if p is None:
-            yield await denied(self)
-            return
         try:
-            programme = p.programme()
+            programme = current_principal().programme()
         except DomainError as exc:
             yield rx.toast.error(exc.message)
             return
@@ -235,10 +235,9 @@ class IssuanceState(PagedMixin, rx.State):
     # --- preview -----------------------------------------------------------------------------
 
     @rx.event
+    @guarded(SECTION)
     async def preview_batch(self, form: dict[str, Any]):
-        p = await require(self, SECTION)
-        if p is None:
-            return await denied(self)
+        p = current_principal()
         if self.issuing:
             return rx.toast.warning("当前批次仍在发放中，请等待完成后再发下一批")
         if not self.product_code:
@@ -297,20 +296,20 @@ class IssuanceState(PagedMixin, rx.State):
         return None
 
     @rx.event
+    @public
     def set_preview_open(self, value: bool):
         self.preview_open = value
 
     # --- issue -------------------------------------------------------------------------------
 
     @rx.event(background=True)
+    @guarded(SECTION, background=True)  # checked inside ``async with self``
     async def confirm_issue(self):
         """Issue the previewed batch in a worker thread; the page may be left meanwhile."""
+        p = current_principal()
         refusal: Any = None
         async with self:
-            p = await require(self, SECTION)
-            if p is None:
-                refusal = await denied(self)
-            elif self.issuing:
+            if self.issuing:
                 refusal = rx.toast.warning("当前批次仍在发放中")
             elif not self.pending_token or not self.preview:
                 refusal = rx.toast.error("请先预览再确认发放")
@@ -320,9 +319,8 @@ class IssuanceState(PagedMixin, rx.State):
                 self.issuing, self.preview_open, self.error = True, False, ""
                 self.issuing_text = f"正在发放批次 {batch_id}：{self.preview.get('headline', '')}"
                 self.result, self.result_rows, self.replayed = {}, [], False
-        if p is None or refusal is not None:
-            if refusal is not None:
-                yield refusal
+        if refusal is not None:
+            yield refusal
             return
         try:
             result, product_name = await asyncio.to_thread(_issue, token, p=p, product_code=product_code,
@@ -353,13 +351,11 @@ class IssuanceState(PagedMixin, rx.State):
     # --- downloads ---------------------------------------------------------------------------
 
     @rx.event
+    @guarded(SECTION)
     async def download_result(self, issuance_id: str):
         """Every row of a batch as CSV, phones whole (the clerk supplied them)."""
-        p = await require(self, SECTION)
-        if p is None:
-            return await denied(self)
         try:
-            programme = p.programme()
+            programme = current_principal().programme()
             iid = parse_id(issuance_id, what="发券批次")
             result = await run_db(lambda s: service.issuance_by_id(s, issuance_id=iid, programme_code=programme))
         except (DomainError, ValueError) as exc:

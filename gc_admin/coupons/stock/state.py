@@ -10,8 +10,9 @@ Small states, one per part of the page one per part of the page (DESIGN.md §2.8
 - :class:`StockCodesState` — the filtered, paged code list (codes and phones masked by the service);
 - :class:`~gc_admin.coupons.catalog.state.ProductsState` (券种管理) lives with the catalogue.
 
-Every handler that reads or changes data calls :func:`require` first (the page gate is not the
-security boundary). The expiry run is open to every role of the stock section (it is also the daily
+Every handler that reads or changes data is :func:`~gc_admin.ui.auth.guarded` by the stock section
+(the page gate is not the security boundary); the setters of form fields that read and change no
+data are ``@public``. The expiry run is open to every role of the stock section (it is also the daily
 job) and is audited with the staff member who ran it.
 """
 
@@ -36,7 +37,7 @@ from gc_admin.coupons.catalog.state import ON_PRODUCT_CREATED, ProductsState
 from gc_admin.coupons.staging import staging_file
 from gc_admin.coupons.stock import display, flows, service
 from gc_admin.coupons.stock.service import SUMMARY_STATE_LABELS
-from gc_admin.ui.auth import denied, require, run_db
+from gc_admin.ui.auth import current_principal, guarded, public, run_db
 from gc_admin.ui.paging import PAGE_SIZE, PagedMixin, export_xlsx
 
 log = logging.getLogger(__name__)
@@ -69,11 +70,12 @@ class StockState(rx.State):
     expiry_done: bool = False
     expiry: dict[str, str] = {}
     expiry_rows: list[dict[str, str]] = []
+    expiry_open: bool = False  # the confirmation before the run
 
-    async def _refresh(self):
-        if await require(self, SECTION) is None:
-            self.tables, self.stats = [], {}
-            return await denied(self)
+    def _on_denied(self) -> None:
+        self.tables, self.stats = [], {}
+
+    async def _refresh(self) -> None:
         rows = await run_db(service.stock_summary)
         self.tables = display.summary_tables(rows)
         t = display.summary_totals(rows)
@@ -82,26 +84,28 @@ class StockState(rx.State):
             "lt60": _n(t["in_stock_lt60"]), "discarded": _n(t["discarded"]),
             "discarded_cost": format_fen(t["discarded_cost_fen"]),
         }
-        return None
 
     @rx.event
+    @guarded(SECTION)
     async def load(self):
-        refused = await self._refresh()
-        if refused is not None or not self.stats:
-            return refused
+        await self._refresh()
         return [StockImportState.load, StockCodesState.load, ProductsState.load]
 
     @rx.event
+    @guarded(SECTION)
     async def refresh(self):
-        return await self._refresh()
+        await self._refresh()
 
     @rx.event
+    @public
+    def set_expiry_open(self, value: bool):
+        self.expiry_open = bool(value)
+
+    @rx.event
+    @guarded(SECTION)
     async def run_expiry(self):
-        p = await require(self, SECTION)
-        if p is None:
-            yield await denied(self)
-            return
-        self.expiry_busy = True
+        p = current_principal()
+        self.expiry_open, self.expiry_busy = False, True
         yield
         try:
             result = await run_db(lambda s: service.run_expiry(s, actor=p.actor()))
@@ -169,19 +173,26 @@ class StockImportState(PagedMixin, rx.State):
     report_invalid: list[dict[str, str]] = []
     rows: list[dict[str, str]] = []  # history
 
+    def _on_denied(self) -> None:
+        self.rows, self.total, self.products = [], 0, []
+
     @rx.event
+    @public
     def set_product(self, value: str):
         self.product_code = value
 
     @rx.event
+    @public
     def set_expiry_date(self, value: str):
         self.expiry_date = value[:10]
 
     @rx.event
+    @public
     def set_batch_ref(self, value: str):
         self.batch_ref = value[:64]
 
     @rx.event
+    @public
     def on_progress(self, prog: dict[str, Any]):
         try:
             self.upload_pct = max(0, min(100, int(float(prog.get("progress", 0)) * 100)))
@@ -189,10 +200,6 @@ class StockImportState(PagedMixin, rx.State):
             pass
 
     async def _reload(self):
-        if await require(self, SECTION) is None:
-            self.rows, self.total, self.products = [], 0, []
-            return await denied(self)
-
         def _work(s):
             return code_products(s), service.list_imports(s, offset=self._offset(), limit=PAGE_SIZE)
 
@@ -201,11 +208,11 @@ class StockImportState(PagedMixin, rx.State):
         names = {p.code: p.name for p in products}
         self.total = page.total
         self.rows = [{**_report_view(r), "product_name": names.get(r.product_code, r.product_code)} for r in page.rows]
-        return None
 
     @rx.event
+    @guarded(SECTION)
     async def load(self):
-        return await self._reload()
+        await self._reload()
 
     def _check_form(self) -> tuple[str, dt.date | None] | str:
         """(product code, expiry date) or a Chinese message for the form."""
@@ -224,15 +231,14 @@ class StockImportState(PagedMixin, rx.State):
         return self.product_code, expiry
 
     @rx.event(background=True)
+    @guarded(SECTION, background=True)  # checked inside ``async with self``: a refused upload is not read
     async def import_file(self, chunk_iter: rx.UploadChunkIterator):
         """Stream the upload to a staging file (≤ the upload cap), then import it off the event loop."""
+        p = current_principal()
         refusal: Any = None
         async with self:
-            p = await require(self, SECTION)
-            checked = self._check_form() if p is not None else "denied"
-            if p is None:
-                refusal = await denied(self)  # the upload is refused unread
-            elif isinstance(checked, str):
+            checked = self._check_form()
+            if isinstance(checked, str):
                 self.error = checked
                 refusal = rx.toast.error(checked)
             elif self.busy:
@@ -242,9 +248,8 @@ class StockImportState(PagedMixin, rx.State):
                 batch_ref = self.batch_ref.strip()
                 self.busy, self.phase, self.error = True, "上传中", ""
                 self.report, self.report_invalid = {}, []
-        if p is None or isinstance(checked, str) or refusal is not None:
-            if refusal is not None:
-                yield refusal
+        if refusal is not None:
+            yield refusal
             return
         token, path = staging_file("codes")
         size, filename, too_big, cap = 0, "", False, upload_limits().max_bytes
@@ -302,9 +307,8 @@ class StockImportState(PagedMixin, rx.State):
         yield StockCodesState.search
 
     @rx.event
+    @guarded(SECTION)
     async def download_report(self, import_id: str):
-        if await require(self, SECTION) is None:
-            return await denied(self)
         try:
             iid = parse_id(import_id, what="导入记录")
             data = await run_db(lambda s: service.import_report_csv(service.get_import(s, import_id=iid)))
@@ -326,32 +330,41 @@ class StockCodesState(PagedMixin, rx.State):
     code_q: str = ""
     error: str = ""
 
+    def _on_denied(self) -> None:
+        self.rows, self.total, self.products = [], 0, []
+
     @rx.event
+    @guarded(SECTION)
     async def set_product(self, value: str):
         self.product, self.page = value, 1
-        return await self._reload()
+        await self._reload()
 
     @rx.event
+    @guarded(SECTION)
     async def set_state(self, value: str):
         self.state, self.page = value, 1
-        return await self._reload()
+        await self._reload()
 
     @rx.event
+    @public
     def set_exp_from(self, value: str):
         self.exp_from = value[:10]
 
     @rx.event
+    @public
     def set_exp_to(self, value: str):
         self.exp_to = value[:10]
 
     @rx.event
+    @public
     def set_code_q(self, value: str):
         self.code_q = value.strip()[:128]
 
     @rx.event
+    @guarded(SECTION)
     async def clear_filters(self):
         self.product, self.state, self.exp_from, self.exp_to, self.code_q, self.page = "all", "all", "", "", "", 1
-        return await self._reload()
+        await self._reload()
 
     def _filters(self) -> dict[str, Any]:
         return {"product_code": None if self.product == "all" else self.product or None,
@@ -363,9 +376,6 @@ class StockCodesState(PagedMixin, rx.State):
         return service.STOCK_CODE_SORT_KEYS
 
     async def _reload(self):
-        if await require(self, SECTION) is None:
-            self.rows, self.total, self.products = [], 0, []
-            return await denied(self)
         filters = self._filters()
 
         def _work(s):
@@ -375,7 +385,7 @@ class StockCodesState(PagedMixin, rx.State):
             products, page = await run_db(_work)
         except DomainError as exc:
             self.rows, self.total, self.error = [], 0, exc.message
-            return None
+            return
         self.error = ""
         self.products = [{"code": p.code, "name": p.name} for p in products]
         self.total = page.total
@@ -389,18 +399,16 @@ class StockCodesState(PagedMixin, rx.State):
             }
             for r in page.rows
         ]
-        return None
 
     @rx.event
+    @guarded(SECTION)
     async def load(self):
-        return await self._reload()
+        await self._reload()
 
     @rx.event
+    @guarded(SECTION)
     async def export(self):
         """Every code matching the filters (not just this page) as Excel; codes and phones stay masked."""
-        if await require(self, SECTION) is None:
-            yield await denied(self)
-            return
         filters = self._filters()
         self.exporting = True
         yield
