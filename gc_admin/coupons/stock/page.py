@@ -9,7 +9,7 @@ from gc_admin.core.uploads import limits as upload_limits
 from gc_admin.coupons.catalog.page import field, products_tab
 from gc_admin.coupons.stock.service import SUMMARY_STATE_LABELS
 from gc_admin.coupons.stock.state import UPLOAD_ID, StockCodesState, StockImportState, StockState
-from gc_admin.ui.components import NUM, Col, empty_row, export_button, pager, stat_card, table_header
+from gc_admin.ui.components import NUM, Col, confirm_dialog, empty_row, export_button, pager, stat_card, table_header
 from gc_admin.ui.layout import staff_page
 
 STATE_COLORS = {"in_stock": "green", "issued": "blue", "used": "gray", "expired": "orange", "discarded": "red",
@@ -66,16 +66,16 @@ def _summary_card(table: rx.Var) -> rx.Component:
 
 
 def _expiry_dialog() -> rx.Component:
-    return rx.alert_dialog.root(
-        rx.alert_dialog.trigger(
-            rx.button(rx.icon("timer-reset", size=14), "执行过期处理", color_scheme="orange", variant="soft",
-                      loading=StockState.expiry_busy, data_testid="run-expiry"),
-        ),
-        rx.alert_dialog.content(
-            rx.alert_dialog.title("执行过期处理"),
-            rx.alert_dialog.description(
+    return rx.fragment(
+        rx.button(rx.icon("timer-reset", size=14), "执行过期处理", color_scheme="orange", variant="soft",
+                  loading=StockState.expiry_busy, on_click=StockState.set_expiry_open(True), data_testid="run-expiry"),
+        confirm_dialog(
+            "执行过期处理",
+            "将立即执行以下操作（与每日定时任务相同），不可撤销：",
+            open=StockState.expiry_open,
+            on_open_change=StockState.set_expiry_open,
+            extra=(
                 rx.vstack(
-                    rx.text("将立即执行以下操作（与每日定时任务相同），不可撤销："),
                     rx.unordered_list(
                         rx.list_item("在库券码中，剩余有效期不足该券种“最短剩余有效期”（默认 30 天）的，全部转为弃票，不再发放，按成本计入损失；"),
                         rx.list_item("已发放但用户未使用、且已过有效期的券，标记为已过期，背后的券码一并作废。"),
@@ -84,13 +84,9 @@ def _expiry_dialog() -> rx.Component:
                     spacing="2",
                 ),
             ),
-            rx.hstack(
-                rx.alert_dialog.cancel(rx.button("取消", variant="soft", color_scheme="gray")),
-                rx.alert_dialog.action(rx.button("确认执行", color_scheme="orange", on_click=StockState.run_expiry,
-                                                 data_testid="run-expiry-confirm")),
-                justify="end", spacing="3", padding_top="1rem",
-            ),
-            max_width="34rem",
+            back=rx.alert_dialog.cancel(rx.button("取消", variant="soft", color_scheme="gray")),
+            confirm=rx.alert_dialog.action(rx.button("确认执行", color_scheme="orange", on_click=StockState.run_expiry,
+                                                     data_testid="run-expiry-confirm")),
         ),
     )
 
