@@ -1,4 +1,5 @@
-"""The user's side of coupons ("我的礼券"), the use flow, and reserve / consume / release for non-code coupons.
+"""The user's side of coupons ("我的礼券"), the use flow, reserve / consume / release for non-code coupons,
+and the staff's masked view of a user's (or a waiting phone's) coupons and their history (用户 page).
 
 A user owns a coupon when ``coupon.user_id`` is theirs, or when it is still waiting for their
 phone number (``user_id IS NULL AND phone = user.phone``). Every lookup filters by that in SQL,
