@@ -44,7 +44,7 @@ def _coupon_expiry(session) -> Any:
 
 
 def _expire_unpaid(session) -> Any:
-    from gc_admin.orders.service import cancel_expired_unpaid
+    from gc_admin.orders.flows import cancel_expired_unpaid
 
     return cancel_expired_unpaid(session)
 
@@ -56,7 +56,7 @@ def _order_notices(session) -> Any:
 
 
 def _refunds(session) -> Any:
-    from gc_admin.payments.service import retry_pending_refunds
+    from gc_admin.orders.flows import retry_pending_refunds
 
     return retry_pending_refunds(session)
 

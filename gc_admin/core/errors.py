@@ -19,8 +19,9 @@ class DomainError(Exception):
         if code is not None:
             self.code = code
         self.details = details
-        # When True the unit of work commits what the service wrote before raising (a failed
-        # sign-in attempt, a wrong SMS code try) instead of rolling it back.
+        # When True the unit of work commits what the service wrote before raising instead of rolling
+        # it back. Being removed: a record that must outlive a refusal is written by the caller's choice
+        # in a unit of work of its own (a failed sign-in, a wrong SMS-code try: db.separate_unit).
         self.keep_changes = keep_changes
 
     def to_dict(self) -> dict[str, Any]:

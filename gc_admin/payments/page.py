@@ -5,9 +5,9 @@ from __future__ import annotations
 import reflex as rx
 
 from gc_admin.core.uploads import limits as upload_limits
+from gc_admin.payments.display import PROVIDERS
 from gc_admin.payments.models import LEDGER_KINDS
 from gc_admin.payments.state import UPLOAD_ID, LedgerState, ReconcileState
-from gc_admin.payments.views import PROVIDERS
 from gc_admin.ui.components import Col, empty_row, export_button, pager, table_header
 from gc_admin.ui.layout import staff_page
 

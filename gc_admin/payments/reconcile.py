@@ -25,15 +25,17 @@ from typing import Any
 import polars as pl
 from sqlmodel import Session, col, select
 
-from gc_admin.audit.service import Actor, record
+from gc_admin.audit.service import record
 from gc_admin.core.clock import SHANGHAI, iso, utcnow
 from gc_admin.core.errors import Conflict, InvalidInput, NotFound, UpstreamError
 from gc_admin.core.money import format_fen
+from gc_admin.core.principal import Actor
 from gc_admin.core.uploads import check_upload
 from gc_admin.integrations.wechatpay.billing import TradeBillError, read_trade_bill
 from gc_admin.integrations.wechatpay.client import WxPayError
+from gc_admin.payments.ledger import day_start
 from gc_admin.payments.models import LedgerEntry, ReconciliationRun
-from gc_admin.payments.service import PROVIDER, day_start
+from gc_admin.payments.service import PROVIDER
 
 BILL_KEPT_DAYS = 92  # WeChat Pay serves trade bills of the last three months
 KINDS = {"missing_in_ledger": "账单有、流水无", "missing_in_bill": "流水有、账单无", "amount_differs": "金额不一致"}

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from gc_admin.core.clock import utcnow
 from gc_admin.core.errors import Conflict
 from gc_admin.db import session_scope
-from gc_admin.payments import service as payments
+from gc_admin.payments import balances
 from tests.support import InProcessTransport, race
 from tests.unit.conftest import SYSTEM
 from tests.unit.test_orders_support import buyer, rows, scalar
@@ -29,7 +29,7 @@ N = 8
 @pytest.mark.parametrize("which", ["points", "stored_value"])
 def test_concurrent_moves_with_one_ref_move_once(any_db, which) -> None:
     user = buyer()
-    move = payments.move_points if which == "points" else payments.move_stored_value
+    move = balances.move_points if which == "points" else balances.move_stored_value
     amount_kw = "delta" if which == "points" else "delta_fen"
 
     def work(_: int) -> int:
@@ -49,7 +49,7 @@ def test_concurrent_moves_with_one_ref_move_once(any_db, which) -> None:
 @pytest.mark.parametrize("which", ["points", "stored_value"])
 def test_concurrent_moves_reusing_a_ref_for_other_amounts_are_refused(any_db, which) -> None:
     user = buyer()
-    move = payments.move_points if which == "points" else payments.move_stored_value
+    move = balances.move_points if which == "points" else balances.move_stored_value
     amount_kw = "delta" if which == "points" else "delta_fen"
 
     def work(i: int) -> int:

@@ -35,10 +35,10 @@ from gc_admin.coupons.issuance import service as issuance_service
 from gc_admin.coupons.issuance.state import IssuanceState, new_batch_id
 from gc_admin.coupons.stock import display as stock_display
 from gc_admin.coupons.stock.state import StockCodesState, StockImportState, StockState
+from gc_admin.customers.state import UsersState
 from gc_admin.db import session_scope
 from gc_admin.ui.auth import AuthState
 from gc_admin.users.models import MpUser
-from gc_admin.users.state import UsersState
 
 DENIED = "没有权限执行此操作，或登录已失效"
 SETUP = Actor("system", None, "测试")

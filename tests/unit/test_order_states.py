@@ -1,5 +1,5 @@
 """The money pages' Reflex handlers (订单看板, 流水与对账, the sidebar's 新订单 badge) and their helpers
-(``orders.views``, ``payments.views``).
+(``orders.display``, ``payments.display``, ``payments.ledger``).
 
 States are built as in ``test_states.py`` / ``test_coupon_states.py`` (``rx.State(_reflex_internal_init=True)``,
 a real staff session's token where the cookie would put it). Orders are paid for real: the WeChat Pay
@@ -22,12 +22,12 @@ from gc_admin.audit.service import Actor
 from gc_admin.core.clock import SHANGHAI, UTC, utcnow
 from gc_admin.db import session_scope
 from gc_admin.integrations.wechatpay.simulator import build_trade_bill, finish_refund
+from gc_admin.orders import display, flows
 from gc_admin.orders import service as orders
-from gc_admin.orders import views
 from gc_admin.orders.badge import OrdersBadgeState, waiting_count
 from gc_admin.orders.state import OrdersState
-from gc_admin.payments import service as payments
-from gc_admin.payments import views as pay_views
+from gc_admin.payments import display as pay_display
+from gc_admin.payments import ledger as pay_ledger
 from gc_admin.payments.state import LedgerState, ReconcileState
 from tests.unit.test_coupon_states import DENIED, downloaded, drain, run, sign_in, state_of, toast, toasts
 from tests.unit.test_orders_support import buy, buyer, get, pay, rows, scalar, shop, wired
@@ -58,7 +58,7 @@ def paid(db, make_staff):
 def topup_order(user, w) -> int:
     """A paid ¥50 phone top-up: it waits in ``paid`` for a clerk (unlike a coupon purchase)."""
     with session_scope() as s:
-        order = orders.create_order(s, user=user, body={"type": "topup",
+        order = flows.create_order(s, user=user, body={"type": "topup",
                                                         "details": {"mobile": "13812345678", "face_fen": 5_000}})
     pay(w, order)
     assert get(order.id).status == "paid"
@@ -248,7 +248,7 @@ def test_refund_race_loses_cleanly(paid):
         await st.open_order(str(order.id))
         await st.preview_refund({"amount": "135", "reason": "全部退"})
         with session_scope() as s:  # a colleague got there first
-            payments.refund_order(s, order_id=order.id, amount_fen=4_500, reason="先退一张",
+            flows.refund_order(s, order_id=order.id, amount_fen=4_500, reason="先退一张",
                                   actor=COLLEAGUE)
         return st, await drain(st.confirm_refund())
 
@@ -307,15 +307,15 @@ def test_badge_toasts_when_a_new_paid_order_arrives(paid):
 def test_age_and_sla():
     now = dt.datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
     ago = lambda minutes: now - dt.timedelta(minutes=minutes)  # noqa: E731
-    assert views.age_of(status="paid", created_at=ago(100), paid_at=ago(12), now=now) == ("12 分钟", "wait")
-    assert views.age_of(status="paid", created_at=ago(100), paid_at=ago(31), now=now) == ("31 分钟", "late")
-    assert views.age_of(status="accepted", created_at=ago(125), paid_at=ago(31), now=now) == ("2 小时 5 分", "open")
-    assert views.age_of(status="completed", created_at=ago(60 * 50), paid_at=None, now=now) == ("2 天 2 小时", "")
-    assert views.age_of(status="after_sales", created_at=ago(0), paid_at=None, now=now) == ("刚刚", "wait")
-    assert views.staff_actions("paid", views.scope_for("clerk")) == ["accept", "complete", "after_sales"]
-    assert views.staff_actions("created", views.scope_for("service")) == ["cancel"]
-    assert views.staff_actions("paid", views.scope_for("supplier")) == []
-    assert views.scope_for("dispatcher").can_refund is False and views.scope_for("service").can_refund is True
+    assert display.age_of(status="paid", created_at=ago(100), paid_at=ago(12), now=now) == ("12 分钟", "wait")
+    assert display.age_of(status="paid", created_at=ago(100), paid_at=ago(31), now=now) == ("31 分钟", "late")
+    assert display.age_of(status="accepted", created_at=ago(125), paid_at=ago(31), now=now) == ("2 小时 5 分", "open")
+    assert display.age_of(status="completed", created_at=ago(60 * 50), paid_at=None, now=now) == ("2 天 2 小时", "")
+    assert display.age_of(status="after_sales", created_at=ago(0), paid_at=None, now=now) == ("刚刚", "wait")
+    assert orders.staff_actions("paid", orders.scope_for("clerk")) == ["accept", "complete", "after_sales"]
+    assert orders.staff_actions("created", orders.scope_for("service")) == ["cancel"]
+    assert orders.staff_actions("paid", orders.scope_for("supplier")) == []
+    assert orders.scope_for("dispatcher").can_refund is False and orders.scope_for("service").can_refund is True
 
 
 # --- ledger and reconciliation --------------------------------------------------------------------------
@@ -324,10 +324,10 @@ def test_ledger_lists_totals_and_exports_exactly_the_ledger(paid):
     w, order, user = paid
     topup_order(user, w)
     with session_scope() as s:
-        r = payments.refund_order(s, order_id=order.id, amount_fen=4_500, reason="退一张",
+        r = flows.refund_order(s, order_id=order.id, amount_fen=4_500, reason="退一张",
                                   actor=COLLEAGUE)
     with session_scope() as s:
-        payments.send_refund(s, refund_id=r.id)
+        flows.send_refund(s, refund_id=r.id)
     finish_refund(w.state, r.out_refund_no)
 
     async def scenario():
@@ -355,7 +355,7 @@ def test_ledger_lists_totals_and_exports_exactly_the_ledger(paid):
     assert toasts(events) == [("success", "已导出 3 条流水")]
     frame = pl.read_excel(io.BytesIO(data))
     with session_scope() as s:
-        ledger = payments.list_ledger(s, limit=200).rows
+        ledger = pay_ledger.list_ledger(s, limit=200).rows
     assert frame["流水ID"].to_list() == sorted(e.id for e in ledger)
     by_id = {e.id: e for e in ledger}
     assert [(by_id[i].amount_fen, by_id[i].ref) for i in frame["流水ID"].to_list()] == list(
@@ -391,7 +391,7 @@ def test_manager_reconciles_an_uploaded_bill_and_a_fetched_one(paid):
     assert toasts(junk)[-1][0] == "error" and junk_error.startswith("无法识别的微信支付交易账单")
 
     with session_scope() as s:  # what the clerk does about it: ask WeChat Pay, which applies the payment
-        assert payments.sync_payment(s, order_id=lost.id) == "applied"
+        assert flows.sync_payment(s, order_id=lost.id) == "applied"
 
     async def fetch():
         rec.set_bill_date(today.isoformat())
@@ -412,16 +412,16 @@ def test_manager_reconciles_an_uploaded_bill_and_a_fetched_one(paid):
 
 
 def test_ledger_filter_and_file_name():
-    f = pay_views.ledger_filter(kind="all", provider="wechatpay", order_no=" gc2026-1122 ", date_from="2026-11-01",
+    f = pay_ledger.ledger_filter(kind="all", provider="wechatpay", order_no=" gc2026-1122 ", date_from="2026-11-01",
                                 date_to="2026-11-30")
     assert (f.kind, f.provider, f.order_no, f.date_from, f.date_to) == (
         None, "wechatpay", "gc20261122", dt.date(2026, 11, 1), dt.date(2026, 11, 30))
     with pytest.raises(ValueError, match="开始日期格式不正确"):
-        pay_views.ledger_filter(date_from="2026/11/01")
+        pay_ledger.ledger_filter(date_from="2026/11/01")
     with pytest.raises(ValueError, match="未知的流水类型"):
-        pay_views.ledger_filter(kind="bitcoin")
-    assert pay_views.export_filename(dt.datetime(2026, 11, 21, 17, 0, tzinfo=UTC)) == "流水-20261122.xlsx"
-    assert views.refund_consequence(amount_fen=4_500, paid_fen=13_500, refunded_fen=0, order_type="coupon_purchase") == (
+        pay_ledger.ledger_filter(kind="bitcoin")
+    assert pay_display.export_filename(dt.datetime(2026, 11, 21, 17, 0, tzinfo=UTC)) == "流水-20261122.xlsx"
+    assert display.refund_consequence(amount_fen=4_500, paid_fen=13_500, refunded_fen=0, order_type="coupon_purchase") == (
         "将向用户退款 ¥45.00（原支付 ¥135.00，已退 ¥0.00），原路退回用户的微信支付；该订单购买的未使用券将作废并回到库存。提交后不可撤销。")
 
 

@@ -28,6 +28,7 @@ from gc_admin.integrations.wechatpay.simulator import (
     pay_order,
     transaction_resource,
 )
+from gc_admin.orders import flows
 from gc_admin.orders import service as orders
 from gc_admin.orders.models import ServiceOrder
 from gc_admin.users.models import MpUser
@@ -105,7 +106,7 @@ def buyer(phone: str | None = "13812345678", *, openid: str | None = "oBuyer0000
 
 def buy(user: MpUser, quantity: int = 3, *, product: str = "tpp50", **extra: Any) -> ServiceOrder:
     with session_scope() as s:
-        return orders.create_order(s, user=user, body={"type": "coupon_purchase", "product_code": product,
+        return flows.create_order(s, user=user, body={"type": "coupon_purchase", "product_code": product,
                                                       "quantity": quantity, **extra})
 
 

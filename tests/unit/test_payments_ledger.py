@@ -15,8 +15,8 @@ from gc_admin.core.clock import SHANGHAI, utcnow
 from gc_admin.core.errors import Conflict, InvalidInput
 from gc_admin.db import session_scope
 from gc_admin.integrations.wechatpay.simulator import build_trade_bill, finish_refund
-from gc_admin.payments import reconcile
-from gc_admin.payments import service as payments
+from gc_admin.orders import flows
+from gc_admin.payments import balances, ledger, reconcile
 from tests.unit.test_orders_support import CLERK, buy, buyer, pay, rows, scalar, shop, wired
 
 
@@ -24,8 +24,8 @@ from tests.unit.test_orders_support import CLERK, buy, buyer, pay, rows, scalar,
 def test_ledgers_are_append_only(any_db, table) -> None:
     user = buyer()
     with session_scope() as s:
-        payments.move_points(s, user_id=user.id, delta=10, reason="赠送", ref="a")
-        payments.move_stored_value(s, user_id=user.id, delta_fen=10, reason="充值", ref="b")
+        balances.move_points(s, user_id=user.id, delta=10, reason="赠送", ref="a")
+        balances.move_stored_value(s, user_id=user.id, delta_fen=10, reason="充值", ref="b")
     for sql in (f"UPDATE {table} SET created_at = created_at", f"DELETE FROM {table}"):
         with pytest.raises(Exception, match="append-only"):
             with session_scope() as s:
@@ -36,28 +36,28 @@ def test_ledgers_are_append_only(any_db, table) -> None:
 def test_balances_are_idempotent_and_never_negative(any_db) -> None:
     user = buyer()
     with session_scope() as s:
-        first = payments.move_points(s, user_id=user.id, delta=100, reason="赠送", ref="gift")
-        again = payments.move_points(s, user_id=user.id, delta=100, reason="赠送", ref="gift")
+        first = balances.move_points(s, user_id=user.id, delta=100, reason="赠送", ref="gift")
+        again = balances.move_points(s, user_id=user.id, delta=100, reason="赠送", ref="gift")
         assert again.id == first.id
-        payments.move_points(s, user_id=user.id, delta=-60, reason="抵扣", ref="spend1")
+        balances.move_points(s, user_id=user.id, delta=-60, reason="抵扣", ref="spend1")
     with pytest.raises(Conflict) as err:
         with session_scope() as s:
-            payments.move_points(s, user_id=user.id, delta=-41, reason="抵扣", ref="spend2")
+            balances.move_points(s, user_id=user.id, delta=-41, reason="抵扣", ref="spend2")
     assert err.value.code == "POINTS_INSUFFICIENT"
     with pytest.raises(Conflict) as err:
         with session_scope() as s:
-            payments.move_stored_value(s, user_id=user.id, delta_fen=-1, reason="支付", ref="sv1")
+            balances.move_stored_value(s, user_id=user.id, delta_fen=-1, reason="支付", ref="sv1")
     assert err.value.code == "STORED_VALUE_INSUFFICIENT" and "¥0.00" in err.value.message
     for bad in (0, 1.5, True):
         with pytest.raises(InvalidInput):
             with session_scope() as s:
-                payments.move_points(s, user_id=user.id, delta=bad, reason="x", ref="bad")  # type: ignore[arg-type]
+                balances.move_points(s, user_id=user.id, delta=bad, reason="x", ref="bad")  # type: ignore[arg-type]
     with pytest.raises(Conflict) as err:
         with session_scope() as s:
-            payments.move_points(s, user_id=user.id, delta=5, reason="赠送", ref="gift")  # same ref, other amount
+            balances.move_points(s, user_id=user.id, delta=5, reason="赠送", ref="gift")  # same ref, other amount
     assert err.value.code == "REF_REUSED"
     with session_scope() as s:
-        assert payments.balances(s, user_id=user.id) == (40, 0)
+        assert balances.balances(s, user_id=user.id) == (40, 0)
     assert scalar("SELECT sum(delta) FROM points_entry") == 40
     assert rows("SELECT delta, balance_after FROM points_entry ORDER BY id") == [(100, 100), (-60, 40)]
     assert rows("SELECT kind, amount_fen, ref FROM ledger_entry ORDER BY id") == [
@@ -67,7 +67,7 @@ def test_balances_are_idempotent_and_never_negative(any_db) -> None:
 @pytest.mark.parametrize("which", ["points", "stored_value"])
 def test_concurrent_spends_cannot_overdraw(any_db, which) -> None:
     user = buyer()
-    move = payments.move_points if which == "points" else payments.move_stored_value
+    move = balances.move_points if which == "points" else balances.move_stored_value
     amount_kw = "delta" if which == "points" else "delta_fen"
     with session_scope() as s:
         move(s, user_id=user.id, reason="入账", ref="load", **{amount_kw: 100})
@@ -108,9 +108,9 @@ def day_of_money(any_db):
         pay(w, o1)
         pay(w, o2)
         with session_scope() as s:
-            r = payments.refund_order(s, order_id=o1.id, amount_fen=4_500, reason="退一张", actor=CLERK)
+            r = flows.refund_order(s, order_id=o1.id, amount_fen=4_500, reason="退一张", actor=CLERK)
         with session_scope() as s:
-            payments.send_refund(s, refund_id=r.id)
+            flows.send_refund(s, refund_id=r.id)
         finish_refund(w.state, r.out_refund_no)
         yield w, o1, o2
 
@@ -118,18 +118,18 @@ def day_of_money(any_db):
 def test_list_ledger_and_export(day_of_money) -> None:
     _, o1, _ = day_of_money
     with session_scope() as s:
-        page = payments.list_ledger(s)
+        page = ledger.list_ledger(s)
         assert (page.total, page.net_fen) == (3, 13_500 + 4_500 - 4_500)
         assert [r.kind for r in page.rows] == ["refund", "payment", "payment"]
-        mine = payments.list_ledger(s, filters=payments.LedgerFilter(order_no=o1.order_no.lower()))
+        mine = ledger.list_ledger(s, filters=ledger.LedgerFilter(order_no=o1.order_no.lower()))
         assert [(r.kind, r.amount_fen) for r in mine.rows] == [("refund", -4_500), ("payment", 13_500)]
-        assert payments.list_ledger(s, filters=payments.LedgerFilter(kind="refund")).net_fen == -4_500
+        assert ledger.list_ledger(s, filters=ledger.LedgerFilter(kind="refund")).net_fen == -4_500
         today = utcnow().astimezone(SHANGHAI).date()
-        assert payments.list_ledger(s, filters=payments.LedgerFilter(date_from=today, date_to=today)).total == 3
-        assert payments.list_ledger(s, filters=payments.LedgerFilter(date_to=today - dt.timedelta(days=1))).total == 0
+        assert ledger.list_ledger(s, filters=ledger.LedgerFilter(date_from=today, date_to=today)).total == 3
+        assert ledger.list_ledger(s, filters=ledger.LedgerFilter(date_to=today - dt.timedelta(days=1))).total == 0
         with pytest.raises(InvalidInput):
-            payments.list_ledger(s, filters=payments.LedgerFilter(kind="bonus"))
-        data = payments.ledger_xlsx(s)
+            ledger.list_ledger(s, filters=ledger.LedgerFilter(kind="bonus"))
+        data = ledger.ledger_xlsx(s)
     frame = pl.read_excel(io.BytesIO(data))
     assert frame.height == 3 and frame["金额（分）"].to_list() == [13_500, 4_500, -4_500]
     assert frame["金额"].to_list() == ["¥135.00", "¥45.00", "-¥45.00"]
@@ -154,7 +154,7 @@ def test_reconcile_finds_every_kind_of_difference(day_of_money) -> None:
     lost = buy(buyer("13900000003", openid="oB3"), 1)
     pay(w, lost, deliver=False)  # WeChat has it; our notify never arrived
     with session_scope() as s:  # money we recorded that WeChat does not show
-        payments.add_ledger(s, kind="payment", amount_fen=777, ref="pay:GC20990101000001", provider="wechatpay",
+        ledger.add_ledger(s, kind="payment", amount_fen=777, ref="pay:GC20990101000001", provider="wechatpay",
                             provider_ref="4200FAKE", occurred_at=utcnow())
     bill = build_trade_bill(w.state, today)
     assert bill is not None

@@ -18,10 +18,10 @@ from gc_admin.coupons.issuance.state import IssuanceState
 from gc_admin.coupons.stock.state import StockImportState
 from gc_admin.core.errors import InvalidInput
 from gc_admin.core.params import ID_MAX, parse_id
+from gc_admin.customers.state import UsersState
 from gc_admin.orders.state import OrdersState
 from gc_admin.partners.state import PartnersState
 from gc_admin.payments.state import ReconcileState
-from gc_admin.users.state import UsersState
 from tests.unit.test_coupon_states import run, sign_in, state_of, toasts
 from tests.unit.test_order_states import Upload
 from tests.unit.test_orders_support import scalar

@@ -26,11 +26,11 @@ from gc_admin.audit.models import AuditLog
 from gc_admin.audit.state import AuditState
 from gc_admin.core.clock import utcnow
 from gc_admin.core.security import hash_token, verify_password
+from gc_admin.customers.state import UsersState
 from gc_admin.db import session_scope
 from gc_admin.ui.auth import AuthState
-from gc_admin.ui.home import HomeState
+from gc_admin.home.state import HomeState
 from gc_admin.users.models import MpUser
-from gc_admin.users.state import UsersState
 
 DENIED = "没有权限执行此操作，或登录已失效"
 

@@ -66,28 +66,24 @@ def _summary_card(table: rx.Var) -> rx.Component:
 
 
 def _expiry_dialog() -> rx.Component:
-    return rx.fragment(
-        rx.button(rx.icon("timer-reset", size=14), "执行过期处理", color_scheme="orange", variant="soft",
-                  loading=StockState.expiry_busy, on_click=StockState.set_expiry_open(True), data_testid="run-expiry"),
-        confirm_dialog(
-            "执行过期处理",
-            "将立即执行以下操作（与每日定时任务相同），不可撤销：",
-            open=StockState.expiry_open,
-            on_open_change=StockState.set_expiry_open,
-            extra=(
-                rx.vstack(
-                    rx.unordered_list(
-                        rx.list_item("在库券码中，剩余有效期不足该券种“最短剩余有效期”（默认 30 天）的，全部转为弃票，不再发放，按成本计入损失；"),
-                        rx.list_item("已发放但用户未使用、且已过有效期的券，标记为已过期，背后的券码一并作废。"),
-                    ),
-                    rx.text("处理结果与操作人会记入操作日志。", color_scheme="gray", size="2"),
-                    spacing="2",
+    return confirm_dialog(
+        "执行过期处理",
+        "将立即执行以下操作（与每日定时任务相同），不可撤销：",
+        trigger=rx.button(rx.icon("timer-reset", size=14), "执行过期处理", color_scheme="orange", variant="soft",
+                          loading=StockState.expiry_busy, data_testid="run-expiry"),
+        extra=(
+            rx.vstack(
+                rx.unordered_list(
+                    rx.list_item("在库券码中，剩余有效期不足该券种“最短剩余有效期”（默认 30 天）的，全部转为弃票，不再发放，按成本计入损失；"),
+                    rx.list_item("已发放但用户未使用、且已过有效期的券，标记为已过期，背后的券码一并作废。"),
                 ),
+                rx.text("处理结果与操作人会记入操作日志。", color_scheme="gray", size="2"),
+                spacing="2",
             ),
-            back=rx.alert_dialog.cancel(rx.button("取消", variant="soft", color_scheme="gray")),
-            confirm=rx.alert_dialog.action(rx.button("确认执行", color_scheme="orange", on_click=StockState.run_expiry,
-                                                     data_testid="run-expiry-confirm")),
         ),
+        back=rx.alert_dialog.cancel(rx.button("取消", variant="soft", color_scheme="gray")),
+        confirm=rx.alert_dialog.action(rx.button("确认执行", color_scheme="orange", on_click=StockState.run_expiry,
+                                                 data_testid="run-expiry-confirm")),
     )
 
 

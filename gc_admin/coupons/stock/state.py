@@ -70,7 +70,6 @@ class StockState(rx.State):
     expiry_done: bool = False
     expiry: dict[str, str] = {}
     expiry_rows: list[dict[str, str]] = []
-    expiry_open: bool = False  # the confirmation before the run
 
     def _on_denied(self) -> None:
         self.tables, self.stats = [], {}
@@ -97,15 +96,10 @@ class StockState(rx.State):
         await self._refresh()
 
     @rx.event
-    @public
-    def set_expiry_open(self, value: bool):
-        self.expiry_open = bool(value)
-
-    @rx.event
     @guarded(SECTION)
     async def run_expiry(self):
         p = current_principal()
-        self.expiry_open, self.expiry_busy = False, True
+        self.expiry_busy = True
         yield
         try:
             result = await run_db(lambda s: service.run_expiry(s, actor=p.actor()))
