@@ -51,13 +51,17 @@ def build_api() -> FastAPI:
     app.add_middleware(UploadSizeLimit)
 
     from gc_admin.accounts.api import router as staff_router
-    from gc_admin.coupons.api import routers as coupon_routers
+    from gc_admin.coupons.catalog.api import routers as catalog_routers
+    from gc_admin.coupons.issuance.api import routers as issuance_routers
+    from gc_admin.coupons.stock.api import routers as stock_routers
+    from gc_admin.coupons.wallet.api import routers as wallet_routers
     from gc_admin.integrations.sms.api import router as sms_router
     from gc_admin.orders.api import routers as order_routers
     from gc_admin.payments.api import routers as payment_routers
     from gc_admin.users.api import router as mp_router
 
     v1 = APIRouter(prefix="/api/v1")
+    coupon_routers = (*catalog_routers, *stock_routers, *issuance_routers, *wallet_routers)
     for r in (mp_router, staff_router, sms_router, *coupon_routers, *order_routers, *payment_routers):
         v1.include_router(r)
     app.include_router(v1)

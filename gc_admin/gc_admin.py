@@ -12,10 +12,10 @@ from gc_admin.audit.state import AuditState
 from gc_admin.core.roles import SECTION_BY_KEY
 from gc_admin.customers.page import users_page
 from gc_admin.customers.state import UsersState
-from gc_admin.coupons.issuance_page import issuance_page
-from gc_admin.coupons.issuance_state import IssuanceState
-from gc_admin.coupons.stock_page import stock_page
-from gc_admin.coupons.stock_state import StockState
+from gc_admin.coupons.issuance.page import issuance_page
+from gc_admin.coupons.issuance.state import IssuanceState
+from gc_admin.coupons.stock.page import stock_page
+from gc_admin.coupons.stock.state import StockState
 from gc_admin.home.page import home_page
 from gc_admin.home.state import HomeState
 from gc_admin.integrations.sms.page import sms_page

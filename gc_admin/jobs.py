@@ -37,7 +37,7 @@ class Job:
 
 
 def _coupon_expiry(session) -> Any:
-    from gc_admin.coupons.service import run_expiry
+    from gc_admin.coupons.stock.service import run_expiry
 
     r = run_expiry(session)
     return {"discarded": r.discarded, "expired_coupons": r.expired_coupons, "loss_cost_fen": r.discarded_cost_fen}

@@ -3,7 +3,7 @@
 An insurer's staff act for one insurer programme (``staff_user.programme_code``): everything
 programme-scoped (issuing, batches, the 工作台 figures) is confined to it through
 :meth:`Principal.programme`, and an insurer account without a programme can do none of it.
-Platform staff carry no programme. (The programme table belongs to the coupons feature; this
+Platform staff carry no programme. (The programme table belongs to the programmes feature; this
 module reads it only to check that a programme exists.)
 """
 
@@ -26,7 +26,7 @@ from gc_admin.core.principal import PROGRAMME_ROLES, Actor, Principal  # Princip
 from gc_admin.core.roles import ALL_ROLES, ROLE_LABELS
 from gc_admin.core.security import hash_password, hash_token, new_token, password_problem, verify_password
 from gc_admin.core.sorting import order_by
-from gc_admin.coupons.models import Programme  # a leaf table module; also registers the FK target
+from gc_admin.programmes.models import Programme  # also registers the FK target
 from gc_admin.db import Page, first_wins, paginate, separate_unit
 
 USERNAME_RE = re.compile(r"^[a-z][a-z0-9_.-]{2,31}$")

@@ -16,8 +16,8 @@ from gc_admin.core.errors import DomainError
 from gc_admin.core.money import format_fen
 from gc_admin.core.params import parse_id
 from gc_admin.core.phone import mask_phone
-from gc_admin.coupons import service as coupons
-from gc_admin.coupons import views as coupon_views
+from gc_admin.coupons.wallet import service as coupons
+from gc_admin.coupons.wallet import service as coupon_views
 from gc_admin.coupons.models import KINDS, SHOWN_STATUSES
 from gc_admin.ui.auth import guarded, public, run_db
 from gc_admin.ui.paging import PAGE_SIZE, PagedMixin, export_xlsx

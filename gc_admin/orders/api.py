@@ -34,8 +34,8 @@ from gc_admin.core.errors import Forbidden, InvalidInput
 from gc_admin.core.http import StrictModel, client_ip
 from gc_admin.core.params import Count, Fen, Id, IdField, Instant, Limit, MpLimit, Offset, PositiveFen
 from gc_admin.core.principal import Principal
-from gc_admin.coupons import purchase
-from gc_admin.coupons import service as coupons
+from gc_admin.coupons.catalog import service as coupons
+from gc_admin.coupons.purchase import service as purchase
 from gc_admin.db import session_scope
 from gc_admin.orders import flows, pricing, service
 from gc_admin.orders.kinds.coupon_purchase import purchase_limit

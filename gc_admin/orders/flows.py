@@ -64,9 +64,9 @@ from gc_admin.core.errors import Conflict, DomainError, InvalidInput, NotFound, 
 from gc_admin.core.money import format_fen
 from gc_admin.core.phone import mask_phone
 from gc_admin.core.principal import SYSTEM, Actor
-from gc_admin.coupons import purchase
-from gc_admin.coupons import service as coupons
-from gc_admin.coupons.stock import dialect
+from gc_admin.coupons.purchase import service as purchase
+from gc_admin.coupons.wallet import service as coupons
+from gc_admin.core.bulk import dialect
 from gc_admin.db import lock_for_write, session_scope
 from gc_admin.integrations.wechatpay.client import WxPayError
 from gc_admin.orders import pricing

@@ -43,7 +43,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from gc_admin.core.errors import Conflict, InvalidInput
-from gc_admin.coupons import service as coupons
+from gc_admin.coupons.wallet import service as coupons
 from gc_admin.coupons.models import Product
 from gc_admin.orders.kinds import kind_of
 from gc_admin.orders.kinds.base import Line, OrderDraft

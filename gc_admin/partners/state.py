@@ -9,8 +9,8 @@ import reflex as rx
 from gc_admin.core.clock import fmt_local
 from gc_admin.core.errors import DomainError
 from gc_admin.core.params import parse_id
-from gc_admin.coupons import service as coupons
 from gc_admin.partners import service
+from gc_admin.programmes.service import list_programmes
 from gc_admin.ui.auth import current_principal, guarded, public, run_db
 
 SECTION = "partners"
@@ -29,7 +29,7 @@ class PartnersState(rx.State):
         self.rows = []
 
     async def _reload(self):  # only from a guarded handler
-        keys, programmes = await run_db(lambda s: (service.list_keys(s), coupons.list_programmes(s)))
+        keys, programmes = await run_db(lambda s: (service.list_keys(s), list_programmes(s)))
         names = {g.code: g.name for g in programmes}
         self.programmes = [{"code": g.code, "label": f"{g.name}（{g.code}）"} for g in programmes]
         codes = [g.code for g in programmes]

@@ -26,7 +26,7 @@ from gc_admin.core.exports import EXPORT_LIMIT, xlsx_bytes
 from gc_admin.core.money import format_fen
 from gc_admin.core.params import DAY_RANGE, check_day
 from gc_admin.core.sorting import order_by
-from gc_admin.coupons.stock import dialect
+from gc_admin.core.bulk import dialect
 from gc_admin.db import Page, paginate
 from gc_admin.payments.models import LEDGER_KINDS, LedgerEntry
 

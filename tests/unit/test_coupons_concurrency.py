@@ -135,3 +135,26 @@ def test_concurrent_consume_pays_out_once(any_db):
     results = race(10, work)
     assert results == ["used"] * 10
     assert scalar("SELECT count(*) FROM audit_log WHERE action = 'coupon.consumed'") == 1
+
+
+def test_codes_are_claimed_by_one_statement():
+    """Batch issuance and purchase reservations take codes out of stock through the one claim
+    (``coupons.stock.service.claim_codes``): its SKIP LOCKED statement is written once, so a fix to
+    how codes are claimed cannot miss a copy. (The races above and in test_orders_concurrency prove
+    the claim itself on SQLite and PostgreSQL.)"""
+    import ast
+    import pathlib
+
+    import gc_admin
+
+    root = pathlib.Path(gc_admin.__file__).parent
+    claims = []
+    for path in root.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docs = {id(n.body[0].value) for n in ast.walk(tree)
+                if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and n.body
+                and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+        claims += [path.relative_to(root).as_posix() for n in ast.walk(tree)
+                   if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docs
+                   and "SKIP LOCKED" in n.value and "stock_code" in n.value]
+    assert claims == ["coupons/stock/service.py"]

@@ -155,7 +155,7 @@ def test_features_above_users_register_their_phone_sign_in_hooks() -> None:
     """users may not import coupons, so coupons registers what happens at a phone sign-in; the
     app (which imports every feature) must have it."""
     import gc_admin.api  # noqa: F401  (the wiring imports every feature)
-    from gc_admin.coupons.wallet import claim_for_phone
+    from gc_admin.coupons.wallet.service import claim_for_phone
     from gc_admin.users.service import PHONE_SIGNED_IN
 
     assert claim_for_phone in PHONE_SIGNED_IN

@@ -29,8 +29,9 @@ from gc_admin.audit.state import AuditState
 from gc_admin.config import get_settings
 from gc_admin.core.clock import utcnow
 from gc_admin.coupons import service as coupons
-from gc_admin.coupons.issuance_state import IssuanceState
-from gc_admin.coupons.stock_state import ProductsState, StockCodesState
+from gc_admin.coupons.catalog.state import ProductsState
+from gc_admin.coupons.issuance.state import IssuanceState
+from gc_admin.coupons.stock.state import StockCodesState
 from gc_admin.customers.state import UsersState
 from gc_admin.db import session_scope
 from gc_admin.integrations.sms.models import SmsMessage

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from gc_admin.accounts.state import StaffState
-from gc_admin.coupons.issuance_state import IssuanceState
-from gc_admin.coupons.stock_state import StockImportState
+from gc_admin.coupons.issuance.state import IssuanceState
+from gc_admin.coupons.stock.state import StockImportState
 from gc_admin.core.errors import InvalidInput
 from gc_admin.core.params import ID_MAX, parse_id
 from gc_admin.customers.state import UsersState
@@ -92,7 +92,7 @@ def test_a_bad_id_from_the_browser_is_a_chinese_error(make_staff, cls, name, cal
 
 
 def test_other_numbers_from_the_browser_do_not_raise(make_staff) -> None:
-    from gc_admin.coupons.stock_state import StockImportState as Imports
+    from gc_admin.coupons.stock.state import StockImportState as Imports
 
     make_staff("boss", "admin")
     token = sign_in("boss")
@@ -123,7 +123,7 @@ FAR = ["0001-01-01", "9999-12-31"]
 @pytest.mark.parametrize("day", FAR)
 def test_far_dates_in_the_dashboard_filters_are_a_message_not_an_exception(make_staff, day) -> None:
     from gc_admin.audit.state import AuditState
-    from gc_admin.coupons.stock_state import StockCodesState
+    from gc_admin.coupons.stock.state import StockCodesState
     from gc_admin.payments.state import LedgerState
 
     make_staff("boss", "admin")

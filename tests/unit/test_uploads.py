@@ -283,8 +283,8 @@ MEMORY_PROBE = r"""
 import json, resource, sys
 sys.path.insert(0, sys.argv[1])
 from tests.unit import test_uploads as t
-from gc_admin.coupons.importer import FileRejected, read_codes_file
-from gc_admin.coupons import views
+from gc_admin.coupons.stock.importer import FileRejected, read_codes_file
+from gc_admin.coupons.issuance import files as phone_files
 from gc_admin.core.errors import InvalidInput
 files = {name: build() for name, (build, _code) in t.HOSTILE.items()}
 # A guard for the machine, not the assertion: a parser that inflates dies here instead of swapping.
@@ -302,7 +302,7 @@ for name, data in files.items():
     except FileRejected as exc:
         codes[name] = [exc.code]
     try:
-        views.read_phone_file(data, filename=name)
+        phone_files.read_phone_file(data, filename=name)
         codes[name].append("read")
     except InvalidInput as exc:
         codes[name].append(exc.code)

@@ -18,9 +18,11 @@ import sqlalchemy as sa
 
 from gc_admin.config import get_settings
 from gc_admin.core.errors import InvalidInput
-from gc_admin.coupons import importer, service, views
-from gc_admin.coupons.issuance_state import IssuanceState
-from gc_admin.coupons.stock_state import StockCodesState, StockImportState
+from gc_admin.coupons import service
+from gc_admin.coupons.issuance import files as phone_files
+from gc_admin.coupons.issuance.state import IssuanceState
+from gc_admin.coupons.stock import importer
+from gc_admin.coupons.stock.state import StockCodesState, StockImportState
 from gc_admin.db import session_scope
 from gc_admin.payments import reconcile
 from gc_admin.payments.state import ReconcileState
@@ -198,7 +200,7 @@ def test_issuance_page_phone_file_refuses_hostile_files_unparsed(staff, name):
     assert iss.error == message and iss.file_token == "" and iss.file_count == 0
     assert ("error", message) in toasts(events)
     with pytest.raises(InvalidInput) as err:
-        views.read_phone_file(HOSTILE[name][0](), filename=name)
+        phone_files.read_phone_file(HOSTILE[name][0](), filename=name)
     assert err.value.code == HOSTILE[name][1]
 
 

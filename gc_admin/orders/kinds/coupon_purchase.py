@@ -18,8 +18,8 @@ from gc_admin.audit.service import record
 from gc_admin.core.errors import Conflict, InvalidInput
 from gc_admin.core.phone import mask_phone
 from gc_admin.core.principal import SYSTEM, Actor
-from gc_admin.coupons import purchase
-from gc_admin.coupons import service as coupons
+from gc_admin.coupons.catalog import service as coupons
+from gc_admin.coupons.purchase import service as purchase
 from gc_admin.coupons.models import Product
 from gc_admin.orders import service as orders
 from gc_admin.orders.kinds.base import Kind, Line, Lines, OrderDraft, int_field
