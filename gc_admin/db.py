@@ -182,12 +182,6 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
     try:
         yield session
         session.commit()
-    except DomainError as exc:
-        if exc.keep_changes:
-            session.commit()
-        else:
-            session.rollback()
-        raise
     except BaseException:
         session.rollback()
         raise
