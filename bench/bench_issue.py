@@ -98,7 +98,7 @@ def _ours(url: str, n: int) -> float:
 def _baseline(url: str, n: int) -> float:
     import sqlalchemy as sa
 
-    from gc_admin.coupons.stock import db_time
+    from gc_admin.core.bulk import db_time
     from gc_admin.core.clock import utcnow
     from gc_admin.db import session_scope
 

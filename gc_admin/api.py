@@ -1,9 +1,10 @@
 """The HTTP API (FastAPI) mounted into the Reflex app: wiring only.
 
 Routes live in each feature's ``api.py``; this module assembles them under ``/api/v1``,
-installs the error envelope, and mounts the protocol simulators under ``/sim`` when
-``GC_ENV`` is dev or test (and the server is not reachable from the network, see config.py).
-:func:`with_security_headers` wraps the whole backend, pages included.
+installs the error envelope and the upload size limit (:class:`~gc_admin.core.uploads.UploadSizeLimit`:
+a multipart body over ``GC_UPLOAD_MAX_MB`` is refused before it is read), and mounts the protocol
+simulators under ``/sim`` when ``GC_ENV`` is dev or test (and the server is not reachable from the
+network, see config.py). :func:`with_security_headers` wraps the whole backend, pages included.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from starlette.types import ASGIApp
 
 from gc_admin.config import get_settings
 from gc_admin.core.http import SecurityHeadersMiddleware, install_error_handlers, websocket_sources
+from gc_admin.core.uploads import UploadSizeLimit
 
 API_DESCRIPTION = """
 滚财车主权益平台 HTTP API (v1).
@@ -45,15 +47,21 @@ def build_api() -> FastAPI:
         redoc_url=None,
     )
     install_error_handlers(app)
+    # Outermost for every request (the Reflex app, /_upload included, is mounted inside this app).
+    app.add_middleware(UploadSizeLimit)
 
     from gc_admin.accounts.api import router as staff_router
-    from gc_admin.coupons.api import routers as coupon_routers
+    from gc_admin.coupons.catalog.api import routers as catalog_routers
+    from gc_admin.coupons.issuance.api import routers as issuance_routers
+    from gc_admin.coupons.stock.api import routers as stock_routers
+    from gc_admin.coupons.wallet.api import routers as wallet_routers
     from gc_admin.integrations.sms.api import router as sms_router
     from gc_admin.orders.api import routers as order_routers
     from gc_admin.payments.api import routers as payment_routers
     from gc_admin.users.api import router as mp_router
 
     v1 = APIRouter(prefix="/api/v1")
+    coupon_routers = (*catalog_routers, *stock_routers, *issuance_routers, *wallet_routers)
     for r in (mp_router, staff_router, sms_router, *coupon_routers, *order_routers, *payment_routers):
         v1.include_router(r)
     app.include_router(v1)

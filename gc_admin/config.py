@@ -36,6 +36,18 @@ local protocol simulators, an SMS outbox instead of a real SMS provider). In pro
 | GC_WXPAY_DEV_KEYS | <project>/data/wxpay_dev_keys.json | throwaway key set shared by the local client and simulator |
 | GC_ORDER_UNPAID_MINUTES | 30 | an unpaid order is closed at WeChat Pay and cancelled after this long (its reservations released) |
 | GC_ONDUTY_PHONES | (empty) | comma-separated phones told of new paid orders by SMS; empty = enabled clerks with a phone |
+| GC_UPLOAD_MAX_MB | 50 | any uploaded file (stock codes, issuance phones, trade bills, every later upload); bigger request bodies are refused before they are read |
+| GC_UPLOAD_MAX_ROWS | 1048576 | lines of a CSV/TXT, rows of a worksheet (Excel's own limit) |
+| GC_UPLOAD_MAX_COLUMNS | 1024 | columns of any CSV line or worksheet (counted without regard to quotes: an upper bound) |
+| GC_UPLOAD_MAX_CELLS | 10000000 | rows x columns a parser would allocate: a worksheet's used range, or a CSV's lines x its widest header line |
+| GC_UPLOAD_MAX_LINE_KB | 64 | one line of a CSV/TXT, in bytes |
+| GC_UPLOAD_XLSX_MAX_ENTRIES | 1000 | parts (zip entries) of an .xlsx |
+| GC_UPLOAD_XLSX_MAX_ENTRY_MB | 200 | one part of an .xlsx, uncompressed |
+| GC_UPLOAD_XLSX_MAX_TOTAL_MB | 300 | all parts of an .xlsx uncompressed; also what one worksheet may expand to with its shared strings |
+| GC_UPLOAD_XLSX_MAX_RATIO | 100 | compression ratio of one part over 1 MB uncompressed (real sheets: 5-20) |
+
+Upload limits are checked by :mod:`gc_admin.core.uploads` from the bytes and the zip metadata before any
+parser runs (see there).
 """
 
 from __future__ import annotations
@@ -89,6 +101,21 @@ class WxPaySettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class UploadLimits:
+    """What an uploaded file may be (``GC_UPLOAD_*``; enforced by :mod:`gc_admin.core.uploads`)."""
+
+    max_bytes: int = 50 * 1024 * 1024
+    max_rows: int = 1_048_576
+    max_columns: int = 1024
+    max_cells: int = 10_000_000
+    max_line_bytes: int = 64 * 1024
+    xlsx_max_entries: int = 1000
+    xlsx_max_entry_bytes: int = 200 * 1024 * 1024
+    xlsx_max_total_bytes: int = 300 * 1024 * 1024
+    xlsx_max_ratio: int = 100
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     env: str
     database_url: str
@@ -113,6 +140,7 @@ class Settings:
     host: str = "127.0.0.1"
     allow_simulators: bool = False
     api_url: str = ""
+    uploads: UploadLimits = UploadLimits()
 
     @property
     def loopback_only(self) -> bool:
@@ -221,6 +249,21 @@ def _vendor(env: dict[str, str], prefix: str, endpoint: str) -> SmsVendorSetting
     )
 
 
+def _upload_limits(env: dict[str, str]) -> UploadLimits:
+    d, mb = UploadLimits(), 1024 * 1024
+    return UploadLimits(
+        max_bytes=_int(env, "GC_UPLOAD_MAX_MB", d.max_bytes // mb) * mb,
+        max_rows=_int(env, "GC_UPLOAD_MAX_ROWS", d.max_rows),
+        max_columns=_int(env, "GC_UPLOAD_MAX_COLUMNS", d.max_columns),
+        max_cells=_int(env, "GC_UPLOAD_MAX_CELLS", d.max_cells),
+        max_line_bytes=_int(env, "GC_UPLOAD_MAX_LINE_KB", d.max_line_bytes // 1024) * 1024,
+        xlsx_max_entries=_int(env, "GC_UPLOAD_XLSX_MAX_ENTRIES", d.xlsx_max_entries),
+        xlsx_max_entry_bytes=_int(env, "GC_UPLOAD_XLSX_MAX_ENTRY_MB", d.xlsx_max_entry_bytes // mb) * mb,
+        xlsx_max_total_bytes=_int(env, "GC_UPLOAD_XLSX_MAX_TOTAL_MB", d.xlsx_max_total_bytes // mb) * mb,
+        xlsx_max_ratio=_int(env, "GC_UPLOAD_XLSX_MAX_RATIO", d.xlsx_max_ratio),
+    )
+
+
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     """Build settings from an environment mapping and validate them."""
     env = dict(os.environ if env is None else env)
@@ -273,6 +316,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         host=_host(env, gc_env),
         allow_simulators=_bool(env, "GC_ALLOW_SIMULATORS"),
         api_url=env.get("REFLEX_API_URL", public_url).rstrip("/"),
+        uploads=_upload_limits(env),
     )
     validate(settings)
     return settings
@@ -298,6 +342,10 @@ def validate(s: Settings) -> None:
             "/sim, with which anyone who reaches the port can mint a WeChat identity for any phone and fake payments. "
             "Bind to loopback (GC_HOST=127.0.0.1), point those settings at the real services, or accept the risk "
             "with GC_ALLOW_SIMULATORS=1")
+    u = s.uploads
+    if min(u.max_bytes, u.max_rows, u.max_columns, u.max_cells, u.max_line_bytes, u.xlsx_max_entries,
+           u.xlsx_max_entry_bytes, u.xlsx_max_total_bytes, u.xlsx_max_ratio) < 1:
+        problems.append("GC_UPLOAD_* limits must be positive integers")
     if s.env == "prod":
         if s.secret_key == DEMO_SECRET_KEY or len(s.secret_key) < 32:
             problems.append("GC_SECRET_KEY must be set to a random value of at least 32 characters")

@@ -182,17 +182,38 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
     try:
         yield session
         session.commit()
-    except DomainError as exc:
-        if exc.keep_changes:
-            session.commit()
-        else:
-            session.rollback()
-        raise
     except BaseException:
         session.rollback()
         raise
     finally:
         session.close()
+
+
+@contextlib.contextmanager
+def separate_unit(session: Session) -> Iterator[Session]:
+    """A unit of work of its own beside ``session``'s, on the same database: committed when the block
+    ends, whatever then becomes of ``session``'s.
+
+    For the record of a refusal that must outlive it — a failed sign-in, a wrong SMS-code try: the
+    refusal raises, the caller's unit rolls back like any failed action (nothing else it wrote is
+    kept), and only this record stays, so the throttle counts it. On SQLite call it before ``session``
+    has written: that unit's open transaction would hold the database's one write lock, and this one
+    would wait for it (refused at once instead, as a programming error).
+    """
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        raw = connection.connection.dbapi_connection
+        if raw is not None and raw.in_transaction:
+            raise RuntimeError("separate_unit() on SQLite after the unit of work wrote: it would wait on its own lock")
+    own = Session(connection.engine, expire_on_commit=False)
+    try:
+        yield own
+        own.commit()
+    except BaseException:
+        own.rollback()
+        raise
+    finally:
+        own.close()
 
 
 # --- paging -----------------------------------------------------------------------------------------

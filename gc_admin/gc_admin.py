@@ -10,10 +10,14 @@ from gc_admin.api import build_api, with_security_headers
 from gc_admin.audit.page import audit_page
 from gc_admin.audit.state import AuditState
 from gc_admin.core.roles import SECTION_BY_KEY
-from gc_admin.coupons.issuance_page import issuance_page
-from gc_admin.coupons.issuance_state import IssuanceState
-from gc_admin.coupons.stock_page import stock_page
-from gc_admin.coupons.stock_state import StockState
+from gc_admin.customers.page import users_page
+from gc_admin.customers.state import UsersState
+from gc_admin.coupons.issuance.page import issuance_page
+from gc_admin.coupons.issuance.state import IssuanceState
+from gc_admin.coupons.stock.page import stock_page
+from gc_admin.coupons.stock.state import StockState
+from gc_admin.home.page import home_page
+from gc_admin.home.state import HomeState
 from gc_admin.integrations.sms.page import sms_page
 from gc_admin.integrations.sms.state import SmsState
 import gc_admin.orders.badge  # noqa: F401  (registers the 订单看板 badge in the sidebar)
@@ -25,11 +29,8 @@ from gc_admin.payments.page import ledger_page
 from gc_admin.payments.state import LedgerState
 from gc_admin.ui.auth import AuthState
 from gc_admin.ui.connection import connection_overlay
-from gc_admin.ui.home import HomeState, home_page
 from gc_admin.ui.layout import head_links, toaster
 from gc_admin.ui.placeholders import PLANNED, make_placeholder
-from gc_admin.users.page import users_page
-from gc_admin.users.state import UsersState
 
 app = rx.App(api_transformer=[build_api(), with_security_headers], head_components=head_links(), toaster=toaster())
 # Reflex's English connection toaster -> ours, which says in Chinese why there is no connection.

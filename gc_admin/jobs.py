@@ -37,14 +37,14 @@ class Job:
 
 
 def _coupon_expiry(session) -> Any:
-    from gc_admin.coupons.service import run_expiry
+    from gc_admin.coupons.stock.service import run_expiry
 
     r = run_expiry(session)
     return {"discarded": r.discarded, "expired_coupons": r.expired_coupons, "loss_cost_fen": r.discarded_cost_fen}
 
 
 def _expire_unpaid(session) -> Any:
-    from gc_admin.orders.service import cancel_expired_unpaid
+    from gc_admin.orders.flows import cancel_expired_unpaid
 
     return cancel_expired_unpaid(session)
 
@@ -56,7 +56,7 @@ def _order_notices(session) -> Any:
 
 
 def _refunds(session) -> Any:
-    from gc_admin.payments.service import retry_pending_refunds
+    from gc_admin.orders.flows import retry_pending_refunds
 
     return retry_pending_refunds(session)
 

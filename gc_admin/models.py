@@ -4,11 +4,19 @@ from sqlmodel import SQLModel
 
 from gc_admin.accounts.models import LoginAttempt, StaffSession, StaffUser
 from gc_admin.audit.models import AuditLog
-from gc_admin.coupons.models import Coupon, IssuanceBatch, IssuanceRow, Product, Programme, StockCode, StockImport
-from gc_admin.coupons.purchase import CouponPurchaseItem
+from gc_admin.coupons.models import (
+    Coupon,
+    CouponPurchaseItem,
+    IssuanceBatch,
+    IssuanceRow,
+    Product,
+    StockCode,
+    StockImport,
+)
 from gc_admin.integrations.sms.models import SmsMessage
 from gc_admin.orders.models import OrderEvent, OrderNotice, ServiceOrder
 from gc_admin.partners.models import PartnerKey
+from gc_admin.programmes.models import Programme
 from gc_admin.payments.models import (
     LedgerEntry,
     Payment,

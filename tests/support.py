@@ -396,11 +396,17 @@ def redirect_path(spec: Any) -> str:
     return args["path"]._var_value
 
 
-class Upload:
-    """A file as an upload handler receives it (``rx.UploadFile``-like: name, size, read)."""
+def upload_file(data: bytes, name: str = "upload.csv") -> rx.UploadFile:
+    """What Reflex hands an upload handler (``rx.upload_files``): its own file over the bytes, read to EOF."""
+    return rx.UploadFile(file=io.BytesIO(data), path=Path(name), size=len(data))
 
-    def __init__(self, data: bytes, name: str = "upload.csv") -> None:
-        self.data, self.name, self.size = data, name, len(data)
 
-    async def read(self, n: int = -1) -> bytes:
-        return self.data
+async def upload_chunks(data: bytes, filename: str, chunk: int = 4096) -> Any:
+    """What Reflex hands a chunked (background) upload handler: a real ``UploadChunkIterator`` over the bytes."""
+    from reflex_components_core.core._upload import UploadChunk, UploadChunkIterator
+
+    it = UploadChunkIterator(maxsize=len(data) // chunk + 2)
+    for off in range(0, len(data), chunk):
+        await it.push(UploadChunk(filename=filename, offset=off, content_type="text/csv", data=data[off:off + chunk]))
+    await it.finish()
+    return it

@@ -6,9 +6,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
-from gc_admin.accounts.service import Principal, authenticate, start_session
+from gc_admin.accounts.service import authenticate, start_session
 from gc_admin.core.clock import iso
 from gc_admin.core.http import StrictModel, client_ip
+from gc_admin.core.principal import Principal
 from gc_admin.accounts.deps import require_staff
 from gc_admin.core.roles import ROLE_LABELS, sections_for
 from gc_admin.db import session_scope

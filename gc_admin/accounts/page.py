@@ -7,7 +7,7 @@ import reflex as rx
 from gc_admin.accounts.state import NO_PROGRAMME, StaffState
 from gc_admin.core.roles import ROLE_LABELS
 from gc_admin.ui.auth import AuthState
-from gc_admin.ui.components import Col, empty_row, form_actions, pager, table_header
+from gc_admin.ui.components import Col, confirm_dialog, dialog, empty_row, form_actions, pager, table_header
 from gc_admin.ui.layout import staff_page
 
 
@@ -90,19 +90,14 @@ def _row(row: rx.Var) -> rx.Component:
                           on_click=StaffState.open_reset(row["id"], row["display_name"])),
                 rx.cond(
                     row["enabled"] == "1",
-                    rx.alert_dialog.root(
-                        rx.alert_dialog.trigger(rx.button("停用", size="1", variant="soft", color_scheme="red",
-                                                          disabled=row["self"] == "1")),
-                        rx.alert_dialog.content(
-                            rx.alert_dialog.title("停用账号"),
-                            rx.alert_dialog.description("停用后该员工将立即被强制下线，且无法再登录。确定停用 ", row["display_name"], "？"),
-                            rx.hstack(
-                                rx.alert_dialog.cancel(rx.button("取消", variant="soft", color_scheme="gray")),
-                                rx.alert_dialog.action(rx.button("确定停用", color_scheme="red",
+                    confirm_dialog(
+                        "停用账号",
+                        rx.fragment("停用后该员工将立即被强制下线，且无法再登录。确定停用 ", row["display_name"], "？"),
+                        trigger=rx.button("停用", size="1", variant="soft", color_scheme="red",
+                                          disabled=row["self"] == "1"),
+                        back=rx.alert_dialog.cancel(rx.button("取消", variant="soft", color_scheme="gray")),
+                        confirm=rx.alert_dialog.action(rx.button("确定停用", color_scheme="red",
                                                                  on_click=StaffState.toggle_enabled(row["id"], False))),
-                                justify="end", spacing="3", padding_top="1rem",
-                            ),
-                        ),
                     ),
                     rx.button("启用", size="1", variant="soft", color_scheme="green",
                               on_click=StaffState.toggle_enabled(row["id"], True)),
@@ -116,58 +111,55 @@ def _row(row: rx.Var) -> rx.Component:
 
 
 def _create_dialog() -> rx.Component:
-    return rx.dialog.root(
-        rx.dialog.trigger(rx.button(rx.icon("user-plus", size=14), "新建员工", data_testid="staff-new")),
-        rx.dialog.content(
-            rx.dialog.title("新建员工"),
-            rx.form(
-                rx.vstack(
-                    rx.input(name="username", placeholder="用户名（小写字母开头，3–32 位）", max_length=32, required=True),
-                    rx.input(name="display_name", placeholder="姓名", max_length=32, required=True),
-                    rx.select.root(
-                        rx.select.trigger(placeholder="选择角色", width="100%"),
-                        rx.select.content(*[rx.select.item(label, value=key) for key, label in ROLE_LABELS.items()]),
-                        name="role",
-                        required=True,
-                    ),
-                    rx.select.root(
-                        rx.select.trigger(placeholder="所属项目（仅人保账号：只能查看、发放该项目的券）", width="100%"),
-                        rx.select.content(*_programme_items()),
-                        name="programme_code",
-                        default_value=NO_PROGRAMME,
-                    ),
-                    rx.input(name="phone", placeholder="手机号（选填，用于新订单短信提醒）", max_length=11),
-                    rx.input(name="password", type="password", placeholder="初始密码（至少 8 位，含字母和数字）",
-                             max_length=128, required=True),
-                    rx.cond(StaffState.form_error != "", rx.text(StaffState.form_error, color_scheme="red", size="2")),
-                    form_actions(rx.button("创建", type="submit")),
-                    spacing="3",
+    return dialog(
+        "新建员工",
+        rx.form(
+            rx.vstack(
+                rx.input(name="username", placeholder="用户名（小写字母开头，3–32 位）", max_length=32, required=True),
+                rx.input(name="display_name", placeholder="姓名", max_length=32, required=True),
+                rx.select.root(
+                    rx.select.trigger(placeholder="选择角色", width="100%", data_testid="staff-new-role"),
+                    rx.select.content(*[rx.select.item(label, value=key) for key, label in ROLE_LABELS.items()]),
+                    name="role",
+                    required=True,
                 ),
-                on_submit=StaffState.create,
+                rx.select.root(
+                    rx.select.trigger(placeholder="所属项目（仅人保账号：只能查看、发放该项目的券）", width="100%",
+                                      data_testid="staff-new-programme"),
+                    rx.select.content(*_programme_items()),
+                    name="programme_code",
+                    default_value=NO_PROGRAMME,
+                ),
+                rx.input(name="phone", placeholder="手机号（选填，用于新订单短信提醒）", max_length=11),
+                rx.input(name="password", type="password", placeholder="初始密码（至少 8 位，含字母和数字）",
+                         max_length=128, required=True),
+                rx.cond(StaffState.form_error != "", rx.text(StaffState.form_error, color_scheme="red", size="2")),
+                form_actions(rx.button("创建", type="submit")),
+                spacing="3",
             ),
+            on_submit=StaffState.create,
         ),
+        trigger=rx.button(rx.icon("user-plus", size=14), "新建员工", data_testid="staff-new"),
         open=StaffState.create_open,
         on_open_change=StaffState.open_create,
     )
 
 
 def _reset_dialog() -> rx.Component:
-    return rx.dialog.root(
-        rx.dialog.content(
-            rx.dialog.title("重置密码：", StaffState.reset_target_name),
-            rx.dialog.description("重置后该员工的所有登录会话立即失效。"),
-            rx.form(
-                rx.vstack(
-                    rx.input(name="password", type="password", placeholder="新密码（至少 8 位，含字母和数字）", max_length=128),
-                    rx.input(name="confirm", type="password", placeholder="再次输入新密码", max_length=128),
-                    rx.cond(StaffState.form_error != "", rx.text(StaffState.form_error, color_scheme="red", size="2")),
-                    form_actions(rx.button("确定重置", type="submit", color_scheme="red")),
-                    spacing="3",
-                    padding_top="0.75rem",
-                ),
-                on_submit=StaffState.reset_password,
+    return dialog(
+        rx.fragment("重置密码：", StaffState.reset_target_name),
+        rx.form(
+            rx.vstack(
+                rx.input(name="password", type="password", placeholder="新密码（至少 8 位，含字母和数字）", max_length=128),
+                rx.input(name="confirm", type="password", placeholder="再次输入新密码", max_length=128),
+                rx.cond(StaffState.form_error != "", rx.text(StaffState.form_error, color_scheme="red", size="2")),
+                form_actions(rx.button("确定重置", type="submit", color_scheme="red")),
+                spacing="3",
+                padding_top="0.75rem",
             ),
+            on_submit=StaffState.reset_password,
         ),
+        description="重置后该员工的所有登录会话立即失效。",
         open=StaffState.reset_open,
         on_open_change=StaffState.close_reset,
     )

@@ -3,7 +3,7 @@
 An insurer's staff act for one insurer programme (``staff_user.programme_code``): everything
 programme-scoped (issuing, batches, the 工作台 figures) is confined to it through
 :meth:`Principal.programme`, and an insurer account without a programme can do none of it.
-Platform staff carry no programme. (The programme table belongs to the coupons feature; this
+Platform staff carry no programme. (The programme table belongs to the programmes feature; this
 module reads it only to check that a programme exists.)
 """
 
@@ -17,17 +17,17 @@ from sqlalchemy import func, or_, update
 from sqlmodel import Session, col, select
 
 from gc_admin.accounts.models import LoginAttempt, StaffSession, StaffUser
-from gc_admin.audit.service import Actor, record
+from gc_admin.audit.service import record
 from gc_admin.config import get_settings
 from gc_admin.core.clock import utcnow
 from gc_admin.core.errors import Conflict, Forbidden, InvalidInput, NotFound, RateLimited, Unauthorized
 from gc_admin.core.phone import normalize_phone
-from gc_admin.core.principal import PROGRAMME_ROLES, Principal
+from gc_admin.core.principal import PROGRAMME_ROLES, Actor, Principal  # Principal re-exported until every room imports core's
 from gc_admin.core.roles import ALL_ROLES, ROLE_LABELS
 from gc_admin.core.security import hash_password, hash_token, new_token, password_problem, verify_password
 from gc_admin.core.sorting import order_by
-from gc_admin.coupons.models import Programme  # a leaf table module; also registers the FK target
-from gc_admin.db import first_wins
+from gc_admin.programmes.models import Programme  # also registers the FK target
+from gc_admin.db import Page, first_wins, paginate, separate_unit
 
 USERNAME_RE = re.compile(r"^[a-z][a-z0-9_.-]{2,31}$")
 IP_MAX_FAILURES_FACTOR = 4  # an address may fail this many times the per-username limit
@@ -144,13 +144,39 @@ def _recent_failures(session: Session, *, username: str, ip: str | None, since: 
     return int(by_user), int(by_ip)
 
 
+@dataclasses.dataclass(frozen=True)
+class FailedSignIn:
+    """A refused sign-in as the throttle and the audit log keep it."""
+
+    username: str
+    ip: str | None
+    at: dt.datetime
+    staff_id: int | None
+    reason: str  # the audit summary: why (for an admin; the person signing in is told less)
+
+
+def record_failed_sign_in(session: Session, *, failure: FailedSignIn) -> None:
+    """Write a refused sign-in: the attempt row the throttle counts, and its audit row."""
+    session.add(LoginAttempt(username=failure.username, ip=failure.ip, success=False, at=failure.at))
+    record(
+        session,
+        actor=Actor("staff", None if failure.staff_id is None else str(failure.staff_id), failure.username, failure.ip),
+        action="staff.login_failed",
+        target_type="staff",
+        target_id=failure.staff_id,
+        summary=failure.reason,
+    )
+
+
 def authenticate(session: Session, *, username: str, password: str, ip: str | None = None) -> Principal:
     """Check a sign-in against the throttle, the password and the account state.
 
     A wrong password, an unknown username and a disabled account all get the same answer.
 
-    A failure is recorded (attempt row + audit) and raised with ``keep_changes`` so the unit
-    of work commits the record: a rollback would forget it and defeat the throttle.
+    A refusal is recorded (:func:`record_failed_sign_in`) in a unit of work of its own
+    (:func:`gc_admin.db.separate_unit`, committed before the refusal is raised), so the caller's unit
+    rolls back as for any failed action and the throttle still counts the failure. Call it before the
+    unit of work writes anything (every sign-in does: it comes first).
     """
     settings = get_settings()
     username = (username or "").replace("\x00", "").strip().lower()[:64]  # PostgreSQL refuses NUL in text
@@ -162,21 +188,16 @@ def authenticate(session: Session, *, username: str, password: str, ip: str | No
     user = session.exec(select(StaffUser).where(StaffUser.username == username)).first()
     ok = verify_password(user.password_hash if user else None, password or "")
     if not ok or user is None or not user.enabled:
-        session.add(LoginAttempt(username=username, ip=ip, success=False, at=now))
-        record(
-            session,
-            actor=Actor("staff", str(user.id) if user else None, username, ip),
-            action="staff.login_failed",
-            target_type="staff",
-            target_id=user.id if user else None,
-            summary="账号已停用" if (ok and user is not None and not user.enabled) else "用户名或密码错误",
-        )
+        failure = FailedSignIn(username, ip, now, user.id if user else None,
+                               "账号已停用" if (ok and user is not None and not user.enabled) else "用户名或密码错误")
+        with separate_unit(session) as own:  # kept, although the sign-in raises and the caller's unit rolls back
+            record_failed_sign_in(own, failure=failure)
         # A disabled account answers exactly as a wrong password does (same error, message and
         # throttle count): saying "disabled" would confirm the password to whoever typed it.
         # The audit row above tells an admin why.
         remaining = settings.login_max_failures - by_user - 1
         hint = f"，再失败 {remaining} 次将锁定 {settings.login_window_minutes} 分钟" if 0 < remaining <= 2 else ""
-        raise Unauthorized("用户名或密码错误" + hint, code="BAD_CREDENTIALS", keep_changes=True)
+        raise Unauthorized("用户名或密码错误" + hint, code="BAD_CREDENTIALS")
     session.add(LoginAttempt(username=username, ip=ip, success=True, at=now))
     user.last_login_at = now
     session.add(user)
@@ -336,19 +357,13 @@ def set_enabled(session: Session, *, actor: Principal, staff_id: int, enabled: b
     return user
 
 
-@dataclasses.dataclass(frozen=True)
-class StaffPage:
-    rows: list[StaffUser]
-    total: int
-
-
 STAFF_SORT_KEYS = {"username": col(StaffUser.username), "display_name": col(StaffUser.display_name),
                    "role": col(StaffUser.role), "enabled": col(StaffUser.enabled),
                    "last_login_at": col(StaffUser.last_login_at)}
 
 
 def list_staff(session: Session, *, q: str = "", role: str = "", sort: str | None = None, offset: int = 0,
-               limit: int = 50) -> StaffPage:
+               limit: int = 50) -> Page[StaffUser]:
     """Staff accounts filtered by name/username and role (oldest account first, or by ``sort``:
     :data:`STAFF_SORT_KEYS`), with the total."""
     stmt = select(StaffUser)
@@ -357,10 +372,8 @@ def list_staff(session: Session, *, q: str = "", role: str = "", sort: str | Non
         stmt = stmt.where(or_(col(StaffUser.username).like(like), col(StaffUser.display_name).like(like)))
     if role:
         stmt = stmt.where(StaffUser.role == role)
-    total = session.exec(select(func.count()).select_from(stmt.subquery())).one()
     order = order_by(sort, STAFF_SORT_KEYS, tie=col(StaffUser.id), default=[col(StaffUser.id)])
-    rows = session.exec(stmt.order_by(*order).offset(max(offset, 0)).limit(min(max(limit, 1), 200))).all()
-    return StaffPage(list(rows), int(total))
+    return paginate(session, stmt, order=order, offset=offset, limit=limit)
 
 
 def count_enabled_staff(session: Session) -> int:

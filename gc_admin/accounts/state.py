@@ -12,7 +12,7 @@ from gc_admin.core.errors import DomainError
 from gc_admin.core.params import parse_id
 from gc_admin.core.phone import mask_phone
 from gc_admin.core.roles import ROLE_LABELS
-from gc_admin.ui.auth import denied, require, run_db
+from gc_admin.ui.auth import current_principal, guarded, public, run_db
 from gc_admin.ui.paging import PAGE_SIZE, PagedMixin
 
 SECTION = "staff"
@@ -36,21 +36,23 @@ class StaffState(PagedMixin, rx.State):
     reset_target_id: int = 0
     reset_target_name: str = ""
 
+    def _on_denied(self) -> None:
+        self.rows, self.total = [], 0
+
     @rx.event
+    @public
     def set_q(self, value: str):
         self.q = value[:32]
 
     @rx.event
+    @guarded(SECTION)
     async def set_role_filter(self, value: str):
         self.role_filter = value
         self.page = 1
         return await self._reload()
 
-    async def _reload(self):
-        p = await require(self, SECTION)
-        if p is None:
-            self.rows, self.total = [], 0
-            return await denied(self)
+    async def _reload(self):  # only from a guarded handler
+        p = current_principal()
         role = "" if self.role_filter == "all" else self.role_filter
         page = await run_db(service.list_staff, q=self.q, role=role, sort=self._sort(), offset=self._offset(),
                             limit=PAGE_SIZE)
@@ -79,6 +81,7 @@ class StaffState(PagedMixin, rx.State):
         return None
 
     @rx.event
+    @guarded(SECTION)
     async def load(self):
         return await self._reload()
 
@@ -86,15 +89,15 @@ class StaffState(PagedMixin, rx.State):
         return service.STAFF_SORT_KEYS
 
     @rx.event
+    @public
     def open_create(self, value: bool):
         self.create_open = value
         self.form_error = ""
 
     @rx.event
+    @guarded(SECTION)
     async def create(self, form: dict[str, Any]):
-        p = await require(self, SECTION)
-        if p is None:
-            return await denied(self)
+        p = current_principal()
         try:
             user = await run_db(
                 lambda s: service.create_staff(
@@ -112,10 +115,9 @@ class StaffState(PagedMixin, rx.State):
         return rx.toast.success(f"已创建员工 {user.username}")
 
     @rx.event
+    @guarded(SECTION)
     async def change_role(self, staff_id: str, role: str):
-        p = await require(self, SECTION)
-        if p is None:
-            return await denied(self)
+        p = current_principal()
         try:
             await run_db(lambda s: service.set_role(s, actor=p, staff_id=parse_id(staff_id, what="员工"), role=role))
         except DomainError as exc:
@@ -125,10 +127,9 @@ class StaffState(PagedMixin, rx.State):
         return rx.toast.success(f"角色已改为 {ROLE_LABELS.get(role, role)}，该员工需重新登录")
 
     @rx.event
+    @guarded(SECTION)
     async def change_programme(self, staff_id: str, programme_code: str):
-        p = await require(self, SECTION)
-        if p is None:
-            return await denied(self)
+        p = current_principal()
         code = _programme(programme_code)
         try:
             user = await run_db(lambda s: service.set_programme(s, actor=p, staff_id=int(staff_id), programme_code=code))
@@ -139,10 +140,9 @@ class StaffState(PagedMixin, rx.State):
         return rx.toast.success(f"{user.username} 的所属项目已改为 {code}" if code else f"{user.username} 已不再关联项目")
 
     @rx.event
+    @guarded(SECTION)
     async def toggle_enabled(self, staff_id: str, enable: bool):
-        p = await require(self, SECTION)
-        if p is None:
-            return await denied(self)
+        p = current_principal()
         try:
             sid = parse_id(staff_id, what="员工")
             await run_db(lambda s: service.set_enabled(s, actor=p, staff_id=sid, enabled=enable))
@@ -152,6 +152,7 @@ class StaffState(PagedMixin, rx.State):
         return rx.toast.success("账号已启用" if enable else "账号已停用，已强制下线")
 
     @rx.event
+    @public
     def open_reset(self, staff_id: str, name: str):
         try:
             self.reset_target_id = parse_id(staff_id, what="员工")
@@ -162,14 +163,14 @@ class StaffState(PagedMixin, rx.State):
         self.reset_open = True
 
     @rx.event
+    @public
     def close_reset(self, value: bool):
         self.reset_open = value
 
     @rx.event
+    @guarded(SECTION)
     async def reset_password(self, form: dict[str, Any]):
-        p = await require(self, SECTION)
-        if p is None:
-            return await denied(self)
+        p = current_principal()
         password = str(form.get("password", ""))
         if password != str(form.get("confirm", "")):
             self.form_error = "两次输入的密码不一致"

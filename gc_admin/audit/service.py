@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 from typing import Any
@@ -17,6 +16,7 @@ from gc_admin.core.exports import EXPORT_LIMIT
 from gc_admin.core.principal import SYSTEM as SYSTEM  # re-exported for the services that record actors
 from gc_admin.core.principal import Actor as Actor
 from gc_admin.core.sorting import order_by
+from gc_admin.db import Page, paginate
 
 ACTION_LABELS: dict[str, str] = {
     "staff.login": "员工登录",
@@ -132,12 +132,6 @@ def record(
     return row
 
 
-@dataclasses.dataclass(frozen=True)
-class AuditPage:
-    rows: list[AuditLog]
-    total: int
-
-
 AUDIT_SORT_KEYS = {"at": col(AuditLog.at), "actor": col(AuditLog.actor_name), "action": col(AuditLog.action),
                    "target": col(AuditLog.target_type), "ip": col(AuditLog.ip)}
 
@@ -174,12 +168,10 @@ def list_audit(
     sort: str | None = None,
     offset: int = 0,
     limit: int = 50,
-) -> AuditPage:
+) -> Page[AuditLog]:
     """A filtered page of the log, newest first (or by ``sort``: :data:`AUDIT_SORT_KEYS`), with the total."""
     q = _audit_query(action=action, actor=actor, target=target, since=since, until=until)
-    total = session.exec(select(func.count()).select_from(q.subquery())).one()
-    rows = session.exec(q.order_by(*_audit_order(sort)).offset(max(offset, 0)).limit(min(max(limit, 1), 200))).all()
-    return AuditPage(rows=list(rows), total=int(total))
+    return paginate(session, q, order=_audit_order(sort), offset=offset, limit=limit)
 
 
 def audit_frame(session: Session, *, action: str | None = None, actor: str | None = None, target: str | None = None,

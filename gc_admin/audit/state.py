@@ -11,7 +11,7 @@ import reflex as rx
 from gc_admin.audit import service
 from gc_admin.core.clock import SHANGHAI, fmt_local
 from gc_admin.core.params import parse_day
-from gc_admin.ui.auth import denied, require, run_db
+from gc_admin.ui.auth import guarded, public, run_db
 from gc_admin.core.errors import DomainError
 from gc_admin.ui.paging import PAGE_SIZE, PagedMixin, export_xlsx
 
@@ -38,23 +38,31 @@ class AuditState(PagedMixin, rx.State):
     since: str = ""  # YYYY-MM-DD, Asia/Shanghai
     until: str = ""
 
+    def _on_denied(self) -> None:
+        self.rows, self.total = [], 0
+
     @rx.event
+    @public
     def set_since(self, value: str):
         self.since = value[:10]
 
     @rx.event
+    @public
     def set_until(self, value: str):
         self.until = value[:10]
 
     @rx.event
+    @public
     def set_actor(self, value: str):
         self.actor = value[:64]
 
     @rx.event
+    @public
     def set_target(self, value: str):
         self.target = value[:64]
 
     @rx.event
+    @guarded(SECTION)
     async def set_action(self, value: str):
         self.action = value
         self.page = 1
@@ -68,10 +76,7 @@ class AuditState(PagedMixin, rx.State):
     def _sort_keys(self):
         return service.AUDIT_SORT_KEYS
 
-    async def _reload(self):
-        if await require(self, SECTION) is None:
-            self.rows, self.total = [], 0
-            return await denied(self)
+    async def _reload(self):  # only from a guarded handler
         page = await run_db(service.list_audit, **self._filters(), offset=self._offset(), limit=PAGE_SIZE)
         self.total = page.total
         self.rows = [
@@ -89,15 +94,14 @@ class AuditState(PagedMixin, rx.State):
         return None
 
     @rx.event
+    @guarded(SECTION)
     async def load(self):
         return await self._reload()
 
     @rx.event
+    @guarded(SECTION)
     async def export(self):
         """Every log row matching the filters (not just this page) as Excel."""
-        if await require(self, SECTION) is None:
-            yield await denied(self)
-            return
         filters = self._filters()
         self.exporting = True
         yield

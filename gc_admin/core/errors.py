@@ -13,15 +13,15 @@ class DomainError(Exception):
     status: int = 400
     code: str = "BAD_REQUEST"
 
-    def __init__(self, message: str, *, code: str | None = None, details: Any = None, keep_changes: bool = False) -> None:
+    def __init__(self, message: str, *, code: str | None = None, details: Any = None) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
         self.details = details
-        # When True the unit of work commits what the service wrote before raising (a failed
-        # sign-in attempt, a wrong SMS code try) instead of rolling it back.
-        self.keep_changes = keep_changes
+        # A refusal never commits the unit of work it ends. A record that must outlive a refusal is
+        # written by the caller's choice in a unit of work of its own (a failed sign-in, a wrong
+        # SMS-code try: db.separate_unit; a refused import file: coupons.stock.flows).
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {"code": self.code, "message": self.message}

@@ -15,8 +15,8 @@ import random
 
 from sqlmodel import Session
 
-from gc_admin.audit.service import Actor
 from gc_admin.core.clock import SHANGHAI, utcnow
+from gc_admin.core.principal import Actor
 from gc_admin.coupons import service
 from gc_admin.users.service import list_users
 

@@ -1,4 +1,4 @@
-"""Coupon tables: programmes, products (券种), code stock and its imports, issuance batches, coupons.
+"""Coupon tables: products (券种), code stock and its imports, issuance batches, coupons, coupons bought.
 
 The guarantees live in the database, not in Python:
 - ``stock_code.code`` is unique across every import (``ON CONFLICT (code) DO NOTHING`` de-duplicates);
@@ -14,6 +14,7 @@ import datetime as dt
 from sqlalchemy import BigInteger, CheckConstraint, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
+import gc_admin.programmes.models  # noqa: F401  (registers ``programme``, the target of product.programme_code)
 from gc_admin.core.types import utc_field
 
 # Product kinds (券种类型) -------------------------------------------------------------------
@@ -51,24 +52,20 @@ ROW_STATUSES: dict[str, str] = {
     "duplicate": "重复行",
     "no_stock": "库存不足",
 }
+# Coupons bought in the mini-program (coupons.purchase) ---------------------------------------
+ITEM_STATES: dict[str, str] = {
+    "held": "待支付（已锁库存）",
+    "issued": "已发放",
+    "released": "已释放",
+    "revoking": "退款中",
+    "revoked": "已退款收回",
+}
 
 
 def _in(column: str, values) -> str:
     # An OR chain, not IN (...): SQLite rebuilds an IN list's ephemeral table on every execution of
     # a prepared INSERT, which made bulk inserts ~2x slower.
     return " OR ".join(f"{column} = '{v}'" for v in values)
-
-
-class Programme(SQLModel, table=True):
-    """An insurer's benefits programme (e.g. ``picc_gx`` 广西人保车主权益)."""
-
-    __tablename__ = "programme"
-
-    id: int | None = Field(default=None, primary_key=True)
-    code: str = Field(max_length=32, unique=True)
-    name: str = Field(max_length=64)
-    insurer: str = Field(default="", max_length=64)
-    created_at: dt.datetime = utc_field()
 
 
 class Product(SQLModel, table=True):
@@ -237,3 +234,27 @@ class Coupon(SQLModel, table=True):
     reserved_at: dt.datetime | None = utc_field(nullable=True, default=None)
     issuance_id: int | None = Field(default=None, foreign_key="issuance_batch.id", index=True)
     source: str = Field(default="staff", max_length=16)  # staff | partner | purchase
+
+
+class CouponPurchaseItem(SQLModel, table=True):
+    """One coupon bought on an order (``order_id``): held -> issued -> revoking -> revoked, or held ->
+    released; the states and why this table exists are in :mod:`gc_admin.coupons.purchase`."""
+
+    __tablename__ = "coupon_purchase_item"
+    __table_args__ = (
+        CheckConstraint(" OR ".join(f"state = '{s}'" for s in ITEM_STATES), name="ck_coupon_purchase_item_state"),
+        Index("uq_coupon_purchase_item_code", "stock_code_id", unique=True,
+              sqlite_where=text("state = 'held' OR state = 'issued' OR state = 'revoking'"),
+              postgresql_where=text("state = 'held' OR state = 'issued' OR state = 'revoking'")),
+        Index("ix_coupon_purchase_item_user_product", "user_id", "product_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="service_order.id", index=True)
+    user_id: int = Field(foreign_key="mp_user.id")
+    product_id: int = Field(foreign_key="product.id")
+    stock_code_id: int | None = Field(default=None, foreign_key="stock_code.id")  # None: a product without codes
+    coupon_id: int | None = Field(default=None, foreign_key="coupon.id", unique=True)
+    state: str = Field(default="held", max_length=10)
+    created_at: dt.datetime = utc_field()
+    updated_at: dt.datetime = utc_field()

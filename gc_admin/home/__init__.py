@@ -1,1 +1,1 @@
-"""工作台 (home): the figures each role may see (the page itself is ``gc_admin.ui.home``)."""
+"""工作台 (home): the figures each role may see (service), its page and state."""

@@ -9,7 +9,7 @@ that may use that section (``core.roles``), computed within what the role may se
   sees no orders yet, so nothing).
 
 An insurer without a programme and a supplier get no figures, only a note saying why. Plain
-functions, no commits (DESIGN.md §2); the page (``gc_admin.ui.home``) only formats.
+functions, no commits (DESIGN.md §2); the page (``gc_admin.home.page``) only formats.
 """
 
 from __future__ import annotations
@@ -19,15 +19,15 @@ import datetime as dt
 
 from sqlmodel import Session
 
-from gc_admin.accounts.service import Principal, count_enabled_staff
+from gc_admin.accounts.service import count_enabled_staff
 from gc_admin.audit.service import count_since as audit_since
 from gc_admin.core.clock import SHANGHAI, utcnow
 from gc_admin.core.errors import DomainError
+from gc_admin.core.principal import Principal
 from gc_admin.core.roles import may
 from gc_admin.coupons import service as coupons
 from gc_admin.integrations.sms.service import count_since as sms_since
 from gc_admin.orders import service as orders
-from gc_admin.orders import views as order_views
 from gc_admin.users.service import count_users
 
 EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
@@ -94,7 +94,7 @@ def home_figures(session: Session, *, principal: Principal, now: dt.datetime | N
                               programme_used=counts["used"])
                 note = f"以下为「{coupons.get_programme(session, programme).name}」项目的数据。"
     if may(role, "orders"):
-        scope = order_views.scope_for(role)
+        scope = orders.scope_for(role)
         if scope.visible:
             values["orders"] = orders.unseen_paid_orders_count(session, since=EPOCH, types=scope.types)
     if not values and not note:

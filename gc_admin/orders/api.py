@@ -1,42 +1,62 @@
-"""Order routes: the mini-program (``/mp``: catalogue, quote, create, list, cancel, confirm) and staff
-automation (``/admin/orders``: the queue, one order, actions including refunds).
+"""Order routes: the mini-program (``/mp``: catalogue, quote, create, list, cancel, confirm), staff
+automation (``/admin/orders``: the queue, one order, actions including refunds; ``/admin/refunds/{id}/sync``)
+and the WeChat Pay callbacks (``/pay/wechat/notify``, ``/pay/wechat/refund-notify``), which change orders.
 
-Thin: parse → one unit of work calling the services → serialise. Money in requests is strict ``int``
-fen (a float or a numeric string is a 422). A refund is two units of work: it is recorded (and
-committed) first, then WeChat Pay is asked, so a crash in between leaves a pending refund that a
-retry re-sends with the same ``out_refund_no``.
+Thin: parse → one unit of work calling the services and flows → serialise. Money in requests is
+strict ``int`` fen (a float or a numeric string is a 422). A refund is two units of work
+(:func:`gc_admin.orders.flows.refund`): it is recorded (and committed) first, then WeChat Pay is
+asked, so a crash in between leaves a pending refund that a retry re-sends with the same
+``out_refund_no``.
 
-Staff roles: the queue and transitions need the "orders" section; suppliers get 403 here until
-orders carry their supplier (goods fulfilment), dispatchers see driver orders only. Refunds:
-admin, manager, service (customer service: after-sales) and clerk (failed top-ups) — the roles
-that deal with the user about money; everything is audited with the reason.
+Staff roles (:func:`gc_admin.orders.service.scope_for`): the queue and transitions need the "orders"
+section; suppliers get 403 here until orders carry their supplier (goods fulfilment), dispatchers
+see driver orders only. Refunds: admin, manager, service (customer service: after-sales) and clerk
+(failed top-ups) — the roles that deal with the user about money; everything is audited with the reason.
+
+The callbacks speak WeChat Pay's protocol, not the house error envelope: 204 when received
+(applied, or a replay that changes nothing), 4xx ``{"code": "FAIL", "message": "..."}`` when
+rejected (bad signature, stale timestamp, unknown order, wrong amount), so WeChat retries or
+gives up as designed. Every attempt is logged in ``payment_notify_log``.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
-from gc_admin.accounts.service import Principal
+from gc_admin.accounts.deps import require_staff
 from gc_admin.core.errors import Forbidden, InvalidInput
 from gc_admin.core.http import StrictModel, client_ip
-from gc_admin.accounts.deps import require_staff
-from gc_admin.users.deps import require_user
 from gc_admin.core.params import Count, Fen, Id, IdField, Instant, Limit, MpLimit, Offset, PositiveFen
-from gc_admin.coupons import purchase
-from gc_admin.coupons import service as coupons
+from gc_admin.core.principal import Principal
+from gc_admin.coupons.catalog import service as coupons
+from gc_admin.coupons.purchase import service as purchase
 from gc_admin.db import session_scope
-from gc_admin.orders import pricing, service
+from gc_admin.orders import flows, pricing, service
+from gc_admin.orders.kinds.coupon_purchase import purchase_limit
+from gc_admin.orders.kinds.topup import TOPUP_FACES
 from gc_admin.orders.models import ORDER_STATUSES, ORDER_TYPES
+from gc_admin.orders.service import REFUND_ROLES, Scope
+from gc_admin.payments import service as payments
+from gc_admin.payments.api import RefundRowOut
+from gc_admin.payments.balances import FEN_PER_POINT, balances
+from gc_admin.payments.deps import money_staff
+from gc_admin.users.deps import require_user
 from gc_admin.users.models import MpUser
+
+log = logging.getLogger(__name__)
 
 mp = APIRouter(prefix="/mp", tags=["mini-program: orders"])
 admin = APIRouter(prefix="/admin", tags=["admin: orders"])
+money = APIRouter(prefix="/admin", tags=["admin: payments"])
+pay = APIRouter(prefix="/pay", tags=["payment callbacks"])
 
-REFUND_ROLES = ("admin", "manager", "service", "clerk")
-QUEUE_ROLES = ("admin", "manager", "clerk", "service", "dispatcher")
+MAX_NOTIFY_BYTES = 64 * 1024
 
 
 # --- shapes ---------------------------------------------------------------------------------------
@@ -55,7 +75,7 @@ class OrderBody(StrictModel):
     coupon_id: IdField | None = Field(
         None, description="one platform coupon / discount voucher of mine")
     exchange_coupon_id: IdField | None = None
-    points: Count = Field(0, description=f"points to use ({pricing.FEN_PER_POINT} fen each)")
+    points: Count = Field(0, description=f"points to use ({FEN_PER_POINT} fen each)")
     use_stored_value: bool = Field(False, strict=True)
     topup: TopupDetails | None = None
 
@@ -248,13 +268,13 @@ class BadgeOut(BaseModel):
 # --- helpers ---------------------------------------------------------------------------------------
 
 def _order_out(session, order, *, with_payment: bool = True) -> OrderOut:
-    view = service.order_view(session, order=order)
+    view = flows.order_view(session, order=order)
     params = service.payment_params(order) if with_payment else None
     return OrderOut(**view, payment=params)
 
 
 def _staff_out(session, order) -> StaffOrderOut:
-    return StaffOrderOut(**service.order_view(session, order=order, for_staff=True))
+    return StaffOrderOut(**flows.order_view(session, order=order, for_staff=True))
 
 
 def _send_notices() -> None:
@@ -263,9 +283,7 @@ def _send_notices() -> None:
         with session_scope() as s:
             service.send_order_notices(s)
     except Exception:  # noqa: BLE001 - logged; the notice stays pending and goes with the next one
-        import logging
-
-        logging.getLogger(__name__).exception("sending order notices failed")
+        log.exception("sending order notices failed")
 
 
 # --- mini-program ------------------------------------------------------------------------------------
@@ -277,16 +295,14 @@ def catalog(user: MpUser = Depends(require_user)):
         for p in coupons.list_products(s):
             if not p.on_sale or p.price_fen is None:
                 continue
-            limit, left = pricing.purchase_limit(s, user=user, product=p)
+            limit, left = purchase_limit(s, user=user, product=p)
             hint = purchase.stock_hint(s, product=p)
             items.append(CatalogProduct(
                 code=p.code, name=p.name, kind=p.kind, face_fen=p.face_fen, price_fen=p.price_fen,
                 percent_off=p.percent_off, category=p.category, supplier=p.supplier, per_user_limit=p.per_user_limit,
                 can_buy=min(left, hint) if hint is not None else left, stock_hint=hint))
-        from gc_admin.payments.service import balances
-
         points, stored = balances(s, user_id=user.id)
-    return CatalogOut(coupons=items, topup=TopupCatalog(faces_fen=list(pricing.TOPUP_FACES)), points=points,
+    return CatalogOut(coupons=items, topup=TopupCatalog(faces_fen=list(TOPUP_FACES)), points=points,
                       stored_value_fen=stored)
 
 
@@ -300,7 +316,7 @@ def quote(body: OrderBody, user: MpUser = Depends(require_user)):
          summary="下单：锁定库存/优惠，返回订单与 wx.requestPayment 支付参数（需微信登录）")
 def create_order(body: OrderBody, request: Request, background: BackgroundTasks, user: MpUser = Depends(require_user)):
     with session_scope() as s:
-        order = service.create_order(s, user=user, body=body.draft(), ip=client_ip(request))
+        order = flows.create_order(s, user=user, body=body.draft(), ip=client_ip(request))
         out = _order_out(s, order)
     if out.status != "created":
         background.add_task(_send_notices)  # nothing to pay: already paid
@@ -325,11 +341,10 @@ def my_order(order_id: Id, user: MpUser = Depends(require_user)):
 @mp.post("/orders/{order_id}/cancel", response_model=OrderOut, summary="取消待支付订单（释放锁定的库存与优惠）")
 def cancel(request: Request, order_id: Id, body: CancelBody | None = None,
            user: MpUser = Depends(require_user)):
+    actor = service.user_actor(user, client_ip(request))
+    flows.cancel(order_id=order_id, user=user, actor=actor, reason=(body.reason if body else "") or "用户取消")
     with session_scope() as s:
-        actor = service.user_actor(user, client_ip(request))
-        order = service.cancel_order(s, order_id=order_id, user=user, actor=actor,
-                                     reason=(body.reason if body else "") or "用户取消")
-        return _order_out(s, order)
+        return _order_out(s, service.get_order(s, order_id=order_id))
 
 
 @mp.post("/orders/{order_id}/confirm", response_model=OrderOut, summary="确认收货")
@@ -340,10 +355,11 @@ def confirm(request: Request, order_id: Id, user: MpUser = Depends(require_user)
 
 # --- staff ----------------------------------------------------------------------------------------------
 
-def _queue_types(p: Principal) -> tuple[str, ...] | None:
-    if p.role not in QUEUE_ROLES:
+def _scope(p: Principal) -> Scope:
+    scope = service.scope_for(p.role)
+    if not scope.visible:
         raise Forbidden("没有权限查看订单", code="FORBIDDEN")
-    return ("driver",) if p.role == "dispatcher" else None
+    return scope
 
 
 @admin.get("/orders", response_model=QueueOut, summary="订单队列（按类型、状态筛选；订单号或手机号搜索）")
@@ -351,7 +367,7 @@ def queue(type: Literal[tuple(ORDER_TYPES)] | None = None,  # type: ignore[valid
           status: Literal[tuple(ORDER_STATUSES)] | None = None,  # type: ignore[valid-type]
           q: str | None = Query(None, max_length=32), offset: Offset = 0,
           limit: Limit = 50, p: Principal = Depends(require_staff("orders"))):
-    types = _queue_types(p)
+    types = _scope(p).types
     with session_scope() as s:
         page = service.list_orders(s, type=type, status=status, q=q, types=types, offset=offset, limit=limit)
     return QueueOut(total=page.total, items=[QueueRowOut(**r.to_dict()) for r in page.rows])
@@ -360,25 +376,18 @@ def queue(type: Literal[tuple(ORDER_TYPES)] | None = None,  # type: ignore[valid
 @admin.get("/orders/badge", response_model=BadgeOut, summary="自某时起新支付、待接单的订单数（看板角标）")
 def badge(since: Annotated[Instant, Query(description="ISO-8601 with offset")],
           p: Principal = Depends(require_staff("orders"))):
-    types = _queue_types(p)  # a dispatcher counts driver orders only, as in the queue
+    types = _scope(p).types  # a dispatcher counts driver orders only, as in the queue
     if since.tzinfo is None:
         raise InvalidInput("since 需带时区", code="INVALID_SINCE")
     with session_scope() as s:
         return BadgeOut(unseen_paid=service.unseen_paid_orders_count(s, since=since, types=types))
 
 
-def _staff_order(s, p: Principal, order_id: int):
-    types = _queue_types(p)
-    order = service.get_order(s, order_id=order_id)
-    if types is not None and order.type not in types:
-        raise service._not_found()
-    return order
-
-
 @admin.get("/orders/{order_id}", response_model=StaffOrderOut, summary="订单详情（价格明细、状态历史、支付与退款）")
 def staff_order(order_id: Id, p: Principal = Depends(require_staff("orders"))):
+    scope = _scope(p)
     with session_scope() as s:
-        return _staff_out(s, _staff_order(s, p, order_id))
+        return _staff_out(s, service.visible_order(s, order_id=order_id, scope=scope))
 
 
 ACTIONS = (*service.STAFF_ACTIONS, "refund")
@@ -396,22 +405,70 @@ def act(action: Literal[ACTIONS], order_id: Id, body: ActionBody | None = None, 
             raise Forbidden("没有退款权限", code="FORBIDDEN")
         if body.amount_fen is None:
             raise InvalidInput("请填写退款金额（分）", code="AMOUNT_REQUIRED")
-        from gc_admin.payments import service as payments
-
-        with session_scope() as s:
-            _staff_order(s, p, order_id)
-            refund = payments.refund_order(s, order_id=order_id, amount_fen=body.amount_fen, reason=body.reason,
-                                           actor=actor)
-            refund_id = refund.id or 0
-        with session_scope() as s:  # recorded and committed first; now ask WeChat Pay
-            payments.send_refund(s, refund_id=refund_id)
-        with session_scope() as s:
-            return _staff_out(s, service.get_order(s, order_id=order_id))
+        try:
+            flows.refund(order_id=order_id, amount_fen=body.amount_fen, reason=body.reason, actor=actor,
+                         scope=_scope(p))
+        except flows.RefundNotSent as exc:
+            raise exc.error from None  # answered as the failure it is; the refund stays pending for the retry job
+    else:
+        flows.act(order_id=order_id, action=action, actor=actor, scope=_scope(p), reason=body.reason,
+                  fulfilment=body.fulfilment)
     with session_scope() as s:
-        _staff_order(s, p, order_id)
-        order = service.staff_action(s, order_id=order_id, action=action, actor=actor, reason=body.reason,
-                                     fulfilment=body.fulfilment)
-        return _staff_out(s, order)
+        return _staff_out(s, service.get_order(s, order_id=order_id))
 
 
-routers = (mp, admin)
+@money.post("/refunds/{refund_id}/sync", response_model=RefundRowOut,
+            summary="向微信支付查询退款结果并更新（未送达的退款以同一退款单号重新提交）")
+def refund_sync(refund_id: Id, _p: Principal = Depends(money_staff)):
+    flows.sync_refund_now(refund_id=refund_id)
+    with session_scope() as s:
+        return RefundRowOut(**payments.refund_view(payments.get_refund(s, refund_id=refund_id)).to_dict())
+
+
+# --- WeChat Pay callbacks ------------------------------------------------------------------------------
+
+def _answer(result: payments.NotifyResult) -> Response:
+    if result.body is None:
+        return Response(status_code=204)
+    return JSONResponse(result.body, status_code=result.status_code)
+
+
+async def _raw(request: Request) -> bytes | None:
+    body = await request.body()
+    return None if len(body) > MAX_NOTIFY_BYTES else body
+
+
+@pay.post("/wechat/notify", status_code=204, response_class=Response, summary="微信支付结果通知（验签、解密、按单号与金额核对，只入账一次）",
+          responses={400: {"description": '{"code":"FAIL","message":...}'}, 401: {}, 404: {}})
+async def wechat_notify(request: Request, background: BackgroundTasks) -> Response:
+    body = await _raw(request)
+    if body is None:
+        return JSONResponse({"code": "FAIL", "message": "body too large"}, status_code=413)
+    headers = dict(request.headers)
+
+    def work() -> payments.NotifyResult:
+        with session_scope() as s:
+            return flows.handle_payment_notify(s, headers=headers, body=body)
+
+    result = await run_in_threadpool(work)
+    if result.outcome == "applied":
+        background.add_task(_send_notices)
+    return _answer(result)
+
+
+@pay.post("/wechat/refund-notify", status_code=204, response_class=Response, summary="微信支付退款结果通知",
+          responses={400: {"description": '{"code":"FAIL","message":...}'}, 401: {}, 404: {}})
+async def wechat_refund_notify(request: Request) -> Response:
+    body = await _raw(request)
+    if body is None:
+        return JSONResponse({"code": "FAIL", "message": "body too large"}, status_code=413)
+    headers = dict(request.headers)
+
+    def work() -> payments.NotifyResult:
+        with session_scope() as s:
+            return flows.handle_refund_notify(s, headers=headers, body=body)
+
+    return _answer(await run_in_threadpool(work))
+
+
+routers = (mp, admin, money, pay)

@@ -3,9 +3,10 @@
 Refreshed every :data:`INTERVAL_MS` by a hidden ``rx.moment`` whose ``interval`` re-renders it and
 whose ``on_change`` fires on mount and on each tick (Reflex's own recipe for periodic events: the
 timer lives in the browser, so it stops when the tab closes — no server loop to leak). Each tick
-is one session check and one ``COUNT`` (:func:`orders.unseen_paid_orders_count`, or the queue's own
-count for a dispatcher, who sees driver orders only). Roles without the orders section, and signed-out
-browsers, get 0 and no toast. When the count goes up, a toast says so.
+is one session check (``@guarded("orders", quiet=True)``) and one ``COUNT``
+(:func:`orders.unseen_paid_orders_count`, or the queue's own count for a dispatcher, who sees driver
+orders only). Roles without the orders section, and signed-out browsers, get 0 and no toast. When
+the count goes up, a toast says so.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ import reflex as rx
 
 from gc_admin.core.clock import UTC
 from gc_admin.orders import service as orders
-from gc_admin.orders import views
-from gc_admin.ui.auth import require, run_db
+from gc_admin.ui.auth import current_principal, guarded, run_db
 from gc_admin.ui.layout import register_badge
 
 INTERVAL_MS = 15_000
@@ -27,7 +27,7 @@ _EPOCH = dt.datetime(2000, 1, 1, tzinfo=UTC)
 
 def waiting_count(session, *, role: str) -> int:
     """Paid orders not yet accepted, within what ``role`` may see."""
-    scope = views.scope_for(role)
+    scope = orders.scope_for(role)
     if not scope.visible:
         return 0
     if scope.types is None:
@@ -39,13 +39,13 @@ class OrdersBadgeState(rx.State):
     count: int = 0
     seen: bool = False  # a first reading exists (no toast for what was already waiting)
 
+    def _on_denied(self) -> None:
+        self.count = 0
+
     @rx.event
+    @guarded(SECTION, quiet=True)  # no toast for a refusal: the timer ticks every 15 s
     async def tick(self, _now: str = ""):
-        p = await require(self, SECTION)
-        if p is None:
-            self.count = 0
-            return None
-        n = await run_db(waiting_count, role=p.role)
+        n = await run_db(waiting_count, role=current_principal().role)
         grew = self.seen and n > self.count
         self.count, self.seen = n, True
         if grew:

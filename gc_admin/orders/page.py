@@ -6,7 +6,16 @@ import reflex as rx
 
 from gc_admin.orders.models import ORDER_STATUSES
 from gc_admin.orders.state import OrdersState
-from gc_admin.ui.components import Col, empty_row, export_button, form_actions, pager, table_header
+from gc_admin.ui.components import (
+    Col,
+    confirm_dialog,
+    dialog,
+    empty_row,
+    export_button,
+    form_actions,
+    pager,
+    table_header,
+)
 from gc_admin.ui.layout import staff_page
 
 NUM = {"text_align": "right", "white_space": "nowrap", "font_variant_numeric": "tabular-nums"}
@@ -15,6 +24,11 @@ STATUS_COLORS = {"created": "gray", "paid": "amber", "accepted": "blue", "in_ful
                  "after_sales": "red"}
 REFUND_COLORS = {"pending": "amber", "processing": "blue", "succeeded": "green", "failed": "red"}
 AGE_COLORS = (("late", "red"), ("wait", "amber"), ("open", "gray"))
+
+
+def _color(value: rx.Var) -> rx.Var:
+    """An action's button colour (red / green / orange, else blue)."""
+    return rx.match(value, ("red", "red"), ("green", "green"), ("orange", "orange"), "blue")
 
 
 def status_badge(status: rx.Var, label: rx.Var, **props) -> rx.Component:
@@ -73,7 +87,8 @@ def _row(row: rx.Var) -> rx.Component:
             spacing="1")),
         rx.table.cell(row["type_label"], white_space="nowrap"),
         rx.table.cell(row["phone"], white_space="nowrap"),
-        rx.table.cell(rx.text(row["summary"], size="2", max_width="16rem", truncate=True)),
+        rx.table.cell(rx.text(row["summary"], size="2", min_width="8rem", max_width="16rem", white_space="nowrap",
+                                      overflow="hidden", text_overflow="ellipsis", title=row["summary"])),
         rx.table.cell(rx.vstack(
             rx.text(row["payable"]),
             rx.cond(row["refunded"] != "", rx.text("已退 ", row["refunded"], size="1", color_scheme="purple")),
@@ -220,7 +235,7 @@ def _panel_actions() -> rx.Component:
     return rx.hstack(
         rx.foreach(s.actions, lambda a: rx.button(
             a["label"], size="2", variant=rx.cond(a["key"] == "cancel", "soft", "solid"),
-            color_scheme=rx.match(a["color"], ("red", "red"), ("green", "green"), ("orange", "orange"), "blue"),
+            color_scheme=_color(a["color"]),
             on_click=s.open_action(d["id"], a["key"]), data_testid="action-" + a["key"])),
         rx.cond(s.can_refund,
                 rx.button(rx.icon("undo-2", size=14), "退款", size="2", color_scheme="red", variant="outline",
@@ -233,60 +248,48 @@ def _panel_actions() -> rx.Component:
 def _detail_dialog() -> rx.Component:
     s = OrdersState
     d = s.detail
-    return rx.dialog.root(
-        rx.dialog.content(
-            rx.hstack(
-                rx.dialog.title(rx.hstack(rx.text("订单 "), rx.code(d["order_no"], data_testid="detail-order-no"),
-                                          status_badge(d["status"], d["status_label"], data_testid="detail-status"),
-                                          align="center", spacing="2"), margin="0"),
-                rx.spacer(),
-                rx.button(rx.icon("refresh-cw", size=12), "刷新", size="1", variant="ghost", on_click=s.refresh,
-                          data_testid="detail-refresh"),
-                rx.dialog.close(rx.icon_button(rx.icon("x", size=16), variant="ghost", color_scheme="gray")),
-                align="center", width="100%",
-            ),
-            rx.dialog.description(
-                d["type_label"], " · 用户 ", d["phone"], " · 下单 ", d["created_at"], " · 时效 ", d["age"],
-                size="2", color_scheme="gray", padding_y="0.5rem",
-            ),
-            rx.cond(d["anomaly"] != "", rx.callout(d["anomaly"], icon="triangle-alert", color_scheme="red", size="1")),
-            rx.scroll_area(
-                rx.vstack(
-                    _panel_actions(),
-                    rx.grid(
-                        _section("商品", _lines(),
-                                 rx.cond(d["details"] != "", rx.text(d["details"], size="2")),
-                                 rx.cond(d["coupons"] != "", rx.text("已发放券 ", d["coupons"], " 张", size="2")),
-                                 rx.cond(d["fulfilment"] != "", rx.text("履约：", d["fulfilment"], size="2"))),
-                        _section("价格明细（谁出资）", _steps()),
-                        columns=rx.breakpoints(initial="1", md="2"), spacing="5", width="100%",
-                    ),
-                    rx.grid(
-                        _section(
-                            "支付",
-                            _kv("实付", d["paid"], "detail-paid"),
-                            _kv("已退 / 退款中", d["refunded"], "detail-refunded"),
-                            _kv("可退", d["refundable"], "detail-refundable"),
-                            rx.cond(d["pay_txn"] != "", rx.fragment(
-                                _kv("支付方式", d["pay_provider"]),
-                                _kv("微信支付单号", d["pay_txn"], "detail-txn", font_family="var(--code-font-family)"),
-                                _kv("支付时间", d["pay_time"]),
-                                _kv("入账来源", d["pay_source"]),
-                            ), rx.text("尚未支付", size="2", color_scheme="gray")),
-                        ),
-                        _section("退款", _refunds()),
-                        columns=rx.breakpoints(initial="1", md="2fr 3fr"), spacing="5", width="100%",
-                    ),
-                    _section("状态记录（谁、何时、为什么）", _history()),
-                    spacing="5", width="100%", padding_right="0.75rem",
+    return dialog(
+        rx.hstack(rx.text("订单 "), rx.code(d["order_no"], data_testid="detail-order-no"),
+                  status_badge(d["status"], d["status_label"], data_testid="detail-status"),
+                  align="center", spacing="2"),
+        rx.cond(d["anomaly"] != "", rx.callout(d["anomaly"], icon="triangle-alert", color_scheme="red", size="1")),
+        rx.scroll_area(
+            rx.vstack(
+                _panel_actions(),
+                rx.grid(
+                    _section("商品", _lines(),
+                             rx.cond(d["details"] != "", rx.text(d["details"], size="2")),
+                             rx.cond(d["coupons"] != "", rx.text("已发放券 ", d["coupons"], " 张", size="2")),
+                             rx.cond(d["fulfilment"] != "", rx.text("履约：", d["fulfilment"], size="2"))),
+                    _section("价格明细（谁出资）", _steps()),
+                    columns=rx.breakpoints(initial="1", md="2"), spacing="5", width="100%",
                 ),
-                max_height="72vh", type="auto", scrollbars="vertical",
+                rx.grid(
+                    _section(
+                        "支付",
+                        _kv("实付", d["paid"], "detail-paid"),
+                        _kv("已退 / 退款中", d["refunded"], "detail-refunded"),
+                        _kv("可退", d["refundable"], "detail-refundable"),
+                        rx.cond(d["pay_txn"] != "", rx.fragment(
+                            _kv("支付方式", d["pay_provider"]),
+                            _kv("微信支付单号", d["pay_txn"], "detail-txn", font_family="var(--code-font-family)"),
+                            _kv("支付时间", d["pay_time"]),
+                            _kv("入账来源", d["pay_source"]),
+                        ), rx.text("尚未支付", size="2", color_scheme="gray")),
+                    ),
+                    _section("退款", _refunds()),
+                    columns=rx.breakpoints(initial="1", md="2fr 3fr"), spacing="5", width="100%",
+                ),
+                _section("状态记录（谁、何时、为什么）", _history()),
+                spacing="5", width="100%", padding_right="0.75rem",
             ),
-            max_width="min(76rem, 96vw)",
-            data_testid="order-detail",
+            max_height="72vh", type="auto", scrollbars="vertical",
         ),
-        open=s.detail_open,
-        on_open_change=s.set_detail_open,
+        description=rx.fragment(d["type_label"], " · 用户 ", d["phone"], " · 下单 ", d["created_at"], " · 时效 ", d["age"]),
+        actions=(rx.button(rx.icon("refresh-cw", size=12), "刷新", size="1", variant="ghost", on_click=s.refresh,
+                           data_testid="detail-refresh"),
+                 rx.dialog.close(rx.icon_button(rx.icon("x", size=16), variant="ghost", color_scheme="gray"))),
+        open=s.detail_open, on_open_change=s.set_detail_open, max_width="min(76rem, 96vw)", testid="order-detail",
     )
 
 
@@ -295,105 +298,79 @@ def _detail_dialog() -> rx.Component:
 def _action_dialog() -> rx.Component:
     s = OrdersState
     a = s.act
-    return rx.dialog.root(
-        rx.dialog.content(
-            rx.dialog.title(a["label"], "：订单 ", a["order_no"]),
-            rx.dialog.description(a["hint"], size="2", padding_bottom="0.5rem"),
-            rx.form(
-                rx.vstack(
-                    rx.text(rx.cond(a["reason_required"] == "1", "原因（必填）", "备注（选填）"), size="2",
-                            weight="medium"),
-                    rx.text_area(name="reason", max_length=200, rows="3", width="100%", data_testid="action-reason",
-                                 placeholder=rx.cond(a["reason_required"] == "1", "请填写原因，将记入订单记录",
-                                                     "可填写备注，将记入订单记录")),
-                    rx.cond(s.act_error != "", rx.callout(s.act_error, icon="triangle-alert", color_scheme="red",
-                                                          size="1", width="100%", data_testid="action-error")),
-                    form_actions(rx.button(
-                        "确认", a["label"], type="submit", loading=s.act_busy, data_testid="action-confirm",
-                        color_scheme=rx.match(a["color"], ("red", "red"), ("green", "green"), ("orange", "orange"), "blue"),
-                    )),
-                    spacing="3", width="100%",
-                ),
-                on_submit=s.confirm_action,
-                reset_on_submit=False,
+    return dialog(
+        rx.fragment(a["label"], "：订单 ", a["order_no"]),
+        rx.form(
+            rx.vstack(
+                rx.text(rx.cond(a["reason_required"] == "1", "原因（必填）", "备注（选填）"), size="2",
+                        weight="medium"),
+                rx.text_area(name="reason", max_length=200, rows="3", width="100%", data_testid="action-reason",
+                             placeholder=rx.cond(a["reason_required"] == "1", "请填写原因，将记入订单记录",
+                                                 "可填写备注，将记入订单记录")),
+                rx.cond(s.act_error != "", rx.callout(s.act_error, icon="triangle-alert", color_scheme="red",
+                                                      size="1", width="100%", data_testid="action-error")),
+                form_actions(rx.button("确认", a["label"], type="submit", loading=s.act_busy,
+                                       data_testid="action-confirm", color_scheme=_color(a["color"]))),
+                spacing="3", width="100%",
             ),
-            max_width="30rem",
-            data_testid="action-dialog",
+            on_submit=s.confirm_action,
+            reset_on_submit=False,
         ),
-        open=s.act_open,
-        on_open_change=s.set_act_open,
+        description=a["hint"],
+        open=s.act_open, on_open_change=s.set_act_open, max_width="30rem", testid="action-dialog",
     )
 
 
 def _refund_dialog() -> rx.Component:
     s = OrdersState
     d = s.detail
-    return rx.dialog.root(
-        rx.dialog.content(
-            rx.dialog.title("退款：订单 ", d["order_no"]),
-            rx.dialog.description(
-                "实付 ", d["paid"], "，已退 / 退款中 ", d["refunded"], "，最多可退 ", d["refundable"], "。",
-                size="2", padding_bottom="0.5rem",
-            ),
-            rx.form(
-                rx.vstack(
-                    rx.text("退款金额（元）", size="2", weight="medium"),
-                    rx.input(name="amount", value=s.refund_amount, on_change=s.set_refund_amount, width="12rem",
-                             input_mode="decimal", max_length=16, data_testid="refund-amount-input",
-                             text_align="right"),
-                    rx.cond(
-                        d["per_coupon"] == "1",
-                        rx.vstack(
-                            rx.text("购券订单按张退款（已使用的券不可退），可选：", size="1", color_scheme="gray"),
-                            rx.hstack(rx.foreach(s.refund_options, lambda o: rx.button(
-                                o["label"], size="1", variant="soft", type="button",
-                                on_click=s.pick_refund_amount(o["value"]))), spacing="2", wrap="wrap"),
-                            spacing="1",
-                        ),
-                        rx.text("可部分退款；默认为全部可退金额。", size="1", color_scheme="gray"),
+    return dialog(
+        rx.fragment("退款：订单 ", d["order_no"]),
+        rx.form(
+            rx.vstack(
+                rx.text("退款金额（元）", size="2", weight="medium"),
+                rx.input(name="amount", value=s.refund_amount, on_change=s.set_refund_amount, width="12rem",
+                         input_mode="decimal", max_length=16, data_testid="refund-amount-input",
+                         text_align="right"),
+                rx.cond(
+                    d["per_coupon"] == "1",
+                    rx.vstack(
+                        rx.text("购券订单按张退款（已使用的券不可退），可选：", size="1", color_scheme="gray"),
+                        rx.hstack(rx.foreach(s.refund_options, lambda o: rx.button(
+                            o["label"], size="1", variant="soft", type="button",
+                            on_click=s.pick_refund_amount(o["value"]))), spacing="2", wrap="wrap"),
+                        spacing="1",
                     ),
-                    rx.text("退款原因（必填）", size="2", weight="medium", padding_top="0.5rem"),
-                    rx.text_area(name="reason", value=s.refund_reason, on_change=s.set_refund_reason, max_length=200,
-                                 rows="3", width="100%", placeholder="例如：用户申请退款，券未使用",
-                                 data_testid="refund-reason"),
-                    rx.cond(s.refund_error != "", rx.callout(s.refund_error, icon="triangle-alert", color_scheme="red",
-                                                             size="1", width="100%", data_testid="refund-error")),
-                    form_actions(rx.button("下一步", type="submit", color_scheme="red", data_testid="refund-next")),
-                    spacing="2", width="100%",
+                    rx.text("可部分退款；默认为全部可退金额。", size="1", color_scheme="gray"),
                 ),
-                on_submit=s.preview_refund,
-                reset_on_submit=False,
+                rx.text("退款原因（必填）", size="2", weight="medium", padding_top="0.5rem"),
+                rx.text_area(name="reason", value=s.refund_reason, on_change=s.set_refund_reason, max_length=200,
+                             rows="3", width="100%", placeholder="例如：用户申请退款，券未使用",
+                             data_testid="refund-reason"),
+                rx.cond(s.refund_error != "", rx.callout(s.refund_error, icon="triangle-alert", color_scheme="red",
+                                                         size="1", width="100%", data_testid="refund-error")),
+                form_actions(rx.button("下一步", type="submit", color_scheme="red", data_testid="refund-next")),
+                spacing="2", width="100%",
             ),
-            max_width="32rem",
-            data_testid="refund-dialog",
+            on_submit=s.preview_refund,
+            reset_on_submit=False,
         ),
-        open=s.refund_open,
-        on_open_change=s.set_refund_open,
+        description=rx.fragment("实付 ", d["paid"], "，已退 / 退款中 ", d["refunded"], "，最多可退 ", d["refundable"], "。"),
+        open=s.refund_open, on_open_change=s.set_refund_open, testid="refund-dialog",
     )
 
 
 def _confirm_dialog() -> rx.Component:
     s = OrdersState
     pv = s.refund_preview
-    return rx.alert_dialog.root(
-        rx.alert_dialog.content(
-            rx.alert_dialog.title("确认退款：订单 ", pv["order_no"]),
-            rx.alert_dialog.description(
-                rx.text(pv["text"], size="3", weight="bold", data_testid="refund-consequence"),
-                padding_y="0.5rem",
-            ),
-            rx.text("退款原因：", pv["reason"], size="2", color_scheme="gray"),
-            rx.hstack(
-                rx.button("返回修改", variant="soft", color_scheme="gray", on_click=s.back_to_refund_form),
-                rx.button(rx.icon("undo-2", size=14), "确认退款 ", pv["amount"], color_scheme="red",
+    return confirm_dialog(
+        rx.fragment("确认退款：订单 ", pv["order_no"]),
+        rx.text.span(pv["text"], data_testid="refund-consequence"),
+        extra=(rx.text("退款原因：", pv["reason"], size="2", color_scheme="gray"),),
+        back=rx.button("返回修改", variant="soft", color_scheme="gray", on_click=s.back_to_refund_form),
+        confirm=rx.button(rx.icon("undo-2", size=14), "确认退款 ", pv["amount"], color_scheme="red",
                           loading=s.refund_busy, on_click=s.confirm_refund, data_testid="refund-confirm"),
-                justify="end", spacing="3", padding_top="1rem",
-            ),
-            max_width="34rem",
-            data_testid="refund-confirm-dialog",
-        ),
-        open=s.confirm_open,
-        on_open_change=s.set_confirm_open,
+        open=s.confirm_open, on_open_change=s.set_confirm_open, testid="refund-confirm-dialog",
     )
 
 

@@ -9,7 +9,7 @@ nothing is left out):
 | 2 | ``exchange_voucher`` | an exchange voucher (实物兑换券): one unit of its item | voucher's funder (insurer / platform) |
 | 3 | ``merchant_discount`` | the merchant's own discount (商家优惠) on the item | merchant |
 | 4 | ``coupon`` | one platform coupon / discount voucher (平台优惠 / 抵扣券 / 折扣券) | coupon's funder (insurer / platform) |
-| 5 | ``points`` | points (积分), :data:`FEN_PER_POINT` fen each | platform |
+| 5 | ``points`` | points (积分), :data:`~gc_admin.payments.balances.FEN_PER_POINT` fen each | platform |
 | 6 | ``stored_value`` | the stored-value card (储值卡) balance | user (money paid in earlier) |
 | 7 | ``payable_fen`` | what is left, paid by WeChat Pay | user |
 
@@ -18,11 +18,12 @@ Combination rules:
   is never below zero, and ``sum(step amounts) + payable == list price`` exactly (all integer fen;
   the only division, percent-off, rounds down — in the user's disfavour by less than one fen).
 - At most one platform coupon (``coupon_id``) and one exchange voucher per order.
-- Which coupon kinds fit which order type (:data:`COUPON_FITS`): ``service_discount`` for flower,
-  top-up and designated-driver orders; ``goods_discount`` for goods; ``goods_exchange`` only as the
-  exchange voucher of a goods order; ``cashback`` (paid out after the fact) and ``redemption_code``
-  (used in a third party's app) never fit an order; nothing fits a coupon purchase (coupons do
-  not buy coupons). A coupon must be the user's, ``available`` and not past its date.
+- Which coupon kinds fit which order type (each kind's ``coupon_fits``, :mod:`gc_admin.orders.kinds`):
+  ``service_discount`` for flower, top-up and designated-driver orders; ``goods_discount`` for
+  goods; ``goods_exchange`` only as the exchange voucher of a goods order; ``cashback`` (paid out
+  after the fact) and ``redemption_code`` (used in a third party's app) never fit an order;
+  nothing fits a coupon purchase (coupons do not buy coupons). A coupon must be the user's,
+  ``available`` and not past its date.
 - Percent-off (``goods_discount`` with ``percent_off``) applies to what remains after steps 2–3,
   rounded down to the fen, and takes at most :data:`PERCENT_OFF_CAP_FEN` (the product has no cap
   field of its own). Fixed-amount coupons take their face value (no change is given).
@@ -42,25 +43,15 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from gc_admin.core.errors import Conflict, InvalidInput
-from gc_admin.core.phone import normalize_phone
-from gc_admin.coupons import service as coupons
+from gc_admin.coupons.wallet import service as coupons
 from gc_admin.coupons.models import Product
+from gc_admin.orders.kinds import kind_of
+from gc_admin.orders.kinds.base import Line, OrderDraft
 from gc_admin.orders.models import ORDER_TYPES
+from gc_admin.payments.balances import FEN_PER_POINT, balances
 from gc_admin.users.models import MpUser
 
-FEN_PER_POINT = 1
 PERCENT_OFF_CAP_FEN = 20_000  # ¥200: the most a percent-off coupon takes off one order
-MAX_QUANTITY = 20  # coupons per purchase when the product sets no per-user limit
-TOPUP_FACES = (5_000, 10_000)  # ¥50, ¥100
-ORDERABLE_TYPES = ("coupon_purchase", "topup")  # flower / driver / goods need their catalogues first
-COUPON_FITS: dict[str, tuple[str, ...]] = {
-    "coupon_purchase": (),
-    "flower": ("service_discount",),
-    "topup": ("service_discount",),
-    "driver": ("service_discount",),
-    "goods": ("goods_discount",),
-}
-EXCHANGE_FITS: dict[str, tuple[str, ...]] = {"goods": ("goods_exchange",)}
 STEP_KINDS = ("exchange_voucher", "merchant_discount", "coupon", "points", "stored_value")
 STEP_LABELS = {
     "exchange_voucher": "兑换券",
@@ -146,47 +137,7 @@ def price(inp: PricingInput) -> tuple[tuple[Step, ...], int]:
     return tuple(steps), remaining
 
 
-# --- the order body ----------------------------------------------------------------------------
-
-@dataclasses.dataclass(frozen=True)
-class OrderDraft:
-    """What the user asks for (the API body). ``details``: type-specific fields (top-up: mobile, face_fen)."""
-
-    type: str
-    product_code: str | None = None
-    quantity: int = 1
-    coupon_id: int | None = None
-    exchange_coupon_id: int | None = None
-    points: int = 0
-    use_stored_value: bool = False
-    details: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-
-    @classmethod
-    def of(cls, body: OrderDraft | Mapping[str, Any]) -> OrderDraft:
-        if isinstance(body, OrderDraft):
-            return body
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(body) - known
-        if unknown:
-            raise InvalidInput(f"未知的下单字段：{', '.join(sorted(unknown))}", code="INVALID_ORDER")
-        return cls(**dict(body))
-
-
-@dataclasses.dataclass(frozen=True)
-class Line:
-    code: str
-    name: str
-    quantity: int
-    unit_fen: int
-
-    @property
-    def amount_fen(self) -> int:
-        return self.quantity * self.unit_fen
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "name": self.name, "quantity": self.quantity, "unit_fen": self.unit_fen,
-                "amount_fen": self.amount_fen}
-
+# --- the priced order -------------------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
 class Quote:
@@ -221,53 +172,6 @@ class Quote:
                 "details": self.details}
 
 
-def _int_field(value: Any, label: str, *, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise InvalidInput(f"{label}需为 {lo}–{hi} 之间的整数", code="INVALID_ORDER")
-    return value
-
-
-def purchase_limit(session: Session, *, user: MpUser, product: Product) -> tuple[int, int]:
-    """``(limit, still allowed)`` for the user and a product on sale."""
-    from gc_admin.coupons.purchase import purchased_count
-
-    assert user.id is not None and product.id is not None
-    limit = product.per_user_limit or MAX_QUANTITY
-    if product.per_user_limit is None:
-        return limit, limit
-    return limit, max(limit - purchased_count(session, user_id=user.id, product_id=product.id), 0)
-
-
-def _lines(session: Session, user: MpUser, d: OrderDraft) -> tuple[tuple[Line, ...], dict[str, Any], Product | None]:
-    if d.type == "coupon_purchase":
-        if not d.product_code or not isinstance(d.product_code, str):
-            raise InvalidInput("请选择要购买的券", code="INVALID_ORDER")
-        product = coupons.get_product_by_code(session, d.product_code)
-        if not product.on_sale or product.price_fen is None:
-            raise Conflict(f"{product.name}暂未在售", code="PRODUCT_NOT_ON_SALE")
-        limit, left = purchase_limit(session, user=user, product=product)
-        quantity = _int_field(d.quantity, "购买数量", lo=1, hi=limit)
-        if quantity > left:
-            raise Conflict(f"{product.name}每人限购 {limit} 张，您还可购买 {left} 张", code="PURCHASE_LIMIT")
-        line = Line(product.code, product.name, quantity, product.price_fen)
-        return (line,), {"product_code": product.code, "quantity": quantity}, product
-    if d.type == "topup":
-        mobile = normalize_phone(str(d.details.get("mobile", "")))
-        if mobile is None:
-            raise InvalidInput("请输入正确的 11 位充值手机号", code="INVALID_MOBILE")
-        face = d.details.get("face_fen")
-        if type(face) is not int or face not in TOPUP_FACES:  # 5000.0 == 5000: no floats
-            raise InvalidInput("充值面额只能是 50 元或 100 元", code="INVALID_FACE")
-        extra = set(d.details) - {"mobile", "face_fen"}
-        if extra:
-            raise InvalidInput(f"未知的充值字段：{', '.join(sorted(extra))}", code="INVALID_ORDER")
-        line = Line(f"topup{face // 100}", f"话费充值 {face // 100} 元", 1, face)
-        return (line,), {"mobile": mobile, "face_fen": face}, None
-    if d.type in ORDER_TYPES:
-        raise InvalidInput(f"{ORDER_TYPES[d.type]}暂不支持在小程序下单", code="ORDER_TYPE_UNAVAILABLE")
-    raise InvalidInput("未知的订单类型", code="INVALID_ORDER_TYPE")
-
-
 def _coupon(session: Session, user: MpUser, coupon_id: Any, order_type: str, fits: tuple[str, ...],
             label: str) -> tuple[coupons.CouponView, Product]:
     if isinstance(coupon_id, bool) or not isinstance(coupon_id, int) or coupon_id < 1:
@@ -285,23 +189,22 @@ def _coupon(session: Session, user: MpUser, coupon_id: Any, order_type: str, fit
 
 def quote(session: Session, *, user: MpUser, body: OrderDraft | Mapping[str, Any]) -> Quote:
     """Price an order body for ``user`` (reads only; see the module docstring for the rules)."""
-    from gc_admin.payments.service import balances
-
     d = OrderDraft.of(body)
     if d.type not in ORDER_TYPES:
         raise InvalidInput("未知的订单类型", code="INVALID_ORDER_TYPE")
-    lines, details, product = _lines(session, user, d)
+    kind = kind_of(d.type)
+    made = kind.make_lines(session, user, d)
+    lines, details, product = made.lines, made.details, made.product
     list_fen = sum(ln.amount_fen for ln in lines)
     inp: dict[str, Any] = {"list_fen": list_fen}
     coupon_id = exchange_id = None
     if d.exchange_coupon_id is not None:
-        fits = EXCHANGE_FITS.get(d.type, ())
-        view, prod = _coupon(session, user, d.exchange_coupon_id, d.type, fits, "兑换券")
+        view, prod = _coupon(session, user, d.exchange_coupon_id, d.type, kind.exchange_fits, "兑换券")
         exchange_id = view.id
         inp.update(exchange_voucher_fen=max(ln.unit_fen for ln in lines), exchange_funded_by=prod.funded_by,
                    exchange_ref=f"coupon:{view.id}")
     if d.coupon_id is not None:
-        view, prod = _coupon(session, user, d.coupon_id, d.type, COUPON_FITS.get(d.type, ()), "优惠券")
+        view, prod = _coupon(session, user, d.coupon_id, d.type, kind.coupon_fits, "优惠券")
         coupon_id = view.id
         inp.update(coupon_face_fen=view.face_fen if view.percent_off is None else 0,
                    coupon_percent_off=view.percent_off, coupon_funded_by=prod.funded_by, coupon_ref=f"coupon:{view.id}")

@@ -1,38 +1,35 @@
 """订单看板 state: the queue (filters, paging, age/SLA), the detail panel, staff actions and refunds.
 
-Every handler that reads or changes data calls :func:`require` first and works within the role's
-:class:`~gc_admin.orders.views.Scope` (a dispatcher sees driver orders only; a supplier none yet;
-refunds for admin, manager, service and clerk). The services decide everything else again.
+Every handler that reads or changes data is ``@guarded("orders")`` and works within the role's
+:class:`~gc_admin.orders.service.Scope` (a dispatcher sees driver orders only; a supplier none yet;
+refunds for admin, manager, service and clerk); the setters that only hold what the clerk types are
+``@public``. The services decide everything else again.
 
 A refund is two steps for the clerk — the form (amount in yuan, reason), then a confirmation that
-states the consequence — and two units of work on the server, exactly like the staff API:
-:func:`payments.refund_order` records it (committed: the refundable remainder is reserved, the
-bought coupons are held), then :func:`payments.send_refund` asks WeChat Pay with the refund's fixed
-``out_refund_no``. WeChat finishes a refund asynchronously (refund notify, or 刷新状态 here, which
-calls :func:`payments.sync_refund`); if WeChat cannot be reached, the refund stays pending and the
-retry job re-sends it with the same number.
+states the consequence — and two units of work on the server, the same sequence as the staff API
+(:func:`gc_admin.orders.flows.refund`): it is recorded (committed: the refundable remainder is
+reserved, the bought coupons are held), then WeChat Pay is asked with the refund's fixed
+``out_refund_no``. WeChat finishes a refund asynchronously (refund notify, or 刷新状态 here:
+:func:`gc_admin.orders.flows.sync_refund_now`); if WeChat cannot be reached, the refund stays
+pending and the retry job re-sends it with the same number.
 """
 
 from __future__ import annotations
 
-import logging
+import asyncio
 from typing import Any, ClassVar
 
 import reflex as rx
 
-from gc_admin.accounts.service import Principal
-from gc_admin.core.errors import DomainError, UpstreamError
+from gc_admin.core.errors import DomainError
 from gc_admin.core.money import format_fen, parse_yuan
 from gc_admin.core.params import parse_id
+from gc_admin.orders import display, flows
 from gc_admin.orders import service as orders
-from gc_admin.orders import views
 from gc_admin.orders.badge import OrdersBadgeState
 from gc_admin.orders.models import ORDER_STATUSES
-from gc_admin.payments import service as payments
-from gc_admin.ui.auth import denied, require, run_db
+from gc_admin.ui.auth import current_principal, guarded, public, run_db
 from gc_admin.ui.paging import PAGE_SIZE, PagedMixin, export_xlsx
-
-log = logging.getLogger(__name__)
 
 SECTION = "orders"
 
@@ -74,36 +71,37 @@ class OrdersState(PagedMixin, rx.State):
 
     # --- the queue ---------------------------------------------------------------------------------
 
+    def _on_denied(self) -> None:
+        self.rows, self.total, self.types = [], 0, []
+
     @rx.event
+    @guarded(SECTION)
     async def set_type(self, value: str):
         self.type_f, self.page = value, 1
         return await self._reload()
 
     @rx.event
+    @guarded(SECTION)
     async def set_status(self, value: str):
         self.status_f, self.page = value, 1
         return await self._reload()
 
     @rx.event
+    @public
     def set_q(self, value: str):
         self.q = value.strip()[:32]
 
     @rx.event
+    @guarded(SECTION)
     async def clear_filters(self):
         self.type_f, self.status_f, self.q, self.page = "all", "all", "", 1
         return await self._reload()
 
-    async def _principal(self) -> Principal | None:
-        return await require(self, SECTION)
-
     async def _reload(self):
-        p = await self._principal()
-        if p is None:
-            self.rows, self.total, self.types = [], 0, []
-            return await denied(self)
-        scope = views.scope_for(p.role)
+        """The queue within the admitted member's scope (called by guarded handlers only)."""
+        scope = orders.scope_for(current_principal().role)
         self.visible, self.can_refund, self.scope_note = scope.visible, scope.can_refund, scope.note
-        self.types = views.type_options(scope)
+        self.types = display.type_options(scope)
         self.loaded = True
         if not scope.visible:
             self.rows, self.total = [], 0
@@ -114,13 +112,13 @@ class OrdersState(PagedMixin, rx.State):
             self.rows, self.total = [], 0
             return rx.toast.error(exc.message)
         self.total = page.total
-        self.rows = [views.queue_row(r, scope=scope) for r in page.rows]
+        self.rows = [display.queue_row(r, scope=scope) for r in page.rows]
         return None
 
     def _sort_keys(self):
         return orders.ORDER_SORT_KEYS
 
-    def _filters(self, scope: views.Scope) -> dict[str, Any]:
+    def _filters(self, scope: orders.Scope) -> dict[str, Any]:
         """The queue's filters and sort as :func:`orders.list_orders` takes them, within the role's scope."""
         type_ = None if self.type_f == "all" else self.type_f
         if type_ is not None and scope.types is not None and type_ not in scope.types:
@@ -129,13 +127,10 @@ class OrdersState(PagedMixin, rx.State):
         return {"type": type_, "status": status, "q": self.q or None, "types": scope.types, "sort": self._sort()}
 
     @rx.event
+    @guarded(SECTION)
     async def export(self):
         """Every order matching the filters (not just this page) as Excel, phones masked."""
-        p = await self._principal()
-        if p is None:
-            yield await denied(self)
-            return
-        scope = views.scope_for(p.role)
+        scope = orders.scope_for(current_principal().role)
         if not scope.visible:
             yield rx.toast.error("没有可导出的订单")
             return
@@ -151,10 +146,12 @@ class OrdersState(PagedMixin, rx.State):
             yield event
 
     @rx.event
+    @guarded(SECTION)
     async def load(self):
         return await self._reload()
 
     @rx.event
+    @guarded(SECTION)
     async def refresh(self):
         """The queue, and the open order's panel."""
         out = await self._reload()
@@ -165,12 +162,10 @@ class OrdersState(PagedMixin, rx.State):
     # --- the detail panel ----------------------------------------------------------------------------
 
     async def _load_detail(self, order_id: str) -> Any:
-        p = await self._principal()
-        if p is None:
-            return await denied(self)
-        scope = views.scope_for(p.role)
+        scope = orders.scope_for(current_principal().role)
         try:
-            d = await run_db(views.order_detail, order_id=parse_id(order_id, what="订单"), scope=scope)
+            detail = await run_db(flows.staff_detail, order_id=parse_id(order_id, what="订单"), scope=scope)
+            d = display.order_detail(detail, scope=scope)
         except (DomainError, ValueError) as exc:
             self.detail_open = False
             return rx.toast.error(getattr(exc, "message", "订单不存在"))
@@ -182,10 +177,12 @@ class OrdersState(PagedMixin, rx.State):
         return None
 
     @rx.event
+    @guarded(SECTION)
     async def open_order(self, order_id: str):
         return await self._load_detail(order_id)
 
     @rx.event
+    @public
     def set_detail_open(self, value: bool):
         self.detail_open = value
         if not value:
@@ -193,26 +190,16 @@ class OrdersState(PagedMixin, rx.State):
             self.refund_options = []
 
     @rx.event
+    @guarded(SECTION)
     async def sync_refund(self, refund_id: str):
         """Ask WeChat Pay about a refund still in flight (re-sends one that never reached it)."""
-        p = await self._principal()
-        if p is None:
-            return await denied(self)
-        scope = views.scope_for(p.role)
+        scope = orders.scope_for(current_principal().role)
         if not scope.can_refund:
             return rx.toast.error("没有退款权限")
         order_id = self.detail.get("id", "")
-
-        def _sync(s):
-            rid = parse_id(refund_id, what="退款")
-            views.visible_order(s, order_id=int(order_id), scope=scope)
-            refund = payments.get_refund(s, refund_id=rid)
-            if refund.order_id != int(order_id):
-                raise ValueError("refund of another order")
-            return payments.sync_refund(s, refund_id=refund.id or 0)
-
         try:
-            refund = await run_db(_sync)
+            refund = await asyncio.to_thread(flows.sync_refund_now, refund_id=parse_id(refund_id, what="退款"),
+                                             order_id=int(order_id), scope=scope)
         except (DomainError, ValueError) as exc:
             return rx.toast.error(getattr(exc, "message", "退款不存在"))
         await self._reload()
@@ -222,12 +209,10 @@ class OrdersState(PagedMixin, rx.State):
     # --- staff actions ------------------------------------------------------------------------------
 
     @rx.event
+    @guarded(SECTION)
     async def open_action(self, order_id: str, action: str):
         """The confirmation of a move (from the queue row or the panel), with its reason field."""
-        p = await self._principal()
-        if p is None:
-            return await denied(self)
-        scope = views.scope_for(p.role)
+        scope = orders.scope_for(current_principal().role)
         if action not in orders.STAFF_ACTIONS or not scope.can_act:
             return rx.toast.error("没有权限执行此操作")
         row = next((r for r in self.rows if r["id"] == order_id), None)
@@ -237,33 +222,32 @@ class OrdersState(PagedMixin, rx.State):
             return rx.toast.error("订单不存在，请刷新后重试")
         self.act = {
             "order_id": order_id, "order_no": row.get("order_no", ""), "action": action,
-            "label": views.action_label(action), "hint": views.ACTION_HINTS.get(action, ""),
-            "reason_required": "1" if action in views.REASON_REQUIRED else "",
-            "status_label": row.get("status_label", ""), "color": views.ACTION_COLORS.get(action, "blue"),
+            "label": display.action_label(action), "hint": display.ACTION_HINTS.get(action, ""),
+            "reason_required": "1" if action in orders.REASON_REQUIRED else "",
+            "status_label": row.get("status_label", ""), "color": display.ACTION_COLORS.get(action, "blue"),
         }
         self.act_error = ""
         self.act_open = True
         return None
 
     @rx.event
+    @public
     def set_act_open(self, value: bool):
         self.act_open = value
         if not value:
             self.act_error = ""
 
     @rx.event
+    @guarded(SECTION)
     async def confirm_action(self, form: dict[str, Any]):
-        p = await self._principal()
-        if p is None:
-            yield await denied(self)
-            return
-        scope = views.scope_for(p.role)
+        p = current_principal()
+        scope = orders.scope_for(p.role)
         action, order_id = self.act.get("action", ""), self.act.get("order_id", "")
         if not scope.can_act or action not in orders.STAFF_ACTIONS or not order_id:
             yield rx.toast.error("没有权限执行此操作")
             return
         reason = str(form.get("reason", "") or "").strip()
-        if action in views.REASON_REQUIRED and not reason:
+        if action in orders.REASON_REQUIRED and not reason:
             self.act_error = "请填写原因"
             return
         if len(reason) > 200:
@@ -272,12 +256,9 @@ class OrdersState(PagedMixin, rx.State):
         self.act_busy = True
         yield
 
-        def _act(s):
-            views.visible_order(s, order_id=int(order_id), scope=scope)
-            return orders.staff_action(s, order_id=int(order_id), action=action, actor=p.actor(), reason=reason)
-
         try:
-            order = await run_db(_act)
+            order = await asyncio.to_thread(flows.act, order_id=int(order_id), action=action, actor=p.actor(),
+                                            scope=scope, reason=reason)
         except (DomainError, ValueError) as exc:
             self.act_busy = False
             self.act_error = getattr(exc, "message", "订单不存在")
@@ -286,18 +267,16 @@ class OrdersState(PagedMixin, rx.State):
         await self._reload()
         if self.detail_open and self.detail.get("id") == order_id:
             await self._load_detail(order_id)
-        yield rx.toast.success(f"订单 {order.order_no} 已{views.action_label(action)}，"
+        yield rx.toast.success(f"订单 {order.order_no} 已{display.action_label(action)}，"
                                f"当前状态：{ORDER_STATUSES.get(order.status, order.status)}")
         yield OrdersBadgeState.tick("")  # the sidebar's count now, not at the next tick
 
     # --- refund -------------------------------------------------------------------------------------
 
     @rx.event
+    @guarded(SECTION)
     async def open_refund(self):
-        p = await self._principal()
-        if p is None:
-            return await denied(self)
-        if not views.scope_for(p.role).can_refund:
+        if not orders.scope_for(current_principal().role).can_refund:
             return rx.toast.error("没有退款权限")
         if self.detail.get("can_refund") != "1":
             return rx.toast.error(self.detail.get("refund_note") or "该订单当前不能退款")
@@ -307,28 +286,30 @@ class OrdersState(PagedMixin, rx.State):
         return None
 
     @rx.event
+    @public
     def set_refund_open(self, value: bool):
         self.refund_open = value
 
     @rx.event
+    @public
     def set_refund_amount(self, value: str):
         self.refund_amount = value.strip()[:16]
 
     @rx.event
+    @public
     def set_refund_reason(self, value: str):
         self.refund_reason = value[:200]
 
     @rx.event
+    @public
     def pick_refund_amount(self, value: str):
         self.refund_amount = value
 
     @rx.event
+    @guarded(SECTION)
     async def preview_refund(self, form: dict[str, Any] | None = None):
         """Check the form (inline, in Chinese) and open the confirmation that states the consequence."""
-        p = await self._principal()
-        if p is None:
-            return await denied(self)
-        scope = views.scope_for(p.role)
+        scope = orders.scope_for(current_principal().role)
         if not scope.can_refund:
             return rx.toast.error("没有退款权限")
         form = form or {}
@@ -351,9 +332,9 @@ class OrdersState(PagedMixin, rx.State):
             return None
         order_id = self.detail.get("id", "")
 
-        def _check(s):  # the service's own rules, so the form says what the refund would say
-            order = views.visible_order(s, order_id=int(order_id), scope=scope)
-            return order, payments.check_refund(s, order=order, amount_fen=amount)
+        def _check(s):  # the flow's own rules, so the form says what the refund would say
+            order = orders.visible_order(s, order_id=int(order_id), scope=scope)
+            return order, flows.check_refund(s, order=order, amount_fen=amount)
 
         try:
             order, coupons = await run_db(_check)
@@ -364,7 +345,7 @@ class OrdersState(PagedMixin, rx.State):
         self.refund_preview = {
             "order_id": order_id, "order_no": order.order_no, "amount_fen": str(amount),
             "amount": format_fen(amount), "reason": reason, "coupons": str(coupons),
-            "text": views.refund_consequence(amount_fen=amount, paid_fen=order.paid_fen,
+            "text": display.refund_consequence(amount_fen=amount, paid_fen=order.paid_fen,
                                              refunded_fen=order.refunded_fen, coupons=coupons,
                                              order_type=order.type),
         }
@@ -373,21 +354,21 @@ class OrdersState(PagedMixin, rx.State):
         return None
 
     @rx.event
+    @public
     def set_confirm_open(self, value: bool):
         self.confirm_open = value
 
     @rx.event
+    @public
     def back_to_refund_form(self):
         self.confirm_open = False
         self.refund_open = True
 
     @rx.event
+    @guarded(SECTION)
     async def confirm_refund(self):
-        p = await self._principal()
-        if p is None:
-            yield await denied(self)
-            return
-        scope = views.scope_for(p.role)
+        p = current_principal()
+        scope = orders.scope_for(p.role)
         pv = self.refund_preview
         if not scope.can_refund:
             yield rx.toast.error("没有退款权限")
@@ -401,27 +382,21 @@ class OrdersState(PagedMixin, rx.State):
         self.refund_busy = True
         yield
 
-        def _record(s):
-            views.visible_order(s, order_id=order_id, scope=scope)
-            return payments.refund_order(s, order_id=order_id, amount_fen=amount, reason=reason, actor=p.actor())
-
-        try:
-            refund = await run_db(_record)  # committed: the reservation and the refund number are on record
-        except DomainError as exc:
+        toast: Any
+        try:  # recorded and committed first (the reservation and the refund number), then sent
+            refund = await asyncio.to_thread(flows.refund, order_id=order_id, amount_fen=amount, reason=reason,
+                                             actor=p.actor(), scope=scope)
+            toast = _refund_toast(refund)
+        except flows.RefundRefused as exc:  # WeChat refused it: recorded as failed, the reservation undone
+            toast = rx.toast.error(exc.message)
+        except flows.RefundNotSent as exc:  # recorded and pending: the retry job sends it with the same number
+            toast = rx.toast.warning(f"退款 {format_fen(amount)} 已记录（退款单号 {exc.refund.out_refund_no}），"
+                                     "暂时无法连接微信支付，系统将自动重试")
+        except DomainError as exc:  # not recorded
             self.refund_busy, self.confirm_open = False, False
             self.refund_error, self.refund_open = exc.message, True
             yield rx.toast.error(f"退款未执行：{exc.message}")
             return
-        toast: Any
-        try:
-            refund = await run_db(lambda s: payments.send_refund(s, refund_id=refund.id or 0))
-            toast = _refund_toast(refund)
-        except UpstreamError as exc:
-            toast = rx.toast.error(exc.message)
-        except Exception:  # noqa: BLE001 - recorded and pending: the retry job sends it with the same number
-            log.exception("refund %s: sending to WeChat Pay failed", refund.out_refund_no)
-            toast = rx.toast.warning(f"退款 {format_fen(amount)} 已记录（退款单号 {refund.out_refund_no}），"
-                                     "暂时无法连接微信支付，系统将自动重试")
         self.refund_busy, self.confirm_open, self.refund_preview = False, False, {}
         self.refund_amount = self.refund_reason = self.refund_error = ""
         await self._reload()

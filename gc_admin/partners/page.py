@@ -6,7 +6,7 @@ import reflex as rx
 
 from gc_admin.partners.service import SCOPES
 from gc_admin.partners.state import PartnersState
-from gc_admin.ui.components import empty_row, form_actions, header
+from gc_admin.ui.components import confirm_dialog, dialog, empty_row, form_actions, header
 from gc_admin.ui.layout import staff_page
 
 
@@ -24,18 +24,13 @@ def _row(row: rx.Var) -> rx.Component:
         rx.table.cell(
             rx.cond(
                 row["live"] == "1",
-                rx.alert_dialog.root(
-                    rx.alert_dialog.trigger(rx.button("吊销", size="1", variant="soft", color_scheme="red")),
-                    rx.alert_dialog.content(
-                        rx.alert_dialog.title("吊销密钥"),
-                        rx.alert_dialog.description("吊销后 ", row["partner"], " 使用该密钥的所有请求将立即被拒绝，且不可恢复。"),
-                        rx.hstack(
-                            rx.alert_dialog.cancel(rx.button("取消", variant="soft", color_scheme="gray")),
-                            rx.alert_dialog.action(rx.button("确定吊销", color_scheme="red",
+                confirm_dialog(
+                    "吊销密钥",
+                    rx.fragment("吊销后 ", row["partner"], " 使用该密钥的所有请求将立即被拒绝，且不可恢复。"),
+                    trigger=rx.button("吊销", size="1", variant="soft", color_scheme="red"),
+                    back=rx.alert_dialog.cancel(rx.button("取消", variant="soft", color_scheme="gray")),
+                    confirm=rx.alert_dialog.action(rx.button("确定吊销", color_scheme="red",
                                                              on_click=PartnersState.revoke(row["id"]))),
-                            justify="end", spacing="3", padding_top="1rem",
-                        ),
-                    ),
                 ),
             ),
             text_align="right",
@@ -45,45 +40,43 @@ def _row(row: rx.Var) -> rx.Component:
 
 
 def _create_dialog() -> rx.Component:
-    return rx.dialog.root(
-        rx.dialog.trigger(rx.button(rx.icon("key-round", size=14), "新建密钥", data_testid="partner-new")),
-        rx.dialog.content(
-            rx.dialog.title("新建合作方接口密钥"),
-            rx.cond(
-                PartnersState.new_key != "",
+    return dialog(
+        "新建合作方接口密钥",
+        rx.cond(
+            PartnersState.new_key != "",
+            rx.vstack(
+                rx.callout("密钥只显示这一次，请立即复制并通过安全渠道交给合作方。", icon="triangle-alert", color_scheme="amber"),
+                rx.code(PartnersState.new_key, data_testid="partner-key", word_break="break-all"),
+                rx.hstack(
+                    rx.button("复制", variant="soft", on_click=rx.set_clipboard(PartnersState.new_key)),
+                    rx.button("我已保存", on_click=PartnersState.dismiss_key),
+                    justify="end", spacing="3", width="100%",
+                ),
+                spacing="3",
+            ),
+            rx.form(
                 rx.vstack(
-                    rx.callout("密钥只显示这一次，请立即复制并通过安全渠道交给合作方。", icon="triangle-alert", color_scheme="amber"),
-                    rx.code(PartnersState.new_key, data_testid="partner-key", word_break="break-all"),
-                    rx.hstack(
-                        rx.button("复制", variant="soft", on_click=rx.set_clipboard(PartnersState.new_key)),
-                        rx.button("我已保存", on_click=PartnersState.dismiss_key),
-                        justify="end", spacing="3", width="100%",
+                    rx.input(name="partner_name", placeholder="合作方名称，如 人保之友俱乐部", max_length=64, required=True),
+                    rx.select.root(
+                        rx.select.trigger(placeholder="选择所属项目", width="100%", data_testid="partner-programme"),
+                        rx.select.content(rx.foreach(PartnersState.programmes,
+                                                     lambda g: rx.select.item(g["label"], value=g["code"]))),
+                        name="programme_code", default_value=PartnersState.default_programme, required=True,
                     ),
+                    rx.text("权限范围", size="2", weight="medium"),
+                    *[
+                        rx.checkbox(label, checked=PartnersState.scope_choice.contains(key),
+                                    on_change=lambda c, k=key: PartnersState.toggle_scope(k, c))
+                        for key, label in SCOPES.items()
+                    ],
+                    rx.cond(PartnersState.form_error != "", rx.text(PartnersState.form_error, color_scheme="red", size="2")),
+                    form_actions(rx.button("创建", type="submit")),
                     spacing="3",
                 ),
-                rx.form(
-                    rx.vstack(
-                        rx.input(name="partner_name", placeholder="合作方名称，如 人保之友俱乐部", max_length=64, required=True),
-                        rx.select.root(
-                            rx.select.trigger(placeholder="选择所属项目", width="100%", data_testid="partner-programme"),
-                            rx.select.content(rx.foreach(PartnersState.programmes,
-                                                         lambda g: rx.select.item(g["label"], value=g["code"]))),
-                            name="programme_code", default_value=PartnersState.default_programme, required=True,
-                        ),
-                        rx.text("权限范围", size="2", weight="medium"),
-                        *[
-                            rx.checkbox(label, checked=PartnersState.scope_choice.contains(key),
-                                        on_change=lambda c, k=key: PartnersState.toggle_scope(k, c))
-                            for key, label in SCOPES.items()
-                        ],
-                        rx.cond(PartnersState.form_error != "", rx.text(PartnersState.form_error, color_scheme="red", size="2")),
-                        form_actions(rx.button("创建", type="submit")),
-                        spacing="3",
-                    ),
-                    on_submit=PartnersState.create,
-                ),
+                on_submit=PartnersState.create,
             ),
         ),
+        trigger=rx.button(rx.icon("key-round", size=14), "新建密钥", data_testid="partner-new"),
         open=PartnersState.create_open,
         on_open_change=PartnersState.open_create,
     )

@@ -10,10 +10,10 @@ import secrets
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
-from gc_admin.accounts.service import Principal
-from gc_admin.audit.service import Actor, record
+from gc_admin.audit.service import record
 from gc_admin.core.clock import utcnow
 from gc_admin.core.errors import Forbidden, InvalidInput, NotFound
+from gc_admin.core.principal import Actor, Principal
 from gc_admin.core.security import hash_token
 from gc_admin.partners.models import PartnerKey
 

@@ -9,9 +9,9 @@ import reflex as rx
 from gc_admin.core.clock import fmt_local
 from gc_admin.core.errors import DomainError
 from gc_admin.core.params import parse_id
-from gc_admin.coupons import service as coupons
 from gc_admin.partners import service
-from gc_admin.ui.auth import denied, require, run_db
+from gc_admin.programmes.service import list_programmes
+from gc_admin.ui.auth import current_principal, guarded, public, run_db
 
 SECTION = "partners"
 
@@ -25,11 +25,11 @@ class PartnersState(rx.State):
     new_key: str = ""
     scope_choice: list[str] = ["issuance:write", "issuance:read", "members:read", "statements:read"]
 
-    async def _reload(self):
-        if await require(self, SECTION) is None:
-            self.rows = []
-            return await denied(self)
-        keys, programmes = await run_db(lambda s: (service.list_keys(s), coupons.list_programmes(s)))
+    def _on_denied(self) -> None:
+        self.rows = []
+
+    async def _reload(self):  # only from a guarded handler
+        keys, programmes = await run_db(lambda s: (service.list_keys(s), list_programmes(s)))
         names = {g.code: g.name for g in programmes}
         self.programmes = [{"code": g.code, "label": f"{g.name}（{g.code}）"} for g in programmes]
         codes = [g.code for g in programmes]
@@ -51,10 +51,12 @@ class PartnersState(rx.State):
         return None
 
     @rx.event
+    @guarded(SECTION)
     async def load(self):
         return await self._reload()
 
     @rx.event
+    @public
     def open_create(self, value: bool):
         self.create_open = value
         self.form_error = ""
@@ -62,16 +64,16 @@ class PartnersState(rx.State):
             self.new_key = ""
 
     @rx.event
+    @public
     def toggle_scope(self, scope: str, checked: bool):
         chosen = set(self.scope_choice)
         (chosen.add if checked else chosen.discard)(scope)
         self.scope_choice = sorted(chosen)
 
     @rx.event
+    @guarded(SECTION)
     async def create(self, form: dict[str, Any]):
-        p = await require(self, SECTION)
-        if p is None:
-            return await denied(self)
+        p = current_principal()
         scopes = list(self.scope_choice)
         try:
             _row, key = await run_db(lambda s: service.create_key(
@@ -85,15 +87,15 @@ class PartnersState(rx.State):
         return await self._reload()
 
     @rx.event
+    @public
     def dismiss_key(self):
         self.new_key = ""
         self.create_open = False
 
     @rx.event
+    @guarded(SECTION)
     async def revoke(self, key_id: str):
-        p = await require(self, SECTION)
-        if p is None:
-            return await denied(self)
+        p = current_principal()
         try:
             await run_db(lambda s: service.revoke_key(s, actor=p, key_id=parse_id(key_id, what="密钥")))
         except DomainError as exc:

@@ -1,107 +1,35 @@
-"""Payment routes: WeChat Pay callbacks (``/pay/wechat/*``) and staff money pages' API (``/admin``:
-ledger and its Excel export, refunds, reconciliation).
+"""Payment routes: the staff money pages' API (``/admin``: ledger and its Excel export, refunds,
+reconciliation), for admin and manager (:func:`gc_admin.payments.deps.money_staff`).
 
-The callbacks speak WeChat Pay's protocol, not the house error envelope: 204 when received
-(applied, or a replay that changes nothing), 4xx ``{"code": "FAIL", "message": "..."}`` when
-rejected (bad signature, stale timestamp, unknown order, wrong amount), so WeChat retries or
-gives up as designed. Every attempt is logged in ``payment_notify_log``.
-
-Ledger, refunds and reconciliation are for admin and manager (the "settlement" section's
-platform roles; the insurer sees its statements elsewhere, not the user payment ledger).
+The WeChat Pay callbacks (``/pay/wechat/*``) and the refund actions change orders, so they are
+routes of the orders feature (:mod:`gc_admin.orders.api`), which sits above this one.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from typing import Any, Literal
 
-from fastapi import APIRouter, BackgroundTasks, Depends, File, Form, Query, Request, UploadFile
-from fastapi.responses import JSONResponse, Response
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi.responses import Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from gc_admin.accounts.service import Principal
-from gc_admin.core.errors import Forbidden, InvalidInput
+from gc_admin.core.errors import InvalidInput
 from gc_admin.core.http import StrictModel
-from gc_admin.accounts.deps import require_staff
 from gc_admin.core.params import Day, Id, Limit, Offset
+from gc_admin.core.uploads import read_upload
+from gc_admin.core.principal import Principal
 from gc_admin.db import session_scope
 from gc_admin.payments import reconcile, service
+from gc_admin.payments.deps import money_staff
+from gc_admin.payments.ledger import LedgerFilter, ledger_xlsx, list_ledger
 from gc_admin.payments.models import LEDGER_KINDS, REFUND_STATUSES
 
-log = logging.getLogger(__name__)
-
-pay = APIRouter(prefix="/pay", tags=["payment callbacks"])
 admin = APIRouter(prefix="/admin", tags=["admin: payments"])
-
-MONEY_ROLES = ("admin", "manager")
-MAX_NOTIFY_BYTES = 64 * 1024
-
-
-# --- WeChat Pay callbacks ------------------------------------------------------------------------------
-
-def _answer(result: service.NotifyResult) -> Response:
-    if result.body is None:
-        return Response(status_code=204)
-    return JSONResponse(result.body, status_code=result.status_code)
-
-
-def _send_notices() -> None:
-    from gc_admin.orders.api import _send_notices as send
-
-    send()
-
-
-async def _raw(request: Request) -> bytes | None:
-    body = await request.body()
-    return None if len(body) > MAX_NOTIFY_BYTES else body
-
-
-@pay.post("/wechat/notify", status_code=204, response_class=Response, summary="微信支付结果通知（验签、解密、按单号与金额核对，只入账一次）",
-          responses={400: {"description": '{"code":"FAIL","message":...}'}, 401: {}, 404: {}})
-async def wechat_notify(request: Request, background: BackgroundTasks) -> Response:
-    body = await _raw(request)
-    if body is None:
-        return JSONResponse({"code": "FAIL", "message": "body too large"}, status_code=413)
-    headers = dict(request.headers)
-
-    def work() -> service.NotifyResult:
-        with session_scope() as s:
-            return service.handle_payment_notify(s, headers=headers, body=body)
-
-    result = await run_in_threadpool(work)
-    if result.outcome == "applied":
-        background.add_task(_send_notices)
-    return _answer(result)
-
-
-@pay.post("/wechat/refund-notify", status_code=204, response_class=Response, summary="微信支付退款结果通知",
-          responses={400: {"description": '{"code":"FAIL","message":...}'}, 401: {}, 404: {}})
-async def wechat_refund_notify(request: Request) -> Response:
-    body = await _raw(request)
-    if body is None:
-        return JSONResponse({"code": "FAIL", "message": "body too large"}, status_code=413)
-    headers = dict(request.headers)
-
-    def work() -> service.NotifyResult:
-        with session_scope() as s:
-            return service.handle_refund_notify(s, headers=headers, body=body)
-
-    return _answer(await run_in_threadpool(work))
 
 
 # --- staff -------------------------------------------------------------------------------------------------
-
-def _money(p: Principal) -> Principal:
-    if p.role not in MONEY_ROLES:
-        raise Forbidden("只有管理员和经理可以查看流水与对账", code="FORBIDDEN")
-    return p
-
-
-def money_staff(p: Principal = Depends(require_staff("settlement"))) -> Principal:
-    return _money(p)
-
 
 class LedgerRowOut(BaseModel):
     id: int
@@ -126,10 +54,10 @@ class LedgerOut(BaseModel):
 
 
 def _filters(kind: str | None, provider: str | None, order_no: str | None, date_from: dt.date | None,
-             date_to: dt.date | None) -> service.LedgerFilter:
+             date_to: dt.date | None) -> LedgerFilter:
     if date_from and date_to and date_from > date_to:
         raise InvalidInput("开始日期不能晚于结束日期", code="INVALID_RANGE")
-    return service.LedgerFilter(kind=kind, provider=provider, order_no=order_no, date_from=date_from, date_to=date_to)
+    return LedgerFilter(kind=kind, provider=provider, order_no=order_no, date_from=date_from, date_to=date_to)
 
 
 Kind = Literal[tuple(LEDGER_KINDS)]  # type: ignore[valid-type]
@@ -141,7 +69,7 @@ def ledger(kind: Kind | None = None, provider: str | None = Query(None, max_leng
            date_to: Day | None = None, offset: Offset = 0,
            limit: Limit = 50, _p: Principal = Depends(money_staff)):
     with session_scope() as s:
-        page = service.list_ledger(s, filters=_filters(kind, provider, order_no, date_from, date_to), offset=offset,
+        page = list_ledger(s, filters=_filters(kind, provider, order_no, date_from, date_to), offset=offset,
                                    limit=limit)
     return LedgerOut(total=page.total, net_fen=page.net_fen, items=[LedgerRowOut(**r.to_dict()) for r in page.rows])
 
@@ -153,7 +81,7 @@ def ledger_export(kind: Kind | None = None,  # type: ignore[valid-type]
                   order_no: str | None = Query(None, max_length=32), date_from: Day | None = None,
                   date_to: Day | None = None, _p: Principal = Depends(money_staff)):
     with session_scope() as s:
-        data = service.ledger_xlsx(s, filters=_filters(kind, provider, order_no, date_from, date_to))
+        data = ledger_xlsx(s, filters=_filters(kind, provider, order_no, date_from, date_to))
     name = f"ledger-{dt.date.today().isoformat()}.xlsx"
     return Response(data, media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
@@ -188,15 +116,6 @@ def refunds(status: Literal[tuple(REFUND_STATUSES)] | None = None,  # type: igno
     with session_scope() as s:
         page = service.list_refunds(s, status=status, offset=offset, limit=limit)
     return RefundsOut(total=page.total, items=[RefundRowOut(**r.to_dict()) for r in page.rows])
-
-
-@admin.post("/refunds/{refund_id}/sync", response_model=RefundRowOut,
-            summary="向微信支付查询退款结果并更新（未送达的退款以同一退款单号重新提交）")
-def refund_sync(refund_id: Id, _p: Principal = Depends(money_staff)):
-    with session_scope() as s:
-        service.sync_refund(s, refund_id=refund_id)
-    with session_scope() as s:
-        return RefundRowOut(**service._view(service.get_refund(s, refund_id=refund_id)).to_dict())
 
 
 class MismatchOut(BaseModel):
@@ -234,7 +153,7 @@ class FetchBody(StrictModel):
 async def reconcile_upload(file: UploadFile = File(..., description="the trade bill CSV (交易账单)"),
                            bill_date: Day | None = Form(None, description="required for an empty bill"),
                            p: Principal = Depends(money_staff)):
-    data = await file.read(reconcile.MAX_BILL_BYTES + 1)
+    data = await read_upload(file)  # the upload cap (UPLOAD_TOO_LARGE); the bill is checked before parsing
     filename = (file.filename or "")[:255]
 
     def work() -> dict[str, Any]:
@@ -265,4 +184,4 @@ def reconciliation(run_id: Id, _p: Principal = Depends(money_staff)):
         return reconcile.get_reconciliation(s, run_id=run_id).to_dict()
 
 
-routers = (pay, admin)
+routers = (admin,)

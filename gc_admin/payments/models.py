@@ -99,7 +99,7 @@ class LedgerEntry(SQLModel, table=True):
 
     ``amount_fen`` is signed: payments ``+`` (received by the platform), refunds and payouts ``-``;
     points / stored-value rows carry the movement of the user's balance (spend ``-``, return ``+``),
-    points valued at :data:`gc_admin.orders.pricing.FEN_PER_POINT`.
+    points valued at :data:`gc_admin.payments.balances.FEN_PER_POINT`.
     """
 
     __tablename__ = "ledger_entry"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import reflex as rx
 
+from gc_admin.core.uploads import limits as upload_limits
+from gc_admin.payments.display import PROVIDERS
 from gc_admin.payments.models import LEDGER_KINDS
-from gc_admin.payments.reconcile import MAX_BILL_BYTES
 from gc_admin.payments.state import UPLOAD_ID, LedgerState, ReconcileState
-from gc_admin.payments.views import PROVIDERS
 from gc_admin.ui.components import Col, empty_row, export_button, pager, table_header
 from gc_admin.ui.layout import staff_page
 
@@ -136,7 +136,7 @@ def _reconcile_form() -> rx.Component:
                 rx.upload.root(
                     rx.button(rx.icon("file-up", size=14), "上传交易账单 CSV", variant="soft", type="button",
                               loading=s.busy),
-                    id=UPLOAD_ID, multiple=False, max_files=1, max_size=MAX_BILL_BYTES,
+                    id=UPLOAD_ID, multiple=False, max_files=1, max_size=upload_limits().max_bytes,
                     accept={"text/csv": [".csv"], "text/plain": [".txt"]},
                     on_drop=s.upload_bill(rx.upload_files(upload_id=UPLOAD_ID)),
                     data_testid="bill-upload",

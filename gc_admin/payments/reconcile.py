@@ -11,6 +11,9 @@ The two sides are joined in polars (full outer join on kind + key); each key is 
 ``missing_in_ledger`` (the provider has it, we do not: a lost notify — run a payment query),
 ``missing_in_bill`` (we recorded money the provider does not show) or ``amount_differs``. The
 run and its mismatches are stored in ``reconciliation_run`` for the dashboard, and audited.
+
+An uploaded or downloaded bill passes :func:`gc_admin.core.uploads.check_upload` before polars reads
+it (size, rows, line length, columns: ``UPLOAD_*`` codes); a refused bill stores no run.
 """
 
 from __future__ import annotations
@@ -22,16 +25,18 @@ from typing import Any
 import polars as pl
 from sqlmodel import Session, col, select
 
-from gc_admin.audit.service import Actor, record
+from gc_admin.audit.service import record
 from gc_admin.core.clock import SHANGHAI, iso, utcnow
 from gc_admin.core.errors import Conflict, InvalidInput, NotFound, UpstreamError
 from gc_admin.core.money import format_fen
+from gc_admin.core.principal import Actor
+from gc_admin.core.uploads import check_upload
 from gc_admin.integrations.wechatpay.billing import TradeBillError, read_trade_bill
 from gc_admin.integrations.wechatpay.client import WxPayError
+from gc_admin.payments.ledger import day_start
 from gc_admin.payments.models import LedgerEntry, ReconciliationRun
-from gc_admin.payments.service import PROVIDER, day_start
+from gc_admin.payments.service import PROVIDER
 
-MAX_BILL_BYTES = 50 * 1024 * 1024
 BILL_KEPT_DAYS = 92  # WeChat Pay serves trade bills of the last three months
 KINDS = {"missing_in_ledger": "账单有、流水无", "missing_in_bill": "流水有、账单无", "amount_differs": "金额不一致"}
 _SCHEMA = {"entry": pl.String, "key": pl.String, "amount_fen": pl.Int64, "ref": pl.String}
@@ -127,10 +132,10 @@ def reconcile_trade_bill(session: Session, *, data: bytes, actor: Actor, bill_da
     """Compare a trade bill (bytes) with the ledger of its day; store and audit the run.
 
     ``bill_date`` is required for a bill without rows and must agree with the rows' dates otherwise."""
-    if len(data) > MAX_BILL_BYTES:
-        raise InvalidInput("账单文件过大", code="FILE_TOO_LARGE")
     bill_side = pl.DataFrame(schema=_SCHEMA)
     if data.strip():
+        if check_upload(data) != "text":
+            raise InvalidInput("交易账单应为微信支付下载的 CSV 文本文件，不是 Excel 或压缩包", code="BAD_BILL")
         try:
             bill = read_trade_bill(data)
         except TradeBillError as exc:

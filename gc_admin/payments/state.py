@@ -1,9 +1,9 @@
 """流水与对账 page state: the ledger (filters, paging, totals by kind, Excel export) and reconciliation
 (a WeChat Pay trade bill uploaded or fetched for a day, compared with the ledger; the run history).
 
-Two small states, one per tab (DESIGN.md §2.8). Every handler that reads or changes data calls
-:func:`require` first: the ``ledger`` section is admin and manager only (the same platform money
-roles as the staff API's ``/admin/ledger`` and ``/admin/reconciliations``).
+Two small states, one per tab (DESIGN.md §2.8). Every handler that reads or changes data is
+``@guarded("ledger")``: admin and manager only (the same platform money roles as the staff API's
+``/admin/ledger`` and ``/admin/reconciliations``); the setters that only hold what is typed are ``@public``.
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ from gc_admin.core.errors import DomainError
 from gc_admin.core.exports import csv_bytes
 from gc_admin.core.money import format_fen
 from gc_admin.core.params import DAY_RANGE, check_day, parse_id
-from gc_admin.payments import reconcile
-from gc_admin.payments import service as payments
-from gc_admin.payments import views
-from gc_admin.ui.auth import denied, require, run_db
+from gc_admin.core.uploads import read_upload
+from gc_admin.payments import display, ledger, reconcile
+from gc_admin.ui.auth import current_principal, guarded, public, run_db
 from gc_admin.ui.paging import PAGE_SIZE, PagedMixin
 
 SECTION = "ledger"
@@ -43,41 +42,48 @@ class LedgerState(PagedMixin, rx.State):
     error: str = ""
     loaded: bool = False
 
+    def _on_denied(self) -> None:
+        self.rows, self.total, self.totals = [], 0, []
+
     @rx.event
+    @guarded(SECTION)
     async def set_kind(self, value: str):
         self.kind, self.page = value, 1
         return await self._reload()
 
     @rx.event
+    @guarded(SECTION)
     async def set_provider(self, value: str):
         self.provider, self.page = value, 1
         return await self._reload()
 
     @rx.event
+    @public
     def set_order_no(self, value: str):
         self.order_no = value.strip()[:32]
 
     @rx.event
+    @public
     def set_date_from(self, value: str):
         self.date_from = value[:10]
 
     @rx.event
+    @public
     def set_date_to(self, value: str):
         self.date_to = value[:10]
 
     @rx.event
+    @guarded(SECTION)
     async def clear_filters(self):
         self.kind, self.provider, self.order_no, self.date_from, self.date_to, self.page = "all", "all", "", "", "", 1
         return await self._reload()
 
-    def _filters(self) -> payments.LedgerFilter:
-        return views.ledger_filter(kind=self.kind, provider=self.provider, order_no=self.order_no,
-                                   date_from=self.date_from, date_to=self.date_to)
+    def _filters(self) -> ledger.LedgerFilter:
+        return ledger.ledger_filter(kind=self.kind, provider=self.provider, order_no=self.order_no,
+                                    date_from=self.date_from, date_to=self.date_to)
 
     async def _reload(self):
-        if await require(self, SECTION) is None:
-            self.rows, self.total, self.totals = [], 0, []
-            return await denied(self)
+        """The ledger page and its totals (called by guarded handlers only)."""
         try:
             f = self._filters()
         except ValueError as exc:
@@ -87,8 +93,8 @@ class LedgerState(PagedMixin, rx.State):
         sort = self._sort()
 
         def _work(s):
-            return (payments.list_ledger(s, filters=f, sort=sort, offset=self._offset(), limit=PAGE_SIZE),
-                    views.ledger_totals(s, filters=f))
+            return (ledger.list_ledger(s, filters=f, sort=sort, offset=self._offset(), limit=PAGE_SIZE),
+                    ledger.ledger_totals(s, filters=f))
 
         try:
             page, totals = await run_db(_work)
@@ -97,15 +103,16 @@ class LedgerState(PagedMixin, rx.State):
             return None
         self.error, self.loaded = "", True
         self.total, self.net = page.total, format_fen(page.net_fen)
-        self.rows = [views.ledger_row(r) for r in page.rows]
+        self.rows = [display.ledger_row(r) for r in page.rows]
         self.totals = [{"kind": t.kind, "label": t.label, "count": f"{t.count:,}", "net": format_fen(t.net_fen),
                         "sign": "neg" if t.net_fen < 0 else "pos"} for t in totals]
         return None
 
     def _sort_keys(self):
-        return payments.LEDGER_SORT_KEYS
+        return ledger.LEDGER_SORT_KEYS
 
     @rx.event
+    @guarded(SECTION)
     async def load(self):
         refused = await self._reload()
         if refused is not None or not self.loaded:
@@ -113,11 +120,9 @@ class LedgerState(PagedMixin, rx.State):
         return ReconcileState.load
 
     @rx.event
+    @guarded(SECTION)
     async def export(self):
         """Every ledger row matching the filters (up to the service's export limit) as Excel."""
-        if await require(self, SECTION) is None:
-            yield await denied(self)
-            return
         try:
             f = self._filters()
         except ValueError as exc:
@@ -127,13 +132,13 @@ class LedgerState(PagedMixin, rx.State):
         self.exporting = True
         yield
         try:
-            data = await run_db(lambda s: payments.ledger_xlsx(s, filters=f, sort=sort))
+            data = await run_db(lambda s: ledger.ledger_xlsx(s, filters=f, sort=sort))
         except DomainError as exc:
             self.exporting = False
             yield rx.toast.error(exc.message)
             return
         self.exporting = False
-        yield rx.download(data=data, filename=views.export_filename(), mime_type=XLSX)
+        yield rx.download(data=data, filename=display.export_filename(), mime_type=XLSX)
         yield rx.toast.success(f"已导出 {self.total:,} 条流水")
 
 
@@ -146,7 +151,11 @@ class ReconcileState(rx.State):
     mismatches: list[dict[str, str]] = []
     history: list[dict[str, str]] = []
 
+    def _on_denied(self) -> None:
+        self.history = []
+
     @rx.event
+    @public
     def set_bill_date(self, value: str):
         self.bill_date = value[:10]
 
@@ -163,20 +172,19 @@ class ReconcileState(rx.State):
             return f"账单日期不正确：{DAY_RANGE}"
 
     async def _reload(self):
-        if await require(self, SECTION) is None:
-            self.history = []
-            return await denied(self)
+        """The run history (called by guarded handlers only)."""
         runs = await run_db(lambda s: reconcile.list_reconciliations(s, limit=HISTORY_SHOWN))
-        self.history = [views.run_view(r) for r in runs]
+        self.history = [display.run_view(r) for r in runs]
         return None
 
     @rx.event
+    @guarded(SECTION)
     async def load(self):
         return await self._reload()
 
     def _show(self, result: reconcile.ReconcileResult) -> None:
-        self.result = views.run_view(result)
-        self.mismatches = views.mismatch_rows(result)
+        self.result = display.run_view(result)
+        self.mismatches = display.mismatch_rows(result)
 
     def _done_toast(self, result: reconcile.ReconcileResult) -> Any:
         if result.ok:
@@ -185,12 +193,10 @@ class ReconcileState(rx.State):
                                 f"差异 {len(result.mismatches):,} 笔，请核查")
 
     @rx.event
+    @guarded(SECTION)
     async def upload_bill(self, files: list[rx.UploadFile]):
         """A trade bill CSV as WeChat Pay serves it: compared with the ledger of its day."""
-        p = await require(self, SECTION)
-        if p is None:
-            yield await denied(self)
-            return
+        p = current_principal()
         if not files:
             return
         day = self._day()
@@ -199,11 +205,12 @@ class ReconcileState(rx.State):
             yield rx.clear_selected_files(UPLOAD_ID)
             return
         f = files[0]
-        if (f.size or 0) > reconcile.MAX_BILL_BYTES:
-            self.error = f"账单文件超过 {reconcile.MAX_BILL_BYTES // 1024 // 1024} MB"
+        try:
+            data = await read_upload(f)  # stops at the upload cap (UPLOAD_TOO_LARGE)
+        except DomainError as exc:
+            self.error = exc.message
             yield rx.clear_selected_files(UPLOAD_ID)
             return
-        data = await f.read(reconcile.MAX_BILL_BYTES + 1)
         name = (f.name or "trade-bill.csv").rsplit("/", 1)[-1]
         self.busy, self.busy_text, self.error = True, f"正在对账：{name}", ""
         yield
@@ -222,12 +229,10 @@ class ReconcileState(rx.State):
         yield self._done_toast(result)
 
     @rx.event
+    @guarded(SECTION)
     async def fetch_bill(self):
         """Download the chosen day's trade bill from WeChat Pay and reconcile it."""
-        p = await require(self, SECTION)
-        if p is None:
-            yield await denied(self)
-            return
+        p = current_principal()
         day = self._day()
         if day is None or isinstance(day, str):
             self.error = day or "请选择账单日期"
@@ -246,9 +251,8 @@ class ReconcileState(rx.State):
         yield self._done_toast(result)
 
     @rx.event
+    @guarded(SECTION)
     async def open_run(self, run_id: str):
-        if await require(self, SECTION) is None:
-            return await denied(self)
         try:
             result = await run_db(lambda s: reconcile.get_reconciliation(s, run_id=parse_id(run_id, what="对账记录")))
         except (DomainError, ValueError) as exc:
@@ -257,10 +261,9 @@ class ReconcileState(rx.State):
         return None
 
     @rx.event
+    @guarded(SECTION)
     async def download_mismatches(self):
         """The shown run's mismatches as CSV (UTF-8 with BOM, opens in Excel)."""
-        if await require(self, SECTION) is None:
-            return await denied(self)
         run_id = self.result.get("id", "")
         if not run_id:
             return rx.toast.error("请先选择一次对账")
@@ -275,7 +278,7 @@ class ReconcileState(rx.State):
 
 def _mismatch_csv(result: reconcile.ReconcileResult) -> bytes:
     rows: list[list[Any]] = [["差异类型", "类型", "商户单号", "账单金额（分）", "流水金额（分）", "微信单号"]]
-    rows += [[reconcile.KINDS.get(m.kind, m.kind), views.ENTRY_LABELS.get(m.entry, m.entry), m.key,
+    rows += [[reconcile.KINDS.get(m.kind, m.kind), display.ENTRY_LABELS.get(m.entry, m.entry), m.key,
               "" if m.bill_fen is None else m.bill_fen, "" if m.ledger_fen is None else m.ledger_fen,
               m.provider_ref or ""] for m in result.mismatches]
     return csv_bytes(rows)  # neutralised: the keys come from an uploaded bill

@@ -19,9 +19,9 @@ from urllib.parse import quote
 import reflex as rx
 
 from gc_admin.accounts import service as accounts
-from gc_admin.accounts.service import Principal
 from gc_admin.config import get_settings
 from gc_admin.core.errors import DomainError
+from gc_admin.core.principal import Principal
 from gc_admin.config import Settings
 from gc_admin.core.roles import ROLE_LABELS, SECTIONS, may, sections_for
 from gc_admin.db import session_scope
@@ -209,8 +209,8 @@ def current_principal() -> Principal:
     return p
 
 
-def guarded(section: str | None = None, *,
-            background: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def guarded(section: str | None = None, *, background: bool = False,
+            quiet: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorate a Reflex event handler (under ``@rx.event``) so that it runs only for a signed-in
     staff member whose role may use ``section`` — checked on the server, against the database, at
     every event (:func:`require`). Anyone else gets :func:`denied` and the handler does not run; a
@@ -220,7 +220,8 @@ def guarded(section: str | None = None, *,
     Works for plain and async-generator handlers; ``background=True`` for
     ``@rx.event(background=True)`` handlers (the check then runs inside ``async with self``).
     ``section=None`` takes the state class's ``SECTION`` (for handlers a mixin shares, such as
-    paging); a state without one is refused.
+    paging); a state without one is refused. ``quiet=True`` refuses without the toast (a timer's
+    handler, such as the sidebar badge's tick, must not toast a refusal every few seconds).
     """
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -231,7 +232,7 @@ def guarded(section: str | None = None, *,
             clear = getattr(state, "_on_denied", None)
             if clear is not None:
                 clear()
-            return None, await denied(state)
+            return None, None if quiet else await denied(state)
 
         async def check(state: rx.State) -> tuple[Principal | None, Any]:
             if not background:
@@ -244,8 +245,7 @@ def guarded(section: str | None = None, *,
             async def gen_wrapper(self, *args: Any, **kwargs: Any):
                 p, refusal = await check(self)
                 if p is None:
-                    if refusal is not None:
-                        yield refusal
+                    yield refusal  # as the preamble it replaces did (``yield await denied(self)``), even None
                     return
                 gen = fn(self, *args, **kwargs)
                 try:

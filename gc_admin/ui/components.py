@@ -123,14 +123,18 @@ def form_actions(submit: rx.Component) -> rx.Component:
 
 
 def dialog(title: Any, *body: rx.Component, open: Any, on_open_change: Any, trigger: rx.Component | None = None,
-           description: Any = None, max_width: str = "32rem", testid: str | None = None) -> rx.Component:
+           description: Any = None, max_width: str = "32rem", testid: str | None = None,
+           actions: tuple[rx.Component, ...] = ()) -> rx.Component:
     """The dashboard's one dialog skeleton: an optional trigger, a title (and a description for
     screen readers and the consequence text), then the body — usually a form ending in
-    :func:`form_actions`. Open state lives in the page's state (``open`` / ``on_open_change``)."""
+    :func:`form_actions`. Open state lives in the page's state (``open`` / ``on_open_change``).
+    ``actions``: small buttons on the title's line, at the right (a panel's 刷新, its close button)."""
+    head = rx.dialog.title(title) if not actions else rx.hstack(
+        rx.dialog.title(title, margin="0"), rx.spacer(), *actions, align="center", width="100%")
     return rx.dialog.root(
         *([rx.dialog.trigger(trigger)] if trigger is not None else []),
         rx.dialog.content(
-            rx.dialog.title(title),
+            head,
             *([rx.dialog.description(description, size="2", color_scheme="gray")] if description is not None else []),
             *body,
             max_width=max_width,
@@ -141,12 +145,17 @@ def dialog(title: Any, *body: rx.Component, open: Any, on_open_change: Any, trig
     )
 
 
-def confirm_dialog(title: Any, consequence: Any, *, open: Any, on_open_change: Any, confirm: rx.Component,
+def confirm_dialog(title: Any, consequence: Any, *, open: Any = None, on_open_change: Any = None, confirm: rx.Component,
                    back: rx.Component | None = None, extra: tuple[rx.Component, ...] = (),
-                   max_width: str = "34rem", testid: str | None = None) -> rx.Component:
+                   max_width: str = "34rem", testid: str | None = None,
+                   trigger: rx.Component | None = None) -> rx.Component:
     """The confirmation before anything that moves money, stock or coupons: the consequence in bold
-    (DESIGN.md §5: "将向 1,204 个手机号发放 1,204 张券…"), then 返回 / the confirming button."""
+    (DESIGN.md §5: "将向 1,204 个手机号发放 1,204 张券…"), then 返回 / the confirming button.
+
+    Open state in the page's state (``open`` / ``on_open_change``), or none: a ``trigger`` opens it (a
+    row's own 停用 / 吊销 button) and ``confirm`` wrapped in ``rx.alert_dialog.action`` closes it."""
     return rx.alert_dialog.root(
+        *([rx.alert_dialog.trigger(trigger)] if trigger is not None else []),
         rx.alert_dialog.content(
             rx.alert_dialog.title(title),
             rx.alert_dialog.description(rx.text(consequence, size="3", weight="bold"), padding_y="0.5rem"),
@@ -160,6 +169,5 @@ def confirm_dialog(title: Any, consequence: Any, *, open: Any, on_open_change: A
             max_width=max_width,
             **({"data_testid": testid} if testid else {}),
         ),
-        open=open,
-        on_open_change=on_open_change,
+        **({"open": open, "on_open_change": on_open_change} if open is not None else {}),
     )

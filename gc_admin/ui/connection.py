@@ -42,30 +42,49 @@ class ConnectionNotice(Fragment):
         effect = f"""
 useEffect(() => {{
     const origin = window.location.origin;
-    const opts = {{id: "{TOAST_ID}", closeButton: true, duration: Infinity, onDismiss: () => setGcDismissed(true)}};
+    // Each notice that goes away (closed, or the connection came back) leaves its id behind: sonner
+    // delivers a dismissal a frame or two later, and one of an old id cannot remove a newer notice.
+    // Only a toast that is on screen is ever dismissed (a dismissal sent ahead of the first error
+    // would otherwise remove the first notice as it appears), and only the person closing the
+    // notice on screen keeps it closed until the connection is back.
+    const id = `{TOAST_ID}-${{gcIds.current.page}}-${{gcIds.current.n}}`;
+    const show = (message) => {{
+        gcIds.current.shown = id;
+        toast?.error(message, {{id, closeButton: true, duration: Infinity, onDismiss: () => {{
+            if (gcIds.current.shown !== id) return;  // our own dismissal, below
+            gcIds.current = {{...gcIds.current, shown: null, n: gcIds.current.n + 1}};
+            setGcDismissed(true);
+        }}}});
+    }};
     if (connectErrors.length === 0) {{
-        toast?.dismiss("{TOAST_ID}");
+        const shown = gcIds.current.shown;
+        if (shown !== null) {{
+            gcIds.current = {{...gcIds.current, shown: null, n: gcIds.current.n + 1}};
+            toast?.dismiss(shown);
+        }}
         setGcDismissed(false);
     }} else if (gcDismissed) {{
         return;
     }} else if (connectErrors.some((error) => error.code === "hydration_payload_too_large")) {{
-        toast?.error("页面数据过大，无法加载。请缩小筛选范围后刷新页面，或联系管理员。", opts);
+        show("页面数据过大，无法加载。请缩小筛选范围后刷新页面，或联系管理员。");
     }} else if (!{allowed}.includes(origin)) {{
-        toast?.error({refused}, opts);
+        show({refused});
     }} else if (connectErrors.length >= 2) {{
-        toast?.error(`无法连接服务器，正在重试。请确认后台服务正在运行（${{getBackendURL(env.EVENT).href}}）。`, opts);
+        show(`无法连接服务器，正在重试。请确认后台服务正在运行（${{getBackendURL(env.EVENT).href}}）。`);
     }}
 }}, [connectErrors, gcDismissed]);"""
         return [
             Hooks.CONNECT_ERRORS,
             Var(f"const toast = {toast_ref};"),
             "const [gcDismissed, setGcDismissed] = useState(false);",
+            "const gcIds = useRef({page: Math.random().toString(36).slice(2), n: 0, shown: null});",
+            Var(f"useEffect(() => () => {{ if (gcIds.current.shown !== null) {toast_ref}?.dismiss(gcIds.current.shown); }}, []);"),
             Var(
                 _js_expr=effect,
                 _var_data=VarData.merge(
                     connect_error_var_data,
                     VarData(imports={
-                        "react": [ImportVar(tag="useEffect"), ImportVar(tag="useState")],
+                        "react": [ImportVar(tag="useEffect"), ImportVar(tag="useRef"), ImportVar(tag="useState")],
                         "$/env.json": [ImportVar(tag="env", is_default=True)],
                         "$/utils/state": [ImportVar(tag="getBackendURL")],
                     }),

@@ -76,7 +76,8 @@ def auth_wechat_phone(body: WechatPhoneBody, request: Request, user: MpUser = De
 @router.post("/auth/sms/send", response_model=SmsSentOut, summary="发送登录验证码（按手机号与 IP 限频）")
 def auth_sms_send(body: SmsSendBody, request: Request) -> SmsSentOut:
     with session_scope() as session:
-        service.send_login_code(session, phone=body.phone, ip=client_ip(request))
+        msg = service.send_login_code(session, phone=body.phone, ip=client_ip(request))
+    service.raise_if_not_sent(msg)  # after the commit: a refused code still counts toward the limits
     return SmsSentOut(sent=True, cooldown_seconds=int(service.SMS_COOLDOWN.total_seconds()))
 
 

@@ -13,15 +13,16 @@ import polars as pl
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
-from gc_admin.audit.service import Actor, record
+from gc_admin.audit.service import record
 from gc_admin.config import get_settings
 from gc_admin.core.clock import UTC, as_utc, fmt_local, utcnow
 from gc_admin.core.errors import Conflict, DomainError, InvalidInput, RateLimited, Unauthorized, UpstreamError
 from gc_admin.core.exports import EXPORT_LIMIT
 from gc_admin.core.phone import mask_phone, normalize_phone
+from gc_admin.core.principal import Actor
 from gc_admin.core.security import hmac_digest, issue_jwt, read_jwt
 from gc_admin.core.sorting import order_by
-from gc_admin.db import first_wins, lock_for_write, lock_keys
+from gc_admin.db import Page, first_wins, lock_for_write, lock_keys, paginate, separate_unit
 from gc_admin.integrations.sms.models import SmsMessage
 from gc_admin.integrations.sms.service import send_sms
 from gc_admin.integrations.wechat.client import WeChatError, get_client
@@ -211,7 +212,9 @@ def _count(session: Session, *conds) -> int:
 def send_login_code(session: Session, *, phone: str, ip: str | None = None) -> SmsMessage:
     """Send a 6-digit code, at most once a minute and 10 times a day per phone, 30 an hour per IP.
 
-    Returns the outbox row; the caller commits and then reports ``status == "failed"``.
+    Returns the outbox row, ``failed`` if the provider refused the message: the caller commits (the
+    code counts toward the limits, 短信记录 shows the failure) and then answers with
+    :func:`raise_if_not_sent`.
     """
     norm = normalize_phone(phone)
     if norm is None:
@@ -233,10 +236,14 @@ def send_login_code(session: Session, *, phone: str, ip: str | None = None) -> S
     code = f"{secrets.randbelow(1_000_000):06d}"
     session.add(SmsLoginCode(phone=norm, code_digest=hmac_digest(f"{norm}:{code}"), ip=ip, created_at=now,
                              expires_at=now + SMS_CODE_TTL))
-    msg = send_sms(session, phone=norm, template="login_code", params={"code": code})
+    return send_sms(session, phone=norm, template="login_code", params={"code": code})
+
+
+def raise_if_not_sent(msg: SmsMessage) -> None:
+    """``SMS_SEND_FAILED`` for a login code the provider refused — raised by the caller after its unit
+    of work committed the code and the outbox row (:func:`send_login_code`)."""
     if msg.status == "failed":
-        raise UpstreamError("短信发送失败，请稍后再试", code="SMS_SEND_FAILED", keep_changes=True)
-    return msg
+        raise UpstreamError("短信发送失败，请稍后再试", code="SMS_SEND_FAILED")
 
 
 def sms_login(session: Session, *, phone: str, code: str, ip: str | None = None) -> TokenGrant:
@@ -254,15 +261,16 @@ def sms_login(session: Session, *, phone: str, code: str, ip: str | None = None)
     if row is None:
         raise bad
     # The try is counted before the code is compared, by a conditional UPDATE: concurrent guesses
-    # cannot get more than SMS_MAX_ATTEMPTS compared between them.
-    tried = session.exec(update(SmsLoginCode).where(col(SmsLoginCode.id) == row.id,
-                                                    col(SmsLoginCode.attempts) < SMS_MAX_ATTEMPTS)
-                         .values(attempts=SmsLoginCode.attempts + 1))
-    if tried.rowcount != 1:
+    # cannot get more than SMS_MAX_ATTEMPTS compared between them. It is counted in a unit of work of
+    # its own, committed at once: a wrong try stays counted while its refusal rolls back the caller's.
+    with separate_unit(session) as own:
+        counted = own.exec(update(SmsLoginCode).where(col(SmsLoginCode.id) == row.id,
+                                                      col(SmsLoginCode.attempts) < SMS_MAX_ATTEMPTS)
+                           .values(attempts=SmsLoginCode.attempts + 1)).rowcount == 1
+    if not counted:
         raise bad
     if not hmac.compare_digest(row.code_digest, hmac_digest(f"{norm}:{code.strip()}")):
-        # the wrong try stays counted: the unit of work commits it before raising
-        raise Unauthorized(bad.message, code=bad.code, keep_changes=True)
+        raise bad
     # One use, even when two requests race: only the one that flips consumed_at wins.
     res = session.exec(
         update(SmsLoginCode).where(col(SmsLoginCode.id) == row.id, col(SmsLoginCode.consumed_at).is_(None))
@@ -278,12 +286,6 @@ def sms_login(session: Session, *, phone: str, code: str, ip: str | None = None)
            summary="短信验证码登录")
     _claim_waiting_coupons(session, user)
     return _grant(user)
-
-
-@dataclasses.dataclass(frozen=True)
-class UserPage:
-    rows: list[MpUser]
-    total: int
 
 
 USER_SORT_KEYS = {"id": col(MpUser.id), "phone": col(MpUser.phone), "city": col(MpUser.city),
@@ -303,12 +305,9 @@ def _users_order(sort: str | None) -> list:
 
 
 def list_users(session: Session, *, phone: str = "", sort: str | None = None, offset: int = 0,
-               limit: int = 50) -> UserPage:
+               limit: int = 50) -> Page[MpUser]:
     """Users whose phone contains ``phone`` (digits), newest first (or by ``sort``: :data:`USER_SORT_KEYS`)."""
-    q = _users_query(phone)
-    total = session.exec(select(func.count()).select_from(q.subquery())).one()
-    rows = session.exec(q.order_by(*_users_order(sort)).offset(max(offset, 0)).limit(min(max(limit, 1), 200))).all()
-    return UserPage(list(rows), int(total))
+    return paginate(session, _users_query(phone), order=_users_order(sort), offset=offset, limit=limit)
 
 
 def users_frame(session: Session, *, phone: str = "", sort: str | None = None) -> pl.DataFrame:

@@ -63,7 +63,7 @@ def test_admin_creates_staff_and_it_is_audited(page, app_server):
     dialog = page.get_by_role("dialog")
     dialog.get_by_placeholder("用户名（小写字母开头，3–32 位）").fill("newclerk")
     dialog.get_by_placeholder("姓名").fill("孙悦")
-    dialog.get_by_role("combobox").click()
+    dialog.get_by_test_id("staff-new-role").click()
     page.get_by_role("option", name="内勤").click()
     dialog.get_by_placeholder("初始密码（至少 8 位，含字母和数字）").fill("short")
     dialog.get_by_role("button", name="创建").click()
@@ -81,6 +81,44 @@ def test_admin_creates_staff_and_it_is_audited(page, app_server):
     login(page, app_server, "newclerk", "newclerk2026")
     expect(page.get_by_test_id("role-badge")).to_have_text("内勤")
     expect(page.get_by_test_id("nav-staff")).to_have_count(0)
+
+
+def test_admin_gives_an_insurer_account_its_programme(page, app_server):
+    """The staff dialog's programme picker: only an insurer account takes a programme; the table
+    shows it under 所属项目 and changes it there, audited."""
+    login(page, app_server, "admin", "admin2026")
+    expect(page.get_by_test_id("sidebar")).to_be_visible()
+    page.get_by_test_id("nav-staff").click()
+    expect(page.get_by_test_id("staff-table")).to_be_visible()
+    page.get_by_test_id("staff-new").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_placeholder("用户名（小写字母开头，3–32 位）").fill("gxclaims")
+    dialog.get_by_placeholder("姓名").fill("蒙丽")
+    dialog.get_by_test_id("staff-new-role").click()
+    page.get_by_role("option", name="内勤").click()
+    dialog.get_by_test_id("staff-new-programme").click()
+    page.get_by_role("option", name="广西人保车主权益（picc_gx）").click()
+    dialog.get_by_placeholder("初始密码（至少 8 位，含字母和数字）").fill("gxclaims2026")
+    dialog.get_by_role("button", name="创建").click()
+    expect(dialog).to_contain_text("只有人保账号可以关联项目")
+    dialog.get_by_test_id("staff-new-role").click()
+    page.get_by_role("option", name="人保").click()
+    dialog.get_by_role("button", name="创建").click()
+    expect(page.get_by_text("已创建员工 gxclaims")).to_be_visible()
+    row = page.get_by_test_id("staff-row").filter(has_text="gxclaims")
+    expect(row).to_contain_text("广西人保车主权益（picc_gx）")
+    expect(page.get_by_test_id("staff-row").filter(has_text="clerk").first).not_to_contain_text("picc_gx")
+    save_artifact(page, "staff-programmes.png")
+    # changed in the table: the account no longer acts for the programme
+    row.get_by_role("combobox").filter(has_text="广西人保车主权益").click()
+    page.get_by_role("option", name="不关联项目").click()
+    expect(page.get_by_text("gxclaims 已不再关联项目")).to_be_visible()
+    expect(row).to_contain_text("不关联项目")
+    page.reload()
+    expect(page.get_by_test_id("staff-row").filter(has_text="gxclaims")).to_contain_text("不关联项目")
+    page.get_by_test_id("nav-audit").click()
+    expect(page.get_by_test_id("audit-row").filter(has_text="gxclaims 所属项目：picc_gx → 无").first).to_be_visible()
+    expect(page.get_by_test_id("audit-row").filter(has_text="所属项目 picc_gx").first).to_be_visible()
 
 
 # --- network exposure and origins (issue 7 point 4) -----------------------------------------------
@@ -164,6 +202,90 @@ def test_a_refused_origin_is_explained_in_chinese(aliased_browser, app_server):
         context.close()
 
 
+# Frames and the websocket by hand: requestAnimationFrame callbacks run only when the test says so,
+# and every websocket the page opens stays connecting until the test fails it, or, after
+# __release(), frames run by themselves again and new websockets are real.
+FRAMES_AND_SOCKETS_BY_HAND = """
+(() => {
+    const frames = new Map(); let n = 0; let released = false;
+    const [RealSocket, realFrame, realCancel] = [window.WebSocket, window.requestAnimationFrame, window.cancelAnimationFrame];
+    window.requestAnimationFrame = (cb) => { n += 1; frames.set(n, cb); return n; };
+    window.cancelAnimationFrame = (h) => { frames.delete(h); };
+    window.__frame = () => { const due = [...frames.values()]; frames.clear(); due.forEach((cb) => cb(performance.now())); };
+    window.__release = () => {
+        released = true;
+        window.__frame();
+        window.requestAnimationFrame = realFrame;
+        window.cancelAnimationFrame = realCancel;
+    };
+    const sockets = [];
+    window.WebSocket = class HeldSocket extends EventTarget {
+        static CONNECTING = 0; static OPEN = 1; static CLOSING = 2; static CLOSED = 3;
+        constructor(url, protocols) {
+            if (released) return new RealSocket(url, protocols);
+            super(); this.url = url; this.readyState = 0; this.binaryType = "blob"; sockets.push(this);
+        }
+        send() {}
+        close() { this.readyState = 3; }
+    };
+    window.__sockets = () => sockets.filter((s) => s.readyState === 0).length;
+    window.__failSocket = () => {
+        const s = sockets.find((s) => s.readyState === 0);
+        s.readyState = 3;
+        s.onerror?.(new Event("error"));
+        s.onclose?.(new CloseEvent("close", {code: 1006}));
+    };
+})();
+"""
+
+
+def test_the_refused_origin_notice_outlasts_the_pages_first_frames(aliased_browser, app_server):
+    """The notice stays up as long as the connection fails, whatever a frame delivers after it
+    appears (the page once sent sonner a dismissal before its first error, which removed the
+    notice as it came up and, taken for the person's close, kept it away for good)."""
+    base = f"http://{OTHER_HOST}:{_port(app_server)}"
+    context = aliased_browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
+    try:
+        page = context.new_page()
+        page.add_init_script(FRAMES_AND_SOCKETS_BY_HAND)
+        page.goto(base + "/login/")
+        expect(page.get_by_test_id("login-username")).to_be_visible()
+        page.wait_for_function("window.__sockets() > 0", polling=100)
+        page.wait_for_load_state("networkidle")  # mounted: every effect of the first render has run
+        page.evaluate("window.__frame()")
+        page.evaluate("window.__failSocket()")
+        toast = page.locator("[data-sonner-toast]").filter(has_text="不是允许的访问地址")
+        expect(toast).to_be_visible()
+        for _ in range(3):  # more frames and more failed attempts: the notice stays
+            page.evaluate("window.__frame()")
+            page.wait_for_function("window.__sockets() > 0", polling=100)  # the page retries
+            page.evaluate("window.__failSocket()")
+            expect(toast).to_have_count(1)
+            expect(toast).to_have_attribute("data-removed", "false")
+            expect(toast).to_contain_text(base)
+    finally:
+        context.close()
+
+
+def test_the_connection_notice_goes_when_the_connection_comes_back(page, app_server):
+    page.add_init_script(FRAMES_AND_SOCKETS_BY_HAND)
+    page.goto(app_server.url("/login/"))
+    expect(page.get_by_test_id("login-username")).to_be_visible()
+    for _ in range(2):  # an allowed address: the notice comes with the second failed attempt
+        page.wait_for_function("window.__sockets() > 0", polling=100)
+        page.evaluate("window.__failSocket()")
+    toast = page.locator("[data-sonner-toast]").filter(has_text="无法连接服务器，正在重试")
+    expect(toast).to_be_visible()
+    expect(page.get_by_test_id("connection-lost")).to_be_visible()
+    page.evaluate("window.__release()")  # the next attempt reaches the server
+    expect(page.get_by_test_id("connection-lost")).to_have_count(0)
+    expect(toast).to_have_count(0)
+    page.get_by_test_id("login-username").fill("clerk")
+    page.get_by_test_id("login-password").fill("clerk2026")
+    page.get_by_test_id("login-submit").click()
+    expect(page.get_by_test_id("role-badge")).to_have_text("内勤")
+
+
 # --- sign-in redirect (point 5) -------------------------------------------------------------------
 
 @pytest.mark.parametrize("nxt", ["/%5Cevil.example/x", "//evil.example/x", "/%09/evil.example"])
@@ -219,7 +341,7 @@ def test_pages_work_under_the_content_security_policy(page, app_server):
     dialog = page.get_by_role("dialog")
     dialog.get_by_placeholder("用户名（小写字母开头，3–32 位）").fill("cspclerk")
     dialog.get_by_placeholder("姓名").fill("韩梅")
-    dialog.get_by_role("combobox").click()
+    dialog.get_by_test_id("staff-new-role").click()
     page.get_by_role("option", name="内勤").click()
     dialog.get_by_placeholder("初始密码（至少 8 位，含字母和数字）").fill("cspclerk2026")
     dialog.get_by_role("button", name="创建").click()
@@ -335,7 +457,7 @@ def test_toasts_stay_in_the_top_bar_band(sized, app_server):
     name = f"toast{width}"
     dialog.get_by_placeholder("用户名（小写字母开头，3–32 位）").fill(name)
     dialog.get_by_placeholder("姓名").fill("吕芳")
-    dialog.get_by_role("combobox").click()
+    dialog.get_by_test_id("staff-new-role").click()
     page.get_by_role("option", name="内勤").click()
     dialog.get_by_placeholder("初始密码（至少 8 位，含字母和数字）").fill("toastclerk2026")
     dialog.get_by_role("button", name="创建").click()

@@ -10,12 +10,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
-from gc_admin.accounts.service import Principal
 from gc_admin.config import get_settings
 from gc_admin.core.clock import iso
 from gc_admin.core.errors import NotFound
 from gc_admin.accounts.deps import require_staff
 from gc_admin.core.params import Limit, Offset
+from gc_admin.core.principal import Principal
 from gc_admin.db import session_scope
 from gc_admin.integrations.sms.service import list_outbox
 

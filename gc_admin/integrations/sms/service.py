@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 from gc_admin.config import get_settings
 from gc_admin.core.clock import utcnow
 from gc_admin.core.sorting import order_by
+from gc_admin.db import Page, paginate
 from gc_admin.integrations.sms.base import SECRET_PARAMS, TEMPLATES, SmsError, SmsSender, render
 from gc_admin.integrations.sms.models import SmsMessage
 
@@ -154,29 +155,22 @@ class OutboxRow:
     created_at: dt.datetime
 
 
-@dataclasses.dataclass(frozen=True)
-class OutboxPage:
-    rows: list[OutboxRow]
-    total: int
-
-
 OUTBOX_SORT_KEYS = {"created_at": col(SmsMessage.created_at), "phone": col(SmsMessage.phone),
                     "provider": col(SmsMessage.provider), "status": col(SmsMessage.status)}
 
 
 def list_outbox(session: Session, *, phone: str = "", sort: str | None = None, offset: int = 0,
-                limit: int = 50) -> OutboxPage:
+                limit: int = 50) -> Page[OutboxRow]:
     """Recorded messages, newest first (or by ``sort``: :data:`OUTBOX_SORT_KEYS`), for staff: login
     codes masked (:func:`staff_text`)."""
     q = select(SmsMessage)
     digits = "".join(ch for ch in phone if ch.isdigit())[:11]  # never pass e.g. a NUL byte to the database
     if digits:
         q = q.where(col(SmsMessage.phone).contains(digits))
-    total = session.exec(select(func.count()).select_from(q.subquery())).one()
     order = order_by(sort, OUTBOX_SORT_KEYS, tie=col(SmsMessage.id), default=[col(SmsMessage.id).desc()])
-    rows = session.exec(q.order_by(*order).offset(max(offset, 0)).limit(min(max(limit, 1), 200))).all()
-    return OutboxPage([OutboxRow(m.id or 0, m.phone, m.template, staff_text(m.template, m.content), m.provider,
-                                 m.status, m.created_at) for m in rows], int(total))
+    return paginate(session, q, order=order, offset=offset, limit=limit,
+                    row=lambda m: OutboxRow(m.id or 0, m.phone, m.template, staff_text(m.template, m.content),
+                                            m.provider, m.status, m.created_at))
 
 
 def messages_to(session: Session, *, phone: str, limit: int = 10) -> list[SmsMessage]:

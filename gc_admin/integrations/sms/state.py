@@ -9,7 +9,7 @@ import reflex as rx
 from gc_admin.core.clock import fmt_local
 from gc_admin.core.phone import mask_phone
 from gc_admin.integrations.sms.service import OUTBOX_SORT_KEYS, PROVIDER_LABELS, list_outbox
-from gc_admin.ui.auth import denied, require, run_db
+from gc_admin.ui.auth import guarded, public, run_db
 from gc_admin.ui.paging import PAGE_SIZE, PagedMixin
 
 SECTION = "sms"
@@ -21,14 +21,15 @@ class SmsState(PagedMixin, rx.State):
     rows: list[dict[str, str]] = []
     phone_q: str = ""
 
+    def _on_denied(self) -> None:
+        self.rows, self.total = [], 0
+
     @rx.event
+    @public
     def set_phone_q(self, value: str):
         self.phone_q = "".join(ch for ch in value if ch.isdigit())[:11]
 
-    async def _reload(self):
-        if await require(self, SECTION) is None:
-            self.rows, self.total = [], 0
-            return await denied(self)
+    async def _reload(self):  # only from a guarded handler
         page = await run_db(list_outbox, phone=self.phone_q, sort=self._sort(), offset=self._offset(), limit=PAGE_SIZE)
         self.total = page.total
         self.rows = [
@@ -46,6 +47,7 @@ class SmsState(PagedMixin, rx.State):
         return None
 
     @rx.event
+    @guarded(SECTION)
     async def load(self):
         return await self._reload()
 

@@ -77,6 +77,22 @@ def test_wrong_password_is_recorded_and_throttles(any_db, make_staff):
     assert "分钟后再试" in err.value.message
 
 
+def test_a_refused_sign_in_is_kept_however_the_callers_unit_of_work_ends(any_db, make_staff):
+    """The failed attempt and its audit row are committed in a unit of work of their own: a caller
+    that catches the refusal and then fails (its unit rolls back) does not erase what the throttle
+    counts."""
+    make_staff("chen", "clerk")
+    with pytest.raises(RuntimeError):
+        with session_scope() as s:
+            with pytest.raises(Unauthorized):
+                service.authenticate(s, username="chen", password="wrong-password", ip="10.0.0.1")
+            raise RuntimeError("the caller's next step fails")
+    with session_scope() as s:
+        assert [(a.username, a.ip, a.success) for a in s.exec(select(LoginAttempt)).all()] == [("chen", "10.0.0.1", False)]
+        assert [a.action for a in s.exec(select(AuditLog).order_by(AuditLog.id)).all()] == ["staff.created",
+                                                                                          "staff.login_failed"]
+
+
 def test_unknown_user_is_indistinguishable(db):
     with pytest.raises(Unauthorized) as err:
         _login("ghost", "whatever1")

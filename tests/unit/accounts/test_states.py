@@ -22,10 +22,10 @@ from gc_admin.accounts.state import StaffState
 from gc_admin.audit.models import AuditLog
 from gc_admin.audit.state import AuditState
 from gc_admin.core.security import hash_token, verify_password
+from gc_admin.customers.state import UsersState
 from gc_admin.db import session_scope
 from gc_admin.ui.auth import AuthState
-from gc_admin.ui.home import HomeState
-from gc_admin.users.state import UsersState
+from gc_admin.home.state import HomeState
 from tests.support import DENIED, redirect_path, run, sign_in, state_of, toast
 
 

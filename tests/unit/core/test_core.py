@@ -80,3 +80,25 @@ def test_audit_day_filter_uses_shanghai_midnight():
     assert local_day_start("2026-11-21") == dt.datetime(2026, 11, 20, 16, 0, tzinfo=UTC)
     assert local_day_start("2026-11-21", next_day=True) == dt.datetime(2026, 11, 21, 16, 0, tzinfo=UTC)
     assert local_day_start("") is None and local_day_start("garbage") is None
+
+
+def test_bulk_helpers_move_a_frame_through_a_staging_table(any_db):
+    """core.bulk (every feature's set-based writes, not a coupons module): a frame with times goes into a
+    staging table in one pass and comes back through the driver unchanged, on SQLite and PostgreSQL."""
+    import polars as pl
+
+    from gc_admin.core import bulk
+    from gc_admin.db import session_scope
+
+    when = dt.datetime(2026, 11, 21, 6, 5, 4, 321000, tzinfo=UTC)
+    frame = pl.DataFrame({"n": [1, 2, 3], "label": ["甲", None, "丙"],
+                          "at": pl.Series([when, when, when + dt.timedelta(days=1)], dtype=pl.Datetime("us", "UTC"))})
+    with session_scope() as s:
+        pg = bulk.dialect(s) == "postgresql"
+        bulk.temp_table(s, "_gc_bulk", "n bigint, label text, at " + ("timestamptz" if pg else "text"))
+        bulk.load_frame(s, "_gc_bulk", frame)
+        rows = bulk.raw_rows(s, "SELECT n, label, at FROM _gc_bulk WHERE at >= :since ORDER BY n",
+                             {"since": bulk.db_time(s, when)})
+        bulk.drop_temp(s, "_gc_bulk")
+    assert [r[:2] for r in rows] == [(1, "甲"), (2, None), (3, "丙")]
+    assert rows[2][2] == (when + dt.timedelta(days=1) if pg else bulk.sqlite_time(when + dt.timedelta(days=1)))

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from gc_admin.core.clock import utcnow
-from gc_admin.db import DatabaseBusy, lock_for_write, session_scope
+from gc_admin.db import DatabaseBusy, lock_for_write, separate_unit, session_scope
 from tests.support import rows, scalar
 from tests.unit.orders.support import buyer
 
@@ -64,6 +64,41 @@ def test_sqlite_lock_held_elsewhere_is_a_clear_busy_error(sqlite_db) -> None:
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+
+# --- separate_unit: a record that outlives the caller's unit of work --------------------------------------
+
+def _count(table: str) -> int:
+    with session_scope() as s:
+        return s.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
+
+
+def test_a_separate_unit_commits_while_the_callers_rolls_back(any_db) -> None:
+    with pytest.raises(RuntimeError), session_scope() as s:
+        s.execute(sa.text("SELECT count(*) FROM login_attempt")).scalar_one()  # the caller has only read
+        with separate_unit(s) as own:
+            own.execute(sa.text("INSERT INTO login_attempt (username, success, at) VALUES ('kept', false, CURRENT_TIMESTAMP)"))
+        s.execute(sa.text("INSERT INTO login_attempt (username, success, at) VALUES ('lost', false, CURRENT_TIMESTAMP)"))
+        raise RuntimeError("the caller fails")
+    with session_scope() as s:
+        assert s.execute(sa.text("SELECT username FROM login_attempt")).scalars().all() == ["kept"]
+
+
+def test_a_separate_unit_that_fails_keeps_nothing(any_db) -> None:
+    with session_scope() as s, pytest.raises(RuntimeError):
+        with separate_unit(s) as own:
+            own.execute(sa.text("INSERT INTO login_attempt (username, success, at) VALUES ('x', false, CURRENT_TIMESTAMP)"))
+            raise RuntimeError("boom")
+    assert _count("login_attempt") == 0
+
+
+def test_sqlite_separate_unit_after_the_caller_wrote_is_refused_at_once(sqlite_db) -> None:
+    """It would wait busy_timeout for the write lock its own caller holds: a programming error, said at once."""
+    with pytest.raises(RuntimeError, match="after the unit of work wrote"), session_scope() as s:
+        s.execute(sa.text("DELETE FROM login_attempt WHERE id < 0"))
+        with separate_unit(s):
+            pass
 
 
 # --- first_wins: a unique key taken meanwhile is answered by the replay -------------------------------

@@ -19,11 +19,10 @@ from gc_admin.audit.service import Actor
 from gc_admin.core import exports
 from gc_admin.core.clock import utcnow
 from gc_admin.coupons import service as coupons
-from gc_admin.coupons import views as coupon_views
+from gc_admin.coupons.issuance import service as issuance_service
 from gc_admin.db import session_scope
 from gc_admin.orders import service as orders
-from gc_admin.payments import reconcile
-from gc_admin.payments import service as payments
+from gc_admin.payments import ledger, reconcile
 from gc_admin.payments.state import _mismatch_csv
 from gc_admin.users import service as users
 from gc_admin.users.models import MpUser
@@ -122,7 +121,7 @@ def test_issuance_result_csv_keeps_junk_phone_rows_as_text(db):
                                category="car_wash")
         result = coupons.issue_batch(s, actor=SETUP, source="staff", batch_id="B1", product_code="wa",
                                      phones=["13800000001", LINK, "@SUM(1)"])
-    rows = read_csv(coupon_views.issuance_result_csv(result))
+    rows = read_csv(issuance_service.issuance_result_csv(result))
     assert rows[3][0] == "2" and rows[3][2] == "手机号无效"
     assert rows[3][1].startswith("'=HYPERLINK(")  # as stored (the row keeps the first characters)
     assert rows[4][1] == "'@SUM(1)"
@@ -140,8 +139,8 @@ def test_reconciliation_mismatch_csv_keeps_bill_keys_as_text():
 
 def test_ledger_export_keeps_a_hostile_note_as_text(db):
     with session_scope() as s:
-        payments.add_ledger(s, kind="points", amount_fen=-300, ref="r1", provider="internal", note=LINK)
-        data = payments.ledger_xlsx(s)
+        ledger.add_ledger(s, kind="points", amount_fen=-300, ref="r1", provider="internal", note=LINK)
+        data = ledger.ledger_xlsx(s)
     frame = read_xlsx(data)
     assert frame["备注"].to_list() == ["'" + LINK]
     assert frame["金额（分）"].to_list() == [-300] and frame["金额"].to_list() == ["-¥3.00"]

@@ -77,7 +77,7 @@ def _room(module: str) -> str:
 def test_every_module_belongs_to_a_known_layer() -> None:
     rooms = {_room(m) for m in MODULES}
     unknown = rooms - set(BASE) - {SHELL} - set(FEATURES) - set(WIRING)
-    assert not unknown, f"place these in a layer in tests/unit/test_layers.py: {sorted(unknown)}"
+    assert not unknown, f"place these in a layer in tests/unit/core/test_layers.py: {sorted(unknown)}"
 
 
 def test_no_import_cycles() -> None:
@@ -155,7 +155,37 @@ def test_features_above_users_register_their_phone_sign_in_hooks() -> None:
     """users may not import coupons, so coupons registers what happens at a phone sign-in; the
     app (which imports every feature) must have it."""
     import gc_admin.api  # noqa: F401  (the wiring imports every feature)
-    from gc_admin.coupons.wallet import claim_for_phone
+    from gc_admin.coupons.wallet.service import claim_for_phone
     from gc_admin.users.service import PHONE_SIGNED_IN
 
     assert claim_for_phone in PHONE_SIGNED_IN
+
+
+def _within(prefixes: tuple[str, ...]) -> dict[str, set[str]]:
+    return {m: {d for d in deps if d.startswith(prefixes)} for m, deps in GRAPH.items() if m.startswith(prefixes)}
+
+
+def test_payments_sits_below_orders_with_leaf_ledger_and_balances() -> None:
+    """Issue 8: payments imports nothing from orders (orders builds on payments); the ledger and the
+    balances are leaves of payments; orders and payments together form no cycle (pricing read balances
+    from payments, payments read FEN_PER_POINT from pricing and called private order functions)."""
+    money = _within(("gc_admin.orders", "gc_admin.payments"))
+    upward = sorted((m, d) for m, deps in money.items() if m.startswith("gc_admin.payments")
+                    for d in deps if d.startswith("gc_admin.orders"))
+    assert upward == []
+    assert money["gc_admin.payments.ledger"] <= {"gc_admin.payments.models"}
+    assert money["gc_admin.payments.balances"] <= {"gc_admin.payments.models", "gc_admin.payments.ledger"}
+    seen: dict[str, int] = {}  # 1: on the path, 2: done
+
+    def cycle_from(m: str, path: list[str]) -> list[str] | None:
+        seen[m] = 1
+        for d in sorted(money.get(m, ())):
+            if seen.get(d) == 1:
+                return path + [m, d]
+            if d not in seen and (found := cycle_from(d, path + [m])):
+                return found
+        seen[m] = 2
+        return None
+
+    cycles = [c for m in sorted(money) if m not in seen and (c := cycle_from(m, []))]
+    assert cycles == []

@@ -12,12 +12,12 @@ import pytest
 
 from gc_admin.accounts.state import StaffState
 from gc_admin.audit.state import AuditState
-from gc_admin.coupons.issuance_state import IssuanceState
-from gc_admin.coupons.stock_state import StockCodesState
+from gc_admin.coupons.issuance.state import IssuanceState
+from gc_admin.coupons.stock.state import StockCodesState
+from gc_admin.customers.state import UsersState
 from gc_admin.integrations.sms.state import SmsState
 from gc_admin.orders.state import OrdersState
 from gc_admin.payments.state import LedgerState
-from gc_admin.users.state import UsersState
 from tests.support import DENIED, downloads, drain, run, sign_in, state_of, toasts
 
 

@@ -27,6 +27,23 @@ def test_every_model_table_is_created_by_migrations(any_db):
     assert "alembic_version" in names
 
 
+def test_every_table_is_declared_in_a_models_module():
+    """DESIGN.md §2: a feature's tables all live in its ``models.py`` (none hides in a service module)."""
+    from sqlmodel import SQLModel
+
+    def tables(cls: type) -> list[type]:
+        out = []
+        for sub in cls.__subclasses__():
+            if getattr(sub, "__table__", None) is not None and sub.__table__.name in metadata.tables:
+                out.append(sub)
+            out.extend(tables(sub))
+        return out
+
+    found = {c.__table__.name: c.__module__ for c in tables(SQLModel)}
+    assert set(found) == set(metadata.tables)
+    assert {name: module for name, module in found.items() if not module.endswith(".models")} == {}
+
+
 def test_audit_log_is_append_only(any_db):
     with session_scope() as s:
         row = record(s, actor=Actor("system", None, "测试"), action="test.action", summary="一条")

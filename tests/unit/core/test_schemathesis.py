@@ -30,7 +30,7 @@ from gc_admin.api import build_api
 from gc_admin.db import session_scope
 from tests.support import fresh_sqlite, use_database
 
-# deeper runs by hand: GC_FUZZ_EXAMPLES=1000 GC_FUZZ_SEED=7 pytest tests/unit/test_schemathesis.py
+# deeper runs by hand: GC_FUZZ_EXAMPLES=1000 GC_FUZZ_SEED=7 pytest tests/unit/core/test_schemathesis.py
 MAX_EXAMPLES = int(os.environ.get("GC_FUZZ_EXAMPLES", "100"))
 SEED = int(os.environ.get("GC_FUZZ_SEED", "20261122"))
 

@@ -43,10 +43,28 @@ def test_the_shell_runs_one_new_order_timer_however_many_places_show_the_count()
     """The sidebar, the narrow screens' menu button and its drawer all show the 新订单 count; only
     one timer polls for it (each would otherwise tick the server on its own)."""
     import gc_admin.orders.badge  # noqa: F401  (the orders feature registers its badge with the shell)
-    from gc_admin.ui.home import home_page
+    from gc_admin.home.page import home_page
 
     rendered = str(home_page().render())
     assert rendered.count("Moment") == 1
     assert sorted(re.findall(r'"([a-z-]*orders-badge)"', rendered)) == [
         "drawer-orders-badge", "menu-orders-badge", "orders-badge"]
     assert "menu-button" in rendered and "nav-drawer" in rendered
+
+
+def test_a_row_confirmation_opens_from_its_own_button():
+    """confirm_dialog without page state (a row's 停用 / 吊销): its trigger opens it, the confirming
+    action closes it; with page state it is controlled by ``open`` / ``on_open_change`` as before."""
+    import reflex as rx
+
+    from gc_admin.partners.state import PartnersState
+    from gc_admin.ui.components import confirm_dialog
+
+    row = confirm_dialog("吊销密钥", "不可恢复", trigger=rx.button("吊销"),
+                         confirm=rx.alert_dialog.action(rx.button("确定吊销"))).render()
+    assert row["name"] == "RadixThemesAlertDialog.Root" and row["props"] == []
+    assert [c["name"] for c in row["children"]] == ["RadixThemesAlertDialog.Trigger", "RadixThemesAlertDialog.Content"]
+    held = confirm_dialog("新建", "确定？", open=PartnersState.create_open, on_open_change=PartnersState.open_create,
+                          confirm=rx.button("确定")).render()
+    assert sorted(p.split(":", 1)[0] for p in held["props"]) == ["onOpenChange", "open"]
+    assert [c["name"] for c in held["children"]] == ["RadixThemesAlertDialog.Content"]

@@ -26,11 +26,11 @@ from gc_admin.core.clock import utcnow
 from gc_admin.core.errors import InvalidInput
 from gc_admin.core.sorting import order_by, parse_sort
 from gc_admin.coupons import service as coupons
-from gc_admin.db import session_scope
+from gc_admin.db import Page, session_scope
 from gc_admin.integrations.sms import service as sms
 from gc_admin.integrations.sms.models import SmsMessage
 from gc_admin.orders import service as orders
-from gc_admin.payments import service as payments
+from gc_admin.payments import ledger
 from gc_admin.users import service as users
 from gc_admin.users.models import MpUser
 from tests.support import SETUP
@@ -92,7 +92,7 @@ def test_a_hostile_sort_reaches_no_query(any_db):
                lambda s: orders.list_orders(s, sort="(SELECT 1)"),
                lambda s: audit.list_audit(s, sort="at desc, (select password_hash from staff_user)"),
                lambda s: coupons.list_stock_codes(s, sort="code"),  # the whole code is not a sort key either
-               lambda s: payments.list_ledger(s, sort="-note"),
+               lambda s: ledger.list_ledger(s, sort="-note"),
                lambda s: sms.list_outbox(s, sort="content"),
                lambda s: accounts.list_staff(s, sort="password_hash"),
                lambda s: coupons.list_issuances(s, sort="fingerprint")):
@@ -101,6 +101,28 @@ def test_a_hostile_sort_reaches_no_query(any_db):
         assert err.value.code == "INVALID_SORT"
     with session_scope() as s:
         assert users.list_users(s).total == 1  # the table is still there
+
+
+def test_staff_user_audit_and_outbox_lists_are_one_kind_of_page(any_db):
+    """They page through db.paginate(): a db.Page of one page of the filtered rows and the filtered
+    total, the limit kept within 1..MAX_PAGE and a negative offset read as 0."""
+    with session_scope() as s:
+        for i in range(3):
+            accounts.create_staff(s, actor=SETUP, username=f"clerk{i}", display_name=f"c{i}", password="secret2026",
+                                  role="clerk")  # each also writes an audit row
+            s.add(MpUser(phone=f"1380000000{i}", created_at=T0))
+            s.add(SmsMessage(phone=f"1380000000{i}", template="login_code", content="x", provider="outbox",
+                             status="recorded", created_at=T0))
+    lists = {"staff": lambda s, **kw: accounts.list_staff(s, q="clerk", **kw),
+             "users": lambda s, **kw: users.list_users(s, phone="138", **kw),
+             "audit": lambda s, **kw: audit.list_audit(s, action="staff.created", **kw),
+             "outbox": lambda s, **kw: sms.list_outbox(s, phone="138", **kw)}
+    with session_scope() as s:
+        for name, fn in lists.items():
+            page = fn(s, offset=-5, limit=2)
+            assert isinstance(page, Page) and page.total == 3 and len(page.rows) == 2, name
+            assert page.rows == fn(s, offset=0, limit=2).rows, name
+            assert len(fn(s, limit=0).rows) == 1 and len(fn(s, offset=2, limit=10_000).rows) == 1, name
 
 
 # --- each list ----------------------------------------------------------------------------------------------
@@ -264,14 +286,14 @@ def test_ledger_sort_by_every_key(any_db):
                                                        ("refund", -500, "wechatpay", o1, 5),
                                                        ("points", 300, "internal", None, 3),
                                                        ("payment", 2000, "wechatpay", o2, 3)]:
-            payments.add_ledger(s, kind=kind, amount_fen=amount, ref=f"r{kind}{minutes}{amount}", provider=provider,
+            ledger.add_ledger(s, kind=kind, amount_fen=amount, ref=f"r{kind}{minutes}{amount}", provider=provider,
                                 order_id=order.id if order else None, occurred_at=at(minutes))
 
     def fetch(sort):
         with session_scope() as s:
-            return payments.list_ledger(s, sort=sort, limit=200).rows
+            return ledger.list_ledger(s, sort=sort, limit=200).rows
 
-    check_every_key(payments.LEDGER_SORT_KEYS, fetch, lambda r: r.id, {
+    check_every_key(ledger.LEDGER_SORT_KEYS, fetch, lambda r: r.id, {
         "occurred_at": lambda r: r.occurred_at, "kind": lambda r: r.kind, "amount_fen": lambda r: r.amount_fen,
         "order_no": lambda r: r.order_no, "provider": lambda r: r.provider,
     })

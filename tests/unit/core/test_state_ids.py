@@ -14,15 +14,15 @@ from typing import Any
 import pytest
 
 from gc_admin.accounts.state import StaffState
-from gc_admin.coupons.issuance_state import IssuanceState
-from gc_admin.coupons.stock_state import StockImportState
+from gc_admin.coupons.issuance.state import IssuanceState
+from gc_admin.coupons.stock.state import StockImportState
 from gc_admin.core.errors import InvalidInput
 from gc_admin.core.params import ID_MAX, parse_id
+from gc_admin.customers.state import UsersState
 from gc_admin.orders.state import OrdersState
 from gc_admin.partners.state import PartnersState
 from gc_admin.payments.state import ReconcileState
-from gc_admin.users.state import UsersState
-from tests.support import Upload, run, scalar, sign_in, state_of, toasts
+from tests.support import upload_file, run, scalar, sign_in, state_of, toasts
 
 BAD_IDS = ["9" * 30, str(2**63), str(ID_MAX + 1), "0", "-1", "abc", "", " 12", "1_0", "１２", "1e3", "12.0"]
 CJK = r"[\u4e00-\u9fff]"
@@ -90,7 +90,7 @@ def test_a_bad_id_from_the_browser_is_a_chinese_error(make_staff, cls, name, cal
 
 
 def test_other_numbers_from_the_browser_do_not_raise(make_staff) -> None:
-    from gc_admin.coupons.stock_state import StockImportState as Imports
+    from gc_admin.coupons.stock.state import StockImportState as Imports
 
     make_staff("boss", "admin")
     token = sign_in("boss")
@@ -121,7 +121,7 @@ FAR = ["0001-01-01", "9999-12-31"]
 @pytest.mark.parametrize("day", FAR)
 def test_far_dates_in_the_dashboard_filters_are_a_message_not_an_exception(make_staff, day) -> None:
     from gc_admin.audit.state import AuditState
-    from gc_admin.coupons.stock_state import StockCodesState
+    from gc_admin.coupons.stock.state import StockCodesState
     from gc_admin.payments.state import LedgerState
 
     make_staff("boss", "admin")
@@ -146,7 +146,7 @@ def test_far_dates_in_the_dashboard_filters_are_a_message_not_an_exception(make_
         await _call(recon.fetch_bill())
         fetched = recon.error
         recon.error = ""
-        upload = await _call(recon.upload_bill([Upload(b"")]))
+        upload = await _call(recon.upload_bill([upload_file(b"")]))
         imports = await state_of(StockImportState, token)
         imports.set_expiry_date(day)
         imports.products = [{"code": "tpp50", "name": "淘票票"}]

@@ -78,7 +78,7 @@ def test_import_issue_and_use_end_to_end(setup):
     listed = api.get("/api/v1/mp/coupons", params={"status": "available"}, headers=me)
     assert listed.status_code == 200
     items = listed.json()["items"]
-    from gc_admin.coupons.api import CouponsOut
+    from gc_admin.coupons.wallet.api import CouponsOut
 
     assert CouponsOut.model_validate(listed.json()).model_dump(mode="json") == listed.json()  # documented shape
     assert len(items) == 1 and items[0]["product"]["name"] == "淘票票通兑券50元"

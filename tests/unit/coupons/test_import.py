@@ -12,7 +12,8 @@ import xlsxwriter
 from gc_admin.core.clock import SHANGHAI, UTC, utcnow
 from gc_admin.core.errors import InvalidInput
 from gc_admin.coupons import service
-from gc_admin.coupons.importer import FileRejected, end_of_day, read_codes_file
+from gc_admin.coupons.stock import flows as stock_flows
+from gc_admin.coupons.stock.importer import FileRejected, end_of_day, read_codes_file
 from gc_admin.db import session_scope
 from tests.support import scalar
 from tests.unit.coupons.support import STAFF, audit_text, codes_csv, day, import_codes, setup_catalogue
@@ -235,9 +236,8 @@ def test_bad_files_import_nothing_and_say_why(any_db, name, data):
                 ws.write_row(i, 0, [f"M{i}", "2027-01-01"])
         data = _xlsx(build)
     before = scalar("SELECT count(*) FROM stock_code")
-    with pytest.raises(InvalidInput) as err:
-        with session_scope() as s:
-            service.import_codes(s, actor=STAFF, product_code="tpp50", data=data, filename=f"{name}.csv")
+    with pytest.raises(InvalidInput) as err:  # as the API and the page import: the refusal recorded by the caller
+        stock_flows.import_file(actor=STAFF, product_code="tpp50", data=data, filename=f"{name}.csv")
     assert err.value.code == "IMPORT_FILE_INVALID" and err.value.message
     assert scalar("SELECT count(*) FROM stock_code") == before
     # the refusal itself is kept: a failed import record and an audit row, with the reason
@@ -246,6 +246,23 @@ def test_bad_files_import_nothing_and_say_why(any_db, name, data):
     assert failed.status == "failed" and failed.error == err.value.message and failed.imported == 0
     assert "stock.import_failed" in audit_text()
     assert "失败原因" in service.import_report_csv(failed).decode("utf-8-sig")
+
+
+def test_a_refused_file_keeps_nothing_of_the_unit_of_work_that_tried_it(any_db):
+    """The service commits nothing on its way out (no ``keep_changes``): the refusal rolls its unit of work
+    back like any error, and the failed import is the caller's to record, in its own unit of work."""
+    setup_catalogue()
+    with pytest.raises(InvalidInput) as err:
+        with session_scope() as s:
+            service.import_codes(s, actor=STAFF, product_code="tpp50", data=b"hello,world\n1,2\n", filename="x.csv")
+    assert err.value.code == "IMPORT_FILE_INVALID" and not hasattr(err.value, "keep_changes")
+    assert scalar("SELECT count(*) FROM stock_import") == 0 and "stock.import_failed" not in audit_text()
+    with pytest.raises(InvalidInput) as err:
+        stock_flows.import_file(actor=STAFF, product_code="tpp50", data=b"hello,world\n1,2\n", filename="x.csv")
+    assert scalar("SELECT count(*) FROM stock_import WHERE status = 'failed'") == 1
+    assert scalar("SELECT count(*) FROM stock_import") == 1 and "stock.import_failed" in audit_text()
+    with session_scope() as s:
+        assert service.get_import(s, import_id=err.value.details["import_id"]).error == err.value.message
 
 
 def test_only_code_products_have_stock(db):

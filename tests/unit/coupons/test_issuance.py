@@ -234,20 +234,20 @@ def test_many_phones_in_one_batch(any_db):
 
 
 def test_coupons_waiting_for_an_unregistered_phone_are_found_by_the_whole_number(any_db):
-    """What the 用户 page finds for a number nobody has registered (coupons.views.waiting_phone)."""
-    from gc_admin.coupons import views
+    """What the 用户 page finds for a number nobody has registered (coupons.wallet.service.waiting_phone)."""
+    from gc_admin.coupons.wallet import service as wallet
 
     setup_catalogue()
     issue(["13900000077", "13900000078"], batch_id="w1", product="flower30")
     issue(["13900000077"], batch_id="w2", product="fuel50", now=utcnow() - dt.timedelta(days=400))  # expired by now
     make_user("13900000078")
     with session_scope() as s:
-        found = views.waiting_phone(s, phone="+86 139-0000-0077")
-        assert found == views.WaitingPhone("13900000077", 2, 1)
-        assert views.waiting_phone(s, phone="13900000078") is None  # registered: a user row, not a waiting entry
-        assert views.waiting_phone(s, phone="1390000007") is None  # not a whole number
-        assert views.waiting_phone(s, phone="13900000099") is None  # nothing waits for it
-        assert len(views.phone_coupons(s, phone="13900000077")) == 2
+        found = wallet.waiting_phone(s, phone="+86 139-0000-0077")
+        assert found == wallet.WaitingPhone("13900000077", 2, 1)
+        assert wallet.waiting_phone(s, phone="13900000078") is None  # registered: a user row, not a waiting entry
+        assert wallet.waiting_phone(s, phone="1390000007") is None  # not a whole number
+        assert wallet.waiting_phone(s, phone="13900000099") is None  # nothing waits for it
+        assert len(wallet.phone_coupons(s, phone="13900000077")) == 2
 
 
 def test_the_preview_lists_at_most_fifty_bad_lines_and_counts_the_rest(db):

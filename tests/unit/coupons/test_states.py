@@ -1,4 +1,4 @@
-"""The coupon pages' Reflex handlers (券库存, 发券, 用户 detail) and the helpers in ``coupons.views``.
+"""The coupon pages' Reflex handlers (券库存, 发券, 用户 detail) and the helpers they call (phone files, staging, the summary pivot, batches).
 
 States are built with ``tests.support.state_of`` (``rx.State(_reflex_internal_init=True)``, a real
 staff session's token where the cookie would put it). Background handlers (the import and the
@@ -24,17 +24,19 @@ from sqlmodel import select
 from gc_admin.accounts.models import StaffUser
 from gc_admin.config import get_settings
 from gc_admin.core.clock import utcnow
-from gc_admin.coupons import service, views
+from gc_admin.coupons import service, staging
 from gc_admin.coupons import service as coupons
-from gc_admin.coupons import stock_state as stock_mod
-from gc_admin.coupons.issuance_state import IssuanceState, new_batch_id
-from gc_admin.coupons.stock_state import ProductsState, StockCodesState, StockImportState, StockState, product_fields
+from gc_admin.coupons.catalog.state import ProductsState, product_fields
+from gc_admin.coupons.issuance import files as phone_files
+from gc_admin.coupons.issuance import service as issuance_service
+from gc_admin.coupons.issuance.state import IssuanceState, new_batch_id
+from gc_admin.coupons.stock import display as stock_display
+from gc_admin.coupons.stock.state import StockCodesState, StockImportState, StockState
 from gc_admin.db import session_scope
 from gc_admin.partners.state import PartnersState
 from tests.support import (
     DENIED,
     SETUP,
-    Upload,
     downloaded,
     drain,
     exported,
@@ -44,6 +46,8 @@ from tests.support import (
     state_of,
     toast,
     toasts,
+    upload_chunks,
+    upload_file,
 )
 from tests.unit.coupons.support import codes_file, day
 
@@ -53,14 +57,6 @@ pytestmark = pytest.mark.usefixtures("private_uploads")
 
 
 # --- plumbing ---------------------------------------------------------------------------------------
-
-async def upload(data: bytes, filename: str, chunk: int = 4096) -> UploadChunkIterator:
-    it = UploadChunkIterator(maxsize=len(data) // chunk + 2)
-    for off in range(0, len(data), chunk):
-        await it.push(UploadChunk(filename=filename, offset=off, content_type="text/csv", data=data[off:off + chunk]))
-    await it.finish()
-    return it
-
 
 def counts() -> dict[str, int]:
     return {t: scalar(f"SELECT count(*) FROM {t}") for t in
@@ -79,7 +75,7 @@ def test_signed_out_or_service_role_cannot_import_issue_or_expire(coupon_shop, w
         out: dict[str, list[Any]] = {}
         imp = await state_of(StockImportState, token)
         imp.product_code, imp.products = "tpp50", [{"code": "tpp50", "name": "x"}]  # as if the form was filled
-        out["import"] = await drain(StockImportState.import_file.fn(imp, await upload(codes_file("NEW", 3), "new.csv")))
+        out["import"] = await drain(StockImportState.import_file.fn(imp, await upload_chunks(codes_file("NEW", 3), "new.csv")))
         out["download_report"] = [await imp.download_report("1")]
         out["import_load"] = [await imp.load()]
 
@@ -88,11 +84,11 @@ def test_signed_out_or_service_role_cannot_import_issue_or_expire(coupon_shop, w
         out["preview"] = [await iss.preview_batch({"phones": "13812345678"})]
         assert not iss.preview_open and iss.preview == {}
         # even a hand-crafted "confirmed" state issues nothing
-        iss.pending_token = views.stash_phones(["13812345678"])
+        iss.pending_token = phone_files.stash_phones(["13812345678"])
         iss.preview = {"product_code": "tpp50", "batch_id": "B-HACK", "per_phone": "1", "headline": ""}
         out["confirm"] = await drain(IssuanceState.confirm_issue.fn(iss))
         out["download_result"] = [await iss.download_result("1")]
-        with open(views.staged_path("phones", iss.pending_token, ".txt"), "rb"):
+        with open(staging.staged_path("phones", iss.pending_token, ".txt"), "rb"):
             pass  # the stash is still there: nothing consumed it
 
         stock = await state_of(StockState, token)
@@ -220,7 +216,7 @@ def test_clerk_imports_a_file_and_sees_the_report_and_history(coupon_shop):
         imp = await state_of(StockImportState, token)
         await imp.load()
         imp.product_code, imp.batch_ref = "tpp50", "TPP-A"
-        events = await drain(StockImportState.import_file.fn(imp, await upload(data, "十一月.csv", chunk=50)))
+        events = await drain(StockImportState.import_file.fn(imp, await upload_chunks(data, "十一月.csv", chunk=50)))
         download = await imp.download_report(imp.report["id"])
         return imp, events, download
 
@@ -243,18 +239,21 @@ def test_clerk_imports_a_file_and_sees_the_report_and_history(coupon_shop):
 
 
 def test_import_refuses_a_file_over_the_limit(coupon_shop, monkeypatch):
-    monkeypatch.setattr(stock_mod, "MAX_IMPORT_BYTES", 100)
+    monkeypatch.setenv("GC_UPLOAD_MAX_MB", "1")  # the one upload cap (gc_admin.config), not a page constant
+    get_settings.cache_clear()
     token = sign_in("chen")
     before = counts()
+    big = codes_file("BIG", 60_000)
+    assert len(big) > 1024 * 1024
 
     async def scenario():
         imp = await state_of(StockImportState, token)
         await imp.load()
         imp.product_code = "tpp50"
-        return imp, await drain(StockImportState.import_file.fn(imp, await upload(codes_file("BIG", 20), "big.csv", 64)))
+        return imp, await drain(StockImportState.import_file.fn(imp, await upload_chunks(big, "big.csv", 256 * 1024)))
 
     imp, events = run(scenario())
-    assert imp.error == "文件超过 0 MB，请拆分后分批导入" and not imp.busy
+    assert imp.error == "文件超过 1 MB 上限，请拆分成几个较小的文件后分批上传" and not imp.busy
     assert toasts(events) == [("error", imp.error)]
     assert counts() == before
 
@@ -282,7 +281,7 @@ def test_unreadable_file_is_reported_and_recorded_as_failed(coupon_shop):
         imp = await state_of(StockImportState, sign_in("chen"))
         await imp.load()
         imp.product_code = "tpp50"
-        events = await drain(StockImportState.import_file.fn(imp, await upload(b"hello,world\n1,2\n", "x.csv")))
+        events = await drain(StockImportState.import_file.fn(imp, await upload_chunks(b"hello,world\n1,2\n", "x.csv")))
         return imp, events
 
     imp, events = run(scenario())
@@ -298,7 +297,7 @@ def test_import_form_must_name_a_code_product(coupon_shop):
         await imp.load()
         assert [p["code"] for p in imp.products] == ["tpp50"]
         imp.product_code = "wash20"
-        events = await drain(StockImportState.import_file.fn(imp, await upload(codes_file("W", 2), "w.csv")))
+        events = await drain(StockImportState.import_file.fn(imp, await upload_chunks(codes_file("W", 2), "w.csv")))
         return imp, events
 
     imp, events = run(scenario())
@@ -410,7 +409,7 @@ def test_an_unexpected_failure_while_issuing_frees_the_page(coupon_shop, monkeyp
     def broken(*args, **kwargs):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(service, "issue_batch", broken)
+    monkeypatch.setattr(issuance_service, "issue_batch", broken)
 
     async def scenario():
         iss = await state_of(IssuanceState, sign_in("chen"))
@@ -448,7 +447,7 @@ def test_issue_from_an_uploaded_file_and_download_the_result(coupon_shop):
     async def scenario():
         iss = await state_of(IssuanceState, sign_in("chen"))
         await iss.load()
-        uploaded = await iss.upload_phones([Upload(data, "名单.csv")])
+        uploaded = await iss.upload_phones([upload_file(data, "名单.csv")])
         iss.product_code, iss.batch_id, iss.per_phone = "tpp50", "B-FILE", "2"
         await iss.preview_batch({"phones": "13700000000"})  # the file wins over the text box
         preview = dict(iss.preview)
@@ -473,41 +472,41 @@ def test_issue_from_an_uploaded_file_and_download_the_result(coupon_shop):
 # --- views: phone files, summary pivot, batches ----------------------------------------------------------
 
 def test_split_phones_accepts_lines_commas_and_spaces():
-    assert views.split_phones("13812345678\n13912345678, 13712345678；13612345678 、13512345678\n\n") == [
+    assert phone_files.split_phones("13812345678\n13912345678, 13712345678；13612345678 、13512345678\n\n") == [
         "13812345678", "13912345678", "13712345678", "13612345678", "13512345678"]
-    assert views.split_phones("") == []
-    assert views.split_phones("139 1234 5678\n+86 138-1234-5678 \n13812345678 13712345678") == [
+    assert phone_files.split_phones("") == []
+    assert phone_files.split_phones("139 1234 5678\n+86 138-1234-5678 \n13812345678 13712345678") == [
         "139 1234 5678", "+86 138-1234-5678", "13812345678", "13712345678"]
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gbk"])
 def test_phone_csv_with_a_chinese_header(encoding):
     data = "序号,姓名,手机号,备注\n1,张三,13812345678,VIP\n2,李四,+86 139-1234-5678,\n3,王五,,\n".encode(encoding)
-    assert views.read_phone_file(data, filename="名单.csv") == ["13812345678", "+86 139-1234-5678"]
+    assert phone_files.read_phone_file(data, filename="名单.csv") == ["13812345678", "+86 139-1234-5678"]
 
 
 def test_phone_csv_without_a_header_takes_the_phone_column():
     data = "张三,13812345678\n李四,13912345678\n".encode("gbk")
-    assert views.read_phone_file(data) == ["13812345678", "13912345678"]
+    assert phone_files.read_phone_file(data) == ["13812345678", "13912345678"]
 
 
 def test_phone_xlsx_with_numbers_and_a_header(tmp_path):
     buf = io.BytesIO()
     pl.DataFrame({"姓名": ["张三", "李四", "王五"], "手机号码": [13812345678, 13912345678, None]}).write_excel(buf)
-    assert views.read_phone_file(buf.getvalue(), filename="名单.xlsx") == ["13812345678", "13912345678"]
+    assert phone_files.read_phone_file(buf.getvalue(), filename="名单.xlsx") == ["13812345678", "13912345678"]
 
 
 def test_phone_xlsx_without_a_header():
     buf = io.BytesIO()
     pl.DataFrame({"a": ["13812345678", "13912345678"]}).write_excel(buf, include_header=False)
-    assert views.read_phone_file(buf.getvalue()) == ["13812345678", "13912345678"]
+    assert phone_files.read_phone_file(buf.getvalue()) == ["13812345678", "13912345678"]
 
 
 def test_phone_plain_text_one_per_line_or_separated():
     data = "手机号\r\n13812345678\r\n\r\n13912345678 13712345678\r\nnot-a-phone\r\n".encode("utf-8")
-    assert views.read_phone_file(data, filename="list.txt") == ["13812345678", "13912345678", "13712345678",
+    assert phone_files.read_phone_file(data, filename="list.txt") == ["13812345678", "13912345678", "13712345678",
                                                                   "not-a-phone"]
-    assert views.read_phone_file("13812345678,13912345678\n13712345678,\n".encode("gbk")) == [
+    assert phone_files.read_phone_file("13812345678,13912345678\n13712345678,\n".encode("gbk")) == [
         "13812345678", "13912345678", "13712345678"]
 
 
@@ -517,44 +516,44 @@ def test_phone_plain_text_one_per_line_or_separated():
     (bytes(range(256)) * 50, "无法识别", "PHONE_FILE_INVALID"),
     ("手机号\n\x01\x02\x03\x04\x05\x06\x07\x08\x0b\x0c\x0e\n".encode(), "文件内容无法识别", "PHONE_FILE_INVALID"),
     (b"\xff\xfe\x00", "UTF-16", "PHONE_FILE_INVALID"),
-    (b"PK\x03\x04garbage-not-a-zip", "无法读取该 Excel 文件", "PHONE_FILE_INVALID"),
+    (b"PK\x03\x04garbage-not-a-zip", "无法读取该 Excel 文件", "UPLOAD_BAD_ARCHIVE"),  # the upload gate's refusal
     ("手机号\n".encode(), "文件中没有找到手机号", "PHONE_FILE_EMPTY"),
 ])
 def test_bad_phone_files_give_a_clear_reason(data, message, code):
     from gc_admin.core.errors import InvalidInput
 
     with pytest.raises(InvalidInput) as err:
-        views.read_phone_file(data)
+        phone_files.read_phone_file(data)
     assert message in err.value.message and err.value.code == code
 
 
 def test_phone_stash_round_trip_and_tokens_cannot_escape(private_uploads):
-    token = views.stash_phones(["13812345678", "bad phone"])
-    assert views.load_phones(token) == ["13812345678", "bad phone"]
-    views.discard_staged("phones", token, ".txt")
+    token = phone_files.stash_phones(["13812345678", "bad phone"])
+    assert phone_files.load_phones(token) == ["13812345678", "bad phone"]
+    staging.discard_staged("phones", token, ".txt")
     from gc_admin.core.errors import NotFound
 
     for bad in (token, "../../etc/passwd", ""):
         with pytest.raises(NotFound) as err:
-            views.load_phones(bad)
+            phone_files.load_phones(bad)
         assert err.value.code == "STAGING_NOT_FOUND"
     import os
 
-    old = views.stash_phones(["13812345678"])
-    path = views.staged_path("phones", old, ".txt")
+    old = phone_files.stash_phones(["13812345678"])
+    path = staging.staged_path("phones", old, ".txt")
     os.utime(path, (1, 1))  # a day-old leftover is swept when the next file is staged
-    fresh = views.stash_phones(["13912345678"])
-    assert not path.exists() and views.load_phones(fresh) == ["13912345678"]
+    fresh = phone_files.stash_phones(["13912345678"])
+    assert not path.exists() and phone_files.load_phones(fresh) == ["13912345678"]
 
 
 def test_summary_tables_pivot_states_and_buckets():
-    from gc_admin.coupons.stock import SummaryRow
+    from gc_admin.coupons.stock.service import SummaryRow
 
     rows = [SummaryRow("tpp50", "淘票票 50", "in_stock", "gt60", 1200, 6_000_000, 5_040_000),
             SummaryRow("tpp50", "淘票票 50", "in_stock", "30to60", 3, 15000, 12600),
             SummaryRow("tpp50", "淘票票 50", "discarded", "lt30", 2, 10000, 8400),
             SummaryRow("tpp5", "淘票票 5", "issued", "gt60", 1, 500, 430)]
-    tables = views.summary_tables(rows)
+    tables = stock_display.summary_tables(rows)
     assert [t.product_code for t in tables] == ["tpp50", "tpp5"]
     t = {r["state"]: r for r in tables[0].rows}
     assert [r["label"] for r in tables[0].rows] == ["在库", "已发未用", "已使用", "已过期", "弃票", "合计"]
@@ -562,7 +561,7 @@ def test_summary_tables_pivot_states_and_buckets():
         "0", "3", "1,200", "1,203")
     assert t["in_stock"]["face"] == "¥60,150.00" and t["discarded"]["cost"] == "¥84.00"
     assert t["total"]["total"] == "1,205" and t["total"]["cost"] == "¥50,610.00"
-    totals = views.summary_totals(rows)
+    totals = stock_display.summary_totals(rows)
     assert totals == {"in_stock": 1203, "in_stock_face_fen": 6_015_000, "in_stock_lt30": 0, "in_stock_lt60": 3,
                       "discarded": 2, "discarded_cost_fen": 8400}
 
@@ -584,17 +583,17 @@ def test_batches_for_insurer_staff_are_their_programmes_own(coupon_shop):
                             phones=["13812345670"], programme_code="picc_gx")
         service.issue_batch(s, actor=SETUP, source="staff", batch_id="B-OTHER", product_code="other10",
                             phones=["13812345671"], programme_code="other")
-        everything, n_all = views.list_batches(s)
-        insurer, n_ins = views.list_batches(s, programme_code="picc_gx")
+        everything, n_all = issuance_service.list_issuances(s)
+        insurer, n_ins = issuance_service.list_issuances(s, programme_code="picc_gx")
         ids = {b.batch_id: b.issuance_id for b in everything}
         for foreign in ("OLD", "B-CLERK", "B-OTHER"):
             with pytest.raises(NotFound) as err:
-                views.issuance_by_id(s, issuance_id=ids[foreign], programme_code="picc_gx")
+                issuance_service.issuance_by_id(s, issuance_id=ids[foreign], programme_code="picc_gx")
             assert err.value.code == "ISSUANCE_NOT_FOUND"
-        assert views.issuance_by_id(s, issuance_id=ids["CLUB-1"], programme_code="picc_gx").batch_id == "CLUB-1"
-        assert views.issuance_by_id(s, issuance_id=ids["OLD"]).batch_id == "OLD"  # platform staff: every batch
-        assert views.find_staff_batch(s, batch_id="B-CLERK", programme_code="picc_gx") is None
-        assert views.find_staff_batch(s, batch_id="B-INS", programme_code="picc_gx") is not None
+        assert issuance_service.issuance_by_id(s, issuance_id=ids["CLUB-1"], programme_code="picc_gx").batch_id == "CLUB-1"
+        assert issuance_service.issuance_by_id(s, issuance_id=ids["OLD"]).batch_id == "OLD"  # platform staff: every batch
+        assert issuance_service.find_staff_batch(s, batch_id="B-CLERK", programme_code="picc_gx") is None
+        assert issuance_service.find_staff_batch(s, batch_id="B-INS", programme_code="picc_gx") is not None
     assert n_all == 5 and [b.batch_id for b in everything] == ["B-OTHER", "CLUB-1", "B-INS", "B-CLERK", "OLD"]
     assert n_ins == 2 and [b.batch_id for b in insurer] == ["CLUB-1", "B-INS"]
 

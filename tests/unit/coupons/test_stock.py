@@ -70,6 +70,19 @@ def test_code_list_is_masked_filtered_and_paged(stocked):
     assert not any(c in blob for c in ("A40", "A45", "A50", "A70", "A80", "A10", "B90"))
 
 
+def test_stock_lists_page_with_the_shared_paginate(stocked):
+    """The import history and the code list are :class:`gc_admin.db.Page`s built by ``db.paginate`` (one
+    count, one bounded page), as every list is; the batch list pages the same way."""
+    from gc_admin.db import Page
+
+    with session_scope() as s:
+        imports, codes = service.list_imports(s, limit=1), service.list_stock_codes(s, limit=10**6, offset=-5)
+        batches, total = service.list_issuances(s, limit=0)
+    assert type(imports) is Page and (imports.total, len(imports.rows)) == (2, 1)
+    assert type(codes) is Page and codes.total == len(codes.rows) == 7  # a huge limit and a negative offset are bounded
+    assert total == 1 and len(batches) == 1  # limit 0 still returns a row: at least one per page
+
+
 def test_staff_reveal_is_audited(stocked):
     with session_scope() as s:
         row = service.list_stock_codes(s, code="A70").rows[0]

@@ -13,10 +13,10 @@ import sqlalchemy as sa
 
 from gc_admin.audit.state import AuditState
 from gc_admin.coupons import service
+from gc_admin.customers.state import UsersState
 from gc_admin.db import session_scope
 from gc_admin.ui.paging import PAGE_SIZE
 from gc_admin.users.models import MpUser
-from gc_admin.users.state import UsersState
 from tests.support import DENIED, SETUP, drain, exported, run, sign_in, state_of, toast
 
 

@@ -5,7 +5,7 @@ States are built with ``tests.support.state_of`` (a real staff session's token w
 
 from __future__ import annotations
 
-from gc_admin.ui.home import HomeState
+from gc_admin.home.state import HomeState
 from tests.support import run, sign_in, state_of
 
 

@@ -16,8 +16,8 @@ def test_cli_runs_every_job_once_and_each_does_its_work_once(db, capsys, monkeyp
     run finds nothing left to do: nothing happens twice."""
     from gc_admin.config import get_settings
     from gc_admin.coupons import service as coupons
-    from gc_admin.orders import service as orders
-    from gc_admin.payments import service as payments
+    from gc_admin.orders import flows
+    from gc_admin.payments import balances
     from tests.support import SETUP, rows, scalar, wired
     from tests.unit.orders.support import CLERK, age, buy, buyer, get, pay, shop
 
@@ -33,16 +33,16 @@ def test_cli_runs_every_job_once_and_each_does_its_work_once(db, capsys, monkeyp
                              data=f"code,expires_at\nAAAA0001BBBB,{dt.date.today() + dt.timedelta(days=45)}\n".encode())
         coupons.issue_batch(s, actor=SETUP, source="staff", batch_id="OLD", product_code="fuel50",
                             phones=["13800000009"], now=utcnow() - dt.timedelta(days=400))
-        payments.move_points(s, user_id=user.id, delta=5_000, reason="赠送", ref="gift:jobs")
+        balances.move_points(s, user_id=user.id, delta=5_000, reason="赠送", ref="gift:jobs")
     with wired() as w:
         unpaid = buy(user, 1)
         age(unpaid.id, 5)
         bought = buy(user, 2)
         pay(w, bought)  # its notice is sent by the notify route itself
         with session_scope() as s:  # paid with points at once: no WeChat notify, its notice waits for the job
-            topup = orders.create_order(s, user=user, body={"type": "topup", "points": 5_000,
-                                                            "details": {"mobile": "13812345678", "face_fen": 5_000}})
-            refund = payments.refund_order(s, order_id=bought.id, amount_fen=4_500, reason="退一张", actor=CLERK)
+            topup = flows.create_order(s, user=user, body={"type": "topup", "points": 5_000,
+                                                           "details": {"mobile": "13812345678", "face_fen": 5_000}})
+            refund = flows.refund_order(s, order_id=bought.id, amount_fen=4_500, reason="退一张", actor=CLERK)
             s.execute(sa.text("UPDATE refund SET updated_at = :t"), {"t": utcnow() - dt.timedelta(minutes=5)})
         notices_before = scalar("SELECT count(*) FROM sms_message WHERE template = 'new_order'")
 

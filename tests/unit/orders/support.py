@@ -16,6 +16,7 @@ from gc_admin.core.clock import utcnow
 from gc_admin.coupons import service as coupons
 from gc_admin.db import session_scope
 from gc_admin.integrations.wechatpay.simulator import SimNotify, make_notify, pay_order, transaction_resource
+from gc_admin.orders import flows
 from gc_admin.orders import service as orders
 from gc_admin.orders.models import ServiceOrder
 from gc_admin.users.models import MpUser
@@ -64,7 +65,7 @@ def buyer(phone: str | None = "13812345678", *, openid: str | None = "oBuyer0000
 
 def buy(user: MpUser, quantity: int = 3, *, product: str = "tpp50", **extra: Any) -> ServiceOrder:
     with session_scope() as s:
-        return orders.create_order(s, user=user, body={"type": "coupon_purchase", "product_code": product,
+        return flows.create_order(s, user=user, body={"type": "coupon_purchase", "product_code": product,
                                                       "quantity": quantity, **extra})
 
 
@@ -83,7 +84,7 @@ def paid_order(quantity: int = 3) -> Iterator[tuple[Wired, ServiceOrder, MpUser]
 def topup_order(user, w) -> int:
     """A paid ¥50 phone top-up: it waits in ``paid`` for a clerk (unlike a coupon purchase)."""
     with session_scope() as s:
-        order = orders.create_order(s, user=user, body={"type": "topup",
+        order = flows.create_order(s, user=user, body={"type": "topup",
                                                         "details": {"mobile": "13812345678", "face_fen": 5_000}})
     pay(w, order)
     assert get(order.id).status == "paid"

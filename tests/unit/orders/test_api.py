@@ -206,3 +206,36 @@ def test_staff_roles_and_actions(api, staff) -> None:
     assert run.status_code == 201, run.text
     assert run.json()["ok"] and run.json()["matched"] == 2 and run.json()["ledger_net_fen"] == 0
     assert api.get("/api/v1/admin/reconciliations", headers=mgr).json()[0]["id"] == run.json()["id"]
+
+
+def test_what_must_stay_on_record_is_committed_before_the_error(api, staff) -> None:
+    """The routes answer ORDER_ALREADY_PAID / REFUND_REFUSED only after committing what happened: the
+    payment WeChat reported while the order was being cancelled (user or staff), the refund WeChat refused
+    (recorded as failed, the refundable amount back)."""
+    from gc_admin.integrations import sims
+    from gc_admin.integrations.wechatpay.setup import get_client
+    from gc_admin.integrations.wechatpay.simulator import pay_order
+
+    shop()
+    me = wechat_user(api, "oKept000000000000000000001", "13812345602")
+    clerk = staff["chen"]
+    bought = api.post("/api/v1/mp/orders", json=BUY3, headers=me).json()
+    topup = api.post("/api/v1/mp/orders", headers=me, json={"type": "topup", "topup": {"mobile": "13812345602",
+                                                                                         "face_fen": 5_000}}).json()
+    for order in (bought, topup):  # paid at WeChat, the notify lost
+        pay_order(sims.simulators().wxpay, order["payment"]["package"].removeprefix("prepay_id="), deliver=False)
+    api_error(api.post(f"/api/v1/mp/orders/{bought['id']}/cancel", headers=me), 409, "ORDER_ALREADY_PAID")
+    api_error(api.post(f"/api/v1/admin/orders/{topup['id']}/actions/cancel", json={"reason": "用户来电取消"},
+                    headers=clerk), 409, "ORDER_ALREADY_PAID")
+    mine = api.get(f"/api/v1/mp/orders/{bought['id']}", headers=me).json()
+    assert mine["status"] == "completed" and len(mine["coupon_ids"]) == 3
+    assert api.get(f"/api/v1/admin/orders/{topup['id']}", headers=clerk).json()["status"] == "paid"
+    assert scalar("SELECT count(*) FROM payment") == 2
+
+    # someone refunded the whole top-up outside this system: WeChat refuses ours
+    get_client().refund(out_refund_no="MANUAL1", out_trade_no=topup["order_no"], refund_fen=5_000, total_fen=5_000)
+    api_error(api.post(f"/api/v1/admin/orders/{topup['id']}/actions/refund",
+                    json={"amount_fen": 5_000, "reason": "充值失败"}, headers=clerk), 502, "REFUND_REFUSED")
+    after = api.get(f"/api/v1/admin/orders/{topup['id']}", headers=clerk).json()
+    assert (after["status"], after["refunded_fen"], after["refundable_fen"]) == ("after_sales", 0, 5_000)
+    assert [(r["status"], r["amount_fen"]) for r in after["refunds"]] == [("failed", 5_000)]

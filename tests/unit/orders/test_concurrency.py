@@ -8,7 +8,7 @@ from collections import Counter
 
 from gc_admin.core.errors import Conflict
 from gc_admin.db import session_scope
-from gc_admin.orders import service as orders
+from gc_admin.orders import flows
 from tests.support import race, rows, scalar, wired
 from tests.unit.orders.support import age, buy, buyer, get, pay, shop
 
@@ -74,7 +74,7 @@ def test_several_expiry_workers_cancel_each_order_once(any_db) -> None:
             out: list[int] = []
             while True:
                 with session_scope() as s:
-                    got = orders.cancel_expired_unpaid(s, limit=3).cancelled
+                    got = flows.cancel_expired_unpaid(s, limit=3).cancelled
                 if not got:
                     return out
                 out.extend(got)

@@ -15,7 +15,7 @@ from gc_admin.coupons import service as coupons
 from gc_admin.db import session_scope
 from gc_admin.orders import pricing
 from gc_admin.orders.pricing import FUNDERS, PERCENT_OFF_CAP_FEN, STEP_KINDS, OrderDraft, PricingInput, price
-from gc_admin.payments import service as payments
+from gc_admin.payments import balances
 from tests.unit.coupons.support import STAFF
 from tests.unit.orders.support import buyer, shop, table_counts
 
@@ -114,8 +114,8 @@ def world(db):
                                 phones=[user.phone, other.phone])
         rows = r.rows()
         coupons.issue_batch(s, actor=STAFF, source="staff", batch_id="fuel", product_code="fuel50", phones=[user.phone])
-        payments.move_points(s, user_id=user.id, delta=1_200, reason="注册赠送", ref="welcome:1")
-        payments.move_stored_value(s, user_id=user.id, delta_fen=2_000, reason="充值", ref="load:1")
+        balances.move_points(s, user_id=user.id, delta=1_200, reason="注册赠送", ref="welcome:1")
+        balances.move_stored_value(s, user_id=user.id, delta_fen=2_000, reason="充值", ref="load:1")
     mine, theirs = rows[0]["coupon_ids"][0], rows[1]["coupon_ids"][0]
     with session_scope() as s:
         fuel = [c.id for c in coupons.list_user_coupons(s, user=user) if c.kind == "cashback"][0]

@@ -17,17 +17,18 @@ from gc_admin.core.errors import Conflict, InvalidInput, NotFound, UpstreamError
 from gc_admin.coupons import service as coupons
 from gc_admin.db import session_scope
 from gc_admin.integrations.sms.models import SmsMessage
+from gc_admin.orders import flows
 from gc_admin.orders import service as orders
 from gc_admin.orders.models import OrderEvent, OrderNotice
-from gc_admin.payments import service as payments
-from tests.unit.coupons.support import STAFF
+from gc_admin.payments import balances
 from tests.support import race, rows, scalar, wired
+from tests.unit.coupons.support import STAFF
 from tests.unit.orders.support import CLERK, age, buy, buyer, get, pay, shop, table_counts
 
 
 def topup(user, *, face=5_000, **kw):
     with session_scope() as s:
-        return orders.create_order(s, user=user, body={"type": "topup", "details": {"mobile": "13812345678",
+        return flows.create_order(s, user=user, body={"type": "topup", "details": {"mobile": "13812345678",
                                                                                     "face_fen": face}, **kw})
 
 
@@ -39,7 +40,7 @@ def history(order_id: int) -> list[tuple[str, str | None, str, str]]:
 
 def act(order_id: int, action: str, actor: Actor = CLERK, **kw):
     with session_scope() as s:
-        return orders.staff_action(s, order_id=order_id, action=action, actor=actor, **kw)
+        return flows.staff_action(s, order_id=order_id, action=action, actor=actor, **kw)
 
 
 # --- creation -------------------------------------------------------------------------------------------
@@ -113,7 +114,7 @@ def test_per_user_limit_counts_held_and_bought(any_db) -> None:
             buy(user, 3)
         assert err.value.code == "PURCHASE_LIMIT" and "还可购买 2 张" in err.value.message
         with session_scope() as s:
-            orders.cancel_order(s, order_id=first.id, user=user, actor=orders.user_actor(user), reason="")
+            flows.cancel_order(s, order_id=first.id, user=user, actor=orders.user_actor(user), reason="")
         second = buy(user, 5)
         pay(w, second)
         with pytest.raises(Conflict) as err:
@@ -192,33 +193,87 @@ def _coupon_status(coupon_id: int) -> tuple[str, str | None]:
     return rows("SELECT status, reserved_for FROM coupon WHERE id = :i", i=coupon_id)[0]
 
 
+def test_a_cancel_that_finds_the_order_paid_commits_the_payment_then_refuses(any_db) -> None:
+    """The notify was lost and the user cancels: WeChat reports the order paid (ORDERPAID), so the payment
+    is applied instead. Inside the caller's unit of work that rolls back with it (the error no longer says
+    "commit me"); flows.cancel commits it in its own unit of work, then raises ORDER_ALREADY_PAID."""
+    shop()
+    user = buyer()
+    with wired() as w:
+        order = buy(user, 1)
+        pay(w, order, deliver=False)
+        actor = orders.user_actor(user)
+        with pytest.raises(Conflict) as err:
+            with session_scope() as s:
+                flows.cancel_order(s, order_id=order.id, user=user, actor=actor, reason="不要了")
+        assert err.value.code == "ORDER_ALREADY_PAID" and not getattr(err.value, "keep_changes", False)
+        assert get(order.id).status == "created" and scalar("SELECT count(*) FROM payment") == 0
+        with pytest.raises(Conflict) as err:
+            flows.cancel(order_id=order.id, user=user, actor=actor, reason="不要了")
+        assert err.value.code == "ORDER_ALREADY_PAID" and not getattr(err.value, "keep_changes", False)
+    assert get(order.id).status == "completed" and get(order.id).paid_fen == 4_500  # paid, its coupon issued
+    assert scalar("SELECT count(*) FROM payment") == 1
+    assert scalar("SELECT count(*) FROM coupon_purchase_item WHERE order_id = :o", o=order.id) == 1
+
+
+def test_every_order_type_has_a_kind_and_two_are_orderable(any_db) -> None:
+    """Issue 8: one module per order kind (orders/kinds/); flower, driver and goods exist in the tables and
+    the state machine only — registered as not orderable yet, which the mini-program is told."""
+    from gc_admin.orders.kinds import KINDS, ORDERABLE_TYPES
+    from gc_admin.orders.models import ORDER_TYPES
+    from gc_admin.orders.pricing import quote
+
+    assert list(KINDS) == list(ORDER_TYPES) and ORDERABLE_TYPES == ("coupon_purchase", "topup")
+    assert {t: k.coupon_fits for t, k in KINDS.items()} == {
+        "coupon_purchase": (), "flower": ("service_discount",), "topup": ("service_discount",),
+        "driver": ("service_discount",), "goods": ("goods_discount",)}
+    assert {t: k.exchange_fits for t, k in KINDS.items() if k.exchange_fits} == {"goods": ("goods_exchange",)}
+    user = buyer()
+    for kind in ("flower", "driver", "goods"):
+        with pytest.raises(InvalidInput) as err:
+            with session_scope() as s:
+                quote(s, user=user, body={"type": kind})
+        assert err.value.code == "ORDER_TYPE_UNAVAILABLE" and err.value.message.startswith(ORDER_TYPES[kind])
+
+
+def test_lists_are_the_shared_page(any_db) -> None:
+    """Issue 8: the queue, the ledger and the refunds are db.paginate() pages (no OrderPage / RefundPage)."""
+    from gc_admin.db import Page
+    from gc_admin.payments import ledger
+    from gc_admin.payments import service as payments
+
+    with session_scope() as s:
+        for page in (orders.list_orders(s), ledger.list_ledger(s), payments.list_refunds(s)):
+            assert isinstance(page, Page) and (page.rows, page.total) == ([], 0)
+
+
 def test_cancel_releases_everything_exactly_once(any_db) -> None:
     shop()
     user = buyer()
     with session_scope() as s:
         r = coupons.issue_batch(s, actor=STAFF, source="staff", batch_id="f1", product_code="flower30",
                                 phones=[user.phone])
-        payments.move_points(s, user_id=user.id, delta=500, reason="赠送", ref="gift:1")
-        payments.move_stored_value(s, user_id=user.id, delta_fen=700, reason="充值", ref="load:1")
+        balances.move_points(s, user_id=user.id, delta=500, reason="赠送", ref="gift:1")
+        balances.move_stored_value(s, user_id=user.id, delta_fen=700, reason="充值", ref="load:1")
     coupon_id = r.rows()[0]["coupon_ids"][0]
     with wired() as w:
         order = topup(user, face=10_000, coupon_id=coupon_id, points=500, use_stored_value=True)
         assert order.payable_fen == 10_000 - 3_000 - 500 - 700
         assert _coupon_status(coupon_id) == ("reserved", f"order:{order.id}")
         with session_scope() as s:
-            assert payments.balances(s, user_id=user.id) == (0, 0)
+            assert balances.balances(s, user_id=user.id) == (0, 0)
         with session_scope() as s:
-            orders.cancel_order(s, order_id=order.id, user=user, actor=orders.user_actor(user), reason="不要了")
+            flows.cancel_order(s, order_id=order.id, user=user, actor=orders.user_actor(user), reason="不要了")
         assert w.state.orders[order.order_no].trade_state == "CLOSED"
         with pytest.raises(Conflict) as err:
             with session_scope() as s:
-                orders.cancel_order(s, order_id=order.id, user=user, actor=orders.user_actor(user), reason="again")
+                flows.cancel_order(s, order_id=order.id, user=user, actor=orders.user_actor(user), reason="again")
         assert err.value.code == "ORDER_STATE_INVALID"
         with session_scope() as s:  # the job finds nothing more to do
-            assert orders._cancel_ids(s, ids=[order.id], actor=SYSTEM, reason="x", now=utcnow()) == []
+            assert flows._cancel_ids(s, ids=[order.id], actor=SYSTEM, reason="x", now=utcnow()) == []
     assert _coupon_status(coupon_id) == ("available", None)
     with session_scope() as s:
-        assert payments.balances(s, user_id=user.id) == (500, 700)
+        assert balances.balances(s, user_id=user.id) == (500, 700)
     assert scalar("SELECT count(*) FROM points_entry") == 3 and scalar("SELECT sum(delta) FROM points_entry") == 500
     assert get(order.id).status == "cancelled" and get(order.id).cancelled_at is not None
     assert history(order.id)[-1] == ("cancel", "created", "cancelled", "user")
@@ -231,10 +286,10 @@ def test_unpaid_orders_expire_once(any_db) -> None:
         old, fresh = buy(user, 2), buy(user, 1)
         age(old.id, 5)
         with session_scope() as s:
-            result = orders.cancel_expired_unpaid(s)
+            result = flows.cancel_expired_unpaid(s)
         assert result.cancelled == [old.id] and result.paid_late == [] and result.close_errors == 0
         with session_scope() as s:
-            assert orders.cancel_expired_unpaid(s).cancelled == []
+            assert flows.cancel_expired_unpaid(s).cancelled == []
         assert w.state.orders[old.order_no].trade_state == "CLOSED"
         assert w.state.orders[fresh.order_no].trade_state == "NOTPAY"
     assert get(old.id).status == "cancelled" and get(fresh.id).status == "created"
@@ -252,7 +307,7 @@ def test_expiry_applies_a_payment_wechat_already_has(any_db) -> None:
         pay(w, order, deliver=False)  # paid, but the notify is lost
         age(order.id, 5)
         with session_scope() as s:
-            result = orders.cancel_expired_unpaid(s)
+            result = flows.cancel_expired_unpaid(s)
     assert result.cancelled == [] and result.paid_late == [order.id]
     paid = get(order.id)
     assert paid.status == "completed" and paid.paid_fen == 9_000
@@ -276,7 +331,7 @@ def test_expiry_tolerates_wechat_being_down(any_db) -> None:
     setup.set_transport(Down())
     try:
         with session_scope() as s:
-            result = orders.cancel_expired_unpaid(s)
+            result = flows.cancel_expired_unpaid(s)
     finally:
         setup.set_transport(None)
     assert result.cancelled == [order.id] and result.close_errors == 1
@@ -289,7 +344,7 @@ def test_fully_covered_order_is_paid_at_once_and_clerks_are_told(any_db, monkeyp
     get_settings.cache_clear()
     user = buyer()
     with session_scope() as s:
-        payments.move_points(s, user_id=user.id, delta=5_000, reason="赠送", ref="gift:2")
+        balances.move_points(s, user_id=user.id, delta=5_000, reason="赠送", ref="gift:2")
     since = utcnow() - dt.timedelta(seconds=1)
     order = topup(user, points=5_000)
     assert order.status == "paid" and order.payable_fen == 0 and order.prepay_id is None
@@ -349,7 +404,7 @@ def test_events_are_kept_per_order(any_db) -> None:
     with wired():
         a, b = topup(user), topup(user)
     with session_scope() as s:
-        orders.cancel_order(s, order_id=a.id, actor=CLERK, reason="重复下单")
+        flows.cancel_order(s, order_id=a.id, actor=CLERK, reason="重复下单")
     with session_scope() as s:
         events = s.exec(select(OrderEvent).where(OrderEvent.order_id == b.id)).all()
     assert [e.action for e in events] == ["create"]

@@ -1,5 +1,5 @@
 """The money pages' Reflex handlers (订单看板, 流水与对账, the sidebar's 新订单 badge) and their helpers
-(``orders.views``, ``payments.views``).
+(``orders.display``, ``payments.display``, ``payments.ledger``).
 
 States are built with ``tests.support.state_of`` (``rx.State(_reflex_internal_init=True)``, a real staff
 session's token where the cookie would put it). Orders are paid for real: the WeChat Pay
@@ -17,12 +17,12 @@ import pytest
 from gc_admin.core.clock import SHANGHAI, UTC, utcnow
 from gc_admin.db import session_scope
 from gc_admin.integrations.wechatpay.simulator import finish_refund
-from gc_admin.orders import views
+from gc_admin.orders import display, flows
+from gc_admin.orders import service as orders
 from gc_admin.orders.badge import OrdersBadgeState, waiting_count
 from gc_admin.orders.state import OrdersState
-from gc_admin.payments import service as payments
 from gc_admin.payments.state import LedgerState, ReconcileState
-from tests.support import DENIED, Upload, drain, exported, rows, run, scalar, sign_in, state_of, toast, toasts
+from tests.support import DENIED, drain, exported, rows, run, scalar, sign_in, state_of, toast, toasts, upload_file
 from tests.unit.orders.support import COLLEAGUE, get, topup_order
 
 
@@ -64,7 +64,7 @@ def test_signed_out_or_insurer_cannot_see_orders_refund_or_read_the_ledger(paid,
         out["export"] = await drain(led.export())
         rec = await state_of(ReconcileState, token)
         out["rec_load"] = [await rec.load()]
-        out["upload"] = await drain(rec.upload_bill([Upload(b"whatever")]))
+        out["upload"] = await drain(rec.upload_bill([upload_file(b"whatever")]))
         rec.bill_date = utcnow().astimezone(SHANGHAI).date().isoformat()
         out["fetch"] = await drain(rec.fetch_bill())
         out["run"] = [await rec.open_run("1")]
@@ -209,7 +209,7 @@ def test_refund_race_loses_cleanly(paid):
         await st.open_order(str(order.id))
         await st.preview_refund({"amount": "135", "reason": "全部退"})
         with session_scope() as s:  # a colleague got there first
-            payments.refund_order(s, order_id=order.id, amount_fen=4_500, reason="先退一张",
+            flows.refund_order(s, order_id=order.id, amount_fen=4_500, reason="先退一张",
                                   actor=COLLEAGUE)
         return st, await drain(st.confirm_refund())
 
@@ -268,15 +268,15 @@ def test_badge_toasts_when_a_new_paid_order_arrives(paid):
 def test_age_and_sla():
     now = dt.datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
     ago = lambda minutes: now - dt.timedelta(minutes=minutes)  # noqa: E731
-    assert views.age_of(status="paid", created_at=ago(100), paid_at=ago(12), now=now) == ("12 分钟", "wait")
-    assert views.age_of(status="paid", created_at=ago(100), paid_at=ago(31), now=now) == ("31 分钟", "late")
-    assert views.age_of(status="accepted", created_at=ago(125), paid_at=ago(31), now=now) == ("2 小时 5 分", "open")
-    assert views.age_of(status="completed", created_at=ago(60 * 50), paid_at=None, now=now) == ("2 天 2 小时", "")
-    assert views.age_of(status="after_sales", created_at=ago(0), paid_at=None, now=now) == ("刚刚", "wait")
-    assert views.staff_actions("paid", views.scope_for("clerk")) == ["accept", "complete", "after_sales"]
-    assert views.staff_actions("created", views.scope_for("service")) == ["cancel"]
-    assert views.staff_actions("paid", views.scope_for("supplier")) == []
-    assert views.scope_for("dispatcher").can_refund is False and views.scope_for("service").can_refund is True
+    assert display.age_of(status="paid", created_at=ago(100), paid_at=ago(12), now=now) == ("12 分钟", "wait")
+    assert display.age_of(status="paid", created_at=ago(100), paid_at=ago(31), now=now) == ("31 分钟", "late")
+    assert display.age_of(status="accepted", created_at=ago(125), paid_at=ago(31), now=now) == ("2 小时 5 分", "open")
+    assert display.age_of(status="completed", created_at=ago(60 * 50), paid_at=None, now=now) == ("2 天 2 小时", "")
+    assert display.age_of(status="after_sales", created_at=ago(0), paid_at=None, now=now) == ("刚刚", "wait")
+    assert orders.staff_actions("paid", orders.scope_for("clerk")) == ["accept", "complete", "after_sales"]
+    assert orders.staff_actions("created", orders.scope_for("service")) == ["cancel"]
+    assert orders.staff_actions("paid", orders.scope_for("supplier")) == []
+    assert orders.scope_for("dispatcher").can_refund is False and orders.scope_for("service").can_refund is True
 
 
 # --- ledger and reconciliation --------------------------------------------------------------------------
@@ -324,3 +324,33 @@ def test_the_queue_shows_paid_unaccepted_orders_first(office):
     assert [r["status"] for r in rows[:12]] == ["paid"] * 12
     assert paid == [f"GC{i:04d}" for i in range(23, 0, -2)]  # paid 23 minutes ago (longest waiting) first
     assert [r["order_no"] for r in rows[12:14]] == ["GC0024", "GC0022"]  # then the rest, newest row first
+
+
+def test_display_modules_are_pure_and_no_views_module_is_left():
+    """Issue 8: ``views.py`` meant "display formatting" here and "queries + parsing" in coupons. Here it is
+    now ``display.py``: formatting only — no database, no session parameter (queries are services)."""
+    import ast
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[3] / "gc_admin"
+    assert not (root / "orders" / "views.py").exists() and not (root / "payments" / "views.py").exists()
+    for room in ("orders", "payments"):
+        tree = ast.parse((root / room / "display.py").read_text(encoding="utf-8"))
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | {
+            a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert not {m for m in imported if m and m.split(".")[0] in ("sqlmodel", "sqlalchemy")}, room
+        assert "gc_admin.db" not in imported, room
+        params = {a.arg for f in ast.walk(tree) if isinstance(f, ast.FunctionDef)
+                  for a in f.args.kwonlyargs + f.args.args}
+        assert "session" not in params, room
+
+
+def test_the_order_dialogs_are_the_shared_skeletons():
+    """Issue 8: the detail panel, the action and refund forms and the refund confirmation are
+    ui.components.dialog / confirm_dialog, not hand-written rx.dialog.root / rx.alert_dialog.root."""
+    import pathlib
+
+    page = (pathlib.Path(__file__).resolve().parents[3] / "gc_admin" / "orders" / "page.py").read_text(
+        encoding="utf-8")
+    assert "rx.dialog.root(" not in page and "rx.alert_dialog.root(" not in page
+    assert page.count("dialog(") >= 4

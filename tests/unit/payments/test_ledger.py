@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from gc_admin.core.clock import SHANGHAI, utcnow
 from gc_admin.core.errors import Conflict, InvalidInput
 from gc_admin.db import session_scope
-from gc_admin.payments import service as payments
+from gc_admin.payments import balances, ledger
 from tests.support import race, rows, scalar
 from tests.unit.orders.support import buyer
 
@@ -25,8 +25,8 @@ N = 8  # threads released at once in a race
 def test_ledgers_are_append_only(any_db, table) -> None:
     user = buyer()
     with session_scope() as s:
-        payments.move_points(s, user_id=user.id, delta=10, reason="赠送", ref="a")
-        payments.move_stored_value(s, user_id=user.id, delta_fen=10, reason="充值", ref="b")
+        balances.move_points(s, user_id=user.id, delta=10, reason="赠送", ref="a")
+        balances.move_stored_value(s, user_id=user.id, delta_fen=10, reason="充值", ref="b")
     for sql in (f"UPDATE {table} SET created_at = created_at", f"DELETE FROM {table}"):
         with pytest.raises(Exception, match="append-only"):
             with session_scope() as s:
@@ -37,29 +37,29 @@ def test_ledgers_are_append_only(any_db, table) -> None:
 def test_balances_are_idempotent_and_never_negative(any_db) -> None:
     user = buyer()
     with session_scope() as s:
-        first = payments.move_points(s, user_id=user.id, delta=100, reason="赠送", ref="gift")
-        again = payments.move_points(s, user_id=user.id, delta=100, reason="赠送", ref="gift")
+        first = balances.move_points(s, user_id=user.id, delta=100, reason="赠送", ref="gift")
+        again = balances.move_points(s, user_id=user.id, delta=100, reason="赠送", ref="gift")
         assert again.id == first.id
-        payments.move_points(s, user_id=user.id, delta=-60, reason="抵扣", ref="spend1")
+        balances.move_points(s, user_id=user.id, delta=-60, reason="抵扣", ref="spend1")
     with pytest.raises(Conflict) as err:
         with session_scope() as s:
-            payments.move_points(s, user_id=user.id, delta=-41, reason="抵扣", ref="spend2")
+            balances.move_points(s, user_id=user.id, delta=-41, reason="抵扣", ref="spend2")
     assert err.value.code == "POINTS_INSUFFICIENT"
     with pytest.raises(Conflict) as err:
         with session_scope() as s:
-            payments.move_stored_value(s, user_id=user.id, delta_fen=-1, reason="支付", ref="sv1")
+            balances.move_stored_value(s, user_id=user.id, delta_fen=-1, reason="支付", ref="sv1")
     assert err.value.code == "STORED_VALUE_INSUFFICIENT" and "¥0.00" in err.value.message
     for bad in (0, 1.5, True):
         with pytest.raises(InvalidInput) as err:
             with session_scope() as s:
-                payments.move_points(s, user_id=user.id, delta=bad, reason="x", ref="bad")  # type: ignore[arg-type]
+                balances.move_points(s, user_id=user.id, delta=bad, reason="x", ref="bad")  # type: ignore[arg-type]
         assert err.value.code == "INVALID_AMOUNT"
     with pytest.raises(Conflict) as err:
         with session_scope() as s:
-            payments.move_points(s, user_id=user.id, delta=5, reason="赠送", ref="gift")  # same ref, other amount
+            balances.move_points(s, user_id=user.id, delta=5, reason="赠送", ref="gift")  # same ref, other amount
     assert err.value.code == "REF_REUSED"
     with session_scope() as s:
-        assert payments.balances(s, user_id=user.id) == (40, 0)
+        assert balances.balances(s, user_id=user.id) == (40, 0)
     assert scalar("SELECT sum(delta) FROM points_entry") == 40
     assert rows("SELECT delta, balance_after FROM points_entry ORDER BY id") == [(100, 100), (-60, 40)]
     assert rows("SELECT kind, amount_fen, ref FROM ledger_entry ORDER BY id") == [
@@ -69,7 +69,7 @@ def test_balances_are_idempotent_and_never_negative(any_db) -> None:
 @pytest.mark.parametrize("which", ["points", "stored_value"])
 def test_concurrent_spends_cannot_overdraw(any_db, which) -> None:
     user = buyer()
-    move = payments.move_points if which == "points" else payments.move_stored_value
+    move = balances.move_points if which == "points" else balances.move_stored_value
     amount_kw = "delta" if which == "points" else "delta_fen"
     with session_scope() as s:
         move(s, user_id=user.id, reason="入账", ref="load", **{amount_kw: 100})
@@ -93,7 +93,7 @@ def test_concurrent_spends_cannot_overdraw(any_db, which) -> None:
 @pytest.mark.parametrize("which", ["points", "stored_value"])
 def test_concurrent_moves_with_one_ref_move_once(any_db, which) -> None:
     user = buyer()
-    move = payments.move_points if which == "points" else payments.move_stored_value
+    move = balances.move_points if which == "points" else balances.move_stored_value
     amount_kw = "delta" if which == "points" else "delta_fen"
 
     def work(_: int) -> int:
@@ -113,7 +113,7 @@ def test_concurrent_moves_with_one_ref_move_once(any_db, which) -> None:
 @pytest.mark.parametrize("which", ["points", "stored_value"])
 def test_concurrent_moves_reusing_a_ref_for_other_amounts_are_refused(any_db, which) -> None:
     user = buyer()
-    move = payments.move_points if which == "points" else payments.move_stored_value
+    move = balances.move_points if which == "points" else balances.move_stored_value
     amount_kw = "delta" if which == "points" else "delta_fen"
 
     def work(i: int) -> int:
@@ -133,19 +133,26 @@ def test_concurrent_moves_reusing_a_ref_for_other_amounts_are_refused(any_db, wh
 def test_list_ledger_and_export(day_of_money) -> None:
     _, o1, _ = day_of_money
     with session_scope() as s:
-        page = payments.list_ledger(s)
+        page = ledger.list_ledger(s)
         assert (page.total, page.net_fen) == (3, 13_500 + 4_500 - 4_500)
         assert [r.kind for r in page.rows] == ["refund", "payment", "payment"]
-        mine = payments.list_ledger(s, filters=payments.LedgerFilter(order_no=o1.order_no.lower()))
+        mine = ledger.list_ledger(s, filters=ledger.LedgerFilter(order_no=o1.order_no.lower()))
         assert [(r.kind, r.amount_fen) for r in mine.rows] == [("refund", -4_500), ("payment", 13_500)]
-        assert payments.list_ledger(s, filters=payments.LedgerFilter(kind="refund")).net_fen == -4_500
+        assert ledger.list_ledger(s, filters=ledger.LedgerFilter(kind="refund")).net_fen == -4_500
         today = utcnow().astimezone(SHANGHAI).date()
-        assert payments.list_ledger(s, filters=payments.LedgerFilter(date_from=today, date_to=today)).total == 3
-        assert payments.list_ledger(s, filters=payments.LedgerFilter(date_to=today - dt.timedelta(days=1))).total == 0
+        assert ledger.list_ledger(s, filters=ledger.LedgerFilter(date_from=today, date_to=today)).total == 3
+        assert ledger.list_ledger(s, filters=ledger.LedgerFilter(date_to=today - dt.timedelta(days=1))).total == 0
         with pytest.raises(InvalidInput) as err:
-            payments.list_ledger(s, filters=payments.LedgerFilter(kind="bonus"))
+            ledger.list_ledger(s, filters=ledger.LedgerFilter(kind="bonus"))
         assert err.value.code == "INVALID_KIND"
-        data = payments.ledger_xlsx(s)
+        yesterday = today - dt.timedelta(days=1)
+        totals = {f: [(t.kind, t.label, t.count, t.net_fen) for t in ledger.ledger_totals(s, filters=f)]
+                  for f in (ledger.LedgerFilter(), ledger.LedgerFilter(order_no=o1.order_no),
+                            ledger.LedgerFilter(kind="payment"), ledger.LedgerFilter(date_to=yesterday))}
+        assert list(totals.values()) == [[("payment", "支付", 2, 18_000), ("refund", "退款", 1, -4_500)],
+                                         [("payment", "支付", 1, 13_500), ("refund", "退款", 1, -4_500)],
+                                         [("payment", "支付", 2, 18_000)], []]
+        data = ledger.ledger_xlsx(s)
     frame = pl.read_excel(io.BytesIO(data))
     assert frame.height == 3 and frame["金额（分）"].to_list() == [13_500, 4_500, -4_500]
     assert frame["金额"].to_list() == ["¥135.00", "¥45.00", "-¥45.00"]

@@ -13,6 +13,7 @@ from gc_admin.core.clock import utcnow
 from gc_admin.db import session_scope
 from gc_admin.integrations.wechatpay import crypto
 from gc_admin.integrations.wechatpay.simulator import DevKeys, make_notify, transaction_resource
+from gc_admin.orders import flows
 from gc_admin.orders import service as orders
 from gc_admin.payments.models import PaymentNotifyLog
 from tests.support import race, rows, scalar, wired
@@ -132,7 +133,7 @@ def test_notify_for_a_cancelled_order_does_not_revive_it(any_db) -> None:
 
         setup.set_transport(Down())  # WeChat unreachable: the job cannot learn the order was paid
         with session_scope() as s:
-            assert orders.cancel_expired_unpaid(s).cancelled == [order.id]
+            assert flows.cancel_expired_unpaid(s).cancelled == [order.id]
         setup.set_transport(w.transport)
         assert w.post(NOTIFY_PATH, headers, body).status_code == 204  # received: WeChat must stop retrying
         assert w.post(NOTIFY_PATH, headers, body).status_code == 204

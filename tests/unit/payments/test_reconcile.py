@@ -11,8 +11,7 @@ from gc_admin.core.clock import SHANGHAI, utcnow
 from gc_admin.core.errors import InvalidInput
 from gc_admin.db import session_scope
 from gc_admin.integrations.wechatpay.simulator import build_trade_bill
-from gc_admin.payments import reconcile
-from gc_admin.payments import service as payments
+from gc_admin.payments import ledger, reconcile
 from tests.support import wired
 from tests.unit.orders.support import CLERK, buy, buyer, pay
 
@@ -35,7 +34,7 @@ def test_reconcile_finds_every_kind_of_difference(day_of_money) -> None:
     lost = buy(buyer("13900000003", openid="oB3"), 1)
     pay(w, lost, deliver=False)  # WeChat has it; our notify never arrived
     with session_scope() as s:  # money we recorded that WeChat does not show
-        payments.add_ledger(s, kind="payment", amount_fen=777, ref="pay:GC20990101000001", provider="wechatpay",
+        ledger.add_ledger(s, kind="payment", amount_fen=777, ref="pay:GC20990101000001", provider="wechatpay",
                             provider_ref="4200FAKE", occurred_at=utcnow())
     bill = build_trade_bill(w.state, today)
     assert bill is not None

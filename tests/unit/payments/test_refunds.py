@@ -16,8 +16,9 @@ from gc_admin.coupons import service as coupons
 from gc_admin.db import session_scope
 from gc_admin.integrations.wechatpay import setup
 from gc_admin.integrations.wechatpay.simulator import finish_refund, make_notify, refund_notify_resource
+from gc_admin.orders import display, flows
 from gc_admin.orders import service as orders
-from gc_admin.orders import views
+from gc_admin.payments import balances
 from gc_admin.payments import service as payments
 from gc_admin.users.models import MpUser
 from tests.support import race, rows, scalar, wired
@@ -32,12 +33,12 @@ class Down(httpx.BaseTransport):
 
 def request_refund(order_id: int, amount_fen: int, reason: str = "用户申请退款", actor: Actor = CLERK):
     with session_scope() as s:
-        return payments.refund_order(s, order_id=order_id, amount_fen=amount_fen, reason=reason, actor=actor)
+        return flows.refund_order(s, order_id=order_id, amount_fen=amount_fen, reason=reason, actor=actor)
 
 
 def send(refund_id: int):
-    with session_scope() as s:
-        return payments.send_refund(s, refund_id=refund_id)
+    """Ask WeChat Pay in a unit of work of its own (a refusal is committed, then raised)."""
+    return flows.send_refund_now(refund_id=refund_id)
 
 
 def refund(order_id: int, amount_fen: int, **kw):
@@ -127,9 +128,10 @@ def _refundable_everywhere(order_id: int) -> tuple[int, int, str, str, str, str]
     the refund dialog's default amount, whether it offers a refund, its note)."""
     with session_scope() as s:
         order = orders.get_order(s, order_id=order_id)
-        detail = views.order_detail(s, order_id=order_id, scope=views.scope_for("clerk"))["order"]
-        return (payments.refundable_fen(s, order=order),
-                orders.order_view(s, order=order, for_staff=True)["refundable_fen"],
+        scope = orders.scope_for("clerk")
+        detail = display.order_detail(flows.staff_detail(s, order_id=order_id, scope=scope), scope=scope)["order"]
+        return (flows.refundable_fen(s, order=order),
+                flows.order_view(s, order=order, for_staff=True)["refundable_fen"],
                 detail["refundable"], detail["refund_default"], detail["can_refund"], detail["refund_note"])
 
 
@@ -160,21 +162,21 @@ def test_uneven_split_sums_to_the_paid_amount(any_db) -> None:
     shop(price_fen=1_000)
     user = buyer()
     with session_scope() as s:
-        payments.move_points(s, user_id=user.id, delta=1, reason="赠送", ref="g1")
+        balances.move_points(s, user_id=user.id, delta=1, reason="赠送", ref="g1")
     with wired() as w:
         order = buy(user, 3, points=1)  # pays 2999 for 3 coupons
         pay(w, order)
         with session_scope() as s:
-            assert payments.coupon_refund_values(s, order=get(order.id)) == [999, 1_999, 2_999]
+            assert flows.refund_values(s, order=get(order.id)) == [999, 1_999, 2_999]
         for amount in (999, 1_000, 1_000):  # one coupon at a time: the remainders spread, nothing lost
             with session_scope() as s:
-                assert payments.coupon_refund_values(s, order=get(order.id))[0] == amount
+                assert flows.refund_values(s, order=get(order.id))[0] == amount
             r = refund(order.id, amount)
             finish_refund(w.state, r.out_refund_no)
     final = get(order.id)
     assert final.status == "refunded" and final.refunded_fen == final.paid_fen == 2_999
     with session_scope() as s:
-        assert payments.balances(s, user_id=user.id) == (1, 0)  # the point came back with the full refund
+        assert balances.balances(s, user_id=user.id) == (1, 0)  # the point came back with the full refund
 
 
 def test_retry_reuses_the_refund_number(bought) -> None:
@@ -188,7 +190,7 @@ def test_retry_reuses_the_refund_number(bought) -> None:
     assert first.status == "pending" and first.attempts == 1 and "TRANSPORT_ERROR" in (first.error or "")
     assert w.state.refunds == {}
     with session_scope() as s:
-        assert payments.retry_pending_refunds(s, older_than=dt.timedelta(0)) == 1
+        assert flows.retry_pending_refunds(s, older_than=dt.timedelta(0)) == 1
     again = send(recorded.id)  # already processing: a query, nothing sent again
     assert again.status == "processing" and again.out_refund_no == recorded.out_refund_no
     assert list(w.state.refunds) == [recorded.out_refund_no] and w.state.refunded(order.order_no) == 4_500
@@ -203,13 +205,13 @@ def test_sync_refund_applies_the_result_without_a_notify(bought) -> None:
     w, order, _ = bought
     r = refund(order.id, 4_500)
     with session_scope() as s:
-        assert payments.sync_refund(s, refund_id=r.id).status == "processing"  # WeChat is still on it
+        assert flows.sync_refund(s, refund_id=r.id).status == "processing"  # WeChat is still on it
     finish_refund(w.state, r.out_refund_no, deliver=False)  # done, but the notify is lost
     with session_scope() as s:  # the job looks at refunds still in flight
-        assert payments.retry_pending_refunds(s, older_than=dt.timedelta(0)) == 1
+        assert flows.retry_pending_refunds(s, older_than=dt.timedelta(0)) == 1
     with session_scope() as s:
         synced = payments.get_refund(s, refund_id=r.id)
-        assert payments.retry_pending_refunds(s, older_than=dt.timedelta(0)) == 0
+        assert flows.retry_pending_refunds(s, older_than=dt.timedelta(0)) == 0
     assert synced.status == "succeeded" and synced.refund_id == w.state.refunds[r.out_refund_no].refund_id
     assert scalar("SELECT count(*) FROM ledger_entry WHERE kind = 'refund'") == 1
 
@@ -227,6 +229,63 @@ def test_refusal_and_abnormal_refunds_are_undone(bought) -> None:
     assert failed.refunded_fen == 0 and failed.status == "completed"
     assert rows("SELECT status, provider_status FROM refund") == [("failed", "NOT_ENOUGH")]
     assert [c[0] for c in coupon_states(order.id)] == ["available"] * 3
+
+
+def test_the_flow_commits_a_refusal_the_error_does_not(bought) -> None:
+    """Issue 8: REFUND_REFUSED no longer carries "commit me" (keep_changes). Inside the caller's unit of
+    work the refusal rolls back with it — the refund stays pending, its amount reserved, for the retry;
+    flows.send_refund_now commits the refusal in its own unit of work and then raises."""
+    w, order, _ = bought
+    payments._client().refund(out_refund_no="MANUAL1", out_trade_no=order.order_no, refund_fen=13_500,
+                              total_fen=13_500)
+    recorded = request_refund(order.id, 4_500)
+    with pytest.raises(UpstreamError) as err:
+        with session_scope() as s:
+            flows.send_refund(s, refund_id=recorded.id)
+    assert err.value.code == "REFUND_REFUSED" and not getattr(err.value, "keep_changes", False)
+    assert rows("SELECT status FROM refund") == [("pending",)] and get(order.id).refunded_fen == 4_500
+    with pytest.raises(UpstreamError) as again:
+        flows.send_refund_now(refund_id=recorded.id)
+    assert again.value.code == "REFUND_REFUSED" and not getattr(again.value, "keep_changes", False)
+    assert rows("SELECT status, provider_status FROM refund") == [("failed", "NOT_ENOUGH")]
+    assert get(order.id).refunded_fen == 0 and [c[0] for c in coupon_states(order.id)] == ["available"] * 3
+
+
+def _uses(name: str) -> set[str]:
+    """The app's modules that call or pass on a function called ``name`` (``f(...)``, ``x.f``)."""
+    import ast
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[3] / "gc_admin"
+    out = set()
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            used = (isinstance(node, ast.Attribute) and node.attr == name) or (
+                isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name)
+            if used:
+                out.add(path.relative_to(root.parent).as_posix())
+    return out
+
+
+def test_the_refund_sequence_is_written_once() -> None:
+    """Issue 8: "record → commit → ask WeChat Pay" was written in the staff API and in the 订单看板
+    state; both now use flows.refund, the only place that records a refund and then sends it."""
+    for step in ("refund_order", "send_refund"):
+        assert _uses(step) <= {"gc_admin/orders/flows.py"}, step
+    assert _uses("refund") >= {"gc_admin/orders/api.py", "gc_admin/orders/state.py"}
+
+
+def test_no_error_of_the_money_rooms_keeps_changes() -> None:
+    """Issue 8: the caller decides what commits, not the error (ORDER_ALREADY_PAID, REFUND_REFUSED)."""
+    import ast
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[3] / "gc_admin"
+    kept = [f"{path.relative_to(root)}:{node.lineno}"
+            for room in ("orders", "payments") for path in sorted((root / room).rglob("*.py"))
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(node, ast.keyword) and node.arg == "keep_changes"]
+    assert kept == []
 
 
 def test_a_failed_full_refund_goes_to_after_sales(bought) -> None:
@@ -286,12 +345,12 @@ def test_full_refund_returns_coupon_points_and_stored_value(any_db) -> None:
     with session_scope() as s:
         res = coupons.issue_batch(s, actor=STAFF, source="staff", batch_id="f", product_code="flower30",
                                   phones=[user.phone])
-        payments.move_points(s, user_id=user.id, delta=300, reason="赠送", ref="g")
-        payments.move_stored_value(s, user_id=user.id, delta_fen=200, reason="充值", ref="l")
+        balances.move_points(s, user_id=user.id, delta=300, reason="赠送", ref="g")
+        balances.move_stored_value(s, user_id=user.id, delta_fen=200, reason="充值", ref="l")
     coupon_id = res.rows()[0]["coupon_ids"][0]
     with wired() as w:
         with session_scope() as s:
-            order = orders.create_order(s, user=user, body={
+            order = flows.create_order(s, user=user, body={
                 "type": "topup", "details": {"mobile": "13812345678", "face_fen": 10_000}, "coupon_id": coupon_id,
                 "points": 300, "use_stored_value": True})
         assert order.payable_fen == 10_000 - 3_000 - 300 - 200
@@ -305,7 +364,7 @@ def test_full_refund_returns_coupon_points_and_stored_value(any_db) -> None:
     assert get(order.id).status == "refunded"
     assert rows("SELECT status, reserved_for FROM coupon WHERE id = :i", i=coupon_id) == [("available", None)]
     with session_scope() as s:
-        assert payments.balances(s, user_id=user.id) == (300, 200)
+        assert balances.balances(s, user_id=user.id) == (300, 200)
     assert sorted(rows("SELECT kind, amount_fen FROM ledger_entry")) == sorted([
         ("points", 300), ("stored_value", 200), ("points", -300), ("stored_value", -200), ("payment", 6_500),
         ("refund", -6_500), ("points", 300), ("stored_value", 200)])

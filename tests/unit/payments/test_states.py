@@ -16,11 +16,11 @@ import pytest
 from gc_admin.core.clock import SHANGHAI, UTC, utcnow
 from gc_admin.db import session_scope
 from gc_admin.integrations.wechatpay.simulator import build_trade_bill, finish_refund
-from gc_admin.orders import views
-from gc_admin.payments import service as payments
-from gc_admin.payments import views as pay_views
+from gc_admin.orders import display, flows
+from gc_admin.payments import display as pay_display
+from gc_admin.payments import ledger as pay_ledger
 from gc_admin.payments.state import LedgerState, ReconcileState
-from tests.support import Upload, downloaded, drain, run, scalar, sign_in, state_of, toasts
+from tests.support import downloaded, drain, run, scalar, sign_in, state_of, toasts, upload_file
 from tests.unit.orders.support import COLLEAGUE, buy, pay, topup_order
 
 
@@ -30,10 +30,10 @@ def test_ledger_lists_totals_and_exports_exactly_the_ledger(paid):
     w, order, user = paid
     topup_order(user, w)
     with session_scope() as s:
-        r = payments.refund_order(s, order_id=order.id, amount_fen=4_500, reason="退一张",
+        r = flows.refund_order(s, order_id=order.id, amount_fen=4_500, reason="退一张",
                                   actor=COLLEAGUE)
     with session_scope() as s:
-        payments.send_refund(s, refund_id=r.id)
+        flows.send_refund(s, refund_id=r.id)
     finish_refund(w.state, r.out_refund_no)
 
     async def scenario():
@@ -61,7 +61,7 @@ def test_ledger_lists_totals_and_exports_exactly_the_ledger(paid):
     assert toasts(events) == [("success", "已导出 3 条流水")]
     frame = pl.read_excel(io.BytesIO(data))
     with session_scope() as s:
-        ledger = payments.list_ledger(s, limit=200).rows
+        ledger = pay_ledger.list_ledger(s, limit=200).rows
     assert frame["流水ID"].to_list() == sorted(e.id for e in ledger)
     by_id = {e.id: e for e in ledger}
     assert [(by_id[i].amount_fen, by_id[i].ref) for i in frame["流水ID"].to_list()] == list(
@@ -83,9 +83,9 @@ def test_manager_reconciles_an_uploaded_bill_and_a_fetched_one(paid):
     async def upload():
         rec = await state_of(ReconcileState, sign_in("mgr"))
         await rec.load()
-        events = await drain(rec.upload_bill([Upload(bill, "微信账单.csv")]))
+        events = await drain(rec.upload_bill([upload_file(bill, "微信账单.csv")]))
         result, mismatches = dict(rec.result), list(rec.mismatches)
-        junk = await drain(rec.upload_bill([Upload(b"not,a,bill\n1,2,3\n")]))
+        junk = await drain(rec.upload_bill([upload_file(b"not,a,bill\n1,2,3\n")]))
         return rec, events, result, mismatches, junk, rec.error
 
     rec, events, first, mismatches, junk, junk_error = run(upload())
@@ -97,7 +97,7 @@ def test_manager_reconciles_an_uploaded_bill_and_a_fetched_one(paid):
     assert toasts(junk)[-1][0] == "error" and junk_error.startswith("无法识别的微信支付交易账单")
 
     with session_scope() as s:  # what the clerk does about it: ask WeChat Pay, which applies the payment
-        assert payments.sync_payment(s, order_id=lost.id) == "applied"
+        assert flows.sync_payment(s, order_id=lost.id) == "applied"
 
     async def fetch():
         rec.set_bill_date(today.isoformat())
@@ -118,14 +118,14 @@ def test_manager_reconciles_an_uploaded_bill_and_a_fetched_one(paid):
 
 
 def test_ledger_filter_and_file_name():
-    f = pay_views.ledger_filter(kind="all", provider="wechatpay", order_no=" gc2026-1122 ", date_from="2026-11-01",
+    f = pay_ledger.ledger_filter(kind="all", provider="wechatpay", order_no=" gc2026-1122 ", date_from="2026-11-01",
                                 date_to="2026-11-30")
     assert (f.kind, f.provider, f.order_no, f.date_from, f.date_to) == (
         None, "wechatpay", "gc20261122", dt.date(2026, 11, 1), dt.date(2026, 11, 30))
     with pytest.raises(ValueError, match="开始日期格式不正确"):
-        pay_views.ledger_filter(date_from="2026/11/01")
+        pay_ledger.ledger_filter(date_from="2026/11/01")
     with pytest.raises(ValueError, match="未知的流水类型"):
-        pay_views.ledger_filter(kind="bitcoin")
-    assert pay_views.export_filename(dt.datetime(2026, 11, 21, 17, 0, tzinfo=UTC)) == "流水-20261122.xlsx"
-    assert views.refund_consequence(amount_fen=4_500, paid_fen=13_500, refunded_fen=0, order_type="coupon_purchase") == (
+        pay_ledger.ledger_filter(kind="bitcoin")
+    assert pay_display.export_filename(dt.datetime(2026, 11, 21, 17, 0, tzinfo=UTC)) == "流水-20261122.xlsx"
+    assert display.refund_consequence(amount_fen=4_500, paid_fen=13_500, refunded_fen=0, order_type="coupon_purchase") == (
         "将向用户退款 ¥45.00（原支付 ¥135.00，已退 ¥0.00），原路退回用户的微信支付；该订单购买的未使用券将作废并回到库存。提交后不可撤销。")

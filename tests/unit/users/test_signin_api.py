@@ -137,6 +137,45 @@ def test_wrong_codes_are_counted_and_exhaust_the_code(api):
     assert _users() == [] and _audit("user.login") == []
 
 
+def test_a_wrong_try_stays_counted_however_the_callers_unit_of_work_ends(api):
+    """The try is counted in a unit of work of its own: a caller that catches the refusal and then
+    fails (its unit rolls back) does not give the guesser the try back."""
+    from gc_admin.core.errors import Unauthorized
+    from gc_admin.users import service
+
+    send_sms_code(api)
+    wrong = f"{(int(sms_code()) + 1) % 1_000_000:06d}"
+    with pytest.raises(RuntimeError):
+        with session_scope() as s:
+            with pytest.raises(Unauthorized):
+                service.sms_login(s, phone="13812345678", code=wrong)
+            raise RuntimeError("the caller's next step fails")
+    assert _code_row().attempts == 1
+
+
+def test_a_login_code_the_provider_refuses_is_a_502_and_still_counts(api):
+    """SMS_SEND_FAILED after the code and the failed outbox row are committed: 短信记录 shows the
+    failure and the cooldown counts the attempt."""
+    from gc_admin.integrations.sms.base import SmsError
+    from gc_admin.integrations.sms.service import set_sender
+
+    class Refusing:
+        name = "aliyun"
+
+        def send(self, **kw):
+            raise SmsError("isv.BUSINESS_LIMIT_CONTROL")
+
+    set_sender(Refusing())
+    try:
+        api_error(api.post(SEND, json={"phone": "13812345678"}), 502, "SMS_SEND_FAILED")
+        api_error(api.post(SEND, json={"phone": "13812345678"}), 429, "SMS_TOO_FREQUENT")
+    finally:
+        set_sender(None)
+    with session_scope() as s:
+        assert [(m.status, m.provider) for m in s.exec(select(SmsMessage)).all()] == [("failed", "aliyun")]
+        assert s.exec(select(func.count()).select_from(SmsLoginCode)).one() == 1
+
+
 def test_wrong_tries_below_the_limit_do_not_block_the_right_code(api):
     send_sms_code(api)
     code = sms_code()

@@ -1,4 +1,4 @@
-"""工作台 (home): a greeting and the figures this member's role may see (``gc_admin.home.service``).
+"""工作台 (home) page: a greeting and the figures this member's role may see (``gc_admin.home.service``).
 
 Every figure is rendered statically (an icon needs a literal name) and shown only when the service
 returned it for this member: the supplier and the insurer no longer see platform-wide numbers.
@@ -9,28 +9,11 @@ from __future__ import annotations
 import reflex as rx
 
 from gc_admin.core.roles import SECTIONS
-from gc_admin.home.service import FIGURES, home_figures
-from gc_admin.ui.auth import AuthState, denied, require, run_db
+from gc_admin.home.service import FIGURES
+from gc_admin.home.state import HomeState
+from gc_admin.ui.auth import AuthState
 from gc_admin.ui.components import stat_card
 from gc_admin.ui.layout import staff_page
-
-
-class HomeState(rx.State):
-    shown: list[str] = []  # figure keys, in FIGURES order
-    values: dict[str, str] = {}  # figure key -> formatted value
-    note: str = ""
-
-    @rx.event
-    async def load(self):
-        p = await require(self, "home")
-        if p is None:
-            self.shown, self.values, self.note = [], {}, ""
-            return await denied(self)
-        figures = await run_db(lambda s: home_figures(s, principal=p))
-        self.shown = [f.key for f in FIGURES if f.key in figures.values]
-        self.values = {k: f"{v:,}" for k, v in figures.values.items()}
-        self.note = figures.note
-        return None
 
 
 def _shortcut(key: str, label: str, route: str, icon: str) -> rx.Component:

@@ -1,16 +1,8 @@
-"""订单看板 helpers: who sees which orders, what each role may do with an order in its status, and the
-display shapes (strings only) of a queue row and of an order's detail panel.
+"""订单看板 display: the shapes (strings only) of a queue row and of an order's detail panel, ages,
+labels and the refund confirmation's sentence.
 
-No queries of its own: everything is read through :mod:`gc_admin.orders.service` and
-:mod:`gc_admin.payments.service`; this module only decides and formats, so it is unit-tested
-without the browser.
-
-Who sees what (the same rules as the staff API, ``gc_admin.orders.api``: its ``QUEUE_ROLES`` and
-``REFUND_ROLES`` are imported, not copied, so the two cannot drift apart):
-- admin, manager, clerk, service: every order; a dispatcher: driver (代驾) orders only;
-- a supplier: nothing yet — orders do not record their supplier until goods (实物) fulfilment
-  exists, so the page says so instead of showing everyone's orders;
-- refunds: admin, manager, service, clerk.
+Pure functions, no database (unit-tested without the browser): who sees what is
+:func:`gc_admin.orders.service.scope_for`, the panel's data :func:`gc_admin.orders.flows.staff_detail`.
 
 Age / SLA at a glance (DESIGN.md §5): a paid order waits for a clerk to accept it; its age counts
 from payment and turns red after :data:`PAID_SLA`. Other open statuses show their age since the
@@ -19,21 +11,17 @@ order was created.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from typing import Any
 
-from sqlmodel import Session
-
 from gc_admin.core.clock import as_utc, fmt_local, utcnow
-from gc_admin.core.errors import NotFound
 from gc_admin.core.money import format_fen
-from gc_admin.core.phone import mask_phone
 from gc_admin.orders import service as orders
-from gc_admin.orders.api import QUEUE_ROLES, REFUND_ROLES
-from gc_admin.orders.models import ORDER_STATUSES, ORDER_TYPES, ServiceOrder
+from gc_admin.orders.flows import StaffDetail
+from gc_admin.orders.kinds import kind_of
+from gc_admin.orders.models import ORDER_STATUSES, ORDER_TYPES
 from gc_admin.orders.pricing import STEP_LABELS
-from gc_admin.payments import service as payments
+from gc_admin.orders.service import REASON_REQUIRED, Scope, staff_actions
 
 PAID_SLA = dt.timedelta(minutes=30)
 OPEN_STATUSES = ("paid", "accepted", "in_fulfilment", "refund_requested", "after_sales")
@@ -50,7 +38,6 @@ EVENT_LABELS = {name: t.label for name, t in orders.TRANSITIONS.items()} | {
 NEXT_ACTION = {"paid": "accept", "accepted": "fulfil", "in_fulfilment": "complete", "after_sales": "resolve"}
 ACTION_COLORS = {"accept": "blue", "fulfil": "blue", "complete": "green", "resolve": "green", "cancel": "red",
                  "after_sales": "orange"}
-REASON_REQUIRED = ("cancel", "after_sales")
 ACTION_HINTS = {
     "accept": "接单后订单进入“已接单”，请尽快安排履约。",
     "fulfil": "订单进入“履约中”。",
@@ -59,42 +46,11 @@ ACTION_HINTS = {
     "cancel": "只能取消待支付的订单：将关闭微信支付订单，释放锁定的库存、优惠券、积分与储值。",
     "after_sales": "订单转入售后处理；退款请使用“退款”。",
 }
-SUPPLIER_NOTE = ("供货商账号暂不显示订单：实物订单记录供货商之后，这里将只显示由您供货的订单。"
-                 "如需查看订单，请联系内勤。")
-
-
-@dataclasses.dataclass(frozen=True)
-class Scope:
-    """What a role may see and do on the order board."""
-
-    visible: bool  # sees any orders at all
-    types: tuple[str, ...] | None  # restricted to these order types (None: all)
-    can_act: bool  # accept / fulfil / complete / cancel / after-sales / resolve
-    can_refund: bool
-    note: str = ""  # shown above the queue
-
-
-def scope_for(role: str | None) -> Scope:
-    if role not in QUEUE_ROLES:
-        return Scope(False, (), False, False, SUPPLIER_NOTE if role == "supplier" else "")
-    if role == "dispatcher":
-        return Scope(True, ("driver",), True, False, "仅显示代驾订单。")
-    return Scope(True, None, True, role in REFUND_ROLES)
 
 
 def type_options(scope: Scope) -> list[dict[str, str]]:
     keys = scope.types if scope.types is not None else tuple(ORDER_TYPES)
     return [{"value": k, "label": ORDER_TYPES[k]} for k in keys]
-
-
-def visible_order(session: Session, *, order_id: int, scope: Scope) -> ServiceOrder:
-    """The order if this scope may see it; otherwise the same "not found" as a missing id."""
-    if not scope.visible:
-        raise NotFound("订单不存在", code="ORDER_NOT_FOUND")
-    order = orders.get_order(session, order_id=order_id)
-    if scope.types is not None and order.type not in scope.types:
-        raise NotFound("订单不存在", code="ORDER_NOT_FOUND")
-    return order
 
 
 # --- age ----------------------------------------------------------------------------------------------
@@ -130,14 +86,6 @@ def age_of(*, status: str, created_at: dt.datetime, paid_at: dt.datetime | None,
 
 # --- actions ------------------------------------------------------------------------------------------
 
-def staff_actions(status: str, scope: Scope) -> list[str]:
-    """The state-machine moves a staff member of this scope may make on an order in ``status``."""
-    if not scope.can_act:
-        return []
-    return [a for a in orders.STAFF_ACTIONS
-            if status in orders.TRANSITIONS[a].sources and "staff" in orders.TRANSITIONS[a].by]
-
-
 def action_label(action: str) -> str:
     return orders.TRANSITIONS[action].label
 
@@ -171,34 +119,17 @@ def _local(iso_value: str | None, *, seconds: bool = False) -> str:
         return iso_value
 
 
-def _details_text(order_type: str, details: dict[str, Any]) -> str:
-    parts: list[str] = []
-    if details.get("mobile"):
-        parts.append(f"充值号码 {mask_phone(str(details['mobile']))}")
-    face = details.get("face_fen")
-    if isinstance(face, int) and not isinstance(face, bool):
-        parts.append(f"面额 {format_fen(face)}")
-    return " · ".join(parts)
-
-
-def refund_values(session: Session, *, order: ServiceOrder) -> list[int] | None:
-    """Coupon purchases refund per coupon: the allowed amounts for 1, 2, … unused coupons (``None``:
-    any amount up to the refundable remainder)."""
-    return payments.coupon_refund_values(session, order=order)
-
-
-def order_detail(session: Session, *, order_id: int, scope: Scope, now: dt.datetime | None = None) -> dict[str, Any]:
+def order_detail(detail: StaffDetail, *, scope: Scope, now: dt.datetime | None = None) -> dict[str, Any]:
     """Everything the detail panel shows, as strings: the order, lines, price steps with who funds
     each, payment, history, refunds, the allowed actions and the refund form's defaults."""
     now = now or utcnow()
-    order = visible_order(session, order_id=order_id, scope=scope)
-    view = orders.order_view(session, order=order, for_staff=True)
+    order, view = detail.order, detail.view
     pricing = view.get("pricing") or {}
     age, level = age_of(status=order.status, created_at=order.created_at, paid_at=order.paid_at, now=now)
     refunds = view.get("refunds") or []
     in_flight = [r for r in refunds if r["status"] in ("pending", "processing")]
-    refundable = int(view.get("refundable_fen") or 0)  # payments.refundable_fen: used coupons not counted
-    values = refund_values(session, order=order) if order.status in orders.REFUNDABLE else None
+    refundable = int(view.get("refundable_fen") or 0)  # flows.refundable_fen: used coupons not counted
+    values = detail.refund_values
     can_refund = scope.can_refund and refundable > 0 and not in_flight
     if not scope.can_refund:
         refund_note = ""
@@ -220,7 +151,7 @@ def order_detail(session: Session, *, order_id: int, scope: Scope, now: dt.datet
         "payable": format_fen(int(pricing.get("payable_fen", order.payable_fen))),
         "paid": format_fen(order.paid_fen), "refunded": format_fen(order.refunded_fen),
         "refundable": format_fen(refundable), "refundable_fen": str(refundable),
-        "details": _details_text(order.type, view.get("details") or {}),
+        "details": kind_of(order.type).details_text(view.get("details") or {}),
         "fulfilment": " · ".join(f"{k}：{v}" for k, v in (view.get("fulfilment") or {}).items() if v not in (None, "")),
         "coupons": str(len(view.get("coupon_ids") or [])) if order.type == "coupon_purchase" else "",
         "anomaly": "取消后收到支付，需退款给用户" if (order.anomaly or "").startswith("paid_after") else (order.anomaly or ""),

@@ -16,10 +16,10 @@ from gc_admin.core.errors import DomainError
 from gc_admin.core.money import format_fen
 from gc_admin.core.params import parse_id
 from gc_admin.core.phone import mask_phone
-from gc_admin.coupons import service as coupons
-from gc_admin.coupons import views as coupon_views
+from gc_admin.coupons.wallet import service as coupons
+from gc_admin.coupons.wallet import service as coupon_views
 from gc_admin.coupons.models import KINDS, SHOWN_STATUSES
-from gc_admin.ui.auth import denied, require, run_db
+from gc_admin.ui.auth import guarded, public, run_db
 from gc_admin.ui.paging import PAGE_SIZE, PagedMixin, export_xlsx
 from gc_admin.users import service
 
@@ -54,14 +54,15 @@ class UsersState(PagedMixin, rx.State):
     history: list[dict[str, str]] = []
     detail_error: str = ""
 
+    def _on_denied(self) -> None:
+        self.rows, self.total, self.waiting = [], 0, {}
+
     @rx.event
+    @public
     def set_phone_q(self, value: str):
         self.phone_q = "".join(ch for ch in value if ch.isdigit())[:11]
 
-    async def _reload(self):
-        if await require(self, SECTION) is None:
-            self.rows, self.total, self.waiting = [], 0, {}
-            return await denied(self)
+    async def _reload(self):  # only from a guarded handler
         phone, sort = self.phone_q, self._sort()
 
         def _work(s):
@@ -86,6 +87,7 @@ class UsersState(PagedMixin, rx.State):
         return None
 
     @rx.event
+    @guarded(SECTION)
     async def load(self):
         return await self._reload()
 
@@ -93,11 +95,9 @@ class UsersState(PagedMixin, rx.State):
         return service.USER_SORT_KEYS
 
     @rx.event
+    @guarded(SECTION)
     async def export(self):
         """Every user matching the search (not just this page) as Excel, phones masked."""
-        if await require(self, SECTION) is None:
-            yield await denied(self)
-            return
         phone, sort = self.phone_q, self._sort()
         self.exporting = True
         yield
@@ -110,9 +110,8 @@ class UsersState(PagedMixin, rx.State):
             yield event
 
     @rx.event
+    @guarded(SECTION)
     async def open_user(self, user_id: str):
-        if await require(self, SECTION) is None:
-            return await denied(self)
         try:
             user, items = await run_db(lambda s: coupon_views.user_coupons(s, user_id=parse_id(user_id, what="用户")))
         except (DomainError, ValueError) as exc:
@@ -129,10 +128,9 @@ class UsersState(PagedMixin, rx.State):
         return None
 
     @rx.event
+    @guarded(SECTION)
     async def open_waiting(self):
         """The coupons waiting for the searched phone (no user has registered it yet)."""
-        if await require(self, SECTION) is None:
-            return await denied(self)
         phone = self.phone_q
         try:
             waiting, items = await run_db(lambda s: (coupon_views.waiting_phone(s, phone=phone),
@@ -153,15 +151,15 @@ class UsersState(PagedMixin, rx.State):
         return None
 
     @rx.event
+    @public
     def set_detail_open(self, value: bool):
         self.detail_open = value
         if not value:
             self.coupons, self.history, self.history_for = [], [], ""
 
     @rx.event
+    @guarded(SECTION)
     async def show_history(self, coupon_id: str):
-        if await require(self, SECTION) is None:
-            return await denied(self)
         if self.history_for == coupon_id:
             self.history_for, self.history = "", []
             return None

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import reflex as rx
 
-from gc_admin.coupons.issuance_state import MAX_PER_PHONE, UPLOAD_ID, IssuanceState
-from gc_admin.coupons.views import MAX_PHONE_FILE_BYTES
-from gc_admin.ui.components import Col, empty_row, export_button, pager, table_header
+from gc_admin.core.uploads import limits as upload_limits
+from gc_admin.coupons.issuance.state import MAX_PER_PHONE, UPLOAD_ID, IssuanceState
+from gc_admin.ui.components import NUM, Col, confirm_dialog, empty_row, export_button, pager, table_header
 from gc_admin.ui.layout import staff_page
 
-NUM = {"text_align": "right", "white_space": "nowrap", "font_variant_numeric": "tabular-nums"}
 ROW_COLORS = {"issued": "green", "invalid_phone": "red", "duplicate": "amber", "no_stock": "orange"}
 
 
@@ -41,7 +40,7 @@ def _phones_input() -> rx.Component:
                 rx.upload.root(
                     rx.button(rx.icon("file-up", size=14), "或上传手机号文件（CSV / Excel / TXT）", size="1",
                               variant="soft", type="button"),
-                    id=UPLOAD_ID, multiple=False, max_files=1, max_size=MAX_PHONE_FILE_BYTES,
+                    id=UPLOAD_ID, multiple=False, max_files=1, max_size=upload_limits().max_bytes,
                     accept={"text/csv": [".csv"], "text/plain": [".txt"],
                             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": [".xlsx"],
                             "application/vnd.ms-excel": [".xls"]},
@@ -136,13 +135,12 @@ def _problems() -> rx.Component:
 def _confirm_dialog() -> rx.Component:
     s = IssuanceState
     pv = s.preview
-    return rx.alert_dialog.root(
-        rx.alert_dialog.content(
-            rx.alert_dialog.title("确认发放：", pv["product"]),
-            rx.alert_dialog.description(
-                rx.text(pv["headline"], size="4", weight="bold", data_testid="preview-headline"),
-                padding_y="0.5rem",
-            ),
+    return confirm_dialog(
+        rx.fragment("确认发放：", pv["product"]),
+        rx.text.span(pv["headline"], data_testid="preview-headline"),
+        open=s.preview_open,
+        on_open_change=s.set_preview_open,
+        extra=(
             rx.vstack(
                 _count("批次号", pv["batch_id"], "preview-batch"),
                 _count("提交行数", pv["requested"], "preview-requested"),
@@ -165,17 +163,12 @@ def _confirm_dialog() -> rx.Component:
                                                      margin_top="0.75rem")),
             rx.text("发放后券立即进入用户“我的礼券”；未注册的手机号会在用户登录后自动归属。已发放的券不能撤回。",
                     size="1", color_scheme="gray", padding_top="0.75rem"),
-            rx.hstack(
-                rx.alert_dialog.cancel(rx.button("取消", variant="soft", color_scheme="gray")),
-                rx.alert_dialog.action(rx.button(rx.icon("send", size=14), "确认发放", on_click=s.confirm_issue,
-                                                 data_testid="issue-confirm")),
-                justify="end", spacing="3", padding_top="1rem",
-            ),
-            max_width="32rem",
-            data_testid="preview-dialog",
         ),
-        open=s.preview_open,
-        on_open_change=s.set_preview_open,
+        back=rx.alert_dialog.cancel(rx.button("取消", variant="soft", color_scheme="gray")),
+        confirm=rx.alert_dialog.action(rx.button(rx.icon("send", size=14), "确认发放", on_click=s.confirm_issue,
+                                                 data_testid="issue-confirm")),
+        max_width="32rem",
+        testid="preview-dialog",
     )
 
 

@@ -9,6 +9,10 @@ Two kinds of problem, handled differently:
 Everything is vectorised in polars: the file is read with every column as text (so a code like
 ``000123`` keeps its zeros) and each rule is a column expression, never a Python loop per row.
 
+Before any parser runs, :func:`gc_admin.core.uploads.check_upload` refuses a file that would
+blow up (size, zip bombs, too many rows / columns / cells, overlong lines); its code (``UPLOAD_*``)
+travels on the :class:`FileRejected`.
+
 Accepted:
 - CSV in UTF-8 (with or without BOM), UTF-16 with BOM, or GBK/GB18030, separated by
   comma, tab, semicolon or ``|``; ``.xlsx``/``.xls`` (first sheet that has a code column);
@@ -32,8 +36,8 @@ import zipfile
 import polars as pl
 
 from gc_admin.core.clock import SHANGHAI, UTC
+from gc_admin.core.uploads import UploadRefused, check_upload
 
-MAX_FILE_BYTES = 100 * 1024 * 1024
 MAX_CODE_LEN = 128
 HEADER_SCAN_ROWS = 10
 TZ = "Asia/Shanghai"
@@ -68,11 +72,13 @@ SUPPORTED_DATES = "2026-12-31、2026/12/31、2026年12月31日、20261231"
 
 
 class FileRejected(Exception):
-    """The file as a whole cannot be imported; ``reason`` is Chinese, for the clerk."""
+    """The file as a whole cannot be imported; ``reason`` is Chinese, for the clerk; ``code`` is
+    ``IMPORT_FILE_INVALID``, or the ``UPLOAD_*`` code when the upload gate refused it unparsed."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, code: str = "IMPORT_FILE_INVALID") -> None:
         super().__init__(reason)
         self.reason = reason
+        self.code = code
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,11 +123,13 @@ def read_codes_file(
     """Parse an uploaded codes file; raises :class:`FileRejected` when the file as a whole is unusable."""
     if not data or not data.strip():
         raise FileRejected("文件为空")
-    if len(data) > MAX_FILE_BYTES:
-        raise FileRejected(f"文件超过 {MAX_FILE_BYTES // 1024 // 1024} MB，请拆分后分批导入")
-    if data[:4] == b"PK\x03\x04" or data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
+    try:
+        kind = check_upload(data)
+    except UploadRefused as exc:
+        raise FileRejected(exc.message, code=exc.code) from None
+    if kind in ("xlsx", "xls"):
         raw, first_row, columns = _read_excel(data)
-        file_type, encoding = "xlsx" if data[:2] == b"PK" else "xls", None
+        file_type, encoding = kind, None
     else:
         raw, first_row, columns, encoding = _read_csv(data)
         file_type = "csv"

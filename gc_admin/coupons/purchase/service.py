@@ -14,9 +14,10 @@ other value that means "not available") and the item row says which order holds 
 page shows such a code as issued without a coupon.
 
 How over-selling is made impossible in the database (DESIGN.md §2.4):
-- codes are taken with one conditional ``UPDATE stock_code SET state = 'issued' WHERE state =
-  'in_stock' ... RETURNING id`` (on PostgreSQL over rows picked ``FOR UPDATE SKIP LOCKED``, so
-  concurrent buyers take disjoint codes; on SQLite the statement holds the single write lock);
+- codes are taken by :func:`~gc_admin.coupons.stock.service.claim_codes` — one conditional ``UPDATE
+  stock_code SET state = 'issued' WHERE state = 'in_stock' ... RETURNING id`` (on PostgreSQL over rows
+  picked ``FOR UPDATE SKIP LOCKED``, so concurrent buyers take disjoint codes; on SQLite the statement
+  holds the single write lock);
   a code can be flipped by one transaction only, and an order that gets fewer codes than it asked
   for raises ``NO_STOCK`` — the caller's unit of work rolls the partial take back;
 - a partial unique index on ``coupon_purchase_item.stock_code_id`` (states held, issued, revoking)
@@ -35,52 +36,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Index, and_, func, select, text, update
-from sqlmodel import Field, Session, SQLModel, col
+from sqlalchemy import and_, func, select, text, update
+from sqlmodel import Session, col
 
-from gc_admin.core.clock import SHANGHAI, utcnow
+from gc_admin.core.bulk import db_time
+from gc_admin.core.clock import utcnow
 from gc_admin.core.errors import Conflict
-from gc_admin.core.types import utc_field
-from gc_admin.coupons.importer import end_of_day
-from gc_admin.coupons.models import REDEMPTION_CODE, REVOKED_PREFIX, Coupon, Product
-from gc_admin.coupons.stock import db_time, dialect
+from gc_admin.coupons.models import REDEMPTION_CODE, REVOKED_PREFIX, Coupon, CouponPurchaseItem, Product
+from gc_admin.coupons.issuance.service import plain_expiry
+from gc_admin.coupons.stock.service import claim_codes, release_codes
 
-ITEM_STATES: dict[str, str] = {
-    "held": "待支付（已锁库存）",
-    "issued": "已发放",
-    "released": "已释放",
-    "revoking": "退款中",
-    "revoked": "已退款收回",
-}
 ACTIVE_STATES = ("held", "issued", "revoking")
 STOCK_HINT_CAP = 99  # the catalogue says "99+" rather than revealing the exact stock
-
-
-class CouponPurchaseItem(SQLModel, table=True):
-    """One coupon bought on an order (``order_id``); see the module docstring for its states."""
-
-    __tablename__ = "coupon_purchase_item"
-    __table_args__ = (
-        CheckConstraint(" OR ".join(f"state = '{s}'" for s in ITEM_STATES), name="ck_coupon_purchase_item_state"),
-        Index("uq_coupon_purchase_item_code", "stock_code_id", unique=True,
-              sqlite_where=text("state = 'held' OR state = 'issued' OR state = 'revoking'"),
-              postgresql_where=text("state = 'held' OR state = 'issued' OR state = 'revoking'")),
-        Index("ix_coupon_purchase_item_user_product", "user_id", "product_id"),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    order_id: int = Field(foreign_key="service_order.id", index=True)
-    user_id: int = Field(foreign_key="mp_user.id")
-    product_id: int = Field(foreign_key="product.id")
-    stock_code_id: int | None = Field(default=None, foreign_key="stock_code.id")  # None: a product without codes
-    coupon_id: int | None = Field(default=None, foreign_key="coupon.id", unique=True)
-    state: str = Field(default="held", max_length=10)
-    created_at: dt.datetime = utc_field()
-    updated_at: dt.datetime = utc_field()
-
-
-def _ids(values: list[int]) -> str:
-    return ", ".join(str(int(v)) for v in values)
 
 
 def purchased_count(session: Session, *, user_id: int, product_id: int) -> int:
@@ -119,25 +86,7 @@ def reserve_for_order(session: Session, *, order_id: int, user_id: int, product:
     code_ids: list[int | None]
     if product.kind == REDEMPTION_CODE:
         min_exp = now + dt.timedelta(days=product.min_validity_days)
-        params = {"pid": product.id, "n": quantity, "min_exp": db_time(session, min_exp)}
-        if dialect(session) == "postgresql":
-            sql = """
-                WITH picked AS (
-                    SELECT id FROM stock_code
-                    WHERE product_id = :pid AND state = 'in_stock' AND expires_at >= :min_exp
-                    ORDER BY expires_at, id LIMIT :n FOR UPDATE SKIP LOCKED)
-                UPDATE stock_code s SET state = 'issued' FROM picked
-                WHERE s.id = picked.id AND s.state = 'in_stock'
-                RETURNING s.id"""
-        else:
-            sql = """
-                UPDATE stock_code SET state = 'issued'
-                WHERE id IN (SELECT id FROM stock_code
-                             WHERE product_id = :pid AND state = 'in_stock' AND expires_at >= :min_exp
-                             ORDER BY expires_at, id LIMIT :n)
-                  AND state = 'in_stock'
-                RETURNING id"""
-        taken = sorted(int(r[0]) for r in session.execute(text(sql), params).all())
+        taken = sorted(claim_codes(session, product_id=product.id, n=quantity, min_exp=min_exp))
         if len(taken) < quantity:
             raise Conflict(f"{product.name}库存不足（剩余 {len(taken)} 张），请减少数量或稍后再试", code="NO_STOCK")
         code_ids = list(taken)
@@ -167,16 +116,10 @@ def release_for_orders(session: Session, *, order_ids: list[int], now: dt.dateti
     ).all()
     codes = [int(r[0]) for r in moved if r[0] is not None]
     if codes:
-        back = session.execute(text(
-            f"UPDATE stock_code SET state = 'in_stock' WHERE state = 'issued' AND id IN ({_ids(codes)})")).rowcount
+        back = release_codes(session, codes)
         if back != len(codes):
             raise RuntimeError(f"released {len(codes)} held codes but {back} were issued")  # never expected
     return len(moved)
-
-
-def _plain_expiry(product: Product, now: dt.datetime) -> dt.datetime:
-    """A coupon without a code is valid ``validity_days`` from issue, through that day (Shanghai)."""
-    return end_of_day((now.astimezone(SHANGHAI) + dt.timedelta(days=product.validity_days)).date())
 
 
 def issue_for_order(session: Session, *, order_id: int, user_id: int, phone: str,
@@ -216,7 +159,7 @@ def issue_for_order(session: Session, *, order_id: int, user_id: int, phone: str
                 {"now": db_time(session, now), "oid": order_id, "pid": product_id}).rowcount
         else:  # no codes: the coupons are interchangeable, pair them with the items in id order
             params.update(face=product.face_fen, cost=product.cost_fen,
-                          exp=db_time(session, _plain_expiry(product, now)), n=len(items))
+                          exp=db_time(session, plain_expiry(product, now)), n=len(items))
             rows = session.execute(text("""
                 INSERT INTO coupon (product_id, phone, user_id, status, face_fen, cost_fen, issued_at, expires_at,
                                     source)
@@ -319,10 +262,7 @@ def revoke_held(session: Session, *, order_id: int, ref: str, now: dt.datetime |
                 reserved_at=now)
         .execution_options(synchronize_session=False)).rowcount
     codes = [int(r[1]) for r in moved if r[1] is not None]
-    back = 0
-    if codes:
-        back = session.execute(text(
-            f"UPDATE stock_code SET state = 'in_stock' WHERE state = 'issued' AND id IN ({_ids(codes)})")).rowcount
+    back = release_codes(session, codes)
     if revoked != len(coupon_ids) or back != len(codes):
         raise RuntimeError(f"refund {ref}: {len(coupon_ids)} items, {revoked} coupons revoked, {back} codes back")
     return coupon_ids

@@ -1,4 +1,5 @@
-"""The user's side of coupons ("我的礼券"), the use flow, and reserve / consume / release for non-code coupons.
+"""The user's side of coupons ("我的礼券"), the use flow, reserve / consume / release for non-code coupons,
+and the staff's masked view of a user's (or a waiting phone's) coupons and their history (用户 page).
 
 A user owns a coupon when ``coupon.user_id`` is theirs, or when it is still waiting for their
 phone number (``user_id IS NULL AND phone = user.phone``). Every lookup filters by that in SQL,
@@ -20,10 +21,11 @@ from sqlalchemy import and_, bindparam, case, false, func, literal, or_, update
 from sqlmodel import Session, col, select
 
 from gc_admin.audit.models import AuditLog
-from gc_admin.audit.service import SYSTEM, Actor, record
+from gc_admin.audit.service import record
 from gc_admin.core.clock import iso, utcnow
 from gc_admin.core.errors import Conflict, InvalidInput, NotFound
 from gc_admin.core.phone import mask_phone, mask_secret, normalize_phone
+from gc_admin.core.principal import SYSTEM, Actor
 from gc_admin.core.types import UTCDateTime
 from gc_admin.coupons.models import (
     REDEMPTION_CODE,
@@ -414,3 +416,56 @@ def coupon_history(session: Session, *, coupon_id: int) -> list[AuditLog]:
         cond = or_(cond, and_(col(AuditLog.target_type) == "stock_code",
                               col(AuditLog.target_id) == str(coupon.stock_code_id)))
     return list(session.exec(select(AuditLog).where(cond).order_by(col(AuditLog.id))).all())
+
+
+# --- the 用户 page ---------------------------------------------------------------------------
+
+def user_coupons(session: Session, *, user_id: int) -> tuple[MpUser, list[StaffCouponView]]:
+    """A user and every coupon of theirs (masked). A user without a phone has none yet: coupons wait on phones."""
+    user = session.get(MpUser, user_id)
+    if user is None:
+        raise NotFound("用户不存在", code="USER_NOT_FOUND")
+    if not user.phone:
+        return user, []
+    return user, user_coupons_for_staff(session, phone=user.phone)
+
+
+@dataclasses.dataclass(frozen=True)
+class WaitingPhone:
+    """Coupons issued to a phone number that no user has registered yet (they wait for it)."""
+
+    phone: str  # normalised, whole: the caller masks it for display
+    coupons: int
+    available: int  # unused and in date
+
+
+def waiting_phone(session: Session, *, phone: str, now: dt.datetime | None = None) -> WaitingPhone | None:
+    """The coupons waiting for ``phone`` if it is a whole number nobody has registered, else ``None``.
+    Only a whole number finds them: unregistered phones are not listed from a few digits."""
+    norm = normalize_phone(phone or "")
+    if norm is None or session.exec(select(MpUser.id).where(MpUser.phone == norm)).first() is not None:
+        return None
+    now = now or utcnow()
+    in_date = case(((col(Coupon.status) == "available") & (col(Coupon.expires_at) >= now), 1), else_=0)
+    total, available = session.exec(select(func.count(), func.coalesce(func.sum(in_date), 0))
+                                    .where(col(Coupon.phone) == norm)).one()
+    return WaitingPhone(norm, int(total), int(available)) if total else None
+
+
+def phone_coupons(session: Session, *, phone: str) -> list[StaffCouponView]:
+    """Every coupon of a phone number (masked): a waiting phone's detail on the 用户 page."""
+    return user_coupons_for_staff(session, phone=phone)
+
+
+COUPON_ACTION_LABELS: dict[str, str] = {
+    "coupon.issued": "发放",
+    "coupon.claimed": "归属到用户",
+    "coupon.revealed": "使用（显示券码）",
+    "coupon.re_revealed": "再次查看券码",
+    "coupon.reserved": "下单锁定",
+    "coupon.consumed": "核销",
+    "coupon.released": "释放",
+    "coupon.expired": "过期",
+    "stock.code_revealed": "员工查看完整券码",
+    "stock.discarded": "弃票",
+}

@@ -1,4 +1,4 @@
-"""Programmes and coupon products (券种): create, update, list, look up, with Chinese validation."""
+"""Coupon products (券种): create, update, list, look up, with Chinese validation."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from gc_admin.audit.service import Actor, record
+from gc_admin.audit.service import record
 from gc_admin.core.clock import utcnow
 from gc_admin.core.errors import Conflict, InvalidInput, NotFound
+from gc_admin.core.principal import Actor
 from gc_admin.coupons.models import (
     CASHBACK_CATEGORIES,
     FUNDERS,
@@ -18,12 +19,12 @@ from gc_admin.coupons.models import (
     REDEMPTION_CODE,
     Coupon,
     Product,
-    Programme,
     StockCode,
 )
 from gc_admin.db import first_wins
+from gc_admin.programmes.models import Programme
+from gc_admin.programmes.service import CODE_RE
 
-CODE_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]{1,31}$")
 APP_ID_RE = re.compile(r"^wx[0-9a-zA-Z]{16}$")
 
 # Fields a product update may change (code and kind are fixed once created).
@@ -48,46 +49,10 @@ def _int(value: Any, label: str, *, lo: int, hi: int, optional: bool = False) ->
     return value
 
 
-def _insert(session: Session, row: Programme | Product) -> Programme | Product:
+def _insert(session: Session, row: Product) -> Product:
     session.add(row)
     session.flush()
     return row
-
-
-# --- programmes ------------------------------------------------------------------------------
-
-def create_programme(session: Session, *, actor: Actor, code: str, name: str, insurer: str = "") -> Programme:
-    """Create an insurer programme (e.g. ``picc_gx`` 广西人保车主权益)."""
-    code = (code or "").strip().lower()
-    name = (name or "").strip()
-    if not CODE_RE.match(code):
-        raise InvalidInput("项目编码需 2–32 位小写字母、数字、_ 或 -", code="INVALID_PROGRAMME")
-    if not name or len(name) > 64:
-        raise InvalidInput("项目名称不能为空，且不超过 64 个字", code="INVALID_PROGRAMME")
-
-    def taken() -> None:
-        if session.exec(select(Programme.id).where(Programme.code == code)).first() is not None:
-            raise Conflict(f"项目编码 {code} 已存在", code="PROGRAMME_EXISTS")
-
-    taken()
-    programme = Programme(code=code, name=name, insurer=(insurer or "").strip()[:64], created_at=utcnow())
-    first_wins(session, lambda: _insert(session, programme), replay=taken)  # a twin's code first: PROGRAMME_EXISTS
-    record(session, actor=actor, action="programme.created", target_type="programme", target_id=programme.id,
-           summary=f"创建项目 {name}（{code}）", after={"code": code, "name": name, "insurer": programme.insurer})
-    return programme
-
-
-def list_programmes(session: Session) -> list[Programme]:
-    """All programmes, by code."""
-    return list(session.exec(select(Programme).order_by(col(Programme.code))).all())
-
-
-def get_programme(session: Session, code: str) -> Programme:
-    """The programme with ``code``, or :class:`NotFound`."""
-    programme = session.exec(select(Programme).where(Programme.code == code)).first()
-    if programme is None:
-        raise NotFound("项目不存在", code="PROGRAMME_NOT_FOUND")
-    return programme
 
 
 # --- products --------------------------------------------------------------------------------
@@ -255,6 +220,19 @@ def programme_products(session: Session, *, programme_code: str) -> list[Product
     """The products :func:`in_programme` lets ``programme_code``'s side act on, by code."""
     q = select(Product).where(Product.programme_code == programme_code, Product.funded_by == "insurer")
     return list(session.exec(q.order_by(col(Product.code))).all())
+
+
+def issuable_products(session: Session, *, programme_code: str | None) -> list[Product]:
+    """Products a staff member may issue: every product for platform staff (``None``); for an
+    insurer's staff, their programme's insurer-funded products (:func:`in_programme`)."""
+    if programme_code is None:
+        return list_products(session)
+    return programme_products(session, programme_code=programme_code)
+
+
+def code_products(session: Session) -> list[Product]:
+    """Products with code stock (the import form's and the code list's choices)."""
+    return list_products(session, kind=REDEMPTION_CODE)
 
 
 def product_usage(session: Session, *, product_id: int) -> dict[str, int]:

@@ -1,16 +1,18 @@
-"""券库存 page state: stock summary, code import, code list, the expiry run, products (券种).
+"""券库存 page state: stock summary, code import, code list, the expiry run.
 
-Four small states, one per part of the page (DESIGN.md §2.8: a page of rows each, never a table):
+Small states, one per part of the page one per part of the page (DESIGN.md §2.8: a page of rows each, never a table):
 - :class:`StockState` — the summary per product and the "执行过期处理" run; its ``load`` is the page's
   ``on_load`` and chains the others;
 - :class:`StockImportState` — the import form; the upload streams to a private staging file in a
   background task (``rx.upload_files_chunk``), so a big file neither sits in memory nor blocks the
-  event loop, and the import runs in a worker thread; it keeps running if the clerk navigates away;
+  event loop, and the import (the upload gate :mod:`gc_admin.core.uploads`, then the parse) runs in a
+  worker thread; it keeps running if the clerk navigates away;
 - :class:`StockCodesState` — the filtered, paged code list (codes and phones masked by the service);
-- :class:`ProductsState` — products; admin/manager create them and switch 上架/下架.
+- :class:`~gc_admin.coupons.catalog.state.ProductsState` (券种管理) lives with the catalogue.
 
-Every handler that reads or changes data calls :func:`require` first (the page gate is not the
-security boundary). The expiry run is open to every role of the stock section (it is also the daily
+Every handler that reads or changes data is :func:`~gc_admin.ui.auth.guarded` by the stock section
+(the page gate is not the security boundary); the setters of form fields that read and change no
+data are ``@public``. The expiry run is open to every role of the stock section (it is also the daily
 job) and is audited with the staff member who ran it.
 """
 
@@ -23,23 +25,24 @@ from typing import Any, ClassVar
 
 import reflex as rx
 
-from gc_admin.audit.service import Actor
 from gc_admin.core.clock import SHANGHAI, UTC, fmt_local
 from gc_admin.core.errors import DomainError
-from gc_admin.core.money import format_fen, parse_yuan
+from gc_admin.core.money import format_fen
 from gc_admin.core.params import DAY_RANGE, parse_day, parse_id
-from gc_admin.coupons import service, views
-from gc_admin.coupons.models import CASHBACK_CATEGORIES, FUNDERS, KINDS, REDEMPTION_CODE
-from gc_admin.coupons.stock import SUMMARY_STATE_LABELS
-from gc_admin.db import session_scope
-from gc_admin.ui.auth import denied, require, run_db
+from gc_admin.core.principal import Actor
+from gc_admin.core.uploads import limits as upload_limits
+from gc_admin.core.uploads import too_large
+from gc_admin.coupons.catalog.service import code_products
+from gc_admin.coupons.catalog.state import ON_PRODUCT_CREATED, ProductsState
+from gc_admin.coupons.staging import staging_file
+from gc_admin.coupons.stock import display, flows, service
+from gc_admin.coupons.stock.service import SUMMARY_STATE_LABELS
+from gc_admin.ui.auth import current_principal, guarded, public, run_db
 from gc_admin.ui.paging import PAGE_SIZE, PagedMixin, export_xlsx
 
 log = logging.getLogger(__name__)
 
 SECTION = "stock"
-PRODUCT_EDITORS = frozenset({"admin", "manager"})
-MAX_IMPORT_BYTES = 50 * 1024 * 1024
 INVALID_SHOWN = 20
 UPLOAD_ID = "codes-file"
 
@@ -61,44 +64,41 @@ def _n(value: int | None) -> str:
 # --- summary and expiry ----------------------------------------------------------------------
 
 class StockState(rx.State):
-    tables: list[views.SummaryTable] = []
+    tables: list[display.SummaryTable] = []
     stats: dict[str, str] = {}
     expiry_busy: bool = False
     expiry_done: bool = False
     expiry: dict[str, str] = {}
     expiry_rows: list[dict[str, str]] = []
 
-    async def _refresh(self):
-        if await require(self, SECTION) is None:
-            self.tables, self.stats = [], {}
-            return await denied(self)
+    def _on_denied(self) -> None:
+        self.tables, self.stats = [], {}
+
+    async def _refresh(self) -> None:
         rows = await run_db(service.stock_summary)
-        self.tables = views.summary_tables(rows)
-        t = views.summary_totals(rows)
+        self.tables = display.summary_tables(rows)
+        t = display.summary_totals(rows)
         self.stats = {
             "in_stock": _n(t["in_stock"]), "in_stock_face": format_fen(t["in_stock_face_fen"]),
             "lt60": _n(t["in_stock_lt60"]), "discarded": _n(t["discarded"]),
             "discarded_cost": format_fen(t["discarded_cost_fen"]),
         }
-        return None
 
     @rx.event
+    @guarded(SECTION)
     async def load(self):
-        refused = await self._refresh()
-        if refused is not None or not self.stats:
-            return refused
+        await self._refresh()
         return [StockImportState.load, StockCodesState.load, ProductsState.load]
 
     @rx.event
+    @guarded(SECTION)
     async def refresh(self):
-        return await self._refresh()
+        await self._refresh()
 
     @rx.event
+    @guarded(SECTION)
     async def run_expiry(self):
-        p = await require(self, SECTION)
-        if p is None:
-            yield await denied(self)
-            return
+        p = current_principal()
         self.expiry_busy = True
         yield
         try:
@@ -145,12 +145,12 @@ def _report_view(r: service.ImportReport) -> dict[str, str]:
 
 def _import_file(path: str, *, actor: Actor, product_code: str, filename: str, expires_at: dt.date | None,
                  batch_ref: str) -> service.ImportReport:
-    """Worker thread: read the staged file and import it in one unit of work."""
+    """Worker thread: read the staged file and import it (:func:`flows.import_file`: a refused file is
+    put on record in a unit of work of its own)."""
     with open(path, "rb") as fh:
         data = fh.read()
-    with session_scope() as session:
-        return service.import_codes(session, actor=actor, product_code=product_code, data=data, filename=filename,
-                                    expires_at=expires_at, batch_ref=batch_ref or None)
+    return flows.import_file(actor=actor, product_code=product_code, data=data, filename=filename,
+                             expires_at=expires_at, batch_ref=batch_ref or None)
 
 
 class StockImportState(PagedMixin, rx.State):
@@ -167,19 +167,26 @@ class StockImportState(PagedMixin, rx.State):
     report_invalid: list[dict[str, str]] = []
     rows: list[dict[str, str]] = []  # history
 
+    def _on_denied(self) -> None:
+        self.rows, self.total, self.products = [], 0, []
+
     @rx.event
+    @public
     def set_product(self, value: str):
         self.product_code = value
 
     @rx.event
+    @public
     def set_expiry_date(self, value: str):
         self.expiry_date = value[:10]
 
     @rx.event
+    @public
     def set_batch_ref(self, value: str):
         self.batch_ref = value[:64]
 
     @rx.event
+    @public
     def on_progress(self, prog: dict[str, Any]):
         try:
             self.upload_pct = max(0, min(100, int(float(prog.get("progress", 0)) * 100)))
@@ -187,23 +194,19 @@ class StockImportState(PagedMixin, rx.State):
             pass
 
     async def _reload(self):
-        if await require(self, SECTION) is None:
-            self.rows, self.total, self.products = [], 0, []
-            return await denied(self)
-
         def _work(s):
-            return views.code_products(s), service.list_imports(s, offset=self._offset(), limit=PAGE_SIZE)
+            return code_products(s), service.list_imports(s, offset=self._offset(), limit=PAGE_SIZE)
 
         products, page = await run_db(_work)
         self.products = [{"code": p.code, "name": f"{p.name}（{p.code}）"} for p in products]
         names = {p.code: p.name for p in products}
         self.total = page.total
         self.rows = [{**_report_view(r), "product_name": names.get(r.product_code, r.product_code)} for r in page.rows]
-        return None
 
     @rx.event
+    @guarded(SECTION)
     async def load(self):
-        return await self._reload()
+        await self._reload()
 
     def _check_form(self) -> tuple[str, dt.date | None] | str:
         """(product code, expiry date) or a Chinese message for the form."""
@@ -222,15 +225,14 @@ class StockImportState(PagedMixin, rx.State):
         return self.product_code, expiry
 
     @rx.event(background=True)
+    @guarded(SECTION, background=True)  # checked inside ``async with self``: a refused upload is not read
     async def import_file(self, chunk_iter: rx.UploadChunkIterator):
-        """Stream the upload to a staging file (≤ 50 MB), then import it off the event loop."""
+        """Stream the upload to a staging file (≤ the upload cap), then import it off the event loop."""
+        p = current_principal()
         refusal: Any = None
         async with self:
-            p = await require(self, SECTION)
-            checked = self._check_form() if p is not None else "denied"
-            if p is None:
-                refusal = await denied(self)  # the upload is refused unread
-            elif isinstance(checked, str):
+            checked = self._check_form()
+            if isinstance(checked, str):
                 self.error = checked
                 refusal = rx.toast.error(checked)
             elif self.busy:
@@ -240,19 +242,18 @@ class StockImportState(PagedMixin, rx.State):
                 batch_ref = self.batch_ref.strip()
                 self.busy, self.phase, self.error = True, "上传中", ""
                 self.report, self.report_invalid = {}, []
-        if p is None or isinstance(checked, str) or refusal is not None:
-            if refusal is not None:
-                yield refusal
+        if refusal is not None:
+            yield refusal
             return
-        token, path = views.staging_file("codes")
-        size, filename, too_big = 0, "", False
+        token, path = staging_file("codes")
+        size, filename, too_big, cap = 0, "", False, upload_limits().max_bytes
         try:
             try:
                 with open(path, "wb") as fh:
                     async for chunk in chunk_iter:  # drain it all, even past the limit, so the upload ends cleanly
                         filename = filename or chunk.filename
                         size = max(size, chunk.offset + len(chunk.data))
-                        if size > MAX_IMPORT_BYTES:
+                        if size > cap:
                             too_big = True
                             continue
                         fh.seek(chunk.offset)
@@ -264,8 +265,7 @@ class StockImportState(PagedMixin, rx.State):
                 yield rx.toast.error("上传中断，未导入任何券码，请重新上传")
                 return
             if too_big or not filename:
-                message = (f"文件超过 {MAX_IMPORT_BYTES // 1024 // 1024} MB，请拆分后分批导入" if too_big
-                           else "请选择要导入的文件")
+                message = too_large().message if too_big else "请选择要导入的文件"
                 async with self:
                     self.busy, self.phase, self.error, self.upload_pct = False, "", message, 0
                 yield rx.toast.error(message)
@@ -301,9 +301,8 @@ class StockImportState(PagedMixin, rx.State):
         yield StockCodesState.search
 
     @rx.event
+    @guarded(SECTION)
     async def download_report(self, import_id: str):
-        if await require(self, SECTION) is None:
-            return await denied(self)
         try:
             iid = parse_id(import_id, what="导入记录")
             data = await run_db(lambda s: service.import_report_csv(service.get_import(s, import_id=iid)))
@@ -325,32 +324,41 @@ class StockCodesState(PagedMixin, rx.State):
     code_q: str = ""
     error: str = ""
 
+    def _on_denied(self) -> None:
+        self.rows, self.total, self.products = [], 0, []
+
     @rx.event
+    @guarded(SECTION)
     async def set_product(self, value: str):
         self.product, self.page = value, 1
-        return await self._reload()
+        await self._reload()
 
     @rx.event
+    @guarded(SECTION)
     async def set_state(self, value: str):
         self.state, self.page = value, 1
-        return await self._reload()
+        await self._reload()
 
     @rx.event
+    @public
     def set_exp_from(self, value: str):
         self.exp_from = value[:10]
 
     @rx.event
+    @public
     def set_exp_to(self, value: str):
         self.exp_to = value[:10]
 
     @rx.event
+    @public
     def set_code_q(self, value: str):
         self.code_q = value.strip()[:128]
 
     @rx.event
+    @guarded(SECTION)
     async def clear_filters(self):
         self.product, self.state, self.exp_from, self.exp_to, self.code_q, self.page = "all", "all", "", "", "", 1
-        return await self._reload()
+        await self._reload()
 
     def _filters(self) -> dict[str, Any]:
         return {"product_code": None if self.product == "all" else self.product or None,
@@ -362,19 +370,16 @@ class StockCodesState(PagedMixin, rx.State):
         return service.STOCK_CODE_SORT_KEYS
 
     async def _reload(self):
-        if await require(self, SECTION) is None:
-            self.rows, self.total, self.products = [], 0, []
-            return await denied(self)
         filters = self._filters()
 
         def _work(s):
-            return views.code_products(s), service.list_stock_codes(s, **filters, offset=self._offset(), limit=PAGE_SIZE)
+            return code_products(s), service.list_stock_codes(s, **filters, offset=self._offset(), limit=PAGE_SIZE)
 
         try:
             products, page = await run_db(_work)
         except DomainError as exc:
             self.rows, self.total, self.error = [], 0, exc.message
-            return None
+            return
         self.error = ""
         self.products = [{"code": p.code, "name": p.name} for p in products]
         self.total = page.total
@@ -388,18 +393,16 @@ class StockCodesState(PagedMixin, rx.State):
             }
             for r in page.rows
         ]
-        return None
 
     @rx.event
+    @guarded(SECTION)
     async def load(self):
-        return await self._reload()
+        await self._reload()
 
     @rx.event
+    @guarded(SECTION)
     async def export(self):
         """Every code matching the filters (not just this page) as Excel; codes and phones stay masked."""
-        if await require(self, SECTION) is None:
-            yield await denied(self)
-            return
         filters = self._filters()
         self.exporting = True
         yield
@@ -412,146 +415,5 @@ class StockCodesState(PagedMixin, rx.State):
             yield event
 
 
-# --- products --------------------------------------------------------------------------------
-
-def _product_view(p: Any, programmes: dict[str, str] | None = None) -> dict[str, str]:
-    if p.kind == "goods_discount" and p.percent_off:
-        value = f"优惠 {p.percent_off}%"
-    else:
-        value = format_fen(p.face_fen)
-    kind = KINDS.get(p.kind, p.kind)
-    if p.category:
-        kind += f" · {CASHBACK_CATEGORIES.get(p.category, p.category)}"
-    return {
-        "code": p.code, "name": p.name, "kind": kind, "value": value, "cost": format_fen(p.cost_fen),
-        "price": format_fen(p.price_fen) if p.price_fen else "—", "supplier": p.supplier or "—",
-        "programme": (programmes or {}).get(p.programme_code or "", p.programme_code or "—"),
-        "programme_code": p.programme_code or "", "funded_by": FUNDERS.get(p.funded_by, p.funded_by),
-        "on_sale": "1" if p.on_sale else "", "validity": (f"剩余 ≥{p.min_validity_days} 天可发 · 使用期 {p.use_window_days} 天"
-                                                         if p.kind == REDEMPTION_CODE else f"发放后 {p.validity_days} 天"),
-    }
-
-
-def _opt_int(form: dict[str, Any], key: str, label: str) -> int | None:
-    raw = str(form.get(key, "") or "").strip()
-    if not raw:
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValueError(f"{label}需填写整数") from None
-
-
-def _opt_yuan(form: dict[str, Any], key: str, label: str) -> int | None:
-    raw = str(form.get(key, "") or "").strip()
-    if not raw:
-        return None
-    try:
-        return parse_yuan(raw)
-    except ValueError:
-        raise ValueError(f"{label}需填写金额（元），最多两位小数，例如 50 或 12.50") from None
-
-
-def product_fields(form: dict[str, Any]) -> dict[str, Any]:
-    """The create form (yuan, text) -> :func:`service.create_product` keyword arguments; ``ValueError`` in Chinese."""
-    kind = str(form.get("kind", "") or "")
-    if kind not in KINDS:
-        raise ValueError("请选择券种类型")
-    programme = str(form.get("programme_code", "") or "")
-    category = str(form.get("category", "") or "")
-    fields: dict[str, Any] = {
-        "code": str(form.get("code", "")), "name": str(form.get("name", "")), "kind": kind,
-        "face_fen": _opt_yuan(form, "face", "面值") or 0, "cost_fen": _opt_yuan(form, "cost", "成本") or 0,
-        "percent_off": _opt_int(form, "percent_off", "折扣百分比"), "price_fen": _opt_yuan(form, "price", "售价"),
-        "supplier": str(form.get("supplier", "") or ""),
-        "programme_code": None if programme in ("", "none") else programme,
-        "funded_by": str(form.get("funded_by", "") or "insurer"),
-        "category": category if kind == "cashback" and category not in ("", "none") else None,
-        "on_sale": str(form.get("on_sale", "")).lower() in ("on", "true", "1"),
-        "per_user_limit": _opt_int(form, "per_user_limit", "每人限购"),
-    }
-    for key, label, default in (("use_window_days", "使用期限（天）", 30), ("min_validity_days", "最短剩余有效期（天）", 30),
-                                ("validity_days", "有效期（天）", 90)):
-        value = _opt_int(form, key, label)
-        fields[key] = default if value is None else value
-    if kind == REDEMPTION_CODE:
-        fields["jump_app_id"] = str(form.get("jump_app_id", "") or "").strip() or None
-        fields["jump_path"] = str(form.get("jump_path", "") or "").strip() or None
-    return fields
-
-
-class ProductsState(rx.State):
-    rows: list[dict[str, str]] = []
-    programmes: list[dict[str, str]] = []
-    can_edit: bool = False
-    create_open: bool = False
-    new_kind: str = REDEMPTION_CODE
-    form_error: str = ""
-
-    async def _reload(self):
-        p = await require(self, SECTION)
-        if p is None:
-            self.rows, self.programmes, self.can_edit = [], [], False
-            return await denied(self)
-
-        def _work(s):
-            return service.list_products(s), service.list_programmes(s)
-
-        products, programmes = await run_db(_work)
-        self.can_edit = p.role in PRODUCT_EDITORS
-        self.rows = [_product_view(x, {g.code: g.name for g in programmes}) for x in products]
-        self.programmes = [{"code": g.code, "name": f"{g.name}（{g.code}）"} for g in programmes]
-        return None
-
-    @rx.event
-    async def load(self):
-        return await self._reload()
-
-    @rx.event
-    def open_create(self, value: bool):
-        self.create_open = value
-        self.form_error = ""
-        if value:
-            self.new_kind = REDEMPTION_CODE
-
-    @rx.event
-    def set_new_kind(self, value: str):
-        self.new_kind = value
-
-    @rx.event
-    async def create(self, form: dict[str, Any]):
-        p = await require(self, SECTION)
-        if p is None:
-            return await denied(self)
-        if p.role not in PRODUCT_EDITORS:
-            return rx.toast.error("只有管理员或经理可以新建券种")
-        try:
-            fields = product_fields({**form, "kind": self.new_kind})
-        except ValueError as exc:
-            self.form_error = str(exc)
-            return None
-        try:
-            product = await run_db(lambda s: service.create_product(s, actor=p.actor(), **fields))
-        except DomainError as exc:
-            self.form_error = exc.message
-            return None
-        self.create_open = False
-        self.form_error = ""
-        await self._reload()
-        return [rx.toast.success(f"已创建券种 {product.name}（{product.code}）"), StockImportState.load,
-                StockCodesState.load]
-
-    @rx.event
-    async def set_on_sale(self, code: str, on_sale: bool):
-        p = await require(self, SECTION)
-        if p is None:
-            return await denied(self)
-        if p.role not in PRODUCT_EDITORS:
-            return rx.toast.error("只有管理员或经理可以上架或下架券种")
-        try:
-            product = await run_db(lambda s: service.update_product(s, actor=p.actor(), code=code, on_sale=bool(on_sale)))
-        except DomainError as exc:
-            await self._reload()
-            return rx.toast.error(exc.message)
-        await self._reload()
-        return rx.toast.success(f"{product.name} 已{'上架' if product.on_sale else '下架'}")
+# A new product is offered by the import form and the code list's filter at once.
+ON_PRODUCT_CREATED.extend([StockImportState.load, StockCodesState.load])

@@ -23,16 +23,20 @@ from typing import Any, ClassVar
 
 import reflex as rx
 
-from gc_admin.accounts.service import Principal
 from gc_admin.core.clock import SHANGHAI, fmt_local, utcnow
 from gc_admin.core.errors import DomainError, NotFound
 from gc_admin.core.money import format_fen
 from gc_admin.core.params import parse_id
 from gc_admin.core.phone import mask_phone
-from gc_admin.coupons import service, views
+from gc_admin.core.principal import Principal
+from gc_admin.core.uploads import read_upload
+from gc_admin.coupons.catalog.service import get_product_by_code, issuable_products
+from gc_admin.coupons.issuance import files as phone_files
+from gc_admin.coupons.issuance import service
 from gc_admin.coupons.models import ISSUE_SOURCES, KINDS, REDEMPTION_CODE, ROW_STATUSES
+from gc_admin.coupons.staging import discard_staged
 from gc_admin.db import session_scope
-from gc_admin.ui.auth import denied, require, run_db
+from gc_admin.ui.auth import current_principal, guarded, public, run_db
 from gc_admin.ui.paging import PAGE_SIZE, PagedMixin, export_xlsx
 
 log = logging.getLogger(__name__)
@@ -69,13 +73,13 @@ def _result_view(result: service.IssuanceResult, product_name: str) -> dict[str,
 
 def _issue(token: str, *, p: Principal, product_code: str, batch_id: str, per_phone: int) -> tuple[Any, str]:
     """Worker thread: one unit of work for the whole batch."""
-    phones = views.load_phones(token)
+    phones = phone_files.load_phones(token)
     programme = p.programme()
     with session_scope() as session:
         result = service.issue_batch(session, actor=p.actor(), source="staff", batch_id=batch_id,
                                      product_code=product_code, phones=phones, per_phone=per_phone,
                                      programme_code=programme)
-        return result, service.get_product_by_code(session, result.product_code).name
+        return result, get_product_by_code(session, result.product_code).name
 
 
 class IssuanceState(PagedMixin, rx.State):
@@ -102,25 +106,32 @@ class IssuanceState(PagedMixin, rx.State):
     # history
     rows: list[dict[str, str]] = []
 
+    def _on_denied(self) -> None:
+        self.rows, self.total, self.products = [], 0, []
+
     # --- form --------------------------------------------------------------------------------
 
     @rx.event
+    @public
     def set_product(self, value: str):
         self.product_code = value
         self.error = ""
 
     @rx.event
+    @public
     def set_per_phone(self, value: str):
         # ASCII and short: int() raises on "²" (a digit to str.isdigit) and on 5,000 digits
         ok = isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 3
         self.per_phone = value if ok and 1 <= int(value) <= MAX_PER_PHONE else "1"
 
     @rx.event
+    @public
     def set_batch_id(self, value: str):
         self.batch_id = value.strip()[:64]
 
     @rx.event
-    def new_batch(self):
+    @guarded(SECTION)  # it deletes the staged phone file
+    async def new_batch(self):
         """Start over: a fresh batch id, no file, no result."""
         if self.issuing:
             return rx.toast.warning("当前批次仍在发放中，请稍候")
@@ -131,55 +142,48 @@ class IssuanceState(PagedMixin, rx.State):
 
     def _drop_file(self) -> None:
         if self.file_token:
-            views.discard_staged("phones", self.file_token, ".txt")
+            discard_staged("phones", self.file_token, ".txt")
         self.file_token, self.file_name, self.file_count = "", "", 0
 
     @rx.event
-    def clear_file(self):
+    @guarded(SECTION)  # it deletes the staged phone file
+    async def clear_file(self):
         self._drop_file()
 
     @rx.event
+    @guarded(SECTION)
     async def upload_phones(self, files: list[rx.UploadFile]):
         """A CSV / XLSX / TXT of phones: parsed off the event loop and kept in a staging file."""
-        if await require(self, SECTION) is None:
-            return await denied(self)
         if not files:
             return None
         f = files[0]
-        if (f.size or 0) > views.MAX_PHONE_FILE_BYTES:
-            self.error = f"文件超过 {views.MAX_PHONE_FILE_BYTES // 1024 // 1024} MB，请拆分后分批发放"
-            return rx.toast.error(self.error)
-        data = await f.read(views.MAX_PHONE_FILE_BYTES + 1)  # read_phone_file refuses anything bigger
         name = (f.name or "手机号文件").rsplit("/", 1)[-1]
         try:
-            phones = await asyncio.to_thread(views.read_phone_file, data, filename=name)
+            data = await read_upload(f)  # stops at the upload cap (UPLOAD_TOO_LARGE)
+            phones = await asyncio.to_thread(phone_files.read_phone_file, data, filename=name)
         except DomainError as exc:
             self.error = exc.message
             return [rx.clear_selected_files(UPLOAD_ID), rx.toast.error(exc.message)]
         self._drop_file()
-        self.file_token = await asyncio.to_thread(views.stash_phones, phones)
+        self.file_token = await asyncio.to_thread(phone_files.stash_phones, phones)
         self.file_name, self.file_count, self.error = name, len(phones), ""
         return [rx.clear_selected_files(UPLOAD_ID), rx.toast.success(f"已读取 {name}：{len(phones):,} 行")]
 
     # --- load --------------------------------------------------------------------------------
 
-    async def _reload(self):
-        p = await require(self, SECTION)
-        if p is None:
-            self.rows, self.total, self.products = [], 0, []
-            return await denied(self)
+    async def _reload(self) -> None:
         try:
-            programme = p.programme()
+            programme = current_principal().programme()
         except DomainError as exc:
             self.rows, self.total, self.products, self.error = [], 0, [], exc.message
-            return None
+            return
         sort = self._sort()
 
         def _work(s):
-            products = views.issuable_products(s, programme_code=programme)
+            products = issuable_products(s, programme_code=programme)
             stock = {x.code: service.issuable_stock(s, product=x) for x in products if x.kind == REDEMPTION_CODE}
-            return products, stock, views.list_batches(s, programme_code=programme, sort=sort, offset=self._offset(),
-                                                       limit=PAGE_SIZE)
+            return products, stock, service.list_issuances(s, programme_code=programme, sort=sort, offset=self._offset(),
+                                                           limit=PAGE_SIZE)
 
         products, stock, (batches, total) = await run_db(_work)
         self.products = [
@@ -196,26 +200,23 @@ class IssuanceState(PagedMixin, rx.State):
              "coupons": f"{b.coupons:,}", "actor": b.actor_name or "—"}
             for b in batches
         ]
-        return None
 
     @rx.event
+    @guarded(SECTION)
     async def load(self):
         if not self.batch_id:
             self.batch_id = new_batch_id()
-        return await self._reload()
+        await self._reload()
 
     def _sort_keys(self):
         return service.ISSUANCE_SORT_KEYS
 
     @rx.event
+    @guarded(SECTION)
     async def export(self):
         """Every batch this staff member may see (not just this page) as Excel, in the list's order."""
-        p = await require(self, SECTION)
-        if p is None:
-            yield await denied(self)
-            return
         try:
-            programme = p.programme()
+            programme = current_principal().programme()
         except DomainError as exc:
             yield rx.toast.error(exc.message)
             return
@@ -234,10 +235,9 @@ class IssuanceState(PagedMixin, rx.State):
     # --- preview -----------------------------------------------------------------------------
 
     @rx.event
+    @guarded(SECTION)
     async def preview_batch(self, form: dict[str, Any]):
-        p = await require(self, SECTION)
-        if p is None:
-            return await denied(self)
+        p = current_principal()
         if self.issuing:
             return rx.toast.warning("当前批次仍在发放中，请等待完成后再发下一批")
         if not self.product_code:
@@ -253,14 +253,14 @@ class IssuanceState(PagedMixin, rx.State):
 
         def _prepare(s):
             programme = p.programme()
-            phones = views.load_phones(file_token) if file_token else views.split_phones(text)
+            phones = phone_files.load_phones(file_token) if file_token else phone_files.split_phones(text)
             if not phones:
                 raise NotFound("请粘贴手机号，或上传手机号文件", code="NO_PHONES")
             preview = service.preview_issuance(s, product_code=product_code, phones=phones, per_phone=per_phone,
                                                programme_code=programme)
-            product = service.get_product_by_code(s, preview.product_code)
-            earlier = views.find_staff_batch(s, batch_id=batch_id, programme_code=programme)
-            token = file_token or views.stash_phones(phones)
+            product = get_product_by_code(s, preview.product_code)
+            earlier = service.find_staff_batch(s, batch_id=batch_id, programme_code=programme)
+            token = file_token or phone_files.stash_phones(phones)
             return product, preview, earlier, token
 
         try:
@@ -269,7 +269,7 @@ class IssuanceState(PagedMixin, rx.State):
             self.error = exc.message
             return None
         if self.pending_token and self.pending_token not in (token, self.file_token):
-            views.discard_staged("phones", self.pending_token, ".txt")
+            discard_staged("phones", self.pending_token, ".txt")
         self.pending_token = token
         self.error = ""
         stock_line = ("该券种无需库存" if pv.stock_after is None
@@ -296,20 +296,20 @@ class IssuanceState(PagedMixin, rx.State):
         return None
 
     @rx.event
+    @public
     def set_preview_open(self, value: bool):
         self.preview_open = value
 
     # --- issue -------------------------------------------------------------------------------
 
     @rx.event(background=True)
+    @guarded(SECTION, background=True)  # checked inside ``async with self``
     async def confirm_issue(self):
         """Issue the previewed batch in a worker thread; the page may be left meanwhile."""
+        p = current_principal()
         refusal: Any = None
         async with self:
-            p = await require(self, SECTION)
-            if p is None:
-                refusal = await denied(self)
-            elif self.issuing:
+            if self.issuing:
                 refusal = rx.toast.warning("当前批次仍在发放中")
             elif not self.pending_token or not self.preview:
                 refusal = rx.toast.error("请先预览再确认发放")
@@ -319,9 +319,8 @@ class IssuanceState(PagedMixin, rx.State):
                 self.issuing, self.preview_open, self.error = True, False, ""
                 self.issuing_text = f"正在发放批次 {batch_id}：{self.preview.get('headline', '')}"
                 self.result, self.result_rows, self.replayed = {}, [], False
-        if p is None or refusal is not None:
-            if refusal is not None:
-                yield refusal
+        if refusal is not None:
+            yield refusal
             return
         try:
             result, product_name = await asyncio.to_thread(_issue, token, p=p, product_code=product_code,
@@ -340,7 +339,7 @@ class IssuanceState(PagedMixin, rx.State):
             self.result_rows = _result_rows(result)
             self.replayed = result.replayed
             if token != self.file_token:
-                views.discard_staged("phones", token, ".txt")
+                discard_staged("phones", token, ".txt")
             self.pending_token = ""
             self.page = 1
             await self._reload()
@@ -352,16 +351,14 @@ class IssuanceState(PagedMixin, rx.State):
     # --- downloads ---------------------------------------------------------------------------
 
     @rx.event
+    @guarded(SECTION)
     async def download_result(self, issuance_id: str):
         """Every row of a batch as CSV, phones whole (the clerk supplied them)."""
-        p = await require(self, SECTION)
-        if p is None:
-            return await denied(self)
         try:
-            programme = p.programme()
+            programme = current_principal().programme()
             iid = parse_id(issuance_id, what="发券批次")
-            result = await run_db(lambda s: views.issuance_by_id(s, issuance_id=iid, programme_code=programme))
+            result = await run_db(lambda s: service.issuance_by_id(s, issuance_id=iid, programme_code=programme))
         except (DomainError, ValueError) as exc:
             return rx.toast.error(getattr(exc, "message", "发券批次不存在"))
-        data = await asyncio.to_thread(views.issuance_result_csv, result)
+        data = await asyncio.to_thread(service.issuance_result_csv, result)
         return rx.download(data=data, filename=f"issuance-{result.batch_id}.csv", mime_type="text/csv")

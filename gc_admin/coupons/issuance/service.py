@@ -4,10 +4,10 @@ How the guarantees hold (DESIGN.md §2.4 — in the database, not in Python):
 - **Idempotency**: the batch row is inserted first with ``ON CONFLICT DO NOTHING`` on the unique
   ``(source, scope, batch_id)``. A racing twin blocks on that index entry until the first commits,
   then inserts nothing and returns the stored result (or proceeds if the first rolled back).
-- **Never over-issue**: on PostgreSQL codes are claimed with one conditional ``UPDATE ... WHERE
-  state = 'in_stock' ... RETURNING`` over the earliest-expiring issuable codes picked ``FOR UPDATE
-  SKIP LOCKED`` (concurrent batches take disjoint codes instead of waiting); only the rows the
-  UPDATE returned are used. On SQLite the database's single write lock, held from the batch row
+- **Never over-issue**: on PostgreSQL codes are taken by :func:`~gc_admin.coupons.stock.service.claim_codes`,
+  one conditional ``UPDATE ... WHERE state = 'in_stock' ... RETURNING`` over the earliest-expiring
+  issuable codes picked ``FOR UPDATE SKIP LOCKED`` (concurrent batches take disjoint codes instead
+  of waiting); only the rows the UPDATE returned are used. On SQLite the database's single write lock, held from the batch row
   on, serialises issuers: coupons are inserted joined by rank to the earliest codes and a closing
   conditional UPDATE flips exactly those codes, its row count checked. Either way the unique
   ``coupon.stock_code_id`` refuses a code twice.
@@ -31,16 +31,18 @@ from sqlalchemy import case, func, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from gc_admin.audit.service import Actor, record
+from gc_admin.audit.service import record
+from gc_admin.core.bulk import db_time, dialect, drop_temp, load_frame, raw_rows, temp_table
 from gc_admin.core.clock import SHANGHAI, fmt_local, utcnow
 from gc_admin.core.errors import Conflict, InvalidInput, NotFound
-from gc_admin.core.exports import EXPORT_LIMIT
+from gc_admin.core.exports import EXPORT_LIMIT, csv_bytes
+from gc_admin.core.principal import Actor
 from gc_admin.core.sorting import order_by
-from gc_admin.coupons.importer import end_of_day
-from gc_admin.coupons.models import ISSUE_SOURCES, REDEMPTION_CODE, Coupon, IssuanceBatch, Product
-from gc_admin.coupons.products import get_product_by_code, in_programme
-from gc_admin.coupons.stock import db_time, dialect, drop_temp, load_frame, raw_rows, temp_table
-from gc_admin.db import lock_for_write
+from gc_admin.coupons.catalog.service import get_product_by_code, in_programme
+from gc_admin.coupons.models import ISSUE_SOURCES, REDEMPTION_CODE, ROW_STATUSES, Coupon, IssuanceBatch, Product
+from gc_admin.coupons.stock.importer import end_of_day
+from gc_admin.coupons.stock.service import claim_codes, release_codes
+from gc_admin.db import lock_for_write, paginate
 
 MAX_PHONES = 200_000
 MAX_PER_PHONE = 20
@@ -156,41 +158,6 @@ def issuable_stock(session: Session, *, product: Product, now: dt.datetime | Non
     ).scalar_one())
 
 
-def _claim_codes(session: Session, *, product_id: int, n: int, min_exp: dt.datetime) -> pl.DataFrame:
-    """Atomically take up to ``n`` issuable codes: ``id, expires_at``, earliest expiry first.
-
-    ``expires_at`` comes back as the driver gives it (text on SQLite): it is only used to sort.
-    """
-    params = {"pid": product_id, "n": n, "min_exp": db_time(session, min_exp)}
-    if dialect(session) == "postgresql":
-        sql = """
-            WITH picked AS (
-                SELECT id FROM stock_code
-                WHERE product_id = :pid AND state = 'in_stock' AND expires_at >= :min_exp
-                ORDER BY expires_at, id LIMIT :n FOR UPDATE SKIP LOCKED)
-            UPDATE stock_code s SET state = 'issued' FROM picked
-            WHERE s.id = picked.id AND s.state = 'in_stock'
-            RETURNING s.id, s.expires_at"""
-    else:  # SQLite: the statement holds the database's write lock, which serialises claims
-        sql = """
-            UPDATE stock_code SET state = 'issued'
-            WHERE id IN (SELECT id FROM stock_code
-                         WHERE product_id = :pid AND state = 'in_stock' AND expires_at >= :min_exp
-                         ORDER BY expires_at, id LIMIT :n)
-              AND state = 'in_stock'
-            RETURNING id, expires_at"""
-    rows = raw_rows(session, sql, params)
-    columns = list(zip(*rows)) or [(), ()]
-    return pl.DataFrame([pl.Series("id", columns[0], dtype=pl.Int64),
-                         pl.Series("expires_at", columns[1])]).sort("expires_at", "id")
-
-
-def _release_codes(session: Session, ids: list[int]) -> None:
-    if ids:
-        session.execute(text("UPDATE stock_code SET state = 'in_stock' WHERE state = 'issued' "
-                             "AND id IN (" + ", ".join(str(int(i)) for i in ids) + ")"))
-
-
 # --- issue -----------------------------------------------------------------------------------
 
 def _fingerprint(product_code: str, per_phone: int, phones: list[Any]) -> str:
@@ -284,11 +251,11 @@ def issue_batch(
         created = _issue_codes_sqlite(session, candidates, per_phone=per_phone, product=product, min_exp=min_exp,
                                       issuance_id=issuance_id, source=source, now=now)
     else:
-        codes = _claim_codes(session, product_id=product.id, n=candidates.height * per_phone, min_exp=min_exp)
-        served = min(candidates.height, codes.height // per_phone)
-        _release_codes(session, codes["id"][served * per_phone:].to_list())  # cannot complete a row
+        codes = claim_codes(session, product_id=product.id, n=candidates.height * per_phone, min_exp=min_exp)
+        served = min(candidates.height, len(codes) // per_phone)
+        release_codes(session, codes[served * per_phone:])  # cannot complete a row
         lines = _lines(candidates.head(served), per_phone).with_columns(
-            codes["id"].head(served * per_phone).alias("stock_code_id"))
+            pl.Series("stock_code_id", codes[:served * per_phone], dtype=pl.Int64))
         created = _create_coupons(session, lines, product=product, issuance_id=issuance_id, source=source, now=now)
 
     if per_phone == 1:
@@ -399,7 +366,7 @@ def _create_coupons(session: Session, lines: pl.DataFrame, *, product: Product, 
             FROM _gc_issue t JOIN stock_code sc ON sc.id = t.stock_code_id LEFT JOIN mp_user u ON u.phone = t.phone
             RETURNING id, phone"""
     else:
-        params.update(face=product.face_fen, cost=product.cost_fen, exp=db_time(session, _plain_expiry(product, now)))
+        params.update(face=product.face_fen, cost=product.cost_fen, exp=db_time(session, plain_expiry(product, now)))
         sql = """
             INSERT INTO coupon (product_id, phone, user_id, status, face_fen, cost_fen, issued_at, expires_at,
                                 issuance_id, source)
@@ -412,8 +379,9 @@ def _create_coupons(session: Session, lines: pl.DataFrame, *, product: Product, 
                          pl.Series("phone", [r[1] for r in created], dtype=pl.String)])
 
 
-def _plain_expiry(product: Product, now: dt.datetime) -> dt.datetime:
-    """A non-code coupon is valid ``validity_days`` from issue, through the end of that day (Shanghai)."""
+def plain_expiry(product: Product, now: dt.datetime) -> dt.datetime:
+    """A non-code coupon is valid ``validity_days`` from issue, through the end of that day (Shanghai)
+    (issued in a batch or bought: :mod:`gc_admin.coupons.purchase.service`)."""
     return end_of_day((now.astimezone(SHANGHAI) + dt.timedelta(days=product.validity_days)).date())
 
 
@@ -501,9 +469,8 @@ def list_issuances(session: Session, *, product_code: str | None = None, source:
     ``programme_code``: only that programme's own batches (issued by its staff or its partner keys);
     ``None``: every batch (platform staff)."""
     q, order = _issuances_query(product_code=product_code, source=source, programme_code=programme_code, sort=sort)
-    total = session.exec(select(func.count()).select_from(q.subquery())).one()
-    rows = session.exec(q.order_by(*order).offset(max(offset, 0)).limit(min(max(limit, 1), 200))).all()
-    return [_summary(b, code, name) for b, code, name in rows], int(total)
+    page = paginate(session, q, order=order, offset=offset, limit=limit, row=lambda r: _summary(*r))
+    return page.rows, page.total
 
 
 def issuances_frame(session: Session, *, product_code: str | None = None, source: str | None = None,
@@ -561,6 +528,39 @@ def preview_issuance(
         per_phone=per_phone, would_issue=would, coupons=would * per_phone, no_stock=valid - would,
         stock_available=stock, stock_after=None if stock is None else stock - would * per_phone, problems=problems,
     )
+
+
+# --- a stored batch, for the 发券 page ----------------------------------------------------
+
+def issuance_by_id(session: Session, *, issuance_id: int, programme_code: str | None = None) -> IssuanceResult:
+    """A stored batch's result by its row id (staff or partner batch). ``programme_code``: only that
+    programme's own batches; another's is "not found", like a missing id."""
+    row = session.exec(select(IssuanceBatch.source, IssuanceBatch.scope, IssuanceBatch.batch_id)
+                       .where(col(IssuanceBatch.id) == issuance_id)).first()
+    if row is None or (programme_code is not None and row[1] != programme_code):
+        raise NotFound("发券批次不存在", code="ISSUANCE_NOT_FOUND")
+    source, scope, batch_id = row
+    return get_issuance(session, source=source, batch_id=batch_id, programme_code=scope or None)
+
+
+def find_staff_batch(session: Session, *, batch_id: str,
+                     programme_code: str | None = None) -> IssuanceResult | None:
+    """The staff batch with this id in this issuer's key space, if it was issued already (the
+    preview warns about a replay)."""
+    try:
+        return get_issuance(session, source="staff", batch_id=batch_id, programme_code=programme_code)
+    except NotFound:
+        return None
+
+
+def issuance_result_csv(result: IssuanceResult) -> bytes:
+    """Every row of a batch: 行号, 手机号 (as supplied: the clerk's own list), 结果, 原因, 券ID. UTF-8 with BOM,
+    written by :func:`gc_admin.core.exports.csv_bytes` (a junk row like ``=HYPERLINK(...)`` stays text)."""
+    rows: list[list[Any]] = [["批次号", result.batch_id, "券种", result.product_code, "每人张数", result.per_phone],
+                             ["行号", "手机号", "结果", "原因", "券ID"]]
+    rows += [[row_no, phone, ROW_STATUSES.get(status, status), reason or "", (ids or "").replace(",", " ")]
+             for row_no, phone, status, reason, ids in result.frame.iter_rows()]
+    return csv_bytes(rows)
 
 
 # --- figures (工作台) ----------------------------------------------------------------------------

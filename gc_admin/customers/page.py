@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import reflex as rx
 
-from gc_admin.ui.components import Col, empty_row, export_button, header, pager, table_header
+from gc_admin.ui.components import Col, dialog, empty_row, export_button, header, pager, table_header
 from gc_admin.ui.layout import staff_page
-from gc_admin.users.state import UsersState
+from gc_admin.customers.state import UsersState
 
 
 STATUS_COLORS = {"available": "green", "reserved": "blue", "used": "gray", "expired": "orange", "revoked": "red"}
@@ -92,36 +92,31 @@ def _coupon_row(c: rx.Var) -> rx.Component:
 
 def _detail_dialog() -> rx.Component:
     d = UsersState.detail
-    return rx.dialog.root(
-        rx.dialog.content(
-            rx.hstack(
-                rx.dialog.title("用户 #", d["id"], " · ", d["phone"], margin="0"),
-                rx.spacer(),
-                rx.dialog.close(rx.icon_button(rx.icon("x", size=16), variant="ghost", color_scheme="gray")),
-                align="center", width="100%",
+    return dialog(
+        rx.fragment("用户 #", d["id"], " · ", d["phone"]),
+        rx.dialog.close(rx.icon_button(rx.icon("x", size=16), variant="ghost", color_scheme="gray",
+                                       position="absolute", top="1rem", right="1rem")),
+        rx.text("城市 ", d["city"], " · 注册于 ", d["created_at"], " · 共 ", d["count"], " 张券，未使用 ", d["available"], " 张",
+                size="2", color_scheme="gray", padding_y="0.5rem"),
+        rx.cond(d["no_phone"] == "1", rx.callout("该用户尚未绑定手机号；券按手机号发放，绑定后才会显示。", icon="info", size="1")),
+        rx.cond(d["waiting"] == "1", rx.callout("该手机号尚未注册：这些券等待该号码，用户注册或绑定后自动归属。", icon="info",
+                                                size="1")),
+        rx.cond(UsersState.detail_error != "", rx.callout(UsersState.detail_error, icon="triangle-alert",
+                                                          color_scheme="red", size="1")),
+        rx.scroll_area(
+            rx.table.root(
+                header("券种", "状态", "券码", "发放时间", "有效期至", "使用截止", "使用时间", ""),
+                rx.table.body(rx.cond(UsersState.coupons.length() > 0, rx.foreach(UsersState.coupons, _coupon_row),
+                                      empty_row(8, "该用户暂无券"))),
+                size="1", width="100%", variant="surface",
             ),
-            rx.text("城市 ", d["city"], " · 注册于 ", d["created_at"], " · 共 ", d["count"], " 张券，未使用 ", d["available"], " 张",
-                    size="2", color_scheme="gray", padding_y="0.5rem"),
-            rx.cond(d["no_phone"] == "1", rx.callout("该用户尚未绑定手机号；券按手机号发放，绑定后才会显示。", icon="info", size="1")),
-            rx.cond(d["waiting"] == "1", rx.callout("该手机号尚未注册：这些券等待该号码，用户注册或绑定后自动归属。", icon="info",
-                                                    size="1")),
-            rx.cond(UsersState.detail_error != "", rx.callout(UsersState.detail_error, icon="triangle-alert",
-                                                              color_scheme="red", size="1")),
-            rx.scroll_area(
-                rx.table.root(
-                    header("券种", "状态", "券码", "发放时间", "有效期至", "使用截止", "使用时间", ""),
-                    rx.table.body(rx.cond(UsersState.coupons.length() > 0, rx.foreach(UsersState.coupons, _coupon_row),
-                                          empty_row(8, "该用户暂无券"))),
-                    size="1", width="100%", variant="surface",
-                ),
-                max_height="60vh", type="auto", scrollbars="vertical",
-            ),
-            rx.text("券码与手机号均部分隐藏；完整券码仅用户本人可在小程序中查看。", size="1", color_scheme="gray", padding_top="0.5rem"),
-            max_width="min(72rem, 95vw)",
-            data_testid="user-detail",
+            max_height="60vh", type="auto", scrollbars="vertical",
         ),
+        rx.text("券码与手机号均部分隐藏；完整券码仅用户本人可在小程序中查看。", size="1", color_scheme="gray", padding_top="0.5rem"),
         open=UsersState.detail_open,
         on_open_change=UsersState.set_detail_open,
+        max_width="min(72rem, 95vw)",
+        testid="user-detail",
     )
 
 

@@ -1,23 +1,17 @@
-"""券库存 page: summary by product × state × expiry, code import, code list, expiry run, products (券种)."""
+"""券库存 page: summary by product × state × expiry, code import, code list, expiry run; the 券种管理 tab
+is the catalogue's (:mod:`gc_admin.coupons.catalog.page`)."""
 
 from __future__ import annotations
 
 import reflex as rx
 
-from gc_admin.coupons.models import CASHBACK_CATEGORIES, FUNDERS, KINDS
-from gc_admin.coupons.stock import SUMMARY_STATE_LABELS
-from gc_admin.coupons.stock_state import (
-    MAX_IMPORT_BYTES,
-    UPLOAD_ID,
-    ProductsState,
-    StockCodesState,
-    StockImportState,
-    StockState,
-)
-from gc_admin.ui.components import Col, empty_row, export_button, form_actions, pager, stat_card, table_header
+from gc_admin.core.uploads import limits as upload_limits
+from gc_admin.coupons.catalog.page import field, products_tab
+from gc_admin.coupons.stock.service import SUMMARY_STATE_LABELS
+from gc_admin.coupons.stock.state import UPLOAD_ID, StockCodesState, StockImportState, StockState
+from gc_admin.ui.components import NUM, Col, confirm_dialog, empty_row, export_button, pager, stat_card, table_header
 from gc_admin.ui.layout import staff_page
 
-NUM = {"text_align": "right", "white_space": "nowrap", "font_variant_numeric": "tabular-nums"}
 STATE_COLORS = {"in_stock": "green", "issued": "blue", "used": "gray", "expired": "orange", "discarded": "red",
                 "total": "gray"}
 
@@ -72,32 +66,24 @@ def _summary_card(table: rx.Var) -> rx.Component:
 
 
 def _expiry_dialog() -> rx.Component:
-    return rx.alert_dialog.root(
-        rx.alert_dialog.trigger(
-            rx.button(rx.icon("timer-reset", size=14), "执行过期处理", color_scheme="orange", variant="soft",
-                      loading=StockState.expiry_busy, data_testid="run-expiry"),
-        ),
-        rx.alert_dialog.content(
-            rx.alert_dialog.title("执行过期处理"),
-            rx.alert_dialog.description(
-                rx.vstack(
-                    rx.text("将立即执行以下操作（与每日定时任务相同），不可撤销："),
-                    rx.unordered_list(
-                        rx.list_item("在库券码中，剩余有效期不足该券种“最短剩余有效期”（默认 30 天）的，全部转为弃票，不再发放，按成本计入损失；"),
-                        rx.list_item("已发放但用户未使用、且已过有效期的券，标记为已过期，背后的券码一并作废。"),
-                    ),
-                    rx.text("处理结果与操作人会记入操作日志。", color_scheme="gray", size="2"),
-                    spacing="2",
+    return confirm_dialog(
+        "执行过期处理",
+        "将立即执行以下操作（与每日定时任务相同），不可撤销：",
+        trigger=rx.button(rx.icon("timer-reset", size=14), "执行过期处理", color_scheme="orange", variant="soft",
+                          loading=StockState.expiry_busy, data_testid="run-expiry"),
+        extra=(
+            rx.vstack(
+                rx.unordered_list(
+                    rx.list_item("在库券码中，剩余有效期不足该券种“最短剩余有效期”（默认 30 天）的，全部转为弃票，不再发放，按成本计入损失；"),
+                    rx.list_item("已发放但用户未使用、且已过有效期的券，标记为已过期，背后的券码一并作废。"),
                 ),
+                rx.text("处理结果与操作人会记入操作日志。", color_scheme="gray", size="2"),
+                spacing="2",
             ),
-            rx.hstack(
-                rx.alert_dialog.cancel(rx.button("取消", variant="soft", color_scheme="gray")),
-                rx.alert_dialog.action(rx.button("确认执行", color_scheme="orange", on_click=StockState.run_expiry,
-                                                 data_testid="run-expiry-confirm")),
-                justify="end", spacing="3", padding_top="1rem",
-            ),
-            max_width="34rem",
         ),
+        back=rx.alert_dialog.cancel(rx.button("取消", variant="soft", color_scheme="gray")),
+        confirm=rx.alert_dialog.action(rx.button("确认执行", color_scheme="orange", on_click=StockState.run_expiry,
+                                                 data_testid="run-expiry-confirm")),
     )
 
 
@@ -147,15 +133,6 @@ def _overview_tab() -> rx.Component:
 
 
 # --- import ----------------------------------------------------------------------------------
-
-def _field(label: str, control: rx.Component, hint: str = "") -> rx.Component:
-    return rx.vstack(
-        rx.text(label, size="2", weight="medium"),
-        control,
-        rx.cond(hint != "", rx.text(hint, size="1", color_scheme="gray")),
-        spacing="1", width="100%",
-    )
-
 
 def _report_stat(label: str, value: rx.Var, testid: str, color: str = "") -> rx.Component:
     return rx.vstack(
@@ -238,15 +215,15 @@ def _import_tab() -> rx.Component:
         rx.vstack(
             rx.text("导入兑换码", weight="bold", size="3"),
             rx.grid(
-                _field("券种", rx.select.root(
+                field("券种", rx.select.root(
                     rx.select.trigger(placeholder="选择第三方兑换码券种", width="100%", data_testid="import-product"),
                     rx.select.content(rx.foreach(s.products, lambda p: rx.select.item(p["name"], value=p["code"]))),
                     value=s.product_code, on_change=s.set_product,
                 ), "只有第三方兑换码类券种有券码库存"),
-                _field("整批有效期（选填）", rx.input(type="date", value=s.expiry_date, on_change=s.set_expiry_date,
+                field("整批有效期（选填）", rx.input(type="date", value=s.expiry_date, on_change=s.set_expiry_date,
                                                width="100%", data_testid="import-expiry"),
                        "文件中没有有效期列时必填；有效期当天 23:59:59 到期"),
-                _field("供应商批次号（选填）", rx.input(placeholder="例如 TPP-2026-11-A", value=s.batch_ref,
+                field("供应商批次号（选填）", rx.input(placeholder="例如 TPP-2026-11-A", value=s.batch_ref,
                                                 on_change=s.set_batch_ref, max_length=64, width="100%",
                                                 data_testid="import-batch-ref")),
                 columns=rx.breakpoints(initial="1", md="3"), spacing="4", width="100%",
@@ -255,7 +232,8 @@ def _import_tab() -> rx.Component:
                 rx.vstack(
                     rx.icon("file-up", size=28, color=rx.color("accent", 9)),
                     rx.text("拖拽文件到此处，或点击选择文件", weight="medium"),
-                    rx.text("支持 CSV（UTF-8 / GBK）与 Excel（.xlsx），最大 50 MB。列：券码、有效期；可选：面值、成本、批次号",
+                    rx.text(f"支持 CSV（UTF-8 / GBK）与 Excel（.xlsx），最大 {upload_limits().max_bytes // 1024 // 1024} MB。"
+                            "列：券码、有效期；可选：面值、成本、批次号",
                             size="1", color_scheme="gray"),
                     rx.foreach(rx.selected_files(UPLOAD_ID), lambda f: rx.badge(rx.icon("file", size=12), f,
                                                                                  variant="surface", size="2",
@@ -265,7 +243,7 @@ def _import_tab() -> rx.Component:
                 id=UPLOAD_ID,
                 multiple=False,
                 max_files=1,
-                max_size=MAX_IMPORT_BYTES,
+                max_size=upload_limits().max_bytes,
                 accept={"text/csv": [".csv"], "text/plain": [".txt"],
                         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": [".xlsx"],
                         "application/vnd.ms-excel": [".xls"]},
@@ -383,141 +361,6 @@ def _codes_tab() -> rx.Component:
     )
 
 
-# --- products --------------------------------------------------------------------------------
-
-def _product_row(row: rx.Var) -> rx.Component:
-    return rx.table.row(
-        rx.table.cell(rx.code(row["code"], variant="ghost", size="1")),
-        rx.table.cell(rx.text(row["name"], weight="medium")),
-        rx.table.cell(row["kind"], white_space="nowrap"),
-        rx.table.cell(row["value"], **NUM),
-        rx.table.cell(row["cost"], **NUM),
-        rx.table.cell(row["price"], **NUM),
-        rx.table.cell(row["supplier"]),
-        rx.table.cell(rx.vstack(rx.text(row["programme"], size="2", white_space="nowrap"),
-                                rx.cond(row["programme_code"] != "",
-                                        rx.text(row["programme_code"], size="1", color_scheme="gray",
-                                                font_family="var(--code-font-family)")),
-                                spacing="0")),
-        rx.table.cell(row["funded_by"], white_space="nowrap"),
-        rx.table.cell(rx.text(row["validity"], size="1", color_scheme="gray")),
-        rx.table.cell(
-            rx.cond(
-                ProductsState.can_edit,
-                rx.switch(checked=row["on_sale"] == "1", on_change=lambda v: ProductsState.set_on_sale(row["code"], v),
-                          size="1", data_testid="on-sale-" + row["code"]),
-                rx.cond(row["on_sale"] == "1", rx.badge("在售", color_scheme="green"), rx.badge("未上架", color_scheme="gray")),
-            ),
-            text_align="center",
-        ),
-        data_testid="product-row",
-    )
-
-
-def _grid(*children: rx.Component) -> rx.Component:
-    return rx.grid(*children, columns="2", spacing="3", width="100%")
-
-
-def _create_dialog() -> rx.Component:
-    s = ProductsState
-    kind_is = lambda k: s.new_kind == k  # noqa: E731
-    return rx.dialog.root(
-        rx.dialog.trigger(rx.button(rx.icon("plus", size=14), "新建券种", data_testid="product-new")),
-        rx.dialog.content(
-            rx.dialog.title("新建券种"),
-            rx.dialog.description("券种编码与类型创建后不可修改。金额以元填写。", size="2", color_scheme="gray"),
-            rx.form(
-                rx.vstack(
-                    _grid(
-                        _field("券种类型", rx.select.root(
-                            rx.select.trigger(width="100%"),
-                            rx.select.content(*[rx.select.item(label, value=key) for key, label in KINDS.items()]),
-                            value=s.new_kind, on_change=s.set_new_kind,
-                        )),
-                        _field("出资方", rx.select.root(
-                            rx.select.trigger(width="100%"),
-                            rx.select.content(*[rx.select.item(label, value=key) for key, label in FUNDERS.items()]),
-                            name="funded_by", default_value="insurer",
-                        )),
-                        _field("券种编码", rx.input(width="100%", name="code", placeholder="如 tpp_tongdui_50", max_length=32, required=True),
-                               "小写字母、数字、_ 或 -，2–32 位"),
-                        _field("券种名称", rx.input(width="100%", name="name", placeholder="如 淘票票通兑券 50 元", max_length=64, required=True)),
-                        _field("面值（元）", rx.input(width="100%", name="face", placeholder="如 50；返现券为返现金额", max_length=12)),
-                        _field("成本（元）", rx.input(width="100%", name="cost", placeholder="每张采购成本", max_length=12)),
-                        rx.cond(kind_is("goods_discount"),
-                                _field("折扣百分比（选填）", rx.input(width="100%", name="percent_off", placeholder="1–99，与面值二选一",
-                                                               max_length=2))),
-                        rx.cond(kind_is("cashback"),
-                                _field("返现类别", rx.select.root(
-                                    rx.select.trigger(placeholder="选择类别", width="100%"),
-                                    rx.select.content(*[rx.select.item(label, value=key)
-                                                        for key, label in CASHBACK_CATEGORIES.items()]),
-                                    name="category",
-                                ))),
-                        _field("供应商 / 第三方", rx.input(width="100%", name="supplier", placeholder="如 淘票票", max_length=64)),
-                        _field("所属项目", rx.select.root(
-                            rx.select.trigger(placeholder="不属于任何项目", width="100%"),
-                            rx.select.content(rx.select.item("不属于任何项目", value="none"),
-                                              rx.foreach(s.programmes, lambda g: rx.select.item(g["name"], value=g["code"]))),
-                            name="programme_code", default_value="none",
-                        )),
-                        rx.cond(kind_is("redemption_code"),
-                                _field("跳转小程序 AppID", rx.input(width="100%", name="jump_app_id", placeholder="wx 开头，共 18 位", max_length=18))),
-                        rx.cond(kind_is("redemption_code"),
-                                _field("跳转页面路径", rx.input(width="100%", name="jump_path", placeholder="如 pages/index", max_length=255))),
-                        rx.cond(kind_is("redemption_code"),
-                                _field("使用期限（天）", rx.input(width="100%", name="use_window_days", default_value="30", max_length=3),
-                                       "用户点“去使用”后的可用天数，不超过券码有效期")),
-                        rx.cond(kind_is("redemption_code"),
-                                _field("最短剩余有效期（天）", rx.input(width="100%", name="min_validity_days", default_value="30", max_length=3),
-                                       "剩余有效期不足的券码不发放，转为弃票")),
-                        rx.cond(~kind_is("redemption_code"),
-                                _field("有效期（天）", rx.input(width="100%", name="validity_days", default_value="90", max_length=4),
-                                       "发放后多少天内有效")),
-                        _field("小程序售价（元，选填）", rx.input(width="100%", name="price", placeholder="不填则不在小程序销售", max_length=12)),
-                        _field("每人限购（选填）", rx.input(width="100%", name="per_user_limit", placeholder="不填则不限", max_length=5)),
-                    ),
-                    rx.hstack(rx.checkbox(name="on_sale"), rx.text("创建后立即在小程序上架销售（需填写售价）", size="2"),
-                              align="center"),
-                    rx.cond(s.form_error != "", rx.callout(s.form_error, icon="triangle-alert", color_scheme="red", size="1",
-                                                           width="100%", data_testid="product-form-error")),
-                    form_actions(rx.button("创建", type="submit", data_testid="product-create")),
-                    spacing="3", padding_top="0.75rem",
-                ),
-                on_submit=s.create,
-                reset_on_submit=False,
-            ),
-            max_width="44rem",
-        ),
-        open=s.create_open,
-        on_open_change=s.open_create,
-    )
-
-
-def _products_tab() -> rx.Component:
-    s = ProductsState
-    return rx.vstack(
-        rx.hstack(
-            rx.text("共 ", s.rows.length(), " 个券种", size="2", color_scheme="gray"),
-            rx.spacer(),
-            rx.cond(s.can_edit, _create_dialog()),
-            width="100%", align="center",
-        ),
-        rx.table.root(
-            rx.table.header(rx.table.row(
-                rx.table.column_header_cell("编码"), rx.table.column_header_cell("名称"), rx.table.column_header_cell("类型"),
-                rx.table.column_header_cell("面值/折扣", **NUM), rx.table.column_header_cell("成本", **NUM),
-                rx.table.column_header_cell("售价", **NUM), rx.table.column_header_cell("供应商"),
-                rx.table.column_header_cell("项目"), rx.table.column_header_cell("出资方"),
-                rx.table.column_header_cell("有效期规则"), rx.table.column_header_cell("上架", text_align="center"),
-            )),
-            rx.table.body(rx.cond(s.rows.length() > 0, rx.foreach(s.rows, _product_row), empty_row(11, "暂无券种"))),
-            width="100%", variant="surface", size="1", data_testid="product-table",
-        ),
-        width="100%", spacing="3",
-    )
-
-
 # --- page ------------------------------------------------------------------------------------
 
 @staff_page("stock", "券库存")
@@ -548,7 +391,7 @@ def stock_page() -> rx.Component:
             rx.tabs.content(_overview_tab(), value="overview", padding_top="1rem"),
             rx.tabs.content(_import_tab(), value="import", padding_top="1rem"),
             rx.tabs.content(_codes_tab(), value="codes", padding_top="1rem"),
-            rx.tabs.content(_products_tab(), value="products", padding_top="1rem"),
+            rx.tabs.content(products_tab(), value="products", padding_top="1rem"),
             default_value="overview",
             width="100%",
         ),

@@ -13,122 +13,40 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import io
 import json
-import re
 from typing import Any
 
 import polars as pl
 from sqlalchemy import and_, case, func, literal, or_, text
 from sqlmodel import Session, col, select
 
-from gc_admin.audit.service import SYSTEM, Actor, record
-from gc_admin.core.clock import UTC, fmt_local, utcnow
+from gc_admin.audit.service import record
+from gc_admin.core.bulk import (
+    copy_frame,
+    db_time,
+    dbapi,
+    dialect,
+    frame_times_for_sqlite,
+    raw_rows,
+    sqlite_time,
+    temp_table,
+)
+from gc_admin.core.clock import fmt_local, utcnow
 from gc_admin.core.errors import InvalidInput, NotFound
 from gc_admin.core.exports import EXPORT_LIMIT, csv_bytes
 from gc_admin.core.money import format_fen
 from gc_admin.core.phone import mask_phone, mask_secret
+from gc_admin.core.principal import SYSTEM, Actor
 from gc_admin.core.sorting import order_by
-from gc_admin.coupons.importer import FileRejected, read_codes_file
+from gc_admin.coupons.catalog.service import get_product_by_code
 from gc_admin.coupons.models import REDEMPTION_CODE, STOCK_STATES, Coupon, Product, StockCode, StockImport
-from gc_admin.coupons.products import get_product_by_code
+from gc_admin.coupons.stock.importer import FileRejected, read_codes_file
+from gc_admin.db import Page, paginate
 
 INVALID_KEPT = 10_000  # invalid rows kept on the import record (the count is always exact)
 SUMMARY_STATES = ("in_stock", "issued", "used", "expired", "discarded")
 SUMMARY_STATE_LABELS = {"in_stock": "在库", "issued": "已发未用", "used": "已使用", "expired": "已过期", "discarded": "弃票"}
 BUCKETS = {"lt30": "30 天内到期", "30to60": "30–60 天到期", "gt60": "60 天以上"}
-
-
-# --- bulk plumbing (shared with issuance) ----------------------------------------------------
-
-def dialect(session: Session) -> str:
-    return session.get_bind().dialect.name
-
-
-def dbapi(session: Session) -> Any:
-    """The driver connection inside the session's transaction (for executemany / COPY)."""
-    return session.connection().connection.driver_connection
-
-
-def sqlite_time(value: dt.datetime) -> str:
-    """How :class:`~gc_admin.core.types.UTCDateTime` stores a time on SQLite (naive UTC text)."""
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-def db_time(session: Session, value: dt.datetime) -> Any:
-    """A time as a raw driver parameter for this database."""
-    return sqlite_time(value) if dialect(session) == "sqlite" else value.astimezone(UTC)
-
-
-def frame_times_for_sqlite(frame: pl.DataFrame) -> pl.DataFrame:
-    """Datetime columns as SQLite's stored text (same format as :func:`sqlite_time`)."""
-    return frame.with_columns([
-        pl.col(c).dt.convert_time_zone("UTC").dt.strftime("%Y-%m-%d %H:%M:%S%.6f")
-        for c, t in frame.schema.items() if isinstance(t, pl.Datetime)
-    ])
-
-
-def copy_frame(session: Session, table: str, frame: pl.DataFrame) -> None:
-    """PostgreSQL: stream a frame into ``table`` (same column names) with ``COPY ... FROM STDIN``."""
-    frame = frame.with_columns([
-        pl.col(c).dt.convert_time_zone("UTC") for c, t in frame.schema.items() if isinstance(t, pl.Datetime)
-    ])
-    buf = io.BytesIO()
-    frame.write_csv(buf, include_header=False, datetime_format="%Y-%m-%d %H:%M:%S%.6f+00", null_value="")
-    cols = ", ".join(frame.columns)
-    with dbapi(session).cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN (FORMAT csv)") as cp:
-        view = buf.getbuffer()
-        for start in range(0, len(view), 1 << 20):
-            cp.write(view[start:start + (1 << 20)])
-
-
-def temp_table(session: Session, name: str, columns: str) -> None:
-    """A fresh staging table private to this connection (dropped at commit on PostgreSQL)."""
-    if dialect(session) == "postgresql":
-        session.execute(text(f"DROP TABLE IF EXISTS pg_temp.{name}"))
-        session.execute(text(f"CREATE TEMP TABLE {name} ({columns}) ON COMMIT DROP"))
-    else:
-        session.execute(text(f"DROP TABLE IF EXISTS temp.{name}"))
-        session.execute(text(f"CREATE TEMP TABLE {name} ({columns})"))
-
-
-def drop_temp(session: Session, name: str) -> None:
-    if dialect(session) == "sqlite":
-        session.execute(text(f"DROP TABLE IF EXISTS temp.{name}"))
-
-
-_NAMED = re.compile(r"(?<![:\w]):(\w+)")
-
-
-def raw_rows(session: Session, sql: str, params: dict[str, Any]) -> list[tuple]:
-    """Run ``sql`` (``:name`` parameters, raw driver values) on the driver and return plain tuples.
-
-    For statements returning ~10^5 rows, where building SQLAlchemy rows would cost more than the SQL.
-    """
-    if dialect(session) == "postgresql":
-        sql = _NAMED.sub(r"%(\1)s", sql)
-    cur = dbapi(session).cursor()
-    try:
-        cur.execute(sql, params)
-        return cur.fetchall() if cur.description else []
-    finally:
-        cur.close()
-
-
-def load_frame(session: Session, table: str, frame: pl.DataFrame) -> None:
-    """Write a frame into ``table`` in one pass: executemany on SQLite, COPY on PostgreSQL."""
-    if frame.height == 0:
-        return
-    if dialect(session) == "postgresql":
-        copy_frame(session, table, frame)
-        return
-    frame = frame_times_for_sqlite(frame)
-    marks = ", ".join("?" * frame.width)
-    cur = dbapi(session).cursor()
-    try:
-        cur.executemany(f"INSERT INTO {table} ({', '.join(frame.columns)}) VALUES ({marks})", frame.iter_rows())
-    finally:
-        cur.close()
 
 
 # --- import ----------------------------------------------------------------------------------
@@ -173,6 +91,21 @@ def _report(imp: StockImport, product_code: str) -> ImportReport:
     )
 
 
+class CodesFileRefused(InvalidInput):
+    """The codes file as a whole cannot be read (``IMPORT_FILE_INVALID``, or the upload gate's ``UPLOAD_*``
+    code), so nothing of it was imported. Like every error it rolls the unit of work back; the refusal
+    is put on record by the caller, in a unit of work of its own (:func:`record_failed_import`;
+    :func:`gc_admin.coupons.stock.flows.import_file` does both)."""
+
+
+def _new_import(product: Product, *, actor: Actor, filename: str, batch_ref: str | None, status: str,
+                now: dt.datetime) -> StockImport:
+    return StockImport(product_id=product.id, filename=(filename or "").strip()[-255:],
+                       batch_ref=(batch_ref or "").strip()[:64] or None, actor_type=actor.type,
+                       actor_id=None if actor.id is None else str(actor.id), actor_name=actor.name[:64], status=status,
+                       created_at=now)
+
+
 def import_codes(
     session: Session,
     *,
@@ -186,31 +119,21 @@ def import_codes(
 ) -> ImportReport:
     """Import a CSV/XLSX file of codes for a redemption-code product; returns the report.
 
-    A file that cannot be read imports nothing: the failed import is recorded (with its reason)
-    and :class:`InvalidInput` ``IMPORT_FILE_INVALID`` is raised with ``keep_changes`` so that
-    record survives. Bad rows are skipped and reported; codes already in stock (from any import)
-    are counted as ``duplicate_existing``; codes with less than the product's minimum validity
-    left are stored as discarded (弃票) and counted as a loss.
+    A file that cannot be read imports nothing and raises :class:`CodesFileRefused` (the caller
+    records the refusal: :func:`record_failed_import`). Bad rows are skipped and reported; codes
+    already in stock (from any import) are counted as ``duplicate_existing``; codes with less than
+    the product's minimum validity left are stored as discarded (弃票) and counted as a loss.
     """
     now = now or utcnow()
     product = get_product_by_code(session, product_code)
     if product.kind != REDEMPTION_CODE:
         raise InvalidInput("只有第三方兑换码类券种可以导入券码库存", code="NOT_A_CODE_PRODUCT")
-    batch_ref = (batch_ref or "").strip()[:64] or None
-    filename = (filename or "").strip()[-255:]
-    imp = StockImport(product_id=product.id, filename=filename, batch_ref=batch_ref, actor_type=actor.type,
-                      actor_id=None if actor.id is None else str(actor.id), actor_name=actor.name[:64], status="done",
-                      created_at=now)
+    imp = _new_import(product, actor=actor, filename=filename, batch_ref=batch_ref, status="done", now=now)
+    filename, batch_ref = imp.filename, imp.batch_ref
     try:
         parsed = read_codes_file(data, filename=filename, default_expires_at=expires_at)
     except FileRejected as exc:
-        imp.status, imp.error = "failed", exc.reason[:500]
-        session.add(imp)
-        session.flush()
-        record(session, actor=actor, action="stock.import_failed", target_type="stock_import", target_id=imp.id,
-               summary=f"导入券码失败（{product.name}，{filename or '未命名文件'}）：{exc.reason}"[:500])
-        raise InvalidInput(exc.reason, code="IMPORT_FILE_INVALID", details={"import_id": imp.id},
-                           keep_changes=True) from None
+        raise CodesFileRefused(exc.reason, code=exc.code) from None
     imp.file_type = parsed.file_type
     session.add(imp)
     session.flush()
@@ -253,6 +176,23 @@ def import_codes(
                "discarded_cost_fen": imp.discarded_cost_fen},
     )
     return _report(imp, product.code)
+
+
+def record_failed_import(session: Session, *, actor: Actor, product_code: str, reason: str, filename: str = "",
+                         batch_ref: str | None = None, now: dt.datetime | None = None) -> int:
+    """Put a refused file on record: a failed import with its reason (the history and the report show
+    it) and an audit row; returns the import id. For the caller of :func:`import_codes`, after it
+    raised :class:`CodesFileRefused`, in a new unit of work."""
+    product = get_product_by_code(session, product_code)
+    imp = _new_import(product, actor=actor, filename=filename, batch_ref=batch_ref, status="failed",
+                      now=now or utcnow())
+    imp.error = reason[:500]
+    session.add(imp)
+    session.flush()
+    assert imp.id is not None
+    record(session, actor=actor, action="stock.import_failed", target_type="stock_import", target_id=imp.id,
+           summary=f"导入券码失败（{product.name}，{imp.filename or '未命名文件'}）：{reason}"[:500])
+    return imp.id
 
 
 def _insert_codes(session: Session, staged: pl.DataFrame, *, product_id: int, import_id: int,
@@ -320,21 +260,14 @@ def get_import(session: Session, *, import_id: int) -> ImportReport:
     return _report(row[0], row[1])
 
 
-@dataclasses.dataclass(frozen=True)
-class ImportPage:
-    rows: list[ImportReport]
-    total: int
-
-
-def list_imports(session: Session, *, product_code: str | None = None, offset: int = 0, limit: int = 50) -> ImportPage:
+def list_imports(session: Session, *, product_code: str | None = None, offset: int = 0,
+                 limit: int = 50) -> Page[ImportReport]:
     """Imports, newest first (reports without their invalid-row lists' contents trimmed)."""
     q = select(StockImport, Product.code).join(Product, col(Product.id) == col(StockImport.product_id))
     if product_code:
         q = q.where(Product.code == product_code)
-    total = session.exec(select(func.count()).select_from(q.subquery())).one()
-    rows = session.exec(
-        q.order_by(col(StockImport.id).desc()).offset(max(offset, 0)).limit(min(max(limit, 1), 200))).all()
-    return ImportPage([_report(imp, code) for imp, code in rows], int(total))
+    return paginate(session, q, order=[col(StockImport.id).desc()], offset=offset, limit=limit,
+                    row=lambda r: _report(r[0], r[1]))
 
 
 def import_report_csv(report: ImportReport) -> bytes:
@@ -426,12 +359,6 @@ class StockCodeRow:
     phone_masked: str
 
 
-@dataclasses.dataclass(frozen=True)
-class StockCodePage:
-    rows: list[StockCodeRow]
-    total: int
-
-
 STOCK_CODE_SORT_KEYS = ("expires_at", "product", "state", "face_fen", "cost_fen", "import_id", "id")
 
 
@@ -486,15 +413,13 @@ def list_stock_codes(
     offset: int = 0,
     limit: int = 50,
     now: dt.datetime | None = None,
-) -> StockCodePage:
+) -> Page[StockCodeRow]:
     """A page of codes (masked), filtered, earliest expiry first (or by ``sort``: :data:`STOCK_CODE_SORT_KEYS`);
     ``code`` finds one exact code (e.g. a user reports it)."""
     q, order = _stock_codes_query(product_code=product_code, state=state, import_id=import_id,
                                   expires_before=expires_before, expires_after=expires_after, code=code, sort=sort,
                                   now=now or utcnow())
-    total = session.exec(select(func.count()).select_from(q.subquery())).one()
-    rows = session.exec(q.order_by(*order).offset(max(offset, 0)).limit(min(max(limit, 1), 200))).all()
-    return StockCodePage([_code_row(r) for r in rows], int(total))
+    return paginate(session, q, order=order, offset=offset, limit=limit, row=_code_row)
 
 
 def stock_codes_frame(
@@ -543,6 +468,52 @@ def reveal_stock_code(session: Session, *, actor: Actor, stock_code_id: int, rea
            summary=f"查看完整券码 {mask_secret(code)}" + (f"：{reason.strip()[:100]}" if reason.strip() else ""),
            after={"coupon_id": coupon_id})
     return code
+
+
+# --- codes out of stock and back ------------------------------------------------------------
+
+def claim_codes(session: Session, *, product_id: int, n: int, min_exp: dt.datetime) -> list[int]:
+    """Atomically take up to ``n`` issuable codes of a product out of stock (``in_stock -> issued``), the
+    earliest-expiring first; returns their ids in that order (expiry, id). Fewer than ``n``: stock ran out.
+
+    The one way codes are claimed (batch issuance on PostgreSQL, purchase reservations): one conditional
+    ``UPDATE ... WHERE state = 'in_stock' ... RETURNING``, so a code is flipped by one transaction only
+    and only the returned ids were taken. On PostgreSQL over the codes picked ``FOR UPDATE SKIP LOCKED``
+    (concurrent claims take disjoint codes instead of waiting); on SQLite the statement holds the
+    database's single write lock, which serialises claims. Codes with less than ``min_exp`` left are
+    never taken. The caller's unit of work owns them from here: it links them (a coupon, a purchase
+    item) or gives them back with :func:`release_codes`.
+    """
+    session.flush()  # the caller's pending writes go first, as before any statement of the session
+    params = {"pid": product_id, "n": n, "min_exp": db_time(session, min_exp)}
+    if dialect(session) == "postgresql":
+        sql = """
+            WITH picked AS (
+                SELECT id FROM stock_code
+                WHERE product_id = :pid AND state = 'in_stock' AND expires_at >= :min_exp
+                ORDER BY expires_at, id LIMIT :n FOR UPDATE SKIP LOCKED)
+            UPDATE stock_code s SET state = 'issued' FROM picked
+            WHERE s.id = picked.id AND s.state = 'in_stock'
+            RETURNING s.id, s.expires_at"""
+    else:  # SQLite: the statement holds the database's write lock, which serialises claims
+        sql = """
+            UPDATE stock_code SET state = 'issued'
+            WHERE id IN (SELECT id FROM stock_code
+                         WHERE product_id = :pid AND state = 'in_stock' AND expires_at >= :min_exp
+                         ORDER BY expires_at, id LIMIT :n)
+              AND state = 'in_stock'
+            RETURNING id, expires_at"""
+    # RETURNING gives no order; expires_at is the driver's value (text on SQLite), only used to sort
+    return [int(code_id) for _, code_id in sorted((exp, code_id) for code_id, exp in raw_rows(session, sql, params))]
+
+
+def release_codes(session: Session, ids: list[int]) -> int:
+    """Put claimed codes back in stock (``issued -> in_stock``); returns how many went back. Only codes
+    still issued move, so giving the same codes back twice changes nothing the second time."""
+    if not ids:
+        return 0
+    return session.execute(text("UPDATE stock_code SET state = 'in_stock' WHERE state = 'issued' "
+                                "AND id IN (" + ", ".join(str(int(i)) for i in ids) + ")")).rowcount
 
 
 # --- daily maintenance -----------------------------------------------------------------------

@@ -1,0 +1,846 @@
+"""Order processes that cross features: creating an order with its holds and its payment, cancelling
+it (by hand or when unpaid too long), applying a payment, refunding, and the order as the API shows it.
+
+Written once, called by the API, the dashboard and the jobs alike. Most take the caller's session
+(one unit of work, no commit). The few at the end own their units of work (:func:`refund`,
+:func:`cancel`, :func:`act`, :func:`send_refund_now`, :func:`sync_refund_now`): they commit
+what must stay on record before they raise — the caller decides what commits, not the error.
+
+**Creation** (:func:`create_order`): the user's row is locked, the order priced again
+(:func:`gc_admin.orders.pricing.quote`), its kind holds what it sells (``orders/kinds/``), the coupon,
+points and stored value it uses are held, and the WeChat Pay JSAPI order is opened. An order with
+nothing left to pay is paid at once. Any failure rolls everything back.
+
+**Unpaid orders**: :func:`cancel_expired_unpaid` (run it every minute from any scheduler, on as many
+workers as you like) picks created orders past ``pay_expires_at`` plus :data:`EXPIRY_GRACE`
+(PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so workers take disjoint orders; on SQLite two workers may
+pick the same order — correctness never rested on that lock, see below — and no write lock is taken
+up front, so WeChat calls do not hold up every other writer), closes each at WeChat Pay (an order
+WeChat reports paid is applied instead of cancelled; other errors are logged and tolerated), then
+cancels the rest with one conditional UPDATE and releases exactly what that UPDATE returned.
+
+**Payment notify, applied exactly once** (:func:`handle_payment_notify`): the raw body is verified
+and decrypted by the client (signature, ``Wechatpay-Serial``, 5-minute timestamp, AES-GCM), then
+checked — mchid/appid present and ours, ``trade_state`` SUCCESS, ``out_trade_no`` a known order,
+``amount.total`` equal to its payable. Anything wrong: nothing changes, a ``payment_notify_log``
+row says why, and WeChat gets 4xx ``{"code": "FAIL", ...}``. A good notify records the payment once
+(:func:`gc_admin.payments.service.record_payment`): the one transaction that records it writes the
+ledger entry and moves the order ``created -> paid`` with a conditional UPDATE (:func:`mark_paid`:
+coupons consumed or issued, staff notice queued); every replay — sequential or concurrent —
+changes nothing. Money that arrives for an order that is no longer ``created`` (cancelled
+meanwhile) is still recorded (payment + ledger: it *was* received) but does not revive the order:
+the order goes ``cancelled -> after_sales`` marked ``paid_after_cancel`` for a refund.
+
+**Refunds** (:func:`refund_order` then :func:`send_refund`; :func:`refund` is the whole sequence):
+the refund is recorded first — a conditional ``UPDATE service_order SET refunded_fen = refunded_fen
++ :a WHERE refunded_fen + :a <= paid_fen`` (never more than paid, whatever runs in parallel) and a
+``refund`` row with a fixed ``out_refund_no`` (one in flight per order) — so concurrent refund
+requests for one order refund once. Only then, in a second unit of work, is WeChat asked; a retry
+(:func:`send_refund` again, the job :func:`retry_pending_refunds`) reuses the same ``out_refund_no``
+and WeChat de-duplicates. The result (sync answer, refund notify or :func:`sync_refund`) is applied
+once by a conditional UPDATE on the refund's status: success writes the (negative) ledger entry,
+revokes the bought coupons it covered and, when the order is fully refunded, returns the coupon used
+on it (if still valid), its points and stored value; failure undoes the reservation. For a coupon
+purchase whose coupons were delivered, refunds go per coupon (its kind's ``refund_values``);
+revealed (used) codes are not refundable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from sqlalchemy import update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
+
+from gc_admin.audit.service import record
+from gc_admin.config import get_settings
+from gc_admin.core.clock import iso, utcnow
+from gc_admin.core.errors import Conflict, DomainError, InvalidInput, NotFound, UpstreamError
+from gc_admin.core.money import format_fen
+from gc_admin.core.phone import mask_phone
+from gc_admin.core.principal import SYSTEM, Actor
+from gc_admin.coupons.purchase import service as purchase
+from gc_admin.coupons.wallet import service as coupons
+from gc_admin.core.bulk import dialect
+from gc_admin.db import lock_for_write, session_scope
+from gc_admin.integrations.wechatpay.client import WxPayError
+from gc_admin.orders import pricing
+from gc_admin.orders.kinds import kind_of
+from gc_admin.orders.models import ORDER_STATUSES, ORDER_TYPES, OrderNotice, ServiceOrder
+from gc_admin.orders.service import (
+    PAYING_ACTOR,
+    REASON_REQUIRED,
+    REFUNDABLE,
+    STAFF_ACTIONS,
+    Scope,
+    add_event,
+    get_order,
+    get_user_order,
+    mark_stale,
+    new_order_no,
+    order_history,
+    order_ref,
+    transition,
+    user_actor,
+    visible_order,
+    write_event,
+)
+from gc_admin.payments import balances, ledger
+from gc_admin.payments import service as payments
+from gc_admin.payments.models import Refund
+from gc_admin.payments.service import DEFINITIVE_REFUSAL_STATUSES, PROVIDER, NotifyResult, Rejected
+from gc_admin.users.models import MpUser
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+EXPIRY_GRACE = dt.timedelta(minutes=2)  # lets a notify for a payment made at the last second land first
+
+
+class OrderAlreadyPaid(Conflict):
+    """An order being cancelled turned out paid at WeChat Pay: the payment was applied instead. That
+    payment is in the session: commit it (see :func:`cancel`), then let the error reach the person."""
+
+    def __init__(self) -> None:
+        super().__init__("订单已支付，无法取消", code="ORDER_ALREADY_PAID")
+
+
+class RefundRefused(UpstreamError):
+    """WeChat Pay definitively refused a refund: it is recorded as failed and its reservation undone.
+    That outcome is in the session: commit it (see :func:`send_refund_now`), then let the error through."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(f"微信支付拒绝了退款（{code}），退款未执行，已退回可退金额", code="REFUND_REFUSED")
+
+
+class RefundNotSent(Exception):
+    """:func:`refund` recorded the refund (committed) but asking WeChat Pay failed unexpectedly: it stays
+    pending and the retry job sends it with the same ``out_refund_no``. ``error``: what went wrong."""
+
+    def __init__(self, refund: Refund, error: BaseException) -> None:
+        super().__init__(f"refund {refund.out_refund_no} recorded, not sent: {error!r}")
+        self.refund, self.error = refund, error
+
+
+# --- creation ------------------------------------------------------------------------------------------
+
+def _lock_user(session: Session, user_id: int) -> MpUser:
+    """Re-load the user, locked so one user's orders are created one at a time (the per-user purchase
+    limit is counted inside that lock): the user's row on PostgreSQL, the write lock on SQLite
+    (:func:`gc_admin.db.lock_for_write`)."""
+    lock_for_write(session)
+    q = select(MpUser).where(col(MpUser.id) == user_id)
+    if dialect(session) == "postgresql":
+        q = q.with_for_update(key_share=True)  # FOR NO KEY UPDATE: foreign-key checks (coupon.user_id) pass
+    user = session.exec(q.execution_options(populate_existing=True)).first()
+    if user is None:
+        raise NotFound("用户不存在", code="USER_NOT_FOUND")
+    return user
+
+
+def _description(q: pricing.Quote) -> str:
+    text_ = "、".join(f"{ln.name}×{ln.quantity}" for ln in q.lines)
+    return text_[:127] or "滚财车主权益订单"
+
+
+def create_order(session: Session, *, user: MpUser, body: pricing.OrderDraft | dict[str, Any],
+                 ip: str | None = None, now: dt.datetime | None = None) -> ServiceOrder:
+    """Create an order for ``user``: price it, hold what it uses (stock, coupon, points, stored
+    value), and open the WeChat Pay JSAPI order (``prepay_id``). An order with nothing left to pay
+    is paid at once. Any failure (no stock, WeChat Pay down) rolls everything back."""
+    now = now or utcnow()
+    assert user.id is not None
+    user = _lock_user(session, user.id)
+    q = pricing.quote(session, user=user, body=body)
+    if q.payable_fen > 0 and not user.openid:
+        raise Conflict("请使用微信登录小程序后再支付", code="WECHAT_LOGIN_REQUIRED")
+    if not user.phone:  # users are known by phone; bought coupons go to it (and a phone-less account may be merged)
+        raise Conflict("请先绑定手机号后再下单，购买的券会发放到该手机号", code="PHONE_REQUIRED")
+    actor = user_actor(user, ip)
+    details: dict[str, Any] = {"lines": [ln.to_dict() for ln in q.lines], **q.details}
+    if q.exchange_coupon_id:
+        details["exchange_coupon_id"] = q.exchange_coupon_id
+    order = ServiceOrder(
+        order_no=new_order_no(now), type=q.type, status="created", user_id=user.id, list_fen=q.list_fen,
+        payable_fen=q.payable_fen, pricing=q.pricing_dict(), details=details, fulfilment={}, coupon_id=q.coupon_id,
+        points_used=q.points_used, stored_value_fen=q.stored_value_fen,
+        pay_expires_at=now + dt.timedelta(minutes=get_settings().order_unpaid_minutes),
+        created_at=now, updated_at=now,
+    )
+    session.add(order)
+    session.flush()
+    assert order.id is not None
+    ref = order_ref(order.id)
+    write_event(session, order_id=order.id, action="create", from_status=None, to_status="created", actor=actor,
+                reason="", now=now)
+    record(session, actor=actor, action="order.created", target_type="service_order", target_id=order.id,
+           summary=f"下单 {order.order_no}（{ORDER_TYPES[q.type]}）：{_description(q)}，标价 {format_fen(q.list_fen)}，"
+                   f"应付 {format_fen(q.payable_fen)}",
+           after={"order_no": order.order_no, "type": q.type, "list_fen": q.list_fen, "payable_fen": q.payable_fen,
+                  "steps": [s.to_dict() for s in q.steps]})
+    kind_of(q.type).on_created(session, order=order, quote=q, now=now)
+    for coupon_id in (q.coupon_id, q.exchange_coupon_id):
+        if coupon_id:
+            coupons.reserve(session, coupon_id=coupon_id, user=user, ref=ref, actor=actor, now=now)
+    if q.points_used:
+        balances.move_points(session, user_id=user.id, delta=-q.points_used, reason=f"订单 {order.order_no} 抵扣",
+                             ref=f"{ref}:points", order_id=order.id, now=now)
+    if q.stored_value_fen:
+        balances.move_stored_value(session, user_id=user.id, delta_fen=-q.stored_value_fen,
+                                   reason=f"订单 {order.order_no} 支付", ref=f"{ref}:stored_value", order_id=order.id,
+                                   now=now)
+    if q.payable_fen == 0:
+        mark_paid(session, order_id=order.id, amount_fen=0, paid_at=now, now=now)
+    else:
+        try:
+            order.prepay_id = payments.prepay(
+                out_trade_no=order.order_no, description=_description(q), amount_fen=q.payable_fen,
+                payer_openid=user.openid or "", time_expire=order.pay_expires_at, attach=ref)
+        except WxPayError as exc:
+            log.warning("order %s: jsapi prepay failed: %s", order.order_no, exc)
+            raise UpstreamError("微信支付下单失败，请稍后再试", code="WXPAY_UNAVAILABLE") from exc
+        session.add(order)
+        session.flush()
+    mark_stale(session, order.id)
+    out = session.get(ServiceOrder, order.id)
+    assert out is not None
+    return out
+
+
+# --- payment ---------------------------------------------------------------------------------------------
+
+def mark_paid(session: Session, *, order_id: int, amount_fen: int, paid_at: dt.datetime,
+              now: dt.datetime | None = None) -> bool:
+    """created -> paid, once: consume the coupon used on it, deliver what its kind sells (a coupon
+    purchase: issue the coupons and complete it), queue the staff notice. False (nothing done) if the
+    order is not ``created``."""
+    now = now or utcnow()
+    res = session.execute(
+        update(ServiceOrder).where(col(ServiceOrder.id) == order_id, col(ServiceOrder.status) == "created")
+        .values(status="paid", paid_fen=amount_fen, paid_at=paid_at, updated_at=now)
+        .execution_options(synchronize_session=False))
+    if res.rowcount != 1:
+        return False
+    mark_stale(session, order_id)
+    order = session.get(ServiceOrder, order_id)
+    assert order is not None
+    write_event(session, order_id=order_id, action="pay", from_status="created", to_status="paid", actor=PAYING_ACTOR,
+                reason=f"实付 {format_fen(amount_fen)}", now=now)
+    record(session, actor=PAYING_ACTOR, action="order.pay", target_type="service_order", target_id=order_id,
+           summary=f"订单 {order.order_no} 支付成功，实付 {format_fen(amount_fen)}",
+           before={"status": "created"}, after={"status": "paid", "paid_fen": amount_fen})
+    ref = order_ref(order_id)
+    for coupon_id in (order.coupon_id, order.details.get("exchange_coupon_id")):
+        if coupon_id:
+            coupons.consume(session, coupon_id=int(coupon_id), ref=ref, actor=PAYING_ACTOR, now=now)
+    kind_of(order.type).on_paid(session, order=order, actor=PAYING_ACTOR, now=now)
+    ins = (postgresql.insert if dialect(session) == "postgresql" else sqlite.insert)(OrderNotice)
+    session.execute(ins.values(order_id=order_id, status="pending", created_at=now).on_conflict_do_nothing())
+    session.flush()
+    return True
+
+
+def apply_transaction(session: Session, *, resource: Mapping[str, Any], source: str,
+                      now: dt.datetime | None = None) -> tuple[str, str, int | None]:
+    """Apply a WeChat Pay transaction object (notify resource or query answer): ``(outcome, reason,
+    order id)``. Raises :class:`Rejected` before changing anything if it does not fit an order."""
+    now = now or utcnow()
+    payments.check_merchant(resource)
+    out_trade_no, transaction_id = resource.get("out_trade_no"), resource.get("transaction_id")
+    if resource.get("trade_state") != "SUCCESS":
+        return "ignored", f"trade_state {resource.get('trade_state')}", None
+    total = (resource.get("amount") or {}).get("total") if isinstance(resource.get("amount"), dict) else None
+    if not (isinstance(out_trade_no, str) and out_trade_no and isinstance(transaction_id, str) and transaction_id):
+        raise Rejected("out_trade_no / transaction_id missing")
+    if isinstance(total, bool) or not isinstance(total, int):
+        raise Rejected("amount.total is not an integer")
+    order = session.exec(select(ServiceOrder).where(col(ServiceOrder.order_no) == out_trade_no)).first()
+    if order is None:
+        raise Rejected(f"unknown out_trade_no {out_trade_no}", 404)
+    assert order.id is not None
+    if total != order.payable_fen:
+        raise Rejected(f"amount.total {total} != payable {order.payable_fen} of {out_trade_no}")
+    success_time = payments.parse_time(resource.get("success_time"), now)
+    payer = resource.get("payer") if isinstance(resource.get("payer"), dict) else {}
+    if not payments.record_payment(session, order_id=order.id, user_id=order.user_id, out_trade_no=out_trade_no,
+                                   transaction_id=transaction_id, amount_fen=total,
+                                   payer_openid=str(payer.get("openid") or "")[:64] or None,
+                                   success_time=success_time, source=source, now=now):
+        return "replay", "payment already recorded", order.id
+    if mark_paid(session, order_id=order.id, amount_fen=total, paid_at=success_time, now=now):
+        return "applied", "", order.id
+    # money arrived for an order that is no longer waiting for it: keep the money on record, do not revive it
+    status = session.exec(select(ServiceOrder.status).where(col(ServiceOrder.id) == order.id)).one()
+    session.execute(update(ServiceOrder).where(col(ServiceOrder.id) == order.id, col(ServiceOrder.paid_fen) == 0)
+                    .values(paid_fen=total, paid_at=success_time, anomaly=f"paid_after_{status}"[:64], updated_at=now)
+                    .execution_options(synchronize_session=False))
+    reason = f"订单{ORDER_STATUSES[status]}后收到微信支付 {format_fen(total)}，需退款"
+    if status == "cancelled":
+        transition(session, order_id=order.id, action="paid_after_cancel", actor=SYSTEM, reason=reason, now=now)
+    record(session, actor=PAYING_ACTOR, action="payment.anomaly", target_type="service_order",
+           target_id=order.id, summary=f"订单 {out_trade_no}：{reason}",
+           after={"status": status, "amount_fen": total, "transaction_id": transaction_id})
+    return "anomaly", f"order was {status}", order.id
+
+
+def handle_payment_notify(session: Session, *, headers: Mapping[str, str], body: bytes,
+                          now: dt.datetime | None = None) -> NotifyResult:
+    """``POST /pay/wechat/notify``: verify, check, apply once, log the attempt (see the module docstring)."""
+    now = now or utcnow()
+    event = payments.read_notify(session, kind="payment", headers=headers, body=body, now=now)
+    if isinstance(event, NotifyResult):
+        return event
+    resource = event["resource"]
+    if event["event_type"] != "TRANSACTION.SUCCESS":
+        payments.log_notify(session, kind="payment", outcome="ignored", reason=f"event_type {event['event_type']}",
+                            body=body, now=now, event=event, resource=resource)
+        return NotifyResult(204, "ignored")
+    try:
+        outcome, reason, order_id = apply_transaction(session, resource=resource, source="notify", now=now)
+    except Rejected as rej:
+        payments.log_notify(session, kind="payment", outcome="rejected", reason=rej.reason, body=body, now=now,
+                            event=event, resource=resource)
+        return NotifyResult(rej.status, "rejected", {404: "订单不存在"}.get(rej.status, "通知内容与订单不符"))
+    payments.log_notify(session, kind="payment", outcome=outcome, reason=reason, body=body, now=now, event=event,
+                        resource=resource)
+    return NotifyResult(204, outcome, "", order_id)
+
+
+def sync_payment(session: Session, *, order_id: int, now: dt.datetime | None = None) -> str:
+    """Ask WeChat Pay about an order and apply a payment it reports (the notify may be late or lost).
+    Returns the outcome (``applied``, ``replay``, ``anomaly``, ``ignored``, ``error``)."""
+    order = get_order(session, order_id=order_id)
+    try:
+        data = payments.query_order(order.order_no)
+    except WxPayError as exc:
+        log.warning("order %s: query at WeChat Pay failed: %s", order.order_no, exc.code)
+        return "error"
+    try:
+        outcome, _, _ = apply_transaction(session, resource=data, source="query", now=now)
+    except Rejected as rej:
+        log.error("order %s: WeChat Pay reports a transaction that does not fit: %s", order.order_no, rej.reason)
+        return "error"
+    return outcome
+
+
+# --- cancelling ----------------------------------------------------------------------------------------
+
+def _close_at_provider(order_no: str) -> str:
+    """Close the WeChat Pay order: ``closed``, ``paid`` (WeChat says ORDERPAID) or ``error`` (logged)."""
+    try:
+        payments.close_order(order_no)
+    except WxPayError as exc:
+        if exc.code == "ORDERPAID":
+            return "paid"
+        if exc.code in ("ORDER_NOT_EXIST", "ORDER_CLOSED"):
+            return "closed"
+        log.warning("order %s: closing at WeChat Pay failed (%s), cancelling anyway", order_no, exc.code)
+        return "error"
+    return "closed"
+
+
+def _cancel_ids(session: Session, *, ids: list[int], actor: Actor, reason: str, now: dt.datetime) -> list[int]:
+    """Cancel those of ``ids`` still created (one conditional UPDATE) and release exactly what they held."""
+    if not ids:
+        return []
+    won = session.execute(
+        update(ServiceOrder).where(col(ServiceOrder.id).in_(ids), col(ServiceOrder.status) == "created")
+        .values(status="cancelled", cancelled_at=now, updated_at=now)
+        .returning(ServiceOrder.id, ServiceOrder.order_no, ServiceOrder.user_id, ServiceOrder.coupon_id,
+                   ServiceOrder.details, ServiceOrder.points_used, ServiceOrder.stored_value_fen)
+        .execution_options(synchronize_session=False)).all()
+    if not won:
+        return []
+    released = purchase.release_for_orders(session, order_ids=[r[0] for r in won], now=now)
+    for oid, order_no, user_id, coupon_id, details, points, stored in won:
+        ref = order_ref(oid)
+        for cid in (coupon_id, (details or {}).get("exchange_coupon_id")):
+            if cid:
+                coupons.release(session, coupon_id=int(cid), ref=ref, actor=actor, now=now)
+        give_back_balances(session, order_id=oid, user_id=user_id, order_no=order_no, points=points,
+                           stored_value_fen=stored, now=now)
+        write_event(session, order_id=oid, action="cancel", from_status="created", to_status="cancelled", actor=actor,
+                    reason=reason, now=now)
+        record(session, actor=actor, action="order.cancel", target_type="service_order", target_id=oid,
+               summary=f"订单 {order_no} 取消（{reason}）", before={"status": "created"},
+               after={"status": "cancelled", "reason": reason})
+        mark_stale(session, oid)
+    log.info("cancelled %d orders, %d held coupons released", len(won), released)
+    session.flush()
+    return sorted(r[0] for r in won)
+
+
+def give_back_balances(session: Session, *, order_id: int, user_id: int, order_no: str, points: int,
+                       stored_value_fen: int, now: dt.datetime) -> None:
+    """Return the points and stored value an order used (idempotent: one ref per order, whether the
+    order was cancelled unpaid or fully refunded later)."""
+    ref = order_ref(order_id)
+    if points:
+        balances.move_points(session, user_id=user_id, delta=points, reason=f"订单 {order_no} 退回",
+                             ref=f"{ref}:points:back", order_id=order_id, now=now)
+    if stored_value_fen:
+        balances.move_stored_value(session, user_id=user_id, delta_fen=stored_value_fen,
+                                   reason=f"订单 {order_no} 退回", ref=f"{ref}:stored_value:back", order_id=order_id,
+                                   now=now)
+
+
+def cancel_order(session: Session, *, order_id: int, actor: Actor, reason: str, user: MpUser | None = None,
+                 now: dt.datetime | None = None) -> ServiceOrder:
+    """Cancel an unpaid order (user: their own; staff): close it at WeChat Pay, release what it held.
+
+    If WeChat says it has just been paid, the payment is applied instead and :class:`OrderAlreadyPaid`
+    (``ORDER_ALREADY_PAID``) is raised: commit the applied payment first (:func:`cancel` does)."""
+    now = now or utcnow()
+    order = get_user_order(session, user=user, order_id=order_id) if user is not None else get_order(
+        session, order_id=order_id)
+    if order.status != "created":
+        raise Conflict(f"订单当前状态为“{ORDER_STATUSES[order.status]}”，只能取消待支付的订单；已支付订单请联系客服退款",
+                       code="ORDER_STATE_INVALID")
+    reason = (reason or "").strip() or ("用户取消" if actor.type == "user" else "")
+    if not reason:
+        raise InvalidInput("请填写取消原因", code="REASON_REQUIRED")
+    if order.prepay_id and _close_at_provider(order.order_no) == "paid":
+        sync_payment(session, order_id=order.id or 0, now=now)
+        raise OrderAlreadyPaid()
+    if not _cancel_ids(session, ids=[order_id], actor=actor, reason=reason, now=now):
+        raise Conflict("订单状态已变化，请刷新后重试", code="ORDER_STATE_CHANGED")
+    out = session.get(ServiceOrder, order_id)
+    assert out is not None
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class ExpiryResult:
+    cancelled: list[int]
+    paid_late: list[int]  # WeChat had them paid: the payment was applied instead
+    close_errors: int
+
+
+def cancel_expired_unpaid(session: Session, *, now: dt.datetime | None = None, limit: int = 100) -> ExpiryResult:
+    """Cancel created orders past their payment deadline; safe on several workers at once."""
+    now = now or utcnow()
+    q = (select(ServiceOrder.id, ServiceOrder.order_no, ServiceOrder.prepay_id)
+         .where(col(ServiceOrder.status) == "created", col(ServiceOrder.pay_expires_at) < now - EXPIRY_GRACE)
+         .order_by(col(ServiceOrder.pay_expires_at), col(ServiceOrder.id)).limit(max(1, min(limit, 1000))))
+    if dialect(session) == "postgresql":
+        q = q.with_for_update(skip_locked=True)
+    rows = session.exec(q).all()
+    to_cancel: list[int] = []
+    paid_late: list[int] = []
+    errors = 0
+    for oid, order_no, prepay_id in rows:
+        outcome = _close_at_provider(order_no) if prepay_id else "closed"
+        if outcome == "paid":
+            sync_payment(session, order_id=oid, now=now)
+            paid_late.append(oid)
+            continue
+        errors += outcome == "error"
+        to_cancel.append(oid)
+    cancelled = _cancel_ids(session, ids=to_cancel, actor=SYSTEM,
+                            reason=f"超过 {get_settings().order_unpaid_minutes} 分钟未支付，自动取消", now=now)
+    return ExpiryResult(cancelled=cancelled, paid_late=paid_late, close_errors=errors)
+
+
+def staff_action(session: Session, *, order_id: int, action: str, actor: Actor, reason: str = "",
+                 fulfilment: dict[str, Any] | None = None, now: dt.datetime | None = None) -> ServiceOrder:
+    """A clerk / customer-service move (accept, fulfil, complete, cancel, after_sales, resolve);
+    ``fulfilment`` (shop, phone, ETA, tracking no. …) is merged into the order's fulfilment info."""
+    now = now or utcnow()
+    if action not in STAFF_ACTIONS:
+        raise InvalidInput(f"未知的订单操作：{action}", code="INVALID_ACTION")
+    order = get_order(session, order_id=order_id)
+    reason = (reason or "").strip()
+    if action in REASON_REQUIRED and not reason:
+        raise InvalidInput("请填写原因", code="REASON_REQUIRED")
+    if action == "cancel":
+        return cancel_order(session, order_id=order_id, actor=actor, reason=reason, now=now)
+    values: dict[str, Any] = {}
+    if fulfilment:
+        values["fulfilment"] = {**(order.fulfilment or {}), **{str(k): v for k, v in fulfilment.items()}}
+    transition(session, order_id=order_id, action=action, actor=actor, reason=reason, now=now, values=values)
+    return get_order(session, order_id=order_id)
+
+
+# --- refunds -------------------------------------------------------------------------------------------
+
+def refund_values(session: Session, *, order: ServiceOrder, now: dt.datetime | None = None) -> list[int] | None:
+    """For an order refunded per unit (a coupon purchase with delivered coupons): the refundable amounts
+    for 1, 2, … units (``None`` when refunds are not per unit: any amount up to what is left)."""
+    return kind_of(order.type).refund_values(session, order=order, now=now)
+
+
+def refundable_fen(session: Session, *, order: ServiceOrder, now: dt.datetime | None = None) -> int:
+    """The most one refund of ``order`` may be now — the figure every view shows as 可退 (staff API
+    ``refundable_fen``, 订单看板 detail and refund dialog default): paid − refunded (refunds in flight
+    included), and for a coupon purchase with delivered coupons only the value of its coupons still
+    unused (:func:`refund_values`); 0 when the order's status allows no refund."""
+    if order.status not in REFUNDABLE or order.paid_fen <= 0:
+        return 0
+    left = max(order.paid_fen - order.refunded_fen, 0)
+    values = refund_values(session, order=order, now=now)
+    if values is None:
+        return left
+    return min(values[-1], left) if values else 0
+
+
+def check_refund(session: Session, *, order: ServiceOrder, amount_fen: int, now: dt.datetime | None = None) -> int:
+    """Would :func:`refund_order` accept ``amount_fen`` for ``order`` now? Returns how many bought coupons
+    it takes back (0 when refunds are not per coupon); raises the same errors refund_order raises, so
+    the dashboard's form and the API say the same thing (``ORDER_STATE_INVALID``, ``NOTHING_TO_REFUND``,
+    ``REFUND_EXCEEDS_PAID``, ``COUPONS_USED``, ``REFUND_PER_COUPON``)."""
+    if order.status not in REFUNDABLE:
+        raise Conflict(f"订单当前状态为“{ORDER_STATUSES[order.status]}”，不能退款", code="ORDER_STATE_INVALID")
+    if order.paid_fen <= 0:
+        raise Conflict("该订单没有可退的微信支付金额", code="NOTHING_TO_REFUND")
+    if amount_fen > order.paid_fen - order.refunded_fen:
+        raise Conflict(f"退款金额超过可退金额 {format_fen(refundable_fen(session, order=order, now=now))}",
+                       code="REFUND_EXCEEDS_PAID")
+    values = refund_values(session, order=order, now=now)
+    if values is None:
+        return 0
+    if not values:
+        raise Conflict("该订单购买的券已全部使用或已退，不能再退款", code="COUPONS_USED")
+    if amount_fen not in values:
+        shown = "、".join(f"{k} 张 {format_fen(v)}" for k, v in enumerate(values, 1))
+        raise InvalidInput(f"购券订单按张退款（已使用的券不可退），可退：{shown}", code="REFUND_PER_COUPON")
+    return values.index(amount_fen) + 1
+
+
+def refund_order(session: Session, *, order_id: int, amount_fen: int, reason: str, actor: Actor,
+                 now: dt.datetime | None = None) -> Refund:
+    """Record a staff refund (full or partial) of an order's WeChat payment; :func:`send_refund` then
+    asks WeChat. Never more than paid − refunded; one refund in flight per order (see module docstring)."""
+    now = now or utcnow()
+    if isinstance(amount_fen, bool) or not isinstance(amount_fen, int) or amount_fen <= 0:
+        raise InvalidInput("退款金额需为大于 0 的整数（分）", code="INVALID_AMOUNT")
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("请填写退款原因", code="REASON_REQUIRED")
+    if len(reason) > 200:
+        raise InvalidInput("退款原因不超过 200 个字", code="REASON_TOO_LONG")
+    order = get_order(session, order_id=order_id)
+    assert order.id is not None
+    coupons_back = check_refund(session, order=order, amount_fen=amount_fen, now=now)
+    won = session.execute(
+        update(ServiceOrder).where(col(ServiceOrder.id) == order.id, col(ServiceOrder.status).in_(REFUNDABLE),
+                                   col(ServiceOrder.refunded_fen) + amount_fen <= col(ServiceOrder.paid_fen))
+        .values(refunded_fen=col(ServiceOrder.refunded_fen) + amount_fen, updated_at=now)
+        .returning(ServiceOrder.refunded_fen, ServiceOrder.paid_fen)
+        .execution_options(synchronize_session=False)).first()
+    if won is None:
+        raise Conflict("退款金额超过可退金额或订单状态已变化，请刷新后重试", code="REFUND_EXCEEDS_PAID")
+    full = int(won[0]) == int(won[1])
+    refund = payments.record_refund(session, order_id=order.id, order_no=order.order_no, amount_fen=amount_fen,
+                                    coupons=coupons_back, full=full, reason=reason, actor=actor, now=now)
+    if refund is None:
+        raise Conflict("该订单有一笔退款正在处理中，请稍后再试", code="REFUND_IN_PROGRESS")
+    out_refund_no = refund.out_refund_no
+    ref = f"refund:{out_refund_no}"
+    if coupons_back:
+        purchase.hold_for_refund(session, order_id=order.id, count=coupons_back, ref=ref, now=now)
+    text_ = f"退款 {format_fen(amount_fen)}" + (f"（收回 {coupons_back} 张券）" if coupons_back else "") + f"：{reason}"
+    if full:
+        transition(session, order_id=order.id, action="request_refund", actor=actor, reason=text_, now=now)
+    else:
+        add_event(session, order_id=order.id, action="refund_partial", actor=actor, reason=text_, now=now)
+    record(session, actor=actor, action="refund.requested", target_type="service_order", target_id=order.id,
+           summary=f"订单 {order.order_no} 申请{'全额' if full else '部分'}{text_}",
+           after={"out_refund_no": out_refund_no, "amount_fen": amount_fen, "coupons": coupons_back, "full": full})
+    return payments.get_refund(session, refund_id=refund.id or 0)
+
+
+def send_refund(session: Session, *, refund_id: int, now: dt.datetime | None = None) -> Refund:
+    """Ask WeChat Pay for a recorded refund (first time or retry, same ``out_refund_no``) and apply
+    the answer. A definitive refusal fails the refund and raises :class:`RefundRefused` with that
+    outcome in the session (commit it: :func:`send_refund_now`); a transport / server error leaves it
+    pending for a retry."""
+    now = now or utcnow()
+    refund = payments.get_refund(session, refund_id=refund_id)
+    if refund.status == "processing":  # WeChat has it already: ask for its state instead
+        return sync_refund(session, refund_id=refund_id, now=now)
+    if refund.status != "pending":
+        return refund
+    order = get_order(session, order_id=refund.order_id)
+    try:
+        data = payments.submit_refund(session, refund=refund, out_trade_no=order.order_no, total_fen=order.paid_fen,
+                                      now=now)
+    except WxPayError as exc:
+        if exc.status in DEFINITIVE_REFUSAL_STATUSES:
+            _refund_failed(session, refund_id=refund_id, provider_status=exc.code[:16],
+                           error=f"{exc.code}: {exc.wx_message}"[:200], now=now)
+            raise RefundRefused(exc.code) from exc
+        payments.note_refund_error(session, refund_id=refund_id, error=f"{exc.code}: {exc}")
+        log.warning("refund %s: WeChat Pay unreachable (%s); left pending for a retry", refund.out_refund_no, exc.code)
+        return payments.get_refund(session, refund_id=refund_id)
+    _apply_refund_state(session, refund_id=refund_id, data=data, now=now)
+    return payments.get_refund(session, refund_id=refund_id)
+
+
+def _apply_refund_state(session: Session, *, refund_id: int, data: Mapping[str, Any], now: dt.datetime) -> str:
+    status = str(data.get("status") or data.get("refund_status") or "")
+    wx_refund_id = str(data.get("refund_id") or "")[:64] or None
+    if status == "SUCCESS":
+        done = _refund_succeeded(session, refund_id=refund_id, wx_refund_id=wx_refund_id,
+                                 success_time=payments.parse_time(data.get("success_time"), now), now=now)
+        return "applied" if done else "replay"
+    if status in ("ABNORMAL", "CLOSED"):
+        done = _refund_failed(session, refund_id=refund_id, provider_status=status, error=f"退款{status}", now=now,
+                              wx_refund_id=wx_refund_id)
+        return "applied" if done else "replay"
+    payments.mark_refund_processing(session, refund_id=refund_id, provider_status=status, wx_refund_id=wx_refund_id,
+                                    now=now)
+    return "applied"
+
+
+def _refund_succeeded(session: Session, *, refund_id: int, wx_refund_id: str | None, success_time: dt.datetime,
+                      now: dt.datetime) -> bool:
+    refund = payments.settle_refund_succeeded(session, refund_id=refund_id, wx_refund_id=wx_refund_id,
+                                              success_time=success_time, now=now)
+    if refund is None:
+        return False
+    order = get_order(session, order_id=refund.order_id)
+    assert order.id is not None
+    ref = f"refund:{refund.out_refund_no}"
+    ledger.add_ledger(session, kind="refund", amount_fen=-refund.amount_fen, ref=ref, provider=PROVIDER,
+                      provider_ref=wx_refund_id, order_id=order.id, user_id=order.user_id, occurred_at=success_time,
+                      note=f"订单 {order.order_no} 退款：{refund.reason}")
+    revoked = purchase.revoke_held(session, order_id=order.id, ref=ref, now=now)
+    returned: list[int] = []
+    if refund.full:
+        transition(session, order_id=order.id, action="refunded", actor=SYSTEM,
+                   reason=f"已退款 {format_fen(order.refunded_fen)}", now=now)
+        ref_of_order = order_ref(order.id)
+        for cid in (order.coupon_id, (order.details or {}).get("exchange_coupon_id")):
+            if cid and purchase.return_used_coupon(session, coupon_id=int(cid), ref=ref_of_order, now=now):
+                returned.append(int(cid))
+        give_back_balances(session, order_id=order.id, user_id=order.user_id, order_no=order.order_no,
+                           points=order.points_used, stored_value_fen=order.stored_value_fen, now=now)
+    else:
+        add_event(session, order_id=order.id, action="refund_succeeded", actor=SYSTEM,
+                  reason=f"部分退款 {format_fen(refund.amount_fen)} 已到账", now=now)
+    record(session, actor=PAYING_ACTOR, action="refund.succeeded", target_type="service_order",
+           target_id=order.id,
+           summary=f"订单 {order.order_no} 退款 {format_fen(refund.amount_fen)} 成功"
+                   + (f"，收回 {len(revoked)} 张券" if revoked else "")
+                   + (f"，退回 {len(returned)} 张已用优惠券" if returned else ""),
+           after={"out_refund_no": refund.out_refund_no, "refund_id": wx_refund_id, "revoked_coupons": revoked,
+                  "returned_coupons": returned})
+    return True
+
+
+def _refund_failed(session: Session, *, refund_id: int, provider_status: str, error: str, now: dt.datetime,
+                   wx_refund_id: str | None = None) -> bool:
+    refund = payments.settle_refund_failed(session, refund_id=refund_id, provider_status=provider_status, error=error,
+                                           now=now, wx_refund_id=wx_refund_id)
+    if refund is None:
+        return False
+    session.execute(update(ServiceOrder).where(col(ServiceOrder.id) == refund.order_id,
+                                               col(ServiceOrder.refunded_fen) >= refund.amount_fen)
+                    .values(refunded_fen=col(ServiceOrder.refunded_fen) - refund.amount_fen, updated_at=now)
+                    .execution_options(synchronize_session=False))
+    mark_stale(session, refund.order_id)
+    order = get_order(session, order_id=refund.order_id)
+    back = purchase.unhold(session, order_id=refund.order_id, ref=f"refund:{refund.out_refund_no}", now=now)
+    text_ = f"退款 {format_fen(refund.amount_fen)} 失败（{error}）"
+    if refund.full and order.status == "refund_requested":
+        transition(session, order_id=refund.order_id, action="refund_failed", actor=SYSTEM, reason=text_, now=now)
+    else:
+        add_event(session, order_id=refund.order_id, action="refund_failed", actor=SYSTEM, reason=text_, now=now)
+    record(session, actor=PAYING_ACTOR, action="refund.failed", target_type="service_order",
+           target_id=refund.order_id, summary=f"订单 {order.order_no} {text_}",
+           after={"out_refund_no": refund.out_refund_no, "coupons_back": back})
+    return True
+
+
+def sync_refund(session: Session, *, refund_id: int, now: dt.datetime | None = None) -> Refund:
+    """Ask WeChat Pay about a refund still in flight and apply its state (one that never reached WeChat
+    is sent now: :func:`send_refund`, with its :class:`RefundRefused`)."""
+    now = now or utcnow()
+    refund = payments.get_refund(session, refund_id=refund_id)
+    if refund.status in ("pending", "processing"):
+        try:
+            data = payments.query_refund(refund)
+        except WxPayError as exc:
+            if exc.status == 404 and refund.status == "pending":
+                return send_refund(session, refund_id=refund_id, now=now)  # never reached WeChat: send it now
+            log.warning("refund %s: query failed: %s", refund.out_refund_no, exc.code)
+            return refund
+        _apply_refund_state(session, refund_id=refund_id, data=data, now=now)
+    return payments.get_refund(session, refund_id=refund_id)
+
+
+def retry_pending_refunds(session: Session, *, older_than: dt.timedelta = dt.timedelta(minutes=1),
+                          now: dt.datetime | None = None, limit: int = 50) -> int:
+    """Job: settle refunds left in flight — re-send those WeChat never accepted (same ``out_refund_no``),
+    query those still processing (a lost refund notify); returns how many were looked at. A refusal is
+    recorded as failed in this unit of work, which the job commits."""
+    now = now or utcnow()
+    ids = payments.refunds_in_flight(session, older_than=older_than, now=now, limit=limit)
+    for rid in ids:
+        try:
+            send_refund(session, refund_id=rid, now=now)
+        except RefundRefused:
+            pass  # recorded as failed by send_refund
+    return len(ids)
+
+
+def handle_refund_notify(session: Session, *, headers: Mapping[str, str], body: bytes,
+                         now: dt.datetime | None = None) -> NotifyResult:
+    """``POST /pay/wechat/refund-notify``: verify, match the refund, apply its final state once."""
+    now = now or utcnow()
+    event = payments.read_notify(session, kind="refund", headers=headers, body=body, now=now)
+    if isinstance(event, NotifyResult):
+        return event
+    resource = event["resource"]
+    try:
+        if not str(event["event_type"]).startswith("REFUND."):
+            raise Rejected(f"event_type {event['event_type']} on the refund route")
+        payments.check_merchant(resource)
+        out_refund_no = resource.get("out_refund_no")
+        refund = payments.refund_by_no(session, out_refund_no=out_refund_no) if isinstance(
+            out_refund_no, str) else None
+        if refund is None:
+            raise Rejected(f"unknown out_refund_no {out_refund_no}", 404)
+        order = get_order(session, order_id=refund.order_id)
+        amount = resource.get("amount") if isinstance(resource.get("amount"), dict) else {}
+        if resource.get("out_trade_no") != order.order_no or amount.get("refund") != refund.amount_fen:
+            raise Rejected("out_trade_no / amount.refund do not match the refund")
+    except Rejected as rej:
+        payments.log_notify(session, kind="refund", outcome="rejected", reason=rej.reason, body=body, now=now,
+                            event=event, resource=resource)
+        return NotifyResult(rej.status, "rejected", {404: "退款单不存在"}.get(rej.status, "通知内容与退款单不符"))
+    outcome = _apply_refund_state(session, refund_id=refund.id or 0, data=resource, now=now)
+    payments.log_notify(session, kind="refund", outcome=outcome, reason=str(resource.get("refund_status") or ""),
+                        body=body, now=now, event=event, resource=resource)
+    return NotifyResult(204, outcome, "", refund.order_id)
+
+
+# --- the order as the API and the staff panel show it --------------------------------------------------
+
+_BY_FOR_USER = {"user": "您", "staff": "平台客服", "system": "系统", "partner": "合作方"}
+
+
+def order_view(session: Session, *, order: ServiceOrder, for_staff: bool = False) -> dict[str, Any]:
+    """API.md "Order": lines, pricing, history, fulfilment, payment and refunds, what its kind adds."""
+    assert order.id is not None
+    details = dict(order.details or {})
+    lines = details.pop("lines", [])
+    history = [{
+        "action": e.action, "status": e.to_status, "from_status": e.from_status, "at": iso(e.at),
+        "by": e.actor_name if for_staff else _BY_FOR_USER.get(e.actor_type, e.actor_type), "reason": e.reason,
+    } for e in order_history(session, order_id=order.id)]
+    out: dict[str, Any] = {
+        "id": order.id, "order_no": order.order_no, "type": order.type, "type_label": ORDER_TYPES[order.type],
+        "status": order.status, "status_label": ORDER_STATUSES[order.status], "lines": lines,
+        "pricing": order.pricing, "details": details, "fulfilment": order.fulfilment or {}, "history": history,
+        "paid_fen": order.paid_fen, "refunded_fen": order.refunded_fen, "created_at": iso(order.created_at),
+        "pay_expires_at": iso(order.pay_expires_at) if order.status == "created" else None,
+        "paid_at": iso(order.paid_at), "coupon_id": order.coupon_id,
+        "refunds": [{**r.to_dict(), **({} if for_staff else {"error": None})}  # provider errors are for staff
+                    for r in payments.order_refunds(session, order_id=order.id)],
+    }
+    out.update(kind_of(order.type).view(session, order=order))
+    if for_staff:
+        user = session.get(MpUser, order.user_id)
+        out.update(user_id=order.user_id, phone_masked=mask_phone(user.phone if user else None), anomaly=order.anomaly,
+                   payment=payments.order_payment(session, order_id=order.id),
+                   refundable_fen=refundable_fen(session, order=order))
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class StaffDetail:
+    """What the 订单看板 panel shows of one order (formatted by :func:`gc_admin.orders.display.order_detail`)."""
+
+    order: ServiceOrder
+    view: dict[str, Any]  # :func:`order_view` for staff
+    refund_values: list[int] | None  # per-coupon refund amounts while refundable (None: any amount)
+
+
+def staff_detail(session: Session, *, order_id: int, scope: Scope) -> StaffDetail:
+    """One order for the staff panel, if ``scope`` may see it (else the same "not found" as a missing id)."""
+    order = visible_order(session, order_id=order_id, scope=scope)
+    view = order_view(session, order=order, for_staff=True)
+    values = refund_values(session, order=order) if order.status in REFUNDABLE else None
+    return StaffDetail(order, view, values)
+
+
+# --- processes of several units of work ------------------------------------------------------------------
+
+def _commit_then_raise(work: Callable[[Session], T], kept: type[DomainError]) -> T:
+    """Run ``work`` in its own unit of work. ``kept`` is the error ``work`` raises after an outcome that
+    must stay on record: the unit is committed first, then the error goes on to the person."""
+    error: DomainError | None = None
+    with session_scope() as session:
+        try:
+            return work(session)
+        except kept as exc:
+            error = exc
+    assert error is not None
+    raise error
+
+
+def cancel(*, order_id: int, actor: Actor, reason: str, user: MpUser | None = None) -> ServiceOrder:
+    """:func:`cancel_order` in its own unit of work: a payment WeChat reports instead is committed
+    before ``ORDER_ALREADY_PAID`` is raised."""
+    return _commit_then_raise(
+        lambda s: cancel_order(s, order_id=order_id, user=user, actor=actor, reason=reason), OrderAlreadyPaid)
+
+
+def act(*, order_id: int, action: str, actor: Actor, scope: Scope, reason: str = "",
+        fulfilment: dict[str, Any] | None = None) -> ServiceOrder:
+    """A staff move (:func:`staff_action`) on an order ``scope`` may see, in its own unit of work (a
+    cancel that finds the order paid commits the payment, then raises ``ORDER_ALREADY_PAID``)."""
+    def work(s: Session) -> ServiceOrder:
+        visible_order(s, order_id=order_id, scope=scope)
+        return staff_action(s, order_id=order_id, action=action, actor=actor, reason=reason, fulfilment=fulfilment)
+
+    return _commit_then_raise(work, OrderAlreadyPaid)
+
+
+def send_refund_now(*, refund_id: int) -> Refund:
+    """:func:`send_refund` in its own unit of work: a refusal is committed (refund failed, reservation
+    undone), then :class:`RefundRefused` is raised."""
+    return _commit_then_raise(lambda s: send_refund(s, refund_id=refund_id), RefundRefused)
+
+
+def sync_refund_now(*, refund_id: int, order_id: int | None = None, scope: Scope | None = None) -> Refund:
+    """:func:`sync_refund` in its own unit of work (a refusal committed, then raised). With ``order_id``:
+    only a refund of that order (and, with ``scope``, one the caller may see)."""
+    def work(s: Session) -> Refund:
+        if order_id is not None:
+            if scope is not None:
+                visible_order(s, order_id=order_id, scope=scope)
+            if payments.get_refund(s, refund_id=refund_id).order_id != order_id:
+                raise NotFound("退款不存在", code="REFUND_NOT_FOUND")
+        return sync_refund(s, refund_id=refund_id)
+
+    return _commit_then_raise(work, RefundRefused)
+
+
+def refund(*, order_id: int, amount_fen: int, reason: str, actor: Actor, scope: Scope | None = None) -> Refund:
+    """The refund sequence, written once: record it (:func:`refund_order`, on an order ``scope`` may see)
+    and commit — the refundable remainder is reserved and the refund number on record — then, in a
+    second unit of work, ask WeChat Pay (:func:`send_refund_now`).
+
+    Raises what recording raises (nothing recorded); :class:`RefundRefused` (committed as failed);
+    :class:`RefundNotSent` when sending failed otherwise (the refund stays pending: the retry job sends it)."""
+    def record_it(s: Session) -> Refund:
+        if scope is not None:
+            visible_order(s, order_id=order_id, scope=scope)
+        return refund_order(s, order_id=order_id, amount_fen=amount_fen, reason=reason, actor=actor)
+
+    with session_scope() as s:
+        recorded = record_it(s)
+    try:
+        return send_refund_now(refund_id=recorded.id or 0)
+    except RefundRefused:
+        raise
+    except Exception as exc:
+        log.exception("refund %s: sending to WeChat Pay failed", recorded.out_refund_no)
+        raise RefundNotSent(recorded, exc) from exc

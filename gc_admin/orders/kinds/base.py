@@ -1,0 +1,128 @@
+"""What every order kind is made of: the order body, its lines, and :class:`Kind` (one per order type).
+
+A kind says what is particular to its type — the fields its body takes and their validation, its
+lines, which coupons fit it, what happens when such an order is created or paid, what its details
+read like on the staff panel — so adding a type is one module in ``orders/kinds/`` (plus its page).
+Everything common (pricing, holds, payment, refunds, the state machine) stays where it is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sqlmodel import Session
+
+from gc_admin.core.errors import InvalidInput
+from gc_admin.coupons.models import Product
+from gc_admin.orders.models import ORDER_TYPES, ServiceOrder
+from gc_admin.users.models import MpUser
+
+
+@dataclasses.dataclass(frozen=True)
+class OrderDraft:
+    """What the user asks for (the API body). ``details``: type-specific fields (top-up: mobile, face_fen)."""
+
+    type: str
+    product_code: str | None = None
+    quantity: int = 1
+    coupon_id: int | None = None
+    exchange_coupon_id: int | None = None
+    points: int = 0
+    use_stored_value: bool = False
+    details: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def of(cls, body: OrderDraft | Mapping[str, Any]) -> OrderDraft:
+        if isinstance(body, OrderDraft):
+            return body
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(body) - known
+        if unknown:
+            raise InvalidInput(f"未知的下单字段：{', '.join(sorted(unknown))}", code="INVALID_ORDER")
+        return cls(**dict(body))
+
+
+@dataclasses.dataclass(frozen=True)
+class Line:
+    code: str
+    name: str
+    quantity: int
+    unit_fen: int
+
+    @property
+    def amount_fen(self) -> int:
+        return self.quantity * self.unit_fen
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "name": self.name, "quantity": self.quantity, "unit_fen": self.unit_fen,
+                "amount_fen": self.amount_fen}
+
+
+@dataclasses.dataclass(frozen=True)
+class Lines:
+    """What a kind makes of a draft: its lines, the details stored on the order, the product it sells."""
+
+    lines: tuple[Line, ...]
+    details: dict[str, Any]
+    product: Product | None = None
+
+
+def int_field(value: Any, label: str, *, lo: int, hi: int) -> int:
+    """A strict integer within ``lo..hi`` from a body (no bools, no floats), else ``INVALID_ORDER``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise InvalidInput(f"{label}需为 {lo}–{hi} 之间的整数", code="INVALID_ORDER")
+    return value
+
+
+def _nothing(*_args: Any, **_kwargs: Any) -> None:
+    return None
+
+
+def _no_details(_details: Mapping[str, Any]) -> str:
+    return ""
+
+
+def _no_extra(_session: Session, *, order: ServiceOrder) -> dict[str, Any]:
+    return {}
+
+
+@dataclasses.dataclass(frozen=True)
+class Kind:
+    """One order type. ``lines`` is ``None`` for a type the mini-program cannot order yet."""
+
+    type: str
+    lines: Callable[[Session, MpUser, OrderDraft], Lines] | None = None
+    coupon_fits: tuple[str, ...] = ()  # coupon kinds usable as its platform coupon
+    exchange_fits: tuple[str, ...] = ()  # coupon kinds usable as its exchange voucher
+    # the order was just created, in its transaction: hold what it sells (stock)
+    on_created: Callable[..., None] = _nothing  # (session, *, order, quote, now)
+    # the order was just paid (created -> paid won), in the payment's transaction: deliver what it sells
+    on_paid: Callable[..., None] = _nothing  # (session, *, order, actor, now)
+    # fields of its own in the order's API view
+    view: Callable[..., dict[str, Any]] = _no_extra  # (session, *, order)
+    # refunds per unit (e.g. per coupon bought): the allowed amounts for 1, 2, … units, or None (any amount)
+    refund_values: Callable[..., list[int] | None] = _nothing  # (session, *, order, now)
+    # the staff panel's one-line reading of its details
+    details_text: Callable[[Mapping[str, Any]], str] = _no_details
+
+    @property
+    def label(self) -> str:
+        return ORDER_TYPES[self.type]
+
+    @property
+    def orderable(self) -> bool:
+        return self.lines is not None
+
+    def make_lines(self, session: Session, user: MpUser, draft: OrderDraft) -> Lines:
+        if self.lines is None:
+            raise InvalidInput(f"{self.label}暂不支持在小程序下单", code="ORDER_TYPE_UNAVAILABLE")
+        return self.lines(session, user, draft)
+
+
+def not_orderable_yet(type_: str, *, coupon_fits: tuple[str, ...] = (),
+                      exchange_fits: tuple[str, ...] = ()) -> Kind:
+    """A type the state machine and the tables know, whose catalogue does not exist yet."""
+    return Kind(type_, coupon_fits=coupon_fits, exchange_fits=exchange_fits)
+
