@@ -15,7 +15,7 @@ from gc_admin.coupons import service
 from gc_admin.coupons.stock import flows as stock_flows
 from gc_admin.coupons.stock.importer import FileRejected, end_of_day, read_codes_file
 from gc_admin.db import session_scope
-from tests.support import scalar
+from tests.support import rows, scalar
 from tests.unit.coupons.support import STAFF, audit_text, codes_csv, day, import_codes, setup_catalogue
 
 
@@ -183,7 +183,7 @@ def test_import_counts_and_reimport_imports_nothing(any_db):
         7, 5, 3, 1, 0, 2)
     assert r.invalid == [{"row": 8, "reason": "券码为空"}] and r.invalid_count == 1
     assert (r.face_fen_total, r.cost_fen_total, r.discarded_cost_fen) == (25000, 22500, 9000)
-    states = dict(scalar_rows("SELECT code, state FROM stock_code"))
+    states = dict(rows("SELECT code, state FROM stock_code"))
     assert states == {"K1": "in_stock", "K2": "in_stock", "K3": "in_stock", "K4": "discarded", "K5": "discarded"}
     assert scalar("SELECT count(*) FROM stock_code WHERE batch_ref = 'B-1'") == 5
     with session_scope() as s:
@@ -199,13 +199,6 @@ def test_import_counts_and_reimport_imports_nothing(any_db):
         page = service.list_imports(s)
         assert page.total == 3 and page.rows[0].import_id == other.import_id
         assert service.get_import(s, import_id=r.import_id).invalid == r.invalid
-
-
-def scalar_rows(sql):
-    import sqlalchemy as sa
-
-    with session_scope() as s:
-        return s.execute(sa.text(sql)).all()
 
 
 def test_partial_duplicates_sum_only_what_went_in(any_db):
@@ -280,7 +273,7 @@ def test_file_level_expiry_and_per_row_values(db):
     with session_scope() as s:
         r = service.import_codes(s, actor=STAFF, product_code="tpp50", data=data, expires_at=when)
     assert r.imported == 2 and r.face_fen_total == 6000 + 5000 and r.cost_fen_total == 5500 + 4500
-    assert scalar_rows("SELECT code, face_fen, cost_fen FROM stock_code ORDER BY code") == [
+    assert rows("SELECT code, face_fen, cost_fen FROM stock_code ORDER BY code") == [
         ("E1", 6000, 5500), ("E2", 5000, 4500)]
 
 

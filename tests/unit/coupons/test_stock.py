@@ -9,7 +9,7 @@ from gc_admin.core.clock import utcnow
 from gc_admin.core.errors import InvalidInput, NotFound
 from gc_admin.coupons import service
 from gc_admin.db import session_scope
-from tests.support import make_user, scalar
+from tests.support import make_user, rows, scalar
 from tests.unit.coupons.support import STAFF, audit_text, import_codes, issue, setup_catalogue
 
 ALICE = "13900000001"
@@ -110,10 +110,10 @@ def test_run_expiry_discards_and_expires_once(stocked):
     assert (res.discarded, res.discarded_face_fen, res.discarded_cost_fen) == (1, 5000, 4500)
     assert (res.expired_coupons, res.expired_cost_fen) == (1, 4500)
     assert [p["product_code"] for p in res.by_product] == ["tpp50"]
-    states = dict(scalar_rows("SELECT code, state FROM stock_code"))
+    states = dict(rows("SELECT code, state FROM stock_code"))
     assert states == {"A10": "discarded", "A40": "issued", "A45": "expired", "A50": "issued", "A70": "discarded",
                       "A80": "in_stock", "B90": "in_stock"}
-    assert dict(scalar_rows("SELECT id, status FROM coupon")) == {ids[0]: "used", ids[1]: "expired",
+    assert dict(rows("SELECT id, status FROM coupon")) == {ids[0]: "used", ids[1]: "expired",
                                                                    ids[2]: "available", flower: "reserved"}
     with session_scope() as s:
         again = service.run_expiry(s, now=day46)
@@ -124,13 +124,6 @@ def test_run_expiry_discards_and_expires_once(stocked):
     with session_scope() as s:
         summary = {(r.state, r.bucket): r.count for r in service.stock_summary(s, product_code="tpp50", now=day46)}
     assert summary[("expired", "lt30")] == 1 and summary[("discarded", "lt30")] == 2
-
-
-def scalar_rows(sql):
-    import sqlalchemy as sa
-
-    with session_scope() as s:
-        return s.execute(sa.text(sql)).all()
 
 
 def test_expiry_of_non_code_coupons(db):
