@@ -12,8 +12,7 @@ from gc_admin.audit import service
 from gc_admin.core.clock import SHANGHAI, fmt_local
 from gc_admin.core.params import parse_day
 from gc_admin.ui.auth import guarded, public, run_db
-from gc_admin.core.errors import DomainError
-from gc_admin.ui.paging import PAGE_SIZE, PagedMixin, export_xlsx
+from gc_admin.ui.paging import PAGE_SIZE, PagedMixin
 
 SECTION = "audit"
 
@@ -103,12 +102,5 @@ class AuditState(PagedMixin, rx.State):
     async def export(self):
         """Every log row matching the filters (not just this page) as Excel."""
         filters = self._filters()
-        self.exporting = True
-        yield
-        try:
-            events = await export_xlsx(lambda s: service.audit_frame(s, **filters), title="操作日志")
-        except DomainError as exc:
-            events = [rx.toast.error(exc.message)]
-        self.exporting = False
-        for event in events:
+        async for event in self._export(lambda s: service.audit_frame(s, **filters), title="操作日志"):
             yield event

@@ -20,7 +20,7 @@ from gc_admin.coupons.wallet import service as coupons
 from gc_admin.coupons.wallet import service as coupon_views
 from gc_admin.coupons.models import KINDS, SHOWN_STATUSES
 from gc_admin.ui.auth import guarded, public, run_db
-from gc_admin.ui.paging import PAGE_SIZE, PagedMixin, export_xlsx
+from gc_admin.ui.paging import PAGE_SIZE, PagedMixin
 from gc_admin.users import service
 
 SECTION = "users"
@@ -99,14 +99,7 @@ class UsersState(PagedMixin, rx.State):
     async def export(self):
         """Every user matching the search (not just this page) as Excel, phones masked."""
         phone, sort = self.phone_q, self._sort()
-        self.exporting = True
-        yield
-        try:
-            events = await export_xlsx(lambda s: service.users_frame(s, phone=phone, sort=sort), title="用户")
-        except DomainError as exc:
-            events = [rx.toast.error(exc.message)]
-        self.exporting = False
-        for event in events:
+        async for event in self._export(lambda s: service.users_frame(s, phone=phone, sort=sort), title="用户"):
             yield event
 
     @rx.event

@@ -29,7 +29,7 @@ from gc_admin.orders import service as orders
 from gc_admin.orders.badge import OrdersBadgeState
 from gc_admin.orders.models import ORDER_STATUSES
 from gc_admin.ui.auth import current_principal, guarded, public, run_db
-from gc_admin.ui.paging import PAGE_SIZE, PagedMixin, export_xlsx
+from gc_admin.ui.paging import PAGE_SIZE, PagedMixin
 
 SECTION = "orders"
 
@@ -135,14 +135,7 @@ class OrdersState(PagedMixin, rx.State):
             yield rx.toast.error("没有可导出的订单")
             return
         filters = self._filters(scope)
-        self.exporting = True
-        yield
-        try:
-            events = await export_xlsx(lambda s: orders.orders_frame(s, **filters), title="订单")
-        except DomainError as exc:
-            events = [rx.toast.error(exc.message)]
-        self.exporting = False
-        for event in events:
+        async for event in self._export(lambda s: orders.orders_frame(s, **filters), title="订单"):
             yield event
 
     @rx.event

@@ -16,6 +16,7 @@ import polars as pl
 import reflex as rx
 from sqlmodel import Session
 
+from gc_admin.core.errors import DomainError
 from gc_admin.core.exports import XLSX_MIME, filename, xlsx_bytes
 from gc_admin.ui.auth import guarded, run_db
 
@@ -47,6 +48,19 @@ class PagedMixin(rx.State, mixin=True):
 
     async def _reload(self):  # implemented by each page state
         raise NotImplementedError
+
+    async def _export(self, build: Callable[[Session], pl.DataFrame], *, title: str):
+        """The body of every list's export handler: the button spins while :func:`export_xlsx` runs, then
+        the file (or the refusal's toast) goes to the browser. The caller checks the role first."""
+        self.exporting = True
+        yield
+        try:
+            events = await export_xlsx(build, title=title)
+        except DomainError as exc:
+            events = [rx.toast.error(exc.message)]
+        self.exporting = False
+        for event in events:
+            yield event
 
     @rx.event
     @guarded()  # the page state's SECTION

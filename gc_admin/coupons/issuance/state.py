@@ -37,7 +37,7 @@ from gc_admin.coupons.models import ISSUE_SOURCES, KINDS, REDEMPTION_CODE, ROW_S
 from gc_admin.coupons.staging import discard_staged
 from gc_admin.db import session_scope
 from gc_admin.ui.auth import current_principal, guarded, public, run_db
-from gc_admin.ui.paging import PAGE_SIZE, PagedMixin, export_xlsx
+from gc_admin.ui.paging import PAGE_SIZE, PagedMixin
 
 log = logging.getLogger(__name__)
 
@@ -221,15 +221,8 @@ class IssuanceState(PagedMixin, rx.State):
             yield rx.toast.error(exc.message)
             return
         sort = self._sort()
-        self.exporting = True
-        yield
-        try:
-            events = await export_xlsx(lambda s: service.issuances_frame(s, programme_code=programme, sort=sort),
-                                       title="发券批次")
-        except DomainError as exc:
-            events = [rx.toast.error(exc.message)]
-        self.exporting = False
-        for event in events:
+        async for event in self._export(lambda s: service.issuances_frame(s, programme_code=programme, sort=sort),
+                                       title="发券批次"):
             yield event
 
     # --- preview -----------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from gc_admin.coupons.staging import staging_file
 from gc_admin.coupons.stock import display, flows, service
 from gc_admin.coupons.stock.service import SUMMARY_STATE_LABELS
 from gc_admin.ui.auth import current_principal, guarded, public, run_db
-from gc_admin.ui.paging import PAGE_SIZE, PagedMixin, export_xlsx
+from gc_admin.ui.paging import PAGE_SIZE, PagedMixin
 
 log = logging.getLogger(__name__)
 
@@ -404,14 +404,7 @@ class StockCodesState(PagedMixin, rx.State):
     async def export(self):
         """Every code matching the filters (not just this page) as Excel; codes and phones stay masked."""
         filters = self._filters()
-        self.exporting = True
-        yield
-        try:
-            events = await export_xlsx(lambda s: service.stock_codes_frame(s, **filters), title="券码")
-        except DomainError as exc:
-            events = [rx.toast.error(exc.message)]
-        self.exporting = False
-        for event in events:
+        async for event in self._export(lambda s: service.stock_codes_frame(s, **filters), title="券码"):
             yield event
 
 
