@@ -11,6 +11,9 @@ config = rx.Config(
     telemetry_enabled=False,
     show_built_with_reflex=False,
     db_url=_s.database_url,
+    # GC_REDIS_URL: Reflex keeps the dashboard's sessions in Redis (its state manager), so every worker
+    # on every host serves every browser; GC_WORKERS > 1 requires it (config.validate).
+    redis_url=_s.redis_url or None,
     cors_allowed_origins=list(_s.cors_origins),
     # Where the server listens (GC_HOST): loopback in dev, so /sim is not on the network.
     backend_host=_s.host,

@@ -10,12 +10,15 @@ network, see config.py). :func:`with_security_headers` wraps the whole backend, 
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp
 
 from gc_admin.config import get_settings
+from gc_admin.core.health import report as health_report
 from gc_admin.core.http import SecurityHeadersMiddleware, install_error_handlers, websocket_sources
+from gc_admin.core.logs import RequestContext
 from gc_admin.core.uploads import UploadSizeLimit
 
 API_DESCRIPTION = """
@@ -49,6 +52,7 @@ def build_api() -> FastAPI:
     install_error_handlers(app)
     # Outermost for every request (the Reflex app, /_upload included, is mounted inside this app).
     app.add_middleware(UploadSizeLimit)
+    app.add_middleware(RequestContext)  # outermost: the request id in every log line, X-Request-Id out
 
     from gc_admin.accounts.api import router as staff_router
     from gc_admin.coupons.catalog.api import routers as catalog_routers
@@ -66,9 +70,10 @@ def build_api() -> FastAPI:
         v1.include_router(r)
     app.include_router(v1)
 
-    @app.get("/api/v1/health", tags=["ops"], summary="存活检查")
-    def health() -> dict[str, bool]:
-        return {"ok": True}
+    @app.get("/api/v1/health", tags=["ops"], summary="健康检查（数据库不可用时 503）")
+    def health() -> JSONResponse:
+        status, body = health_report()
+        return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
 
     if settings.simulators_enabled:
         mount_simulators(app)

@@ -6,7 +6,8 @@
   create-staff       create a staff account (asks for the password on stdin if not given;
                      --programme CODE for an insurer's account)
   jobs               run every periodic job once (for cron; the app also runs them itself)
-  check-config       validate the environment (what prod refuses) and print the settings
+  check-config       validate the environment (what prod refuses, GC_WORKERS > 1 without GC_REDIS_URL)
+                     and print the settings
 """
 
 from __future__ import annotations
@@ -93,5 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "check-config":
         print(f"env={settings.env} db={settings.database_url.split('@')[-1]} sms={settings.sms_provider} "
               f"wechat={settings.wechat_base_url} host={settings.host} "
-              f"simulators={'on' if settings.simulators_enabled else 'off'} cors={','.join(settings.cors_origins)}")
+              f"simulators={'on' if settings.simulators_enabled else 'off'} cors={','.join(settings.cors_origins)} "
+              f"redis={settings.redis_url.split('@')[-1].split('//')[-1] or 'none'} "
+              f"workers={settings.workers or 'reflex default'} logs={settings.log_format}")
     return 0

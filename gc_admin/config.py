@@ -11,6 +11,9 @@ local protocol simulators, an SMS outbox instead of a real SMS provider). In pro
 | GC_HOST | 127.0.0.1 (dev/test), 0.0.0.0 (prod) | address the server binds to (``REFLEX_BACKEND_HOST`` may say the same, not otherwise) |
 | GC_ALLOW_SIMULATORS | 0 | dev/test bound beyond loopback: 1 mounts /sim anyway (anyone who reaches the port can then mint WeChat identities and fake payments); without it such a start is refused while an integration is ``local`` |
 | GC_DATABASE_URL | sqlite:///<project>/data/gc_admin.db | SQLAlchemy URL; ``postgresql+psycopg://...`` for PostgreSQL |
+| GC_REDIS_URL | (none) | ``redis://host:6379/0``: Reflex's state manager (rxconfig.py), required for more than one worker |
+| GC_WORKERS | Reflex's own (1 without Redis, cpu x 2 + 1 with it) | backend worker processes per host (``GRANIAN_WORKERS``); > 1 needs GC_REDIS_URL |
+| GC_LOG_FORMAT | json (prod), text (dev/test) | ``json``: one JSON object per line with the request id; ``text``: plain lines |
 | GC_SECRET_KEY | (demo value) | signs mini-program tokens; must be set (>= 32 chars) in prod |
 | GC_PORT | 8000 | port the app serves pages and API on |
 | GC_PUBLIC_URL | http://localhost:<port> | origin staff use; the default CORS origin. ``https://...`` turns on HSTS and the staff cookie's ``Secure`` |
@@ -141,6 +144,9 @@ class Settings:
     allow_simulators: bool = False
     api_url: str = ""
     uploads: UploadLimits = UploadLimits()
+    redis_url: str = ""
+    workers: int | None = None  # None: Reflex decides (see GC_WORKERS)
+    log_format: str = "text"
 
     @property
     def loopback_only(self) -> bool:
@@ -317,6 +323,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         allow_simulators=_bool(env, "GC_ALLOW_SIMULATORS"),
         api_url=env.get("REFLEX_API_URL", public_url).rstrip("/"),
         uploads=_upload_limits(env),
+        redis_url=(env.get("GC_REDIS_URL") or env.get("REFLEX_REDIS_URL") or "").strip(),
+        workers=_int(env, "GC_WORKERS", 0) or None,
+        log_format=env.get("GC_LOG_FORMAT", "json" if gc_env == "prod" else "text").strip().lower(),
     )
     validate(settings)
     return settings
@@ -342,6 +351,16 @@ def validate(s: Settings) -> None:
             "/sim, with which anyone who reaches the port can mint a WeChat identity for any phone and fake payments. "
             "Bind to loopback (GC_HOST=127.0.0.1), point those settings at the real services, or accept the risk "
             "with GC_ALLOW_SIMULATORS=1")
+    if s.redis_url and not s.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        problems.append("GC_REDIS_URL must start with redis://, rediss:// or unix://")
+    if s.workers is not None and s.workers < 1:
+        problems.append("GC_WORKERS must be a positive integer")
+    if (s.workers or 1) > 1 and not s.redis_url:
+        problems.append(f"GC_WORKERS={s.workers} needs GC_REDIS_URL: each worker would keep its own dashboard "
+                        "sessions (Reflex's state manager) and a browser would lose its page whenever the next "
+                        "event lands on another worker")
+    if s.log_format not in ("json", "text"):
+        problems.append("GC_LOG_FORMAT must be json or text")
     u = s.uploads
     if min(u.max_bytes, u.max_rows, u.max_columns, u.max_cells, u.max_line_bytes, u.xlsx_max_entries,
            u.xlsx_max_entry_bytes, u.xlsx_max_total_bytes, u.xlsx_max_ratio) < 1:

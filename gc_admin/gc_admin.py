@@ -9,6 +9,8 @@ from gc_admin.accounts.state import StaffState
 from gc_admin.api import build_api, with_security_headers
 from gc_admin.audit.page import audit_page
 from gc_admin.audit.state import AuditState
+from gc_admin.config import get_settings
+from gc_admin.core.logs import configure as configure_logs
 from gc_admin.core.roles import SECTION_BY_KEY
 from gc_admin.customers.page import users_page
 from gc_admin.customers.state import UsersState
@@ -32,6 +34,7 @@ from gc_admin.ui.connection import connection_overlay
 from gc_admin.ui.layout import head_links, toaster
 from gc_admin.ui.placeholders import PLANNED, make_placeholder
 
+configure_logs(fmt=get_settings().log_format)
 app = rx.App(api_transformer=[build_api(), with_security_headers], head_components=head_links(), toaster=toaster())
 # Reflex's English connection toaster -> ours, which says in Chinese why there is no connection.
 app.app_wraps[(5, "Overlay")] = lambda stateful: connection_overlay() if stateful else None
