@@ -1,4 +1,6 @@
-"""The process-wide simulator state (dev/test only), shared by the mounted routes and tests."""
+"""The app's simulators (dev/test only), shared by the mounted routes and tests. Their state is in one
+:mod:`~gc_admin.integrations.simstore` store: Redis when ``GC_REDIS_URL`` is set (every worker and host sees
+the same codes, orders and refunds), else this process."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import functools
 from fastapi import APIRouter
 
 from gc_admin.config import get_settings
+from gc_admin.integrations.simstore import store_for
 from gc_admin.integrations.sms.simulator import SimAccounts, build_sms_simulator
 from gc_admin.integrations.wechat.simulator import WeChatSimState, build_wechat_simulator
 from gc_admin.integrations.wechatpay.simulator import WxPaySimState, build_wxpay_simulator, sim_state_for
@@ -27,13 +30,15 @@ class Simulators:
 def simulators() -> Simulators:
     """Simulators that accept this app's configured credentials (the demo ones by default)."""
     s = get_settings()
-    wechat = WeChatSimState(appid=s.wechat_appid, secret=s.wechat_secret)
+    store = store_for(redis_url=s.redis_url, database_url=s.database_url)
+    wechat = WeChatSimState(appid=s.wechat_appid, secret=s.wechat_secret, store=store)
     sms = SimAccounts(
         aliyun={s.sms_aliyun.key_id: s.sms_aliyun.key_secret} if s.sms_aliyun.key_id else {},
         tencent={s.sms_tencent.key_id: s.sms_tencent.key_secret} if s.sms_tencent.key_id else {},
+        store=store,
     )
     from gc_admin.integrations.wechatpay.setup import dev_keys
 
-    wxpay = sim_state_for(dev_keys(), mchid=s.wxpay.mchid, appid=s.wxpay.appid)
+    wxpay = sim_state_for(dev_keys(), mchid=s.wxpay.mchid, appid=s.wxpay.appid, store=store)
     return Simulators(wechat=wechat, wechat_router=build_wechat_simulator(wechat), sms=sms,
                       sms_router=build_sms_simulator(sms), wxpay=wxpay, wxpay_router=build_wxpay_simulator(wxpay))

@@ -10,6 +10,8 @@ the raw request it received (method, raw query string, headers, body bytes) with
 URI ``/`` (the path below the vendor endpoint), rejects unknown keys, bad or incomplete
 signatures, stale timestamps, replayed Aliyun nonces and malformed phones, and answers with the
 vendor's error shapes. Accepted messages are appended to ``accounts.sent``; nothing is delivered.
+What the simulators remember (accepted messages, used nonces) is in ``accounts.store``
+(:mod:`~gc_admin.integrations.simstore`): Redis shared by every worker when the app has ``GC_REDIS_URL``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import logging
 import re
 import secrets
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -32,6 +34,7 @@ from fastapi.responses import JSONResponse
 from gc_admin.core.clock import utcnow
 from gc_admin.core.phone import mask_phone
 from gc_admin.integrations.sms import aliyun, tencent
+from gc_admin.integrations.simstore import MemoryStore, RedisStore
 from gc_admin.integrations.sms.signing import (
     acs3_canonical_request,
     acs3_signature,
@@ -78,21 +81,28 @@ class SimAccounts:
 
     aliyun: dict[str, str] = dataclasses.field(default_factory=dict)
     tencent: dict[str, str] = dataclasses.field(default_factory=dict)
-    sent: list[SimSms] = dataclasses.field(default_factory=list)
     clock: Callable[[], dt.datetime] = utcnow
     aliyun_max_skew: dt.timedelta = dt.timedelta(minutes=15)  # x-acs-date window (and nonce memory)
     tencent_max_skew: dt.timedelta = dt.timedelta(minutes=5)  # X-TC-Timestamp window, as Tencent documents
-    _nonces: dict[str, dt.datetime] = dataclasses.field(default_factory=dict, repr=False)
+    store: MemoryStore | RedisStore = dataclasses.field(default_factory=MemoryStore, repr=False)
+    sent: Any = dataclasses.field(init=False)  # a list of SimSms (a Redis log when shared)
+    _nonces: MutableMapping[str, dt.datetime] = dataclasses.field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.sent = self.store.log("sms.sent", SimSms)
+        self._nonces = self.store.table("sms.nonces")
 
     def use_nonce(self, nonce: str) -> bool:
         """Record an Aliyun signature nonce; ``False`` if it was seen within the skew window."""
         now = self.clock()
         horizon = now - 2 * self.aliyun_max_skew
-        for old in [n for n, seen in self._nonces.items() if seen < horizon]:
-            del self._nonces[old]
-        if nonce in self._nonces:
-            return False
-        self._nonces[nonce] = now
+        with self.store.lock:
+            for old, seen in list(self._nonces.items()):
+                if seen < horizon:
+                    del self._nonces[old]
+            if nonce in self._nonces:
+                return False
+            self._nonces[nonce] = now
         return True
 
 

@@ -4,18 +4,24 @@ It speaks the real endpoints and error codes, and keeps what WeChat would keep: 
 login codes that expire after 5 minutes, one-use phone codes, access tokens. ``POST /_mint``
 plays the phone's part: it makes the ``code`` that ``wx.login`` would give for an openid, and
 the ``phone_code`` that ``getPhoneNumber`` would give for a phone number.
+
+Its state lives in a :mod:`~gc_admin.integrations.simstore` store: Redis shared by every worker when the app
+has ``GC_REDIS_URL`` (a code minted through one worker is redeemed through another), else this process.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import secrets
-import threading
 import time
+from collections.abc import MutableMapping
+from typing import Any
 
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+
+from gc_admin.integrations.simstore import MemoryStore, RedisStore
 
 CODE_TTL = 300.0
 TOKEN_TTL = 7200
@@ -25,10 +31,17 @@ TOKEN_TTL = 7200
 class WeChatSimState:
     appid: str
     secret: str
-    codes: dict[str, tuple[str, float]] = dataclasses.field(default_factory=dict)  # code -> (openid, expires)
-    phone_codes: dict[str, tuple[str, float]] = dataclasses.field(default_factory=dict)
-    tokens: dict[str, float] = dataclasses.field(default_factory=dict)
-    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    store: MemoryStore | RedisStore = dataclasses.field(default_factory=MemoryStore, repr=False)
+    codes: MutableMapping[str, tuple[str, float]] = dataclasses.field(init=False)  # code -> (openid, expires)
+    phone_codes: MutableMapping[str, tuple[str, float]] = dataclasses.field(init=False)
+    tokens: MutableMapping[str, float] = dataclasses.field(init=False)
+    lock: Any = dataclasses.field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.codes = self.store.table("wechat.codes", tuple)
+        self.phone_codes = self.store.table("wechat.phone_codes", tuple)
+        self.tokens = self.store.table("wechat.tokens")
+        self.lock = self.store.lock
 
 
 class MintBody(BaseModel):
@@ -73,13 +86,17 @@ def build_wechat_simulator(state: WeChatSimState) -> APIRouter:
             return _err(40002, "invalid grant_type")
         now = time.time()
         with state.lock:
-            live = [t for t, exp in state.tokens.items() if exp - now > 300]
+            tokens = list(state.tokens.items())
+            live = [(t, exp) for t, exp in tokens if exp - now > 300]
             if live and not body.get("force_refresh"):
-                token = live[0]
+                token, expires = live[0]
             else:
-                token = secrets.token_urlsafe(32)
-                state.tokens[token] = now + TOKEN_TTL
-        return {"access_token": token, "expires_in": int(state.tokens[token] - now)}
+                token, expires = secrets.token_urlsafe(32), now + TOKEN_TTL
+                state.tokens[token] = expires
+            for old, exp in tokens:  # WeChat forgets expired tokens
+                if exp < now:
+                    state.tokens.pop(old, None)
+        return {"access_token": token, "expires_in": int(expires - now)}
 
     @router.post("/wxa/business/getuserphonenumber")
     def getuserphonenumber(access_token: str = Query(""), body: dict = Body(...)):

@@ -50,7 +50,11 @@ Unverified parts (checked against docs/notes where possible, but not against the
 - payments by anything but the user's balance (``bank_type`` is always ``OTHERS``), coupons,
   ``promotion_detail`` and the settlement/discount amounts (always equal to the paid amounts).
 
-One process keeps its own state: run the dev server with one worker when paying through it.
+Its state (orders, refunds, notifies, bill download tokens) lives in ``state.store``
+(:mod:`~gc_admin.integrations.simstore`): Redis shared by every worker and host when the app has
+``GC_REDIS_URL`` (a JSAPI order opened through one worker is paid and refunded through any other), else
+this process's memory. Each decision is taken under ``state.lock`` (exclusive across processes) and every
+changed order or refund is written back.
 """
 
 from __future__ import annotations
@@ -66,9 +70,8 @@ import logging
 import os
 import re
 import secrets
-import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
@@ -79,6 +82,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from gc_admin.core.clock import SHANGHAI, utcnow
+from gc_admin.integrations.simstore import MemoryStore, RedisStore
 from gc_admin.integrations.wechatpay import crypto
 
 log = logging.getLogger(__name__)
@@ -194,13 +198,23 @@ class WxPaySimState:
     clock: Callable[[], dt.datetime] = utcnow
     max_skew: int = MAX_SKEW_SECONDS
     fee_rate_bp: int = 60  # 0.60 %
-    orders: dict[str, SimOrder] = dataclasses.field(default_factory=dict)
-    refunds: dict[str, SimRefund] = dataclasses.field(default_factory=dict)
-    notifies: list[SimNotify] = dataclasses.field(default_factory=list)
-    bill_files: dict[str, _BillFile] = dataclasses.field(default_factory=dict, repr=False)
-    lock: threading.RLock = dataclasses.field(default_factory=threading.RLock, repr=False)
+    store: MemoryStore | RedisStore = dataclasses.field(default_factory=MemoryStore, repr=False)
+    orders: MutableMapping[str, SimOrder] = dataclasses.field(init=False)
+    refunds: MutableMapping[str, SimRefund] = dataclasses.field(init=False)
+    notifies: Any = dataclasses.field(init=False)  # a list of SimNotify (a Redis log when shared)
+    bill_files: MutableMapping[str, _BillFile] = dataclasses.field(init=False, repr=False)
+    lock: Any = dataclasses.field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        self.orders = self.store.table("wxpay.orders", SimOrder)
+        self.refunds = self.store.table("wxpay.refunds", SimRefund)
+        self.notifies = self.store.log("wxpay.notifies", SimNotify)
+        self.bill_files = self.store.table("wxpay.bill_files", _BillFile)
+        # lookups WeChat Pay answers by: prepay_id / transaction_id -> out_trade_no, out_trade_no -> refunds
+        self._by_prepay: MutableMapping[str, str] = self.store.table("wxpay.by_prepay")
+        self._by_transaction: MutableMapping[str, str] = self.store.table("wxpay.by_transaction")
+        self._order_refunds: MutableMapping[str, list[str]] = self.store.table("wxpay.order_refunds")
+        self.lock = self.store.lock
         self._merchant_key = crypto.load_public_key(self.merchant_public_key_pem)
         self._platform_key = crypto.load_private_key(self.platform_private_key_pem)
         if len(self.apiv3_key.encode("utf-8")) != crypto.APIV3_KEY_LENGTH:
@@ -208,13 +222,33 @@ class WxPaySimState:
 
     def order_by_prepay_id(self, prepay_id: str) -> SimOrder | None:
         with self.lock:
-            return next((o for o in self.orders.values() if o.prepay_id == prepay_id), None)
+            out_trade_no = self._by_prepay.get(prepay_id)
+            return None if out_trade_no is None else self.orders.get(out_trade_no)
+
+    def order_by_transaction_id(self, transaction_id: str) -> SimOrder | None:
+        with self.lock:
+            out_trade_no = self._by_transaction.get(transaction_id) if transaction_id else None
+            return None if out_trade_no is None else self.orders.get(out_trade_no)
 
     def refunded(self, out_trade_no: str) -> int:
         """Fen refunded or being refunded on an order (closed refunds excluded)."""
         with self.lock:
-            return sum(r.refund for r in self.refunds.values()
-                       if r.out_trade_no == out_trade_no and r.status != "CLOSED")
+            found = (self.refunds.get(no) for no in self._order_refunds.get(out_trade_no, []))
+            return sum(r.refund for r in found if r is not None and r.status != "CLOSED")
+
+    def save_order(self, order: SimOrder) -> None:
+        """Write ``order`` (new or changed) and its lookups; call it under :attr:`lock`."""
+        self.orders[order.out_trade_no] = order
+        self._by_prepay[order.prepay_id] = order.out_trade_no
+        if order.transaction_id:
+            self._by_transaction[order.transaction_id] = order.out_trade_no
+
+    def save_refund(self, refund: SimRefund) -> None:
+        """Write ``refund`` (new or changed) and its order's list; call it under :attr:`lock`."""
+        if refund.out_refund_no not in self.refunds:
+            self._order_refunds[refund.out_trade_no] = [*self._order_refunds.get(refund.out_trade_no, []),
+                                                        refund.out_refund_no]
+        self.refunds[refund.out_refund_no] = refund
 
 
 class SimError(Exception):
@@ -382,6 +416,7 @@ def pay_order(state: WxPaySimState, prepay_id: str, *, deliver: bool = True) -> 
         order.trade_state = "SUCCESS"
         order.transaction_id = "4200" + _digits(24)
         order.success_time = now
+        state.save_order(order)
         resource = transaction_resource(state, order)
         url = order.notify_url
     log.info("wxpay simulator: order %s paid (%s fen)", order.out_trade_no, order.total)
@@ -403,6 +438,7 @@ def finish_refund(state: WxPaySimState, out_refund_no: str, *, status: str = "SU
         refund.status = status
         if status == "SUCCESS":
             refund.success_time = state.clock()
+        state.save_refund(refund)
         resource = refund_notify_resource(state, refund)
         url = refund.notify_url
     log.info("wxpay simulator: refund %s finished %s", out_refund_no, status)
@@ -635,7 +671,7 @@ def _jsapi(state: WxPaySimState, call: _Call) -> tuple[int, dict[str, Any] | Non
             appid=appid, mchid=mchid, description=description, total=total, openid=payer["openid"],
             notify_url=notify_url, attach=attach, time_expire=time_expire, create_time=now, request=data,
         )
-        state.orders[out_trade_no] = order
+        state.save_order(order)
     log.info("wxpay simulator: prepay %s for %s fen", out_trade_no, total)
     return 200, {"prepay_id": order.prepay_id}
 
@@ -659,8 +695,7 @@ def _query_by_out_trade_no(state: WxPaySimState, call: _Call) -> tuple[int, dict
 def _query_by_transaction_id(state: WxPaySimState, call: _Call) -> tuple[int, dict[str, Any] | None]:
     _require_mchid(state, call, call.query.get("mchid"))
     with state.lock:
-        tid = call.path_params["transaction_id"]
-        order = next((o for o in state.orders.values() if o.transaction_id and o.transaction_id == tid), None)
+        order = state.order_by_transaction_id(call.path_params["transaction_id"])
         if order is None:
             raise SimError(404, "ORDER_NOT_EXIST", "the order does not exist")
         return 200, transaction_resource(state, order)
@@ -676,6 +711,7 @@ def _close(state: WxPaySimState, call: _Call) -> tuple[int, dict[str, Any] | Non
         if order.trade_state in ("SUCCESS", "REFUND"):
             raise SimError(400, "ORDERPAID", "the order has been paid and cannot be closed")
         order.trade_state = "CLOSED"
+        state.save_order(order)
     log.info("wxpay simulator: order %s closed", order.out_trade_no)
     return 204, None
 
@@ -700,7 +736,7 @@ def _refund(state: WxPaySimState, call: _Call) -> tuple[int, dict[str, Any] | No
     _currency(amount)
     with state.lock:
         if transaction_id:
-            order = next((o for o in state.orders.values() if o.transaction_id == transaction_id), None)
+            order = state.order_by_transaction_id(transaction_id)
         else:
             order = state.orders.get(out_trade_no or "")
         if order is None:
@@ -722,8 +758,9 @@ def _refund(state: WxPaySimState, call: _Call) -> tuple[int, dict[str, Any] | No
             transaction_id=order.transaction_id, refund=refund_fen, total=total_fen, reason=reason,
             notify_url=notify_url, create_time=state.clock(),
         )
-        state.refunds[out_refund_no] = refund
+        state.save_refund(refund)
         order.trade_state = "REFUND"
+        state.save_order(order)
     log.info("wxpay simulator: refund %s of %s fen on %s", out_refund_no, refund_fen, order.out_trade_no)
     return 200, refund_resource(state, refund)
 
@@ -762,8 +799,9 @@ def _trade_bill(state: WxPaySimState, call: _Call) -> tuple[int, dict[str, Any] 
     token = secrets.token_urlsafe(24)
     with state.lock:
         now = state.clock()
-        for old in [t for t, f in state.bill_files.items() if f.expires < now]:
-            del state.bill_files[old]
+        for old, f in list(state.bill_files.items()):
+            if f.expires < now:
+                del state.bill_files[old]
         state.bill_files[token] = _BillFile(data=stored, expires=now + BILL_URL_TTL)
     return 200, {
         "hash_type": "SHA1",
@@ -897,10 +935,13 @@ def load_or_create_dev_keys(path: Path | str) -> DevKeys:
     return DevKeys(**data)
 
 
-def sim_state_for(keys: DevKeys, *, mchid: str, appid: str, deliver: Deliver = http_deliver) -> WxPaySimState:
-    """A simulator state that accepts a client built from ``keys`` (same mchid/appid)."""
+def sim_state_for(keys: DevKeys, *, mchid: str, appid: str, deliver: Deliver = http_deliver,
+                  store: MemoryStore | RedisStore | None = None) -> WxPaySimState:
+    """A simulator state that accepts a client built from ``keys`` (same mchid/appid), its state in ``store``
+    (this process's memory by default)."""
     return WxPaySimState(
         mchid=mchid, appid=appid, merchant_public_key_pem=keys.merchant_public_key_pem,
         merchant_serial_no=keys.merchant_serial_no, platform_private_key_pem=keys.platform_private_key_pem,
         platform_public_key_id=keys.platform_public_key_id, apiv3_key=keys.apiv3_key, deliver=deliver,
+        store=store or MemoryStore(),
     )
