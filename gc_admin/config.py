@@ -13,6 +13,7 @@ local protocol simulators, an SMS outbox instead of a real SMS provider). In pro
 | GC_DATABASE_URL | sqlite:///<project>/data/gc_admin.db | SQLAlchemy URL; ``postgresql+psycopg://...`` for PostgreSQL |
 | GC_REDIS_URL | (none) | ``redis://host:6379/0``: Reflex's state manager (rxconfig.py), required for more than one worker |
 | GC_WORKERS | Reflex's own (1 without Redis, cpu x 2 + 1 with it) | backend worker processes per host (``GRANIAN_WORKERS``); > 1 needs GC_REDIS_URL |
+| GC_TRUSTED_PROXIES | (none) | comma-separated addresses of the reverse proxies (nginx) whose ``X-Forwarded-For`` names the caller (throttles count per caller address) |
 | GC_LOG_FORMAT | json (prod), text (dev/test) | ``json``: one JSON object per line with the request id; ``text``: plain lines |
 | GC_SECRET_KEY | (demo value) | signs mini-program tokens; must be set (>= 32 chars) in prod |
 | GC_PORT | 8000 | port the app serves pages and API on |
@@ -147,6 +148,7 @@ class Settings:
     redis_url: str = ""
     workers: int | None = None  # None: Reflex decides (see GC_WORKERS)
     log_format: str = "text"
+    trusted_proxies: frozenset[str] = frozenset()
 
     @property
     def loopback_only(self) -> bool:
@@ -325,6 +327,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         uploads=_upload_limits(env),
         redis_url=(env.get("GC_REDIS_URL") or env.get("REFLEX_REDIS_URL") or "").strip(),
         workers=_int(env, "GC_WORKERS", 0) or None,
+        trusted_proxies=frozenset(p.strip() for p in env.get("GC_TRUSTED_PROXIES", "").split(",") if p.strip()),
         log_format=env.get("GC_LOG_FORMAT", "json" if gc_env == "prod" else "text").strip().lower(),
     )
     validate(settings)

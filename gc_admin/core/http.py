@@ -106,7 +106,19 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def client_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
+    """The caller's address, as the throttles count it. Behind a reverse proxy listed in ``GC_TRUSTED_PROXIES``
+    it is the last address in ``X-Forwarded-For`` that is not one of those proxies (the part a client cannot
+    forge); otherwise the peer. Without it every caller behind nginx would share nginx's address."""
+    from gc_admin.config import get_settings
+
+    peer = request.client.host if request.client else None
+    trusted = get_settings().trusted_proxies
+    if peer is None or peer not in trusted:
+        return peer
+    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+    while hops and hops[-1] in trusted:
+        hops.pop()
+    return hops[-1] if hops else peer
 
 
 def bearer(request: Request) -> str | None:

@@ -120,3 +120,25 @@ def _prod() -> dict[str, str]:
     from tests.unit.core.test_config import PROD_OK
 
     return {k: v for k, v in PROD_OK.items() if k != "GC_ENV"}
+
+
+def test_the_caller_address_behind_a_trusted_proxy(monkeypatch):
+    from starlette.requests import Request
+
+    from gc_admin.core.http import client_ip
+
+    def ip(peer: str, forwarded: str | None) -> str | None:
+        headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded is not None else []
+        return client_ip(Request({"type": "http", "client": (peer, 1234), "headers": headers}))
+
+    get_settings.cache_clear()
+    assert ip("127.0.0.1", "203.0.113.9") == "127.0.0.1"  # no proxy trusted: a client could claim any address
+    monkeypatch.setenv("GC_TRUSTED_PROXIES", "127.0.0.1, 10.0.0.2")
+    get_settings.cache_clear()
+    try:
+        assert ip("127.0.0.1", "203.0.113.9") == "203.0.113.9"
+        assert ip("127.0.0.1", "6.6.6.6, 203.0.113.9, 10.0.0.2") == "203.0.113.9"  # forged left part ignored
+        assert ip("127.0.0.1", None) == "127.0.0.1"
+        assert ip("198.51.100.7", "203.0.113.9") == "198.51.100.7"  # not a proxy of ours
+    finally:
+        get_settings.cache_clear()
