@@ -36,9 +36,13 @@ _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 _handler_name = "gc_admin.logs"
 
 
+_HOST = socket.gethostname()
+
+
 def worker_id() -> str:
-    """A stable id of this process: host name and pid (what health answers as ``worker``)."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """A stable id of this process: host name and pid (what health answers as ``worker``). Read each time:
+    Granian forks its workers from a supervisor that has already imported the app."""
+    return f"{_HOST}:{os.getpid()}"
 
 
 def request_id() -> str:
@@ -78,10 +82,6 @@ class Redact(logging.Filter):
 
 
 class JsonFormatter(logging.Formatter):
-    def __init__(self) -> None:
-        super().__init__()
-        self._worker = worker_id()
-
     def format(self, record: logging.LogRecord) -> str:
         out = {
             "ts": dt.datetime.fromtimestamp(record.created, dt.timezone.utc).isoformat(timespec="milliseconds"),
@@ -89,7 +89,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
             "request_id": getattr(record, "request_id", "") or None,
-            "worker": self._worker,
+            "worker": worker_id(),
         }
         if record.exc_info:
             out["exc"] = redact(self.formatException(record.exc_info))
