@@ -45,6 +45,12 @@ local protocol simulators, an SMS outbox instead of a real SMS provider). In pro
 | GC_UPLOAD_XLSX_MAX_ENTRY_MB | 200 | one part of an .xlsx, uncompressed |
 | GC_UPLOAD_XLSX_MAX_TOTAL_MB | 300 | all parts of an .xlsx uncompressed; also what one worksheet may expand to with its shared strings |
 | GC_UPLOAD_XLSX_MAX_RATIO | 100 | compression ratio of one part over 1 MB uncompressed (real sheets: 5-20) |
+| GC_UPLOAD_IMAGE_MAX_MB | 10 | one uploaded image (bouquet photos, receipts), before it is decoded |
+| GC_UPLOAD_IMAGE_MAX_PIXELS | 40000000 | width x height an uploaded image may declare (checked from its header, before decoding) |
+| GC_FLOWER_OPEN / GC_FLOWER_CLOSE | 09:00 / 21:00 | flower delivery hours (Asia/Shanghai): hourly slots start from OPEN, the last one ends at CLOSE |
+| GC_FLOWER_LEAD_MINUTES | 120 | a slot can be booked only if it starts at least this long from now |
+| GC_FLOWER_SLOT_CAPACITY | 5 | live flower orders one city's slot takes (cancelled and refunded ones free their place) |
+| GC_FLOWER_DAYS_AHEAD | 14 | how many days ahead slots can be booked |
 
 Upload limits are checked by :mod:`gc_admin.core.uploads` from the bytes and the zip metadata before any
 parser runs (see there).
@@ -113,6 +119,19 @@ class UploadLimits:
     xlsx_max_entry_bytes: int = 200 * 1024 * 1024
     xlsx_max_total_bytes: int = 300 * 1024 * 1024
     xlsx_max_ratio: int = 100
+    image_max_bytes: int = 10 * 1024 * 1024
+    image_max_pixels: int = 40_000_000
+
+
+@dataclasses.dataclass(frozen=True)
+class FlowerSettings:
+    """Flower delivery slots (``GC_FLOWER_*``): hourly, inside opening hours, with a lead time and a capacity."""
+
+    open_hour: int = 9
+    close_hour: int = 21
+    lead_minutes: int = 120
+    slot_capacity: int = 5
+    days_ahead: int = 14
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,6 +160,7 @@ class Settings:
     allow_simulators: bool = False
     api_url: str = ""
     uploads: UploadLimits = UploadLimits()
+    flowers: FlowerSettings = FlowerSettings()
 
     @property
     def loopback_only(self) -> bool:
@@ -261,7 +281,29 @@ def _upload_limits(env: dict[str, str]) -> UploadLimits:
         xlsx_max_entry_bytes=_int(env, "GC_UPLOAD_XLSX_MAX_ENTRY_MB", d.xlsx_max_entry_bytes // mb) * mb,
         xlsx_max_total_bytes=_int(env, "GC_UPLOAD_XLSX_MAX_TOTAL_MB", d.xlsx_max_total_bytes // mb) * mb,
         xlsx_max_ratio=_int(env, "GC_UPLOAD_XLSX_MAX_RATIO", d.xlsx_max_ratio),
+        image_max_bytes=_int(env, "GC_UPLOAD_IMAGE_MAX_MB", d.image_max_bytes // mb) * mb,
+        image_max_pixels=_int(env, "GC_UPLOAD_IMAGE_MAX_PIXELS", d.image_max_pixels),
     )
+
+
+def _hour(env: dict[str, str], name: str, default: int) -> int:
+    """A whole hour ``HH:00`` (or ``HH``) from the environment, 0-24."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    hh, _, mm = raw.partition(":")
+    if not hh.isdigit() or mm not in ("", "00") or not 0 <= int(hh) <= 24:
+        raise ConfigError(f"{name} must be a whole hour such as 09:00, got {raw!r}")
+    return int(hh)
+
+
+def _flower_settings(env: dict[str, str]) -> FlowerSettings:
+    d = FlowerSettings()
+    return FlowerSettings(open_hour=_hour(env, "GC_FLOWER_OPEN", d.open_hour),
+                          close_hour=_hour(env, "GC_FLOWER_CLOSE", d.close_hour),
+                          lead_minutes=_int(env, "GC_FLOWER_LEAD_MINUTES", d.lead_minutes),
+                          slot_capacity=_int(env, "GC_FLOWER_SLOT_CAPACITY", d.slot_capacity),
+                          days_ahead=_int(env, "GC_FLOWER_DAYS_AHEAD", d.days_ahead))
 
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
@@ -317,6 +359,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         allow_simulators=_bool(env, "GC_ALLOW_SIMULATORS"),
         api_url=env.get("REFLEX_API_URL", public_url).rstrip("/"),
         uploads=_upload_limits(env),
+        flowers=_flower_settings(env),
     )
     validate(settings)
     return settings
@@ -344,8 +387,13 @@ def validate(s: Settings) -> None:
             "with GC_ALLOW_SIMULATORS=1")
     u = s.uploads
     if min(u.max_bytes, u.max_rows, u.max_columns, u.max_cells, u.max_line_bytes, u.xlsx_max_entries,
-           u.xlsx_max_entry_bytes, u.xlsx_max_total_bytes, u.xlsx_max_ratio) < 1:
+           u.xlsx_max_entry_bytes, u.xlsx_max_total_bytes, u.xlsx_max_ratio, u.image_max_bytes, u.image_max_pixels) < 1:
         problems.append("GC_UPLOAD_* limits must be positive integers")
+    f = s.flowers
+    if not (f.open_hour < f.close_hour and 0 <= f.lead_minutes <= 7 * 24 * 60 and 1 <= f.slot_capacity <= 10_000
+            and 1 <= f.days_ahead <= 90):
+        problems.append("GC_FLOWER_OPEN must be before GC_FLOWER_CLOSE; GC_FLOWER_LEAD_MINUTES 0-10080, "
+                        "GC_FLOWER_SLOT_CAPACITY 1-10000, GC_FLOWER_DAYS_AHEAD 1-90")
     if s.env == "prod":
         if s.secret_key == DEMO_SECRET_KEY or len(s.secret_key) < 32:
             problems.append("GC_SECRET_KEY must be set to a random value of at least 32 characters")

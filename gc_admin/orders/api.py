@@ -37,7 +37,9 @@ from gc_admin.core.principal import Principal
 from gc_admin.coupons.catalog import service as coupons
 from gc_admin.coupons.purchase import service as purchase
 from gc_admin.db import session_scope
+from gc_admin.core.regions import GUANGXI_CITIES
 from gc_admin.orders import flows, pricing, service
+from gc_admin.orders.flowers import service as flowers
 from gc_admin.orders.kinds.coupon_purchase import purchase_limit
 from gc_admin.orders.kinds.topup import TOPUP_FACES
 from gc_admin.orders.models import ORDER_STATUSES, ORDER_TYPES
@@ -66,6 +68,19 @@ class TopupDetails(StrictModel):
     face_fen: Fen = Field(description="5000 or 10000")
 
 
+class FlowerDetails(StrictModel):
+    """鲜花配送 (API.md "Service orders"): a bouquet to a recipient in one of the 14 Guangxi cities, in a slot."""
+
+    bouquet_code: str = Field(min_length=1, max_length=32)
+    recipient_name: str = Field(min_length=1, max_length=32)
+    recipient_phone: str = Field(min_length=11, max_length=20, description="a mainland mobile")
+    city: str = Field(min_length=1, max_length=16, description="one of the 14 Guangxi cities, with or without 市")
+    district: str | None = Field(None, max_length=32)
+    address: str = Field(min_length=1, max_length=120)
+    slot_start: str = Field(max_length=40, description="ISO-8601 with offset: the start of a slot from GET /mp/flower/slots")
+    greeting: str | None = Field(None, max_length=100, description="the card's message")
+
+
 class OrderBody(StrictModel):
     """An order as the mini-program sends it (quote and create take the same body)."""
 
@@ -78,9 +93,14 @@ class OrderBody(StrictModel):
     points: Count = Field(0, description=f"points to use ({FEN_PER_POINT} fen each)")
     use_stored_value: bool = Field(False, strict=True)
     topup: TopupDetails | None = None
+    flower: FlowerDetails | None = None
 
     def draft(self) -> pricing.OrderDraft:
-        details: dict[str, Any] = self.topup.model_dump() if self.topup is not None else {}
+        own = getattr(self, self.type, None)  # the type's own object (topup: {...}, flower: {...})
+        stray = [t for t in ORDER_TYPES if t != self.type and isinstance(getattr(self, t, None), BaseModel)]
+        if stray:
+            raise InvalidInput(f"{ORDER_TYPES[self.type]}订单不能带 {', '.join(stray)} 字段", code="INVALID_ORDER")
+        details: dict[str, Any] = own.model_dump(exclude_none=True) if isinstance(own, BaseModel) else {}
         return pricing.OrderDraft(type=self.type, product_code=self.product_code, quantity=self.quantity,
                                   coupon_id=self.coupon_id, exchange_coupon_id=self.exchange_coupon_id,
                                   points=self.points, use_stored_value=self.use_stored_value, details=details)
@@ -219,9 +239,20 @@ class TopupCatalog(BaseModel):
     faces_fen: list[int]
 
 
+class CatalogBouquet(BaseModel):
+    code: str
+    name: str
+    description: str
+    price_fen: int
+    image_url: str | None
+    note: str = Field(description="style and wrapping may differ from the photo")
+
+
 class CatalogOut(BaseModel):
     coupons: list[CatalogProduct]
     topup: TopupCatalog
+    bouquets: list[CatalogBouquet]
+    flower_cities: list[str] = Field(description="the 14 Guangxi cities flowers are delivered in")
     points: int
     stored_value_fen: int
 
@@ -288,7 +319,7 @@ def _send_notices() -> None:
 
 # --- mini-program ------------------------------------------------------------------------------------
 
-@mp.get("/catalog", response_model=CatalogOut, summary="可购买 / 下单的商品：在售券种（价格、每人限购、库存提示）、话费面额")
+@mp.get("/catalog", response_model=CatalogOut, summary="可购买 / 下单的商品：在售券种（价格、每人限购、库存提示）、话费面额、花束与鲜花配送城市")
 def catalog(user: MpUser = Depends(require_user)):
     with session_scope() as s:
         items = []
@@ -302,8 +333,9 @@ def catalog(user: MpUser = Depends(require_user)):
                 percent_off=p.percent_off, category=p.category, supplier=p.supplier, per_user_limit=p.per_user_limit,
                 can_buy=min(left, hint) if hint is not None else left, stock_hint=hint))
         points, stored = balances(s, user_id=user.id)
-    return CatalogOut(coupons=items, topup=TopupCatalog(faces_fen=list(TOPUP_FACES)), points=points,
-                      stored_value_fen=stored)
+        bouquets = [CatalogBouquet(**flowers.bouquet_dict(b)) for b in flowers.menu(s)]
+    return CatalogOut(coupons=items, topup=TopupCatalog(faces_fen=list(TOPUP_FACES)), bouquets=bouquets,
+                      flower_cities=list(GUANGXI_CITIES), points=points, stored_value_fen=stored)
 
 
 @mp.post("/orders/quote", response_model=QuoteOut, summary="订单价格明细（不下单、无副作用）")
