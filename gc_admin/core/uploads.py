@@ -479,6 +479,7 @@ def check_xlsx(data: bytes, *, lim: UploadLimits | None = None) -> None:
 
 #: What an uploaded picture may be, by content (never by its name or the client's content type).
 IMAGE_TYPES = {"PNG": ("png", "image/png"), "JPEG": ("jpeg", "image/jpeg"), "WEBP": ("webp", "image/webp")}
+IMAGE_MAX_SIDE = 20_000  # pixels on either side: no camera or phone makes more; a 2,000,000 x 1 strip is an attack
 _IMAGE_MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"))
 
 
@@ -532,7 +533,7 @@ def check_image(data: bytes, *, lim: UploadLimits | None = None, max_side: int =
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=[fmt]) as img:
                 width, height = img.size
-                if width < 1 or height < 1 or width * height > lim.image_max_pixels:
+                if width < 1 or height < 1 or width * height > lim.image_max_pixels or max(width, height) > IMAGE_MAX_SIDE:
                     raise UploadRefused(f"图片尺寸过大（{width:,} × {height:,} 像素，上限 {lim.image_max_pixels:,} 像素），"
                                         "请缩小后再上传", code="UPLOAD_TOO_MANY_PIXELS")
                 img.load()
