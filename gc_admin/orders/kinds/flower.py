@@ -15,6 +15,7 @@ to place the order with the shop); the staff panel's one-line reading masks it.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -104,6 +105,66 @@ def on_created(session: Session, *, order: ServiceOrder, quote: Any, now: dt.dat
     assert bouquet.id is not None
     flowers.book_slot(session, order=order, bouquet_id=bouquet.id, city=d["city"],
                       start=dt.datetime.fromisoformat(d["slot_start"]), now=now)
+
+
+# --- the clerk's moves -------------------------------------------------------------------------------
+
+_SHOP_PHONE = re.compile(r"^(?:1[3-9][0-9]{9}|0[0-9]{2,3}-?[0-9]{7,8}(?:-[0-9]{1,6})?|[0-9]{7,8})$")
+
+
+def _shop_phone(fields: Mapping[str, Any]) -> str:
+    raw = fields.get("shop_phone")
+    text = "".join(str(raw or "").split()).replace("－", "-")
+    if not text:
+        raise InvalidInput("请填写花店电话", code="FIELD_REQUIRED")
+    if not _SHOP_PHONE.match(text):
+        raise InvalidInput("花店电话格式不正确：手机号或带区号的座机，例如 0771-5551234", code="INVALID_FIELD")
+    return text
+
+
+def parse_eta(value: Any, *, slot_start: str | None, now: dt.datetime) -> dt.datetime:
+    """The shop's estimated delivery time: ISO-8601 with offset, ``YYYY-MM-DD HH:MM`` or ``HH:MM`` (Asia/Shanghai;
+    ``HH:MM`` on the delivery slot's day). Not in the past, not more than 3 days after the slot."""
+    text = str(value or "").strip()
+    if not text:
+        raise InvalidInput("请填写预计送达时间", code="FIELD_REQUIRED")
+    slot = dt.datetime.fromisoformat(slot_start).astimezone(SHANGHAI) if slot_start else now.astimezone(SHANGHAI)
+    try:
+        if re.fullmatch(r"[0-9]{1,2}:[0-9]{2}", text):
+            hh, mm = (int(x) for x in text.split(":"))
+            eta = dt.datetime.combine(slot.date(), dt.time(hh, mm), tzinfo=SHANGHAI)
+        else:
+            eta = dt.datetime.fromisoformat(text)
+            if eta.tzinfo is None:
+                eta = eta.replace(tzinfo=SHANGHAI)
+    except ValueError:
+        raise InvalidInput("预计送达时间格式不正确，例如 14:30 或 2026-12-02 14:30", code="INVALID_FIELD") from None
+    if eta < now - dt.timedelta(minutes=5):
+        raise InvalidInput("预计送达时间不能早于现在", code="INVALID_FIELD")
+    if eta > slot + dt.timedelta(days=3):
+        raise InvalidInput("预计送达时间距配送时段过远，请核对", code="INVALID_FIELD")
+    return eta.astimezone(SHANGHAI)
+
+
+def on_action(session: Session, *, order: ServiceOrder, action: str, fields: Mapping[str, Any], actor: Any,
+              now: dt.datetime) -> Any:
+    """accept: the Meituan shop's name and phone and its estimated delivery time (the user sees them);
+    fulfil: the shop delivered (Meituan's tracking) — recorded with its time; an ETA may be corrected."""
+    from gc_admin.orders.kinds.base import ActionOutcome, text_field
+
+    details = order.details or {}
+    if action == "accept":
+        shop = text_field(fields, "shop_name", "花店名称", max_len=64)
+        phone = _shop_phone(fields)
+        eta = parse_eta(fields.get("eta"), slot_start=details.get("slot_start"), now=now)
+        return ActionOutcome(fulfilment={"shop_name": shop, "shop_phone": phone, "eta": eta.isoformat()},
+                             note=f"美团花店 {shop}（{phone}），预计 {eta:%m-%d %H:%M} 送达")
+    if action == "fulfil":
+        out: dict[str, Any] = {"delivered_at": now.astimezone(SHANGHAI).isoformat(timespec="minutes")}
+        if fields.get("eta"):
+            out["eta"] = parse_eta(fields.get("eta"), slot_start=details.get("slot_start"), now=now).isoformat()
+        return ActionOutcome(fulfilment=out, note="花店已送达")
+    return None
 
 
 def details_text(details: Mapping[str, Any]) -> str:

@@ -101,7 +101,6 @@ def test_quote_order_and_pay_with_the_flower_coupon(api, shop) -> None:
     assert api.get(f"{M}/coupons/{coupon_id}", headers=me).json()["status"] == "used"
     queue = api.get("/api/v1/admin/orders", params={"type": "flower"}, headers=shop["chen"]).json()
     assert [r["id"] for r in queue["items"]] == [order["id"]]
-    assert "138" not in queue["items"][0]["summary"] or "****" in queue["items"][0]["summary"]
 
 
 @pytest.mark.parametrize("city", ["深圳", "深圳市", "广州市", "南宁区", "", "Nanning"])
