@@ -2,7 +2,7 @@
 bouquet codes unique without regard to case (a code keeps the case it was created with)
 
 Revision ID: i10_flowers
-Revises: 0005
+Revises: i10_core
 Create Date: 2026-12-01
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from alembic import op
 import gc_admin.core.types
 
 revision: str = "i10_flowers"  # alembic refuses "-" in a revision id
-down_revision: str | Sequence[str] | None = "0005"
+down_revision: str | Sequence[str] | None = "i10_core"  # merged i10-core first; the lead re-chains
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -206,6 +206,13 @@ class StaffPaymentOut(BaseModel):
     source: str
 
 
+class ClaimOut(BaseModel):
+    by_id: str | None = Field(None, description="staff id of the assignee (kept after the lease ends)")
+    by: str | None = Field(None, description="the assignee's name")
+    until: str | None = None
+    live: bool = Field(description="the lease runs: other clerks' actions are refused")
+
+
 class StaffOrderOut(_OrderFields):
     refundable_fen: int = Field(description="可退: the most one refund may be now — paid − refunded (refunds in "
                                             "flight included); for a coupon purchase only its still unused coupons; "
@@ -214,6 +221,9 @@ class StaffOrderOut(_OrderFields):
     phone_masked: str
     anomaly: str | None = None
     payment: StaffPaymentOut | None = None
+    city: str | None = None
+    claim: ClaimOut
+    kind_actions: list[str] = Field(description="the staff actions this order's type allows")
 
 
 class OrdersOut(BaseModel):
@@ -281,11 +291,29 @@ class QueueOut(BaseModel):
 
 
 class ActionBody(StrictModel):
-    reason: str = Field("", max_length=200)
+    """Each action's own fields (which an order's type accepts for which action: ``Kind.action_fields``;
+    any other field given is refused with ``INVALID_FIELD``)."""
+
+    reason: str = Field("", max_length=200, description="cancel / after_sales / fail: required")
     amount_fen: PositiveFen | None = Field(
         None, description="refund: the amount in fen (required)")
     fulfilment: dict[str, str | Count | None] | None = Field(
-        None, description="accept / fulfil: shop name, shop phone, ETA, carrier, tracking no. …")
+        None, description="free fulfilment notes merged into the order's fulfilment (any action)")
+    shop_name: str | None = Field(None, max_length=64, description="flower accept: the Meituan shop")
+    shop_phone: str | None = Field(None, max_length=20, description="flower accept: the shop's phone")
+    eta: str | None = Field(None, max_length=40, description="flower accept: estimated delivery, ISO-8601 with offset")
+    provider_ref: str | None = Field(None, max_length=64, description="topup complete / fail: the provider's reference")
+    driver_id: IdField | None = Field(None, description="driver assign_driver: a driver of the roster")
+    platform: str | None = Field(None, max_length=32, description="driver hand_off: the third-party platform")
+    fee_fen: Fen | None = Field(None, description="driver set_fee: the fee in fen")
+    carrier: str | None = Field(None, max_length=32, description="goods ship: the carrier")
+    tracking_no: str | None = Field(None, max_length=40, description="goods ship: the tracking number")
+    override: bool = Field(False, strict=True, description="release: a manager frees another clerk's claim")
+
+    def fields(self) -> dict[str, Any]:
+        """The type-specific fields given (``None`` = not given)."""
+        return {k: v for k, v in self.model_dump(exclude={"reason", "amount_fen", "fulfilment", "override"}).items()
+                if v is not None}
 
 
 class CancelBody(StrictModel):
@@ -422,29 +450,45 @@ def staff_order(order_id: Id, p: Principal = Depends(require_staff("orders"))):
         return _staff_out(s, service.visible_order(s, order_id=order_id, scope=scope))
 
 
-ACTIONS = (*service.STAFF_ACTIONS, "refund")
+ACTIONS = (*service.LEASE_ACTIONS, *service.STAFF_ACTIONS, "refund")
+OVERRIDE_ROLES = ("admin", "manager")  # may free another clerk's claim
 
 
 @admin.post("/orders/{order_id}/actions/{action}", response_model=StaffOrderOut,
-            summary="订单操作：accept 接单、fulfil 履约、complete 完成、cancel 取消（未支付）、after_sales 转售后、"
-                    "resolve 售后完结、refund 退款 {amount_fen, reason}")
+            summary="订单操作：claim 认领、release 放弃认领、accept 接单 {shop_name, shop_phone, eta}、fulfil 履约、"
+                    "complete 完成 {provider_ref}、fail 失败并全额退款 {reason}、assign_driver {driver_id}、"
+                    "hand_off {platform}、arrive、start、set_fee {fee_fen}、ship {carrier, tracking_no}、"
+                    "cancel 取消（未支付）、after_sales 转售后、resolve 售后完结、refund 退款 {amount_fen, reason}。"
+                    "他人认领中的订单返回 409 ORDER_CLAIMED_BY_OTHER（注明认领人）")
 def act(action: Literal[ACTIONS], order_id: Id, body: ActionBody | None = None,  # type: ignore[valid-type]
         p: Principal = Depends(require_staff("orders"))):
     body = body or ActionBody()
     actor = p.actor()
-    if action == "refund":
+    scope = _scope(p)
+    if action in service.LEASE_ACTIONS:
+        if not scope.can_act:
+            raise Forbidden("没有处理订单的权限", code="FORBIDDEN")
+        if body.override and p.role not in OVERRIDE_ROLES:
+            raise Forbidden("只有管理员或主管可以解除他人的认领", code="FORBIDDEN")
+        with session_scope() as s:
+            service.visible_order(s, order_id=order_id, scope=scope)
+            if action == "claim":
+                service.claim(s, order_id=order_id, actor=actor)
+            else:
+                service.release(s, order_id=order_id, actor=actor, override=body.override)
+    elif action == "refund":
         if p.role not in REFUND_ROLES:
             raise Forbidden("没有退款权限", code="FORBIDDEN")
         if body.amount_fen is None:
             raise InvalidInput("请填写退款金额（分）", code="AMOUNT_REQUIRED")
         try:
             flows.refund(order_id=order_id, amount_fen=body.amount_fen, reason=body.reason, actor=actor,
-                         scope=_scope(p))
+                         scope=scope)
         except flows.RefundNotSent as exc:
             raise exc.error from None  # answered as the failure it is; the refund stays pending for the retry job
     else:
-        flows.act(order_id=order_id, action=action, actor=actor, scope=_scope(p), reason=body.reason,
-                  fulfilment=body.fulfilment)
+        flows.act(order_id=order_id, action=action, actor=actor, scope=scope, reason=body.reason,
+                  fulfilment=body.fulfilment, fields=body.fields())
     with session_scope() as s:
         return _staff_out(s, service.get_order(s, order_id=order_id))
 

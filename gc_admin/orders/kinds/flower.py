@@ -8,6 +8,11 @@ hours or full. The slot is booked in the order's own transaction (:func:`~gc_adm
 so a full slot found at that moment rolls the order back. A platform ``service_discount`` coupon fits it
 (鲜花立减 30: ¥150 → ¥120).
 
+Clerk (:data:`ACTIONS`): ``accept`` with the Meituan shop's name, phone and ETA (stored in ``fulfilment``,
+which the user sees), ``fulfil`` when the shop has delivered (``delivered_at``; the ETA may be corrected),
+``complete``; the user may ``confirm`` receipt instead. No shop can deliver: ``after_sales``, then a full
+refund (the coupon comes back, the slot is freed).
+
 The order's ``details`` keep what the user asked for (the recipient's phone whole: the clerk needs it
 to place the order with the shop); the staff panel's one-line reading masks it.
 """
@@ -27,7 +32,7 @@ from gc_admin.core.phone import mask_phone, normalize_phone
 from gc_admin.core.regions import OUTSIDE_AREA, guangxi_city
 from gc_admin.orders.flowers import service as flowers
 from gc_admin.orders.flowers.models import BOUQUET_NOTE
-from gc_admin.orders.kinds.base import Kind, Line, Lines, OrderDraft
+from gc_admin.orders.kinds.base import ActionOutcome, Kind, Line, Lines, OrderDraft, text_field
 from gc_admin.orders.models import ServiceOrder
 from gc_admin.users.models import MpUser
 
@@ -147,11 +152,9 @@ def parse_eta(value: Any, *, slot_start: str | None, now: dt.datetime) -> dt.dat
 
 
 def on_action(session: Session, *, order: ServiceOrder, action: str, fields: Mapping[str, Any], actor: Any,
-              now: dt.datetime) -> Any:
+              now: dt.datetime) -> ActionOutcome | None:
     """accept: the Meituan shop's name and phone and its estimated delivery time (the user sees them);
     fulfil: the shop delivered (Meituan's tracking) — recorded with its time; an ETA may be corrected."""
-    from gc_admin.orders.kinds.base import ActionOutcome, text_field
-
     details = order.details or {}
     if action == "accept":
         shop = text_field(fields, "shop_name", "花店名称", max_len=64)
@@ -187,5 +190,10 @@ def details_text(details: Mapping[str, Any]) -> str:
     return " · ".join(parts)
 
 
+#: the clerk's moves: accept (shop, phone, ETA) → fulfil (delivered) → complete; the user may confirm receipt
+#: instead; no shop → after_sales, then refund; an unpaid order is cancelled
+ACTIONS = ("accept", "fulfil", "complete", "cancel", "after_sales", "resolve")
+ACTION_FIELDS = {"accept": ("shop_name", "shop_phone", "eta"), "fulfil": ("eta",)}
+
 KIND = Kind("flower", lines=lines, coupon_fits=("service_discount",), on_created=on_created,
-            details_text=details_text)
+            details_text=details_text, actions=ACTIONS, action_fields=ACTION_FIELDS, on_action=on_action)
