@@ -27,7 +27,8 @@ def _mp_user(c: httpx.Client) -> dict[str, str]:
 
 def test_manager_adds_a_bouquet_with_a_photo_and_the_mini_program_lists_it(page, app_server, tmp_path):
     login(page, app_server, "manager", "manager2026")
-    page.goto(app_server.url("/flowers/"))
+    expect(page.get_by_test_id("sidebar")).to_be_visible()
+    page.get_by_test_id("nav-flowers").click()
     table = page.get_by_test_id("bouquet-table")
     expect(table.get_by_test_id("bouquet-row")).to_have_count(7)  # the demo menu
     expect(page.get_by_test_id("bouquet-note")).to_contain_text("可能与图片略有不同")

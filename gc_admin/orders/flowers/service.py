@@ -324,8 +324,8 @@ def check_slot(session: Session, *, city: str, start: dt.datetime, now: dt.datet
     if start <= now:
         raise InvalidInput("该配送时段已过，请选择之后的时段", code="SLOT_INVALID")
     if start < now + dt.timedelta(minutes=cfg.lead_minutes):
-        raise InvalidInput(f"鲜花需至少提前 {cfg.lead_minutes // 60 if cfg.lead_minutes % 60 == 0 else cfg.lead_minutes}"
-                           f"{' 小时' if cfg.lead_minutes % 60 == 0 else ' 分钟'}预订，请选择更晚的时段", code="SLOT_INVALID")
+        lead = f"{cfg.lead_minutes // 60} 小时" if cfg.lead_minutes % 60 == 0 else f"{cfg.lead_minutes} 分钟"
+        raise InvalidInput(f"鲜花需至少提前 {lead}预订，请选择更晚的时段", code="SLOT_INVALID")
     if local.date() > bookable_days(now)[1]:
         raise InvalidInput(f"只能预订 {cfg.days_ahead} 天内的配送时段", code="SLOT_INVALID")
     utc_start = start.astimezone(dt.timezone.utc)
