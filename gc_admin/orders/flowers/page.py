@@ -154,7 +154,7 @@ def flowers_page() -> rx.Component:
             align="center", spacing="3", wrap="wrap",
         ), on_submit=lambda _form: s.search()),
             rx.spacer(),
-            rx.text("共 ", s.total, " 个花束", size="2", color_scheme="gray"),
+            rx.text("共 ", s.total, " 个花束", size="2", color_scheme="gray", white_space="nowrap"),
             rx.cond(s.can_edit, _create_dialog()),  # outside the filter form: its submit must not search
             width="100%", align="center", spacing="3"),
         rx.table.root(
