@@ -9,6 +9,8 @@ from gc_admin.coupons import service as coupons
 from gc_admin.db import session_scope
 from tests.support import SETUP, api_error, staff_headers
 
+pytestmark = pytest.mark.usefixtures("any_db")  # the case-insensitive unique index on both databases
+
 A = "/api/v1/admin"
 APP = "wx1234567890abcdef"
 
