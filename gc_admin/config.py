@@ -39,6 +39,8 @@ local protocol simulators, an SMS outbox instead of a real SMS provider). In pro
 | GC_WXPAY_NOTIFY_URL | <public>/api/v1/pay/wechat/notify | where WeChat Pay posts payment results (refunds: .../refund-notify) |
 | GC_WXPAY_DEV_KEYS | <project>/data/wxpay_dev_keys.json | throwaway key set shared by the local client and simulator |
 | GC_ORDER_UNPAID_MINUTES | 30 | an unpaid order is closed at WeChat Pay and cancelled after this long (its reservations released) |
+| GC_ORDER_LEASE_MINUTES | 15 | how long a clerk's claim on an order (认领 / 下一单) keeps other clerks off it; it lapses by itself |
+| GC_ORDER_SLA_MINUTES | coupon_purchase=10,flower=120,topup=30,driver=30,goods=2880 | per type: time from payment the kanban's SLA timer allows (amber from 80 %, red past it) |
 | GC_ONDUTY_PHONES | (empty) | comma-separated phones told of new paid orders by SMS; empty = enabled clerks with a phone |
 | GC_UPLOAD_MAX_MB | 50 | any uploaded file (stock codes, issuance phones, trade bills, every later upload); bigger request bodies are refused before they are read |
 | GC_UPLOAD_MAX_ROWS | 1048576 | lines of a CSV/TXT, rows of a worksheet (Excel's own limit) |
@@ -49,6 +51,12 @@ local protocol simulators, an SMS outbox instead of a real SMS provider). In pro
 | GC_UPLOAD_XLSX_MAX_ENTRY_MB | 200 | one part of an .xlsx, uncompressed |
 | GC_UPLOAD_XLSX_MAX_TOTAL_MB | 300 | all parts of an .xlsx uncompressed; also what one worksheet may expand to with its shared strings |
 | GC_UPLOAD_XLSX_MAX_RATIO | 100 | compression ratio of one part over 1 MB uncompressed (real sheets: 5-20) |
+| GC_UPLOAD_IMAGE_MAX_MB | 10 | one uploaded image (bouquet photos, receipts), before it is decoded |
+| GC_UPLOAD_IMAGE_MAX_PIXELS | 40000000 | width x height an uploaded image may declare (checked from its header, before decoding) |
+| GC_FLOWER_OPEN / GC_FLOWER_CLOSE | 09:00 / 21:00 | flower delivery hours (Asia/Shanghai): hourly slots start from OPEN, the last one ends at CLOSE |
+| GC_FLOWER_LEAD_MINUTES | 120 | a slot can be booked only if it starts at least this long from now |
+| GC_FLOWER_SLOT_CAPACITY | 5 | live flower orders one city's slot takes (cancelled and refunded ones free their place) |
+| GC_FLOWER_DAYS_AHEAD | 14 | how many days ahead slots can be booked |
 
 Upload limits are checked by :mod:`gc_admin.core.uploads` from the bytes and the zip metadata before any
 parser runs (see there).
@@ -117,6 +125,22 @@ class UploadLimits:
     xlsx_max_entry_bytes: int = 200 * 1024 * 1024
     xlsx_max_total_bytes: int = 300 * 1024 * 1024
     xlsx_max_ratio: int = 100
+    image_max_bytes: int = 10 * 1024 * 1024
+    image_max_pixels: int = 40_000_000
+
+
+@dataclasses.dataclass(frozen=True)
+class FlowerSettings:
+    """Flower delivery slots (``GC_FLOWER_*``): hourly, inside opening hours, with a lead time and a capacity."""
+
+    open_hour: int = 9
+    close_hour: int = 21
+    lead_minutes: int = 120
+    slot_capacity: int = 5
+    days_ahead: int = 14
+
+
+DEFAULT_ORDER_SLA = (("coupon_purchase", 10), ("flower", 120), ("topup", 30), ("driver", 30), ("goods", 2880))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,6 +165,8 @@ class Settings:
     wxpay: WxPaySettings
     order_unpaid_minutes: int = 30
     onduty_phones: tuple[str, ...] = ()
+    order_lease_minutes: int = 15
+    order_sla_minutes: tuple[tuple[str, int], ...] = DEFAULT_ORDER_SLA
     host: str = "127.0.0.1"
     allow_simulators: bool = False
     api_url: str = ""
@@ -149,6 +175,7 @@ class Settings:
     workers: int | None = None  # None: Reflex decides (see GC_WORKERS)
     log_format: str = "text"
     trusted_proxies: frozenset[str] = frozenset()
+    flowers: FlowerSettings = FlowerSettings()
 
     @property
     def loopback_only(self) -> bool:
@@ -230,6 +257,17 @@ def _host(env: dict[str, str], gc_env: str) -> str:
     return gc_host or reflex_host or ("0.0.0.0" if gc_env == "prod" else "127.0.0.1")
 
 
+def _sla(raw: str) -> tuple[tuple[str, int], ...]:
+    """``GC_ORDER_SLA_MINUTES`` (``flower=120,topup=30``) over the defaults; a bad entry is a startup error."""
+    out = dict(DEFAULT_ORDER_SLA)
+    for part in (p.strip() for p in raw.split(",") if p.strip()):
+        name, _, minutes = part.partition("=")
+        if name.strip() not in out or not minutes.strip().isdigit():
+            raise ValueError(f"GC_ORDER_SLA_MINUTES: expected type=minutes with a known type, got {part!r}")
+        out[name.strip()] = int(minutes)
+    return tuple(out.items())
+
+
 def _int(env: dict[str, str], name: str, default: int) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -269,7 +307,29 @@ def _upload_limits(env: dict[str, str]) -> UploadLimits:
         xlsx_max_entry_bytes=_int(env, "GC_UPLOAD_XLSX_MAX_ENTRY_MB", d.xlsx_max_entry_bytes // mb) * mb,
         xlsx_max_total_bytes=_int(env, "GC_UPLOAD_XLSX_MAX_TOTAL_MB", d.xlsx_max_total_bytes // mb) * mb,
         xlsx_max_ratio=_int(env, "GC_UPLOAD_XLSX_MAX_RATIO", d.xlsx_max_ratio),
+        image_max_bytes=_int(env, "GC_UPLOAD_IMAGE_MAX_MB", d.image_max_bytes // mb) * mb,
+        image_max_pixels=_int(env, "GC_UPLOAD_IMAGE_MAX_PIXELS", d.image_max_pixels),
     )
+
+
+def _hour(env: dict[str, str], name: str, default: int) -> int:
+    """A whole hour ``HH:00`` (or ``HH``) from the environment, 0-24."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    hh, _, mm = raw.partition(":")
+    if not hh.isdigit() or mm not in ("", "00") or not 0 <= int(hh) <= 24:
+        raise ConfigError(f"{name} must be a whole hour such as 09:00, got {raw!r}")
+    return int(hh)
+
+
+def _flower_settings(env: dict[str, str]) -> FlowerSettings:
+    d = FlowerSettings()
+    return FlowerSettings(open_hour=_hour(env, "GC_FLOWER_OPEN", d.open_hour),
+                          close_hour=_hour(env, "GC_FLOWER_CLOSE", d.close_hour),
+                          lead_minutes=_int(env, "GC_FLOWER_LEAD_MINUTES", d.lead_minutes),
+                          slot_capacity=_int(env, "GC_FLOWER_SLOT_CAPACITY", d.slot_capacity),
+                          days_ahead=_int(env, "GC_FLOWER_DAYS_AHEAD", d.days_ahead))
 
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
@@ -321,6 +381,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         ),
         order_unpaid_minutes=_int(env, "GC_ORDER_UNPAID_MINUTES", 30),
         onduty_phones=tuple(p.strip() for p in env.get("GC_ONDUTY_PHONES", "").split(",") if p.strip()),
+        order_lease_minutes=_int(env, "GC_ORDER_LEASE_MINUTES", 15),
+        order_sla_minutes=_sla(env.get("GC_ORDER_SLA_MINUTES", "")),
         host=_host(env, gc_env),
         allow_simulators=_bool(env, "GC_ALLOW_SIMULATORS"),
         api_url=env.get("REFLEX_API_URL", public_url).rstrip("/"),
@@ -329,6 +391,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         workers=_int(env, "GC_WORKERS", 0) or None,
         trusted_proxies=frozenset(p.strip() for p in env.get("GC_TRUSTED_PROXIES", "").split(",") if p.strip()),
         log_format=env.get("GC_LOG_FORMAT", "json" if gc_env == "prod" else "text").strip().lower(),
+        flowers=_flower_settings(env),
     )
     validate(settings)
     return settings
@@ -343,6 +406,10 @@ def validate(s: Settings) -> None:
         problems.append("GC_CORS_ORIGINS must list origins; '*' with credentials is not allowed")
     if not 1 <= s.order_unpaid_minutes <= 24 * 60:
         problems.append("GC_ORDER_UNPAID_MINUTES must be between 1 and 1440")
+    if not 1 <= s.order_lease_minutes <= 24 * 60:
+        problems.append("GC_ORDER_LEASE_MINUTES must be between 1 and 1440")
+    if any(m < 1 for _, m in s.order_sla_minutes):
+        problems.append("GC_ORDER_SLA_MINUTES: every limit must be at least 1 minute (type=minutes,...)")
     bad_phones = [p for p in s.onduty_phones if not (len(p) == 11 and p.isascii() and p.isdigit() and p[0] == "1")]
     if bad_phones:
         problems.append(f"GC_ONDUTY_PHONES must list 11-digit mainland mobile numbers, got {bad_phones}")
@@ -366,8 +433,13 @@ def validate(s: Settings) -> None:
         problems.append("GC_LOG_FORMAT must be json or text")
     u = s.uploads
     if min(u.max_bytes, u.max_rows, u.max_columns, u.max_cells, u.max_line_bytes, u.xlsx_max_entries,
-           u.xlsx_max_entry_bytes, u.xlsx_max_total_bytes, u.xlsx_max_ratio) < 1:
+           u.xlsx_max_entry_bytes, u.xlsx_max_total_bytes, u.xlsx_max_ratio, u.image_max_bytes, u.image_max_pixels) < 1:
         problems.append("GC_UPLOAD_* limits must be positive integers")
+    f = s.flowers
+    if not (f.open_hour < f.close_hour and 0 <= f.lead_minutes <= 7 * 24 * 60 and 1 <= f.slot_capacity <= 10_000
+            and 1 <= f.days_ahead <= 90):
+        problems.append("GC_FLOWER_OPEN must be before GC_FLOWER_CLOSE; GC_FLOWER_LEAD_MINUTES 0-10080, "
+                        "GC_FLOWER_SLOT_CAPACITY 1-10000, GC_FLOWER_DAYS_AHEAD 1-90")
     if s.env == "prod":
         if s.secret_key == DEMO_SECRET_KEY or len(s.secret_key) < 32:
             problems.append("GC_SECRET_KEY must be set to a random value of at least 32 characters")

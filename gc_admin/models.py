@@ -14,7 +14,9 @@ from gc_admin.coupons.models import (
     StockImport,
 )
 from gc_admin.integrations.sms.models import SmsMessage
-from gc_admin.orders.models import OrderEvent, OrderNotice, ServiceOrder
+from gc_admin.orders.aftersales.models import OrderCase, OrderCaseCall
+from gc_admin.orders.flowers.models import Bouquet, FlowerDelivery
+from gc_admin.orders.models import OrderChange, OrderEvent, OrderNotice, ServiceOrder
 from gc_admin.partners.models import PartnerKey
 from gc_admin.programmes.models import Programme
 from gc_admin.payments.models import (
@@ -32,8 +34,8 @@ from gc_admin.users.models import MpUser, SmsLoginCode
 metadata = SQLModel.metadata
 
 __all__ = [
-    "CouponPurchaseItem", "LedgerEntry", "OrderEvent", "OrderNotice", "Payment", "PaymentNotifyLog", "PointsEntry",
+    "CouponPurchaseItem", "LedgerEntry", "OrderCase", "OrderCaseCall", "OrderChange", "OrderEvent", "OrderNotice", "Payment", "PaymentNotifyLog", "PointsEntry",
     "ReconciliationRun", "Refund", "ServiceOrder", "StoredValueEntry", "UserBalance",
-    "AuditLog", "Coupon", "IssuanceBatch", "IssuanceRow", "LoginAttempt", "MpUser", "PartnerKey", "Product", "Programme",
+    "AuditLog", "Bouquet", "Coupon", "FlowerDelivery", "IssuanceBatch", "IssuanceRow", "LoginAttempt", "MpUser", "PartnerKey", "Product", "Programme",
     "SmsLoginCode", "SmsMessage", "StaffSession", "StaffUser", "StockCode", "StockImport", "metadata",
 ]

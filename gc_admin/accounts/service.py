@@ -264,6 +264,11 @@ def _get(session: Session, staff_id: int) -> StaffUser:
     return user
 
 
+def get_staff(session: Session, *, staff_id: int) -> StaffUser:
+    """One staff account, or ``STAFF_NOT_FOUND``."""
+    return _get(session, staff_id)
+
+
 def _require_admin(actor: Principal) -> None:
     if actor.role != "admin":
         raise Forbidden("只有管理员可以管理员工账号", code="FORBIDDEN")

@@ -32,6 +32,7 @@ off the event loop (FastAPI threadpool / ``asyncio.to_thread``); fastexcel and p
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import re
@@ -472,6 +473,86 @@ def check_xlsx(data: bytes, *, lim: UploadLimits | None = None) -> None:
             if info.file_size + scan.expanded > lim.xlsx_max_total_bytes:
                 raise _bomb(f"{info.filename[:80]} 引用的文字展开后约 {_mb(info.file_size + scan.expanded)}，"
                             f"上限 {_mb(lim.xlsx_max_total_bytes)}")
+
+
+# --- images ----------------------------------------------------------------------------------
+
+#: What an uploaded picture may be, by content (never by its name or the client's content type).
+IMAGE_TYPES = {"PNG": ("png", "image/png"), "JPEG": ("jpeg", "image/jpeg"), "WEBP": ("webp", "image/webp")}
+IMAGE_MAX_SIDE = 20_000  # pixels on either side: no camera or phone makes more; a 2,000,000 x 1 strip is an attack
+_IMAGE_MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"))
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckedImage:
+    """An uploaded picture that passed :func:`check_image`, re-encoded: only its pixels are kept (no
+    metadata, no trailing bytes, no second file hidden behind the image)."""
+
+    data: bytes
+    ext: str  # png | jpeg | webp
+    content_type: str
+    width: int
+    height: int
+
+
+def _not_image() -> UploadRefused:
+    return UploadRefused("不是可用的图片文件，请上传 JPG、PNG 或 WebP 格式的照片", code="UPLOAD_NOT_IMAGE")
+
+
+def _sniff_image(data: bytes) -> str | None:
+    for magic, fmt in _IMAGE_MAGIC:
+        if data.startswith(magic):
+            return fmt
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return None
+
+
+def check_image(data: bytes, *, lim: UploadLimits | None = None, max_side: int = 1600) -> CheckedImage:
+    """Refuse (:class:`UploadRefused`) what is not a sane JPG / PNG / WebP picture; return it re-encoded.
+
+    In order, each before anything costlier: the byte cap (``UPLOAD_TOO_LARGE``); the type from the first
+    bytes (``UPLOAD_NOT_IMAGE``: an SVG, a GIF, an HTML page renamed ``.png``); the width x height its header
+    declares against ``GC_UPLOAD_IMAGE_MAX_PIXELS`` (``UPLOAD_TOO_MANY_PIXELS``: a decompression bomb is
+    refused before a pixel is decoded); then a full decode (``UPLOAD_BAD_IMAGE``: truncated or corrupt).
+    The picture is turned upright (EXIF orientation), shrunk to at most ``max_side`` pixels a side and
+    saved again in its own format, so what is stored and served is pixels we wrote."""
+    import warnings
+
+    from PIL import Image, ImageOps
+
+    lim = lim or limits()
+    if len(data) > lim.image_max_bytes:
+        raise UploadRefused(f"图片超过 {_mb(lim.image_max_bytes)} 上限，请压缩后再上传", code="UPLOAD_TOO_LARGE",
+                            status=413)
+    fmt = _sniff_image(data)
+    if fmt is None:
+        raise _not_image()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=[fmt]) as img:
+                width, height = img.size
+                if width < 1 or height < 1 or width * height > lim.image_max_pixels or max(width, height) > IMAGE_MAX_SIDE:
+                    raise UploadRefused(f"图片尺寸过大（{width:,} × {height:,} 像素，上限 {lim.image_max_pixels:,} 像素），"
+                                        "请缩小后再上传", code="UPLOAD_TOO_MANY_PIXELS")
+                img.load()
+                picture = ImageOps.exif_transpose(img)
+    except UploadRefused:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise UploadRefused("图片尺寸过大，请缩小后再上传", code="UPLOAD_TOO_MANY_PIXELS") from None
+    except Exception:  # noqa: BLE001 - any decoder failure is a broken file to the person uploading it
+        raise UploadRefused("图片文件已损坏或不完整，请重新导出后上传", code="UPLOAD_BAD_IMAGE") from None
+    picture.thumbnail((max_side, max_side))
+    ext, content_type = IMAGE_TYPES[fmt]
+    if fmt == "JPEG":
+        picture = picture.convert("RGB")
+    elif picture.mode not in ("RGB", "RGBA", "L", "LA"):
+        picture = picture.convert("RGBA")
+    out = io.BytesIO()
+    picture.save(out, format=fmt, **({"quality": 88} if fmt in ("JPEG", "WEBP") else {"optimize": True}))
+    return CheckedImage(out.getvalue(), ext, content_type, picture.width, picture.height)
 
 
 # --- the transport ---------------------------------------------------------------------------

@@ -77,6 +77,7 @@ class Product(SQLModel, table=True):
         CheckConstraint(_in("funded_by", FUNDERS), name="ck_product_funded_by"),
         CheckConstraint("face_fen >= 0 AND cost_fen >= 0", name="ck_product_amounts"),
         CheckConstraint("percent_off IS NULL OR (percent_off BETWEEN 1 AND 99)", name="ck_product_percent_off"),
+        Index("uq_product_code_ci", text("lower(code)"), unique=True),  # codes keep their case, unique without it
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -37,7 +37,9 @@ from gc_admin.core.principal import Principal
 from gc_admin.coupons.catalog import service as coupons
 from gc_admin.coupons.purchase import service as purchase
 from gc_admin.db import session_scope
+from gc_admin.core.regions import GUANGXI_CITIES
 from gc_admin.orders import flows, pricing, service
+from gc_admin.orders.flowers import service as flowers
 from gc_admin.orders.kinds.coupon_purchase import purchase_limit
 from gc_admin.orders.kinds.topup import TOPUP_FACES
 from gc_admin.orders.models import ORDER_STATUSES, ORDER_TYPES
@@ -66,6 +68,19 @@ class TopupDetails(StrictModel):
     face_fen: Fen = Field(description="5000 or 10000")
 
 
+class FlowerDetails(StrictModel):
+    """鲜花配送 (API.md "Service orders"): a bouquet to a recipient in one of the 14 Guangxi cities, in a slot."""
+
+    bouquet_code: str = Field(min_length=1, max_length=32)
+    recipient_name: str = Field(min_length=1, max_length=32)
+    recipient_phone: str = Field(min_length=11, max_length=20, description="a mainland mobile")
+    city: str = Field(min_length=1, max_length=16, description="one of the 14 Guangxi cities, with or without 市")
+    district: str | None = Field(None, max_length=32)
+    address: str = Field(min_length=1, max_length=120)
+    slot_start: str = Field(max_length=40, description="ISO-8601 with offset: the start of a slot from GET /mp/flower/slots")
+    greeting: str | None = Field(None, max_length=100, description="the card's message")
+
+
 class OrderBody(StrictModel):
     """An order as the mini-program sends it (quote and create take the same body)."""
 
@@ -78,9 +93,14 @@ class OrderBody(StrictModel):
     points: Count = Field(0, description=f"points to use ({FEN_PER_POINT} fen each)")
     use_stored_value: bool = Field(False, strict=True)
     topup: TopupDetails | None = None
+    flower: FlowerDetails | None = None
 
     def draft(self) -> pricing.OrderDraft:
-        details: dict[str, Any] = self.topup.model_dump() if self.topup is not None else {}
+        own = getattr(self, self.type, None)  # the type's own object (topup: {...}, flower: {...})
+        stray = [t for t in ORDER_TYPES if t != self.type and isinstance(getattr(self, t, None), BaseModel)]
+        if stray:
+            raise InvalidInput(f"{ORDER_TYPES[self.type]}订单不能带 {', '.join(stray)} 字段", code="INVALID_ORDER")
+        details: dict[str, Any] = own.model_dump(exclude_none=True) if isinstance(own, BaseModel) else {}
         return pricing.OrderDraft(type=self.type, product_code=self.product_code, quantity=self.quantity,
                                   coupon_id=self.coupon_id, exchange_coupon_id=self.exchange_coupon_id,
                                   points=self.points, use_stored_value=self.use_stored_value, details=details)
@@ -186,6 +206,13 @@ class StaffPaymentOut(BaseModel):
     source: str
 
 
+class ClaimOut(BaseModel):
+    by_id: str | None = Field(None, description="staff id of the assignee (kept after the lease ends)")
+    by: str | None = Field(None, description="the assignee's name")
+    until: str | None = None
+    live: bool = Field(description="the lease runs: other clerks' actions are refused")
+
+
 class StaffOrderOut(_OrderFields):
     refundable_fen: int = Field(description="可退: the most one refund may be now — paid − refunded (refunds in "
                                             "flight included); for a coupon purchase only its still unused coupons; "
@@ -194,6 +221,9 @@ class StaffOrderOut(_OrderFields):
     phone_masked: str
     anomaly: str | None = None
     payment: StaffPaymentOut | None = None
+    city: str | None = None
+    claim: ClaimOut
+    kind_actions: list[str] = Field(description="the staff actions this order's type allows")
 
 
 class OrdersOut(BaseModel):
@@ -219,9 +249,20 @@ class TopupCatalog(BaseModel):
     faces_fen: list[int]
 
 
+class CatalogBouquet(BaseModel):
+    code: str
+    name: str
+    description: str
+    price_fen: int
+    image_url: str | None
+    note: str = Field(description="style and wrapping may differ from the photo")
+
+
 class CatalogOut(BaseModel):
     coupons: list[CatalogProduct]
     topup: TopupCatalog
+    bouquets: list[CatalogBouquet]
+    flower_cities: list[str] = Field(description="the 14 Guangxi cities flowers are delivered in")
     points: int
     stored_value_fen: int
 
@@ -250,11 +291,29 @@ class QueueOut(BaseModel):
 
 
 class ActionBody(StrictModel):
-    reason: str = Field("", max_length=200)
+    """Each action's own fields (which an order's type accepts for which action: ``Kind.action_fields``;
+    any other field given is refused with ``INVALID_FIELD``)."""
+
+    reason: str = Field("", max_length=200, description="cancel / after_sales / fail: required")
     amount_fen: PositiveFen | None = Field(
         None, description="refund: the amount in fen (required)")
     fulfilment: dict[str, str | Count | None] | None = Field(
-        None, description="accept / fulfil: shop name, shop phone, ETA, carrier, tracking no. …")
+        None, description="free fulfilment notes merged into the order's fulfilment (any action)")
+    shop_name: str | None = Field(None, max_length=64, description="flower accept: the Meituan shop")
+    shop_phone: str | None = Field(None, max_length=20, description="flower accept: the shop's phone")
+    eta: str | None = Field(None, max_length=40, description="flower accept: estimated delivery, ISO-8601 with offset")
+    provider_ref: str | None = Field(None, max_length=64, description="topup complete / fail: the provider's reference")
+    driver_id: IdField | None = Field(None, description="driver assign_driver: a driver of the roster")
+    platform: str | None = Field(None, max_length=32, description="driver hand_off: the third-party platform")
+    fee_fen: Fen | None = Field(None, description="driver set_fee: the fee in fen")
+    carrier: str | None = Field(None, max_length=32, description="goods ship: the carrier")
+    tracking_no: str | None = Field(None, max_length=40, description="goods ship: the tracking number")
+    override: bool = Field(False, strict=True, description="release: a manager frees another clerk's claim")
+
+    def fields(self) -> dict[str, Any]:
+        """The type-specific fields given (``None`` = not given)."""
+        return {k: v for k, v in self.model_dump(exclude={"reason", "amount_fen", "fulfilment", "override"}).items()
+                if v is not None}
 
 
 class CancelBody(StrictModel):
@@ -288,7 +347,7 @@ def _send_notices() -> None:
 
 # --- mini-program ------------------------------------------------------------------------------------
 
-@mp.get("/catalog", response_model=CatalogOut, summary="可购买 / 下单的商品：在售券种（价格、每人限购、库存提示）、话费面额")
+@mp.get("/catalog", response_model=CatalogOut, summary="可购买 / 下单的商品：在售券种（价格、每人限购、库存提示）、话费面额、花束与鲜花配送城市")
 def catalog(user: MpUser = Depends(require_user)):
     with session_scope() as s:
         items = []
@@ -302,8 +361,9 @@ def catalog(user: MpUser = Depends(require_user)):
                 percent_off=p.percent_off, category=p.category, supplier=p.supplier, per_user_limit=p.per_user_limit,
                 can_buy=min(left, hint) if hint is not None else left, stock_hint=hint))
         points, stored = balances(s, user_id=user.id)
-    return CatalogOut(coupons=items, topup=TopupCatalog(faces_fen=list(TOPUP_FACES)), points=points,
-                      stored_value_fen=stored)
+        bouquets = [CatalogBouquet(**flowers.bouquet_dict(b)) for b in flowers.menu(s)]
+    return CatalogOut(coupons=items, topup=TopupCatalog(faces_fen=list(TOPUP_FACES)), bouquets=bouquets,
+                      flower_cities=list(GUANGXI_CITIES), points=points, stored_value_fen=stored)
 
 
 @mp.post("/orders/quote", response_model=QuoteOut, summary="订单价格明细（不下单、无副作用）")
@@ -390,29 +450,45 @@ def staff_order(order_id: Id, p: Principal = Depends(require_staff("orders"))):
         return _staff_out(s, service.visible_order(s, order_id=order_id, scope=scope))
 
 
-ACTIONS = (*service.STAFF_ACTIONS, "refund")
+ACTIONS = (*service.LEASE_ACTIONS, *service.STAFF_ACTIONS, "refund")
+OVERRIDE_ROLES = ("admin", "manager")  # may free another clerk's claim
 
 
 @admin.post("/orders/{order_id}/actions/{action}", response_model=StaffOrderOut,
-            summary="订单操作：accept 接单、fulfil 履约、complete 完成、cancel 取消（未支付）、after_sales 转售后、"
-                    "resolve 售后完结、refund 退款 {amount_fen, reason}")
+            summary="订单操作：claim 认领、release 放弃认领、accept 接单 {shop_name, shop_phone, eta}、fulfil 履约、"
+                    "complete 完成 {provider_ref}、fail 失败并全额退款 {reason}、assign_driver {driver_id}、"
+                    "hand_off {platform}、arrive、start、set_fee {fee_fen}、ship {carrier, tracking_no}、"
+                    "cancel 取消（未支付）、after_sales 转售后、resolve 售后完结、refund 退款 {amount_fen, reason}。"
+                    "他人认领中的订单返回 409 ORDER_CLAIMED_BY_OTHER（注明认领人）")
 def act(action: Literal[ACTIONS], order_id: Id, body: ActionBody | None = None,  # type: ignore[valid-type]
         p: Principal = Depends(require_staff("orders"))):
     body = body or ActionBody()
     actor = p.actor()
-    if action == "refund":
+    scope = _scope(p)
+    if action in service.LEASE_ACTIONS:
+        if not scope.can_act:
+            raise Forbidden("没有处理订单的权限", code="FORBIDDEN")
+        if body.override and p.role not in OVERRIDE_ROLES:
+            raise Forbidden("只有管理员或主管可以解除他人的认领", code="FORBIDDEN")
+        with session_scope() as s:
+            service.visible_order(s, order_id=order_id, scope=scope)
+            if action == "claim":
+                service.claim(s, order_id=order_id, actor=actor)
+            else:
+                service.release(s, order_id=order_id, actor=actor, override=body.override)
+    elif action == "refund":
         if p.role not in REFUND_ROLES:
             raise Forbidden("没有退款权限", code="FORBIDDEN")
         if body.amount_fen is None:
             raise InvalidInput("请填写退款金额（分）", code="AMOUNT_REQUIRED")
         try:
             flows.refund(order_id=order_id, amount_fen=body.amount_fen, reason=body.reason, actor=actor,
-                         scope=_scope(p))
+                         scope=scope)
         except flows.RefundNotSent as exc:
             raise exc.error from None  # answered as the failure it is; the refund stays pending for the retry job
     else:
-        flows.act(order_id=order_id, action=action, actor=actor, scope=_scope(p), reason=body.reason,
-                  fulfilment=body.fulfilment)
+        flows.act(order_id=order_id, action=action, actor=actor, scope=scope, reason=body.reason,
+                  fulfilment=body.fulfilment, fields=body.fields())
     with session_scope() as s:
         return _staff_out(s, service.get_order(s, order_id=order_id))
 

@@ -1,12 +1,17 @@
 """Product routes (``/admin/products``): the catalogue for staff automation. Thin: parse → one unit of
-work calling :mod:`gc_admin.coupons.catalog.service` → serialise."""
+work calling :mod:`gc_admin.coupons.catalog.service` → serialise.
+
+A product is created with the shape it is answered with (API.md "Product"): the third-party mini-program
+a redemption code opens is ``jump: {app_id, path}``. The flat ``jump_app_id`` / ``jump_path`` of the first
+version are still taken (scripts written against it keep working); both forms at once must agree. The
+code keeps the case it was sent in (``BARS-X``)."""
 
 from __future__ import annotations
 
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from gc_admin.accounts.deps import require_staff
 from gc_admin.core.errors import Forbidden
@@ -24,6 +29,11 @@ PRODUCT_MANAGERS = ("admin", "manager")
 class Jump(BaseModel):
     app_id: str
     path: str
+
+
+class JumpIn(StrictModel):
+    app_id: str = Field(max_length=32, description="the mini-program to open (wx + 16 characters)")
+    path: str | None = Field(None, max_length=255, description="a page inside it")
 
 
 class ProductOut(BaseModel):
@@ -57,14 +67,30 @@ class ProductIn(StrictModel):
     supplier: str = Field("", max_length=64)
     programme_code: str | None = Field(None, max_length=32)
     funded_by: Literal[tuple(FUNDERS)] = "insurer"  # type: ignore[valid-type]
-    jump_app_id: str | None = Field(None, max_length=32)
-    jump_path: str | None = Field(None, max_length=255)
+    jump: JumpIn | None = Field(None, description="redemption codes: the mini-program 去使用 opens")
+    jump_app_id: str | None = Field(None, max_length=32, description="deprecated: use jump.app_id")
+    jump_path: str | None = Field(None, max_length=255, description="deprecated: use jump.path")
     use_window_days: int = Field(30, ge=1, le=3650)
     min_validity_days: int = Field(30, ge=0, le=3650)
     validity_days: int = Field(90, ge=1, le=3650)
     on_sale: bool = False
     per_user_limit: int | None = Field(None, ge=1, le=10000)
     category: Literal[tuple(CASHBACK_CATEGORIES)] | None = None  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _one_jump(self) -> ProductIn:
+        if self.jump is not None:
+            flat = (self.jump_app_id, self.jump_path)
+            if flat != (None, None) and flat != (self.jump.app_id, self.jump.path):
+                raise ValueError("jump 与 jump_app_id / jump_path 不一致，请只填写 jump")
+        return self
+
+    def fields(self) -> dict:
+        """The service's keyword arguments (``jump`` as the flat columns it is stored in)."""
+        out = self.model_dump(exclude={"jump"})
+        if self.jump is not None:
+            out.update(jump_app_id=self.jump.app_id, jump_path=self.jump.path)
+        return out
 
 
 @admin.get("/products", response_model=list[ProductOut], summary="券种列表")
@@ -78,7 +104,7 @@ def create_product(body: ProductIn, p: Principal = Depends(require_staff("stock"
     if p.role not in PRODUCT_MANAGERS:
         raise Forbidden("只有管理员或经理可以新建券种", code="FORBIDDEN")
     with session_scope() as s:
-        product = service.create_product(s, actor=p.actor(), **body.model_dump())
+        product = service.create_product(s, actor=p.actor(), **body.fields())
         return service.product_dict(product)
 
 

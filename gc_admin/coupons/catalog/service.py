@@ -23,9 +23,11 @@ from gc_admin.coupons.models import (
 )
 from gc_admin.db import first_wins
 from gc_admin.programmes.models import Programme
-from gc_admin.programmes.service import CODE_RE
 
 APP_ID_RE = re.compile(r"^wx[0-9a-zA-Z]{16}$")
+# A product code keeps the case it was created with (``BARS-X`` stays ``BARS-X``); it is unique and
+# looked up without regard to case (``uq_product_code_ci``, :func:`code_is`).
+PRODUCT_CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{1,31}$")
 
 # Fields a product update may change (code and kind are fixed once created).
 EDITABLE = (
@@ -129,10 +131,10 @@ def create_product(
     per_user_limit: int | None = None,
     category: str | None = None,
 ) -> Product:
-    """Create a product; codes are unique, lower-case identifiers (``tpp_tongdui_50``)."""
-    code = (code or "").strip().lower()
-    if not CODE_RE.match(code):
-        raise _bad("券种编码需 2–32 位，以小写字母或数字开头，只含小写字母、数字、_ 或 -", "INVALID_PRODUCT_CODE")
+    """Create a product; codes (``tpp_tongdui_50``, ``BARS-X``) keep their case and are unique without regard to it."""
+    code = (code or "").strip()
+    if not PRODUCT_CODE_RE.match(code):
+        raise _bad("券种编码需 2–32 位，以字母或数字开头，只含字母、数字、_ 或 -", "INVALID_PRODUCT_CODE")
     now = utcnow()
     product = Product(
         code=code, name=(name or "").strip(), kind=kind, face_fen=face_fen, cost_fen=cost_fen, percent_off=percent_off,
@@ -145,8 +147,9 @@ def create_product(
     _validate(session, product)
 
     def taken() -> None:
-        if session.exec(select(Product.id).where(Product.code == code)).first() is not None:
-            raise Conflict(f"券种编码 {code} 已存在", code="PRODUCT_EXISTS")
+        existing = session.exec(select(Product.code).where(code_is(code))).first()
+        if existing is not None:
+            raise Conflict(f"券种编码 {existing} 已存在", code="PRODUCT_EXISTS")
 
     taken()
     first_wins(session, lambda: _insert(session, product), replay=taken)  # a twin's code first: PRODUCT_EXISTS
@@ -184,9 +187,14 @@ def update_product(session: Session, *, actor: Actor, code: str, **changes: Any)
     return product
 
 
+def code_is(code: str | None) -> Any:
+    """The SQL condition "this product's code is ``code``", without regard to case."""
+    return func.lower(col(Product.code)) == (code or "").strip().lower()
+
+
 def get_product_by_code(session: Session, code: str) -> Product:
-    """The product with ``code``, or :class:`NotFound` (券种不存在)."""
-    product = session.exec(select(Product).where(Product.code == (code or "").strip().lower())).first()
+    """The product with ``code`` (any case), or :class:`NotFound` (券种不存在)."""
+    product = session.exec(select(Product).where(code_is(code))).first()
     if product is None:
         raise NotFound("券种不存在", code="PRODUCT_NOT_FOUND")
     return product

@@ -38,7 +38,7 @@ from gc_admin.core.errors import Conflict, InvalidInput, NotFound
 from gc_admin.core.exports import EXPORT_LIMIT, csv_bytes
 from gc_admin.core.principal import Actor
 from gc_admin.core.sorting import order_by
-from gc_admin.coupons.catalog.service import get_product_by_code, in_programme
+from gc_admin.coupons.catalog.service import code_is, get_product_by_code, in_programme
 from gc_admin.coupons.models import ISSUE_SOURCES, REDEMPTION_CODE, ROW_STATUSES, Coupon, IssuanceBatch, Product
 from gc_admin.coupons.stock.importer import end_of_day
 from gc_admin.coupons.stock.service import claim_codes, release_codes
@@ -450,7 +450,7 @@ def _issuances_query(*, product_code: str | None, source: str | None, programme_
     if programme_code is not None:
         q = q.where(IssuanceBatch.scope == programme_code)
     if product_code:
-        q = q.where(Product.code == product_code)
+        q = q.where(code_is(product_code))
     if source:
         q = q.where(IssuanceBatch.source == source)
     order = order_by(sort, ISSUANCE_SORT_KEYS, tie=col(IssuanceBatch.id), default=[col(IssuanceBatch.id).desc()])

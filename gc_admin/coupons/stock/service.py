@@ -38,7 +38,7 @@ from gc_admin.core.money import format_fen
 from gc_admin.core.phone import mask_phone, mask_secret
 from gc_admin.core.principal import SYSTEM, Actor
 from gc_admin.core.sorting import order_by
-from gc_admin.coupons.catalog.service import get_product_by_code
+from gc_admin.coupons.catalog.service import code_is, get_product_by_code
 from gc_admin.coupons.models import REDEMPTION_CODE, STOCK_STATES, Coupon, Product, StockCode, StockImport
 from gc_admin.coupons.stock.importer import FileRejected, read_codes_file
 from gc_admin.db import Page, paginate
@@ -265,7 +265,7 @@ def list_imports(session: Session, *, product_code: str | None = None, offset: i
     """Imports, newest first (reports without their invalid-row lists' contents trimmed)."""
     q = select(StockImport, Product.code).join(Product, col(Product.id) == col(StockImport.product_id))
     if product_code:
-        q = q.where(Product.code == product_code)
+        q = q.where(code_is(product_code))
     return paginate(session, q, order=[col(StockImport.id).desc()], offset=offset, limit=limit,
                     row=lambda r: _report(r[0], r[1]))
 
@@ -337,7 +337,7 @@ def stock_summary(session: Session, *, product_code: str | None = None,
         .order_by(Product.code)
     )
     if product_code:
-        q = q.where(Product.code == product_code)
+        q = q.where(code_is(product_code))
     return [SummaryRow(code, name, st, b, int(n), int(face or 0), int(cost or 0))
             for code, name, st, b, n, face, cost in session.exec(q).all()]
 
@@ -375,7 +375,7 @@ def _stock_codes_query(*, product_code: str | None, state: str | None, import_id
         .outerjoin(Coupon, col(Coupon.stock_code_id) == col(StockCode.id))
     )
     if product_code:
-        q = q.where(Product.code == product_code)
+        q = q.where(code_is(product_code))
     if state:
         if state not in SUMMARY_STATES:
             raise InvalidInput("未知的库存状态", code="INVALID_STATE")

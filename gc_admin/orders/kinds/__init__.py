@@ -1,22 +1,25 @@
 """Order kinds, one module per order type the mini-program can order (see :mod:`.base`).
 
-Flower delivery, designated driver and goods orders exist in the tables and the state machine
-but have no catalogue yet: they are registered as not orderable (``ORDER_TYPE_UNAVAILABLE``),
-with the coupons that will fit them.
+Designated driver and goods orders exist in the tables and the state machine but have no
+catalogue yet: they are registered as not orderable (``ORDER_TYPE_UNAVAILABLE``), with the coupons
+that will fit them.
 """
 
 from __future__ import annotations
 
-from gc_admin.orders.kinds import coupon_purchase, topup
+from gc_admin.orders.kinds import coupon_purchase, flower, topup
 from gc_admin.orders.kinds.base import Kind, not_orderable_yet
 from gc_admin.orders.models import ORDER_TYPES
 
 KINDS: dict[str, Kind] = {k.type: k for k in (
     coupon_purchase.KIND,
-    not_orderable_yet("flower", coupon_fits=("service_discount",)),
+    flower.KIND,
     topup.KIND,
-    not_orderable_yet("driver", coupon_fits=("service_discount",)),
-    not_orderable_yet("goods", coupon_fits=("goods_discount",), exchange_fits=("goods_exchange",)),
+    not_orderable_yet("driver", coupon_fits=("service_discount",),
+                      actions=("assign_driver", "hand_off", "arrive", "start", "set_fee", "complete", "cancel",
+                               "after_sales", "resolve")),
+    not_orderable_yet("goods", coupon_fits=("goods_discount",), exchange_fits=("goods_exchange",),
+                      actions=("ship", "complete", "cancel", "after_sales", "resolve")),
 )}
 assert list(KINDS) == list(ORDER_TYPES), "every order type has its kind (orders/kinds/)"
 ORDERABLE_TYPES = tuple(t for t, k in KINDS.items() if k.orderable)

@@ -41,6 +41,8 @@ QUEUE = frozenset({"admin", "manager", "clerk", "service", "dispatcher"})
 REFUNDERS = frozenset({"admin", "manager", "clerk", "service"})
 MONEY = frozenset({"admin", "manager"})
 STOCK = frozenset({"admin", "manager", "clerk"})
+FLOWERS = STOCK  # 鲜花管理: read by these, changed by MONEY (admin, manager)
+ADMIN = frozenset({"admin"})
 ROW_SCOPED_ROLES = frozenset({"insurer", "supplier", "dispatcher"})
 
 # Phones of the world, by whose list they are (none may leak whole to a role that did not supply it).
@@ -214,6 +216,18 @@ ROUTES: dict[tuple[str, str], list[Case]] = {
                                          {"json": {"amount_fen": 10**9, "reason": "矩阵测试"}}),
              ok=(409, "REFUND_EXCEEDS_PAID"), name="refund"),
     ],
+    ("GET", "/bouquets"): [Case(FLOWERS, get("/bouquets"))],
+    ("POST", "/bouquets"): [Case(MONEY, lambda role, w: ("POST", A + "/bouquets", {"json": {
+        "code": f"b-{role}", "name": "红玫瑰", "price_fen": 9900}}), ok=201)],
+    ("PATCH", "/bouquets/{code}"): [Case(MONEY, lambda role, w: ("PATCH", A + "/bouquets/none", {"json": {"sort": 1}}),
+                                         ok=(404, "BOUQUET_NOT_FOUND"))],
+    ("POST", "/bouquets/{code}/image"): [Case(MONEY, lambda role, w: ("POST", A + "/bouquets/none/image", {
+        "files": {"file": ("p.png", b"\x89PNG\r\n\x1a\n", "image/png")}}), ok=(404, "BOUQUET_NOT_FOUND"))],
+    ("GET", "/staff"): [Case(ADMIN, get("/staff"))],
+    ("POST", "/staff"): [Case(ADMIN, lambda role, w: ("POST", A + "/staff", {"json": {
+        "username": f"new_{role}", "display_name": "新员工", "password": "New-Staff-2026", "role": "clerk"}}), ok=201)],
+    ("PATCH", "/staff/{staff_id}"): [Case(ADMIN, lambda role, w: ("PATCH", A + "/staff/999999", {"json": {"enabled": True}}),
+                                          ok=(404, "STAFF_NOT_FOUND"))],
     ("GET", "/ledger"): [Case(MONEY, get("/ledger"))],
     ("GET", "/ledger.xlsx"): [Case(MONEY, get("/ledger.xlsx"))],
     ("GET", "/refunds"): [Case(MONEY, get("/refunds"))],

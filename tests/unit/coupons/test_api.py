@@ -157,7 +157,7 @@ def test_one_programme_rule_for_the_partner_and_the_insurers_staff(setup, make_s
                                    phones=["13700000001"]).issued == 1  # the platform's staff may give it
     # the member's coupons through the club key: the programme's products only, not the platform's promo
     member = api.get("/api/v1/partner/members/13700000001/coupons", headers={"X-Api-Key": key}).json()
-    assert [c["product_code"] for c in member["items"]] == ["tpp50", "tpp50"]
+    assert [c["product_code"] for c in member["items"]] == ["TPP50", "TPP50"]  # the code as created (issue 10)
     # each side reads its own batch, not the other's nor the platform's
     api_error(api.get("/api/v1/partner/issuances/staff-1", headers={"X-Api-Key": key}), 404, "ISSUANCE_NOT_FOUND")
     api_error(api.get("/api/v1/admin/issuances/partner-1", headers=callers["staff"][1]), 404, "ISSUANCE_NOT_FOUND")

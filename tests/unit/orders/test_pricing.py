@@ -172,7 +172,7 @@ def test_quote_rules(world) -> None:
             _q(user, type="topup", details=bad)
         assert err.value.code == code, bad
     with pytest.raises(InvalidInput) as ierr:
-        _q(user, type="flower")
+        _q(user, type="goods")
     assert ierr.value.code == "ORDER_TYPE_UNAVAILABLE"
     with pytest.raises(InvalidInput) as err:
         _q(user, type="coupon_purchase", product_code="tpp50", quantity=1.0)
