@@ -35,6 +35,8 @@ local protocol simulators, an SMS outbox instead of a real SMS provider). In pro
 | GC_WXPAY_NOTIFY_URL | <public>/api/v1/pay/wechat/notify | where WeChat Pay posts payment results (refunds: .../refund-notify) |
 | GC_WXPAY_DEV_KEYS | <project>/data/wxpay_dev_keys.json | throwaway key set shared by the local client and simulator |
 | GC_ORDER_UNPAID_MINUTES | 30 | an unpaid order is closed at WeChat Pay and cancelled after this long (its reservations released) |
+| GC_DRIVER_PLATFORM_URL | local | third-party designated-driver platform API origin; ``local`` = the simulator under /sim/driver (dev/test only) |
+| GC_DRIVER_PLATFORM_CODE / _KEY / _SECRET | edaijia / demo values | its code in ``/api/v1/driver/{code}/callback``, our app key and the HMAC secret (both ways) |
 | GC_ONDUTY_PHONES | (empty) | comma-separated phones told of new paid orders by SMS; empty = enabled clerks with a phone |
 | GC_UPLOAD_MAX_MB | 50 | any uploaded file (stock codes, issuance phones, trade bills, every later upload); bigger request bodies are refused before they are read |
 | GC_UPLOAD_MAX_ROWS | 1048576 | lines of a CSV/TXT, rows of a worksheet (Excel's own limit) |
@@ -65,6 +67,7 @@ DEMO_SECRET_KEY = "demo-secret-key-not-for-production-use-0000"
 DEMO_WECHAT_APPID = "wxdemo0000000000"
 DEMO_WECHAT_SECRET = "demo-wechat-secret"
 DEMO_WXPAY_MCHID = "1900000001"
+DEMO_DRIVER_KEY, DEMO_DRIVER_SECRET = "demo-driver-key", "demo-driver-secret-not-for-production"
 
 ENVS = ("dev", "test", "prod")
 SMS_PROVIDERS = ("outbox", "aliyun", "tencent")
@@ -141,6 +144,7 @@ class Settings:
     allow_simulators: bool = False
     api_url: str = ""
     uploads: UploadLimits = UploadLimits()
+    driver_platform: tuple[str, str, str, str] = ("local", "edaijia", DEMO_DRIVER_KEY, DEMO_DRIVER_SECRET)  # url, code, key, secret
 
     @property
     def loopback_only(self) -> bool:
@@ -317,6 +321,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         allow_simulators=_bool(env, "GC_ALLOW_SIMULATORS"),
         api_url=env.get("REFLEX_API_URL", public_url).rstrip("/"),
         uploads=_upload_limits(env),
+        driver_platform=(env.get("GC_DRIVER_PLATFORM_URL", "local").rstrip("/"), env.get("GC_DRIVER_PLATFORM_CODE", "edaijia"),
+                         env.get("GC_DRIVER_PLATFORM_KEY", DEMO_DRIVER_KEY),
+                         env.get("GC_DRIVER_PLATFORM_SECRET", DEMO_DRIVER_SECRET)),
     )
     validate(settings)
     return settings
@@ -364,6 +371,8 @@ def validate(s: Settings) -> None:
         if w.mchid == DEMO_WXPAY_MCHID or not (w.merchant_key_path and w.merchant_serial_no and w.public_key_path
                                                and w.public_key_id):
             problems.append("GC_WXPAY_MCHID and the merchant/platform key settings (GC_WXPAY_*) are required in prod")
+        if s.driver_platform[0] == "local" or s.driver_platform[3] == DEMO_DRIVER_SECRET:
+            problems.append("GC_DRIVER_PLATFORM_URL / _KEY / _SECRET must be the real driver platform's in prod")
         if len(w.apiv3_key.encode()) != 32:
             problems.append("GC_WXPAY_APIV3_KEY must be the 32-byte APIv3 key")
     if problems:
