@@ -70,6 +70,7 @@ from gc_admin.core.bulk import dialect
 from gc_admin.db import lock_for_write, session_scope
 from gc_admin.integrations.wechatpay.client import WxPayError
 from gc_admin.orders import pricing
+from gc_admin.orders.aftersales import service as aftersales
 from gc_admin.orders.kinds import kind_of
 from gc_admin.orders.models import ORDER_STATUSES, ORDER_TYPES, OrderNotice, ServiceOrder
 from gc_admin.orders.kinds.base import ActionOutcome
@@ -83,6 +84,7 @@ from gc_admin.orders.service import (
     Scope,
     add_event,
     check_lease,
+    claim,
     get_order,
     get_user_order,
     lease_of,
@@ -90,6 +92,7 @@ from gc_admin.orders.service import (
     new_order_no,
     order_history,
     order_ref,
+    release,
     transition,
     user_actor,
     visible_order,
@@ -472,7 +475,7 @@ def staff_action(session: Session, *, order_id: int, action: str, actor: Actor, 
     if action not in kind.actions:
         raise Conflict(f"{kind.label}订单没有“{label}”操作", code="ACTION_NOT_FOR_TYPE")
     given = {k: v for k, v in (fields or {}).items() if v is not None}
-    unknown = sorted(set(given) - set(kind.action_fields.get(action, ())))
+    unknown = sorted(set(given) - set(kind.action_fields.get(action, ())) - set(COMMON_FIELDS.get(action, ())))
     if unknown:
         raise InvalidInput(f"{kind.label}订单的“{label}”不接受这些字段：{', '.join(unknown)}", code="INVALID_FIELD")
     reason = (reason or "").strip()
@@ -496,7 +499,17 @@ def staff_action(session: Session, *, order_id: int, action: str, actor: Actor, 
     else:
         transition(session, order_id=order_id, action=action, actor=actor, reason=text_, now=now, values=values,
                    target=outcome.target)
+    notes = str(given.get("notes") or "").strip()
+    if action == "after_sales":
+        aftersales.open_case(session, order_id=order_id, reason=reason, notes=notes, actor=actor, now=now)
+    elif action == "resolve":
+        aftersales.close_case(session, order_id=order_id, outcome="resolved", note=notes or reason, actor=actor,
+                              now=now)
     return get_order(session, order_id=order_id)
+
+
+#: fields every type's action takes (after-sales: the case's notes)
+COMMON_FIELDS: dict[str, tuple[str, ...]] = {"after_sales": ("notes",), "resolve": ("notes",)}
 
 
 def _fail(session: Session, *, order: ServiceOrder, actor: Actor, reason: str, values: dict[str, Any],
@@ -672,6 +685,8 @@ def _refund_succeeded(session: Session, *, refund_id: int, wx_refund_id: str | N
                 returned.append(int(cid))
         give_back_balances(session, order_id=order.id, user_id=order.user_id, order_no=order.order_no,
                            points=order.points_used, stored_value_fen=order.stored_value_fen, now=now)
+        aftersales.close_case(session, order_id=order.id, outcome="refunded", note=refund.reason, actor=SYSTEM,
+                              now=now)
     else:
         add_event(session, order_id=order.id, action="refund_succeeded", actor=SYSTEM,
                   reason=f"部分退款 {format_fen(refund.amount_fen)} 已到账", now=now)
@@ -802,7 +817,8 @@ def order_view(session: Session, *, order: ServiceOrder, for_staff: bool = False
         out.update(user_id=order.user_id, phone_masked=mask_phone(user.phone if user else None), anomaly=order.anomaly,
                    payment=payments.order_payment(session, order_id=order.id),
                    refundable_fen=refundable_fen(session, order=order), city=order.city,
-                   claim=lease_of(order), kind_actions=list(kind_of(order.type).actions))
+                   claim=lease_of(order), kind_actions=list(kind_of(order.type).actions),
+                   case=aftersales.case_view(session, order_id=order.id))
     return out
 
 
@@ -870,6 +886,41 @@ def act(*, order_id: int, action: str, actor: Actor, scope: Scope, reason: str =
         with session_scope() as s:
             order = get_order(s, order_id=order_id)
     return order
+
+
+def lease_act(*, order_id: int, action: str, actor: Actor, scope: Scope, override: bool = False) -> ServiceOrder:
+    """``claim`` / ``release`` on an order ``scope`` may see, in its own unit of work."""
+    with session_scope() as s:
+        visible_order(s, order_id=order_id, scope=scope)
+        if action == "claim":
+            return claim(s, order_id=order_id, actor=actor)
+        if action == "release":
+            return release(s, order_id=order_id, actor=actor, override=override)
+    raise InvalidInput(f"未知的订单操作：{action}", code="INVALID_ACTION")
+
+
+@dataclasses.dataclass(frozen=True)
+class BulkResult:
+    order_id: int
+    status: str | None
+    error: DomainError | None
+
+
+def bulk_act(*, order_ids: list[int], action: str, actor: Actor, scope: Scope, reason: str = "",
+             fields: Mapping[str, Any] | None = None) -> list[BulkResult]:
+    """The same staff action on several orders, each in its own unit of work (one refused — someone else's
+    claim, a changed status — never holds up or undoes the others); a result per order, in order."""
+    out: list[BulkResult] = []
+    for oid in order_ids:
+        try:
+            if action in ("claim", "release"):
+                order = lease_act(order_id=oid, action=action, actor=actor, scope=scope)
+            else:
+                order = act(order_id=oid, action=action, actor=actor, scope=scope, reason=reason, fields=fields)
+            out.append(BulkResult(oid, order.status, None))
+        except DomainError as exc:
+            out.append(BulkResult(oid, None, exc))
+    return out
 
 
 def send_refund_now(*, refund_id: int) -> Refund:
