@@ -35,6 +35,8 @@ local protocol simulators, an SMS outbox instead of a real SMS provider). In pro
 | GC_WXPAY_NOTIFY_URL | <public>/api/v1/pay/wechat/notify | where WeChat Pay posts payment results (refunds: .../refund-notify) |
 | GC_WXPAY_DEV_KEYS | <project>/data/wxpay_dev_keys.json | throwaway key set shared by the local client and simulator |
 | GC_ORDER_UNPAID_MINUTES | 30 | an unpaid order is closed at WeChat Pay and cancelled after this long (its reservations released) |
+| GC_ORDER_LEASE_MINUTES | 15 | how long a clerk's claim on an order (认领 / 下一单) keeps other clerks off it; it lapses by itself |
+| GC_ORDER_SLA_MINUTES | coupon_purchase=10,flower=120,topup=30,driver=30,goods=2880 | per type: time from payment the kanban's SLA timer allows (amber from 80 %, red past it) |
 | GC_DRIVER_PLATFORM_URL | local | third-party designated-driver platform API origin; ``local`` = the simulator under /sim/driver (dev/test only) |
 | GC_DRIVER_PLATFORM_CODE / _KEY / _SECRET | edaijia / demo values | its code in ``/api/v1/driver/{code}/callback``, our app key and the HMAC secret (both ways) |
 | GC_ONDUTY_PHONES | (empty) | comma-separated phones told of new paid orders by SMS; empty = enabled clerks with a phone |
@@ -118,6 +120,9 @@ class UploadLimits:
     xlsx_max_ratio: int = 100
 
 
+DEFAULT_ORDER_SLA = (("coupon_purchase", 10), ("flower", 120), ("topup", 30), ("driver", 30), ("goods", 2880))
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     env: str
@@ -140,6 +145,8 @@ class Settings:
     wxpay: WxPaySettings
     order_unpaid_minutes: int = 30
     onduty_phones: tuple[str, ...] = ()
+    order_lease_minutes: int = 15
+    order_sla_minutes: tuple[tuple[str, int], ...] = DEFAULT_ORDER_SLA
     host: str = "127.0.0.1"
     allow_simulators: bool = False
     api_url: str = ""
@@ -224,6 +231,17 @@ def _host(env: dict[str, str], gc_env: str) -> str:
     if gc_host and reflex_host and gc_host != reflex_host:
         raise ConfigError(f"GC_HOST={gc_host} contradicts REFLEX_BACKEND_HOST={reflex_host}: set only GC_HOST")
     return gc_host or reflex_host or ("0.0.0.0" if gc_env == "prod" else "127.0.0.1")
+
+
+def _sla(raw: str) -> tuple[tuple[str, int], ...]:
+    """``GC_ORDER_SLA_MINUTES`` (``flower=120,topup=30``) over the defaults; a bad entry is a startup error."""
+    out = dict(DEFAULT_ORDER_SLA)
+    for part in (p.strip() for p in raw.split(",") if p.strip()):
+        name, _, minutes = part.partition("=")
+        if name.strip() not in out or not minutes.strip().isdigit():
+            raise ValueError(f"GC_ORDER_SLA_MINUTES: expected type=minutes with a known type, got {part!r}")
+        out[name.strip()] = int(minutes)
+    return tuple(out.items())
 
 
 def _int(env: dict[str, str], name: str, default: int) -> int:
@@ -317,6 +335,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         ),
         order_unpaid_minutes=_int(env, "GC_ORDER_UNPAID_MINUTES", 30),
         onduty_phones=tuple(p.strip() for p in env.get("GC_ONDUTY_PHONES", "").split(",") if p.strip()),
+        order_lease_minutes=_int(env, "GC_ORDER_LEASE_MINUTES", 15),
+        order_sla_minutes=_sla(env.get("GC_ORDER_SLA_MINUTES", "")),
         host=_host(env, gc_env),
         allow_simulators=_bool(env, "GC_ALLOW_SIMULATORS"),
         api_url=env.get("REFLEX_API_URL", public_url).rstrip("/"),
@@ -338,6 +358,10 @@ def validate(s: Settings) -> None:
         problems.append("GC_CORS_ORIGINS must list origins; '*' with credentials is not allowed")
     if not 1 <= s.order_unpaid_minutes <= 24 * 60:
         problems.append("GC_ORDER_UNPAID_MINUTES must be between 1 and 1440")
+    if not 1 <= s.order_lease_minutes <= 24 * 60:
+        problems.append("GC_ORDER_LEASE_MINUTES must be between 1 and 1440")
+    if any(m < 1 for _, m in s.order_sla_minutes):
+        problems.append("GC_ORDER_SLA_MINUTES: every limit must be at least 1 minute (type=minutes,...)")
     bad_phones = [p for p in s.onduty_phones if not (len(p) == 11 and p.isascii() and p.isdigit() and p[0] == "1")]
     if bad_phones:
         problems.append(f"GC_ONDUTY_PHONES must list 11-digit mainland mobile numbers, got {bad_phones}")

@@ -14,8 +14,9 @@ from gc_admin.coupons.models import (
     StockImport,
 )
 from gc_admin.integrations.sms.models import SmsMessage
+from gc_admin.orders.aftersales.models import OrderCase, OrderCaseCall
 from gc_admin.orders.drivers.models import Driver, DriverCallback
-from gc_admin.orders.models import OrderEvent, OrderNotice, ServiceOrder
+from gc_admin.orders.models import OrderChange, OrderEvent, OrderNotice, ServiceOrder
 from gc_admin.partners.models import PartnerKey
 from gc_admin.programmes.models import Programme
 from gc_admin.payments.models import (
@@ -33,7 +34,7 @@ from gc_admin.users.models import MpUser, SmsLoginCode
 metadata = SQLModel.metadata
 
 __all__ = [
-    "CouponPurchaseItem", "Driver", "DriverCallback", "LedgerEntry", "OrderEvent", "OrderNotice", "Payment", "PaymentNotifyLog", "PointsEntry",
+    "CouponPurchaseItem", "Driver", "DriverCallback", "LedgerEntry", "OrderCase", "OrderCaseCall", "OrderChange", "OrderEvent", "OrderNotice", "Payment", "PaymentNotifyLog", "PointsEntry",
     "ReconciliationRun", "Refund", "ServiceOrder", "StoredValueEntry", "UserBalance",
     "AuditLog", "Coupon", "IssuanceBatch", "IssuanceRow", "LoginAttempt", "MpUser", "PartnerKey", "Product", "Programme",
     "SmsLoginCode", "SmsMessage", "StaffSession", "StaffUser", "StockCode", "StockImport", "metadata",

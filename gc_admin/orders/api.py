@@ -38,6 +38,8 @@ from gc_admin.coupons.catalog import service as coupons
 from gc_admin.coupons.purchase import service as purchase
 from gc_admin.db import session_scope
 from gc_admin.orders import flows, pricing, service
+from gc_admin.orders.aftersales import service as aftersales
+from gc_admin.orders.aftersales.models import CALL_OUTCOMES
 from gc_admin.orders.kinds.coupon_purchase import purchase_limit
 from gc_admin.orders.kinds.topup import TOPUP_FACES
 from gc_admin.orders.models import ORDER_STATUSES, ORDER_TYPES
@@ -186,6 +188,42 @@ class StaffPaymentOut(BaseModel):
     source: str
 
 
+class ClaimOut(BaseModel):
+    by_id: str | None = Field(None, description="staff id of the assignee (kept after the lease ends)")
+    by: str | None = Field(None, description="the assignee's name")
+    until: str | None = None
+    live: bool = Field(description="the lease runs: other clerks' actions are refused")
+
+
+class CallOut(BaseModel):
+    called_at: str
+    outcome: str
+    outcome_label: str
+    note: str
+    by: str
+
+
+class CaseOut(BaseModel):
+    status: str
+    status_label: str
+    reason: str
+    notes: str
+    outcome: str | None = None
+    outcome_label: str
+    outcome_note: str
+    opened_by: str
+    opened_at: str
+    closed_by: str | None = None
+    closed_at: str | None = None
+    calls: list[CallOut]
+
+
+class CallBody(StrictModel):
+    outcome: Literal[tuple(CALL_OUTCOMES)]  # type: ignore[valid-type]
+    note: str = Field("", max_length=500)
+    called_at: Instant | None = Field(None, description="when the call was made (default: now)")
+
+
 class StaffOrderOut(_OrderFields):
     refundable_fen: int = Field(description="可退: the most one refund may be now — paid − refunded (refunds in "
                                             "flight included); for a coupon purchase only its still unused coupons; "
@@ -194,6 +232,10 @@ class StaffOrderOut(_OrderFields):
     phone_masked: str
     anomaly: str | None = None
     payment: StaffPaymentOut | None = None
+    city: str | None = None
+    claim: ClaimOut
+    kind_actions: list[str] = Field(description="the staff actions this order's type allows")
+    case: CaseOut | None = Field(None, description="the after-sales case, with its call log")
 
 
 class OrdersOut(BaseModel):
@@ -242,6 +284,9 @@ class QueueRowOut(BaseModel):
     created_at: str
     paid_at: str | None = None
     anomaly: str | None = None
+    city: str | None = None
+    assignee: str | None = None
+    claimed_until: str | None = None
 
 
 class QueueOut(BaseModel):
@@ -250,11 +295,30 @@ class QueueOut(BaseModel):
 
 
 class ActionBody(StrictModel):
-    reason: str = Field("", max_length=200)
+    """Each action's own fields (which an order's type accepts for which action: ``Kind.action_fields``;
+    any other field given is refused with ``INVALID_FIELD``)."""
+
+    reason: str = Field("", max_length=200, description="cancel / after_sales / fail: required")
     amount_fen: PositiveFen | None = Field(
         None, description="refund: the amount in fen (required)")
     fulfilment: dict[str, str | Count | None] | None = Field(
-        None, description="accept / fulfil: shop name, shop phone, ETA, carrier, tracking no. …")
+        None, description="free fulfilment notes merged into the order's fulfilment (any action)")
+    shop_name: str | None = Field(None, max_length=64, description="flower accept: the Meituan shop")
+    shop_phone: str | None = Field(None, max_length=20, description="flower accept: the shop's phone")
+    eta: str | None = Field(None, max_length=40, description="flower accept: estimated delivery, ISO-8601 with offset")
+    provider_ref: str | None = Field(None, max_length=64, description="topup complete / fail: the provider's reference")
+    driver_id: IdField | None = Field(None, description="driver assign_driver: a driver of the roster")
+    platform: str | None = Field(None, max_length=32, description="driver hand_off: the third-party platform")
+    fee_fen: Fen | None = Field(None, description="driver set_fee: the fee in fen")
+    carrier: str | None = Field(None, max_length=32, description="goods ship: the carrier")
+    tracking_no: str | None = Field(None, max_length=40, description="goods ship: the tracking number")
+    notes: str | None = Field(None, max_length=2000, description="after_sales / resolve: the case's notes")
+    override: bool = Field(False, strict=True, description="release: a manager frees another clerk's claim")
+
+    def fields(self) -> dict[str, Any]:
+        """The type-specific fields given (``None`` = not given)."""
+        return {k: v for k, v in self.model_dump(exclude={"reason", "amount_fen", "fulfilment", "override", "order_ids"}).items()
+                if v is not None}
 
 
 class CancelBody(StrictModel):
@@ -362,15 +426,79 @@ def _scope(p: Principal) -> Scope:
     return scope
 
 
-@admin.get("/orders", response_model=QueueOut, summary="订单队列（按类型、状态筛选；订单号或手机号搜索）")
+@admin.get("/orders", response_model=QueueOut,
+           summary="订单队列（类型、状态、城市、处理人、下单日期筛选；订单号或手机号搜索）")
 def queue(type: Literal[tuple(ORDER_TYPES)] | None = None,  # type: ignore[valid-type]
           status: Literal[tuple(ORDER_STATUSES)] | None = None,  # type: ignore[valid-type]
-          q: str | None = Query(None, max_length=32), offset: Offset = 0,
-          limit: Limit = 50, p: Principal = Depends(require_staff("orders"))):
+          q: str | None = Query(None, max_length=32), city: str | None = Query(None, max_length=16),
+          assignee: str | None = Query(None, max_length=64, description="a staff id, or none (unassigned)"),
+          since: Instant | None = Query(None, alias="from", description="created at or after (ISO-8601 with offset)"),
+          until: Instant | None = Query(None, alias="to", description="created before (ISO-8601 with offset)"),
+          offset: Offset = 0, limit: Limit = 50, p: Principal = Depends(require_staff("orders"))):
     types = _scope(p).types
+    for t in (since, until):
+        if t is not None and t.tzinfo is None:
+            raise InvalidInput("from / to 需带时区", code="INVALID_RANGE")
     with session_scope() as s:
-        page = service.list_orders(s, type=type, status=status, q=q, types=types, offset=offset, limit=limit)
+        page = service.list_orders(s, type=type, status=status, q=q, types=types, offset=offset, limit=limit,
+                                   city=city, assignee=assignee, since=since, until=until)
     return QueueOut(total=page.total, items=[QueueRowOut(**r.to_dict()) for r in page.rows])
+
+
+class NextOut(BaseModel):
+    order: StaffOrderOut | None = Field(None, description="the order now claimed for me; null: nothing waiting")
+
+
+@admin.post("/orders/next", response_model=NextOut,
+            summary="下一单：认领最早支付、无人认领的待接单订单（并发时每人拿到不同的订单）")
+def next_order(type: Literal[tuple(ORDER_TYPES)] | None = None,  # type: ignore[valid-type]
+               p: Principal = Depends(require_staff("orders"))):
+    scope = _scope(p)
+    if not scope.can_act:
+        raise Forbidden("没有处理订单的权限", code="FORBIDDEN")
+    types = scope.types if type is None else tuple(t for t in (type,) if scope.types is None or t in scope.types)
+    with session_scope() as s:
+        order = service.claim_next(s, actor=p.actor(), types=types)
+        order_id = order.id if order is not None else None
+    if order_id is None:
+        return NextOut(order=None)
+    with session_scope() as s:
+        return NextOut(order=_staff_out(s, service.get_order(s, order_id=order_id)))
+
+
+BULK_ACTIONS = ("claim", "accept", "complete")
+
+
+class BulkBody(ActionBody):
+    order_ids: list[IdField] = Field(min_length=1, max_length=100)
+
+
+class BulkRowOut(BaseModel):
+    order_id: int
+    ok: bool
+    status: str | None = None
+    error: dict[str, Any] | None = None
+
+
+class BulkOut(BaseModel):
+    done: int
+    failed: int
+    items: list[BulkRowOut]
+
+
+@admin.post("/orders/bulk/{action}", response_model=BulkOut,
+            summary="批量操作（claim / accept / complete）：逐单执行，逐单返回结果")
+def bulk(action: Literal[BULK_ACTIONS], body: BulkBody,  # type: ignore[valid-type]
+         p: Principal = Depends(require_staff("orders"))):
+    scope = _scope(p)
+    if not scope.can_act:
+        raise Forbidden("没有处理订单的权限", code="FORBIDDEN")
+    results = flows.bulk_act(order_ids=list(dict.fromkeys(body.order_ids)), action=action, actor=p.actor(),
+                             scope=scope, reason=body.reason, fields=body.fields())
+    items = [BulkRowOut(order_id=r.order_id, ok=r.error is None, status=r.status,
+                        error=r.error.to_dict() if r.error else None) for r in results]
+    done = sum(i.ok for i in items)
+    return BulkOut(done=done, failed=len(items) - done, items=items)
 
 
 @admin.get("/orders/badge", response_model=BadgeOut, summary="自某时起新支付、待接单的订单数（看板角标）")
@@ -390,29 +518,56 @@ def staff_order(order_id: Id, p: Principal = Depends(require_staff("orders"))):
         return _staff_out(s, service.visible_order(s, order_id=order_id, scope=scope))
 
 
-ACTIONS = (*service.STAFF_ACTIONS, "refund")
+ACTIONS = (*service.LEASE_ACTIONS, *service.STAFF_ACTIONS, "refund")
+OVERRIDE_ROLES = ("admin", "manager")  # may free another clerk's claim
 
 
 @admin.post("/orders/{order_id}/actions/{action}", response_model=StaffOrderOut,
-            summary="订单操作：accept 接单、fulfil 履约、complete 完成、cancel 取消（未支付）、after_sales 转售后、"
-                    "resolve 售后完结、refund 退款 {amount_fen, reason}")
+            summary="订单操作：claim 认领、release 放弃认领、accept 接单 {shop_name, shop_phone, eta}、fulfil 履约、"
+                    "complete 完成 {provider_ref}、fail 失败并全额退款 {reason}、assign_driver {driver_id}、"
+                    "hand_off {platform}、arrive、start、set_fee {fee_fen}、ship {carrier, tracking_no}、"
+                    "cancel 取消（未支付）、after_sales 转售后、resolve 售后完结、refund 退款 {amount_fen, reason}。"
+                    "他人认领中的订单返回 409 ORDER_CLAIMED_BY_OTHER（注明认领人）")
 def act(action: Literal[ACTIONS], order_id: Id, body: ActionBody | None = None,  # type: ignore[valid-type]
         p: Principal = Depends(require_staff("orders"))):
     body = body or ActionBody()
     actor = p.actor()
-    if action == "refund":
+    scope = _scope(p)
+    if action in service.LEASE_ACTIONS:
+        if not scope.can_act:
+            raise Forbidden("没有处理订单的权限", code="FORBIDDEN")
+        if body.override and p.role not in OVERRIDE_ROLES:
+            raise Forbidden("只有管理员或主管可以解除他人的认领", code="FORBIDDEN")
+        flows.lease_act(order_id=order_id, action=action, actor=actor, scope=scope, override=body.override)
+    elif action == "refund":
         if p.role not in REFUND_ROLES:
             raise Forbidden("没有退款权限", code="FORBIDDEN")
         if body.amount_fen is None:
             raise InvalidInput("请填写退款金额（分）", code="AMOUNT_REQUIRED")
         try:
             flows.refund(order_id=order_id, amount_fen=body.amount_fen, reason=body.reason, actor=actor,
-                         scope=_scope(p))
+                         scope=scope)
         except flows.RefundNotSent as exc:
             raise exc.error from None  # answered as the failure it is; the refund stays pending for the retry job
     else:
-        flows.act(order_id=order_id, action=action, actor=actor, scope=_scope(p), reason=body.reason,
-                  fulfilment=body.fulfilment)
+        flows.act(order_id=order_id, action=action, actor=actor, scope=scope, reason=body.reason,
+                  fulfilment=body.fulfilment, fields=body.fields())
+    with session_scope() as s:
+        return _staff_out(s, service.get_order(s, order_id=order_id))
+
+
+@admin.post("/orders/{order_id}/case/calls", response_model=StaffOrderOut, status_code=201,
+            summary="售后回访：记录一次给用户的电话（时间、结果、备注）")
+def case_call(order_id: Id, body: CallBody, p: Principal = Depends(require_staff("orders"))):
+    scope = _scope(p)
+    if not scope.can_act:
+        raise Forbidden("没有处理订单的权限", code="FORBIDDEN")
+    if body.called_at is not None and body.called_at.tzinfo is None:
+        raise InvalidInput("called_at 需带时区", code="INVALID_CALL_TIME")
+    with session_scope() as s:
+        service.visible_order(s, order_id=order_id, scope=scope)
+        aftersales.log_call(s, order_id=order_id, outcome=body.outcome, note=body.note, called_at=body.called_at,
+                            actor=p.actor())
     with session_scope() as s:
         return _staff_out(s, service.get_order(s, order_id=order_id))
 

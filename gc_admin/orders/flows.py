@@ -70,21 +70,29 @@ from gc_admin.core.bulk import dialect
 from gc_admin.db import lock_for_write, session_scope
 from gc_admin.integrations.wechatpay.client import WxPayError
 from gc_admin.orders import pricing
+from gc_admin.orders.aftersales import service as aftersales
 from gc_admin.orders.kinds import kind_of
 from gc_admin.orders.models import ORDER_STATUSES, ORDER_TYPES, OrderNotice, ServiceOrder
+from gc_admin.orders.kinds.base import ActionOutcome
 from gc_admin.orders.service import (
+    ACTION_LABELS,
     PAYING_ACTOR,
+    TRANSITIONS,
     REASON_REQUIRED,
     REFUNDABLE,
     STAFF_ACTIONS,
     Scope,
     add_event,
+    check_lease,
+    claim,
     get_order,
     get_user_order,
+    lease_of,
     mark_stale,
     new_order_no,
     order_history,
     order_ref,
+    release,
     transition,
     user_actor,
     visible_order,
@@ -168,7 +176,7 @@ def create_order(session: Session, *, user: MpUser, body: pricing.OrderDraft | d
     order = ServiceOrder(
         order_no=new_order_no(now), type=q.type, status="created", user_id=user.id, list_fen=q.list_fen,
         payable_fen=q.payable_fen, pricing=q.pricing_dict(), details=details, fulfilment={}, coupon_id=q.coupon_id,
-        points_used=q.points_used, stored_value_fen=q.stored_value_fen,
+        points_used=q.points_used, stored_value_fen=q.stored_value_fen, city=kind_of(q.type).city(q.details),
         pay_expires_at=now + dt.timedelta(minutes=get_settings().order_unpaid_minutes),
         created_at=now, updated_at=now,
     )
@@ -447,23 +455,77 @@ def cancel_expired_unpaid(session: Session, *, now: dt.datetime | None = None, l
 
 
 def staff_action(session: Session, *, order_id: int, action: str, actor: Actor, reason: str = "",
-                 fulfilment: dict[str, Any] | None = None, now: dt.datetime | None = None) -> ServiceOrder:
-    """A clerk / customer-service move (accept, fulfil, complete, cancel, after_sales, resolve);
-    ``fulfilment`` (shop, phone, ETA, tracking no. …) is merged into the order's fulfilment info."""
+                 fulfilment: dict[str, Any] | None = None, fields: Mapping[str, Any] | None = None,
+                 now: dt.datetime | None = None) -> ServiceOrder:
+    """A staff move of the state machine (:data:`~gc_admin.orders.service.STAFF_ACTIONS`) on one order.
+
+    The order's kind must allow it (``Kind.actions``, else ``ACTION_NOT_FOR_TYPE``) and take ``fields``
+    for it (``Kind.action_fields``, else ``INVALID_FIELD``); its ``on_action`` validates them and says
+    what to store — shop and ETA, provider reference, driver, tracking no. — which lands in the order's
+    ``fulfilment`` in the move's own conditional UPDATE. Another clerk's live lease refuses it
+    (``ORDER_CLAIMED_BY_OTHER``). ``fulfilment``: free notes merged as they are (older clients).
+    ``fail`` (a top-up that could not be done) records the full refund (:func:`refund_order`); the caller
+    sends it after committing (:func:`act`). ``cancel`` is for unpaid orders (:func:`cancel_order`)."""
     now = now or utcnow()
     if action not in STAFF_ACTIONS:
         raise InvalidInput(f"未知的订单操作：{action}", code="INVALID_ACTION")
     order = get_order(session, order_id=order_id)
+    kind = kind_of(order.type)
+    label = ACTION_LABELS[action]
+    if action not in kind.actions:
+        raise Conflict(f"{kind.label}订单没有“{label}”操作", code="ACTION_NOT_FOR_TYPE")
+    given = {k: v for k, v in (fields or {}).items() if v is not None}
+    unknown = sorted(set(given) - set(kind.action_fields.get(action, ())) - set(COMMON_FIELDS.get(action, ())))
+    if unknown:
+        raise InvalidInput(f"{kind.label}订单的“{label}”不接受这些字段：{', '.join(unknown)}", code="INVALID_FIELD")
     reason = (reason or "").strip()
     if action in REASON_REQUIRED and not reason:
         raise InvalidInput("请填写原因", code="REASON_REQUIRED")
+    check_lease(session, order_id=order_id, actor=actor, now=now)
     if action == "cancel":
         return cancel_order(session, order_id=order_id, actor=actor, reason=reason, now=now)
-    values: dict[str, Any] = {}
-    if fulfilment:
-        values["fulfilment"] = {**(order.fulfilment or {}), **{str(k): v for k, v in fulfilment.items()}}
-    transition(session, order_id=order_id, action=action, actor=actor, reason=reason, now=now, values=values)
+    spec = TRANSITIONS[action]
+    if order.status not in spec.sources:
+        raise Conflict(f"订单当前状态为“{ORDER_STATUSES[order.status]}”，不能{spec.label}", code="ORDER_STATE_INVALID")
+    outcome = kind.on_action(session, order=order, action=action, fields=given, actor=actor, now=now) \
+        or ActionOutcome()
+    values: dict[str, Any] = dict(outcome.values)
+    if fulfilment or outcome.fulfilment:
+        values["fulfilment"] = {**(order.fulfilment or {}), **{str(k): v for k, v in (fulfilment or {}).items()},
+                                **outcome.fulfilment}
+    text_ = "；".join(t for t in (reason, outcome.note) if t)
+    if action == "fail":
+        _fail(session, order=order, actor=actor, reason=text_, values=values, now=now)
+    else:
+        transition(session, order_id=order_id, action=action, actor=actor, reason=text_, now=now, values=values,
+                   target=outcome.target)
+    notes = str(given.get("notes") or "").strip()
+    if action == "after_sales":
+        aftersales.open_case(session, order_id=order_id, reason=reason, notes=notes, actor=actor, now=now)
+    elif action == "resolve":
+        aftersales.close_case(session, order_id=order_id, outcome="resolved", note=notes or reason, actor=actor,
+                              now=now)
     return get_order(session, order_id=order_id)
+
+
+#: fields every type's action takes (after-sales: the case's notes)
+COMMON_FIELDS: dict[str, tuple[str, ...]] = {"after_sales": ("notes",), "resolve": ("notes",)}
+
+
+def _fail(session: Session, *, order: ServiceOrder, actor: Actor, reason: str, values: dict[str, Any],
+          now: dt.datetime) -> Refund:
+    """The order could not be fulfilled (a top-up the provider refused): store what the kind recorded,
+    then record the full refund of what is left to refund (→ 退款中); the caller sends it once committed."""
+    assert order.id is not None
+    res = session.execute(update(ServiceOrder).where(col(ServiceOrder.id) == order.id,
+                                                     col(ServiceOrder.status) == order.status)
+                          .values(updated_at=now, **values).execution_options(synchronize_session=False))
+    if res.rowcount != 1:
+        raise Conflict("订单状态已变化，请刷新后重试", code="ORDER_STATE_CHANGED")
+    mark_stale(session, order.id)
+    add_event(session, order_id=order.id, action="fail", actor=actor, reason=reason, now=now)
+    return refund_order(session, order_id=order.id, amount_fen=order.paid_fen - order.refunded_fen,
+                        reason=f"{ACTION_LABELS['fail']}：{reason}"[:200], actor=actor, now=now)
 
 
 # --- refunds -------------------------------------------------------------------------------------------
@@ -545,7 +607,10 @@ def refund_order(session: Session, *, order_id: int, amount_fen: int, reason: st
         purchase.hold_for_refund(session, order_id=order.id, count=coupons_back, ref=ref, now=now)
     text_ = f"退款 {format_fen(amount_fen)}" + (f"（收回 {coupons_back} 张券）" if coupons_back else "") + f"：{reason}"
     if full:
-        transition(session, order_id=order.id, action="request_refund", actor=actor, reason=text_, now=now)
+        # refunds are money moves guarded by refunded_fen, not fulfilment: customer service refunds an order
+        # a clerk holds (after-sales) without waiting for the lease
+        transition(session, order_id=order.id, action="request_refund", actor=actor, reason=text_, now=now,
+                   lease=False)
     else:
         add_event(session, order_id=order.id, action="refund_partial", actor=actor, reason=text_, now=now)
     record(session, actor=actor, action="refund.requested", target_type="service_order", target_id=order.id,
@@ -620,6 +685,8 @@ def _refund_succeeded(session: Session, *, refund_id: int, wx_refund_id: str | N
                 returned.append(int(cid))
         give_back_balances(session, order_id=order.id, user_id=order.user_id, order_no=order.order_no,
                            points=order.points_used, stored_value_fen=order.stored_value_fen, now=now)
+        aftersales.close_case(session, order_id=order.id, outcome="refunded", note=refund.reason, actor=SYSTEM,
+                              now=now)
     else:
         add_event(session, order_id=order.id, action="refund_succeeded", actor=SYSTEM,
                   reason=f"部分退款 {format_fen(refund.amount_fen)} 已到账", now=now)
@@ -749,7 +816,9 @@ def order_view(session: Session, *, order: ServiceOrder, for_staff: bool = False
         user = session.get(MpUser, order.user_id)
         out.update(user_id=order.user_id, phone_masked=mask_phone(user.phone if user else None), anomaly=order.anomaly,
                    payment=payments.order_payment(session, order_id=order.id),
-                   refundable_fen=refundable_fen(session, order=order))
+                   refundable_fen=refundable_fen(session, order=order), city=order.city,
+                   claim=lease_of(order), kind_actions=list(kind_of(order.type).actions),
+                   case=aftersales.case_view(session, order_id=order.id))
     return out
 
 
@@ -793,14 +862,65 @@ def cancel(*, order_id: int, actor: Actor, reason: str, user: MpUser | None = No
 
 
 def act(*, order_id: int, action: str, actor: Actor, scope: Scope, reason: str = "",
-        fulfilment: dict[str, Any] | None = None) -> ServiceOrder:
+        fulfilment: dict[str, Any] | None = None, fields: Mapping[str, Any] | None = None) -> ServiceOrder:
     """A staff move (:func:`staff_action`) on an order ``scope`` may see, in its own unit of work (a
-    cancel that finds the order paid commits the payment, then raises ``ORDER_ALREADY_PAID``)."""
+    cancel that finds the order paid commits the payment, then raises ``ORDER_ALREADY_PAID``). ``fail``:
+    the full refund it recorded is committed, then sent to WeChat Pay in a second unit of work (a failure
+    to send leaves it pending for the retry job: the clerk's move stands)."""
     def work(s: Session) -> ServiceOrder:
         visible_order(s, order_id=order_id, scope=scope)
-        return staff_action(s, order_id=order_id, action=action, actor=actor, reason=reason, fulfilment=fulfilment)
+        return staff_action(s, order_id=order_id, action=action, actor=actor, reason=reason, fulfilment=fulfilment,
+                            fields=fields)
 
-    return _commit_then_raise(work, OrderAlreadyPaid)
+    order = _commit_then_raise(work, OrderAlreadyPaid)
+    if action == "fail":
+        with session_scope() as s:
+            pending = [r.id for r in payments.order_refunds(s, order_id=order_id) if r.status == "pending"]
+        for refund_id in pending:
+            try:
+                send_refund_now(refund_id=refund_id)
+            except RefundRefused:
+                raise
+            except Exception:  # noqa: BLE001 - recorded and committed: the retry job sends it
+                log.exception("order %s: sending the refund of a failed order to WeChat Pay failed", order.order_no)
+        with session_scope() as s:
+            order = get_order(s, order_id=order_id)
+    return order
+
+
+def lease_act(*, order_id: int, action: str, actor: Actor, scope: Scope, override: bool = False) -> ServiceOrder:
+    """``claim`` / ``release`` on an order ``scope`` may see, in its own unit of work."""
+    with session_scope() as s:
+        visible_order(s, order_id=order_id, scope=scope)
+        if action == "claim":
+            return claim(s, order_id=order_id, actor=actor)
+        if action == "release":
+            return release(s, order_id=order_id, actor=actor, override=override)
+    raise InvalidInput(f"未知的订单操作：{action}", code="INVALID_ACTION")
+
+
+@dataclasses.dataclass(frozen=True)
+class BulkResult:
+    order_id: int
+    status: str | None
+    error: DomainError | None
+
+
+def bulk_act(*, order_ids: list[int], action: str, actor: Actor, scope: Scope, reason: str = "",
+             fields: Mapping[str, Any] | None = None) -> list[BulkResult]:
+    """The same staff action on several orders, each in its own unit of work (one refused — someone else's
+    claim, a changed status — never holds up or undoes the others); a result per order, in order."""
+    out: list[BulkResult] = []
+    for oid in order_ids:
+        try:
+            if action in ("claim", "release"):
+                order = lease_act(order_id=oid, action=action, actor=actor, scope=scope)
+            else:
+                order = act(order_id=oid, action=action, actor=actor, scope=scope, reason=reason, fields=fields)
+            out.append(BulkResult(oid, order.status, None))
+        except DomainError as exc:
+            out.append(BulkResult(oid, None, exc))
+    return out
 
 
 def send_refund_now(*, refund_id: int) -> Refund:

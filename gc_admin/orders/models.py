@@ -32,7 +32,10 @@ ORDER_STATUSES: dict[str, str] = {
     "created": "待支付",
     "paid": "已支付",
     "accepted": "已接单",
+    "arrived": "已到达",  # designated driver: the driver is at the pickup
     "in_fulfilment": "履约中",
+    "shipped": "已发货",  # goods: the supplier shipped it
+    "awaiting_payment": "待补款",  # designated driver: the fee exceeds the coupon, the user owes the rest
     "completed": "已完成",
     "cancelled": "已取消",
     "refund_requested": "退款中",
@@ -61,6 +64,9 @@ class ServiceOrder(SQLModel, table=True):
         # the expiry job: created orders past their payment deadline, straight from this index
         Index("ix_service_order_status_expires", "status", "pay_expires_at"),
         Index("ix_service_order_user", "user_id", "id"),
+        # the kanban's columns (one status, oldest paid first) and "下一单"
+        Index("ix_service_order_status_paid", "status", "paid_at", "id"),
+        Index("ix_service_order_claimed_by", "claimed_by", "status"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -82,6 +88,11 @@ class ServiceOrder(SQLModel, table=True):
     prepay_id: str | None = Field(default=None, max_length=64)
     pay_expires_at: dt.datetime = utc_field()
     anomaly: str | None = Field(default=None, max_length=64)  # e.g. paid_after_cancel
+    city: str | None = Field(default=None, max_length=16, index=True)  # where it is fulfilled (flower, driver, goods)
+    # the claim lease: who works on it (kept as the assignee after the lease ends) and until when it is theirs
+    claimed_by: str | None = Field(default=None, max_length=64)  # a staff id (Actor.id)
+    claimed_by_name: str | None = Field(default=None, max_length=64)
+    claimed_until: dt.datetime | None = utc_field(nullable=True, default=None)
     created_at: dt.datetime = utc_field(index=True)
     updated_at: dt.datetime = utc_field()
     paid_at: dt.datetime | None = utc_field(nullable=True, default=None, index=True)
@@ -120,3 +131,16 @@ class OrderNotice(SQLModel, table=True):
     failed: int = Field(default=0)
     created_at: dt.datetime = utc_field()
     processed_at: dt.datetime | None = utc_field(nullable=True, default=None)
+
+
+class OrderChange(SQLModel, table=True):
+    """One row per change to any order (created, paid, moved, claimed, released), written in the change's
+    transaction: open 订单看板 boards poll this table (not process memory), so a change made by any
+    worker on any host reaches every board. Pruned by age (:func:`gc_admin.orders.service.prune_changes`)."""
+
+    __tablename__ = "order_change"
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(index=True)
+    what: str = Field(max_length=32)
+    at: dt.datetime = utc_field(index=True)

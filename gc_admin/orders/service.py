@@ -50,11 +50,13 @@ from typing import Any
 
 import polars as pl
 from sqlalchemy import case, func, or_, update
+from sqlalchemy import delete as sql_delete
 from sqlmodel import Session, col, select
 
 from gc_admin.accounts.models import StaffUser
 from gc_admin.audit.service import record
 from gc_admin.config import get_settings
+from gc_admin.core.bulk import dialect
 from gc_admin.core.clock import SHANGHAI, fmt_local, iso, utcnow
 from gc_admin.core.errors import Conflict, InvalidInput, NotFound
 from gc_admin.core.exports import EXPORT_LIMIT
@@ -62,8 +64,9 @@ from gc_admin.core.money import format_fen
 from gc_admin.core.phone import mask_phone
 from gc_admin.core.principal import Actor
 from gc_admin.core.sorting import order_by
-from gc_admin.db import Page, paginate
-from gc_admin.orders.models import ORDER_STATUSES, ORDER_TYPES, OrderEvent, OrderNotice, ServiceOrder
+from gc_admin.db import Page, lock_for_write, paginate
+from gc_admin.orders.kinds.base import DEFAULT_ACTIONS
+from gc_admin.orders.models import ORDER_STATUSES, ORDER_TYPES, OrderChange, OrderEvent, OrderNotice, ServiceOrder
 from gc_admin.payments import service as payments
 from gc_admin.users.models import MpUser
 
@@ -78,28 +81,48 @@ class Transition:
     target: str
     by: tuple[str, ...]  # actor types allowed
     label: str
+    alt_targets: tuple[str, ...] = ()  # other targets a kind's on_action may choose (set_fee)
 
 
+_LIVE = ("paid", "accepted", "arrived", "in_fulfilment", "shipped", "awaiting_payment")  # paid, not finished
 TRANSITIONS: dict[str, Transition] = {
     "pay": Transition(("created",), "paid", ("system",), "支付"),
     "accept": Transition(("paid",), "accepted", ("staff",), "接单"),
+    "assign_driver": Transition(("paid", "accepted"), "accepted", ("staff",), "指派司机"),
+    "hand_off": Transition(("paid",), "accepted", ("staff",), "转第三方平台"),
+    "arrive": Transition(("accepted",), "arrived", ("staff", "system"), "司机到达"),
+    "start": Transition(("accepted", "arrived"), "in_fulfilment", ("staff", "system"), "开始服务"),
     "fulfil": Transition(("accepted",), "in_fulfilment", ("staff",), "开始履约"),
-    "complete": Transition(("paid", "accepted", "in_fulfilment"), "completed", ("staff", "system"), "完成"),
-    "confirm": Transition(("accepted", "in_fulfilment"), "completed", ("user",), "确认收货"),
+    "ship": Transition(("paid", "accepted"), "shipped", ("staff",), "发货"),
+    "set_fee": Transition(("in_fulfilment",), "awaiting_payment", ("staff", "system"), "结算费用",
+                          alt_targets=("completed",)),
+    "pay_remainder": Transition(("awaiting_payment",), "completed", ("system",), "补款完成"),
+    "complete": Transition(("paid", "accepted", "arrived", "in_fulfilment", "shipped"), "completed",
+                           ("staff", "system"), "完成"),
+    "confirm": Transition(("accepted", "in_fulfilment", "shipped"), "completed", ("user",), "确认收货"),
     "cancel": Transition(("created",), "cancelled", ("user", "staff", "system"), "取消"),
-    "request_refund": Transition(("paid", "accepted", "in_fulfilment", "completed", "after_sales"),
-                                 "refund_requested", ("staff", "system"), "申请退款"),
+    # a failed top-up: the full refund is requested (flows.staff_action → refund_order)
+    "fail": Transition(("paid", "accepted", "in_fulfilment"), "refund_requested", ("staff",), "标记失败并退款"),
+    "request_refund": Transition((*_LIVE, "completed", "after_sales"), "refund_requested", ("staff", "system"),
+                                 "申请退款"),
     "refunded": Transition(("refund_requested",), "refunded", ("system",), "退款完成"),
     "refund_failed": Transition(("refund_requested",), "after_sales", ("system",), "退款失败转售后"),
-    "after_sales": Transition(("paid", "accepted", "in_fulfilment", "completed"), "after_sales", ("staff",),
-                              "转售后"),
+    "after_sales": Transition((*_LIVE, "completed"), "after_sales", ("staff",), "转售后"),
     "paid_after_cancel": Transition(("cancelled",), "after_sales", ("system",), "取消后收到支付"),
     "resolve": Transition(("after_sales",), "completed", ("staff",), "售后完结"),
 }
-STAFF_ACTIONS = ("accept", "fulfil", "complete", "cancel", "after_sales", "resolve")
+#: staff moves of the state machine (a kind allows a subset: ``Kind.actions``)
+STAFF_ACTIONS = ("accept", "assign_driver", "hand_off", "arrive", "start", "fulfil", "ship", "set_fee", "complete",
+                 "fail", "cancel", "after_sales", "resolve")
+#: staff actions that are not moves: the claim lease, and refunds (any amount up to what is left)
+LEASE_ACTIONS = ("claim", "release")
+ACTION_LABELS = {**{a: t.label for a, t in TRANSITIONS.items()}, "claim": "认领", "release": "放弃认领",
+                 "refund": "退款"}
 REFUNDABLE = TRANSITIONS["request_refund"].sources + ("refund_requested",)
-REASON_REQUIRED = ("cancel", "after_sales")  # staff moves that need a reason
+REASON_REQUIRED = ("cancel", "after_sales", "fail")  # staff moves that need a reason
+CLAIMABLE = (*_LIVE, "after_sales", "refund_requested")  # orders someone still works on
 _STAMP = {"paid": "paid_at", "cancelled": "cancelled_at", "completed": "completed_at"}
+_TERMINAL = ("completed", "cancelled", "refunded")
 
 
 def order_ref(order_id: int) -> str:
@@ -116,54 +139,242 @@ def not_found() -> NotFound:
 
 def write_event(session: Session, *, order_id: int, action: str, from_status: str | None, to_status: str,
                 actor: Actor, reason: str, now: dt.datetime) -> None:
-    """One ``order_event`` row (the order's history)."""
+    """One ``order_event`` row (the order's history), and one ``order_change`` for the live boards."""
     session.add(OrderEvent(order_id=order_id, action=action, from_status=from_status, to_status=to_status,
                            actor_type=actor.type, actor_id=None if actor.id is None else str(actor.id),
                            actor_name=actor.name[:64], reason=(reason or "")[:500], at=now))
+    note_change(session, order_id=order_id, what=action, now=now)
+
+
+def note_change(session: Session, *, order_id: int, what: str, now: dt.datetime | None = None) -> None:
+    """Tell the open 订单看板 boards that ``order_id`` changed (an ``order_change`` row, in this transaction)."""
+    session.add(OrderChange(order_id=order_id, what=what[:32], at=now or utcnow()))
 
 
 def add_event(session: Session, *, order_id: int, action: str, actor: Actor, reason: str = "",
               now: dt.datetime | None = None) -> None:
-    """A history line that is not a status change (a partial refund, a fulfilment note)."""
+    """A history line that is not a status change (a partial refund, a fulfilment note, a claim)."""
     status = session.exec(select(ServiceOrder.status).where(col(ServiceOrder.id) == order_id)).one()
     write_event(session, order_id=order_id, action=action, from_status=status, to_status=status, actor=actor,
                 reason=reason, now=now or utcnow())
     session.flush()
 
 
+def lease_length() -> dt.timedelta:
+    return dt.timedelta(minutes=get_settings().order_lease_minutes)
+
+
+def _lease_free(actor: Actor, now: dt.datetime):
+    """SQL: the order is nobody else's right now (no live lease, or the lease is ``actor``'s)."""
+    return or_(col(ServiceOrder.claimed_until).is_(None), col(ServiceOrder.claimed_until) <= now,
+               col(ServiceOrder.claimed_by) == str(actor.id))
+
+
+def claimed_by_other(*, holder_name: str | None, until: dt.datetime | None) -> Conflict:
+    """``ORDER_CLAIMED_BY_OTHER``, naming who holds the order and until when (Asia/Shanghai)."""
+    name = holder_name or "其他同事"
+    when = fmt_local(until)[-5:] if until else ""
+    return Conflict(f"该订单已由{name}认领处理中" + (f"（至 {when}）" if when else "") + "，请处理其他订单",
+                    code="ORDER_CLAIMED_BY_OTHER", details={"claimed_by": name, "claimed_until": iso(until)})
+
+
+def _lease_row(session: Session, order_id: int):
+    return session.exec(select(ServiceOrder.status, ServiceOrder.claimed_by, ServiceOrder.claimed_by_name,
+                               ServiceOrder.claimed_until).where(col(ServiceOrder.id) == order_id)).first()
+
+
+def check_lease(session: Session, *, order_id: int, actor: Actor, now: dt.datetime | None = None) -> None:
+    """Refuse (``ORDER_CLAIMED_BY_OTHER``) a staff member acting on an order another clerk holds."""
+    if actor.type != "staff":
+        return
+    row = _lease_row(session, order_id)
+    if row is None:
+        raise not_found()
+    _, by, name, until = row
+    if until is not None and until > (now or utcnow()) and by != str(actor.id):
+        raise claimed_by_other(holder_name=name, until=until)
+
+
 def transition(session: Session, *, order_id: int, action: str, actor: Actor, reason: str = "",
-               now: dt.datetime | None = None, values: dict[str, Any] | None = None) -> str:
+               now: dt.datetime | None = None, values: dict[str, Any] | None = None,
+               target: str | None = None, lease: bool = True) -> str:
     """Move an order by ``action`` (see :data:`TRANSITIONS`); returns the status it left.
 
-    Raises ``INVALID_ACTION`` / ``ACTION_NOT_ALLOWED`` / ``ORDER_STATE_CHANGED`` (Conflict) when the
-    table or a concurrent change forbids it. ``values``: extra columns set in the same UPDATE."""
+    Raises ``INVALID_ACTION`` / ``ACTION_NOT_ALLOWED`` / ``ORDER_STATE_INVALID`` / ``ORDER_STATE_CHANGED``
+    when the table or a concurrent change forbids it. ``values``: extra columns set in the same UPDATE;
+    ``target``: one of the transition's ``alt_targets``. A staff move is refused with
+    ``ORDER_CLAIMED_BY_OTHER`` while another clerk's lease runs, and takes (or renews) the mover's own
+    lease in the same conditional UPDATE — so of two clerks accepting at once, the loser is told who won.
+    ``lease=False``: a move that ignores leases (a refund: money, guarded by its own conditional UPDATE)."""
     now = now or utcnow()
     spec = TRANSITIONS.get(action)
     if spec is None:
         raise InvalidInput(f"未知的订单操作：{action}", code="INVALID_ACTION")
     if actor.type not in spec.by:
         raise Conflict(f"此操作（{spec.label}）不能由当前身份执行", code="ACTION_NOT_ALLOWED")
-    current = session.exec(select(ServiceOrder.status).where(col(ServiceOrder.id) == order_id)).first()
-    if current is None:
+    to = target or spec.target
+    if to != spec.target and to not in spec.alt_targets:
+        raise InvalidInput(f"此操作（{spec.label}）不能转到“{ORDER_STATUSES.get(to, to)}”", code="INVALID_ACTION")
+    row = _lease_row(session, order_id)
+    if row is None:
         raise not_found()
+    current = row[0]
     if current not in spec.sources:
         raise Conflict(f"订单当前状态为“{ORDER_STATUSES[current]}”，不能{spec.label}", code="ORDER_STATE_INVALID")
-    vals: dict[str, Any] = {"status": spec.target, "updated_at": now, **(values or {})}
-    if spec.target in _STAMP:
-        vals.setdefault(_STAMP[spec.target], now)
-    res = session.execute(
-        update(ServiceOrder).where(col(ServiceOrder.id) == order_id, col(ServiceOrder.status) == current)
-        .values(**vals).execution_options(synchronize_session=False))
+    staff = actor.type == "staff" and lease
+    if staff:
+        check_lease(session, order_id=order_id, actor=actor, now=now)
+    vals: dict[str, Any] = {"status": to, "updated_at": now, **(values or {})}
+    if to in _STAMP:
+        vals.setdefault(_STAMP[to], now)
+    where = [col(ServiceOrder.id) == order_id, col(ServiceOrder.status) == current]
+    if staff:
+        where.append(_lease_free(actor, now))
+        # the mover works on it now: the lease is theirs (renewed), and ends with the order
+        vals.update(claimed_by=str(actor.id), claimed_by_name=actor.name[:64],
+                    claimed_until=None if to in _TERMINAL else now + lease_length())
+    res = session.execute(update(ServiceOrder).where(*where).values(**vals)
+                          .execution_options(synchronize_session=False))
     if res.rowcount != 1:
+        if staff:
+            check_lease(session, order_id=order_id, actor=actor, now=now)  # lost to a clerk: say who
         raise Conflict("订单状态已变化，请刷新后重试", code="ORDER_STATE_CHANGED")
-    write_event(session, order_id=order_id, action=action, from_status=current, to_status=spec.target, actor=actor,
+    write_event(session, order_id=order_id, action=action, from_status=current, to_status=to, actor=actor,
                 reason=reason, now=now)
     record(session, actor=actor, action=f"order.{action}", target_type="service_order", target_id=order_id,
-           summary=f"订单{spec.label}：{ORDER_STATUSES[current]} → {ORDER_STATUSES[spec.target]}"
+           summary=f"订单{spec.label}：{ORDER_STATUSES[current]} → {ORDER_STATUSES[to]}"
                    + (f"（{reason}）" if reason else ""),
-           before={"status": current}, after={"status": spec.target, **({"reason": reason} if reason else {})})
+           before={"status": current}, after={"status": to, **({"reason": reason} if reason else {})})
     mark_stale(session, order_id)
     return current
+
+
+# --- the claim lease -------------------------------------------------------------------------------------
+
+def claim(session: Session, *, order_id: int, actor: Actor, now: dt.datetime | None = None) -> ServiceOrder:
+    """``actor`` takes (or renews) the lease on an order still being worked on: for
+    ``GC_ORDER_LEASE_MINUTES`` other clerks' actions on it are refused with ``ORDER_CLAIMED_BY_OTHER``.
+    One conditional UPDATE decides between two clerks claiming at once; the loser is told who won."""
+    now = now or utcnow()
+    row = _lease_row(session, order_id)
+    if row is None:
+        raise not_found()
+    if row[0] not in CLAIMABLE:
+        raise Conflict(f"订单当前状态为“{ORDER_STATUSES[row[0]]}”，无需认领", code="ORDER_STATE_INVALID")
+    check_lease(session, order_id=order_id, actor=actor, now=now)
+    until = now + lease_length()
+    res = session.execute(
+        update(ServiceOrder).where(col(ServiceOrder.id) == order_id, col(ServiceOrder.status).in_(CLAIMABLE),
+                                   _lease_free(actor, now))
+        .values(claimed_by=str(actor.id), claimed_by_name=actor.name[:64], claimed_until=until)
+        .execution_options(synchronize_session=False))
+    if res.rowcount != 1:
+        check_lease(session, order_id=order_id, actor=actor, now=now)
+        raise Conflict("订单状态已变化，请刷新后重试", code="ORDER_STATE_CHANGED")
+    _claimed(session, order_id=order_id, actor=actor, now=now, until=until)
+    return get_order(session, order_id=order_id)
+
+
+def _claimed(session: Session, *, order_id: int, actor: Actor, now: dt.datetime, until: dt.datetime) -> None:
+    add_event(session, order_id=order_id, action="claim", actor=actor, reason=f"认领至 {fmt_local(until)[-5:]}",
+              now=now)
+    record(session, actor=actor, action="order.claim", target_type="service_order", target_id=order_id,
+           summary=f"认领订单（至 {fmt_local(until)}）", after={"claimed_until": iso(until)})
+    mark_stale(session, order_id)
+
+
+def release(session: Session, *, order_id: int, actor: Actor, override: bool = False,
+            now: dt.datetime | None = None) -> ServiceOrder:
+    """Give an order back before the lease ends (its holder; ``override``: a manager freeing it)."""
+    now = now or utcnow()
+    if not override:
+        check_lease(session, order_id=order_id, actor=actor, now=now)
+    row = _lease_row(session, order_id)
+    if row is None:
+        raise not_found()
+    if row[3] is None or row[3] <= now:
+        raise Conflict("该订单当前没有人认领", code="ORDER_NOT_CLAIMED")
+    where = [col(ServiceOrder.id) == order_id, col(ServiceOrder.claimed_until) > now]
+    if not override:
+        where.append(col(ServiceOrder.claimed_by) == str(actor.id))
+    res = session.execute(update(ServiceOrder).where(*where).values(claimed_by=None, claimed_by_name=None,
+                                                                    claimed_until=None)
+                          .execution_options(synchronize_session=False))
+    if res.rowcount != 1:
+        raise Conflict("订单认领状态已变化，请刷新后重试", code="ORDER_STATE_CHANGED")
+    holder = row[2] or ""
+    add_event(session, order_id=order_id, action="release", actor=actor,
+              reason="放弃认领" if row[1] == str(actor.id) else f"解除{holder}的认领", now=now)
+    record(session, actor=actor, action="order.release", target_type="service_order", target_id=order_id,
+           summary=f"解除订单认领（原认领人 {holder}）", before={"claimed_by": row[1]})
+    mark_stale(session, order_id)
+    return get_order(session, order_id=order_id)
+
+
+def claim_next(session: Session, *, actor: Actor, types: tuple[str, ...] | None = None,
+               now: dt.datetime | None = None) -> ServiceOrder | None:
+    """"下一单": the oldest paid order nobody holds, claimed for ``actor`` (``None`` when there is none).
+
+    PostgreSQL: ``SELECT ... FOR UPDATE SKIP LOCKED`` — clerks pressing it at once skip each other's
+    candidates and get different orders; SQLite: the unit of work takes the write lock first
+    (``BEGIN IMMEDIATE``), so the pick and the claim are one step. Either way the claim itself is a
+    conditional UPDATE (the lease still free), so a candidate taken meanwhile is skipped, never shared."""
+    now = now or utcnow()
+    lock_for_write(session)
+    for _ in range(5):
+        q = (select(ServiceOrder.id).where(col(ServiceOrder.status) == "paid",
+                                           or_(col(ServiceOrder.claimed_until).is_(None),
+                                               col(ServiceOrder.claimed_until) <= now))
+             .order_by(col(ServiceOrder.paid_at), col(ServiceOrder.id)).limit(1))
+        if types is not None:
+            q = q.where(col(ServiceOrder.type).in_(types))
+        if dialect(session) == "postgresql":
+            q = q.with_for_update(skip_locked=True)
+        order_id = session.exec(q).first()
+        if order_id is None:
+            return None
+        until = now + lease_length()
+        res = session.execute(
+            update(ServiceOrder).where(col(ServiceOrder.id) == order_id, col(ServiceOrder.status) == "paid",
+                                       or_(col(ServiceOrder.claimed_until).is_(None),
+                                           col(ServiceOrder.claimed_until) <= now))
+            .values(claimed_by=str(actor.id), claimed_by_name=actor.name[:64], claimed_until=until)
+            .execution_options(synchronize_session=False))
+        if res.rowcount == 1:
+            _claimed(session, order_id=order_id, actor=actor, now=now, until=until)
+            return get_order(session, order_id=order_id)
+    return None
+
+
+def lease_of(order: ServiceOrder, *, now: dt.datetime | None = None) -> dict[str, Any]:
+    """The order's claim as views show it: ``{by, until, live}`` (``by`` stays as the assignee)."""
+    until = order.claimed_until
+    return {"by_id": order.claimed_by, "by": order.claimed_by_name, "until": iso(until),
+            "live": bool(until and until > (now or utcnow()))}
+
+
+# --- the live boards' feed -------------------------------------------------------------------------------
+
+CHANGE_WINDOW = 500  # ids below the highest seen that a late commit may still fill in
+
+
+def change_mark(session: Session) -> tuple[int, int]:
+    """A signature of the ``order_change`` feed: ``(highest id, rows among the last CHANGE_WINDOW ids)``.
+    It changes whenever any transaction that touched an order commits — also one whose id is lower than
+    an id already seen (PostgreSQL hands out sequence values before commit), which a bare ``max(id)``
+    would miss. Two index lookups, whatever the size of the table."""
+    top = session.exec(select(func.max(OrderChange.id))).one() or 0
+    n = session.exec(select(func.count()).select_from(OrderChange)
+                     .where(col(OrderChange.id) > top - CHANGE_WINDOW)).one()
+    return int(top), int(n)
+
+
+def prune_changes(session: Session, *, older_than: dt.timedelta = dt.timedelta(days=1),
+                  now: dt.datetime | None = None) -> int:
+    """Drop feed rows no board needs any more (a job may run it daily)."""
+    cutoff = (now or utcnow()) - older_than
+    res = session.execute(sql_delete(OrderChange).where(col(OrderChange.at) < cutoff))
+    return int(res.rowcount or 0)
 
 
 def mark_stale(session: Session, order_id: int) -> None:
@@ -313,10 +524,14 @@ class OrderRow:
     created_at: dt.datetime
     paid_at: dt.datetime | None
     anomaly: str | None
+    city: str | None = None
+    assignee: str | None = None  # the claim's holder or last assignee (name)
+    claimed_until: dt.datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        d.update(created_at=iso(self.created_at), paid_at=iso(self.paid_at), type_label=ORDER_TYPES[self.type],
+        d.update(created_at=iso(self.created_at), paid_at=iso(self.paid_at), claimed_until=iso(self.claimed_until),
+                 type_label=ORDER_TYPES[self.type],
                  status_label=ORDER_STATUSES[self.status])
         return d
 
@@ -342,7 +557,8 @@ QUEUE_ORDER = (
 
 
 def _orders_query(*, type: str | None, status: str | None, q: str | None, types: tuple[str, ...] | None,
-                  since: dt.datetime | None, until: dt.datetime | None):
+                  since: dt.datetime | None, until: dt.datetime | None, city: str | None = None,
+                  assignee: str | None = None):
     if type is not None and type not in ORDER_TYPES:
         raise InvalidInput("未知的订单类型", code="INVALID_ORDER_TYPE")
     if status is not None and status not in ORDER_STATUSES:
@@ -362,23 +578,33 @@ def _orders_query(*, type: str | None, status: str | None, q: str | None, types:
         stmt = stmt.where(col(ServiceOrder.created_at) >= since)
     if until:
         stmt = stmt.where(col(ServiceOrder.created_at) < until)
+    if city:
+        stmt = stmt.where(col(ServiceOrder.city) == city.strip().removesuffix("市"))
+    if assignee == "none":
+        stmt = stmt.where(col(ServiceOrder.claimed_by).is_(None))
+    elif assignee:
+        stmt = stmt.where(col(ServiceOrder.claimed_by) == assignee)
     return stmt
 
 
 def _order_row(r: Any) -> OrderRow:
     o, phone = r
     return OrderRow(o.id or 0, o.order_no, o.type, o.status, mask_phone(phone), _summary(o.details), o.list_fen,
-                    o.payable_fen, o.paid_fen, o.refunded_fen, o.created_at, o.paid_at, o.anomaly)
+                    o.payable_fen, o.paid_fen, o.refunded_fen, o.created_at, o.paid_at, o.anomaly, o.city,
+                    o.claimed_by_name, o.claimed_until)
 
 
 def list_orders(session: Session, *, type: str | None = None, status: str | None = None, q: str | None = None,
                 types: tuple[str, ...] | None = None, since: dt.datetime | None = None,
                 until: dt.datetime | None = None, sort: str | None = None, offset: int = 0,
-                limit: int = 50) -> Page[OrderRow]:
+                limit: int = 50, city: str | None = None, assignee: str | None = None) -> Page[OrderRow]:
     """The staff queue, filtered, with the total. ``q``: an order number or a phone; ``types``: restrict to
-    these types (a dispatcher sees driver orders only). Default order: paid orders waiting to be accepted
-    first (longest-waiting first), then the rest newest first; ``sort``: one of :data:`ORDER_SORT_KEYS`."""
-    stmt = _orders_query(type=type, status=status, q=q, types=types, since=since, until=until)
+    these types (a dispatcher sees driver orders only); ``city``: where it is fulfilled; ``assignee``: a staff
+    id (the claim's holder or last assignee) or ``"none"``; ``since`` / ``until``: created in that range.
+    Default order: paid orders waiting to be accepted first (longest-waiting first), then the rest newest
+    first; ``sort``: one of :data:`ORDER_SORT_KEYS`."""
+    stmt = _orders_query(type=type, status=status, q=q, types=types, since=since, until=until, city=city,
+                         assignee=assignee)
     order = order_by(sort, ORDER_SORT_KEYS, tie=col(ServiceOrder.id), default=QUEUE_ORDER)
     return paginate(session, stmt, order=order, offset=offset, limit=limit, row=_order_row)
 
@@ -458,8 +684,10 @@ def visible_order(session: Session, *, order_id: int, scope: Scope) -> ServiceOr
     return order
 
 
-def staff_actions(status: str, scope: Scope) -> list[str]:
-    """The state-machine moves a staff member of this scope may make on an order in ``status``."""
+def staff_actions(status: str, scope: Scope, allowed: tuple[str, ...] = DEFAULT_ACTIONS) -> list[str]:
+    """The state-machine moves a staff member of this scope may make on an order in ``status``;
+    ``allowed``: what the order's kind permits (``Kind.actions``)."""
     if not scope.can_act:
         return []
-    return [a for a in STAFF_ACTIONS if status in TRANSITIONS[a].sources and "staff" in TRANSITIONS[a].by]
+    return [a for a in STAFF_ACTIONS
+            if a in allowed and status in TRANSITIONS[a].sources and "staff" in TRANSITIONS[a].by]

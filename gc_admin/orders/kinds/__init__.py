@@ -15,8 +15,11 @@ KINDS: dict[str, Kind] = {k.type: k for k in (
     coupon_purchase.KIND,
     not_orderable_yet("flower", coupon_fits=("service_discount",)),
     topup.KIND,
-    not_orderable_yet("driver", coupon_fits=("service_discount",)),
-    not_orderable_yet("goods", coupon_fits=("goods_discount",), exchange_fits=("goods_exchange",)),
+    not_orderable_yet("driver", coupon_fits=("service_discount",),
+                      actions=("assign_driver", "hand_off", "arrive", "start", "set_fee", "complete", "cancel",
+                               "after_sales", "resolve")),
+    not_orderable_yet("goods", coupon_fits=("goods_discount",), exchange_fits=("goods_exchange",),
+                      actions=("ship", "complete", "cancel", "after_sales", "resolve")),
 )}
 assert list(KINDS) == list(ORDER_TYPES), "every order type has its kind (orders/kinds/)"
 ORDERABLE_TYPES = tuple(t for t, k in KINDS.items() if k.orderable)

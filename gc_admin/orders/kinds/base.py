@@ -88,6 +88,42 @@ def _no_extra(_session: Session, *, order: ServiceOrder) -> dict[str, Any]:
     return {}
 
 
+def city_of(details: Mapping[str, Any]) -> str | None:
+    """Where an order is fulfilled, for the kanban's city filter: ``city`` (flower), ``pickup.city``
+    (driver) or ``address.city`` (goods); ``None`` when the type has no place."""
+    for value in (details.get("city"), (details.get("pickup") or {}).get("city") if isinstance(
+            details.get("pickup"), Mapping) else None, (details.get("address") or {}).get("city") if isinstance(
+            details.get("address"), Mapping) else None):
+        if isinstance(value, str) and value.strip():
+            return value.strip()[:16]
+    return None
+
+
+#: What a kind lets staff do unless it says otherwise (see ``orders.service.TRANSITIONS``); ``claim``,
+#: ``release`` and ``refund`` are open to every kind.
+DEFAULT_ACTIONS = ("accept", "fulfil", "complete", "cancel", "after_sales", "resolve")
+
+
+@dataclasses.dataclass(frozen=True)
+class ActionOutcome:
+    """What a kind's :attr:`Kind.on_action` makes of a staff action's fields.
+
+    ``fulfilment``: merged into the order's ``fulfilment`` (what the user sees: shop, ETA, provider
+    reference, driver, tracking no.), in the same conditional UPDATE as the move; ``target``: one of the
+    transition's ``alt_targets`` instead of its usual target (``set_fee`` with nothing left to pay goes
+    straight to completed); ``values``: other columns to set; ``note``: added to the history line."""
+
+    fulfilment: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    target: str | None = None
+    values: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    note: str = ""
+
+
+def no_fields(_session: Session, *, order: ServiceOrder, action: str, fields: Mapping[str, Any], actor: Any,
+              now: Any) -> ActionOutcome | None:
+    return None
+
+
 @dataclasses.dataclass(frozen=True)
 class Kind:
     """One order type. ``lines`` is ``None`` for a type the mini-program cannot order yet."""
@@ -106,6 +142,16 @@ class Kind:
     refund_values: Callable[..., list[int] | None] = _nothing  # (session, *, order, now)
     # the staff panel's one-line reading of its details
     details_text: Callable[[Mapping[str, Any]], str] = _no_details
+    # the staff actions this type allows (names in orders.service.TRANSITIONS, plus "fail" for a top-up);
+    # claim / release / refund are always allowed
+    actions: tuple[str, ...] = DEFAULT_ACTIONS
+    # action -> the fields its body may carry for this type (any other field is refused: INVALID_FIELD)
+    action_fields: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    # a staff action on an order of this type, before the move: validate its fields (raise InvalidInput
+    # with a Chinese message) and say what to store (ActionOutcome); runs in the action's transaction
+    on_action: Callable[..., ActionOutcome | None] = no_fields  # (session, *, order, action, fields, actor, now)
+    # where the order is fulfilled (stored in service_order.city for the kanban's filter)
+    city: Callable[[Mapping[str, Any]], str | None] = city_of
 
     @property
     def label(self) -> str:
@@ -121,8 +167,20 @@ class Kind:
         return self.lines(session, user, draft)
 
 
-def not_orderable_yet(type_: str, *, coupon_fits: tuple[str, ...] = (),
-                      exchange_fits: tuple[str, ...] = ()) -> Kind:
+def not_orderable_yet(type_: str, *, coupon_fits: tuple[str, ...] = (), exchange_fits: tuple[str, ...] = (),
+                      actions: tuple[str, ...] = DEFAULT_ACTIONS) -> Kind:
     """A type the state machine and the tables know, whose catalogue does not exist yet."""
-    return Kind(type_, coupon_fits=coupon_fits, exchange_fits=exchange_fits)
+    return Kind(type_, coupon_fits=coupon_fits, exchange_fits=exchange_fits, actions=actions)
+
+
+def text_field(fields: Mapping[str, Any], name: str, label: str, *, max_len: int = 64, required: bool = True) -> str:
+    """A staff action's text field, stripped; ``FIELD_REQUIRED`` / ``INVALID_FIELD`` with a Chinese message."""
+    value = fields.get(name)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise InvalidInput(f"请填写{label}", code="FIELD_REQUIRED")
+        return ""
+    if not isinstance(value, str) or len(value.strip()) > max_len:
+        raise InvalidInput(f"{label}需为不超过 {max_len} 个字的文字", code="INVALID_FIELD")
+    return value.strip()
 

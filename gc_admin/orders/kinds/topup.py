@@ -2,6 +2,10 @@
 
 Body: ``details = {"mobile": 11-digit number, "face_fen": 5000 | 10000}`` (integers only: ``5000.0``
 is refused). A platform ``service_discount`` coupon fits it.
+
+Staff: the clerk tops the number up by hand (Alipay / WeChat) and marks it ``complete`` with the
+provider's reference (``provider_ref``, shown to the user in ``fulfilment``), or ``fail`` with a
+reason, which refunds the order in full automatically.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from sqlmodel import Session
 from gc_admin.core.errors import InvalidInput
 from gc_admin.core.money import format_fen
 from gc_admin.core.phone import mask_phone, normalize_phone
-from gc_admin.orders.kinds.base import Kind, Line, Lines, OrderDraft
+from gc_admin.orders.kinds.base import ActionOutcome, Kind, Line, Lines, OrderDraft, text_field
 from gc_admin.users.models import MpUser
 
 TOPUP_FACES = (5_000, 10_000)  # ¥50, ¥100
@@ -45,4 +49,18 @@ def details_text(details: Mapping[str, Any]) -> str:
     return " · ".join(parts)
 
 
-KIND = Kind("topup", lines=lines, coupon_fits=("service_discount",), details_text=details_text)
+def on_action(session: Session, *, order: Any, action: str, fields: Mapping[str, Any], actor: Any,
+              now: Any) -> ActionOutcome | None:
+    """complete: the provider's reference is required (the user sees it); fail: an optional one is kept."""
+    if action == "complete":
+        ref = text_field(fields, "provider_ref", "充值平台的交易单号", max_len=64)
+        return ActionOutcome(fulfilment={"provider_ref": ref}, note=f"充值单号 {ref}")
+    if action == "fail":
+        ref = text_field(fields, "provider_ref", "充值平台的交易单号", max_len=64, required=False)
+        return ActionOutcome(fulfilment={"failed": True, **({"provider_ref": ref} if ref else {})})
+    return None
+
+
+KIND = Kind("topup", lines=lines, coupon_fits=("service_discount",), details_text=details_text,
+            actions=("accept", "fulfil", "complete", "fail", "after_sales", "resolve", "cancel"),
+            action_fields={"complete": ("provider_ref",), "fail": ("provider_ref",)}, on_action=on_action)

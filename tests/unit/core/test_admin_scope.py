@@ -214,6 +214,12 @@ ROUTES: dict[tuple[str, str], list[Case]] = {
                                          {"json": {"amount_fen": 10**9, "reason": "矩阵测试"}}),
              ok=(409, "REFUND_EXCEEDS_PAID"), name="refund"),
     ],
+    ("POST", "/orders/next"): [Case(QUEUE, lambda role, w: ("POST", A + "/orders/next", {"params": {"type": "goods"}}))],
+    ("POST", "/orders/bulk/{action}"): [Case(QUEUE, lambda role, w: ("POST", A + "/orders/bulk/accept",
+                                                                     {"json": {"order_ids": [999999]}}))],
+    ("POST", "/orders/{order_id}/case/calls"): [Case(QUEUE, lambda role, w: (
+        "POST", f"{A}/orders/{_order_for(role, w)}/case/calls", {"json": {"outcome": "reached"}}),
+        ok=(404, "CASE_NOT_FOUND"))],
     ("GET", "/ledger"): [Case(MONEY, get("/ledger"))],
     ("GET", "/ledger.xlsx"): [Case(MONEY, get("/ledger.xlsx"))],
     ("GET", "/refunds"): [Case(MONEY, get("/refunds"))],
@@ -374,6 +380,27 @@ def scope_act(w: World) -> None:
         assert s.get(ServiceOrder, w.flower_order).status == before
 
 
+def scope_next(w: World) -> None:
+    """下一单 of another type than a dispatcher's claims nothing."""
+    resp = w.api.post(A + "/orders/next", params={"type": "flower"}, headers=w.auth("dispatcher"))
+    assert resp.status_code == 200 and resp.json() == {"order": None}
+    with session_scope() as s:
+        assert s.get(ServiceOrder, w.flower_order).claimed_by is None
+
+
+def scope_bulk(w: World) -> None:
+    resp = w.api.post(A + "/orders/bulk/accept", json={"order_ids": [w.flower_order]}, headers=w.auth("dispatcher"))
+    assert resp.status_code == 200 and resp.json()["items"][0]["error"]["code"] == "ORDER_NOT_FOUND"
+    with session_scope() as s:
+        assert s.get(ServiceOrder, w.flower_order).status == "paid"
+
+
+def scope_case_call(w: World) -> None:
+    resp = w.api.post(f"{A}/orders/{w.flower_order}/case/calls", json={"outcome": "reached"},
+                      headers=w.auth("dispatcher"))
+    api_error(resp, 404, "ORDER_NOT_FOUND")
+
+
 def no_rows(w: World) -> None:
     """The route returns no one's rows (e.g. the caller's own account)."""
 
@@ -387,6 +414,9 @@ ROW_SCOPE: dict[tuple[str, str], Callable[[World], None]] = {
     ("GET", "/orders/badge"): scope_badge,
     ("GET", "/orders/{order_id}"): scope_order,
     ("POST", "/orders/{order_id}/actions/{action}"): scope_act,
+    ("POST", "/orders/next"): scope_next,
+    ("POST", "/orders/bulk/{action}"): scope_bulk,
+    ("POST", "/orders/{order_id}/case/calls"): scope_case_call,
 }
 
 

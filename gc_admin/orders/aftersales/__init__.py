@@ -1,0 +1,1 @@
+"""售后 (after-sales cases) on service orders: see :mod:`.service`."""
