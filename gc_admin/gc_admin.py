@@ -21,6 +21,8 @@ from gc_admin.home.state import HomeState
 from gc_admin.integrations.sms.page import sms_page
 from gc_admin.integrations.sms.state import SmsState
 import gc_admin.orders.badge  # noqa: F401  (registers the 订单看板 badge in the sidebar)
+from gc_admin.orders.drivers.page import drivers_page
+from gc_admin.orders.drivers.state import DriversState
 from gc_admin.orders.page import orders_page
 from gc_admin.orders.state import OrdersState
 from gc_admin.partners.page import partners_page
@@ -57,6 +59,7 @@ _add("home", home_page, HomeState.load)
 _add("stock", stock_page, StockState.load)
 _add("issuance", issuance_page, IssuanceState.load)
 _add("orders", orders_page, OrdersState.load)
+_add("drivers", drivers_page, DriversState.load)
 _add("ledger", ledger_page, LedgerState.load)
 _add("staff", staff_management, StaffState.load)
 _add("users", users_page, UsersState.load)

@@ -1,7 +1,7 @@
 """designated driver: the driver roster and driver-platform callbacks
 
 Revision ID: i10_driver
-Revises: 0005
+Revises: i10_core
 Create Date: 2026-12-01
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from alembic import op
 from gc_admin.core.types import UTCDateTime
 
 revision: str = "i10_driver"  # alembic refuses "-" in an identifier
-down_revision: str | Sequence[str] | None = "0005"
+down_revision: str | Sequence[str] | None = "i10_core"  # chained after the merged i10-core (brief: "0005"; the lead re-chains)
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

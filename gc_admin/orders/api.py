@@ -80,9 +80,10 @@ class OrderBody(StrictModel):
     points: Count = Field(0, description=f"points to use ({FEN_PER_POINT} fen each)")
     use_stored_value: bool = Field(False, strict=True)
     topup: TopupDetails | None = None
+    driver: dict[str, Any] | None = Field(None, description="driver: {pickup, destination, at, contact_phone, plate_no?}")
 
     def draft(self) -> pricing.OrderDraft:
-        details: dict[str, Any] = self.topup.model_dump() if self.topup is not None else {}
+        details: dict[str, Any] = self.topup.model_dump() if self.topup is not None else dict(self.driver or {})
         return pricing.OrderDraft(type=self.type, product_code=self.product_code, quantity=self.quantity,
                                   coupon_id=self.coupon_id, exchange_coupon_id=self.exchange_coupon_id,
                                   points=self.points, use_stored_value=self.use_stored_value, details=details)

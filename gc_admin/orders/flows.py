@@ -282,6 +282,10 @@ def apply_transaction(session: Session, *, resource: Mapping[str, Any], source: 
         return "replay", "payment already recorded", order.id
     if mark_paid(session, order_id=order.id, amount_fen=total, paid_at=success_time, now=now):
         return "applied", "", order.id
+    if order.status == "awaiting_payment":  # the rest of a fee set at completion (driver), paid once
+        transition(session, order_id=order.id, action="pay_remainder", actor=PAYING_ACTOR, now=now,
+                   reason=f"补付 {format_fen(total)}", values={"paid_fen": total, "paid_at": success_time})
+        return "applied", "", order.id
     # money arrived for an order that is no longer waiting for it: keep the money on record, do not revive it
     status = session.exec(select(ServiceOrder.status).where(col(ServiceOrder.id) == order.id)).one()
     session.execute(update(ServiceOrder).where(col(ServiceOrder.id) == order.id, col(ServiceOrder.paid_fen) == 0)
@@ -406,6 +410,11 @@ def cancel_order(session: Session, *, order_id: int, actor: Actor, reason: str, 
     now = now or utcnow()
     order = get_user_order(session, user=user, order_id=order_id) if user is not None else get_order(
         session, order_id=order_id)
+    cancel_paid = kind_of(order.type).cancel_paid
+    if order.status != "created" and cancel_paid is not None:  # a free booking, not yet served (driver)
+        cancel_paid(session, order=order, actor=actor, now=now,
+                    reason=(reason or "").strip() or ("用户取消" if actor.type == "user" else "未注明原因"))
+        return get_order(session, order_id=order_id)
     if order.status != "created":
         raise Conflict(f"订单当前状态为“{ORDER_STATUSES[order.status]}”，只能取消待支付的订单；已支付订单请联系客服退款",
                        code="ORDER_STATE_INVALID")

@@ -101,6 +101,8 @@ TRANSITIONS: dict[str, Transition] = {
                            ("staff", "system"), "完成"),
     "confirm": Transition(("accepted", "in_fulfilment", "shipped"), "completed", ("user",), "确认收货"),
     "cancel": Transition(("created",), "cancelled", ("user", "staff", "system"), "取消"),
+    # a free booking cancelled before it is served (driver: before the driver arrives; Kind.cancel_paid)
+    "cancel_booking": Transition(("paid", "accepted"), "cancelled", ("user", "staff"), "取消预约"),
     # a failed top-up: the full refund is requested (flows.staff_action → refund_order)
     "fail": Transition(("paid", "accepted", "in_fulfilment"), "refund_requested", ("staff",), "标记失败并退款"),
     "request_refund": Transition((*_LIVE, "completed", "after_sales"), "refund_requested", ("staff", "system"),
@@ -397,7 +399,7 @@ def user_actor(user: MpUser, ip: str | None = None) -> Actor:
 
 def payment_params(order: ServiceOrder, *, now: dt.datetime | None = None) -> dict[str, str] | None:
     """``wx.requestPayment`` parameters for an unpaid order still within its time (freshly signed), else ``None``."""
-    if order.status != "created" or not order.prepay_id or (now or utcnow()) >= order.pay_expires_at:
+    if order.status not in ("created", "awaiting_payment") or not order.prepay_id or (now or utcnow()) >= order.pay_expires_at:
         return None
     return payments.pay_params(order.prepay_id)
 

@@ -42,6 +42,7 @@ REFUNDERS = frozenset({"admin", "manager", "clerk", "service"})
 MONEY = frozenset({"admin", "manager"})
 STOCK = frozenset({"admin", "manager", "clerk"})
 ROW_SCOPED_ROLES = frozenset({"insurer", "supplier", "dispatcher"})
+DRIVERS = frozenset({"admin", "manager", "dispatcher"})  # 司机管理
 
 # Phones of the world, by whose list they are (none may leak whole to a role that did not supply it).
 CLERK_PHONES = ["13900000001", "13900000002"]
@@ -220,6 +221,11 @@ ROUTES: dict[tuple[str, str], list[Case]] = {
     ("POST", "/orders/{order_id}/case/calls"): [Case(QUEUE, lambda role, w: (
         "POST", f"{A}/orders/{_order_for(role, w)}/case/calls", {"json": {"outcome": "reached"}}),
         ok=(404, "CASE_NOT_FOUND"))],
+    ("GET", "/drivers"): [Case(DRIVERS, get("/drivers"))],
+    ("POST", "/drivers"): [Case(DRIVERS, lambda role, w: ("POST", A + "/drivers", {"json": {
+        "name": f"司机{role}", "phone": f"136{ROLES.index(role):08d}"}}), ok=201)],
+    ("PATCH", "/drivers/{driver_id}"): [Case(DRIVERS, lambda role, w: ("PATCH", A + "/drivers/999999", {
+        "json": {"status": "off"}}), ok=(404, "DRIVER_NOT_FOUND"))],
     ("GET", "/ledger"): [Case(MONEY, get("/ledger"))],
     ("GET", "/ledger.xlsx"): [Case(MONEY, get("/ledger.xlsx"))],
     ("GET", "/refunds"): [Case(MONEY, get("/refunds"))],
@@ -351,6 +357,17 @@ def scope_get_issuance(w: World) -> None:
     api_error(api.get(A + "/issuances/B-OTHER", headers=w.auth("clerk")), 404, "ISSUANCE_NOT_FOUND")
 
 
+def scope_roster(w: World) -> None:
+    """The driver roster is the platform's own, not a dispatcher's: a dispatcher sees the same drivers as a
+    manager, and neither sees anything but drivers (no order or user data)."""
+    w.api.post(A + "/drivers", json={"name": "范围司机", "phone": "13599990001"}, headers=w.auth("manager"))
+    mine = w.api.get(A + "/drivers", params={"limit": 200}, headers=w.auth("dispatcher")).json()
+    theirs = w.api.get(A + "/drivers", params={"limit": 200}, headers=w.auth("manager")).json()
+    assert mine == theirs and mine["total"] >= 1
+    assert {k for d in mine["items"] for k in d} <= {"id", "name", "phone", "phone_masked", "status", "status_label",
+                                                     "active", "order_id", "updated_at"}
+
+
 def scope_orders(w: World) -> None:
     """A dispatcher's queue holds driver orders only."""
     mine = w.api.get(A + "/orders", headers=w.auth("dispatcher")).json()
@@ -417,6 +434,9 @@ ROW_SCOPE: dict[tuple[str, str], Callable[[World], None]] = {
     ("POST", "/orders/next"): scope_next,
     ("POST", "/orders/bulk/{action}"): scope_bulk,
     ("POST", "/orders/{order_id}/case/calls"): scope_case_call,
+    ("GET", "/drivers"): scope_roster,
+    ("POST", "/drivers"): scope_roster,
+    ("PATCH", "/drivers/{driver_id}"): scope_roster,
 }
 
 
