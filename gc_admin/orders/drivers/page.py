@@ -6,7 +6,7 @@ from __future__ import annotations
 import reflex as rx
 
 from gc_admin.orders.drivers.state import STATUS_FILTERS, DriversState
-from gc_admin.ui.components import dialog, empty_row, form_actions, header, pager
+from gc_admin.ui.components import confirm_dialog, dialog, empty_row, form_actions, header, pager
 from gc_admin.ui.layout import staff_page
 
 _COLOR = {"available": "green", "busy": "amber", "off": "gray"}
@@ -36,6 +36,55 @@ def _row(row: rx.Var) -> rx.Component:
     )
 
 
+def _live_row(row: rx.Var) -> rx.Component:
+    def button(label: str, flag: str, event: rx.EventSpec, **kw) -> rx.Component:
+        return rx.cond(row[flag] == "1", rx.button(label, size="1", variant="soft", on_click=event, **kw))
+
+    return rx.table.row(
+        rx.table.cell(row["order_no"], white_space="nowrap", font_family="var(--code-font-family)"),
+        rx.table.cell(rx.badge(row["status_label"])),
+        rx.table.cell(row["summary"]),
+        rx.table.cell(row["who"]),
+        rx.table.cell(rx.hstack(
+            button("指派司机", "can_assign", DriversState.pick(row["id"], row["order_no"], "assign")),
+            button("转平台", "can_hand_off", DriversState.hand_off(row["id"])),
+            button("司机到达", "can_arrive", DriversState.step(row["id"], "arrive")),
+            button("开始服务", "can_start", DriversState.step(row["id"], "start")),
+            button("结算车费", "can_fee", DriversState.pick(row["id"], row["order_no"], "fee"), color_scheme="amber"),
+            spacing="2", wrap="wrap")),
+        data_testid="dispatch-row",
+    )
+
+
+def _assign_dialog() -> rx.Component:
+    return dialog(
+        rx.text("指派司机 · ", DriversState.target_no),
+        rx.vstack(
+            rx.select.root(
+                rx.select.trigger(placeholder="选择空闲的司机", width="100%"),
+                rx.select.content(rx.foreach(DriversState.available,
+                                             lambda d: rx.select.item(d["label"], value=d["id"]))),
+                value=DriversState.assign_driver, on_change=DriversState.set_assign_driver,
+            ),
+            rx.cond(DriversState.available.length() == 0, rx.text("暂无空闲司机", color_scheme="gray", size="2")),
+            form_actions(rx.button("指派", on_click=DriversState.do_assign)),
+            width="100%",
+        ),
+        open=DriversState.assign_open, on_open_change=DriversState.open_assign,
+    )
+
+
+def _fee_dialog() -> rx.Component:
+    return confirm_dialog(
+        rx.text("结算车费 · ", DriversState.target_no),
+        "车费由代驾券先抵扣（不超过券面额），剩余部分由用户在小程序用微信支付补付；结算后司机恢复空闲。",
+        open=DriversState.fee_open, on_open_change=DriversState.open_fee,
+        extra=(rx.input(placeholder="车费（元），例如 88.00", value=DriversState.fee_yuan,
+                        on_change=DriversState.set_fee_yuan, width="100%"),),
+        confirm=rx.button("确认结算", color_scheme="amber", on_click=DriversState.do_set_fee),
+    )
+
+
 def _create_dialog() -> rx.Component:
     return dialog(
         "添加司机",
@@ -59,6 +108,18 @@ def _create_dialog() -> rx.Component:
 @staff_page("drivers", "司机管理")
 def drivers_page() -> rx.Component:
     return rx.vstack(
+        rx.heading("待派单与服务中的代驾订单", size="4"),
+        rx.table.root(
+            header("订单号", "状态", "行程", "司机", "操作"),
+            rx.table.body(rx.cond(DriversState.live.length() > 0, rx.foreach(DriversState.live, _live_row),
+                                  empty_row(5, "暂无待派单或服务中的订单"))),
+            width="100%", variant="surface",
+        ),
+        rx.cond(DriversState.live_total > DriversState.live.length(),
+                rx.text("仅显示等待最久的 20 单，其余见订单看板", size="2", color_scheme="gray")),
+        _assign_dialog(),
+        _fee_dialog(),
+        rx.heading("司机名册", size="4", padding_top="1rem"),
         rx.hstack(
             rx.select.root(
                 rx.select.trigger(placeholder="全部状态"),

@@ -23,6 +23,7 @@ from gc_admin.core.phone import mask_phone, normalize_phone
 from gc_admin.core.principal import Actor
 from gc_admin.db import Page, paginate
 from gc_admin.orders.drivers.models import DRIVER_STATUSES, Driver
+from gc_admin.orders.models import ServiceOrder
 
 SETTABLE_STATUSES = ("available", "off")  # busy comes with an order only
 
@@ -164,3 +165,19 @@ def free_driver(session: Session, *, order_id: int, now: dt.datetime | None = No
         .values(status="available", order_id=None, updated_at=now or utcnow())
         .returning(Driver.id).execution_options(synchronize_session=False)).first()
     return None if row is None else int(row[0])
+
+
+LIVE_STATUSES = ("paid", "accepted", "arrived", "in_fulfilment", "awaiting_payment")  # dispatch still to do
+
+
+def live_orders(session: Session, *, offset: int = 0, limit: int = 20) -> Page[ServiceOrder]:
+    """Driver orders still being dispatched or served, waiting longest first (the 司机管理 dispatch panel)."""
+    stmt = select(ServiceOrder).where(col(ServiceOrder.type) == "driver", col(ServiceOrder.status).in_(LIVE_STATUSES))
+    return paginate(session, stmt, order=(col(ServiceOrder.paid_at), col(ServiceOrder.id)), offset=offset,
+                    limit=limit)
+
+
+def available_drivers(session: Session, *, limit: int = 200) -> list[Driver]:
+    """Drivers who may be assigned now (active and available), by name."""
+    return list(session.exec(select(Driver).where(col(Driver.status) == "available", col(Driver.active).is_(True))
+                             .order_by(col(Driver.name), col(Driver.id)).limit(limit)).all())
