@@ -17,7 +17,8 @@ PostgreSQL, the write lock on SQLite): a status after the order's last platform 
 (:data:`~gc_admin.orders.drivers.dispatch.PLATFORM_STEPS`) is applied — forward jumps included, a lost
 ``arrived`` does not block ``in_service`` — and one at or before it is **ignored** (out of order:
 recorded, answered 200 so the platform stops retrying, nothing changes). ``completed`` settles the fee
-exactly as the dispatcher's ``set_fee`` does. ``cancelled`` (the platform found no driver) leaves the
+exactly as the dispatcher's ``set_fee`` does. A status the order's own state refuses (staff moved it to
+after-sales meanwhile) is ignored the same way, its partial work rolled back. ``cancelled`` (the platform found no driver) leaves the
 order ``accepted`` with ``platform_status: cancelled`` so the dispatcher assigns an own driver.
 """
 
@@ -34,6 +35,7 @@ from sqlmodel import Session, col, select
 
 from gc_admin.core.bulk import dialect
 from gc_admin.core.clock import utcnow
+from gc_admin.core.errors import DomainError
 from gc_admin.core.principal import Actor
 from gc_admin.db import lock_for_write
 from gc_admin.integrations.driver import setup as platform
@@ -154,7 +156,11 @@ def handle_callback(session: Session, *, platform_code: str, headers: Mapping[st
     if inserted is None:  # the same event or nonce committed meanwhile by a concurrent delivery
         return _answer(200, "OK", duplicate=True)
     actor = Actor("system", platform_code, f"代驾平台 {platform_code}")
-    result = _apply(session, order=order, status=status, data=data, actor=actor, now=now)
+    try:
+        with session.begin_nested():  # a move the order's state refuses leaves nothing half-applied
+            result = _apply(session, order=order, status=status, data=data, actor=actor, now=now)
+    except DomainError as exc:  # e.g. staff moved the order to after-sales meanwhile: recorded, not retried
+        result = f"ignored:{exc.code}: {exc.message}"
     outcome, _, why = result.partition(":")
     session.execute(update(DriverCallback).where(col(DriverCallback.id) == inserted)
                     .values(outcome=outcome, reason=why[:200]).execution_options(synchronize_session=False))

@@ -14,6 +14,7 @@ from tests.unit.orders.drivers.support import A, PHONE, act, at, book, booking, 
 pytestmark = pytest.mark.usefixtures("any_db")
 
 MP = "/api/v1/mp/orders"
+NOTIFY = "/api/v1/pay/wechat/notify"
 
 
 def _driver(api, headers, driver_id: int) -> dict:
@@ -102,6 +103,12 @@ def test_own_driver_happy_path_coupon_covers_part_and_the_user_pays_the_rest(api
     assert [h["status"] for h in done["history"]][-2:] == ["awaiting_payment", "completed"]
     assert rows("SELECT kind, amount_fen FROM ledger_entry WHERE order_id = :o", o=oid) == [("payment", 5800)]
     assert scalar("SELECT count(*) FROM payment WHERE order_id = :o", o=oid) == 1
+    # WeChat Pay repeats its notify: nothing is paid twice
+    from gc_admin.integrations import sims
+    notify = sims.simulators().wxpay.notifies[-1]
+    assert api.post(NOTIFY, headers=notify.headers, content=notify.body).status_code == 204
+    assert rows("SELECT kind, amount_fen FROM ledger_entry WHERE order_id = :o", o=oid) == [("payment", 5800)]
+    assert ok(api.get(f"{MP}/{oid}", headers=me))["paid_fen"] == 5800
     # the refund path of a settled order: customer service refunds the remainder paid; the coupon comes back
     refunded = ok(act(api, world["kefu"], oid, "refund", amount_fen=5800, reason="司机绕路，全额退还补款"))
     assert refunded["status"] == "refund_requested"
@@ -262,6 +269,19 @@ def test_bad_signature_replay_and_out_of_order_callbacks_change_nothing(api, wor
     assert order["status"] == "in_fulfilment" and order["fulfilment"]["driver_name"] != "冒名师傅"
     assert _state(oid)[:2] == in_service[:2]
     assert rows("SELECT outcome FROM driver_callback WHERE event_id = 'ev-late-accepted'") == [("ignored",)]
+
+
+def test_a_callback_the_orders_state_refuses_is_ignored_not_half_applied(api, world, sim) -> None:
+    oid, pid = _handed_off(api, world, sim)
+    advance(sim, pid, "accepted")
+    ok(act(api, world["diao"], oid, "after_sales", reason="用户投诉司机迟到"))
+    before = ok(api.get(f"{A}/orders/{oid}", headers=world["diao"]))
+    cb = advance(sim, pid, "arrived")
+    assert cb.status == 200 and cb.payload["status"] == "arrived"
+    after = ok(api.get(f"{A}/orders/{oid}", headers=world["diao"]))
+    assert (after["status"], after["fulfilment"], len(after["history"])) == (
+        "after_sales", before["fulfilment"], len(before["history"]))
+    assert rows("SELECT status, outcome FROM driver_callback ORDER BY id")[-1] == ("arrived", "ignored")
 
 
 def test_platform_cancellation_rules(api, world, sim) -> None:
