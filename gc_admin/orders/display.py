@@ -49,9 +49,27 @@ ACTION_HINTS = {
 }
 
 
+def _claim_and_case(view: dict[str, Any], now: dt.datetime) -> dict[str, str]:
+    """The detail panel's assignee / lease line and after-sales case, as text."""
+    claim = view.get("claim") or {}
+    text_ = ""
+    if claim.get("by"):
+        until = _local(claim.get("until"))
+        text_ = f"{claim['by']} 认领中（至 {until[-5:]}）" if claim.get("live") else f"处理人：{claim['by']}（认领已到期）"
+    case = view.get("case") or {}
+    calls = "；".join(f"{_local(c['called_at'])} {c['outcome_label']}" + (f"（{c['note']}）" if c["note"] else "")
+                     + f" · {c['by']}" for c in case.get("calls") or [])
+    case_text = ""
+    if case:
+        case_text = f"{case['status_label']} · 原因：{case['reason']}" + (f" · 备注：{case['notes']}" if case["notes"] else "")
+        if case.get("outcome_label"):
+            case_text += f" · 结果：{case['outcome_label']}"
+    return {"claim": text_, "case": case_text, "case_calls": calls}
+
+
 FIELD_LABELS = {"shop_name": "店铺名称", "shop_phone": "店铺电话", "eta": "预计送达时间", "provider_ref": "充值平台交易单号",
                 "driver_id": "司机编号", "platform": "代驾平台", "fee_fen": "费用（分）", "carrier": "快递公司",
-                "tracking_no": "快递单号", "notes": "售后备注"}
+                "tracking_no": "快递单号", "notes": "售后备注", "failed": "充值失败", "channel": "渠道"}
 INT_FIELDS = ("driver_id", "fee_fen")
 
 
@@ -159,7 +177,10 @@ def order_detail(detail: StaffDetail, *, scope: Scope, now: dt.datetime | None =
         "paid": format_fen(order.paid_fen), "refunded": format_fen(order.refunded_fen),
         "refundable": format_fen(refundable), "refundable_fen": str(refundable),
         "details": kind_of(order.type).details_text(view.get("details") or {}),
-        "fulfilment": " · ".join(f"{k}：{v}" for k, v in (view.get("fulfilment") or {}).items() if v not in (None, "")),
+        "fulfilment": " · ".join(f"{FIELD_LABELS.get(k, k)}：{'是' if v is True else v}"
+                                 for k, v in (view.get("fulfilment") or {}).items()
+                                 if v not in (None, "") and k != "case" and not isinstance(v, dict)),
+        **_claim_and_case(view, now),
         "coupons": str(len(view.get("coupon_ids") or [])) if order.type == "coupon_purchase" else "",
         "anomaly": "取消后收到支付，需退款给用户" if (order.anomaly or "").startswith("paid_after") else (order.anomaly or ""),
         "pay_provider": PROVIDERS.get(payment["provider"], payment["provider"]) if payment else "",

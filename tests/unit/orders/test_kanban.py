@@ -127,3 +127,19 @@ def test_a_card_action_with_fields_through_the_dialog(paid) -> None:
     assert toasts(events)[0][0] == "success"
     done = get(int(order_id))
     assert done.status == "completed" and done.fulfilment["provider_ref"] == "ALI-778899"
+
+
+def test_demo_orders_fill_every_column_of_coupon_purchases_and_top_ups(db) -> None:
+    from gc_admin import demo
+
+    with session_scope() as s:
+        demo.load(s)
+        board = kanban.board(s, filters=kanban.BoardFilters.within(orders.scope_for("clerk")))
+        cases = s.exec(text("SELECT count(*) FROM order_case_call")).one()[0]
+    counts = {c.status: c.count for c in board}
+    for status in ("created", "paid", "accepted", "in_fulfilment", "completed", "refund_requested", "refunded",
+                   "after_sales", "cancelled"):
+        assert counts[status] >= 1, (status, counts)
+    levels = {kanban.sla_of(type=c.type, status=c.status, paid_at=c.paid_at, now=utcnow())[1]
+              for col_ in board for c in col_.cards}
+    assert {"ok", "near", "over"} <= levels and cases >= 1
