@@ -6,7 +6,8 @@ Checked in this order, each refusal changing nothing:
 2. the signature, the app key and the timestamp window (:mod:`gc_admin.integrations.driver.signing`;
    401 ``SIGN_ERROR`` / ``TIMESTAMP_EXPIRED``);
 3. the nonce has not been seen from this platform (``UNIQUE (platform, nonce)``; 409 ``REPLAY``): a
-   captured request played again inside the window is refused;
+   captured request played again inside the window is refused (a platform re-signs each retry; a nonce
+   is remembered only once its callback committed, so a retry after a failed delivery is not refused);
 4. the body: ``event_id``, ``status`` and the order it names (``out_order_no`` of a driver order
    handed to this platform, with the same ``platform_order_id``; 400 / 404);
 5. the event is new (``UNIQUE (platform, event_id)``): a redelivery of an event already applied is

@@ -189,15 +189,15 @@ def cancel_paid(session: Session, *, order: ServiceOrder, actor: Actor, reason: 
         raise Conflict("该订单已收款，不能直接取消，请走退款", code="ORDER_STATE_INVALID")
     if order.status not in CANCELLABLE:
         raise Conflict("司机已到达或正在服务，不能取消；如需结束请联系调度结算费用", code="DRIVER_ALREADY_ARRIVED")
-    roster.free_driver(session, order_id=order.id, now=now)
     f = order.fulfilment or {}
-    if handed_off(order) and f.get("platform_order_id"):
+    if handed_off(order) and f.get("platform_order_id"):  # before any write: no lock is held while it is asked
         try:
             platform.get_client().cancel_order(str(f["platform_order_id"]), reason="用户或调度取消")
         except DriverPlatformError as exc:
             if exc.code == "ORDER_IN_SERVICE":
                 raise Conflict("代驾平台的司机已到达，不能取消", code="DRIVER_ALREADY_ARRIVED") from exc
             raise UpstreamError("第三方代驾平台暂时无法取消订单，请稍后再试", code="DRIVER_PLATFORM_UNAVAILABLE") from exc
+    roster.free_driver(session, order_id=order.id, now=now)
     orders.transition(session, order_id=order.id, action="cancel_booking", actor=actor, reason=reason, now=now,
                values={"fulfilment": {**f, "platform_status": "cancelled"} if handed_off(order) else f})
     if order.coupon_id:
