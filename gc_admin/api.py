@@ -62,12 +62,14 @@ def build_api() -> FastAPI:
     from gc_admin.integrations.sms.api import router as sms_router
     from gc_admin.orders.api import routers as order_routers
     from gc_admin.orders.flowers.api import routers as flower_routers
+    from gc_admin.orders.drivers.api import routers as driver_routers
     from gc_admin.payments.api import routers as payment_routers
     from gc_admin.users.api import router as mp_router
 
     v1 = APIRouter(prefix="/api/v1")
     coupon_routers = (*catalog_routers, *stock_routers, *issuance_routers, *wallet_routers)
-    for r in (mp_router, staff_router, sms_router, *coupon_routers, *order_routers, *flower_routers, *payment_routers):
+    for r in (mp_router, staff_router, sms_router, *coupon_routers, *order_routers, *flower_routers, *driver_routers,
+              *payment_routers):
         v1.include_router(r)
     app.include_router(v1)
 
@@ -114,3 +116,5 @@ def mount_simulators(app: FastAPI) -> None:
     app.include_router(sims.wechat_router, prefix="/sim/wechat")
     app.include_router(sims.sms_router, prefix="/sim/sms")
     app.include_router(sims.wxpay_router, prefix="/sim/wechatpay")
+    from gc_admin.integrations.driver import setup as driver, simulator as driver_sim
+    app.include_router(driver_sim.build_driver_simulator(driver.sim_state()), prefix="/sim/driver")

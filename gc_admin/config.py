@@ -41,6 +41,8 @@ local protocol simulators, an SMS outbox instead of a real SMS provider). In pro
 | GC_ORDER_UNPAID_MINUTES | 30 | an unpaid order is closed at WeChat Pay and cancelled after this long (its reservations released) |
 | GC_ORDER_LEASE_MINUTES | 15 | how long a clerk's claim on an order (认领 / 下一单) keeps other clerks off it; it lapses by itself |
 | GC_ORDER_SLA_MINUTES | coupon_purchase=10,flower=120,topup=30,driver=30,goods=2880 | per type: time from payment the kanban's SLA timer allows (amber from 80 %, red past it) |
+| GC_DRIVER_PLATFORM_URL | local | third-party designated-driver platform API origin; ``local`` = the simulator under /sim/driver (dev/test only) |
+| GC_DRIVER_PLATFORM_CODE / _KEY / _SECRET | edaijia / demo values | its code in ``/api/v1/driver/{code}/callback``, our app key and the HMAC secret (both ways) |
 | GC_ONDUTY_PHONES | (empty) | comma-separated phones told of new paid orders by SMS; empty = enabled clerks with a phone |
 | GC_UPLOAD_MAX_MB | 50 | any uploaded file (stock codes, issuance phones, trade bills, every later upload); bigger request bodies are refused before they are read |
 | GC_UPLOAD_MAX_ROWS | 1048576 | lines of a CSV/TXT, rows of a worksheet (Excel's own limit) |
@@ -77,6 +79,7 @@ DEMO_SECRET_KEY = "demo-secret-key-not-for-production-use-0000"
 DEMO_WECHAT_APPID = "wxdemo0000000000"
 DEMO_WECHAT_SECRET = "demo-wechat-secret"
 DEMO_WXPAY_MCHID = "1900000001"
+DEMO_DRIVER_KEY, DEMO_DRIVER_SECRET = "demo-driver-key", "demo-driver-secret-not-for-production"
 
 ENVS = ("dev", "test", "prod")
 SMS_PROVIDERS = ("outbox", "aliyun", "tencent")
@@ -176,6 +179,7 @@ class Settings:
     log_format: str = "text"
     trusted_proxies: frozenset[str] = frozenset()
     flowers: FlowerSettings = FlowerSettings()
+    driver_platform: tuple[str, str, str, str] = ("local", "edaijia", DEMO_DRIVER_KEY, DEMO_DRIVER_SECRET)  # url, code, key, secret
 
     @property
     def loopback_only(self) -> bool:
@@ -392,6 +396,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         trusted_proxies=frozenset(p.strip() for p in env.get("GC_TRUSTED_PROXIES", "").split(",") if p.strip()),
         log_format=env.get("GC_LOG_FORMAT", "json" if gc_env == "prod" else "text").strip().lower(),
         flowers=_flower_settings(env),
+        driver_platform=(env.get("GC_DRIVER_PLATFORM_URL", "local").rstrip("/"), env.get("GC_DRIVER_PLATFORM_CODE", "edaijia"),
+                         env.get("GC_DRIVER_PLATFORM_KEY", DEMO_DRIVER_KEY),
+                         env.get("GC_DRIVER_PLATFORM_SECRET", DEMO_DRIVER_SECRET)),
     )
     validate(settings)
     return settings
@@ -458,6 +465,8 @@ def validate(s: Settings) -> None:
         if w.mchid == DEMO_WXPAY_MCHID or not (w.merchant_key_path and w.merchant_serial_no and w.public_key_path
                                                and w.public_key_id):
             problems.append("GC_WXPAY_MCHID and the merchant/platform key settings (GC_WXPAY_*) are required in prod")
+        if s.driver_platform[0] == "local" or s.driver_platform[3] == DEMO_DRIVER_SECRET:
+            problems.append("GC_DRIVER_PLATFORM_URL / _KEY / _SECRET must be the real driver platform's in prod")
         if len(w.apiv3_key.encode()) != 32:
             problems.append("GC_WXPAY_APIV3_KEY must be the 32-byte APIv3 key")
     if problems:

@@ -25,8 +25,10 @@ from gc_admin.integrations.sms.state import SmsState
 import gc_admin.orders.badge  # noqa: F401  (registers the 订单看板 badge in the sidebar)
 from gc_admin.orders.flowers.page import flowers_page
 from gc_admin.orders.flowers.state import FlowersState
+from gc_admin.orders.drivers.page import drivers_page
+from gc_admin.orders.drivers.state import DriversState
 from gc_admin.orders.page import orders_page
-from gc_admin.orders.state import OrdersState
+from gc_admin.orders.kanban.state import KanbanState
 from gc_admin.partners.page import partners_page
 from gc_admin.partners.state import PartnersState
 from gc_admin.payments.page import ledger_page
@@ -61,8 +63,9 @@ app.add_page(login_page, route="/login", title="登录 · 滚财权益后台", o
 _add("home", home_page, HomeState.load)
 _add("stock", stock_page, StockState.load)
 _add("issuance", issuance_page, IssuanceState.load)
-_add("orders", orders_page, OrdersState.load)
+_add("orders", orders_page, KanbanState.load)
 _add("flowers", flowers_page, FlowersState.load)
+_add("drivers", drivers_page, DriversState.load)
 _add("ledger", ledger_page, LedgerState.load)
 _add("staff", staff_management, StaffState.load)
 _add("users", users_page, UsersState.load)

@@ -16,6 +16,7 @@ from gc_admin.coupons.models import (
 from gc_admin.integrations.sms.models import SmsMessage
 from gc_admin.orders.aftersales.models import OrderCase, OrderCaseCall
 from gc_admin.orders.flowers.models import Bouquet, FlowerDelivery
+from gc_admin.orders.drivers.models import Driver, DriverCallback
 from gc_admin.orders.models import OrderChange, OrderEvent, OrderNotice, ServiceOrder
 from gc_admin.partners.models import PartnerKey
 from gc_admin.programmes.models import Programme
@@ -34,7 +35,7 @@ from gc_admin.users.models import MpUser, SmsLoginCode
 metadata = SQLModel.metadata
 
 __all__ = [
-    "CouponPurchaseItem", "LedgerEntry", "OrderCase", "OrderCaseCall", "OrderChange", "OrderEvent", "OrderNotice", "Payment", "PaymentNotifyLog", "PointsEntry",
+    "CouponPurchaseItem", "Driver", "DriverCallback", "LedgerEntry", "OrderCase", "OrderCaseCall", "OrderChange", "OrderEvent", "OrderNotice", "Payment", "PaymentNotifyLog", "PointsEntry",
     "ReconciliationRun", "Refund", "ServiceOrder", "StoredValueEntry", "UserBalance",
     "AuditLog", "Bouquet", "Coupon", "FlowerDelivery", "IssuanceBatch", "IssuanceRow", "LoginAttempt", "MpUser", "PartnerKey", "Product", "Programme",
     "SmsLoginCode", "SmsMessage", "StaffSession", "StaffUser", "StockCode", "StockImport", "metadata",

@@ -40,6 +40,8 @@ from gc_admin.db import session_scope
 from gc_admin.core.regions import GUANGXI_CITIES
 from gc_admin.orders import flows, pricing, service
 from gc_admin.orders.flowers import service as flowers
+from gc_admin.orders.aftersales import service as aftersales
+from gc_admin.orders.aftersales.models import CALL_OUTCOMES
 from gc_admin.orders.kinds.coupon_purchase import purchase_limit
 from gc_admin.orders.kinds.topup import TOPUP_FACES
 from gc_admin.orders.models import ORDER_STATUSES, ORDER_TYPES
@@ -94,13 +96,15 @@ class OrderBody(StrictModel):
     use_stored_value: bool = Field(False, strict=True)
     topup: TopupDetails | None = None
     flower: FlowerDetails | None = None
+    driver: dict[str, Any] | None = Field(None, description="driver: {pickup, destination, at, contact_phone, plate_no?}")
 
     def draft(self) -> pricing.OrderDraft:
-        own = getattr(self, self.type, None)  # the type's own object (topup: {...}, flower: {...})
-        stray = [t for t in ORDER_TYPES if t != self.type and isinstance(getattr(self, t, None), BaseModel)]
+        own = getattr(self, self.type, None)  # the type's own object (topup: {...}, flower: {...}, driver: {...})
+        stray = [t for t in ORDER_TYPES if t != self.type and getattr(self, t, None) is not None]
         if stray:
             raise InvalidInput(f"{ORDER_TYPES[self.type]}订单不能带 {', '.join(stray)} 字段", code="INVALID_ORDER")
-        details: dict[str, Any] = own.model_dump(exclude_none=True) if isinstance(own, BaseModel) else {}
+        details: dict[str, Any] = (own.model_dump(exclude_none=True) if isinstance(own, BaseModel)
+                                   else dict(own or {}))
         return pricing.OrderDraft(type=self.type, product_code=self.product_code, quantity=self.quantity,
                                   coupon_id=self.coupon_id, exchange_coupon_id=self.exchange_coupon_id,
                                   points=self.points, use_stored_value=self.use_stored_value, details=details)
@@ -213,6 +217,35 @@ class ClaimOut(BaseModel):
     live: bool = Field(description="the lease runs: other clerks' actions are refused")
 
 
+class CallOut(BaseModel):
+    called_at: str
+    outcome: str
+    outcome_label: str
+    note: str
+    by: str
+
+
+class CaseOut(BaseModel):
+    status: str
+    status_label: str
+    reason: str
+    notes: str
+    outcome: str | None = None
+    outcome_label: str
+    outcome_note: str
+    opened_by: str
+    opened_at: str
+    closed_by: str | None = None
+    closed_at: str | None = None
+    calls: list[CallOut]
+
+
+class CallBody(StrictModel):
+    outcome: Literal[tuple(CALL_OUTCOMES)]  # type: ignore[valid-type]
+    note: str = Field("", max_length=500)
+    called_at: Instant | None = Field(None, description="when the call was made (default: now)")
+
+
 class StaffOrderOut(_OrderFields):
     refundable_fen: int = Field(description="可退: the most one refund may be now — paid − refunded (refunds in "
                                             "flight included); for a coupon purchase only its still unused coupons; "
@@ -224,6 +257,7 @@ class StaffOrderOut(_OrderFields):
     city: str | None = None
     claim: ClaimOut
     kind_actions: list[str] = Field(description="the staff actions this order's type allows")
+    case: CaseOut | None = Field(None, description="the after-sales case, with its call log")
 
 
 class OrdersOut(BaseModel):
@@ -283,6 +317,9 @@ class QueueRowOut(BaseModel):
     created_at: str
     paid_at: str | None = None
     anomaly: str | None = None
+    city: str | None = None
+    assignee: str | None = None
+    claimed_until: str | None = None
 
 
 class QueueOut(BaseModel):
@@ -308,11 +345,12 @@ class ActionBody(StrictModel):
     fee_fen: Fen | None = Field(None, description="driver set_fee: the fee in fen")
     carrier: str | None = Field(None, max_length=32, description="goods ship: the carrier")
     tracking_no: str | None = Field(None, max_length=40, description="goods ship: the tracking number")
+    notes: str | None = Field(None, max_length=2000, description="after_sales / resolve: the case's notes")
     override: bool = Field(False, strict=True, description="release: a manager frees another clerk's claim")
 
     def fields(self) -> dict[str, Any]:
         """The type-specific fields given (``None`` = not given)."""
-        return {k: v for k, v in self.model_dump(exclude={"reason", "amount_fen", "fulfilment", "override"}).items()
+        return {k: v for k, v in self.model_dump(exclude={"reason", "amount_fen", "fulfilment", "override", "order_ids"}).items()
                 if v is not None}
 
 
@@ -422,15 +460,79 @@ def _scope(p: Principal) -> Scope:
     return scope
 
 
-@admin.get("/orders", response_model=QueueOut, summary="订单队列（按类型、状态筛选；订单号或手机号搜索）")
+@admin.get("/orders", response_model=QueueOut,
+           summary="订单队列（类型、状态、城市、处理人、下单日期筛选；订单号或手机号搜索）")
 def queue(type: Literal[tuple(ORDER_TYPES)] | None = None,  # type: ignore[valid-type]
           status: Literal[tuple(ORDER_STATUSES)] | None = None,  # type: ignore[valid-type]
-          q: str | None = Query(None, max_length=32), offset: Offset = 0,
-          limit: Limit = 50, p: Principal = Depends(require_staff("orders"))):
+          q: str | None = Query(None, max_length=32), city: str | None = Query(None, max_length=16),
+          assignee: str | None = Query(None, max_length=64, description="a staff id, or none (unassigned)"),
+          since: Instant | None = Query(None, alias="from", description="created at or after (ISO-8601 with offset)"),
+          until: Instant | None = Query(None, alias="to", description="created before (ISO-8601 with offset)"),
+          offset: Offset = 0, limit: Limit = 50, p: Principal = Depends(require_staff("orders"))):
     types = _scope(p).types
+    for t in (since, until):
+        if t is not None and t.tzinfo is None:
+            raise InvalidInput("from / to 需带时区", code="INVALID_RANGE")
     with session_scope() as s:
-        page = service.list_orders(s, type=type, status=status, q=q, types=types, offset=offset, limit=limit)
+        page = service.list_orders(s, type=type, status=status, q=q, types=types, offset=offset, limit=limit,
+                                   city=city, assignee=assignee, since=since, until=until)
     return QueueOut(total=page.total, items=[QueueRowOut(**r.to_dict()) for r in page.rows])
+
+
+class NextOut(BaseModel):
+    order: StaffOrderOut | None = Field(None, description="the order now claimed for me; null: nothing waiting")
+
+
+@admin.post("/orders/next", response_model=NextOut,
+            summary="下一单：认领最早支付、无人认领的待接单订单（并发时每人拿到不同的订单）")
+def next_order(type: Literal[tuple(ORDER_TYPES)] | None = None,  # type: ignore[valid-type]
+               p: Principal = Depends(require_staff("orders"))):
+    scope = _scope(p)
+    if not scope.can_act:
+        raise Forbidden("没有处理订单的权限", code="FORBIDDEN")
+    types = scope.types if type is None else tuple(t for t in (type,) if scope.types is None or t in scope.types)
+    with session_scope() as s:
+        order = service.claim_next(s, actor=p.actor(), types=types)
+        order_id = order.id if order is not None else None
+    if order_id is None:
+        return NextOut(order=None)
+    with session_scope() as s:
+        return NextOut(order=_staff_out(s, service.get_order(s, order_id=order_id)))
+
+
+BULK_ACTIONS = ("claim", "accept", "complete")
+
+
+class BulkBody(ActionBody):
+    order_ids: list[IdField] = Field(min_length=1, max_length=100)
+
+
+class BulkRowOut(BaseModel):
+    order_id: int
+    ok: bool
+    status: str | None = None
+    error: dict[str, Any] | None = None
+
+
+class BulkOut(BaseModel):
+    done: int
+    failed: int
+    items: list[BulkRowOut]
+
+
+@admin.post("/orders/bulk/{action}", response_model=BulkOut,
+            summary="批量操作（claim / accept / complete）：逐单执行，逐单返回结果")
+def bulk(action: Literal[BULK_ACTIONS], body: BulkBody,  # type: ignore[valid-type]
+         p: Principal = Depends(require_staff("orders"))):
+    scope = _scope(p)
+    if not scope.can_act:
+        raise Forbidden("没有处理订单的权限", code="FORBIDDEN")
+    results = flows.bulk_act(order_ids=list(dict.fromkeys(body.order_ids)), action=action, actor=p.actor(),
+                             scope=scope, reason=body.reason, fields=body.fields())
+    items = [BulkRowOut(order_id=r.order_id, ok=r.error is None, status=r.status,
+                        error=r.error.to_dict() if r.error else None) for r in results]
+    done = sum(i.ok for i in items)
+    return BulkOut(done=done, failed=len(items) - done, items=items)
 
 
 @admin.get("/orders/badge", response_model=BadgeOut, summary="自某时起新支付、待接单的订单数（看板角标）")
@@ -470,12 +572,7 @@ def act(action: Literal[ACTIONS], order_id: Id, body: ActionBody | None = None, 
             raise Forbidden("没有处理订单的权限", code="FORBIDDEN")
         if body.override and p.role not in OVERRIDE_ROLES:
             raise Forbidden("只有管理员或主管可以解除他人的认领", code="FORBIDDEN")
-        with session_scope() as s:
-            service.visible_order(s, order_id=order_id, scope=scope)
-            if action == "claim":
-                service.claim(s, order_id=order_id, actor=actor)
-            else:
-                service.release(s, order_id=order_id, actor=actor, override=body.override)
+        flows.lease_act(order_id=order_id, action=action, actor=actor, scope=scope, override=body.override)
     elif action == "refund":
         if p.role not in REFUND_ROLES:
             raise Forbidden("没有退款权限", code="FORBIDDEN")
@@ -489,6 +586,22 @@ def act(action: Literal[ACTIONS], order_id: Id, body: ActionBody | None = None, 
     else:
         flows.act(order_id=order_id, action=action, actor=actor, scope=scope, reason=body.reason,
                   fulfilment=body.fulfilment, fields=body.fields())
+    with session_scope() as s:
+        return _staff_out(s, service.get_order(s, order_id=order_id))
+
+
+@admin.post("/orders/{order_id}/case/calls", response_model=StaffOrderOut, status_code=201,
+            summary="售后回访：记录一次给用户的电话（时间、结果、备注）")
+def case_call(order_id: Id, body: CallBody, p: Principal = Depends(require_staff("orders"))):
+    scope = _scope(p)
+    if not scope.can_act:
+        raise Forbidden("没有处理订单的权限", code="FORBIDDEN")
+    if body.called_at is not None and body.called_at.tzinfo is None:
+        raise InvalidInput("called_at 需带时区", code="INVALID_CALL_TIME")
+    with session_scope() as s:
+        service.visible_order(s, order_id=order_id, scope=scope)
+        aftersales.log_call(s, order_id=order_id, outcome=body.outcome, note=body.note, called_at=body.called_at,
+                            actor=p.actor())
     with session_scope() as s:
         return _staff_out(s, service.get_order(s, order_id=order_id))
 

@@ -37,15 +37,40 @@ EVENT_LABELS = {name: t.label for name, t in orders.TRANSITIONS.items()} | {
 # the one obvious next step of a status, offered as a button on the queue row
 NEXT_ACTION = {"paid": "accept", "accepted": "fulfil", "in_fulfilment": "complete", "after_sales": "resolve"}
 ACTION_COLORS = {"accept": "blue", "fulfil": "blue", "complete": "green", "resolve": "green", "cancel": "red",
-                 "after_sales": "orange"}
+                 "after_sales": "orange", "fail": "red"}
 ACTION_HINTS = {
     "accept": "接单后订单进入“已接单”，请尽快安排履约。",
     "fulfil": "订单进入“履约中”。",
     "complete": "订单将标记为“已完成”。",
     "resolve": "售后处理完毕，订单将标记为“已完成”。",
     "cancel": "只能取消待支付的订单：将关闭微信支付订单，释放锁定的库存、优惠券、积分与储值。",
-    "after_sales": "订单转入售后处理；退款请使用“退款”。",
+    "after_sales": "订单转入售后处理（开售后工单）；退款请使用“退款”。",
+    "fail": "标记失败后将自动全额退款给用户。",
 }
+
+
+def _claim_and_case(view: dict[str, Any], now: dt.datetime) -> dict[str, str]:
+    """The detail panel's assignee / lease line and after-sales case, as text."""
+    claim = view.get("claim") or {}
+    text_ = ""
+    if claim.get("by"):
+        until = _local(claim.get("until"))
+        text_ = f"{claim['by']} 认领中（至 {until[-5:]}）" if claim.get("live") else f"处理人：{claim['by']}（认领已到期）"
+    case = view.get("case") or {}
+    calls = "；".join(f"{_local(c['called_at'])} {c['outcome_label']}" + (f"（{c['note']}）" if c["note"] else "")
+                     + f" · {c['by']}" for c in case.get("calls") or [])
+    case_text = ""
+    if case:
+        case_text = f"{case['status_label']} · 原因：{case['reason']}" + (f" · 备注：{case['notes']}" if case["notes"] else "")
+        if case.get("outcome_label"):
+            case_text += f" · 结果：{case['outcome_label']}"
+    return {"claim": text_, "case": case_text, "case_calls": calls}
+
+
+FIELD_LABELS = {"shop_name": "店铺名称", "shop_phone": "店铺电话", "eta": "预计送达时间", "provider_ref": "充值平台交易单号",
+                "driver_id": "司机编号", "platform": "代驾平台", "fee_fen": "费用（分）", "carrier": "快递公司",
+                "tracking_no": "快递单号", "notes": "售后备注", "failed": "充值失败", "channel": "渠道"}
+INT_FIELDS = ("driver_id", "fee_fen")
 
 
 def type_options(scope: Scope) -> list[dict[str, str]]:
@@ -95,7 +120,7 @@ def action_label(action: str) -> str:
 def queue_row(r: orders.OrderRow, *, scope: Scope, now: dt.datetime | None = None) -> dict[str, str]:
     age, level = age_of(status=r.status, created_at=r.created_at, paid_at=r.paid_at, now=now)
     nxt = NEXT_ACTION.get(r.status, "")
-    if nxt not in staff_actions(r.status, scope):
+    if nxt not in staff_actions(r.status, scope, kind_of(r.type).actions):
         nxt = ""
     return {
         "id": str(r.id), "order_no": r.order_no, "type": r.type, "type_label": ORDER_TYPES.get(r.type, r.type),
@@ -152,7 +177,10 @@ def order_detail(detail: StaffDetail, *, scope: Scope, now: dt.datetime | None =
         "paid": format_fen(order.paid_fen), "refunded": format_fen(order.refunded_fen),
         "refundable": format_fen(refundable), "refundable_fen": str(refundable),
         "details": kind_of(order.type).details_text(view.get("details") or {}),
-        "fulfilment": " · ".join(f"{k}：{v}" for k, v in (view.get("fulfilment") or {}).items() if v not in (None, "")),
+        "fulfilment": " · ".join(f"{FIELD_LABELS.get(k, k)}：{'是' if v is True else v}"
+                                 for k, v in (view.get("fulfilment") or {}).items()
+                                 if v not in (None, "") and k != "case" and not isinstance(v, dict)),
+        **_claim_and_case(view, now),
         "coupons": str(len(view.get("coupon_ids") or [])) if order.type == "coupon_purchase" else "",
         "anomaly": "取消后收到支付，需退款给用户" if (order.anomaly or "").startswith("paid_after") else (order.anomaly or ""),
         "pay_provider": PROVIDERS.get(payment["provider"], payment["provider"]) if payment else "",
@@ -192,7 +220,7 @@ def order_detail(detail: StaffDetail, *, scope: Scope, now: dt.datetime | None =
                    for r in refunds]
     actions = [{"key": a, "label": action_label(a), "color": ACTION_COLORS.get(a, "gray"),
                 "reason": "1" if a in REASON_REQUIRED else ""}
-               for a in staff_actions(order.status, scope)]
+               for a in staff_actions(order.status, scope, kind_of(order.type).actions)]
     options = [{"label": f"{k} 张（{format_fen(v)}）", "value": format_fen(v, symbol=False).replace(",", "")}
                for k, v in enumerate(values or [], 1)] if can_refund else []
     return {"order": head, "lines": lines, "steps": steps, "history": history, "refunds": refund_rows,

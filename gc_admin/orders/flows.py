@@ -70,6 +70,7 @@ from gc_admin.core.bulk import dialect
 from gc_admin.db import lock_for_write, session_scope
 from gc_admin.integrations.wechatpay.client import WxPayError
 from gc_admin.orders import pricing
+from gc_admin.orders.aftersales import service as aftersales
 from gc_admin.orders.kinds import kind_of
 from gc_admin.orders.models import ORDER_STATUSES, ORDER_TYPES, OrderNotice, ServiceOrder
 from gc_admin.orders.kinds.base import ActionOutcome
@@ -83,6 +84,7 @@ from gc_admin.orders.service import (
     Scope,
     add_event,
     check_lease,
+    claim,
     get_order,
     get_user_order,
     lease_of,
@@ -90,6 +92,7 @@ from gc_admin.orders.service import (
     new_order_no,
     order_history,
     order_ref,
+    release,
     transition,
     user_actor,
     visible_order,
@@ -279,6 +282,10 @@ def apply_transaction(session: Session, *, resource: Mapping[str, Any], source: 
         return "replay", "payment already recorded", order.id
     if mark_paid(session, order_id=order.id, amount_fen=total, paid_at=success_time, now=now):
         return "applied", "", order.id
+    if order.status == "awaiting_payment":  # the rest of a fee set at completion (driver), paid once
+        transition(session, order_id=order.id, action="pay_remainder", actor=PAYING_ACTOR, now=now,
+                   reason=f"补付 {format_fen(total)}", values={"paid_fen": total, "paid_at": success_time})
+        return "applied", "", order.id
     # money arrived for an order that is no longer waiting for it: keep the money on record, do not revive it
     status = session.exec(select(ServiceOrder.status).where(col(ServiceOrder.id) == order.id)).one()
     session.execute(update(ServiceOrder).where(col(ServiceOrder.id) == order.id, col(ServiceOrder.paid_fen) == 0)
@@ -403,6 +410,11 @@ def cancel_order(session: Session, *, order_id: int, actor: Actor, reason: str, 
     now = now or utcnow()
     order = get_user_order(session, user=user, order_id=order_id) if user is not None else get_order(
         session, order_id=order_id)
+    cancel_paid = kind_of(order.type).cancel_paid
+    if order.status != "created" and cancel_paid is not None:  # a free booking, not yet served (driver)
+        cancel_paid(session, order=order, actor=actor, now=now,
+                    reason=(reason or "").strip() or ("用户取消" if actor.type == "user" else "未注明原因"))
+        return get_order(session, order_id=order_id)
     if order.status != "created":
         raise Conflict(f"订单当前状态为“{ORDER_STATUSES[order.status]}”，只能取消待支付的订单；已支付订单请联系客服退款",
                        code="ORDER_STATE_INVALID")
@@ -472,7 +484,7 @@ def staff_action(session: Session, *, order_id: int, action: str, actor: Actor, 
     if action not in kind.actions:
         raise Conflict(f"{kind.label}订单没有“{label}”操作", code="ACTION_NOT_FOR_TYPE")
     given = {k: v for k, v in (fields or {}).items() if v is not None}
-    unknown = sorted(set(given) - set(kind.action_fields.get(action, ())))
+    unknown = sorted(set(given) - set(kind.action_fields.get(action, ())) - set(COMMON_FIELDS.get(action, ())))
     if unknown:
         raise InvalidInput(f"{kind.label}订单的“{label}”不接受这些字段：{', '.join(unknown)}", code="INVALID_FIELD")
     reason = (reason or "").strip()
@@ -496,7 +508,17 @@ def staff_action(session: Session, *, order_id: int, action: str, actor: Actor, 
     else:
         transition(session, order_id=order_id, action=action, actor=actor, reason=text_, now=now, values=values,
                    target=outcome.target)
+    notes = str(given.get("notes") or "").strip()
+    if action == "after_sales":
+        aftersales.open_case(session, order_id=order_id, reason=reason, notes=notes, actor=actor, now=now)
+    elif action == "resolve":
+        aftersales.close_case(session, order_id=order_id, outcome="resolved", note=notes or reason, actor=actor,
+                              now=now)
     return get_order(session, order_id=order_id)
+
+
+#: fields every type's action takes (after-sales: the case's notes)
+COMMON_FIELDS: dict[str, tuple[str, ...]] = {"after_sales": ("notes",), "resolve": ("notes",)}
 
 
 def _fail(session: Session, *, order: ServiceOrder, actor: Actor, reason: str, values: dict[str, Any],
@@ -672,6 +694,8 @@ def _refund_succeeded(session: Session, *, refund_id: int, wx_refund_id: str | N
                 returned.append(int(cid))
         give_back_balances(session, order_id=order.id, user_id=order.user_id, order_no=order.order_no,
                            points=order.points_used, stored_value_fen=order.stored_value_fen, now=now)
+        aftersales.close_case(session, order_id=order.id, outcome="refunded", note=refund.reason, actor=SYSTEM,
+                              now=now)
     else:
         add_event(session, order_id=order.id, action="refund_succeeded", actor=SYSTEM,
                   reason=f"部分退款 {format_fen(refund.amount_fen)} 已到账", now=now)
@@ -802,7 +826,8 @@ def order_view(session: Session, *, order: ServiceOrder, for_staff: bool = False
         out.update(user_id=order.user_id, phone_masked=mask_phone(user.phone if user else None), anomaly=order.anomaly,
                    payment=payments.order_payment(session, order_id=order.id),
                    refundable_fen=refundable_fen(session, order=order), city=order.city,
-                   claim=lease_of(order), kind_actions=list(kind_of(order.type).actions))
+                   claim=lease_of(order), kind_actions=list(kind_of(order.type).actions),
+                   case=aftersales.case_view(session, order_id=order.id))
     return out
 
 
@@ -870,6 +895,41 @@ def act(*, order_id: int, action: str, actor: Actor, scope: Scope, reason: str =
         with session_scope() as s:
             order = get_order(s, order_id=order_id)
     return order
+
+
+def lease_act(*, order_id: int, action: str, actor: Actor, scope: Scope, override: bool = False) -> ServiceOrder:
+    """``claim`` / ``release`` on an order ``scope`` may see, in its own unit of work."""
+    with session_scope() as s:
+        visible_order(s, order_id=order_id, scope=scope)
+        if action == "claim":
+            return claim(s, order_id=order_id, actor=actor)
+        if action == "release":
+            return release(s, order_id=order_id, actor=actor, override=override)
+    raise InvalidInput(f"未知的订单操作：{action}", code="INVALID_ACTION")
+
+
+@dataclasses.dataclass(frozen=True)
+class BulkResult:
+    order_id: int
+    status: str | None
+    error: DomainError | None
+
+
+def bulk_act(*, order_ids: list[int], action: str, actor: Actor, scope: Scope, reason: str = "",
+             fields: Mapping[str, Any] | None = None) -> list[BulkResult]:
+    """The same staff action on several orders, each in its own unit of work (one refused — someone else's
+    claim, a changed status — never holds up or undoes the others); a result per order, in order."""
+    out: list[BulkResult] = []
+    for oid in order_ids:
+        try:
+            if action in ("claim", "release"):
+                order = lease_act(order_id=oid, action=action, actor=actor, scope=scope)
+            else:
+                order = act(order_id=oid, action=action, actor=actor, scope=scope, reason=reason, fields=fields)
+            out.append(BulkResult(oid, order.status, None))
+        except DomainError as exc:
+            out.append(BulkResult(oid, None, exc))
+    return out
 
 
 def send_refund_now(*, refund_id: int) -> Refund:

@@ -1,21 +1,12 @@
-"""订单看板 page: the queue with age/SLA at a glance, the order panel, staff actions and refunds."""
+"""订单看板 page: the kanban board (orders/kanban/), the order panel, staff actions and refunds."""
 
 from __future__ import annotations
 
 import reflex as rx
 
-from gc_admin.orders.models import ORDER_STATUSES
+from gc_admin.orders.kanban.page import kanban_board
 from gc_admin.orders.state import OrdersState
-from gc_admin.ui.components import (
-    Col,
-    confirm_dialog,
-    dialog,
-    empty_row,
-    export_button,
-    form_actions,
-    pager,
-    table_header,
-)
+from gc_admin.ui.components import confirm_dialog, dialog, form_actions
 from gc_admin.ui.layout import staff_page
 
 NUM = {"text_align": "right", "white_space": "nowrap", "font_variant_numeric": "tabular-nums"}
@@ -23,7 +14,6 @@ STATUS_COLORS = {"created": "gray", "paid": "amber", "accepted": "blue", "in_ful
                  "completed": "green", "cancelled": "gray", "refund_requested": "orange", "refunded": "purple",
                  "after_sales": "red"}
 REFUND_COLORS = {"pending": "amber", "processing": "blue", "succeeded": "green", "failed": "red"}
-AGE_COLORS = (("late", "red"), ("wait", "amber"), ("open", "gray"))
 
 
 def _color(value: rx.Var) -> rx.Var:
@@ -34,106 +24,6 @@ def _color(value: rx.Var) -> rx.Var:
 def status_badge(status: rx.Var, label: rx.Var, **props) -> rx.Component:
     return rx.badge(label, variant="soft", color_scheme=rx.match(status, *STATUS_COLORS.items(), "gray"), **props)
 
-
-def _age(row: rx.Var) -> rx.Component:
-    return rx.hstack(
-        rx.cond(row["age_level"] == "late", rx.icon("alarm-clock", size=14, color=rx.color("red", 10))),
-        rx.text(row["age"], size="2", weight=rx.cond(row["age_level"] == "late", "bold", "regular"),
-                color_scheme=rx.match(row["age_level"], *AGE_COLORS, "gray")),
-        align="center", spacing="1", white_space="nowrap",
-    )
-
-
-# --- filters and queue ------------------------------------------------------------------------------
-
-def _filters() -> rx.Component:
-    s = OrdersState
-    return rx.form(
-        rx.hstack(
-            rx.select.root(
-                rx.select.trigger(width="9rem", data_testid="orders-type"),
-                rx.select.content(rx.select.item("全部类型", value="all"),
-                                  rx.foreach(s.types, lambda t: rx.select.item(t["label"], value=t["value"]))),
-                value=s.type_f, on_change=s.set_type,
-            ),
-            rx.select.root(
-                rx.select.trigger(width="9rem", data_testid="orders-status"),
-                rx.select.content(rx.select.item("全部状态", value="all"),
-                                  *[rx.select.item(label, value=key) for key, label in ORDER_STATUSES.items()]),
-                value=s.status_f, on_change=s.set_status,
-            ),
-            rx.input(placeholder="订单号或用户手机号", value=s.q, on_change=s.set_q, width="16rem", max_length=32,
-                     data_testid="orders-q"),
-            rx.button(rx.icon("search", size=14), "查询", type="submit", variant="soft", data_testid="orders-search"),
-            rx.button("清除筛选", type="button", variant="ghost", color_scheme="gray", on_click=s.clear_filters),
-            rx.spacer(),
-            rx.button(rx.icon("refresh-cw", size=14), "刷新", type="button", variant="soft", on_click=s.refresh,
-                      data_testid="orders-refresh"),
-            export_button(s, "orders-export"),
-            align="center", spacing="2", width="100%", wrap="wrap",
-        ),
-        on_submit=lambda _form: OrdersState.search(),
-        reset_on_submit=False,
-        width="100%",
-    )
-
-
-def _row(row: rx.Var) -> rx.Component:
-    s = OrdersState
-    return rx.table.row(
-        rx.table.cell(rx.vstack(
-            rx.code(row["order_no"], variant="ghost", size="1"),
-            rx.cond(row["anomaly"] != "", rx.badge(row["anomaly"], color_scheme="red", size="1")),
-            spacing="1")),
-        rx.table.cell(row["type_label"], white_space="nowrap"),
-        rx.table.cell(row["phone"], white_space="nowrap"),
-        rx.table.cell(rx.text(row["summary"], size="2", min_width="8rem", max_width="16rem", white_space="nowrap",
-                                      overflow="hidden", text_overflow="ellipsis", title=row["summary"])),
-        rx.table.cell(rx.vstack(
-            rx.text(row["payable"]),
-            rx.cond(row["refunded"] != "", rx.text("已退 ", row["refunded"], size="1", color_scheme="purple")),
-            spacing="0", align="end"), **NUM),
-        rx.table.cell(status_badge(row["status"], row["status_label"])),
-        rx.table.cell(_age(row)),
-        rx.table.cell(row["created_at"], white_space="nowrap"),
-        rx.table.cell(
-            rx.hstack(
-                rx.cond(row["next"] != "",
-                        rx.button(row["next_label"], size="1",
-                                  on_click=s.open_action(row["id"], row["next"]).stop_propagation,
-                                  data_testid="row-next-action")),
-                rx.button("详情", size="1", variant="ghost", on_click=s.open_order(row["id"]).stop_propagation),
-                spacing="2", justify="end",
-            ),
-            text_align="right",
-        ),
-        on_click=s.open_order(row["id"]),
-        cursor="pointer",
-        _hover={"background": rx.color("accent", 2)},
-        data_testid="order-row",
-    )
-
-
-def _queue() -> rx.Component:
-    s = OrdersState
-    return rx.vstack(
-        rx.table.root(
-            table_header(s, Col("订单号", "order_no"), Col("类型", "type"), "用户", "商品",
-                         Col("应付", "payable_fen", num=True), Col("状态", "status"), "时效",
-                         Col("下单时间", "created_at"), ""),
-            rx.table.body(rx.cond(s.rows.length() > 0, rx.foreach(s.rows, _row),
-                                  empty_row(9, rx.cond(s.loaded, "暂无订单", "加载中…")))),
-            width="100%", variant="surface", size="2", data_testid="orders-table",
-        ),
-        pager(s.total, s.page, s.pages, s.prev_page, s.next_page),
-        rx.text("默认排序：已支付未接单的订单在前（等待最久的在最前），其余按下单时间从新到旧；点击列名可排序。"
-                "时效：已支付订单从支付起计时，超过 30 分钟未接单显示为红色；其他订单从下单起计时。", size="1",
-                color_scheme="gray"),
-        width="100%", spacing="2",
-    )
-
-
-# --- the order panel ----------------------------------------------------------------------------------
 
 def _kv(label: str, value, testid: str = "", **props) -> rx.Component:
     return rx.hstack(
@@ -260,7 +150,12 @@ def _detail_dialog() -> rx.Component:
                     _section("商品", _lines(),
                              rx.cond(d["details"] != "", rx.text(d["details"], size="2")),
                              rx.cond(d["coupons"] != "", rx.text("已发放券 ", d["coupons"], " 张", size="2")),
-                             rx.cond(d["fulfilment"] != "", rx.text("履约：", d["fulfilment"], size="2"))),
+                             rx.cond(d["fulfilment"] != "", rx.text("履约：", d["fulfilment"], size="2",
+                                                                    data_testid="detail-fulfilment")),
+                             rx.cond(d["claim"] != "", rx.text(d["claim"], size="2", data_testid="detail-claim"))),
+                    rx.cond(d["case"] != "", _section("售后工单", rx.text(d["case"], size="2", data_testid="detail-case"),
+                                                      rx.cond(d["case_calls"] != "",
+                                                              rx.text("回访：", d["case_calls"], size="2")))),
                     _section("价格明细（谁出资）", _steps()),
                     columns=rx.breakpoints(initial="1", md="2"), spacing="5", width="100%",
                 ),
@@ -302,6 +197,10 @@ def _action_dialog() -> rx.Component:
         rx.fragment(a["label"], "：订单 ", a["order_no"]),
         rx.form(
             rx.vstack(
+                rx.foreach(s.act_fields, lambda f: rx.vstack(
+                    rx.text(f["label"], size="2", weight="medium"),
+                    rx.input(name=f["name"], max_length=64, width="100%", data_testid="action-field-" + f["name"]),
+                    spacing="1", width="100%")),
                 rx.text(rx.cond(a["reason_required"] == "1", "原因（必填）", "备注（选填）"), size="2",
                         weight="medium"),
                 rx.text_area(name="reason", max_length=200, rows="3", width="100%", data_testid="action-reason",
@@ -380,7 +279,7 @@ def orders_page() -> rx.Component:
     return rx.vstack(
         rx.cond(s.scope_note != "", rx.callout(s.scope_note, icon="info", color_scheme="blue", size="1", width="100%",
                                                data_testid="orders-scope")),
-        rx.cond(s.visible, rx.fragment(_filters(), _queue())),
+        rx.cond(s.visible, kanban_board()),
         _detail_dialog(),
         _action_dialog(),
         _refund_dialog(),

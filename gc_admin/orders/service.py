@@ -101,6 +101,8 @@ TRANSITIONS: dict[str, Transition] = {
                            ("staff", "system"), "完成"),
     "confirm": Transition(("accepted", "in_fulfilment", "shipped"), "completed", ("user",), "确认收货"),
     "cancel": Transition(("created",), "cancelled", ("user", "staff", "system"), "取消"),
+    # a free booking cancelled before it is served (driver: before the driver arrives; Kind.cancel_paid)
+    "cancel_booking": Transition(("paid", "accepted"), "cancelled", ("user", "staff"), "取消预约"),
     # a failed top-up: the full refund is requested (flows.staff_action → refund_order)
     "fail": Transition(("paid", "accepted", "in_fulfilment"), "refund_requested", ("staff",), "标记失败并退款"),
     "request_refund": Transition((*_LIVE, "completed", "after_sales"), "refund_requested", ("staff", "system"),
@@ -397,7 +399,7 @@ def user_actor(user: MpUser, ip: str | None = None) -> Actor:
 
 def payment_params(order: ServiceOrder, *, now: dt.datetime | None = None) -> dict[str, str] | None:
     """``wx.requestPayment`` parameters for an unpaid order still within its time (freshly signed), else ``None``."""
-    if order.status != "created" or not order.prepay_id or (now or utcnow()) >= order.pay_expires_at:
+    if order.status not in ("created", "awaiting_payment") or not order.prepay_id or (now or utcnow()) >= order.pay_expires_at:
         return None
     return payments.pay_params(order.prepay_id)
 
@@ -524,10 +526,14 @@ class OrderRow:
     created_at: dt.datetime
     paid_at: dt.datetime | None
     anomaly: str | None
+    city: str | None = None
+    assignee: str | None = None  # the claim's holder or last assignee (name)
+    claimed_until: dt.datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        d.update(created_at=iso(self.created_at), paid_at=iso(self.paid_at), type_label=ORDER_TYPES[self.type],
+        d.update(created_at=iso(self.created_at), paid_at=iso(self.paid_at), claimed_until=iso(self.claimed_until),
+                 type_label=ORDER_TYPES[self.type],
                  status_label=ORDER_STATUSES[self.status])
         return d
 
@@ -553,7 +559,8 @@ QUEUE_ORDER = (
 
 
 def _orders_query(*, type: str | None, status: str | None, q: str | None, types: tuple[str, ...] | None,
-                  since: dt.datetime | None, until: dt.datetime | None):
+                  since: dt.datetime | None, until: dt.datetime | None, city: str | None = None,
+                  assignee: str | None = None):
     if type is not None and type not in ORDER_TYPES:
         raise InvalidInput("未知的订单类型", code="INVALID_ORDER_TYPE")
     if status is not None and status not in ORDER_STATUSES:
@@ -573,23 +580,33 @@ def _orders_query(*, type: str | None, status: str | None, q: str | None, types:
         stmt = stmt.where(col(ServiceOrder.created_at) >= since)
     if until:
         stmt = stmt.where(col(ServiceOrder.created_at) < until)
+    if city:
+        stmt = stmt.where(col(ServiceOrder.city) == city.strip().removesuffix("市"))
+    if assignee == "none":
+        stmt = stmt.where(col(ServiceOrder.claimed_by).is_(None))
+    elif assignee:
+        stmt = stmt.where(col(ServiceOrder.claimed_by) == assignee)
     return stmt
 
 
 def _order_row(r: Any) -> OrderRow:
     o, phone = r
     return OrderRow(o.id or 0, o.order_no, o.type, o.status, mask_phone(phone), _summary(o.details), o.list_fen,
-                    o.payable_fen, o.paid_fen, o.refunded_fen, o.created_at, o.paid_at, o.anomaly)
+                    o.payable_fen, o.paid_fen, o.refunded_fen, o.created_at, o.paid_at, o.anomaly, o.city,
+                    o.claimed_by_name, o.claimed_until)
 
 
 def list_orders(session: Session, *, type: str | None = None, status: str | None = None, q: str | None = None,
                 types: tuple[str, ...] | None = None, since: dt.datetime | None = None,
                 until: dt.datetime | None = None, sort: str | None = None, offset: int = 0,
-                limit: int = 50) -> Page[OrderRow]:
+                limit: int = 50, city: str | None = None, assignee: str | None = None) -> Page[OrderRow]:
     """The staff queue, filtered, with the total. ``q``: an order number or a phone; ``types``: restrict to
-    these types (a dispatcher sees driver orders only). Default order: paid orders waiting to be accepted
-    first (longest-waiting first), then the rest newest first; ``sort``: one of :data:`ORDER_SORT_KEYS`."""
-    stmt = _orders_query(type=type, status=status, q=q, types=types, since=since, until=until)
+    these types (a dispatcher sees driver orders only); ``city``: where it is fulfilled; ``assignee``: a staff
+    id (the claim's holder or last assignee) or ``"none"``; ``since`` / ``until``: created in that range.
+    Default order: paid orders waiting to be accepted first (longest-waiting first), then the rest newest
+    first; ``sort``: one of :data:`ORDER_SORT_KEYS`."""
+    stmt = _orders_query(type=type, status=status, q=q, types=types, since=since, until=until, city=city,
+                         assignee=assignee)
     order = order_by(sort, ORDER_SORT_KEYS, tie=col(ServiceOrder.id), default=QUEUE_ORDER)
     return paginate(session, stmt, order=order, offset=offset, limit=limit, row=_order_row)
 

@@ -27,6 +27,7 @@ from gc_admin.core.params import parse_id
 from gc_admin.orders import display, flows
 from gc_admin.orders import service as orders
 from gc_admin.orders.badge import OrdersBadgeState
+from gc_admin.orders.kinds import kind_of
 from gc_admin.orders.models import ORDER_STATUSES
 from gc_admin.ui.auth import current_principal, guarded, public, run_db
 from gc_admin.ui.paging import PAGE_SIZE, PagedMixin
@@ -58,6 +59,7 @@ class OrdersState(PagedMixin, rx.State):
     # a staff action (accept, fulfil, complete, cancel, after-sales, resolve)
     act_open: bool = False
     act: dict[str, str] = {}
+    act_fields: list[dict[str, str]] = []  # the fields the order's kind takes for this action
     act_error: str = ""
     act_busy: bool = False
     # refund: form, then confirmation
@@ -211,8 +213,16 @@ class OrdersState(PagedMixin, rx.State):
         row = next((r for r in self.rows if r["id"] == order_id), None)
         if row is None and self.detail.get("id") == order_id:
             row = self.detail
-        if row is None:
+        try:  # from a kanban card: the order as the database has it
+            order = await run_db(orders.visible_order, order_id=parse_id(order_id, what="订单"), scope=scope)
+        except (DomainError, ValueError):
             return rx.toast.error("订单不存在，请刷新后重试")
+        row = row or {"order_no": order.order_no, "status_label": ORDER_STATUSES.get(order.status, order.status)}
+        kind = kind_of(order.type)
+        if action not in kind.actions:
+            return rx.toast.error(f"{kind.label}订单没有此操作")
+        names = (*kind.action_fields.get(action, ()), *flows.COMMON_FIELDS.get(action, ()))
+        self.act_fields = [{"name": n, "label": display.FIELD_LABELS.get(n, n)} for n in names]
         self.act = {
             "order_id": order_id, "order_no": row.get("order_no", ""), "action": action,
             "label": display.action_label(action), "hint": display.ACTION_HINTS.get(action, ""),
@@ -246,12 +256,17 @@ class OrdersState(PagedMixin, rx.State):
         if len(reason) > 200:
             self.act_error = "原因不超过 200 个字"
             return
+        fields: dict[str, Any] = {}
+        for f in self.act_fields:
+            value = str(form.get(f["name"], "") or "").strip()
+            if value:
+                fields[f["name"]] = int(value) if f["name"] in display.INT_FIELDS and value.isdigit() else value
         self.act_busy = True
         yield
 
         try:
             order = await asyncio.to_thread(flows.act, order_id=int(order_id), action=action, actor=p.actor(),
-                                            scope=scope, reason=reason)
+                                            scope=scope, reason=reason, fields=fields)
         except (DomainError, ValueError) as exc:
             self.act_busy = False
             self.act_error = getattr(exc, "message", "订单不存在")

@@ -85,19 +85,19 @@ def test_user_buys_three_coupons_and_a_clerk_refunds_one(page, app_server):
     expect(page.get_by_test_id("sidebar")).to_be_visible()
     page.get_by_test_id("nav-orders").click()
     expect(page.get_by_test_id("page-title")).to_have_text("订单看板")
-    expect(page.get_by_test_id("order-row").first).to_be_visible()
-    page.get_by_test_id("orders-q").fill(order_no)
-    page.get_by_test_id("orders-search").click()
-    row = page.get_by_test_id("order-row")
+    expect(page.get_by_test_id("card").first).to_be_visible()
+    page.get_by_test_id("board-q").fill(order_no)
+    page.get_by_test_id("board-search").click()
+    row = page.get_by_test_id("column-completed").get_by_test_id("card")
     expect(row).to_have_count(1)
+    expect(page.get_by_test_id("card")).to_have_count(1)  # the search leaves one card on the whole board
     expect(row).to_contain_text(order_no)
     expect(row).to_contain_text("¥27.00")
-    expect(row).to_contain_text("已完成")
     expect(row).to_contain_text("****")  # the phone is masked
     save_artifact(page, "orders-queue.png")
 
     # the panel: price steps, payment, history
-    row.click()
+    row.get_by_test_id("card-open").click()
     detail = page.get_by_test_id("order-detail")
     expect(detail).to_be_visible()
     expect(page.get_by_test_id("detail-order-no")).to_have_text(order_no)
@@ -189,35 +189,60 @@ def test_user_buys_three_coupons_and_a_clerk_refunds_one(page, app_server):
           f"{stock_before - 2} (refund returned the code)")
 
 
-def test_new_paid_order_badge_and_accepting_from_the_queue(page, app_server):
+def test_two_clerks_boards_a_claim_accept_and_complete_move_the_card_live(page, browser, app_server):
+    """A clerk claims, accepts and completes a paid top-up on the kanban (with the provider's reference);
+    a second browser session, never reloaded, sees the new order arrive and the card move column by column."""
     c = httpx.Client(base_url=app_server.base_url, timeout=60)
     auth = _mp_user(c)
-    login(page, app_server, "clerk", "clerk2026")
-    page.get_by_test_id("nav-orders").click()
-    expect(page.get_by_test_id("page-title")).to_have_text("订单看板")
+    other_ctx = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN",
+                                    timezone_id="Asia/Shanghai")
+    other_ctx.set_default_timeout(30_000)
+    other = other_ctx.new_page()
+    try:
+        login(page, app_server, "clerk", "clerk2026")
+        page.get_by_test_id("nav-orders").click()
+        expect(page.get_by_test_id("page-title")).to_have_text("订单看板")
+        login(other, app_server, "manager", "manager2026")
+        other.get_by_test_id("nav-orders").click()
+        expect(other.get_by_test_id("column-paid")).to_be_visible()
 
-    created = c.post("/api/v1/mp/orders", headers=auth,
-                     json={"type": "topup", "topup": {"mobile": "13912345678", "face_fen": 5_000}})
-    assert created.status_code == 201, created.text
-    order = created.json()
-    _pay(c, order)
-    assert c.get(f"/api/v1/mp/orders/{order['id']}", headers=auth).json()["status"] == "paid"
+        created = c.post("/api/v1/mp/orders", headers=auth,
+                         json={"type": "topup", "topup": {"mobile": "13912345678", "face_fen": 5_000}})
+        assert created.status_code == 201, created.text
+        order = created.json()
+        _pay(c, order)
+        no = order["order_no"]
 
-    badge = page.get_by_test_id("orders-badge")
-    expect(badge).to_be_visible(timeout=40_000)  # the next 15-second tick
-    waiting = int(badge.inner_text())
-    assert waiting >= 1
-    save_artifact(page, "orders-badge.png")
+        def card_in(pg, status: str):
+            return pg.get_by_test_id(f"column-{status}").locator(f'[data-order-no="{no}"]')
 
-    page.get_by_test_id("orders-refresh").click()
-    row = page.get_by_test_id("order-row").filter(has_text=order["order_no"])
-    expect(row).to_contain_text("已支付")
-    expect(row).to_contain_text("话费充值")
-    row.get_by_test_id("row-next-action").click()
-    expect(page.get_by_test_id("action-dialog")).to_contain_text("接单")
-    page.get_by_test_id("action-confirm").click()
-    expect(page.get_by_text(f"订单 {order['order_no']} 已接单，当前状态：已接单")).to_be_visible()
-    expect(row).to_contain_text("已接单")
-    if waiting == 1:
-        expect(badge).to_have_count(0, timeout=40_000)
-    save_artifact(page, "orders-accepted.png")
+        # both boards show the new paid order without a reload (the change feed, polled every second)
+        expect(card_in(page, "paid")).to_be_visible(timeout=10_000)
+        expect(card_in(other, "paid")).to_be_visible(timeout=10_000)
+        expect(card_in(page, "paid")).to_contain_text("话费充值")
+        expect(card_in(page, "paid")).to_contain_text("¥50.00")
+
+        card_in(page, "paid").get_by_test_id("card-claim").click()
+        expect(card_in(page, "paid").get_by_test_id("card-assignee")).to_have_text("陈静")
+        expect(card_in(other, "paid").get_by_test_id("card-assignee")).to_have_text("陈静", timeout=10_000)
+
+        card_in(page, "paid").get_by_test_id("card-action-accept").click()
+        expect(page.get_by_test_id("action-dialog")).to_contain_text("接单")
+        page.get_by_test_id("action-confirm").click()
+        expect(page.get_by_text(f"订单 {no} 已接单，当前状态：已接单")).to_be_visible()
+        expect(card_in(other, "accepted")).to_be_visible(timeout=10_000)
+        expect(card_in(other, "paid")).to_have_count(0)
+
+        card_in(page, "accepted").get_by_test_id("card-action-complete").click()
+        expect(page.get_by_test_id("action-dialog")).to_contain_text("完成")
+        page.get_by_test_id("action-field-provider_ref").fill("ALI2026120199")
+        page.get_by_test_id("action-confirm").click()
+        expect(page.get_by_text(f"订单 {no} 已完成，当前状态：已完成")).to_be_visible()
+        expect(card_in(other, "completed")).to_be_visible(timeout=10_000)
+        expect(card_in(other, "accepted")).to_have_count(0)
+        save_artifact(other, "kanban-live-other-session.png")
+        mine = c.get(f"/api/v1/mp/orders/{order['id']}", headers=auth).json()
+        assert mine["status"] == "completed" and mine["fulfilment"]["provider_ref"] == "ALI2026120199"
+        save_artifact(page, "kanban.png")
+    finally:
+        other_ctx.close()

@@ -7,7 +7,7 @@ that will fit them.
 
 from __future__ import annotations
 
-from gc_admin.orders.kinds import coupon_purchase, flower, topup
+from gc_admin.orders.kinds import coupon_purchase, driver, flower, topup
 from gc_admin.orders.kinds.base import Kind, not_orderable_yet
 from gc_admin.orders.models import ORDER_TYPES
 
@@ -15,9 +15,7 @@ KINDS: dict[str, Kind] = {k.type: k for k in (
     coupon_purchase.KIND,
     flower.KIND,
     topup.KIND,
-    not_orderable_yet("driver", coupon_fits=("service_discount",),
-                      actions=("assign_driver", "hand_off", "arrive", "start", "set_fee", "complete", "cancel",
-                               "after_sales", "resolve")),
+    driver.KIND,
     not_orderable_yet("goods", coupon_fits=("goods_discount",), exchange_fits=("goods_exchange",),
                       actions=("ship", "complete", "cancel", "after_sales", "resolve")),
 )}

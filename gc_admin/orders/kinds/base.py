@@ -152,6 +152,9 @@ class Kind:
     on_action: Callable[..., ActionOutcome | None] = no_fields  # (session, *, order, action, fields, actor, now)
     # where the order is fulfilled (stored in service_order.city for the kanban's filter)
     city: Callable[[Mapping[str, Any]], str | None] = city_of
+    # a paid order of this type that may still be cancelled without a refund (a free driver booking): does the
+    # whole cancellation in the caller's transaction, or refuses it; None: only unpaid orders cancel
+    cancel_paid: Callable[..., None] | None = None  # (session, *, order, actor, reason, now)
 
     @property
     def label(self) -> str:

@@ -44,6 +44,7 @@ STOCK = frozenset({"admin", "manager", "clerk"})
 FLOWERS = STOCK  # 鲜花管理: read by these, changed by MONEY (admin, manager)
 ADMIN = frozenset({"admin"})
 ROW_SCOPED_ROLES = frozenset({"insurer", "supplier", "dispatcher"})
+DRIVERS = frozenset({"admin", "manager", "dispatcher"})  # 司机管理
 
 # Phones of the world, by whose list they are (none may leak whole to a role that did not supply it).
 CLERK_PHONES = ["13900000001", "13900000002"]
@@ -228,6 +229,17 @@ ROUTES: dict[tuple[str, str], list[Case]] = {
         "username": f"new_{role}", "display_name": "新员工", "password": "New-Staff-2026", "role": "clerk"}}), ok=201)],
     ("PATCH", "/staff/{staff_id}"): [Case(ADMIN, lambda role, w: ("PATCH", A + "/staff/999999", {"json": {"enabled": True}}),
                                           ok=(404, "STAFF_NOT_FOUND"))],
+    ("POST", "/orders/next"): [Case(QUEUE, lambda role, w: ("POST", A + "/orders/next", {"params": {"type": "goods"}}))],
+    ("POST", "/orders/bulk/{action}"): [Case(QUEUE, lambda role, w: ("POST", A + "/orders/bulk/accept",
+                                                                     {"json": {"order_ids": [999999]}}))],
+    ("POST", "/orders/{order_id}/case/calls"): [Case(QUEUE, lambda role, w: (
+        "POST", f"{A}/orders/{_order_for(role, w)}/case/calls", {"json": {"outcome": "reached"}}),
+        ok=(404, "CASE_NOT_FOUND"))],
+    ("GET", "/drivers"): [Case(DRIVERS, get("/drivers"))],
+    ("POST", "/drivers"): [Case(DRIVERS, lambda role, w: ("POST", A + "/drivers", {"json": {
+        "name": f"司机{role}", "phone": f"136{ROLES.index(role):08d}"}}), ok=201)],
+    ("PATCH", "/drivers/{driver_id}"): [Case(DRIVERS, lambda role, w: ("PATCH", A + "/drivers/999999", {
+        "json": {"status": "off"}}), ok=(404, "DRIVER_NOT_FOUND"))],
     ("GET", "/ledger"): [Case(MONEY, get("/ledger"))],
     ("GET", "/ledger.xlsx"): [Case(MONEY, get("/ledger.xlsx"))],
     ("GET", "/refunds"): [Case(MONEY, get("/refunds"))],
@@ -359,6 +371,17 @@ def scope_get_issuance(w: World) -> None:
     api_error(api.get(A + "/issuances/B-OTHER", headers=w.auth("clerk")), 404, "ISSUANCE_NOT_FOUND")
 
 
+def scope_roster(w: World) -> None:
+    """The driver roster is the platform's own, not a dispatcher's: a dispatcher sees the same drivers as a
+    manager, and neither sees anything but drivers (no order or user data)."""
+    w.api.post(A + "/drivers", json={"name": "范围司机", "phone": "13599990001"}, headers=w.auth("manager"))
+    mine = w.api.get(A + "/drivers", params={"limit": 200}, headers=w.auth("dispatcher")).json()
+    theirs = w.api.get(A + "/drivers", params={"limit": 200}, headers=w.auth("manager")).json()
+    assert mine == theirs and mine["total"] >= 1
+    assert {k for d in mine["items"] for k in d} <= {"id", "name", "phone", "phone_masked", "status", "status_label",
+                                                     "active", "order_id", "updated_at"}
+
+
 def scope_orders(w: World) -> None:
     """A dispatcher's queue holds driver orders only."""
     mine = w.api.get(A + "/orders", headers=w.auth("dispatcher")).json()
@@ -388,6 +411,27 @@ def scope_act(w: World) -> None:
         assert s.get(ServiceOrder, w.flower_order).status == before
 
 
+def scope_next(w: World) -> None:
+    """下一单 of another type than a dispatcher's claims nothing."""
+    resp = w.api.post(A + "/orders/next", params={"type": "flower"}, headers=w.auth("dispatcher"))
+    assert resp.status_code == 200 and resp.json() == {"order": None}
+    with session_scope() as s:
+        assert s.get(ServiceOrder, w.flower_order).claimed_by is None
+
+
+def scope_bulk(w: World) -> None:
+    resp = w.api.post(A + "/orders/bulk/accept", json={"order_ids": [w.flower_order]}, headers=w.auth("dispatcher"))
+    assert resp.status_code == 200 and resp.json()["items"][0]["error"]["code"] == "ORDER_NOT_FOUND"
+    with session_scope() as s:
+        assert s.get(ServiceOrder, w.flower_order).status == "paid"
+
+
+def scope_case_call(w: World) -> None:
+    resp = w.api.post(f"{A}/orders/{w.flower_order}/case/calls", json={"outcome": "reached"},
+                      headers=w.auth("dispatcher"))
+    api_error(resp, 404, "ORDER_NOT_FOUND")
+
+
 def no_rows(w: World) -> None:
     """The route returns no one's rows (e.g. the caller's own account)."""
 
@@ -401,6 +445,12 @@ ROW_SCOPE: dict[tuple[str, str], Callable[[World], None]] = {
     ("GET", "/orders/badge"): scope_badge,
     ("GET", "/orders/{order_id}"): scope_order,
     ("POST", "/orders/{order_id}/actions/{action}"): scope_act,
+    ("POST", "/orders/next"): scope_next,
+    ("POST", "/orders/bulk/{action}"): scope_bulk,
+    ("POST", "/orders/{order_id}/case/calls"): scope_case_call,
+    ("GET", "/drivers"): scope_roster,
+    ("POST", "/drivers"): scope_roster,
+    ("PATCH", "/drivers/{driver_id}"): scope_roster,
 }
 
 

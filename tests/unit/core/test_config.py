@@ -22,7 +22,16 @@ PROD_OK = {
     "GC_WXPAY_APIV3_KEY": "a" * 32,
     "GC_WXPAY_PUBLIC_KEY_PATH": "/etc/gc/pub_key.pem",
     "GC_WXPAY_PUBLIC_KEY_ID": "PUB_KEY_ID_0112345678",
+    "GC_DRIVER_PLATFORM_URL": "https://open.daijia.example", "GC_DRIVER_PLATFORM_SECRET": "real-driver-secret",
 }
+
+
+def test_prod_refuses_the_local_driver_platform_and_its_demo_secret():
+    for missing in ("GC_DRIVER_PLATFORM_URL", "GC_DRIVER_PLATFORM_SECRET"):
+        with pytest.raises(ConfigError) as err:
+            load_settings({k: v for k, v in PROD_OK.items() if k != missing})
+        assert "GC_DRIVER_PLATFORM_URL" in str(err.value)
+    assert load_settings(PROD_OK).driver_platform[:2] == ("https://open.daijia.example", "edaijia")
 
 
 def test_dev_defaults_are_runnable():
