@@ -26,7 +26,7 @@ def _programme(value: object) -> str | None:
 
 class StaffState(PagedMixin, rx.State):
     SECTION: ClassVar[str] = SECTION  # the paging handlers check it (ui.paging)
-    rows: list[dict[str, str]] = []
+    SORT_KEYS: ClassVar = service.STAFF_SORT_KEYS
     programmes: list[dict[str, str]] = []  # {code, label}: what an insurer account can act for
     q: str = ""
     role_filter: str = "all"
@@ -35,9 +35,6 @@ class StaffState(PagedMixin, rx.State):
     reset_open: bool = False
     reset_target_id: int = 0
     reset_target_name: str = ""
-
-    def _on_denied(self) -> None:
-        self.rows, self.total = [], 0
 
     @rx.event
     @public
@@ -79,14 +76,6 @@ class StaffState(PagedMixin, rx.State):
             for u in page.rows
         ]
         return None
-
-    @rx.event
-    @guarded(SECTION)
-    async def load(self):
-        return await self._reload()
-
-    def _sort_keys(self):
-        return service.STAFF_SORT_KEYS
 
     @rx.event
     @public

@@ -6,7 +6,7 @@ Every handler that reads or changes data is :func:`~gc_admin.ui.auth.guarded` by
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import reflex as rx
 
@@ -16,6 +16,7 @@ from gc_admin.coupons.catalog import service as catalog
 from gc_admin.coupons.models import CASHBACK_CATEGORIES, FUNDERS, KINDS, REDEMPTION_CODE
 from gc_admin.programmes.service import list_programmes
 from gc_admin.ui.auth import current_principal, guarded, public, run_db
+from gc_admin.ui.paging import RowsMixin
 
 SECTION = "stock"
 PRODUCT_EDITORS = frozenset({"admin", "manager"})
@@ -91,8 +92,8 @@ def product_fields(form: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-class ProductsState(rx.State):
-    rows: list[dict[str, str]] = []
+class ProductsState(RowsMixin, rx.State):
+    SECTION: ClassVar[str] = SECTION  # RowsMixin.load checks it
     programmes: list[dict[str, str]] = []
     can_edit: bool = False
     create_open: bool = False
@@ -110,11 +111,6 @@ class ProductsState(rx.State):
         self.can_edit = current_principal().role in PRODUCT_EDITORS
         self.rows = [_product_view(x, {g.code: g.name for g in programmes}) for x in products]
         self.programmes = [{"code": g.code, "name": f"{g.name}（{g.code}）"} for g in programmes]
-
-    @rx.event
-    @guarded(SECTION)
-    async def load(self):
-        await self._reload()
 
     @rx.event
     @public
