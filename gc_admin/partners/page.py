@@ -6,7 +6,7 @@ import reflex as rx
 
 from gc_admin.partners.service import SCOPES
 from gc_admin.partners.state import PartnersState
-from gc_admin.ui.components import confirm_dialog, dialog, empty_row, form_actions, header
+from gc_admin.ui.components import dialog, empty_row, form_actions, header, row_confirm
 from gc_admin.ui.layout import staff_page
 
 
@@ -24,13 +24,11 @@ def _row(row: rx.Var) -> rx.Component:
         rx.table.cell(
             rx.cond(
                 row["live"] == "1",
-                confirm_dialog(
+                row_confirm(
                     "吊销密钥",
                     rx.fragment("吊销后 ", row["partner"], " 使用该密钥的所有请求将立即被拒绝，且不可恢复。"),
                     trigger=rx.button("吊销", size="1", variant="soft", color_scheme="red"),
-                    back=rx.alert_dialog.cancel(rx.button("取消", variant="soft", color_scheme="gray")),
-                    confirm=rx.alert_dialog.action(rx.button("确定吊销", color_scheme="red",
-                                                             on_click=PartnersState.revoke(row["id"]))),
+                    confirm="确定吊销", on_confirm=PartnersState.revoke(row["id"]),
                 ),
             ),
             text_align="right",
