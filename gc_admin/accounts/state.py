@@ -13,7 +13,7 @@ from gc_admin.core.params import parse_id
 from gc_admin.core.phone import mask_phone
 from gc_admin.core.roles import ROLE_LABELS
 from gc_admin.ui.auth import current_principal, guarded, public, run_db
-from gc_admin.ui.paging import PAGE_SIZE, PagedMixin
+from gc_admin.ui.paging import PAGE_SIZE, CreateMixin, PagedMixin
 
 SECTION = "staff"
 NO_PROGRAMME = "none"  # the pickers' value for "no programme" (a select item cannot have an empty value)
@@ -24,14 +24,12 @@ def _programme(value: object) -> str | None:
     return None if text in ("", NO_PROGRAMME) else text
 
 
-class StaffState(PagedMixin, rx.State):
+class StaffState(CreateMixin, PagedMixin, rx.State):
     SECTION: ClassVar[str] = SECTION  # the paging handlers check it (ui.paging)
     SORT_KEYS: ClassVar = service.STAFF_SORT_KEYS
     programmes: list[dict[str, str]] = []  # {code, label}: what an insurer account can act for
     q: str = ""
     role_filter: str = "all"
-    form_error: str = ""
-    create_open: bool = False
     reset_open: bool = False
     reset_target_id: int = 0
     reset_target_name: str = ""
@@ -78,12 +76,6 @@ class StaffState(PagedMixin, rx.State):
         return None
 
     @rx.event
-    @public
-    def open_create(self, value: bool):
-        self.create_open = value
-        self.form_error = ""
-
-    @rx.event
     @guarded(SECTION)
     async def create(self, form: dict[str, Any]):
         p = current_principal()
@@ -98,8 +90,7 @@ class StaffState(PagedMixin, rx.State):
         except DomainError as exc:
             self.form_error = exc.message
             return None
-        self.create_open = False
-        self.form_error = ""
+        self._created()
         await self._reload()
         return rx.toast.success(f"已创建员工 {user.username}")
 

@@ -21,7 +21,7 @@ from sqlmodel import Session
 
 from gc_admin.core.errors import DomainError
 from gc_admin.core.exports import XLSX_MIME, filename, xlsx_bytes
-from gc_admin.ui.auth import guarded, run_db
+from gc_admin.ui.auth import guarded, public, run_db
 
 PAGE_SIZE = 20
 
@@ -43,6 +43,27 @@ class RowsMixin(rx.State, mixin=True):
     async def load(self):
         """The page's ``on_load``."""
         return await self._reload()
+
+
+class CreateMixin(rx.State, mixin=True):
+    """A list page's 新建 dialog: whether it is open, and the form's inline error (Chinese)."""
+
+    create_open: bool = False
+    form_error: str = ""
+
+    def _fresh_form(self) -> None:  # a state resets what its form keeps between openings here
+        pass
+
+    @rx.event
+    @public
+    def open_create(self, value: bool):
+        self.create_open, self.form_error = value, ""
+        if value:
+            self._fresh_form()
+
+    def _created(self) -> None:
+        """After a create that succeeded: the dialog closes, its error clears."""
+        self.create_open, self.form_error = False, ""
 
 
 class PagedMixin(RowsMixin, mixin=True):
