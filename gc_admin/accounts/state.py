@@ -98,26 +98,19 @@ class StaffState(CreateMixin, PagedMixin, rx.State):
     @guarded(SECTION)
     async def change_role(self, staff_id: str, role: str):
         p = current_principal()
-        try:
-            await run_db(lambda s: service.set_role(s, actor=p, staff_id=parse_id(staff_id, what="员工"), role=role))
-        except DomainError as exc:
-            await self._reload()
-            return rx.toast.error(exc.message)
-        await self._reload()
-        return rx.toast.success(f"角色已改为 {ROLE_LABELS.get(role, role)}，该员工需重新登录")
+        return await self._act(
+            lambda s: service.set_role(s, actor=p, staff_id=parse_id(staff_id, what="员工"), role=role),
+            lambda _user: f"角色已改为 {ROLE_LABELS.get(role, role)}，该员工需重新登录")
 
     @rx.event
     @guarded(SECTION)
     async def change_programme(self, staff_id: str, programme_code: str):
         p = current_principal()
         code = _programme(programme_code)
-        try:
-            user = await run_db(lambda s: service.set_programme(s, actor=p, staff_id=int(staff_id), programme_code=code))
-        except (DomainError, ValueError) as exc:
-            await self._reload()
-            return rx.toast.error(getattr(exc, "message", "员工不存在"))
-        await self._reload()
-        return rx.toast.success(f"{user.username} 的所属项目已改为 {code}" if code else f"{user.username} 已不再关联项目")
+        return await self._act(
+            lambda s: service.set_programme(s, actor=p, staff_id=int(staff_id), programme_code=code),
+            lambda user: f"{user.username} 的所属项目已改为 {code}" if code else f"{user.username} 已不再关联项目",
+            missing="员工不存在")
 
     @rx.event
     @guarded(SECTION)

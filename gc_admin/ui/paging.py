@@ -13,7 +13,7 @@ ignored, and the service refuses unknown keys again.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import polars as pl
 import reflex as rx
@@ -24,6 +24,7 @@ from gc_admin.core.exports import XLSX_MIME, filename, xlsx_bytes
 from gc_admin.ui.auth import guarded, public, run_db
 
 PAGE_SIZE = 20
+T = TypeVar("T")
 
 
 class RowsMixin(rx.State, mixin=True):
@@ -43,6 +44,18 @@ class RowsMixin(rx.State, mixin=True):
     async def load(self):
         """The page's ``on_load``."""
         return await self._reload()
+
+    async def _act(self, work: Callable[[Session], T], done: Callable[[T], str], *, missing: str = "记录不存在") -> Any:
+        """The body of a row action (inside its guarded handler): ``work`` in one unit of work, then the rows
+        again — refused or not, the row may have changed — and a toast: ``done(result)``, or the refusal's
+        message (``missing`` for an id that is not one)."""
+        try:
+            result = await run_db(work)
+        except (DomainError, ValueError) as exc:
+            await self._reload()
+            return rx.toast.error(getattr(exc, "message", missing))
+        await self._reload()
+        return rx.toast.success(done(result))
 
 
 class CreateMixin(rx.State, mixin=True):

@@ -144,10 +144,6 @@ class ProductsState(CreateMixin, RowsMixin, rx.State):
         p = current_principal()
         if p.role not in PRODUCT_EDITORS:
             return rx.toast.error("只有管理员或经理可以上架或下架券种")
-        try:
-            product = await run_db(lambda s: catalog.update_product(s, actor=p.actor(), code=code, on_sale=bool(on_sale)))
-        except DomainError as exc:
-            await self._reload()
-            return rx.toast.error(exc.message)
-        await self._reload()
-        return rx.toast.success(f"{product.name} 已{'上架' if product.on_sale else '下架'}")
+        return await self._act(
+            lambda s: catalog.update_product(s, actor=p.actor(), code=code, on_sale=bool(on_sale)),
+            lambda product: f"{product.name} 已{'上架' if product.on_sale else '下架'}")
