@@ -8,7 +8,8 @@ from gc_admin.core.uploads import limits as upload_limits
 from gc_admin.payments.display import PROVIDERS
 from gc_admin.payments.models import LEDGER_KINDS
 from gc_admin.payments.state import UPLOAD_ID, LedgerState, ReconcileState
-from gc_admin.ui.components import NUM, Col, empty_row, figure, filter_bar, filter_select, list_table, table_header
+from gc_admin.ui.components import (NUM, Col, empty_row, figure, filter_bar, filter_select, list_table, result_card,
+                                    table_header)
 from gc_admin.ui.layout import staff_page
 
 KIND_COLORS = {"payment": "green", "refund": "red", "points": "amber", "stored_value": "blue", "cashback_payout": "purple"}
@@ -141,52 +142,41 @@ def _mismatch_row(m: rx.Var) -> rx.Component:
 def _result() -> rx.Component:
     s = ReconcileState
     r = s.result
-    return rx.cond(
+    return result_card(
         r.contains("id"),
-        rx.card(
-            rx.vstack(
-                rx.hstack(
-                    rx.cond(r["ok"] == "1", rx.icon("circle-check", size=18, color=rx.color("green", 10)),
-                            rx.icon("circle-alert", size=18, color=rx.color("orange", 10))),
-                    rx.text("对账 #", r["id"], " · 账单日期 ", r["bill_date"], weight="bold"),
-                    rx.text(r["at"], size="1", color_scheme="gray"),
-                    rx.spacer(),
-                    rx.cond(r["ok"] != "1", rx.button(rx.icon("download", size=14), "下载差异明细", size="1",
-                                                      variant="soft", on_click=s.download_mismatches)),
-                    align="center", width="100%",
-                ),
-                rx.hstack(
-                    figure("账单笔数", r["bill_rows"], "rec-bill-rows"),
-                    figure("流水笔数", r["ledger_rows"], "rec-ledger-rows"),
-                    figure("一致", r["matched"], "rec-matched", "green"),
-                    figure("账单有、流水无", r["missing_in_ledger"], "rec-missing-in-ledger", "red"),
-                    figure("流水有、账单无", r["missing_in_bill"], "rec-missing-in-bill", "orange"),
-                    figure("金额不一致", r["amount_differs"], "rec-amount-differs", "amber"),
-                    figure("账单净额", r["bill_net"], "rec-bill-net"),
-                    figure("流水净额", r["ledger_net"], "rec-ledger-net"),
-                    wrap="wrap", spacing="5",
-                ),
-                rx.cond(
-                    r["ok"] == "1",
-                    rx.callout("账单与流水逐笔一致。", icon="circle-check", color_scheme="green", size="1", width="100%",
-                               data_testid="rec-ok"),
-                    rx.table.root(
-                        rx.table.header(rx.table.row(
-                            rx.table.column_header_cell("差异"), rx.table.column_header_cell("类型"),
-                            rx.table.column_header_cell("商户单号"), rx.table.column_header_cell("账单金额", **NUM),
-                            rx.table.column_header_cell("流水金额", **NUM), rx.table.column_header_cell("差额", **NUM),
-                            rx.table.column_header_cell("微信单号"),
-                        )),
-                        rx.table.body(rx.foreach(s.mismatches, _mismatch_row)),
-                        size="1", variant="surface", width="100%", data_testid="mismatch-table",
-                    ),
-                ),
-                rx.text("账单有、流水无：微信已收款/退款但系统未入账（可能丢失通知，请在订单中查询支付状态）；流水有、账单无：系统入账但账单中没有；"
-                        "金额不一致：同一笔金额不同。", size="1", color_scheme="gray"),
-                spacing="3", width="100%",
+        (rx.cond(r["ok"] == "1", rx.icon("circle-check", size=18, color=rx.color("green", 10)),
+                 rx.icon("circle-alert", size=18, color=rx.color("orange", 10))),
+         rx.text("对账 #", r["id"], " · 账单日期 ", r["bill_date"], weight="bold"),
+         rx.text(r["at"], size="1", color_scheme="gray"),
+         rx.spacer(),
+         rx.cond(r["ok"] != "1", rx.button(rx.icon("download", size=14), "下载差异明细", size="1",
+                                           variant="soft", on_click=s.download_mismatches))),
+        (figure("账单笔数", r["bill_rows"], "rec-bill-rows"),
+         figure("流水笔数", r["ledger_rows"], "rec-ledger-rows"),
+         figure("一致", r["matched"], "rec-matched", "green"),
+         figure("账单有、流水无", r["missing_in_ledger"], "rec-missing-in-ledger", "red"),
+         figure("流水有、账单无", r["missing_in_bill"], "rec-missing-in-bill", "orange"),
+         figure("金额不一致", r["amount_differs"], "rec-amount-differs", "amber"),
+         figure("账单净额", r["bill_net"], "rec-bill-net"),
+         figure("流水净额", r["ledger_net"], "rec-ledger-net")),
+        rx.cond(
+            r["ok"] == "1",
+            rx.callout("账单与流水逐笔一致。", icon="circle-check", color_scheme="green", size="1", width="100%",
+                       data_testid="rec-ok"),
+            rx.table.root(
+                rx.table.header(rx.table.row(
+                    rx.table.column_header_cell("差异"), rx.table.column_header_cell("类型"),
+                    rx.table.column_header_cell("商户单号"), rx.table.column_header_cell("账单金额", **NUM),
+                    rx.table.column_header_cell("流水金额", **NUM), rx.table.column_header_cell("差额", **NUM),
+                    rx.table.column_header_cell("微信单号"),
+                )),
+                rx.table.body(rx.foreach(s.mismatches, _mismatch_row)),
+                size="1", variant="surface", width="100%", data_testid="mismatch-table",
             ),
-            width="100%", data_testid="reconcile-result",
         ),
+        rx.text("账单有、流水无：微信已收款/退款但系统未入账（可能丢失通知，请在订单中查询支付状态）；流水有、账单无：系统入账但账单中没有；"
+                "金额不一致：同一笔金额不同。", size="1", color_scheme="gray"),
+        testid="reconcile-result",
     )
 
 

@@ -93,6 +93,26 @@ def figure(label: str, value: Any, testid: str, color: str = "") -> rx.Component
     )
 
 
+def result_card(shown: Any, head: tuple[rx.Component, ...], figures: tuple[rx.Component, ...], *details: rx.Component,
+                testid: str) -> rx.Component:
+    """The card a job's result shows in once there is one (导入报告, 对账结果): its heading line (icon, title,
+    then what follows an ``rx.spacer()`` at the right), its :func:`figure` row, then the details."""
+    return rx.cond(shown, rx.card(
+        rx.vstack(
+            rx.hstack(*head, align="center", width="100%"),
+            rx.hstack(*figures, wrap="wrap", spacing="5"),
+            *details,
+            spacing="3", width="100%",
+        ),
+        width="100%", data_testid=testid,
+    ))
+
+
+def actions_cell(*actions: rx.Component) -> rx.Component:
+    """A row's last cell: its actions (buttons, a :func:`row_confirm`), at the right."""
+    return rx.table.cell(rx.hstack(*actions, spacing="2", justify="end"), text_align="right")
+
+
 def empty_row(colspan: int, text: str = "暂无数据") -> rx.Component:
     return rx.table.row(
         rx.table.cell(rx.center(rx.text(text, color_scheme="gray"), padding="1.5rem"), col_span=colspan),
@@ -174,6 +194,20 @@ def form_actions(submit: rx.Component) -> rx.Component:
         justify="end",
         spacing="3",
         width="100%",
+    )
+
+
+def create_form(state: Any, *fields: rx.Component, submit: str = "创建") -> rx.Component:
+    """The form of a 新建 dialog (a :class:`gc_admin.ui.paging.CreateMixin` state): the fields, the server's
+    inline error, then 取消 / ``submit``, which sends ``state.create``."""
+    return rx.form(
+        rx.vstack(
+            *fields,
+            rx.cond(state.form_error != "", rx.text(state.form_error, color_scheme="red", size="2")),
+            form_actions(rx.button(submit, type="submit")),
+            spacing="3",
+        ),
+        on_submit=state.create,
     )
 
 

@@ -10,7 +10,7 @@ from gc_admin.coupons.catalog.page import field, products_tab
 from gc_admin.coupons.stock.service import SUMMARY_STATE_LABELS
 from gc_admin.coupons.stock.state import UPLOAD_ID, StockCodesState, StockImportState, StockState
 from gc_admin.ui.components import (NUM, Col, confirm_dialog, empty_row, figure, filter_bar, filter_select, list_table,
-                                    stat_card, table_header)
+                                    result_card, stat_card, table_header)
 from gc_admin.ui.layout import staff_page
 
 STATE_COLORS = {"in_stock": "green", "issued": "blue", "used": "gray", "expired": "orange", "discarded": "red",
@@ -137,48 +137,37 @@ def _overview_tab() -> rx.Component:
 
 def _report_card() -> rx.Component:
     r = StockImportState.report
-    return rx.cond(
+    return result_card(
         StockImportState.report.contains("id"),
-        rx.card(
+        (rx.icon("file-check-2", size=18, color=rx.color("green", 10)),
+         rx.text("导入报告 #", r["id"], "：", r["filename"], weight="bold"),
+         rx.spacer(),
+         rx.button(rx.icon("download", size=14), "下载报告", size="1", variant="soft",
+                   on_click=StockImportState.download_report(r["id"]), data_testid="report-download")),
+        (figure("读取行数", r["rows"], "report-rows"),
+         figure("新增券码", r["imported"], "report-imported", "green"),
+         figure("其中可发放", r["in_stock"], "report-in-stock"),
+         figure("文件内重复", r["dup_file"], "report-dup-file"),
+         figure("与已有库存重复", r["dup_existing"], "report-dup-existing"),
+         figure("无效行", r["invalid"], "report-invalid", "red"),
+         figure("弃票（临期）", r["discarded"], "report-discarded", "orange"),
+         figure("弃票损失", r["loss"], "report-loss", "orange")),
+        rx.text("新增面值 ", r["face"], " · 新增成本 ", r["cost"], size="2", color_scheme="gray"),
+        rx.cond(
+            StockImportState.report_invalid.length() > 0,
             rx.vstack(
-                rx.hstack(
-                    rx.icon("file-check-2", size=18, color=rx.color("green", 10)),
-                    rx.text("导入报告 #", r["id"], "：", r["filename"], weight="bold"),
-                    rx.spacer(),
-                    rx.button(rx.icon("download", size=14), "下载报告", size="1", variant="soft",
-                              on_click=StockImportState.download_report(r["id"]), data_testid="report-download"),
-                    align="center", width="100%",
+                rx.text("无效行（前 20 行，完整列表见下载的报告）", size="2", weight="medium"),
+                rx.table.root(
+                    rx.table.header(rx.table.row(rx.table.column_header_cell("行号", width="6rem"),
+                                                 rx.table.column_header_cell("原因"))),
+                    rx.table.body(rx.foreach(StockImportState.report_invalid, lambda i: rx.table.row(
+                        rx.table.cell(i["row"]), rx.table.cell(i["reason"]), data_testid="invalid-row"))),
+                    size="1", variant="surface", width="100%",
                 ),
-                rx.hstack(
-                    figure("读取行数", r["rows"], "report-rows"),
-                    figure("新增券码", r["imported"], "report-imported", "green"),
-                    figure("其中可发放", r["in_stock"], "report-in-stock"),
-                    figure("文件内重复", r["dup_file"], "report-dup-file"),
-                    figure("与已有库存重复", r["dup_existing"], "report-dup-existing"),
-                    figure("无效行", r["invalid"], "report-invalid", "red"),
-                    figure("弃票（临期）", r["discarded"], "report-discarded", "orange"),
-                    figure("弃票损失", r["loss"], "report-loss", "orange"),
-                    wrap="wrap", spacing="5",
-                ),
-                rx.text("新增面值 ", r["face"], " · 新增成本 ", r["cost"], size="2", color_scheme="gray"),
-                rx.cond(
-                    StockImportState.report_invalid.length() > 0,
-                    rx.vstack(
-                        rx.text("无效行（前 20 行，完整列表见下载的报告）", size="2", weight="medium"),
-                        rx.table.root(
-                            rx.table.header(rx.table.row(rx.table.column_header_cell("行号", width="6rem"),
-                                                         rx.table.column_header_cell("原因"))),
-                            rx.table.body(rx.foreach(StockImportState.report_invalid, lambda i: rx.table.row(
-                                rx.table.cell(i["row"]), rx.table.cell(i["reason"]), data_testid="invalid-row"))),
-                            size="1", variant="surface", width="100%",
-                        ),
-                        width="100%", spacing="1",
-                    ),
-                ),
-                spacing="3", width="100%",
+                width="100%", spacing="1",
             ),
-            width="100%", data_testid="import-report",
         ),
+        testid="import-report",
     )
 
 
