@@ -4,18 +4,9 @@ endpoint, both served in-process by the same FastAPI app: ``mp_me_vs_health: rat
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
-
-def _rate(client, path: str, headers: dict[str, str], seconds: float) -> float:
-    n = 0
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        r = client.get(path, headers=headers)
-        assert r.status_code == 200, r.text
-        n += 1
-    return n / seconds
+from bench.common import rate
 
 
 def main(scale: float = 1.0) -> None:
@@ -40,6 +31,6 @@ def main(scale: float = 1.0) -> None:
             token = _grant(user).token
         client = TestClient(build_api())
         seconds = max(1.0, 5.0 * scale)
-        base = _rate(client, "/api/v1/health", {}, seconds)
-        ours = _rate(client, "/api/v1/mp/me", {"Authorization": f"Bearer {token}"}, seconds)
+        base = rate(client, "/api/v1/health", {}, seconds)
+        ours = rate(client, "/api/v1/mp/me", {"Authorization": f"Bearer {token}"}, seconds)
         print(f"mp_me_vs_health: {base / ours:.2f}  (health {base:.0f} req/s, me {ours:.0f} req/s; ratio = time per request / baseline)")

@@ -15,7 +15,6 @@ import os
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -126,18 +125,8 @@ def _bare_pg(url: str, frame) -> float:
     return took
 
 
-def _pg_schema(base: str):
-    import sqlalchemy as sa
-
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in base else "?"
-    return f"{base}{sep}options=-csearch_path%3D{schema}", schema, admin
-
-
 def main(scale: float = 1.0) -> None:
+    from bench.common import pg_schema
     from gc_admin.db import dispose_engines
 
     n = max(1000, int(FULL * scale))
@@ -153,25 +142,15 @@ def main(scale: float = 1.0) -> None:
               flush=True)
     base = os.environ.get("GC_TEST_PG_URL")
     if base:
-        import sqlalchemy as sa
-
-        url, schema, admin = _pg_schema(base)
-        try:
+        with pg_schema(base) as url:
             _setup(url)
             bare = _bare_pg(url, frame)
             ours = _ours(url, data, n)
             print(f"import_{label}_pg: {ours / bare:.2f}  (ours {ours:.2f}s, bare COPY {bare:.2f}s, {n:,} codes)",
                   flush=True)
-        finally:
-            dispose_engines()
-            with admin.connect() as c:
-                c.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-            admin.dispose()
 
 
 if __name__ == "__main__":
-    import argparse
+    from bench.common import cli
 
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--scale", type=float, default=1.0)
-    main(parser.parse_args().scale)
+    cli(main)

@@ -121,9 +121,7 @@ def _baseline(url: str, n: int) -> float:
 
 
 def main(scale: float = 1.0) -> None:
-    import sqlalchemy as sa
-
-    from bench.bench_import import _pg_schema
+    from bench.common import pg_schema
     from gc_admin.db import dispose_engines
 
     n = max(1000, int(FULL * scale))
@@ -141,29 +139,16 @@ def main(scale: float = 1.0) -> None:
               flush=True)
     pg = os.environ.get("GC_TEST_PG_URL")
     if pg:
-        made = []
-        try:
-            urls = []
-            for _ in range(2):
-                url, schema, admin = _pg_schema(pg)
-                made.append((schema, admin))
-                _setup(url, n)
-                urls.append(url)
-            base = _baseline(urls[1], n)
-            ours = _ours(urls[0], n)
+        with pg_schema(pg) as ours_url, pg_schema(pg) as base_url:
+            _setup(ours_url, n)
+            _setup(base_url, n)
+            base = _baseline(base_url, n)
+            ours = _ours(ours_url, n)
             print(f"issue_{label}_pg: {ours / base:.2f}  (ours {ours:.2f}s, baseline SQL {base:.2f}s, {n:,} phones)",
                   flush=True)
-        finally:
-            dispose_engines()
-            for schema, admin in made:
-                with admin.connect() as c:
-                    c.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-                admin.dispose()
 
 
 if __name__ == "__main__":
-    import argparse
+    from bench.common import cli
 
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--scale", type=float, default=1.0)
-    main(parser.parse_args().scale)
+    cli(main)

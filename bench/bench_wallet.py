@@ -10,21 +10,13 @@ from __future__ import annotations
 
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import rate  # noqa: E402  (after the path: the file also runs as a script)
+
 FULL_CODES = 1_000_000
-
-
-def _rate(client, path: str, headers: dict[str, str], seconds: float) -> float:
-    n, end = 0, time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        r = client.get(path, headers=headers)
-        assert r.status_code == 200, r.text
-        n += 1
-    return n / seconds
 
 
 def main(scale: float = 1.0) -> None:
@@ -64,8 +56,8 @@ def main(scale: float = 1.0) -> None:
         auth = {"Authorization": f"Bearer {token}"}
         assert len(client.get("/api/v1/mp/coupons", headers=auth).json()["items"]) == 100
         seconds = max(2.0, 8.0 * scale)
-        base = _rate(client, "/api/v1/health", {}, seconds)
-        ours = _rate(client, "/api/v1/mp/coupons", auth, seconds)
+        base = rate(client, "/api/v1/health", {}, seconds)
+        ours = rate(client, "/api/v1/mp/coupons", auth, seconds)
         print(f"mp_coupons_{n_codes // 1000}k_sqlite: {base / ours:.2f}  (health {base:.0f} req/s, "
               f"my coupons {ours:.0f} req/s with {n_codes:,} codes in stock and 100 coupons)")
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import reflex as rx
 import sqlalchemy as sa
 from fastapi import FastAPI
@@ -193,6 +194,15 @@ def only_one_created(results: list[Any], code: str) -> None:
 
 
 # --- SQL and factories -------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def refused(error: type[Exception], code: str) -> Iterator[Any]:
+    """The block must raise ``error`` (a ``DomainError``) with ``code``: ``with refused(Conflict, "USERNAME_TAKEN"): …``.
+    Yields pytest's ``ExceptionInfo`` for further checks (its message)."""
+    with pytest.raises(error) as err:
+        yield err
+    assert err.value.code == code, (err.value.code, code)
+
 
 def scalar(sql: str, **params: Any) -> Any:
     with db.session_scope() as s:

@@ -7,7 +7,8 @@ import reflex as rx
 from gc_admin.accounts.state import NO_PROGRAMME, StaffState
 from gc_admin.core.roles import ROLE_LABELS
 from gc_admin.ui.auth import AuthState
-from gc_admin.ui.components import Col, confirm_dialog, dialog, empty_row, form_actions, pager, table_header
+from gc_admin.ui.components import (Col, actions_cell, create_form, dialog, empty_row, filter_select, form_actions,
+                                    list_table, row_confirm, table_header)
 from gc_admin.ui.layout import staff_page
 
 
@@ -84,27 +85,19 @@ def _row(row: rx.Var) -> rx.Component:
         rx.table.cell(row["phone"]),
         rx.table.cell(rx.cond(row["enabled"] == "1", rx.badge("正常", color_scheme="green"), rx.badge("已停用", color_scheme="red"))),
         rx.table.cell(row["last_login"]),
-        rx.table.cell(
-            rx.hstack(
-                rx.button("重置密码", size="1", variant="soft",
-                          on_click=StaffState.open_reset(row["id"], row["display_name"])),
-                rx.cond(
-                    row["enabled"] == "1",
-                    confirm_dialog(
-                        "停用账号",
-                        rx.fragment("停用后该员工将立即被强制下线，且无法再登录。确定停用 ", row["display_name"], "？"),
-                        trigger=rx.button("停用", size="1", variant="soft", color_scheme="red",
-                                          disabled=row["self"] == "1"),
-                        back=rx.alert_dialog.cancel(rx.button("取消", variant="soft", color_scheme="gray")),
-                        confirm=rx.alert_dialog.action(rx.button("确定停用", color_scheme="red",
-                                                                 on_click=StaffState.toggle_enabled(row["id"], False))),
-                    ),
-                    rx.button("启用", size="1", variant="soft", color_scheme="green",
-                              on_click=StaffState.toggle_enabled(row["id"], True)),
+        actions_cell(
+            rx.button("重置密码", size="1", variant="soft", on_click=StaffState.open_reset(row["id"], row["display_name"])),
+            rx.cond(
+                row["enabled"] == "1",
+                row_confirm(
+                    "停用账号",
+                    rx.fragment("停用后该员工将立即被强制下线，且无法再登录。确定停用 ", row["display_name"], "？"),
+                    trigger=rx.button("停用", size="1", variant="soft", color_scheme="red", disabled=row["self"] == "1"),
+                    confirm="确定停用", on_confirm=StaffState.toggle_enabled(row["id"], False),
                 ),
-                spacing="2",
+                rx.button("启用", size="1", variant="soft", color_scheme="green",
+                          on_click=StaffState.toggle_enabled(row["id"], True)),
             ),
-            text_align="right",
         ),
         data_testid="staff-row",
     )
@@ -113,31 +106,26 @@ def _row(row: rx.Var) -> rx.Component:
 def _create_dialog() -> rx.Component:
     return dialog(
         "新建员工",
-        rx.form(
-            rx.vstack(
-                rx.input(name="username", placeholder="用户名（小写字母开头，3–32 位）", max_length=32, required=True),
-                rx.input(name="display_name", placeholder="姓名", max_length=32, required=True),
-                rx.select.root(
-                    rx.select.trigger(placeholder="选择角色", width="100%", data_testid="staff-new-role"),
-                    rx.select.content(*[rx.select.item(label, value=key) for key, label in ROLE_LABELS.items()]),
-                    name="role",
-                    required=True,
-                ),
-                rx.select.root(
-                    rx.select.trigger(placeholder="所属项目（仅人保账号：只能查看、发放该项目的券）", width="100%",
-                                      data_testid="staff-new-programme"),
-                    rx.select.content(*_programme_items()),
-                    name="programme_code",
-                    default_value=NO_PROGRAMME,
-                ),
-                rx.input(name="phone", placeholder="手机号（选填，用于新订单短信提醒）", max_length=11),
-                rx.input(name="password", type="password", placeholder="初始密码（至少 8 位，含字母和数字）",
-                         max_length=128, required=True),
-                rx.cond(StaffState.form_error != "", rx.text(StaffState.form_error, color_scheme="red", size="2")),
-                form_actions(rx.button("创建", type="submit")),
-                spacing="3",
+        create_form(
+            StaffState,
+            rx.input(name="username", placeholder="用户名（小写字母开头，3–32 位）", max_length=32, required=True),
+            rx.input(name="display_name", placeholder="姓名", max_length=32, required=True),
+            rx.select.root(
+                rx.select.trigger(placeholder="选择角色", width="100%", data_testid="staff-new-role"),
+                rx.select.content(*[rx.select.item(label, value=key) for key, label in ROLE_LABELS.items()]),
+                name="role",
+                required=True,
             ),
-            on_submit=StaffState.create,
+            rx.select.root(
+                rx.select.trigger(placeholder="所属项目（仅人保账号：只能查看、发放该项目的券）", width="100%",
+                                  data_testid="staff-new-programme"),
+                rx.select.content(*_programme_items()),
+                name="programme_code",
+                default_value=NO_PROGRAMME,
+            ),
+            rx.input(name="phone", placeholder="手机号（选填，用于新订单短信提醒）", max_length=11),
+            rx.input(name="password", type="password", placeholder="初始密码（至少 8 位，含字母和数字）",
+                     max_length=128, required=True),
         ),
         trigger=rx.button(rx.icon("user-plus", size=14), "新建员工", data_testid="staff-new"),
         open=StaffState.create_open,
@@ -171,28 +159,17 @@ def staff_management() -> rx.Component:
         rx.hstack(
             rx.input(placeholder="搜索用户名或姓名", value=StaffState.q, on_change=StaffState.set_q, max_length=32,
                      width="16rem"),
-            rx.select.root(
-                rx.select.trigger(placeholder="全部角色"),
-                rx.select.content(rx.select.item("全部角色", value="all"),
-                                  *[rx.select.item(label, value=key) for key, label in ROLE_LABELS.items()]),
-                value=StaffState.role_filter,
-                on_change=StaffState.set_role_filter,
-            ),
+            filter_select(StaffState.role_filter, StaffState.set_role_filter, "全部角色", ROLE_LABELS),
             rx.button("查询", on_click=StaffState.search, variant="soft"),
             rx.spacer(),
             _create_dialog(),
             width="100%",
             align="center",
         ),
-        rx.table.root(
-            table_header(StaffState, Col("用户名", "username"), Col("姓名", "display_name"), Col("角色", "role"),
-                         "所属项目", "手机号", Col("状态", "enabled"), Col("最近登录", "last_login_at"), ""),
-            rx.table.body(rx.cond(StaffState.rows.length() > 0, rx.foreach(StaffState.rows, _row), empty_row(8))),
-            width="100%",
-            variant="surface",
-            data_testid="staff-table",
-        ),
-        pager(StaffState.total, StaffState.page, StaffState.pages, StaffState.prev_page, StaffState.next_page),
+        list_table(StaffState, table_header(StaffState, Col("用户名", "username"), Col("姓名", "display_name"),
+                                            Col("角色", "role"), "所属项目", "手机号", Col("状态", "enabled"),
+                                            Col("最近登录", "last_login_at"), ""),
+                   _row, empty_row(8), data_testid="staff-table"),
         _reset_dialog(),
         width="100%",
         spacing="3",

@@ -13,7 +13,7 @@ from gc_admin.core.params import parse_id
 from gc_admin.core.phone import mask_phone
 from gc_admin.core.roles import ROLE_LABELS
 from gc_admin.ui.auth import current_principal, guarded, public, run_db
-from gc_admin.ui.paging import PAGE_SIZE, PagedMixin
+from gc_admin.ui.paging import PAGE_SIZE, CreateMixin, PagedMixin
 
 SECTION = "staff"
 NO_PROGRAMME = "none"  # the pickers' value for "no programme" (a select item cannot have an empty value)
@@ -24,20 +24,15 @@ def _programme(value: object) -> str | None:
     return None if text in ("", NO_PROGRAMME) else text
 
 
-class StaffState(PagedMixin, rx.State):
+class StaffState(CreateMixin, PagedMixin, rx.State):
     SECTION: ClassVar[str] = SECTION  # the paging handlers check it (ui.paging)
-    rows: list[dict[str, str]] = []
+    SORT_KEYS: ClassVar = service.STAFF_SORT_KEYS
     programmes: list[dict[str, str]] = []  # {code, label}: what an insurer account can act for
     q: str = ""
     role_filter: str = "all"
-    form_error: str = ""
-    create_open: bool = False
     reset_open: bool = False
     reset_target_id: int = 0
     reset_target_name: str = ""
-
-    def _on_denied(self) -> None:
-        self.rows, self.total = [], 0
 
     @rx.event
     @public
@@ -82,20 +77,6 @@ class StaffState(PagedMixin, rx.State):
 
     @rx.event
     @guarded(SECTION)
-    async def load(self):
-        return await self._reload()
-
-    def _sort_keys(self):
-        return service.STAFF_SORT_KEYS
-
-    @rx.event
-    @public
-    def open_create(self, value: bool):
-        self.create_open = value
-        self.form_error = ""
-
-    @rx.event
-    @guarded(SECTION)
     async def create(self, form: dict[str, Any]):
         p = current_principal()
         try:
@@ -109,8 +90,7 @@ class StaffState(PagedMixin, rx.State):
         except DomainError as exc:
             self.form_error = exc.message
             return None
-        self.create_open = False
-        self.form_error = ""
+        self._created()
         await self._reload()
         return rx.toast.success(f"已创建员工 {user.username}")
 
@@ -118,26 +98,19 @@ class StaffState(PagedMixin, rx.State):
     @guarded(SECTION)
     async def change_role(self, staff_id: str, role: str):
         p = current_principal()
-        try:
-            await run_db(lambda s: service.set_role(s, actor=p, staff_id=parse_id(staff_id, what="员工"), role=role))
-        except DomainError as exc:
-            await self._reload()
-            return rx.toast.error(exc.message)
-        await self._reload()
-        return rx.toast.success(f"角色已改为 {ROLE_LABELS.get(role, role)}，该员工需重新登录")
+        return await self._act(
+            lambda s: service.set_role(s, actor=p, staff_id=parse_id(staff_id, what="员工"), role=role),
+            lambda _user: f"角色已改为 {ROLE_LABELS.get(role, role)}，该员工需重新登录")
 
     @rx.event
     @guarded(SECTION)
     async def change_programme(self, staff_id: str, programme_code: str):
         p = current_principal()
         code = _programme(programme_code)
-        try:
-            user = await run_db(lambda s: service.set_programme(s, actor=p, staff_id=int(staff_id), programme_code=code))
-        except (DomainError, ValueError) as exc:
-            await self._reload()
-            return rx.toast.error(getattr(exc, "message", "员工不存在"))
-        await self._reload()
-        return rx.toast.success(f"{user.username} 的所属项目已改为 {code}" if code else f"{user.username} 已不再关联项目")
+        return await self._act(
+            lambda s: service.set_programme(s, actor=p, staff_id=int(staff_id), programme_code=code),
+            lambda user: f"{user.username} 的所属项目已改为 {code}" if code else f"{user.username} 已不再关联项目",
+            missing="员工不存在")
 
     @rx.event
     @guarded(SECTION)

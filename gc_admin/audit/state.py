@@ -30,15 +30,12 @@ ACTOR_TYPES = service.ACTOR_TYPES
 
 class AuditState(PagedMixin, rx.State):
     SECTION: ClassVar[str] = SECTION  # the paging handlers check it (ui.paging)
-    rows: list[dict[str, str]] = []
+    SORT_KEYS: ClassVar = service.AUDIT_SORT_KEYS
     action: str = "all"
     actor: str = ""
     target: str = ""
     since: str = ""  # YYYY-MM-DD, Asia/Shanghai
     until: str = ""
-
-    def _on_denied(self) -> None:
-        self.rows, self.total = [], 0
 
     @rx.event
     @public
@@ -72,9 +69,6 @@ class AuditState(PagedMixin, rx.State):
                 "target": self.target.strip(), "since": local_day_start(self.since),
                 "until": local_day_start(self.until, next_day=True), "sort": self._sort()}
 
-    def _sort_keys(self):
-        return service.AUDIT_SORT_KEYS
-
     async def _reload(self):  # only from a guarded handler
         page = await run_db(service.list_audit, **self._filters(), offset=self._offset(), limit=PAGE_SIZE)
         self.total = page.total
@@ -91,11 +85,6 @@ class AuditState(PagedMixin, rx.State):
             for r in page.rows
         ]
         return None
-
-    @rx.event
-    @guarded(SECTION)
-    async def load(self):
-        return await self._reload()
 
     @rx.event
     @guarded(SECTION)

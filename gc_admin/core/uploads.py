@@ -40,6 +40,7 @@ import struct
 import zipfile
 import zlib
 from array import array
+from collections.abc import Iterator
 from operator import itemgetter, methodcaller
 from typing import Any
 
@@ -302,30 +303,32 @@ def _inflate(data: bytes, info: zipfile.ZipInfo):
         produced = declared
     else:
         d = zlib.decompressobj(-15)
-        for i in range(0, len(raw), 64 * 1024):
-            buf = raw[i:i + 64 * 1024]
-            while buf:
-                piece = d.decompress(buf, _CHUNK)
-                buf = d.unconsumed_tail
-                if piece:
-                    produced += len(piece)
-                    if produced > declared:
-                        raise _bomb(f"{info.filename[:80]} 实际解压大小超过其声明的 {declared:,} 字节")
-                    crc = zlib.crc32(piece, crc)
-                    yield piece
-            if d.eof:
-                break
-        tail = d.flush()
-        if tail:
-            produced += len(tail)
+        for piece in _inflated(raw, d):  # lazily: a piece past the declared size stops it at once
+            produced += len(piece)
             if produced > declared:
                 raise _bomb(f"{info.filename[:80]} 实际解压大小超过其声明的 {declared:,} 字节")
-            crc = zlib.crc32(tail, crc)
-            yield tail
+            crc = zlib.crc32(piece, crc)
+            yield piece
         if not d.eof:
             raise _bad(f"{info.filename[:80]} 数据不完整")
     if produced != declared or crc != info.CRC:
         raise _bad(f"{info.filename[:80]} 校验失败")
+
+
+def _inflated(raw: memoryview, d: Any) -> Iterator[bytes]:
+    """The raw deflate stream ``raw`` through the decompressor ``d``, at most ``_CHUNK`` bytes a piece."""
+    for i in range(0, len(raw), 64 * 1024):
+        buf = raw[i:i + 64 * 1024]
+        while buf:
+            piece = d.decompress(buf, _CHUNK)
+            buf = d.unconsumed_tail
+            if piece:
+                yield piece
+        if d.eof:
+            break
+    tail = d.flush()
+    if tail:
+        yield tail
 
 
 def _col_index(letters: bytes) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from gc_admin.ui.components import Col, dialog, empty_row, export_button, header, pager, table_header
+from gc_admin.ui.components import Col, dialog, empty_row, filter_bar, header, list_table, table_header
 from gc_admin.ui.layout import staff_page
 from gc_admin.customers.state import UsersState
 
@@ -122,29 +122,15 @@ def _detail_dialog() -> rx.Component:
 
 @staff_page("users", "用户")
 def users_page() -> rx.Component:
+    s = UsersState
     return rx.vstack(
-        rx.form(
-            rx.hstack(
-                rx.input(placeholder="按手机号搜索（可输入部分号码）", value=UsersState.phone_q,
-                         on_change=UsersState.set_phone_q, width="18rem", data_testid="users-phone"),
-                rx.button("查询", type="submit", variant="soft"),
-                rx.spacer(),
-                export_button(UsersState, "users-export"),
-                width="100%",
-            ),
-            on_submit=lambda _form: UsersState.search(),
-            width="100%",
-        ),
-        rx.table.root(
-            table_header(UsersState, Col("ID", "id"), Col("手机号", "phone"), "微信", Col("城市", "city"),
-                         Col("注册时间", "created_at"), Col("最近登录", "last_login_at"), ""),
-            rx.table.body(rx.cond(UsersState.rows.length() > 0, rx.foreach(UsersState.rows, _row),
-                                  rx.cond(UsersState.waiting.contains("phone"), _waiting_row(),
-                                          empty_row(7, "暂无数据（输入完整手机号可查到尚未注册、但已有券等待的号码）")))),
-            width="100%",
-            variant="surface",
-        ),
-        pager(UsersState.total, UsersState.page, UsersState.pages, UsersState.prev_page, UsersState.next_page),
+        filter_bar(s, rx.input(placeholder="按手机号搜索（可输入部分号码）", value=s.phone_q, on_change=s.set_phone_q,
+                               width="18rem", data_testid="users-phone"),
+                   export_testid="users-export"),
+        list_table(s, table_header(s, Col("ID", "id"), Col("手机号", "phone"), "微信", Col("城市", "city"),
+                                   Col("注册时间", "created_at"), Col("最近登录", "last_login_at"), ""),
+                   _row, rx.cond(s.waiting.contains("phone"), _waiting_row(),
+                                 empty_row(7, "暂无数据（输入完整手机号可查到尚未注册、但已有券等待的号码）"))),
         _detail_dialog(),
         width="100%",
         spacing="3",

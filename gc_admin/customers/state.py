@@ -43,7 +43,7 @@ def _coupon_rows(items: list[coupons.StaffCouponView]) -> list[dict[str, str]]:
 
 class UsersState(PagedMixin, rx.State):
     SECTION: ClassVar[str] = SECTION  # the paging handlers check it (ui.paging)
-    rows: list[dict[str, str]] = []
+    SORT_KEYS: ClassVar = service.USER_SORT_KEYS
     phone_q: str = ""
     waiting: dict[str, str] = {}  # {phone (masked), count, available}: coupons waiting for an unregistered phone
     # the user detail dialog: their coupons (masked) and one coupon's history
@@ -85,14 +85,6 @@ class UsersState(PagedMixin, rx.State):
             for u in page.rows
         ]
         return None
-
-    @rx.event
-    @guarded(SECTION)
-    async def load(self):
-        return await self._reload()
-
-    def _sort_keys(self):
-        return service.USER_SORT_KEYS
 
     @rx.event
     @guarded(SECTION)

@@ -6,7 +6,7 @@ import reflex as rx
 
 from gc_admin.partners.service import SCOPES
 from gc_admin.partners.state import PartnersState
-from gc_admin.ui.components import confirm_dialog, dialog, empty_row, form_actions, header
+from gc_admin.ui.components import actions_cell, create_form, dialog, empty_row, header, row_confirm
 from gc_admin.ui.layout import staff_page
 
 
@@ -21,20 +21,15 @@ def _row(row: rx.Var) -> rx.Component:
         rx.table.cell(row["created"]),
         rx.table.cell(row["last_used"]),
         rx.table.cell(rx.cond(row["live"] == "1", rx.badge("有效", color_scheme="green"), rx.badge("已吊销", color_scheme="gray"))),
-        rx.table.cell(
-            rx.cond(
-                row["live"] == "1",
-                confirm_dialog(
-                    "吊销密钥",
-                    rx.fragment("吊销后 ", row["partner"], " 使用该密钥的所有请求将立即被拒绝，且不可恢复。"),
-                    trigger=rx.button("吊销", size="1", variant="soft", color_scheme="red"),
-                    back=rx.alert_dialog.cancel(rx.button("取消", variant="soft", color_scheme="gray")),
-                    confirm=rx.alert_dialog.action(rx.button("确定吊销", color_scheme="red",
-                                                             on_click=PartnersState.revoke(row["id"]))),
-                ),
+        actions_cell(rx.cond(
+            row["live"] == "1",
+            row_confirm(
+                "吊销密钥",
+                rx.fragment("吊销后 ", row["partner"], " 使用该密钥的所有请求将立即被拒绝，且不可恢复。"),
+                trigger=rx.button("吊销", size="1", variant="soft", color_scheme="red"),
+                confirm="确定吊销", on_confirm=PartnersState.revoke(row["id"]),
             ),
-            text_align="right",
-        ),
+        )),
         data_testid="partner-row",
     )
 
@@ -54,26 +49,21 @@ def _create_dialog() -> rx.Component:
                 ),
                 spacing="3",
             ),
-            rx.form(
-                rx.vstack(
-                    rx.input(name="partner_name", placeholder="合作方名称，如 人保之友俱乐部", max_length=64, required=True),
-                    rx.select.root(
-                        rx.select.trigger(placeholder="选择所属项目", width="100%", data_testid="partner-programme"),
-                        rx.select.content(rx.foreach(PartnersState.programmes,
-                                                     lambda g: rx.select.item(g["label"], value=g["code"]))),
-                        name="programme_code", default_value=PartnersState.default_programme, required=True,
-                    ),
-                    rx.text("权限范围", size="2", weight="medium"),
-                    *[
-                        rx.checkbox(label, checked=PartnersState.scope_choice.contains(key),
-                                    on_change=lambda c, k=key: PartnersState.toggle_scope(k, c))
-                        for key, label in SCOPES.items()
-                    ],
-                    rx.cond(PartnersState.form_error != "", rx.text(PartnersState.form_error, color_scheme="red", size="2")),
-                    form_actions(rx.button("创建", type="submit")),
-                    spacing="3",
+            create_form(
+                PartnersState,
+                rx.input(name="partner_name", placeholder="合作方名称，如 人保之友俱乐部", max_length=64, required=True),
+                rx.select.root(
+                    rx.select.trigger(placeholder="选择所属项目", width="100%", data_testid="partner-programme"),
+                    rx.select.content(rx.foreach(PartnersState.programmes,
+                                                 lambda g: rx.select.item(g["label"], value=g["code"]))),
+                    name="programme_code", default_value=PartnersState.default_programme, required=True,
                 ),
-                on_submit=PartnersState.create,
+                rx.text("权限范围", size="2", weight="medium"),
+                *[
+                    rx.checkbox(label, checked=PartnersState.scope_choice.contains(key),
+                                on_change=lambda c, k=key: PartnersState.toggle_scope(k, c))
+                    for key, label in SCOPES.items()
+                ],
             ),
         ),
         trigger=rx.button(rx.icon("key-round", size=14), "新建密钥", data_testid="partner-new"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import reflex as rx
 
@@ -12,21 +12,17 @@ from gc_admin.core.params import parse_id
 from gc_admin.partners import service
 from gc_admin.programmes.service import list_programmes
 from gc_admin.ui.auth import current_principal, guarded, public, run_db
+from gc_admin.ui.paging import CreateMixin, RowsMixin
 
 SECTION = "partners"
 
 
-class PartnersState(rx.State):
-    rows: list[dict[str, str]] = []
+class PartnersState(CreateMixin, RowsMixin, rx.State):
+    SECTION: ClassVar[str] = SECTION  # RowsMixin.load checks it
     programmes: list[dict[str, str]] = []  # the create form's picker: name (code)
     default_programme: str = ""
-    create_open: bool = False
-    form_error: str = ""
     new_key: str = ""
     scope_choice: list[str] = ["issuance:write", "issuance:read", "members:read", "statements:read"]
-
-    def _on_denied(self) -> None:
-        self.rows = []
 
     async def _reload(self):  # only from a guarded handler
         keys, programmes = await run_db(lambda s: (service.list_keys(s), list_programmes(s)))
@@ -50,18 +46,8 @@ class PartnersState(rx.State):
         ]
         return None
 
-    @rx.event
-    @guarded(SECTION)
-    async def load(self):
-        return await self._reload()
-
-    @rx.event
-    @public
-    def open_create(self, value: bool):
-        self.create_open = value
-        self.form_error = ""
-        if value:
-            self.new_key = ""
+    def _fresh_form(self) -> None:
+        self.new_key = ""
 
     @rx.event
     @public

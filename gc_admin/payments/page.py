@@ -8,10 +8,10 @@ from gc_admin.core.uploads import limits as upload_limits
 from gc_admin.payments.display import PROVIDERS
 from gc_admin.payments.models import LEDGER_KINDS
 from gc_admin.payments.state import UPLOAD_ID, LedgerState, ReconcileState
-from gc_admin.ui.components import Col, empty_row, export_button, pager, table_header
+from gc_admin.ui.components import (NUM, Col, empty_row, figure, filter_bar, filter_select, list_table, result_card,
+                                    table_header)
 from gc_admin.ui.layout import staff_page
 
-NUM = {"text_align": "right", "white_space": "nowrap", "font_variant_numeric": "tabular-nums"}
 KIND_COLORS = {"payment": "green", "refund": "red", "points": "amber", "stored_value": "blue", "cashback_payout": "purple"}
 MISMATCH_COLORS = {"missing_in_ledger": "red", "missing_in_bill": "orange", "amount_differs": "amber"}
 
@@ -24,35 +24,17 @@ def _money(value: rx.Var, sign: rx.Var, **props) -> rx.Component:
 
 def _ledger_filters() -> rx.Component:
     s = LedgerState
-    return rx.form(
-        rx.hstack(
-            rx.select.root(
-                rx.select.trigger(width="8rem", data_testid="ledger-kind"),
-                rx.select.content(rx.select.item("全部类型", value="all"),
-                                  *[rx.select.item(label, value=k) for k, label in LEDGER_KINDS.items()]),
-                value=s.kind, on_change=s.set_kind,
-            ),
-            rx.select.root(
-                rx.select.trigger(width="8rem", data_testid="ledger-provider"),
-                rx.select.content(rx.select.item("全部渠道", value="all"),
-                                  *[rx.select.item(label, value=k) for k, label in PROVIDERS.items()]),
-                value=s.provider, on_change=s.set_provider,
-            ),
-            rx.text("日期", size="2"),
-            rx.input(type="date", value=s.date_from, on_change=s.set_date_from, width="9.5rem", data_testid="ledger-from"),
-            rx.text("至", size="2"),
-            rx.input(type="date", value=s.date_to, on_change=s.set_date_to, width="9.5rem", data_testid="ledger-to"),
-            rx.input(placeholder="订单号", value=s.order_no, on_change=s.set_order_no, width="14rem", max_length=32,
-                     data_testid="ledger-order-no"),
-            rx.button(rx.icon("search", size=14), "查询", type="submit", variant="soft", data_testid="ledger-search"),
-            rx.button("重置", type="button", variant="ghost", color_scheme="gray", on_click=s.clear_filters),
-            rx.spacer(),
-            export_button(s, "ledger-export"),
-            align="center", wrap="wrap", spacing="2", width="100%",
-        ),
-        on_submit=lambda _form: LedgerState.search(),
-        reset_on_submit=False,
-        width="100%",
+    return filter_bar(
+        s,
+        filter_select(s.kind, s.set_kind, "全部类型", LEDGER_KINDS, width="8rem", data_testid="ledger-kind"),
+        filter_select(s.provider, s.set_provider, "全部渠道", PROVIDERS, width="8rem", data_testid="ledger-provider"),
+        rx.text("日期", size="2"),
+        rx.input(type="date", value=s.date_from, on_change=s.set_date_from, width="9.5rem", data_testid="ledger-from"),
+        rx.text("至", size="2"),
+        rx.input(type="date", value=s.date_to, on_change=s.set_date_to, width="9.5rem", data_testid="ledger-to"),
+        rx.input(placeholder="订单号", value=s.order_no, on_change=s.set_order_no, width="14rem", max_length=32,
+                 data_testid="ledger-order-no"),
+        search_testid="ledger-search", reset=True, export_testid="ledger-export",
     )
 
 
@@ -97,14 +79,10 @@ def _ledger_tab() -> rx.Component:
         rx.cond(s.error != "", rx.callout(s.error, icon="triangle-alert", color_scheme="red", size="1", width="100%",
                                           data_testid="ledger-error")),
         _totals(),
-        rx.table.root(
-            table_header(s, Col("发生时间", "occurred_at"), Col("类型", "kind"), Col("金额", "amount_fen", num=True),
-                         Col("订单号", "order_no"), Col("渠道", "provider"), "渠道流水号", "备注"),
-            rx.table.body(rx.cond(s.rows.length() > 0, rx.foreach(s.rows, _ledger_row),
-                                  empty_row(7, rx.cond(s.loaded, "没有符合条件的流水", "加载中…")))),
-            width="100%", variant="surface", size="1", data_testid="ledger-table",
-        ),
-        pager(s.total, s.page, s.pages, s.prev_page, s.next_page),
+        list_table(s, table_header(s, Col("发生时间", "occurred_at"), Col("类型", "kind"), Col("金额", "amount_fen", num=True),
+                                   Col("订单号", "order_no"), Col("渠道", "provider"), "渠道流水号", "备注"),
+                   _ledger_row, empty_row(7, rx.cond(s.loaded, "没有符合条件的流水", "加载中…")),
+                   size="1", data_testid="ledger-table"),
         rx.text("流水只增不改：支付为正、退款与打款为负；积分与储值为用户余额变动（积分按 1 分/点计）。日期按北京时间。"
                 "导出包含全部符合条件的流水（金额同时给出“分”与“¥”两列）。", size="1", color_scheme="gray"),
         width="100%", spacing="3",
@@ -112,14 +90,6 @@ def _ledger_tab() -> rx.Component:
 
 
 # --- reconciliation -----------------------------------------------------------------------------------------
-
-def _stat(label: str, value: rx.Var, testid: str, color: str = "") -> rx.Component:
-    return rx.vstack(
-        rx.text(label, size="1", color_scheme="gray"),
-        rx.text(value, size="5", weight="bold", data_testid=testid, **({"color_scheme": color} if color else {})),
-        spacing="0", min_width="7rem",
-    )
-
 
 def _reconcile_form() -> rx.Component:
     s = ReconcileState
@@ -172,52 +142,41 @@ def _mismatch_row(m: rx.Var) -> rx.Component:
 def _result() -> rx.Component:
     s = ReconcileState
     r = s.result
-    return rx.cond(
+    return result_card(
         r.contains("id"),
-        rx.card(
-            rx.vstack(
-                rx.hstack(
-                    rx.cond(r["ok"] == "1", rx.icon("circle-check", size=18, color=rx.color("green", 10)),
-                            rx.icon("circle-alert", size=18, color=rx.color("orange", 10))),
-                    rx.text("对账 #", r["id"], " · 账单日期 ", r["bill_date"], weight="bold"),
-                    rx.text(r["at"], size="1", color_scheme="gray"),
-                    rx.spacer(),
-                    rx.cond(r["ok"] != "1", rx.button(rx.icon("download", size=14), "下载差异明细", size="1",
-                                                      variant="soft", on_click=s.download_mismatches)),
-                    align="center", width="100%",
-                ),
-                rx.hstack(
-                    _stat("账单笔数", r["bill_rows"], "rec-bill-rows"),
-                    _stat("流水笔数", r["ledger_rows"], "rec-ledger-rows"),
-                    _stat("一致", r["matched"], "rec-matched", "green"),
-                    _stat("账单有、流水无", r["missing_in_ledger"], "rec-missing-in-ledger", "red"),
-                    _stat("流水有、账单无", r["missing_in_bill"], "rec-missing-in-bill", "orange"),
-                    _stat("金额不一致", r["amount_differs"], "rec-amount-differs", "amber"),
-                    _stat("账单净额", r["bill_net"], "rec-bill-net"),
-                    _stat("流水净额", r["ledger_net"], "rec-ledger-net"),
-                    wrap="wrap", spacing="5",
-                ),
-                rx.cond(
-                    r["ok"] == "1",
-                    rx.callout("账单与流水逐笔一致。", icon="circle-check", color_scheme="green", size="1", width="100%",
-                               data_testid="rec-ok"),
-                    rx.table.root(
-                        rx.table.header(rx.table.row(
-                            rx.table.column_header_cell("差异"), rx.table.column_header_cell("类型"),
-                            rx.table.column_header_cell("商户单号"), rx.table.column_header_cell("账单金额", **NUM),
-                            rx.table.column_header_cell("流水金额", **NUM), rx.table.column_header_cell("差额", **NUM),
-                            rx.table.column_header_cell("微信单号"),
-                        )),
-                        rx.table.body(rx.foreach(s.mismatches, _mismatch_row)),
-                        size="1", variant="surface", width="100%", data_testid="mismatch-table",
-                    ),
-                ),
-                rx.text("账单有、流水无：微信已收款/退款但系统未入账（可能丢失通知，请在订单中查询支付状态）；流水有、账单无：系统入账但账单中没有；"
-                        "金额不一致：同一笔金额不同。", size="1", color_scheme="gray"),
-                spacing="3", width="100%",
+        (rx.cond(r["ok"] == "1", rx.icon("circle-check", size=18, color=rx.color("green", 10)),
+                 rx.icon("circle-alert", size=18, color=rx.color("orange", 10))),
+         rx.text("对账 #", r["id"], " · 账单日期 ", r["bill_date"], weight="bold"),
+         rx.text(r["at"], size="1", color_scheme="gray"),
+         rx.spacer(),
+         rx.cond(r["ok"] != "1", rx.button(rx.icon("download", size=14), "下载差异明细", size="1",
+                                           variant="soft", on_click=s.download_mismatches))),
+        (figure("账单笔数", r["bill_rows"], "rec-bill-rows"),
+         figure("流水笔数", r["ledger_rows"], "rec-ledger-rows"),
+         figure("一致", r["matched"], "rec-matched", "green"),
+         figure("账单有、流水无", r["missing_in_ledger"], "rec-missing-in-ledger", "red"),
+         figure("流水有、账单无", r["missing_in_bill"], "rec-missing-in-bill", "orange"),
+         figure("金额不一致", r["amount_differs"], "rec-amount-differs", "amber"),
+         figure("账单净额", r["bill_net"], "rec-bill-net"),
+         figure("流水净额", r["ledger_net"], "rec-ledger-net")),
+        rx.cond(
+            r["ok"] == "1",
+            rx.callout("账单与流水逐笔一致。", icon="circle-check", color_scheme="green", size="1", width="100%",
+                       data_testid="rec-ok"),
+            rx.table.root(
+                rx.table.header(rx.table.row(
+                    rx.table.column_header_cell("差异"), rx.table.column_header_cell("类型"),
+                    rx.table.column_header_cell("商户单号"), rx.table.column_header_cell("账单金额", **NUM),
+                    rx.table.column_header_cell("流水金额", **NUM), rx.table.column_header_cell("差额", **NUM),
+                    rx.table.column_header_cell("微信单号"),
+                )),
+                rx.table.body(rx.foreach(s.mismatches, _mismatch_row)),
+                size="1", variant="surface", width="100%", data_testid="mismatch-table",
             ),
-            width="100%", data_testid="reconcile-result",
         ),
+        rx.text("账单有、流水无：微信已收款/退款但系统未入账（可能丢失通知，请在订单中查询支付状态）；流水有、账单无：系统入账但账单中没有；"
+                "金额不一致：同一笔金额不同。", size="1", color_scheme="gray"),
+        testid="reconcile-result",
     )
 
 

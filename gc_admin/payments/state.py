@@ -31,7 +31,7 @@ HISTORY_SHOWN = 20
 
 class LedgerState(PagedMixin, rx.State):
     SECTION: ClassVar[str] = SECTION  # the paging handlers check it (ui.paging)
-    rows: list[dict[str, str]] = []
+    SORT_KEYS: ClassVar = ledger.LEDGER_SORT_KEYS
     kind: str = "all"
     provider: str = "all"
     order_no: str = ""
@@ -107,9 +107,6 @@ class LedgerState(PagedMixin, rx.State):
         self.totals = [{"kind": t.kind, "label": t.label, "count": f"{t.count:,}", "net": format_fen(t.net_fen),
                         "sign": "neg" if t.net_fen < 0 else "pos"} for t in totals]
         return None
-
-    def _sort_keys(self):
-        return ledger.LEDGER_SORT_KEYS
 
     @rx.event
     @guarded(SECTION)

@@ -38,6 +38,81 @@ def pager(total: Any, page: Any, pages: Any, prev_event: Any, next_event: Any) -
     )
 
 
+def list_pager(state: Any) -> rx.Component:
+    """The :func:`pager` of a :class:`gc_admin.ui.paging.PagedMixin` state."""
+    return pager(state.total, state.page, state.pages, state.prev_page, state.next_page)
+
+
+def list_table(state: Any, head: rx.Component, row: Any, empty: rx.Component, **props: Any) -> rx.Component:
+    """A list's table (``state.rows``, one ``row(var)`` each, or ``empty``) and, below it, its pager."""
+    return rx.fragment(
+        rx.table.root(head, rx.table.body(rx.cond(state.rows.length() > 0, rx.foreach(state.rows, row), empty)),
+                      width="100%", variant="surface", **props),
+        list_pager(state),
+    )
+
+
+def filter_select(value: Any, on_change: Any, all_label: str, options: Any, **trigger: Any) -> rx.Component:
+    """A list filter: ``all_label`` (value ``all``), then the options — a ``{key: label}`` mapping, or the
+    items themselves (an ``rx.foreach`` over state rows)."""
+    items = [options] if isinstance(options, rx.Component) else [
+        rx.select.item(label, value=key) for key, label in options.items()]
+    return rx.select.root(
+        rx.select.trigger(placeholder=all_label, **trigger),
+        rx.select.content(rx.select.item(all_label, value="all"), *items),
+        value=value, on_change=on_change,
+    )
+
+
+def filter_bar(state: Any, *controls: rx.Component, export_testid: str = "", reset: bool = False,
+               search_testid: str = "") -> rx.Component:
+    """The filters above a list: its controls, 查询 (the form's submit: back to page 1), 重置
+    (``state.clear_filters``) if asked, and at the right :func:`export_button`."""
+    return rx.form(
+        rx.hstack(
+            *controls,
+            rx.button(rx.icon("search", size=14), "查询", type="submit", variant="soft",
+                      **({"data_testid": search_testid} if search_testid else {})),
+            *([rx.button("重置", type="button", variant="ghost", color_scheme="gray", on_click=state.clear_filters)]
+              if reset else []),
+            *([rx.spacer(), export_button(state, export_testid)] if export_testid else []),
+            align="center", wrap="wrap", spacing="2", width="100%",
+        ),
+        on_submit=lambda _form: state.search(),
+        reset_on_submit=False,
+        width="100%",
+    )
+
+
+def figure(label: str, value: Any, testid: str, color: str = "") -> rx.Component:
+    """One labelled figure of a result card (导入报告, 对账结果): the label small, the number big."""
+    return rx.vstack(
+        rx.text(label, size="1", color_scheme="gray"),
+        rx.text(value, size="5", weight="bold", data_testid=testid, **({"color_scheme": color} if color else {})),
+        spacing="0", min_width="7rem",
+    )
+
+
+def result_card(shown: Any, head: tuple[rx.Component, ...], figures: tuple[rx.Component, ...], *details: rx.Component,
+                testid: str) -> rx.Component:
+    """The card a job's result shows in once there is one (导入报告, 对账结果): its heading line (icon, title,
+    then what follows an ``rx.spacer()`` at the right), its :func:`figure` row, then the details."""
+    return rx.cond(shown, rx.card(
+        rx.vstack(
+            rx.hstack(*head, align="center", width="100%"),
+            rx.hstack(*figures, wrap="wrap", spacing="5"),
+            *details,
+            spacing="3", width="100%",
+        ),
+        width="100%", data_testid=testid,
+    ))
+
+
+def actions_cell(*actions: rx.Component) -> rx.Component:
+    """A row's last cell: its actions (buttons, a :func:`row_confirm`), at the right."""
+    return rx.table.cell(rx.hstack(*actions, spacing="2", justify="end"), text_align="right")
+
+
 def empty_row(colspan: int, text: str = "暂无数据") -> rx.Component:
     return rx.table.row(
         rx.table.cell(rx.center(rx.text(text, color_scheme="gray"), padding="1.5rem"), col_span=colspan),
@@ -122,6 +197,20 @@ def form_actions(submit: rx.Component) -> rx.Component:
     )
 
 
+def create_form(state: Any, *fields: rx.Component, submit: str = "创建") -> rx.Component:
+    """The form of a 新建 dialog (a :class:`gc_admin.ui.paging.CreateMixin` state): the fields, the server's
+    inline error, then 取消 / ``submit``, which sends ``state.create``."""
+    return rx.form(
+        rx.vstack(
+            *fields,
+            rx.cond(state.form_error != "", rx.text(state.form_error, color_scheme="red", size="2")),
+            form_actions(rx.button(submit, type="submit")),
+            spacing="3",
+        ),
+        on_submit=state.create,
+    )
+
+
 def dialog(title: Any, *body: rx.Component, open: Any, on_open_change: Any, trigger: rx.Component | None = None,
            description: Any = None, max_width: str = "32rem", testid: str | None = None,
            actions: tuple[rx.Component, ...] = ()) -> rx.Component:
@@ -142,6 +231,16 @@ def dialog(title: Any, *body: rx.Component, open: Any, on_open_change: Any, trig
         ),
         open=open,
         on_open_change=on_open_change,
+    )
+
+
+def row_confirm(title: Any, consequence: Any, *, trigger: rx.Component, confirm: str, on_confirm: Any) -> rx.Component:
+    """A row's own confirmation of an irreversible act (停用, 吊销): the row's button opens it; 取消, or
+    the red ``confirm`` button (which sends ``on_confirm``), closes it."""
+    return confirm_dialog(
+        title, consequence, trigger=trigger,
+        back=rx.alert_dialog.cancel(rx.button("取消", variant="soft", color_scheme="gray")),
+        confirm=rx.alert_dialog.action(rx.button(confirm, color_scheme="red", on_click=on_confirm)),
     )
 
 

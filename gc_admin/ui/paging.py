@@ -1,16 +1,19 @@
 """Server-side paging and sorting for list pages: a state mixin (each page gets its own copy of the vars).
 
+Every list page's state starts from :class:`RowsMixin` (its ``rows``, and ``load``: the page's
+``on_load``, which reloads them); a paged list's from :class:`PagedMixin`.
+
 Sorting: ``sort`` is ``""`` (the list's default order), ``"key"`` (ascending) or ``"-key"``
 (descending); a click on a header (:func:`gc_admin.ui.components.table_header`) sends
 :meth:`PagedMixin.sort_by`, which cycles ascending → descending → default. A page state lists the
-keys it accepts in ``_sort_keys`` (its service's whitelist); any other key sent by a browser is
+keys it accepts in ``SORT_KEYS`` (its service's whitelist); any other key sent by a browser is
 ignored, and the service refuses unknown keys again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 import polars as pl
 import reflex as rx
@@ -18,15 +21,68 @@ from sqlmodel import Session
 
 from gc_admin.core.errors import DomainError
 from gc_admin.core.exports import XLSX_MIME, filename, xlsx_bytes
-from gc_admin.ui.auth import guarded, run_db
+from gc_admin.ui.auth import guarded, public, run_db
 
 PAGE_SIZE = 20
+T = TypeVar("T")
 
 
-class PagedMixin(rx.State, mixin=True):
-    """Paging and sorting for a list page. A state using it sets ``SECTION: ClassVar[str]``: these
-    shared handlers check that section (:func:`gc_admin.ui.auth.guarded`) before reloading."""
+class RowsMixin(rx.State, mixin=True):
+    """A page state that shows rows. It sets ``SECTION: ClassVar[str]``: the shared handlers check that
+    section (:func:`gc_admin.ui.auth.guarded`) before reloading, and implements ``_reload``."""
 
+    rows: list[dict[str, str]] = []
+
+    def _on_denied(self) -> None:  # a state that shows more clears that too
+        self.rows = []
+
+    async def _reload(self):  # implemented by each page state, called by guarded handlers only
+        raise NotImplementedError
+
+    @rx.event
+    @guarded()  # the page state's SECTION
+    async def load(self):
+        """The page's ``on_load``."""
+        return await self._reload()
+
+    async def _act(self, work: Callable[[Session], T], done: Callable[[T], str], *, missing: str = "记录不存在") -> Any:
+        """The body of a row action (inside its guarded handler): ``work`` in one unit of work, then the rows
+        again — refused or not, the row may have changed — and a toast: ``done(result)``, or the refusal's
+        message (``missing`` for an id that is not one)."""
+        try:
+            result = await run_db(work)
+        except (DomainError, ValueError) as exc:
+            await self._reload()
+            return rx.toast.error(getattr(exc, "message", missing))
+        await self._reload()
+        return rx.toast.success(done(result))
+
+
+class CreateMixin(rx.State, mixin=True):
+    """A list page's 新建 dialog: whether it is open, and the form's inline error (Chinese)."""
+
+    create_open: bool = False
+    form_error: str = ""
+
+    def _fresh_form(self) -> None:  # a state resets what its form keeps between openings here
+        pass
+
+    @rx.event
+    @public
+    def open_create(self, value: bool):
+        self.create_open, self.form_error = value, ""
+        if value:
+            self._fresh_form()
+
+    def _created(self) -> None:
+        """After a create that succeeded: the dialog closes, its error clears."""
+        self.create_open, self.form_error = False, ""
+
+
+class PagedMixin(RowsMixin, mixin=True):
+    """Paging and sorting for a list page (see :class:`RowsMixin`)."""
+
+    SORT_KEYS: ClassVar[Collection[str]] = ()  # the service's sort whitelist; empty: the list does not sort
     page: int = 1
     total: int = 0
     sort: str = ""
@@ -39,15 +95,15 @@ class PagedMixin(rx.State, mixin=True):
     def _offset(self) -> int:
         return (self.page - 1) * PAGE_SIZE
 
-    def _sort_keys(self) -> Collection[str]:  # overridden by pages whose lists sort
-        return ()
+    def _on_denied(self) -> None:
+        self.rows, self.total = [], 0
+
+    def _sort_keys(self) -> Collection[str]:
+        return self.SORT_KEYS
 
     def _sort(self) -> str | None:
         """The current sort for the service call (``None``: the default order)."""
         return self.sort or None
-
-    async def _reload(self):  # implemented by each page state
-        raise NotImplementedError
 
     async def _export(self, build: Callable[[Session], pl.DataFrame], *, title: str):
         """The body of every list's export handler: the button spins while :func:`export_xlsx` runs, then

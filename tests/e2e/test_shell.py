@@ -53,18 +53,24 @@ def test_signed_out_visitor_is_sent_to_login(page, app_server):
     expect(page.get_by_test_id("login-username")).to_be_visible()
 
 
-def test_admin_creates_staff_and_it_is_audited(page, app_server):
-    login(page, app_server, "admin", "admin2026")
-    expect(page.get_by_test_id("sidebar")).to_be_visible()
-    save_artifact(page, "dashboard-admin.png")
+def _new_clerk_dialog(page, username: str, name: str):
+    """员工与权限 → 新建员工, filled in for a 内勤 account (no password yet): the open dialog."""
     page.get_by_test_id("nav-staff").click()
     expect(page.get_by_test_id("staff-table")).to_be_visible()
     page.get_by_test_id("staff-new").click()
     dialog = page.get_by_role("dialog")
-    dialog.get_by_placeholder("用户名（小写字母开头，3–32 位）").fill("newclerk")
-    dialog.get_by_placeholder("姓名").fill("孙悦")
+    dialog.get_by_placeholder("用户名（小写字母开头，3–32 位）").fill(username)
+    dialog.get_by_placeholder("姓名").fill(name)
     dialog.get_by_test_id("staff-new-role").click()
     page.get_by_role("option", name="内勤").click()
+    return dialog
+
+
+def test_admin_creates_staff_and_it_is_audited(page, app_server):
+    login(page, app_server, "admin", "admin2026")
+    expect(page.get_by_test_id("sidebar")).to_be_visible()
+    save_artifact(page, "dashboard-admin.png")
+    dialog = _new_clerk_dialog(page, "newclerk", "孙悦")
     dialog.get_by_placeholder("初始密码（至少 8 位，含字母和数字）").fill("short")
     dialog.get_by_role("button", name="创建").click()
     expect(dialog).to_contain_text("密码至少 8 位")
@@ -88,14 +94,7 @@ def test_admin_gives_an_insurer_account_its_programme(page, app_server):
     shows it under 所属项目 and changes it there, audited."""
     login(page, app_server, "admin", "admin2026")
     expect(page.get_by_test_id("sidebar")).to_be_visible()
-    page.get_by_test_id("nav-staff").click()
-    expect(page.get_by_test_id("staff-table")).to_be_visible()
-    page.get_by_test_id("staff-new").click()
-    dialog = page.get_by_role("dialog")
-    dialog.get_by_placeholder("用户名（小写字母开头，3–32 位）").fill("gxclaims")
-    dialog.get_by_placeholder("姓名").fill("蒙丽")
-    dialog.get_by_test_id("staff-new-role").click()
-    page.get_by_role("option", name="内勤").click()
+    dialog = _new_clerk_dialog(page, "gxclaims", "蒙丽")
     dialog.get_by_test_id("staff-new-programme").click()
     page.get_by_role("option", name="广西人保车主权益（picc_gx）").click()
     dialog.get_by_placeholder("初始密码（至少 8 位，含字母和数字）").fill("gxclaims2026")

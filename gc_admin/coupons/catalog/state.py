@@ -6,7 +6,7 @@ Every handler that reads or changes data is :func:`~gc_admin.ui.auth.guarded` by
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import reflex as rx
 
@@ -16,6 +16,7 @@ from gc_admin.coupons.catalog import service as catalog
 from gc_admin.coupons.models import CASHBACK_CATEGORIES, FUNDERS, KINDS, REDEMPTION_CODE
 from gc_admin.programmes.service import list_programmes
 from gc_admin.ui.auth import current_principal, guarded, public, run_db
+from gc_admin.ui.paging import CreateMixin, RowsMixin
 
 SECTION = "stock"
 PRODUCT_EDITORS = frozenset({"admin", "manager"})
@@ -91,13 +92,11 @@ def product_fields(form: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-class ProductsState(rx.State):
-    rows: list[dict[str, str]] = []
+class ProductsState(CreateMixin, RowsMixin, rx.State):
+    SECTION: ClassVar[str] = SECTION  # RowsMixin.load checks it
     programmes: list[dict[str, str]] = []
     can_edit: bool = False
-    create_open: bool = False
     new_kind: str = REDEMPTION_CODE
-    form_error: str = ""
 
     def _on_denied(self) -> None:
         self.rows, self.programmes, self.can_edit = [], [], False
@@ -111,18 +110,8 @@ class ProductsState(rx.State):
         self.rows = [_product_view(x, {g.code: g.name for g in programmes}) for x in products]
         self.programmes = [{"code": g.code, "name": f"{g.name}（{g.code}）"} for g in programmes]
 
-    @rx.event
-    @guarded(SECTION)
-    async def load(self):
-        await self._reload()
-
-    @rx.event
-    @public
-    def open_create(self, value: bool):
-        self.create_open = value
-        self.form_error = ""
-        if value:
-            self.new_kind = REDEMPTION_CODE
+    def _fresh_form(self) -> None:
+        self.new_kind = REDEMPTION_CODE
 
     @rx.event
     @public
@@ -145,8 +134,7 @@ class ProductsState(rx.State):
         except DomainError as exc:
             self.form_error = exc.message
             return None
-        self.create_open = False
-        self.form_error = ""
+        self._created()
         await self._reload()
         return [rx.toast.success(f"已创建券种 {product.name}（{product.code}）"), *ON_PRODUCT_CREATED]
 
@@ -156,10 +144,6 @@ class ProductsState(rx.State):
         p = current_principal()
         if p.role not in PRODUCT_EDITORS:
             return rx.toast.error("只有管理员或经理可以上架或下架券种")
-        try:
-            product = await run_db(lambda s: catalog.update_product(s, actor=p.actor(), code=code, on_sale=bool(on_sale)))
-        except DomainError as exc:
-            await self._reload()
-            return rx.toast.error(exc.message)
-        await self._reload()
-        return rx.toast.success(f"{product.name} 已{'上架' if product.on_sale else '下架'}")
+        return await self._act(
+            lambda s: catalog.update_product(s, actor=p.actor(), code=code, on_sale=bool(on_sale)),
+            lambda product: f"{product.name} 已{'上架' if product.on_sale else '下架'}")

@@ -6,7 +6,7 @@ import reflex as rx
 
 from gc_admin.core.uploads import limits as upload_limits
 from gc_admin.coupons.issuance.state import MAX_PER_PHONE, UPLOAD_ID, IssuanceState
-from gc_admin.ui.components import NUM, Col, confirm_dialog, empty_row, export_button, pager, table_header
+from gc_admin.ui.components import NUM, Col, confirm_dialog, empty_row, export_button, list_table, table_header
 from gc_admin.ui.layout import staff_page
 
 ROW_COLORS = {"issued": "green", "invalid_phone": "red", "duplicate": "amber", "no_stock": "orange"}
@@ -272,15 +272,12 @@ def issuance_page() -> rx.Component:
                   rx.button(rx.icon("refresh-cw", size=12), "刷新", size="1", variant="ghost", on_click=s.search),
                   export_button(s, "batches-export"),
                   width="100%", align="center", padding_top="0.5rem"),
-        rx.table.root(
-            table_header(s, Col("时间", "created_at"), Col("批次号", "batch_id"), Col("来源", "source"),
-                         Col("券种", "product"), Col("每人", "per_phone", num=True), Col("行数", "requested", num=True),
-                         Col("成功", "issued", num=True), Col("失败", "failed", num=True),
-                         Col("券数", "coupons", num=True), Col("操作人", "actor"), ""),
-            rx.table.body(rx.cond(s.rows.length() > 0, rx.foreach(s.rows, _history_row), empty_row(11, "暂无发券批次"))),
-            width="100%", variant="surface", size="1", data_testid="batch-table",
-        ),
-        pager(s.total, s.page, s.pages, s.prev_page, s.next_page),
+        list_table(s, table_header(s, Col("时间", "created_at"), Col("批次号", "batch_id"), Col("来源", "source"),
+                                   Col("券种", "product"), Col("每人", "per_phone", num=True),
+                                   Col("行数", "requested", num=True), Col("成功", "issued", num=True),
+                                   Col("失败", "failed", num=True), Col("券数", "coupons", num=True),
+                                   Col("操作人", "actor"), ""),
+                   _history_row, empty_row(11, "暂无发券批次"), size="1", data_testid="batch-table"),
         width="100%",
         spacing="4",
     )

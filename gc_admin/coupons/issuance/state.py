@@ -84,6 +84,7 @@ def _issue(token: str, *, p: Principal, product_code: str, batch_id: str, per_ph
 
 class IssuanceState(PagedMixin, rx.State):
     SECTION: ClassVar[str] = SECTION  # the paging handlers check it (ui.paging)
+    SORT_KEYS: ClassVar = service.ISSUANCE_SORT_KEYS
     products: list[dict[str, str]] = []
     product_code: str = ""
     per_phone: str = "1"
@@ -103,8 +104,6 @@ class IssuanceState(PagedMixin, rx.State):
     result: dict[str, str] = {}
     result_rows: list[dict[str, str]] = []
     replayed: bool = False
-    # history
-    rows: list[dict[str, str]] = []
 
     def _on_denied(self) -> None:
         self.rows, self.total, self.products = [], 0, []
@@ -207,9 +206,6 @@ class IssuanceState(PagedMixin, rx.State):
         if not self.batch_id:
             self.batch_id = new_batch_id()
         await self._reload()
-
-    def _sort_keys(self):
-        return service.ISSUANCE_SORT_KEYS
 
     @rx.event
     @guarded(SECTION)

@@ -9,7 +9,8 @@ from gc_admin.core.uploads import limits as upload_limits
 from gc_admin.coupons.catalog.page import field, products_tab
 from gc_admin.coupons.stock.service import SUMMARY_STATE_LABELS
 from gc_admin.coupons.stock.state import UPLOAD_ID, StockCodesState, StockImportState, StockState
-from gc_admin.ui.components import NUM, Col, confirm_dialog, empty_row, export_button, pager, stat_card, table_header
+from gc_admin.ui.components import (NUM, Col, confirm_dialog, empty_row, figure, filter_bar, filter_select, list_table,
+                                    result_card, stat_card, table_header)
 from gc_admin.ui.layout import staff_page
 
 STATE_COLORS = {"in_stock": "green", "issued": "blue", "used": "gray", "expired": "orange", "discarded": "red",
@@ -134,58 +135,39 @@ def _overview_tab() -> rx.Component:
 
 # --- import ----------------------------------------------------------------------------------
 
-def _report_stat(label: str, value: rx.Var, testid: str, color: str = "") -> rx.Component:
-    return rx.vstack(
-        rx.text(label, size="1", color_scheme="gray"),
-        rx.text(value, size="5", weight="bold", data_testid=testid, **({"color_scheme": color} if color else {})),
-        spacing="0", min_width="7rem",
-    )
-
-
 def _report_card() -> rx.Component:
     r = StockImportState.report
-    return rx.cond(
+    return result_card(
         StockImportState.report.contains("id"),
-        rx.card(
+        (rx.icon("file-check-2", size=18, color=rx.color("green", 10)),
+         rx.text("导入报告 #", r["id"], "：", r["filename"], weight="bold"),
+         rx.spacer(),
+         rx.button(rx.icon("download", size=14), "下载报告", size="1", variant="soft",
+                   on_click=StockImportState.download_report(r["id"]), data_testid="report-download")),
+        (figure("读取行数", r["rows"], "report-rows"),
+         figure("新增券码", r["imported"], "report-imported", "green"),
+         figure("其中可发放", r["in_stock"], "report-in-stock"),
+         figure("文件内重复", r["dup_file"], "report-dup-file"),
+         figure("与已有库存重复", r["dup_existing"], "report-dup-existing"),
+         figure("无效行", r["invalid"], "report-invalid", "red"),
+         figure("弃票（临期）", r["discarded"], "report-discarded", "orange"),
+         figure("弃票损失", r["loss"], "report-loss", "orange")),
+        rx.text("新增面值 ", r["face"], " · 新增成本 ", r["cost"], size="2", color_scheme="gray"),
+        rx.cond(
+            StockImportState.report_invalid.length() > 0,
             rx.vstack(
-                rx.hstack(
-                    rx.icon("file-check-2", size=18, color=rx.color("green", 10)),
-                    rx.text("导入报告 #", r["id"], "：", r["filename"], weight="bold"),
-                    rx.spacer(),
-                    rx.button(rx.icon("download", size=14), "下载报告", size="1", variant="soft",
-                              on_click=StockImportState.download_report(r["id"]), data_testid="report-download"),
-                    align="center", width="100%",
+                rx.text("无效行（前 20 行，完整列表见下载的报告）", size="2", weight="medium"),
+                rx.table.root(
+                    rx.table.header(rx.table.row(rx.table.column_header_cell("行号", width="6rem"),
+                                                 rx.table.column_header_cell("原因"))),
+                    rx.table.body(rx.foreach(StockImportState.report_invalid, lambda i: rx.table.row(
+                        rx.table.cell(i["row"]), rx.table.cell(i["reason"]), data_testid="invalid-row"))),
+                    size="1", variant="surface", width="100%",
                 ),
-                rx.hstack(
-                    _report_stat("读取行数", r["rows"], "report-rows"),
-                    _report_stat("新增券码", r["imported"], "report-imported", "green"),
-                    _report_stat("其中可发放", r["in_stock"], "report-in-stock"),
-                    _report_stat("文件内重复", r["dup_file"], "report-dup-file"),
-                    _report_stat("与已有库存重复", r["dup_existing"], "report-dup-existing"),
-                    _report_stat("无效行", r["invalid"], "report-invalid", "red"),
-                    _report_stat("弃票（临期）", r["discarded"], "report-discarded", "orange"),
-                    _report_stat("弃票损失", r["loss"], "report-loss", "orange"),
-                    wrap="wrap", spacing="5",
-                ),
-                rx.text("新增面值 ", r["face"], " · 新增成本 ", r["cost"], size="2", color_scheme="gray"),
-                rx.cond(
-                    StockImportState.report_invalid.length() > 0,
-                    rx.vstack(
-                        rx.text("无效行（前 20 行，完整列表见下载的报告）", size="2", weight="medium"),
-                        rx.table.root(
-                            rx.table.header(rx.table.row(rx.table.column_header_cell("行号", width="6rem"),
-                                                         rx.table.column_header_cell("原因"))),
-                            rx.table.body(rx.foreach(StockImportState.report_invalid, lambda i: rx.table.row(
-                                rx.table.cell(i["row"]), rx.table.cell(i["reason"]), data_testid="invalid-row"))),
-                            size="1", variant="surface", width="100%",
-                        ),
-                        width="100%", spacing="1",
-                    ),
-                ),
-                spacing="3", width="100%",
+                width="100%", spacing="1",
             ),
-            width="100%", data_testid="import-report",
         ),
+        testid="import-report",
     )
 
 
@@ -286,13 +268,9 @@ def _import_tab() -> rx.Component:
         rx.hstack(rx.text("导入记录", weight="bold", size="3"), rx.spacer(),
                   rx.button(rx.icon("refresh-cw", size=12), "刷新", size="1", variant="ghost", on_click=s.search),
                   width="100%", align="center", padding_top="0.5rem"),
-        rx.table.root(
-            num_header("时间", "券种", "文件", "状态", "读取", "新增", "弃票", "重复（文件/已有）", "无效", "弃票损失", "",
-                       right_from=4),
-            rx.table.body(rx.cond(s.rows.length() > 0, rx.foreach(s.rows, _history_row), empty_row(11, "暂无导入记录"))),
-            width="100%", variant="surface", size="1", data_testid="import-history",
-        ),
-        pager(s.total, s.page, s.pages, s.prev_page, s.next_page),
+        list_table(s, num_header("时间", "券种", "文件", "状态", "读取", "新增", "弃票", "重复（文件/已有）", "无效", "弃票损失", "",
+                                 right_from=4),
+                   _history_row, empty_row(11, "暂无导入记录"), size="1", data_testid="import-history"),
         width="100%", spacing="3",
     )
 
@@ -317,44 +295,24 @@ def _code_row(row: rx.Var) -> rx.Component:
 def _codes_tab() -> rx.Component:
     s = StockCodesState
     return rx.vstack(
-        rx.form(
-            rx.hstack(
-                rx.select.root(
-                    rx.select.trigger(placeholder="全部券种"),
-                    rx.select.content(rx.select.item("全部券种", value="all"),
-                                      rx.foreach(s.products, lambda p: rx.select.item(p["name"], value=p["code"]))),
-                    value=s.product, on_change=s.set_product,
-                ),
-                rx.select.root(
-                    rx.select.trigger(placeholder="全部状态"),
-                    rx.select.content(rx.select.item("全部状态", value="all"),
-                                      *[rx.select.item(label, value=key) for key, label in SUMMARY_STATE_LABELS.items()]),
-                    value=s.state, on_change=s.set_state,
-                ),
-                rx.text("有效期", size="2"),
-                rx.input(type="date", value=s.exp_from, on_change=s.set_exp_from, width="9.5rem"),
-                rx.text("至", size="2"),
-                rx.input(type="date", value=s.exp_to, on_change=s.set_exp_to, width="9.5rem"),
-                rx.input(placeholder="完整券码精确查找", value=s.code_q, on_change=s.set_code_q, width="13rem",
-                         max_length=128, data_testid="code-search"),
-                rx.button("查询", type="submit", variant="soft"),
-                rx.button("重置", type="button", variant="ghost", color_scheme="gray", on_click=s.clear_filters),
-                rx.spacer(),
-                export_button(s, "codes-export"),
-                align="center", wrap="wrap", spacing="2", width="100%",
-            ),
-            on_submit=lambda _form: StockCodesState.search(),
-            width="100%",
+        filter_bar(
+            s,
+            filter_select(s.product, s.set_product, "全部券种",
+                          rx.foreach(s.products, lambda p: rx.select.item(p["name"], value=p["code"]))),
+            filter_select(s.state, s.set_state, "全部状态", SUMMARY_STATE_LABELS),
+            rx.text("有效期", size="2"),
+            rx.input(type="date", value=s.exp_from, on_change=s.set_exp_from, width="9.5rem"),
+            rx.text("至", size="2"),
+            rx.input(type="date", value=s.exp_to, on_change=s.set_exp_to, width="9.5rem"),
+            rx.input(placeholder="完整券码精确查找", value=s.code_q, on_change=s.set_code_q, width="13rem",
+                     max_length=128, data_testid="code-search"),
+            reset=True, export_testid="codes-export",
         ),
         rx.cond(s.error != "", rx.callout(s.error, icon="triangle-alert", color_scheme="red", size="1")),
-        rx.table.root(
-            table_header(s, "券码", Col("券种", "product"), Col("状态", "state"), Col("有效期至", "expires_at"),
-                         Col("面值", "face_fen", num=True), Col("成本", "cost_fen", num=True), Col("导入", "import_id"),
-                         "批次号", "领取手机号"),
-            rx.table.body(rx.cond(s.rows.length() > 0, rx.foreach(s.rows, _code_row), empty_row(9, "没有符合条件的券码"))),
-            width="100%", variant="surface", size="1", data_testid="code-table",
-        ),
-        pager(s.total, s.page, s.pages, s.prev_page, s.next_page),
+        list_table(s, table_header(s, "券码", Col("券种", "product"), Col("状态", "state"), Col("有效期至", "expires_at"),
+                                   Col("面值", "face_fen", num=True), Col("成本", "cost_fen", num=True),
+                                   Col("导入", "import_id"), "批次号", "领取手机号"),
+                   _code_row, empty_row(9, "没有符合条件的券码"), size="1", data_testid="code-table"),
         rx.text("券码在列表中始终部分隐藏；如需完整券码，请由客服在用户详情中按流程查看（会记入操作日志）。",
                 size="1", color_scheme="gray"),
         width="100%", spacing="3",

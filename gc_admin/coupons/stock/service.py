@@ -362,9 +362,9 @@ class StockCodeRow:
 STOCK_CODE_SORT_KEYS = ("expires_at", "product", "state", "face_fen", "cost_fen", "import_id", "id")
 
 
-def _stock_codes_query(*, product_code: str | None, state: str | None, import_id: int | None,
-                       expires_before: dt.datetime | None, expires_after: dt.datetime | None, code: str | None,
-                       sort: str | None, now: dt.datetime):
+def _stock_codes_query(*, now: dt.datetime, product_code: str | None = None, state: str | None = None,
+                       import_id: int | None = None, expires_before: dt.datetime | None = None,
+                       expires_after: dt.datetime | None = None, code: str | None = None, sort: str | None = None):
     shown = _display_state(now)
     q = (
         select(StockCode.id, StockCode.code, Product.code, Product.name, shown, StockCode.expires_at,
@@ -422,23 +422,11 @@ def list_stock_codes(
     return paginate(session, q, order=order, offset=offset, limit=limit, row=_code_row)
 
 
-def stock_codes_frame(
-    session: Session,
-    *,
-    product_code: str | None = None,
-    state: str | None = None,
-    import_id: int | None = None,
-    expires_before: dt.datetime | None = None,
-    expires_after: dt.datetime | None = None,
-    code: str | None = None,
-    sort: str | None = None,
-    now: dt.datetime | None = None,
-) -> pl.DataFrame:
-    """Every code matching the filters (up to the export limit), in the list's order, for the Excel export.
-    Codes and phones are masked exactly as in the list: an export never carries a whole code."""
-    q, order = _stock_codes_query(product_code=product_code, state=state, import_id=import_id,
-                                  expires_before=expires_before, expires_after=expires_after, code=code, sort=sort,
-                                  now=now or utcnow())
+def stock_codes_frame(session: Session, *, now: dt.datetime | None = None, **filters: Any) -> pl.DataFrame:
+    """Every code matching ``filters`` — those of :func:`list_stock_codes`, and its ``sort`` — up to the
+    export limit, in the list's order, for the Excel export. Codes and phones are masked exactly as in the
+    list: an export never carries a whole code."""
+    q, order = _stock_codes_query(now=now or utcnow(), **filters)
     rows = [_code_row(r) for r in session.exec(q.order_by(*order).limit(EXPORT_LIMIT)).all()]
     fen = lambda values: pl.Series(values, dtype=pl.Int64)  # noqa: E731
     return pl.DataFrame({

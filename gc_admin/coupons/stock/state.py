@@ -165,7 +165,6 @@ class StockImportState(PagedMixin, rx.State):
     error: str = ""
     report: dict[str, str] = {}
     report_invalid: list[dict[str, str]] = []
-    rows: list[dict[str, str]] = []  # history
 
     def _on_denied(self) -> None:
         self.rows, self.total, self.products = [], 0, []
@@ -202,11 +201,6 @@ class StockImportState(PagedMixin, rx.State):
         names = {p.code: p.name for p in products}
         self.total = page.total
         self.rows = [{**_report_view(r), "product_name": names.get(r.product_code, r.product_code)} for r in page.rows]
-
-    @rx.event
-    @guarded(SECTION)
-    async def load(self):
-        await self._reload()
 
     def _check_form(self) -> tuple[str, dt.date | None] | str:
         """(product code, expiry date) or a Chinese message for the form."""
@@ -315,7 +309,7 @@ class StockImportState(PagedMixin, rx.State):
 
 class StockCodesState(PagedMixin, rx.State):
     SECTION: ClassVar[str] = SECTION  # the paging handlers check it (ui.paging)
-    rows: list[dict[str, str]] = []
+    SORT_KEYS: ClassVar = service.STOCK_CODE_SORT_KEYS
     products: list[dict[str, str]] = []
     product: str = "all"
     state: str = "all"
@@ -366,9 +360,6 @@ class StockCodesState(PagedMixin, rx.State):
                 "expires_after": local_day(self.exp_from), "expires_before": local_day(self.exp_to, end=True),
                 "code": self.code_q or None, "sort": self._sort()}
 
-    def _sort_keys(self):
-        return service.STOCK_CODE_SORT_KEYS
-
     async def _reload(self):
         filters = self._filters()
 
@@ -393,11 +384,6 @@ class StockCodesState(PagedMixin, rx.State):
             }
             for r in page.rows
         ]
-
-    @rx.event
-    @guarded(SECTION)
-    async def load(self):
-        await self._reload()
 
     @rx.event
     @guarded(SECTION)

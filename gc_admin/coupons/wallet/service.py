@@ -304,10 +304,10 @@ def reserve(session: Session, *, coupon_id: int, user: MpUser, ref: str, actor: 
     raise Conflict("该券当前不可使用", code="COUPON_NOT_AVAILABLE")
 
 
-def consume(session: Session, *, coupon_id: int, ref: str, actor: Actor = SYSTEM,
-            now: dt.datetime | None = None) -> CouponView:
-    """Mark a coupon reserved for ``ref`` as used (order paid, claim paid out): reserved -> used, once."""
-    now = now or utcnow()
+def _leave_reserved(session: Session, *, coupon_id: int, ref: str,
+                    values: dict[str, Any]) -> tuple[str, bool, tuple[str, str | None, dt.datetime, str]]:
+    """The conditional move out of ``reserved`` for ``ref`` (consume, release): ``(the checked ref, whether
+    this call moved it, the coupon's state before)``; an unknown coupon or a redemption code is refused."""
     ref = _check_ref(ref)
     state = _state(session, coupon_id)
     if state is None:
@@ -316,9 +316,17 @@ def consume(session: Session, *, coupon_id: int, ref: str, actor: Actor = SYSTEM
     res = session.execute(
         update(Coupon)
         .where(col(Coupon.id) == coupon_id, col(Coupon.status) == "reserved", col(Coupon.reserved_for) == ref)
-        .values(status="used", used_at=now).execution_options(synchronize_session=False)
+        .values(**values).execution_options(synchronize_session=False)
     )
-    if res.rowcount == 1:
+    return ref, res.rowcount == 1, state
+
+
+def consume(session: Session, *, coupon_id: int, ref: str, actor: Actor = SYSTEM,
+            now: dt.datetime | None = None) -> CouponView:
+    """Mark a coupon reserved for ``ref`` as used (order paid, claim paid out): reserved -> used, once."""
+    now = now or utcnow()
+    ref, moved, state = _leave_reserved(session, coupon_id=coupon_id, ref=ref, values={"status": "used", "used_at": now})
+    if moved:
         record(session, actor=actor, action="coupon.consumed", target_type="coupon", target_id=coupon_id,
                summary=f"券已用于 {ref}", before={"status": "reserved", "ref": ref}, after={"status": "used", "ref": ref})
         return _view(session, coupon_id, now)
@@ -332,17 +340,9 @@ def release(session: Session, *, coupon_id: int, ref: str, actor: Actor = SYSTEM
             now: dt.datetime | None = None) -> CouponView:
     """Give back a coupon reserved for ``ref`` (order cancelled, claim rejected): reserved -> available."""
     now = now or utcnow()
-    ref = _check_ref(ref)
-    state = _state(session, coupon_id)
-    if state is None:
-        raise _not_found()
-    _not_for_codes(state[3])
-    res = session.execute(
-        update(Coupon)
-        .where(col(Coupon.id) == coupon_id, col(Coupon.status) == "reserved", col(Coupon.reserved_for) == ref)
-        .values(status="available", reserved_for=None, reserved_at=None).execution_options(synchronize_session=False)
-    )
-    if res.rowcount == 1:
+    ref, moved, state = _leave_reserved(session, coupon_id=coupon_id, ref=ref,
+                                        values={"status": "available", "reserved_for": None, "reserved_at": None})
+    if moved:
         record(session, actor=actor, action="coupon.released", target_type="coupon", target_id=coupon_id,
                summary=f"{ref} 释放了券", before={"status": "reserved", "ref": ref}, after={"status": "available"})
         return _view(session, coupon_id, now)

@@ -44,8 +44,3 @@ def render(template: str, params: dict[str, str]) -> str:
     if missing:
         raise KeyError(f"template {template} misses params {missing}")
     return text.format(**params)
-
-
-def ordered_params(template: str, params: dict[str, str]) -> list[str]:
-    """The parameter values in the template's declared order (Tencent's TemplateParamSet)."""
-    return [str(params[n]) for n in TEMPLATES[template][1]]

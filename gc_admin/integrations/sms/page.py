@@ -5,7 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from gc_admin.integrations.sms.state import SmsState
-from gc_admin.ui.components import Col, empty_row, pager, table_header
+from gc_admin.ui.components import Col, empty_row, filter_bar, list_table, table_header
 from gc_admin.ui.layout import staff_page
 
 
@@ -24,22 +24,12 @@ def _row(row: rx.Var) -> rx.Component:
 
 @staff_page("sms", "短信记录")
 def sms_page() -> rx.Component:
+    s = SmsState
     return rx.vstack(
-        rx.form(
-            rx.hstack(
-                rx.input(placeholder="按手机号搜索", value=SmsState.phone_q, on_change=SmsState.set_phone_q, width="14rem"),
-                rx.button("查询", type="submit", variant="soft"),
-            ),
-            on_submit=lambda _form: SmsState.search(),
-        ),
-        rx.table.root(
-            table_header(SmsState, Col("时间", "created_at"), Col("手机号", "phone"), "内容", Col("通道", "provider"),
-                         Col("状态", "status")),
-            rx.table.body(rx.cond(SmsState.rows.length() > 0, rx.foreach(SmsState.rows, _row), empty_row(5))),
-            width="100%",
-            variant="surface",
-        ),
-        pager(SmsState.total, SmsState.page, SmsState.pages, SmsState.prev_page, SmsState.next_page),
+        filter_bar(s, rx.input(placeholder="按手机号搜索", value=s.phone_q, on_change=s.set_phone_q, width="14rem")),
+        list_table(s, table_header(s, Col("时间", "created_at"), Col("手机号", "phone"), "内容", Col("通道", "provider"),
+                                   Col("状态", "status")),
+                   _row, empty_row(5)),
         width="100%",
         spacing="3",
     )

@@ -66,6 +66,20 @@ def signed_headers_string(signed_headers: Iterable[str]) -> str:
     return ";".join(sorted(n.lower() for n in signed_headers))
 
 
+def _canonical_request(method: str, canonical_uri: str, canonical_query: str, headers: Mapping[str, str],
+                       signed_headers: Sequence[str], hashed_payload: str, *, lower_values: bool) -> str:
+    """The CanonicalRequest both vendors sign, one part a line: method, URI, query, headers, signed
+    header names, payload hash (they differ only in whether header *values* are lower-cased)."""
+    return "\n".join([
+        method.upper(),
+        canonical_uri,
+        canonical_query,
+        _canonical_headers(headers, signed_headers, lower_values=lower_values),
+        signed_headers_string(signed_headers),
+        hashed_payload,
+    ])
+
+
 # --------------------------------------------------------------------------------------------------
 # Aliyun ACS3-HMAC-SHA256
 
@@ -94,14 +108,8 @@ def acs3_canonical_request(
     hashed_payload: str,
 ) -> str:
     """The V3 CanonicalRequest: method, URI, query, headers, signed header names, payload hash."""
-    return "\n".join([
-        method.upper(),
-        canonical_uri,
-        acs3_canonical_query(query),
-        _canonical_headers(headers, signed_headers, lower_values=False),
-        signed_headers_string(signed_headers),
-        hashed_payload,
-    ])
+    return _canonical_request(method, canonical_uri, acs3_canonical_query(query), headers, signed_headers,
+                              hashed_payload, lower_values=False)
 
 
 def acs3_string_to_sign(canonical_request: str) -> str:
@@ -169,14 +177,8 @@ def tc3_canonical_request(
     hashed_payload: str,
 ) -> str:
     """The TC3 CanonicalRequest (header names *and values* lower-cased, as Tencent specifies)."""
-    return "\n".join([
-        method.upper(),
-        canonical_uri,
-        canonical_query,
-        _canonical_headers(headers, signed_headers, lower_values=True),
-        signed_headers_string(signed_headers),
-        hashed_payload,
-    ])
+    return _canonical_request(method, canonical_uri, canonical_query, headers, signed_headers, hashed_payload,
+                              lower_values=True)
 
 
 def tc3_string_to_sign(*, timestamp: int, service: str, canonical_request: str) -> str:

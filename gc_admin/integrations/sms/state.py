@@ -9,7 +9,7 @@ import reflex as rx
 from gc_admin.core.clock import fmt_local
 from gc_admin.core.phone import mask_phone
 from gc_admin.integrations.sms.service import OUTBOX_SORT_KEYS, PROVIDER_LABELS, list_outbox
-from gc_admin.ui.auth import guarded, public, run_db
+from gc_admin.ui.auth import public, run_db
 from gc_admin.ui.paging import PAGE_SIZE, PagedMixin
 
 SECTION = "sms"
@@ -18,11 +18,8 @@ STATUS_LABELS = {"pending": "发送中", "sent": "已发送", "recorded": "已�
 
 class SmsState(PagedMixin, rx.State):
     SECTION: ClassVar[str] = SECTION  # the paging handlers check it (ui.paging)
-    rows: list[dict[str, str]] = []
+    SORT_KEYS: ClassVar = OUTBOX_SORT_KEYS
     phone_q: str = ""
-
-    def _on_denied(self) -> None:
-        self.rows, self.total = [], 0
 
     @rx.event
     @public
@@ -45,11 +42,3 @@ class SmsState(PagedMixin, rx.State):
             for m in page.rows
         ]
         return None
-
-    @rx.event
-    @guarded(SECTION)
-    async def load(self):
-        return await self._reload()
-
-    def _sort_keys(self):
-        return OUTBOX_SORT_KEYS

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
-from typing import Any
 
 import httpx
 
 from gc_admin.core.clock import utcnow
-from gc_admin.core.phone import mask_phone, normalize_phone
-from gc_admin.integrations.sms.base import TEMPLATES, SendResult, SmsError, ordered_params
+from gc_admin.integrations.sms.base import SmsError
 from gc_admin.integrations.sms.signing import (
     scrub,
     sha256_hex,
@@ -25,8 +22,7 @@ from gc_admin.integrations.sms.signing import (
     tc3_canonical_request,
     tc3_signature,
 )
-
-log = logging.getLogger(__name__)
+from gc_admin.integrations.sms.vendor import VendorSender
 
 ACTION = "SendSms"
 API_VERSION = "2021-01-11"
@@ -35,10 +31,12 @@ CONTENT_TYPE = "application/json; charset=utf-8"
 SIGNED_HEADERS = ("content-type", "host")
 
 
-class TencentSmsSender:
+class TencentSmsSender(VendorSender):
     """Sends templated SMS through Tencent Cloud ``SendSms`` (sync, one request per message)."""
 
     name = "tencent"
+    template_key = "TemplateId"
+    id_key = "SerialNo"
 
     def __init__(
         self,
@@ -53,41 +51,23 @@ class TencentSmsSender:
         transport: httpx.BaseTransport | None = None,
         timeout: float = 10.0,
     ) -> None:
+        super().__init__(sign_name=sign_name, templates=templates, endpoint=endpoint, transport=transport,
+                         timeout=timeout)
         self._secret_id = secret_id
         self._secret_key = secret_key
         self._sdk_app_id = sdk_app_id
-        self._sign_name = sign_name
-        self._templates = dict(templates)
         self._region = region
-        # The signed canonical URI is always "/", i.e. the endpoint's root.
-        self._url = httpx.URL(endpoint.rstrip("/") + "/")
-        self._host = self._url.netloc.decode("ascii")
-        self._transport = transport
-        self._timeout = timeout
 
-    def build_request(
-        self,
-        *,
-        phone: str,
-        template: str,
-        params: dict[str, str],
-        now: dt.datetime | None = None,
-    ) -> httpx.Request:
+    def build_request(self, *, phone: str, template: str, params: dict[str, str],
+                      now: dt.datetime | None = None) -> httpx.Request:
         """The signed SendSms request for the mainland number ``phone`` (sent as ``+86<phone>``)."""
-        template_id = self._templates.get(template)
-        if not template_id:
-            raise SmsError(f"tencent: no TemplateId configured for template {template!r}")
-        if template not in TEMPLATES:
-            raise SmsError(f"unknown SMS template {template!r}")
-        missing = [n for n in TEMPLATES[template][1] if n not in params]
-        if missing:
-            raise SmsError(f"template {template!r} misses params {missing}")
+        template_id, declared = self._template(template, params)
         payload = {
             "PhoneNumberSet": ["+86" + phone],
             "SmsSdkAppId": self._sdk_app_id,
             "SignName": self._sign_name,
             "TemplateId": template_id,
-            "TemplateParamSet": ordered_params(template, params),
+            "TemplateParamSet": list(declared.values()),
         }
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         timestamp = int((now or utcnow()).timestamp())
@@ -110,14 +90,11 @@ class TencentSmsSender:
             signature=signature)
         return httpx.Request("POST", self._url, headers=headers, content=body)
 
-    def send(self, *, phone: str, template: str, params: dict[str, str]) -> SendResult:
-        """Send one message; the result's ``provider_ref`` is Tencent's ``SerialNo``."""
-        number = normalize_phone(phone)
-        if number is None:
-            raise SmsError("tencent SendSms: the phone is not an 11-digit mainland mobile number")
-        request = self.build_request(phone=number, template=template, params=params)
-        response = _exchange(request, self._transport, self._timeout, params)
-        result = response.get("Response")
+    def _message_id(self, response: httpx.Response, params: dict[str, str]) -> str:
+        """Tencent's ``SerialNo`` of the (only) number's ``SendStatusSet`` entry whose ``Code`` is Ok."""
+        if response.status_code // 100 != 2:
+            raise SmsError(f"tencent SendSms failed: HTTP {response.status_code}")
+        result = self._json(response).get("Response")
         if not isinstance(result, dict):
             raise SmsError("tencent SendSms: the reply has no Response object")
         request_id = result.get("RequestId")
@@ -135,27 +112,4 @@ class TencentSmsSender:
         serial_no = status.get("SerialNo")
         if not isinstance(serial_no, str) or not serial_no:
             raise SmsError(f"tencent SendSms: Code=Ok but no SerialNo, RequestId={request_id}")
-        log.info("tencent SendSms %s to %s: SerialNo=%s", template, mask_phone(number), serial_no)
-        return SendResult(provider_ref=serial_no)
-
-
-def _exchange(request: httpx.Request, transport: httpx.BaseTransport | None, timeout: float,
-              params: dict[str, str]) -> dict[str, Any]:
-    """Send ``request``; return its JSON object, or raise :class:`SmsError`."""
-    client = httpx.Client(transport=transport, timeout=timeout)
-    try:
-        response = client.send(request)
-    except httpx.HTTPError as exc:
-        raise SmsError(scrub(f"tencent SendSms transport error: {type(exc).__name__}: {exc}", params)) from None
-    finally:
-        if transport is None:  # an injected transport belongs to the caller: leave it open
-            client.close()
-    if response.status_code // 100 != 2:
-        raise SmsError(f"tencent SendSms failed: HTTP {response.status_code}")
-    try:
-        data = response.json()
-    except ValueError:
-        data = None
-    if not isinstance(data, dict):
-        raise SmsError(f"tencent SendSms: HTTP {response.status_code} with a non-JSON-object body")
-    return data
+        return serial_no

@@ -8,7 +8,7 @@ from gc_admin.accounts.models import LoginAttempt
 from gc_admin.audit.models import AuditLog
 from gc_admin.core.errors import Conflict, Forbidden, InvalidInput, RateLimited, Unauthorized
 from gc_admin.db import session_scope
-from tests.support import SETUP, only_one_created, race, scalar
+from tests.support import SETUP, only_one_created, race, refused, scalar
 
 N = 8  # threads released at once in a race
 
@@ -56,17 +56,15 @@ def test_create_validation(db, kw, code):
 
 def test_duplicate_username(db, make_staff):
     make_staff("chen", "clerk")
-    with pytest.raises(Conflict) as err:
+    with refused(Conflict, "USERNAME_TAKEN"):
         make_staff("chen", "manager")
-    assert err.value.code == "USERNAME_TAKEN"
 
 
 def test_wrong_password_is_recorded_and_throttles(any_db, make_staff):
     make_staff("chen", "clerk")
     for _ in range(5):
-        with pytest.raises(Unauthorized) as err:
+        with refused(Unauthorized, "BAD_CREDENTIALS") as err:
             _login("chen", "wrong-password")
-        assert err.value.code == "BAD_CREDENTIALS"
         assert err.value.message.startswith("用户名或密码错误")
     # the failures were committed although each sign-in raised
     with session_scope() as s:
@@ -94,20 +92,17 @@ def test_a_refused_sign_in_is_kept_however_the_callers_unit_of_work_ends(any_db,
 
 
 def test_unknown_user_is_indistinguishable(db):
-    with pytest.raises(Unauthorized) as err:
+    with refused(Unauthorized, "BAD_CREDENTIALS"):
         _login("ghost", "whatever1")
-    assert err.value.code == "BAD_CREDENTIALS"
 
 
 def test_ip_throttle_across_usernames(db, make_staff):
     make_staff("chen", "clerk")
     for i in range(20):
-        with pytest.raises(Unauthorized) as err:
+        with refused(Unauthorized, "BAD_CREDENTIALS"):
             _login(f"user{i}", "nope", ip="10.9.9.9")
-        assert err.value.code == "BAD_CREDENTIALS"
-    with pytest.raises(RateLimited) as err:
+    with refused(RateLimited, "LOGIN_THROTTLED"):
         _login("chen", "secret2026", ip="10.9.9.9")
-    assert err.value.code == "LOGIN_THROTTLED"
     assert _login("chen", "secret2026", ip="10.1.1.1")[0].username == "chen"
 
 
@@ -118,9 +113,8 @@ def test_disabled_account_cannot_sign_in_and_is_signed_out(db, make_staff):
     with session_scope() as s:
         service.set_enabled(s, actor=admin, staff_id=clerk.id, enabled=False)
     assert _resolve(token) is None
-    with pytest.raises(Unauthorized) as err:
+    with refused(Unauthorized, "BAD_CREDENTIALS"):
         _login("chen", "secret2026")
-    assert err.value.code == "BAD_CREDENTIALS"
 
 
 def _attempt(username, password, ip="10.0.0.1"):
@@ -167,9 +161,8 @@ def test_role_change_and_password_reset_revoke_sessions(db, make_staff):
     with session_scope() as s:
         service.reset_password(s, actor=admin, staff_id=clerk.id, new_password="another2027")
     assert _resolve(t2) is None
-    with pytest.raises(Unauthorized) as err:
+    with refused(Unauthorized, "BAD_CREDENTIALS"):
         _login("chen", "secret2026")
-    assert err.value.code == "BAD_CREDENTIALS"
     assert _login("chen", "another2027")[0].role == "manager"
     with session_scope() as s:
         audit = s.exec(select(AuditLog).where(AuditLog.action == "staff.role_changed")).one()
@@ -184,18 +177,15 @@ def test_only_admin_manages_and_last_admin_is_protected(db, make_staff):
     admin = _admin(make_staff)
     make_staff("mgr", "manager")
     manager, _ = _login("mgr", "secret2026")
-    with pytest.raises(Forbidden) as err:
+    with refused(Forbidden, "FORBIDDEN"):
         with session_scope() as s:
             service.set_role(s, actor=manager, staff_id=admin.id, role="clerk")
-    assert err.value.code == "FORBIDDEN"
-    with pytest.raises(Conflict) as err:
+    with refused(Conflict, "LAST_ADMIN"):
         with session_scope() as s:
             service.set_role(s, actor=admin, staff_id=admin.id, role="clerk")
-    assert err.value.code == "LAST_ADMIN"
-    with pytest.raises(Conflict) as err:
+    with refused(Conflict, "SELF_DISABLE"):
         with session_scope() as s:
             service.set_enabled(s, actor=admin, staff_id=admin.id, enabled=False)
-    assert err.value.code == "SELF_DISABLE"
 
 
 def test_logout_revokes(db, make_staff):
@@ -253,15 +243,13 @@ def test_admin_sets_the_programme_audited_and_it_holds_at_the_next_request(db, m
     with session_scope() as s:
         service.set_programme(s, actor=admin, staff_id=user.id, programme_code="other")
     assert _resolve(token).programme_code == "other"  # re-read from the account, no new sign-in needed
-    with pytest.raises(Forbidden) as err:
+    with refused(Forbidden, "FORBIDDEN"):
         with session_scope() as s:
             service.set_programme(s, actor=service.Principal(user.id, "picc", "picc", "insurer", None, "other"),
                                   staff_id=user.id, programme_code="picc_gx")
-    assert err.value.code == "FORBIDDEN"
-    with pytest.raises(InvalidInput) as err:
+    with refused(InvalidInput, "PROGRAMME_NOT_FOUND"):
         with session_scope() as s:
             service.set_programme(s, actor=admin, staff_id=user.id, programme_code="nowhere")
-    assert err.value.code == "PROGRAMME_NOT_FOUND"
     with session_scope() as s:
         row = s.exec(select(AuditLog).where(AuditLog.action == "staff.programme_changed")).one()
     assert row.actor_id == str(admin.id) and row.summary == "picc 所属项目：无 → other"
@@ -270,10 +258,9 @@ def test_admin_sets_the_programme_audited_and_it_holds_at_the_next_request(db, m
         service.set_role(s, actor=admin, staff_id=user.id, role="clerk")
     with session_scope() as s:
         assert s.get(service.StaffUser, user.id).programme_code is None
-    with pytest.raises(InvalidInput) as err:
+    with refused(InvalidInput, "PROGRAMME_NOT_ALLOWED"):
         with session_scope() as s:
             service.set_programme(s, actor=admin, staff_id=user.id, programme_code="other")
-    assert err.value.code == "PROGRAMME_NOT_ALLOWED"
 
 
 # --- concurrent twins: one account per username -------------------------------------------------------

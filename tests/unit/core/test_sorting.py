@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from operator import attrgetter
 from typing import Any
 
 import pytest
@@ -50,17 +51,25 @@ def expected_ids(rows: list[Any], rid: Callable[[Any], int], value: Callable[[An
     return [rid(r) for r in present + empty]
 
 
-def check_every_key(keys, fetch: Callable[[str | None], list[Any]], rid: Callable[[Any], int],
-                    values: dict[str, Callable[[Any], Any]]) -> None:
-    assert set(values) == set(keys), "every whitelisted key is exercised"
+def check_every_key(keys, listing: Callable[[Any, str | None], list[Any]], *, rid: str = "id", **renamed: str) -> None:
+    """Every key of a list's sort whitelist, both ways, orders ``listing(session, sort)`` as Python sorts the
+    unsorted rows by that attribute (the key's name, or ``renamed[key]``), ties by ``rid``, empty values last."""
+
+    def fetch(sort: str | None) -> list[Any]:
+        with session_scope() as s:
+            return listing(s, sort)
+
+    row_id = attrgetter(rid)
+    assert set(renamed) <= set(keys), "a renamed key is a whitelisted one"
     everything = fetch(None)
     assert len(everything) >= 4
-    for key, value in values.items():
+    for key in keys:
+        value = attrgetter(renamed.get(key, key))
         distinct = {value(r) for r in everything}
         assert len(distinct) >= 2, f"{key}: the data must differ on this column"
         for desc in (False, True):
-            got = [rid(r) for r in fetch(("-" if desc else "") + key)]
-            assert got == expected_ids(everything, rid, value, desc), (key, desc)
+            got = [row_id(r) for r in fetch(("-" if desc else "") + key)]
+            assert got == expected_ids(everything, row_id, value, desc), (key, desc)
 
 
 # --- the helper ---------------------------------------------------------------------------------------------
@@ -139,14 +148,7 @@ def test_orders_sort_by_every_key(any_db):
         insert_order(s, user_id=u2.id, no="GC0002", type="driver", status="paid", payable=500, created=at(3), paid=at(4))
         insert_order(s, user_id=u2.id, no="GC0005", type="goods", status="cancelled", payable=0, created=at(0))
 
-    def fetch(sort):
-        with session_scope() as s:
-            return orders.list_orders(s, sort=sort, limit=200).rows
-
-    check_every_key(orders.ORDER_SORT_KEYS, fetch, lambda r: r.id, {
-        "order_no": lambda r: r.order_no, "type": lambda r: r.type, "status": lambda r: r.status,
-        "payable_fen": lambda r: r.payable_fen, "created_at": lambda r: r.created_at, "paid_at": lambda r: r.paid_at,
-    })
+    check_every_key(orders.ORDER_SORT_KEYS, lambda s, sort: orders.list_orders(s, sort=sort, limit=200).rows)
 
 
 def test_the_order_queue_puts_paid_unaccepted_orders_first_longest_waiting_first(any_db):
@@ -184,14 +186,7 @@ def test_users_sort_by_every_key(any_db):
             MpUser(phone="13800000002", city="", created_at=at(2), last_login_at=at(4)),
         ])
 
-    def fetch(sort):
-        with session_scope() as s:
-            return users.list_users(s, sort=sort, limit=200).rows
-
-    check_every_key(users.USER_SORT_KEYS, fetch, lambda u: u.id, {
-        "id": lambda u: u.id, "phone": lambda u: u.phone, "city": lambda u: u.city,
-        "created_at": lambda u: u.created_at, "last_login_at": lambda u: u.last_login_at,
-    })
+    check_every_key(users.USER_SORT_KEYS, lambda s, sort: users.list_users(s, sort=sort, limit=200).rows)
 
 
 def test_stock_codes_sort_by_every_key(any_db):
@@ -216,15 +211,8 @@ def test_stock_codes_sort_by_every_key(any_db):
     with session_scope() as s:
         coupons.issue_batch(s, actor=SETUP, source="staff", batch_id="S1", product_code="pb", phones=["13800000001"])
 
-    def fetch(sort):
-        with session_scope() as s:
-            return coupons.list_stock_codes(s, sort=sort, limit=200).rows
-
-    check_every_key(coupons.STOCK_CODE_SORT_KEYS, fetch, lambda r: r.id, {
-        "expires_at": lambda r: r.expires_at, "product": lambda r: r.product_name, "state": lambda r: r.state,
-        "face_fen": lambda r: r.face_fen, "cost_fen": lambda r: r.cost_fen, "import_id": lambda r: r.import_id,
-        "id": lambda r: r.id,
-    })
+    check_every_key(coupons.STOCK_CODE_SORT_KEYS, lambda s, sort: coupons.list_stock_codes(s, sort=sort, limit=200).rows,
+                    product="product_name")
 
 
 def test_audit_sort_by_every_key(any_db):
@@ -235,14 +223,8 @@ def test_audit_sort_by_every_key(any_db):
                                          ("amy", "coupon.issued", "coupon", "10.0.0.3")]:
             audit.record(s, actor=Actor("staff", "1", name, ip), action=action, target_type=target, target_id=1)
 
-    def fetch(sort):
-        with session_scope() as s:
-            return audit.list_audit(s, sort=sort, limit=200).rows
-
-    check_every_key(audit.AUDIT_SORT_KEYS, fetch, lambda r: r.id, {
-        "at": lambda r: r.at, "actor": lambda r: r.actor_name, "action": lambda r: r.action,
-        "target": lambda r: r.target_type, "ip": lambda r: r.ip,
-    })
+    check_every_key(audit.AUDIT_SORT_KEYS, lambda s, sort: audit.list_audit(s, sort=sort, limit=200).rows,
+                    actor="actor_name", target="target_type")
 
 
 def test_issuance_batches_sort_by_every_key(any_db):
@@ -263,16 +245,8 @@ def test_issuance_batches_sort_by_every_key(any_db):
         coupons.issue_batch(s, actor=Actor("partner", "p", "club"), source="partner", batch_id="p1",
                             product_code="fa", phones=["13800000009"], now=at(7))
 
-    def fetch(sort):
-        with session_scope() as s:
-            return coupons.list_issuances(s, sort=sort, limit=200)[0]
-
-    check_every_key(coupons.ISSUANCE_SORT_KEYS, fetch, lambda b: b.issuance_id, {
-        "created_at": lambda b: b.created_at, "batch_id": lambda b: b.batch_id, "source": lambda b: b.source,
-        "product": lambda b: b.product_name, "per_phone": lambda b: b.per_phone, "requested": lambda b: b.requested,
-        "issued": lambda b: b.issued, "failed": lambda b: b.failed, "coupons": lambda b: b.coupons,
-        "actor": lambda b: b.actor_name,
-    })
+    check_every_key(coupons.ISSUANCE_SORT_KEYS, lambda s, sort: coupons.list_issuances(s, sort=sort, limit=200)[0],
+                    rid="issuance_id", product="product_name", actor="actor_name")
 
 
 def test_ledger_sort_by_every_key(any_db):
@@ -289,14 +263,7 @@ def test_ledger_sort_by_every_key(any_db):
             ledger.add_ledger(s, kind=kind, amount_fen=amount, ref=f"r{kind}{minutes}{amount}", provider=provider,
                                 order_id=order.id if order else None, occurred_at=at(minutes))
 
-    def fetch(sort):
-        with session_scope() as s:
-            return ledger.list_ledger(s, sort=sort, limit=200).rows
-
-    check_every_key(ledger.LEDGER_SORT_KEYS, fetch, lambda r: r.id, {
-        "occurred_at": lambda r: r.occurred_at, "kind": lambda r: r.kind, "amount_fen": lambda r: r.amount_fen,
-        "order_no": lambda r: r.order_no, "provider": lambda r: r.provider,
-    })
+    check_every_key(ledger.LEDGER_SORT_KEYS, lambda s, sort: ledger.list_ledger(s, sort=sort, limit=200).rows)
 
 
 def test_sms_outbox_sort_by_every_key(any_db):
@@ -308,14 +275,7 @@ def test_sms_outbox_sort_by_every_key(any_db):
             s.add(SmsMessage(phone=phone, template="login_code", content="x", provider=provider, status=status,
                              created_at=at(minutes)))
 
-    def fetch(sort):
-        with session_scope() as s:
-            return sms.list_outbox(s, sort=sort, limit=200).rows
-
-    check_every_key(sms.OUTBOX_SORT_KEYS, fetch, lambda m: m.id, {
-        "created_at": lambda m: m.created_at, "phone": lambda m: m.phone, "provider": lambda m: m.provider,
-        "status": lambda m: m.status,
-    })
+    check_every_key(sms.OUTBOX_SORT_KEYS, lambda s, sort: sms.list_outbox(s, sort=sort, limit=200).rows)
 
 
 def test_staff_sort_by_every_key(any_db):
@@ -330,11 +290,4 @@ def test_staff_sort_by_every_key(any_db):
             user.enabled, user.last_login_at = enabled, login
             s.add(user)
 
-    def fetch(sort):
-        with session_scope() as s:
-            return accounts.list_staff(s, sort=sort, limit=200).rows
-
-    check_every_key(accounts.STAFF_SORT_KEYS, fetch, lambda u: u.id, {
-        "username": lambda u: u.username, "display_name": lambda u: u.display_name, "role": lambda u: u.role,
-        "enabled": lambda u: u.enabled, "last_login_at": lambda u: u.last_login_at,
-    })
+    check_every_key(accounts.STAFF_SORT_KEYS, lambda s, sort: accounts.list_staff(s, sort=sort, limit=200).rows)

@@ -48,15 +48,19 @@ WORKBOOK_RELS = (b'<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="h
 HEADER_ROW = b'<row r="1"><c r="A1" t="inlineStr"><is><t>code</t></is></c><c r="B1" t="inlineStr"><is><t>expires_at</t></is></c></row>'
 
 
+def _package(z: zipfile.ZipFile) -> None:
+    """The parts every workbook here has: content types, package and workbook relationships, the workbook."""
+    for name, data in (("[Content_Types].xml", CONTENT_TYPES), ("_rels/.rels", RELS), ("xl/workbook.xml", WORKBOOK),
+                       ("xl/_rels/workbook.xml.rels", WORKBOOK_RELS)):
+        z.writestr(name, data)
+
+
 def xlsx(sheet_data: bytes = HEADER_ROW, *, shared: list[bytes] | None = None, extra: dict[str, bytes] | None = None,
          sheet: bytes | None = None) -> bytes:
     """A minimal, valid .xlsx (fastexcel reads it) with the given ``<sheetData>`` content."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr("[Content_Types].xml", CONTENT_TYPES)
-        z.writestr("_rels/.rels", RELS)
-        z.writestr("xl/workbook.xml", WORKBOOK)
-        z.writestr("xl/_rels/workbook.xml.rels", WORKBOOK_RELS)
+        _package(z)
         z.writestr("xl/worksheets/sheet1.xml", sheet if sheet is not None else
                    b'<?xml version="1.0" encoding="UTF-8"?><worksheet ' + NS + b"><sheetData>" + sheet_data
                    + b"</sheetData></worksheet>")
@@ -72,10 +76,7 @@ def zip_bomb_xlsx() -> bytes:
     """300 MB of sheet rows deflated to about 0.9 MB (written streaming: the test never holds 300 MB)."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr("[Content_Types].xml", CONTENT_TYPES)
-        z.writestr("_rels/.rels", RELS)
-        z.writestr("xl/workbook.xml", WORKBOOK)
-        z.writestr("xl/_rels/workbook.xml.rels", WORKBOOK_RELS)
+        _package(z)
         with z.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as fh:
             fh.write(b'<?xml version="1.0" encoding="UTF-8"?><worksheet ' + NS + b"><sheetData>" + HEADER_ROW)
             block = b"<row><c><v>1</v></c><c><v>46000</v></c></row>" * 23_000  # ~1 MB

@@ -98,12 +98,15 @@ def test_wrong_secret_is_40125(sim):
     assert sim.client().code2session(code).openid == "o-alice"
 
 
-def test_reused_and_unknown_codes_are_40029(sim):
+@pytest.mark.parametrize(("call", "mint"), [("code2session", "code"), ("get_phone_number", "phone_code")],
+                         ids=["login code", "phone code"])
+def test_codes_are_single_use_and_unknown_ones_are_40029(sim, call, mint):
+    """A login code (wx.login) and a phone code (getPhoneNumber) each work once; reused or never minted: 40029."""
     c = sim.client()
-    code = sim.code()
-    c.code2session(code)
-    assert _errcode(c.code2session, code).errcode == 40029
-    assert _errcode(c.code2session, "never-minted").errcode == 40029
+    code = getattr(sim, mint)()
+    getattr(c, call)(code)
+    assert _errcode(getattr(c, call), code).errcode == 40029
+    assert _errcode(getattr(c, call), "never-minted").errcode == 40029
 
 
 def test_expired_code_is_40029(sim):
@@ -125,14 +128,6 @@ def test_phone_number(sim):
     token_req, phone_req = sim.transport.requests
     assert token_req.method == "POST" and phone_req.method == "POST"
     assert phone_req.url.params["access_token"] == next(iter(sim.state.tokens))
-
-
-def test_phone_code_is_single_use(sim):
-    c = sim.client()
-    pcode = sim.phone_code()
-    c.get_phone_number(pcode)
-    assert _errcode(c.get_phone_number, pcode).errcode == 40029
-    assert _errcode(c.get_phone_number, "never-minted").errcode == 40029
 
 
 def test_phone_watermark_must_name_our_appid(sim):

@@ -5,6 +5,8 @@ cancelled order recorded without reviving the order."""
 from __future__ import annotations
 
 
+import contextlib
+
 import httpx
 import pytest
 from sqlmodel import select
@@ -43,12 +45,19 @@ def _fail(resp: httpx.Response, status: int) -> None:
     assert body["code"] == "FAIL" and body["message"], body
 
 
-def test_notify_is_applied_once_and_replays_change_nothing(any_db) -> None:
+@contextlib.contextmanager
+def ordered(coupons: int):
+    """The shop, a buyer's unpaid order for ``coupons`` coupons, and WeChat Pay's signed "paid" notify for it
+    (headers, body): ``(wired, order, headers, body)``, inside :func:`wired`."""
     shop()
     user = buyer()
     with wired() as w:
-        order = buy(user, 3)
-        headers, body = paid_notify(w, order)
+        order = buy(user, coupons)
+        yield (w, order, *paid_notify(w, order))
+
+
+def test_notify_is_applied_once_and_replays_change_nothing(any_db) -> None:
+    with ordered(3) as (w, order, headers, body):
         assert w.post(NOTIFY_PATH, headers, body).status_code == 204
         after_first = table_counts()
         for _ in range(3):
@@ -73,11 +82,7 @@ def _forged(headers: dict[str, str], body: bytes) -> dict[str, str]:
 @pytest.mark.parametrize("case", ["bad_signature", "tampered_body", "stale", "wrong_amount", "unknown_order",
                                   "other_merchant", "no_headers"])
 def test_bad_notifies_are_rejected_logged_and_change_nothing(any_db, case) -> None:
-    shop()
-    user = buyer()
-    with wired() as w:
-        order = buy(user, 2)
-        good_headers, good_body = paid_notify(w, order)
+    with ordered(2) as (w, order, good_headers, good_body):
         if case == "bad_signature":
             headers, body, status = _forged(good_headers, good_body), good_body, 401
         elif case == "tampered_body":
@@ -162,11 +167,7 @@ def test_other_events_on_the_payment_route_are_acknowledged_and_ignored(any_db) 
 
 
 def test_ten_concurrent_replays_apply_once(any_db) -> None:
-    shop()
-    user = buyer()
-    with wired() as w:
-        order = buy(user, 3)
-        headers, body = paid_notify(w, order)
+    with ordered(3) as (w, order, headers, body):
         statuses = race(10, lambda i: w.post(NOTIFY_PATH, headers, body).status_code)
     assert statuses == [204] * 10, statuses
     assert scalar("SELECT count(*) FROM payment") == 1
