@@ -5,8 +5,9 @@ Alipay's certificate mode gives an application three files: its own certificate
 ``alipayCertPublicKey_RSA2.crt`` (Alipay's signing key) and ``alipayRootCert.crt`` (several root
 certificates, RSA and SM2). :meth:`DevPki.generate` builds the same shape with ``cryptography``:
 two RSA roots and an ECDSA root (standing in for the SM2 one, which the SN rule must skip), an
-intermediate CA under the first root, and the application and Alipay certificates issued by it.
-Nothing is downloaded.
+intermediate CA under the first root, and the application and Alipay certificates issued by it
+(the Alipay certificate file carries the intermediate after the leaf; the leaf, first, is the one
+whose SN and key count). Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -80,8 +81,9 @@ class DevPki:
                     ca=False)
         alipay = _cert(_name("GC Demo Alipay Signing Key", ou="Alipay"), alipay_key.public_key(), ca_name, ca_key,
                        ca=False)
+        roots = "\n".join(map(_pem, (root, ec_root, root2)))  # a blank line between, as in Alipay's file
         return cls(app_private_key=_key_pem(app_key), app_cert=_pem(app), alipay_private_key=_key_pem(alipay_key),
-                   alipay_cert=_pem(alipay), alipay_root_cert=_pem(root) + _pem(ec_root) + _pem(root2))
+                   alipay_cert=_pem(alipay) + _pem(ca), alipay_root_cert=roots)
 
 
 def load_or_create_dev_pki(path: Path | str, *, app_id: str) -> DevPki:

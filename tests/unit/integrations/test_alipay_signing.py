@@ -84,6 +84,9 @@ def test_dev_pki_has_alipays_shape():
     app = signing.load_certificates(pki.app_cert)[0]
     assert app.issuer.rfc4514_string().startswith("CN=GC Demo Alipay Certification Authority Class 2 R1,")
     assert signing.cert_sn(pki.app_cert) != signing.cert_sn(pki.alipay_cert)
+    leaf, intermediate = signing.load_certificates(pki.alipay_cert)  # a chain: the leaf first, as Alipay ships it
+    assert signing.cert_sn(pki.alipay_cert) == signing.cert_sn(leaf) != signing.cert_sn(intermediate)
+    assert leaf.issuer == intermediate.subject == app.issuer
     with pytest.raises(signing.AlipayCryptoError):
         signing.root_cert_sn(kat("kat_root_chain.pem").split("-----END CERTIFICATE-----")[1] + "-----END CERTIFICATE-----\n")
 
