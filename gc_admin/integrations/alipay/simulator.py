@@ -22,7 +22,7 @@ to :class:`~gc_admin.integrations.alipay.client.AlipayClient` (set its gateway t
 - ``alipay.fund.trans.common.query``: the order by ``out_biz_no`` or ``order_id`` with
   ``status``, ``trans_amount`` (yuan), ``pay_date``; ``40004 ORDER_NOT_EXIST`` when none.
 
-State lives in the database (``sim_alipay_order``, ``sim_alipay_fault``), so all workers of a dev
+State lives in the database (``sim_store.py``: ``sim_alipay_order``, ``sim_alipay_fault``), so all workers of a dev
 server and all threads of a test share one Alipay; the unique ``(app_id, out_biz_no)`` key makes
 concurrent identical requests execute once.
 
@@ -55,8 +55,6 @@ timestamp window (15 minutes here); messages (Chinese here, like Alipay's ``sub_
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import datetime as dt
 import hashlib
 import json
 import logging
@@ -68,63 +66,34 @@ from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
-from gc_admin.core.clock import SHANGHAI, as_utc, utcnow
-from gc_admin.db import session_scope
+from gc_admin.core.clock import SHANGHAI, as_utc
 from gc_admin.integrations.alipay import protocol as p
 from gc_admin.integrations.alipay import signing
-from gc_admin.integrations.alipay.models import SimAlipayFault, SimAlipayOrder
+from gc_admin.integrations.alipay.models import SimAlipayOrder
+from gc_admin.integrations.alipay.sim_store import (
+    BUSINESS_FAULTS,
+    DEFAULT_TIMEOUT_DELAY_MS,
+    FAULT_KINDS,
+    AlipaySimState,
+    add_order,
+    find_order,
+    inject_fault,
+    take_fault,
+    transfers_for,
+)
+
+__all__ = ["FAULT_KINDS", "AlipaySimState", "SimError", "build_alipay_simulator", "inject_fault", "transfers_for"]
 
 log = logging.getLogger(__name__)
 
-MAX_SKEW_SECONDS = 15 * 60
-DEFAULT_TIMEOUT_DELAY_MS = 3000
-
-_BUSINESS_FAULTS = {
-    "payee_not_exist": (p.PAYEE_NOT_EXIST, "收款账号不存在"),
-    "balance_not_enough": (p.PAYER_BALANCE_NOT_ENOUGH, "付款方余额不足"),
-    "paycard_unable": (p.PAYCARD_UNABLE_PAYMENT, "付款账户余额支付功能关闭"),
-    "exceed_limit": (p.EXCEED_LIMIT_SM_AMOUNT, "单笔额度超限"),
-}
-FAULT_KINDS = frozenset({"timeout", "timeout_before", "system_error", "system_error_after", "unavailable",
-                         "bad_signature", "unsigned", *_BUSINESS_FAULTS})
-_EXECUTED_FAULTS = frozenset({"timeout", "system_error_after", "bad_signature", "unsigned"})
 _MSG = {p.CODE_SUCCESS: "Success", p.CODE_UNAVAILABLE: "Service Currently Unavailable",
         p.CODE_MISSING: "Missing Required Arguments", p.CODE_INVALID: "Invalid Arguments",
         p.CODE_BUSINESS: "Business Failed"}
 _PHONE_RE = re.compile(r"^1[3-9][0-9]{9}$")
 _EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,100}\.[A-Za-z]{2,}$")
 _USER_ID_RE = re.compile(r"^2088[0-9]{12}$")
-
-
-@dataclasses.dataclass
-class AlipaySimState:
-    """What the simulated Alipay knows of one application, and how it signs.
-
-    ``app_cert_pem`` is the application certificate Alipay issued (its key verifies requests, its
-    SN must be the requests' ``app_cert_sn``); ``alipay_private_key_pem`` / ``alipay_cert_pem`` sign
-    answers; ``alipay_root_cert_pem`` gives the expected ``alipay_root_cert_sn``. ``database_url``
-    ``None``: the app's configured database. ``clock`` is the simulator's "now" (tests move it)."""
-
-    app_id: str
-    app_cert_pem: str
-    alipay_private_key_pem: str
-    alipay_cert_pem: str
-    alipay_root_cert_pem: str
-    database_url: str | None = None
-    clock: Callable[[], dt.datetime] = utcnow
-    max_skew_seconds: int = MAX_SKEW_SECONDS
-
-    def __post_init__(self) -> None:
-        self._app_key = signing.cert_public_key(self.app_cert_pem)
-        self.app_cert_sn = signing.cert_sn(self.app_cert_pem)
-        self._alipay_key = signing.load_private_key(self.alipay_private_key_pem)
-        self.alipay_cert_sn = signing.cert_sn(self.alipay_cert_pem)
-        self.alipay_root_cert_sn = signing.root_cert_sn(self.alipay_root_cert_pem)
 
 
 class SimError(Exception):
@@ -141,58 +110,6 @@ class SimError(Exception):
 
 def _digits(n: int) -> str:
     return "".join(secrets.choice("0123456789") for _ in range(n))
-
-
-# --------------------------------------------------------------------------------------------------
-# state helpers (also used by tests)
-
-
-def inject_fault(state: AlipaySimState, kind: str, *, method: str = p.METHOD_TRANSFER,
-                 delay_ms: int = DEFAULT_TIMEOUT_DELAY_MS) -> None:
-    """Queue ``kind`` for the next call of ``method`` (see the module docstring)."""
-    if kind not in FAULT_KINDS:
-        raise ValueError(f"unknown fault kind {kind!r}")
-    if method not in (p.METHOD_TRANSFER, p.METHOD_QUERY):
-        raise ValueError(f"unknown method {method!r}")
-    if method == p.METHOD_QUERY and kind in {*_BUSINESS_FAULTS, "system_error_after", "timeout_before"}:
-        raise ValueError(f"{kind} applies to the transfer only")
-    if not 0 <= delay_ms <= 60_000:
-        raise ValueError("delay_ms must be 0-60000")
-    with session_scope(state.database_url) as s:
-        s.add(SimAlipayFault(app_id=state.app_id, method=method, kind=kind, delay_ms=delay_ms,
-                             created_at=state.clock()))
-
-
-def _take_fault(state: AlipaySimState, method: str) -> tuple[str, int] | None:
-    """The oldest unused fault for ``method``, marked used (a conditional update: one taker only)."""
-    with session_scope(state.database_url) as s:
-        while True:
-            row = s.exec(select(SimAlipayFault).where(SimAlipayFault.app_id == state.app_id,
-                                                      SimAlipayFault.method == method,
-                                                      col(SimAlipayFault.used_at).is_(None))
-                         .order_by(col(SimAlipayFault.id)).limit(1)).first()
-            if row is None:
-                return None
-            taken = s.execute(update(SimAlipayFault).where(col(SimAlipayFault.id) == row.id,
-                                                           col(SimAlipayFault.used_at).is_(None))
-                              .values(used_at=state.clock()))
-            if taken.rowcount == 1:
-                return row.kind, row.delay_ms
-
-
-def transfers_for(state: AlipaySimState, out_biz_no: str) -> list[SimAlipayOrder]:
-    """The transfers executed under ``out_biz_no`` (the unique key allows at most one)."""
-    with session_scope(state.database_url) as s:
-        return list(s.exec(select(SimAlipayOrder).where(SimAlipayOrder.app_id == state.app_id,
-                                                        SimAlipayOrder.out_biz_no == out_biz_no)).all())
-
-
-def _find_order(state: AlipaySimState, *, out_biz_no: str | None = None,
-                order_id: str | None = None) -> SimAlipayOrder | None:
-    with session_scope(state.database_url) as s:
-        q = select(SimAlipayOrder).where(SimAlipayOrder.app_id == state.app_id)
-        q = q.where(SimAlipayOrder.order_id == order_id) if order_id else q.where(SimAlipayOrder.out_biz_no == out_biz_no)
-        return s.exec(q).first()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -302,7 +219,7 @@ def _transfer(state: AlipaySimState, biz: dict[str, Any], fault: str | None) -> 
     digest = hashlib.sha256(json.dumps([amount, identity_type, identity, name or ""]).encode()).hexdigest()
 
     def replay() -> dict[str, Any] | None:
-        existing = _find_order(state, out_biz_no=out_biz_no)
+        existing = find_order(state, out_biz_no=out_biz_no)
         if existing is None:
             return None
         if existing.request_digest != digest:
@@ -312,8 +229,8 @@ def _transfer(state: AlipaySimState, biz: dict[str, Any], fault: str | None) -> 
     if (again := replay()) is not None:
         log.info("alipay simulator: %s again, same order answered", out_biz_no)
         return again
-    if fault in _BUSINESS_FAULTS:
-        sub_code, sub_msg = _BUSINESS_FAULTS[fault]
+    if fault in BUSINESS_FAULTS:
+        sub_code, sub_msg = BUSINESS_FAULTS[fault]
         raise SimError(p.CODE_BUSINESS, sub_code, sub_msg)
     if amount < p.MIN_TRANSFER_FEN:
         raise SimError(p.CODE_BUSINESS, p.EXCEED_LIMIT_SM_MIN_AMOUNT, "单笔最低转账金额0.1元")
@@ -328,13 +245,9 @@ def _transfer(state: AlipaySimState, biz: dict[str, Any], fault: str | None) -> 
     order = SimAlipayOrder(app_id=state.app_id, out_biz_no=out_biz_no, order_id=day + "1100700" + _digits(17),
                            pay_fund_order_id=day + "1100701" + _digits(17), amount_fen=amount, request_digest=digest,
                            status="SUCCESS", created_at=now)
-    try:
-        with session_scope(state.database_url) as s:
-            s.add(order)
-    except IntegrityError:  # a concurrent twin executed it first: answer as its replay
+    if not add_order(state, order):  # a concurrent twin executed it first: answer as its replay
         again = replay()
-        if again is None:
-            raise
+        assert again is not None, "the unique key was taken by a row that is not there"
         return again
     log.info("alipay simulator: transfer %s of %s fen executed", out_biz_no, amount)
     return _order_node(state, order)
@@ -345,7 +258,7 @@ def _query(state: AlipaySimState, biz: dict[str, Any], fault: str | None) -> dic
     order_id = _text(biz, "order_id", max_len=32, required=False)
     if not (out_biz_no or order_id):
         raise SimError(p.CODE_BUSINESS, p.INVALID_PARAMETER, "out_biz_no 与 order_id 不能同时为空")
-    order = _find_order(state, out_biz_no=out_biz_no, order_id=order_id)
+    order = find_order(state, out_biz_no=out_biz_no, order_id=order_id)
     if order is None:
         raise SimError(p.CODE_BUSINESS, p.ORDER_NOT_EXIST, "转账订单不存在")
     return {**_order_node(state, order), "trans_amount": p.fen_to_yuan(order.amount_fen),
@@ -370,7 +283,7 @@ def _answer(state: AlipaySimState, params: dict[str, str]) -> tuple[str, dict[st
             raise SimError(p.CODE_INVALID, "isv.invalid-app-id", "无效的AppID参数")
         _verify_gateway(state, params)
         biz = _biz(params)
-        fault, delay = _take_fault(state, method) or (None, 0)
+        fault, delay = take_fault(state, method) or (None, 0)
         delay = delay if fault in ("timeout", "timeout_before") else 0
         if fault == "timeout_before":
             return key, SimError(p.CODE_BUSINESS, p.SYSTEM_ERROR, "系统繁忙").node(), fault, delay
