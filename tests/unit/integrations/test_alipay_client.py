@@ -333,3 +333,66 @@ def test_a_query_that_times_out_is_unknown(over_socket, sim):
     inject_fault(sim, "timeout", method=p.METHOD_QUERY, delay_ms=2500)
     assert over_socket.query(out_biz_no="GC-TO-3").status == "UNKNOWN"
     assert over_socket.query(out_biz_no="GC-TO-3").status == "SUCCESS"
+
+
+# --- signed answers the simulator does not give, read by the client's rules -------------------------------
+
+def signed_answers(alipay, node: dict, key: str | None = None) -> AlipayClient:
+    """A client whose gateway answers ``node``, signed with the (dev) Alipay key like a real answer."""
+    from gc_admin.integrations.alipay import signing
+
+    pki = setup.dev_pki()
+    alipay_key = signing.load_private_key(pki.alipay_private_key)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        method = dict(httpx.QueryParams(request.content.decode()))["method"]
+        body = signing.signed_body(alipay_key, key or p.response_key(method), node,
+                                   alipay_cert_sn=signing.cert_sn(pki.alipay_cert))
+        return httpx.Response(200, content=body.encode())
+
+    return client_like(alipay, transport=httpx.MockTransport(answer))
+
+
+@pytest.mark.parametrize("node, status", [
+    ({"code": "10000", "out_biz_no": "GC-M-1", "status": "SUCCESS", "order_id": "1"}, "SUCCESS"),
+    ({"code": "10000", "out_biz_no": "GC-M-1", "status": "DEALING", "order_id": "1"}, "UNKNOWN"),
+    ({"code": "10000", "out_biz_no": "GC-M-1", "status": "FAIL"}, "FAIL"),
+    ({"code": "10000", "out_biz_no": "GC-M-1", "status": "REFUND"}, "FAIL"),
+    ({"code": "10000", "out_biz_no": "GC-M-1"}, "UNKNOWN"),
+    ({"code": "10000", "out_biz_no": "GC-OTHER", "status": "SUCCESS"}, "UNKNOWN"),  # about another transfer
+    ({"code": "40004", "sub_code": "PAYEE_USER_INFO_ERROR"}, "FAIL"),
+    ({"code": "40004"}, "UNKNOWN"),  # a business failure without a reason is no confirmed failure
+    ({"code": "40006", "sub_code": "isv.insufficient-isv-permissions"}, "FAIL"),
+    ({"code": "20000", "sub_code": "aop.unknow-error"}, "UNKNOWN"),
+    ({"code": "99999"}, "UNKNOWN"),
+])
+def test_transfer_answers_map_to_results(alipay, node, status):
+    assert pay(signed_answers(alipay, node), "GC-M-1").status == status
+
+
+def test_a_signed_error_response_is_read_as_alipay_wrote_it(alipay):
+    refused = signed_answers(alipay, {"code": "40002", "msg": "Invalid Arguments", "sub_code": "isv.invalid-app-id",
+                                      "sub_msg": "无效的AppID参数"}, key="error_response")
+    result = pay(refused, "GC-M-2")
+    assert (result.status, result.sub_code, result.message) == ("FAIL", "isv.invalid-app-id", "无效的AppID参数")
+
+
+@pytest.mark.parametrize("node, status, amount", [
+    ({"code": "10000", "status": "SUCCESS", "trans_amount": "12.3"}, "SUCCESS", 1230),
+    ({"code": "10000", "status": "FAIL", "error_code": "PAYEE_NOT_EXIST", "fail_reason": "收款账号不存在"}, "FAIL", None),
+    ({"code": "10000", "status": "CLOSED"}, "FAIL", None),
+    ({"code": "10000", "status": "DEALING"}, "DEALING", None),
+    ({"code": "10000", "status": "WAIT_PAY"}, "DEALING", None),
+    ({"code": "10000", "status": "REFUND", "trans_amount": "12.30"}, "REFUND", 1230),
+    ({"code": "10000", "status": "SOMETHING_NEW"}, "UNKNOWN", None),
+    ({"code": "10000", "status": "SUCCESS", "trans_amount": "12.345"}, "UNKNOWN", None),  # not a yuan amount
+    ({"code": "10000", "status": "SUCCESS", "out_biz_no": "GC-OTHER"}, "UNKNOWN", None),
+    ({"code": "40004", "sub_code": "ORDER_NOT_EXIST"}, "NOT_FOUND", None),
+    ({"code": "40004", "sub_code": "SYSTEM_ERROR"}, "UNKNOWN", None),
+    ({"code": "40002", "sub_code": "isv.invalid-signature"}, "UNKNOWN", None),
+])
+def test_query_answers_map_to_results(alipay, node, status, amount):
+    found = signed_answers(alipay, node).query(out_biz_no="GC-M-3")
+    assert (found.status, found.amount_fen) == (status, amount)
+    if status == "FAIL" and "error_code" in node:
+        assert (found.fail_code, found.fail_reason) == ("PAYEE_NOT_EXIST", "收款账号不存在")
