@@ -118,3 +118,4 @@ def mount_simulators(app: FastAPI) -> None:
     app.include_router(sims.wxpay_router, prefix="/sim/wechatpay")
     from gc_admin.integrations.driver import setup as driver, simulator as driver_sim
     app.include_router(driver_sim.build_driver_simulator(driver.sim_state()), prefix="/sim/driver")
+    app.include_router(sims.alipay_router, prefix="/sim/alipay")

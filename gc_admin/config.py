@@ -38,6 +38,12 @@ local protocol simulators, an SMS outbox instead of a real SMS provider). In pro
 | GC_WXPAY_PUBLIC_KEY_PATH / GC_WXPAY_PUBLIC_KEY_ID | | WeChat Pay public key (PEM file) and its id ``PUB_KEY_ID_...`` |
 | GC_WXPAY_NOTIFY_URL | <public>/api/v1/pay/wechat/notify | where WeChat Pay posts payment results (refunds: .../refund-notify) |
 | GC_WXPAY_DEV_KEYS | <project>/data/wxpay_dev_keys.json | throwaway key set shared by the local client and simulator |
+| GC_ALIPAY_GATEWAY | local (dev/test), empty = off (prod) | Alipay open-API ``gateway.do`` URL for cashback transfers; ``local`` = the in-process simulator with throwaway certificates (dev/test only) |
+| GC_ALIPAY_APP_ID | 2021000000000000 (demo) | the Alipay application's id |
+| GC_ALIPAY_APP_PRIVATE_KEY_PATH / GC_ALIPAY_APP_CERT_PATH | | the application's RSA private key (PEM) and ``appCertPublicKey_<appid>.crt`` |
+| GC_ALIPAY_CERT_PATH / GC_ALIPAY_ROOT_CERT_PATH | | ``alipayCertPublicKey_RSA2.crt`` and ``alipayRootCert.crt`` (certificate mode) |
+| GC_ALIPAY_TIMEOUT_SECONDS | 15 | one transfer or query exchange; an exchange that times out is an unknown outcome, queried before any retry |
+| GC_ALIPAY_DEV_CERTS | <project>/data/alipay_dev_certs.json | throwaway certificates shared by the local client and simulator |
 | GC_ORDER_UNPAID_MINUTES | 30 | an unpaid order is closed at WeChat Pay and cancelled after this long (its reservations released) |
 | GC_ORDER_LEASE_MINUTES | 15 | how long a clerk's claim on an order (认领 / 下一单) keeps other clerks off it; it lapses by itself |
 | GC_ORDER_SLA_MINUTES | coupon_purchase=10,flower=120,topup=30,driver=30,goods=2880 | per type: time from payment the kanban's SLA timer allows (amber from 80 %, red past it) |
@@ -80,6 +86,7 @@ DEMO_WECHAT_APPID = "wxdemo0000000000"
 DEMO_WECHAT_SECRET = "demo-wechat-secret"
 DEMO_WXPAY_MCHID = "1900000001"
 DEMO_DRIVER_KEY, DEMO_DRIVER_SECRET = "demo-driver-key", "demo-driver-secret-not-for-production"
+DEMO_ALIPAY_APP_ID = "2021000000000000"
 
 ENVS = ("dev", "test", "prod")
 SMS_PROVIDERS = ("outbox", "aliyun", "tencent")
@@ -113,6 +120,18 @@ class WxPaySettings:
     notify_url: str
     refund_notify_url: str
     dev_keys_path: Path
+
+
+@dataclasses.dataclass(frozen=True)
+class AlipaySettings:
+    gateway: str = ""  # "" = no Alipay transfers, "local" = the simulator
+    app_id: str = DEMO_ALIPAY_APP_ID
+    app_private_key_path: str = ""
+    app_cert_path: str = ""
+    alipay_cert_path: str = ""
+    alipay_root_cert_path: str = ""
+    timeout_seconds: int = 15
+    dev_certs_path: Path = PROJECT_ROOT / "data" / "alipay_dev_certs.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,6 +199,7 @@ class Settings:
     trusted_proxies: frozenset[str] = frozenset()
     flowers: FlowerSettings = FlowerSettings()
     driver_platform: tuple[str, str, str, str] = ("local", "edaijia", DEMO_DRIVER_KEY, DEMO_DRIVER_SECRET)  # url, code, key, secret
+    alipay: AlipaySettings = AlipaySettings()
 
     @property
     def loopback_only(self) -> bool:
@@ -399,6 +419,16 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         driver_platform=(env.get("GC_DRIVER_PLATFORM_URL", "local").rstrip("/"), env.get("GC_DRIVER_PLATFORM_CODE", "edaijia"),
                          env.get("GC_DRIVER_PLATFORM_KEY", DEMO_DRIVER_KEY),
                          env.get("GC_DRIVER_PLATFORM_SECRET", DEMO_DRIVER_SECRET)),
+        alipay=AlipaySettings(
+            gateway=env.get("GC_ALIPAY_GATEWAY", "" if gc_env == "prod" else "local").strip().rstrip("/"),
+            app_id=env.get("GC_ALIPAY_APP_ID", DEMO_ALIPAY_APP_ID),
+            app_private_key_path=env.get("GC_ALIPAY_APP_PRIVATE_KEY_PATH", ""),
+            app_cert_path=env.get("GC_ALIPAY_APP_CERT_PATH", ""),
+            alipay_cert_path=env.get("GC_ALIPAY_CERT_PATH", ""),
+            alipay_root_cert_path=env.get("GC_ALIPAY_ROOT_CERT_PATH", ""),
+            timeout_seconds=_int(env, "GC_ALIPAY_TIMEOUT_SECONDS", 15),
+            dev_certs_path=Path(env.get("GC_ALIPAY_DEV_CERTS", str(PROJECT_ROOT / "data" / "alipay_dev_certs.json"))),
+        ),
     )
     validate(settings)
     return settings
@@ -420,8 +450,8 @@ def validate(s: Settings) -> None:
     bad_phones = [p for p in s.onduty_phones if not (len(p) == 11 and p.isascii() and p.isdigit() and p[0] == "1")]
     if bad_phones:
         problems.append(f"GC_ONDUTY_PHONES must list 11-digit mainland mobile numbers, got {bad_phones}")
-    local = [n for n, v in (("GC_WECHAT_BASE_URL", s.wechat_base_url), ("GC_WXPAY_BASE_URL", s.wxpay.base_url))
-             if v == "local"]
+    local = [n for n, v in (("GC_WECHAT_BASE_URL", s.wechat_base_url), ("GC_WXPAY_BASE_URL", s.wxpay.base_url),
+                            ("GC_ALIPAY_GATEWAY", s.alipay.gateway)) if v == "local"]
     if s.env != "prod" and local and not s.simulators_enabled:
         problems.append(
             f"GC_HOST={s.host} listens beyond this machine, and {', '.join(local)}=local needs the simulators under "
@@ -469,6 +499,17 @@ def validate(s: Settings) -> None:
             problems.append("GC_DRIVER_PLATFORM_URL / _KEY / _SECRET must be the real driver platform's in prod")
         if len(w.apiv3_key.encode()) != 32:
             problems.append("GC_WXPAY_APIV3_KEY must be the 32-byte APIv3 key")
+    a = s.alipay
+    if not 1 <= a.timeout_seconds <= 120:
+        problems.append("GC_ALIPAY_TIMEOUT_SECONDS must be between 1 and 120")
+    if a.gateway not in ("", "local") and not (a.app_private_key_path and a.app_cert_path and a.alipay_cert_path
+                                               and a.alipay_root_cert_path):
+        problems.append("GC_ALIPAY_GATEWAY needs GC_ALIPAY_APP_PRIVATE_KEY_PATH, GC_ALIPAY_APP_CERT_PATH, "
+                        "GC_ALIPAY_CERT_PATH and GC_ALIPAY_ROOT_CERT_PATH (certificate mode)")
+    if s.env == "prod" and a.gateway == "local":
+        problems.append("GC_ALIPAY_GATEWAY must be the real Alipay gateway (or empty: no transfers) in prod")
+    if s.env == "prod" and a.gateway and a.app_id == DEMO_ALIPAY_APP_ID:
+        problems.append("GC_ALIPAY_APP_ID must be the real Alipay application id in prod")
     if problems:
         raise ConfigError("invalid configuration:\n- " + "\n- ".join(problems))
 

@@ -13,6 +13,7 @@ from gc_admin.coupons.models import (
     StockCode,
     StockImport,
 )
+from gc_admin.integrations.alipay.models import SimAlipayFault, SimAlipayOrder
 from gc_admin.integrations.sms.models import SmsMessage
 from gc_admin.orders.aftersales.models import OrderCase, OrderCaseCall
 from gc_admin.orders.flowers.models import Bouquet, FlowerDelivery
@@ -38,5 +39,5 @@ __all__ = [
     "CouponPurchaseItem", "Driver", "DriverCallback", "LedgerEntry", "OrderCase", "OrderCaseCall", "OrderChange", "OrderEvent", "OrderNotice", "Payment", "PaymentNotifyLog", "PointsEntry",
     "ReconciliationRun", "Refund", "ServiceOrder", "StoredValueEntry", "UserBalance",
     "AuditLog", "Bouquet", "Coupon", "FlowerDelivery", "IssuanceBatch", "IssuanceRow", "LoginAttempt", "MpUser", "PartnerKey", "Product", "Programme",
-    "SmsLoginCode", "SmsMessage", "StaffSession", "StaffUser", "StockCode", "StockImport", "metadata",
+    "SimAlipayFault", "SimAlipayOrder", "SmsLoginCode", "SmsMessage", "StaffSession", "StaffUser", "StockCode", "StockImport", "metadata",
 ]
