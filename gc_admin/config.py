@@ -36,6 +36,9 @@ local protocol simulators, an SMS outbox instead of a real SMS provider). In pro
 | GC_WXPAY_DEV_KEYS | <project>/data/wxpay_dev_keys.json | throwaway key set shared by the local client and simulator |
 | GC_ORDER_UNPAID_MINUTES | 30 | an unpaid order is closed at WeChat Pay and cancelled after this long (its reservations released) |
 | GC_ONDUTY_PHONES | (empty) | comma-separated phones told of new paid orders by SMS; empty = enabled clerks with a phone |
+| GC_TASKS_HEARTBEAT_SECONDS | 10 | a task worker's heartbeat; a worker silent for 3 beats is dead and its running job is queued again |
+| GC_TASKS_EVERY_SECONDS | 0 | dev/test only: run every periodic task every N seconds (1-59) instead of its own schedule |
+| GC_TASKS_EXTRA_MODULES | (empty) | dev/test only: comma-separated modules that register more tasks (tests' blocking task) |
 | GC_UPLOAD_MAX_MB | 50 | any uploaded file (stock codes, issuance phones, trade bills, every later upload); bigger request bodies are refused before they are read |
 | GC_UPLOAD_MAX_ROWS | 1048576 | lines of a CSV/TXT, rows of a worksheet (Excel's own limit) |
 | GC_UPLOAD_MAX_COLUMNS | 1024 | columns of any CSV line or worksheet (counted without regard to quotes: an upper bound) |
@@ -141,6 +144,9 @@ class Settings:
     allow_simulators: bool = False
     api_url: str = ""
     uploads: UploadLimits = UploadLimits()
+    tasks_heartbeat_seconds: int = 10
+    tasks_every_seconds: int = 0
+    tasks_extra_modules: str = ""
 
     @property
     def loopback_only(self) -> bool:
@@ -317,6 +323,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         allow_simulators=_bool(env, "GC_ALLOW_SIMULATORS"),
         api_url=env.get("REFLEX_API_URL", public_url).rstrip("/"),
         uploads=_upload_limits(env),
+        tasks_heartbeat_seconds=_int(env, "GC_TASKS_HEARTBEAT_SECONDS", 10),
+        tasks_every_seconds=_int(env, "GC_TASKS_EVERY_SECONDS", 0),
+        tasks_extra_modules=env.get("GC_TASKS_EXTRA_MODULES", ""),
     )
     validate(settings)
     return settings
@@ -346,6 +355,10 @@ def validate(s: Settings) -> None:
     if min(u.max_bytes, u.max_rows, u.max_columns, u.max_cells, u.max_line_bytes, u.xlsx_max_entries,
            u.xlsx_max_entry_bytes, u.xlsx_max_total_bytes, u.xlsx_max_ratio) < 1:
         problems.append("GC_UPLOAD_* limits must be positive integers")
+    if not 1 <= s.tasks_heartbeat_seconds <= 300 or not 0 <= s.tasks_every_seconds <= 59:
+        problems.append("GC_TASKS_HEARTBEAT_SECONDS must be 1-300 and GC_TASKS_EVERY_SECONDS 0-59")
+    if s.env == "prod" and (s.tasks_every_seconds or s.tasks_extra_modules):
+        problems.append("GC_TASKS_EVERY_SECONDS / GC_TASKS_EXTRA_MODULES are for tests; unset them in prod")
     if s.env == "prod":
         if s.secret_key == DEMO_SECRET_KEY or len(s.secret_key) < 32:
             problems.append("GC_SECRET_KEY must be set to a random value of at least 32 characters")

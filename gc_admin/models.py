@@ -4,6 +4,7 @@ from sqlmodel import SQLModel
 
 from gc_admin.accounts.models import LoginAttempt, StaffSession, StaffUser
 from gc_admin.audit.models import AuditLog
+from gc_admin.core.models import TaskRun
 from gc_admin.coupons.models import (
     Coupon,
     CouponPurchaseItem,
@@ -35,5 +36,5 @@ __all__ = [
     "CouponPurchaseItem", "LedgerEntry", "OrderEvent", "OrderNotice", "Payment", "PaymentNotifyLog", "PointsEntry",
     "ReconciliationRun", "Refund", "ServiceOrder", "StoredValueEntry", "UserBalance",
     "AuditLog", "Coupon", "IssuanceBatch", "IssuanceRow", "LoginAttempt", "MpUser", "PartnerKey", "Product", "Programme",
-    "SmsLoginCode", "SmsMessage", "StaffSession", "StaffUser", "StockCode", "StockImport", "metadata",
+    "SmsLoginCode", "SmsMessage", "StaffSession", "StaffUser", "StockCode", "StockImport", "TaskRun", "metadata",
 ]

@@ -36,6 +36,7 @@ from fastapi import FastAPI
 
 from gc_admin import db
 from gc_admin.config import get_settings
+from gc_admin.core import tasks
 from gc_admin.core.clock import utcnow
 from gc_admin.core.principal import Actor
 from gc_admin.users.models import MpUser
@@ -51,12 +52,18 @@ def use_database(url: str) -> None:
     os.environ["GC_DATABASE_URL"] = url
     get_settings.cache_clear()
     db.dispose_engines()
+    tasks.reset()
 
 
 def migrate(url: str) -> None:
     from gc_admin.cli import migrate as run
 
     run(url)
+
+
+def include_name(name, type_, parent_names) -> bool:
+    """Schema comparisons skip procrastinate's tables (the task queue's own schema, applied by a migration)."""
+    return not (type_ == "table" and (name or "").startswith("procrastinate_"))
 
 
 def fresh_sqlite(template: Path, tmp: Path) -> str:
