@@ -121,7 +121,7 @@ def run_job(name: str, principal: Principal = Depends(require_staff("ledger"))):
         raise NotFound("没有这个定时任务", code="JOB_NOT_FOUND")
     with session_scope() as s:  # PostgreSQL: the job is deferred in the same unit of work as the audit row
         job_id = None if in_process() else defer(name, key=name, session=s)
-        record(s, actor=principal.actor, action="job.run_requested", target_type="job", target_id=name,
+        record(s, actor=principal.actor(), action="job.run_requested", target_type="job", target_id=name,
                summary=f"手动运行定时任务「{defn.title}」", after={"job_id": job_id})
     if in_process():
         job_id = defer(name, key=name)
