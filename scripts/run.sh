@@ -3,6 +3,8 @@
 #   GC_PORT (default 8000), GC_DATABASE_URL (default SQLite under data/), GC_ENV (default dev),
 #   GC_HOST (default 127.0.0.1 in dev: only this machine can reach the demo and its simulators;
 #   rxconfig.py hands it to Reflex as backend_host)
+# With GC_DATABASE_URL=postgresql+psycopg://... one task worker (python -m gc_admin worker) runs beside the app;
+# on SQLite the app runs its background tasks in its own process.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
@@ -19,4 +21,21 @@ echo
 python -m gc_admin logins
 echo "(building the frontend on first start takes a minute or two)"
 echo
-exec reflex run --env prod --frontend-port "$PORT" --backend-port "$PORT" --loglevel "${GC_LOGLEVEL:-warning}"
+RUN=(reflex run --env prod --frontend-port "$PORT" --backend-port "$PORT" --loglevel "${GC_LOGLEVEL:-warning}")
+if [[ "${GC_DATABASE_URL:-}" == postgresql* ]]; then
+  # PostgreSQL: background tasks (periodic jobs, refund retries, notices) run in a worker process of their
+  # own beside the app. Stopping the app stops it gracefully (SIGTERM: the running task finishes first).
+  python -m gc_admin worker &
+  WORKER=$!
+  "${RUN[@]}" &
+  APP=$!
+  stop() { kill -TERM "$APP" "$WORKER" 2>/dev/null || true; wait "$APP" "$WORKER" 2>/dev/null || true; }
+  trap 'stop; exit 143' TERM
+  trap 'stop; exit 130' INT
+  status=0
+  wait "$APP" || status=$?
+  kill -TERM "$WORKER" 2>/dev/null || true
+  wait "$WORKER" || true
+  exit "$status"
+fi
+exec "${RUN[@]}"
