@@ -13,6 +13,7 @@ commit finds nothing left to change. A job that fails is retried with backoff; i
 | orders.expire_unpaid | 1 min | cancel orders unpaid after GC_ORDER_UNPAID_MINUTES, releasing their stock and coupons once |
 | orders.notices | 1 min | send the "new order" SMS to the clerks on duty (outbox, one per order); also deferred by a paid order |
 | payments.refunds | 5 min | re-send refunds that never reached WeChat Pay, query the ones still processing |
+| tasks.prune | daily 03:00 | forget task runs and finished queue jobs older than 30 days |
 """
 
 from __future__ import annotations
@@ -61,11 +62,18 @@ def _refunds(session) -> Any:
     return retry_pending_refunds(session)
 
 
+def _prune(session) -> Any:
+    from gc_admin.core.tasks import prune
+
+    return prune(session)
+
+
 JOBS: list[Job] = [
     Job("coupons.expiry", "0 * * * *", "每小时", "券到期：弃票与过期券", _coupon_expiry),
     Job("orders.expire_unpaid", "* * * * *", "每分钟", "超时未支付订单自动取消", _expire_unpaid),
     Job("orders.notices", "* * * * *", "每分钟", "新订单短信通知值班内勤", _order_notices),
     Job("payments.refunds", "*/5 * * * *", "每 5 分钟", "补发未送达的退款、查询处理中的退款", _refunds),
+    Job("tasks.prune", "0 19 * * *", "每天 03:00", "清理 30 天前的任务记录", _prune),  # 19:00 UTC = 03:00 Shanghai
 ]
 
 

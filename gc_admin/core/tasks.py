@@ -35,6 +35,7 @@ found again by the periodic sweeps (pending refunds, pending notices), which is 
 has a periodic twin that finds its work in the business tables. With ``session=`` the job is deferred
 when that unit of work commits.
 
+Task arguments are stored in the queue and appear in its logs: pass ids, never phones, codes or tokens.
 Every attempt is written to ``task_run`` (:class:`~gc_admin.core.models.TaskRun`): ``GET /admin/jobs``
 shows each periodic task's last run and result from there.
 """
@@ -56,6 +57,7 @@ import croniter
 import procrastinate
 from procrastinate import exceptions as pexc
 from procrastinate.testing import InMemoryConnector
+from sqlalchemy import delete as sa_delete
 from sqlalchemy import event, text, update
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, col, select
@@ -316,6 +318,22 @@ async def run_in_process(*, wait: bool = True) -> None:
     app = _app(url, "memory")
     async with app.open_async():
         await app.run_worker_async(**_worker_options(concurrency=2, wait=wait, signals=False))
+
+
+def prune(session: Session, *, keep_days: int = 30) -> dict[str, int]:
+    """Housekeeping: forget ``task_run`` rows and (PostgreSQL) finished queue jobs older than ``keep_days``."""
+    cutoff = utcnow() - dt.timedelta(days=keep_days)
+    runs = session.execute(sa_delete(TaskRun).where(col(TaskRun.started_at) < cutoff)
+                           .execution_options(synchronize_session=False)).rowcount
+    jobs = 0
+    if not in_process():
+        from procrastinate import sql as psql
+
+        with session.connection().connection.dbapi_connection.cursor() as cur:
+            cur.execute(psql.queries["delete_old_jobs"], {"nb_hours": keep_days * 24, "queue": None,
+                                                          "statuses": ["succeeded", "failed", "cancelled", "aborted"]})
+            jobs = cur.rowcount
+    return {"task_runs": int(runs or 0), "jobs": int(jobs or 0)}
 
 
 # --- what the jobs page shows ----------------------------------------------------------------------

@@ -150,3 +150,24 @@ def test_concurrent_defers_of_one_key_make_one_job(pg_db):
     got = race(6, lambda i: tasks.defer("orders.notices", key="orders.notices"))
     assert sum(1 for g in got if g is not None) == 1
     assert scalar("SELECT count(*) FROM procrastinate_jobs") == 1
+
+
+def test_prune_forgets_old_runs_and_finished_jobs(pg_db):
+    import datetime as dt
+
+    from gc_admin.core.clock import utcnow
+
+    old = tasks.defer("orders.notices", key="old")
+    waiting = tasks.defer("orders.notices", key="new")
+    with session_scope() as s:
+        s.execute(sa.text("UPDATE procrastinate_jobs SET status = 'succeeded' WHERE id = :j"), {"j": old})
+        s.execute(sa.text("UPDATE procrastinate_events SET at = now() - interval '40 days' WHERE job_id = :j"),
+                  {"j": old})
+        for days in (40, 1):
+            s.execute(sa.text("INSERT INTO task_run (task, attempt, status, worker, started_at, error) "
+                              "VALUES ('orders.notices', 0, 'succeeded', 'w', :t, '')"),
+                      {"t": utcnow() - dt.timedelta(days=days)})
+    with session_scope() as s:
+        assert tasks.prune(s) == {"task_runs": 1, "jobs": 1}
+    assert rows("SELECT id, status FROM procrastinate_jobs") == [(waiting, "todo")]
+    assert scalar("SELECT count(*) FROM task_run") == 1
