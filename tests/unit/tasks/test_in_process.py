@@ -30,11 +30,11 @@ def _queue() -> dict[int, dict]:
     return connector.jobs
 
 
-def run_queue_until(done, *, timeout: float = 30) -> None:
-    """Run the in-process queue (as the app's lifespan does) until ``done()`` holds, then stop it the way
-    the app's shutdown does (cancelled: running jobs finish)."""
+def run_queue_until(done, *, timeout: float = 30, lifespan=None) -> None:
+    """Run the in-process queue (``lifespan``: the app's own lifespan task) until ``done()`` holds, then stop
+    it the way the app's shutdown does (cancelled: running jobs finish)."""
     async def scenario() -> None:
-        runner = asyncio.create_task(tasks.run_in_process())
+        runner = asyncio.create_task((lifespan or tasks.run_in_process)())
         deadline = time.monotonic() + timeout
         try:
             while not await asyncio.to_thread(done):
@@ -62,6 +62,10 @@ def fast(db, monkeypatch):
 
 
 def test_sqlite_runs_the_periodic_jobs_in_process(fast, monkeypatch):
+    """The app's lifespan task (one per process; SQLite runs one process) is the in-process queue."""
+    from gc_admin.gc_admin import _tasks_in_process, app
+
+    assert _tasks_in_process in app.get_lifespan_tasks()
     monkeypatch.setenv("GC_ONDUTY_PHONES", "13700000001")
     get_settings.cache_clear()
     shop()
@@ -71,7 +75,7 @@ def test_sqlite_runs_the_periodic_jobs_in_process(fast, monkeypatch):
         age(unpaid.id, 5)
         topup = topup_order(user, w)  # paid through the simulator: its notify queued the notice task
         run_queue_until(lambda: get(unpaid.id).status == "cancelled" and scalar(
-            "SELECT count(*) FROM order_notice WHERE status = 'sent'") == 1)
+            "SELECT count(*) FROM order_notice WHERE status = 'sent'") == 1, lifespan=_tasks_in_process)
         assert w.state.orders[unpaid.order_no].trade_state == "CLOSED"
     assert rows("SELECT order_id, status, sent FROM order_notice") == [(topup, "sent", 1)]
     assert scalar("SELECT count(*) FROM sms_message WHERE template = 'new_order'") == 1
@@ -126,3 +130,10 @@ def test_a_refund_wechat_pay_missed_is_retried_with_backoff_until_it_is_taken(db
     assert rows("SELECT attempt, status FROM task_run WHERE task = 'payments.refund_send' ORDER BY id") == [
         (0, "failed"), (1, "succeeded")]
     assert get(order.id).refunded_fen == 4_500
+
+
+def test_the_worker_command_refuses_sqlite(db, capsys):
+    from gc_admin.cli import main
+
+    assert main(["worker"]) == 2
+    assert "SQLite" in capsys.readouterr().err
