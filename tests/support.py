@@ -61,6 +61,14 @@ def migrate(url: str) -> None:
     run(url)
 
 
+def run_queued() -> None:
+    """Run the background tasks waiting in the queue, here and now, as a worker would (the periodic jobs are
+    not run unless queued): e.g. the clerks' notice queued by a paid order."""
+    import gc_admin.tasks  # noqa: F401  (every task registered)
+
+    tasks.run_waiting()
+
+
 def include_name(name, type_, parent_names) -> bool:
     """Schema comparisons skip procrastinate's tables (the task queue's own schema, applied by a migration)."""
     return not (type_ == "table" and (name or "").startswith("procrastinate_"))

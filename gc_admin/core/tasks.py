@@ -140,21 +140,25 @@ def _conninfo(url: str) -> str:
 
 def _app(url: str, role: str) -> procrastinate.App:
     """The queue app for ``url``: ``defer`` (PostgreSQL, deferring on the caller's connection, never
-    opened), ``worker`` (PostgreSQL, its own pool) or ``memory`` (SQLite: one per database, both roles)."""
-    if in_process(url):
+    opened), ``worker`` (PostgreSQL, its own pool), ``memory`` (SQLite: one per database, both roles) or
+    ``drain`` (the tasks without their schedules, on the same queue: :func:`run_waiting`)."""
+    if in_process(url) and role != "drain":
         role = "memory"
+    memory = _app(url, "memory") if in_process(url) and role == "drain" else None
     with _apps_lock:
         app = _apps.get((url, role))
         if app is None:
-            if role == "memory":
-                connector: Any = InMemoryConnector()
-            elif role == "worker":
+            if memory is not None:
+                connector: Any = memory.connector
+            elif role == "memory":
+                connector = InMemoryConnector()
+            elif role in ("worker", "drain"):
                 connector = procrastinate.PsycopgConnector(conninfo=_conninfo(url), min_size=1, max_size=6)
             else:
                 connector = procrastinate.PsycopgConnector(conninfo=_conninfo(url))
             app = _apps[(url, role)] = procrastinate.App(connector=connector)
             for defn in REGISTRY.values():
-                _attach(app, defn)
+                _attach(app, defn, periodic=role != "drain")
             if role == "worker":
                 _attach_stalled_recovery(app)
         return app
@@ -166,7 +170,7 @@ def reset() -> None:
         _apps.clear()
 
 
-def _attach(app: procrastinate.App, defn: TaskDef) -> None:
+def _attach(app: procrastinate.App, defn: TaskDef, *, periodic: bool = True) -> None:
     if defn.name in app.tasks:
         return
 
@@ -176,7 +180,7 @@ def _attach(app: procrastinate.App, defn: TaskDef) -> None:
     job.__name__ = job.__qualname__ = defn.name.replace(".", "_")
     retry = procrastinate.RetryStrategy(max_attempts=defn.retries, exponential_wait=defn.backoff_seconds)
     task = app.task(name=defn.name, pass_context=True, retry=retry)(job)
-    if defn.cron:
+    if defn.cron and periodic:
         app.periodic(cron=cron_of(defn), periodic_id=defn.name, queueing_lock=defn.name, lock=defn.name)(task)
 
 
@@ -334,6 +338,19 @@ def prune(session: Session, *, keep_days: int = 30) -> dict[str, int]:
                                                           "statuses": ["succeeded", "failed", "cancelled", "aborted"]})
             jobs = cur.rowcount
     return {"task_runs": int(runs or 0), "jobs": int(jobs or 0)}
+
+
+async def run_waiting_async() -> None:
+    """Run the jobs waiting in the queue now, in this process, and return when none is left (no periodic
+    deferring: only what was queued). Tests, and a manual catch-up."""
+    app = _app(get_settings().database_url, "drain")
+    async with app.open_async():
+        await app.run_worker_async(**{**_worker_options(concurrency=1, wait=False, signals=False),
+                                      "listen_notify": False})
+
+
+def run_waiting() -> None:
+    asyncio.run(run_waiting_async())
 
 
 # --- what the jobs page shows ----------------------------------------------------------------------
