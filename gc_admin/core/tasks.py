@@ -319,7 +319,9 @@ async def run_in_process(*, wait: bool = True) -> None:
     url = get_settings().database_url
     if not in_process(url):
         return
-    app = _app(url, "memory")
+    # Several app processes on one SQLite file (not the default): one of them runs the schedule, each runs
+    # what it queued itself.
+    app = _app(url, "memory" if _schedule_lock(url) else "drain")
     async with app.open_async():
         await app.run_worker_async(**_worker_options(concurrency=2, wait=wait, signals=False))
 
@@ -351,6 +353,30 @@ async def run_waiting_async() -> None:
 
 def run_waiting() -> None:
     asyncio.run(run_waiting_async())
+
+
+_lock_files: dict[str, Any] = {}
+
+
+def _schedule_lock(url: str) -> bool:
+    """Whether this process runs the periodic schedule of the SQLite database at ``url``: the first process
+    to lock ``<database>.tasks.lock`` does, until it exits (the lock goes with it)."""
+    path = make_url(url).database or ""
+    if not path or path == ":memory:":
+        return True
+    if url in _lock_files:
+        return True
+    import fcntl
+
+    handle = open(f"{path}.tasks.lock", "a+b")  # noqa: SIM115 - held for the life of the process
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        log.info("another process runs the periodic tasks of %s; this one runs only what it queues", path)
+        return False
+    _lock_files[url] = handle
+    return True
 
 
 # --- what the jobs page shows ----------------------------------------------------------------------

@@ -137,3 +137,25 @@ def test_the_worker_command_refuses_sqlite(db, capsys):
 
     assert main(["worker"]) == 2
     assert "SQLite" in capsys.readouterr().err
+
+
+def test_on_one_sqlite_file_one_process_runs_the_schedule(db):
+    """Several app processes on one SQLite file (not the default): the first to lock it runs the periodic
+    tasks; another runs only what it queues itself, until the first is gone."""
+    import subprocess
+    import sys
+
+    from sqlalchemy.engine import make_url
+
+    lock = f"{make_url(db).database}.tasks.lock"
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a+b'); "
+                               "fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(60)", lock],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert tasks._schedule_lock(db) is False
+    finally:
+        holder.kill()
+        holder.wait(10)
+    assert tasks._schedule_lock(db) is True
+    assert tasks._schedule_lock(db) is True  # held by this process from now on
