@@ -101,8 +101,8 @@ def register(defn: TaskDef) -> TaskDef:
         raise ValueError(f"task {defn.name} is registered twice")
     REGISTRY[defn.name] = defn
     with _apps_lock:
-        for app in _apps.values():
-            _attach(app, defn)
+        for (_url, role), app in _apps.items():
+            _attach(app, defn, scheduled=role != "drain")
     return defn
 
 
@@ -158,7 +158,7 @@ def _app(url: str, role: str) -> procrastinate.App:
                 connector = procrastinate.PsycopgConnector(conninfo=_conninfo(url))
             app = _apps[(url, role)] = procrastinate.App(connector=connector)
             for defn in REGISTRY.values():
-                _attach(app, defn, periodic=role != "drain")
+                _attach(app, defn, scheduled=role != "drain")
             if role == "worker":
                 _attach_stalled_recovery(app)
         return app
@@ -170,7 +170,7 @@ def reset() -> None:
         _apps.clear()
 
 
-def _attach(app: procrastinate.App, defn: TaskDef, *, periodic: bool = True) -> None:
+def _attach(app: procrastinate.App, defn: TaskDef, *, scheduled: bool = True) -> None:
     if defn.name in app.tasks:
         return
 
@@ -180,7 +180,7 @@ def _attach(app: procrastinate.App, defn: TaskDef, *, periodic: bool = True) -> 
     job.__name__ = job.__qualname__ = defn.name.replace(".", "_")
     retry = procrastinate.RetryStrategy(max_attempts=defn.retries, exponential_wait=defn.backoff_seconds)
     task = app.task(name=defn.name, pass_context=True, retry=retry)(job)
-    if defn.cron and periodic:
+    if defn.cron and scheduled:
         app.periodic(cron=cron_of(defn), periodic_id=defn.name, queueing_lock=defn.name, lock=defn.name)(task)
 
 
