@@ -39,8 +39,14 @@ def run_migrations_online() -> None:
         engine.dispose()
 
 
+def include_name(name, type_, parent_names) -> bool:
+    """Autogenerate leaves procrastinate's own tables alone (the task queue's schema, applied by a migration)."""
+    return not (type_ == "table" and (name or "").startswith("procrastinate_"))
+
+
 def _run(connection) -> None:
-    context.configure(connection=connection, target_metadata=metadata, render_as_batch=True, compare_type=True)
+    context.configure(connection=connection, target_metadata=metadata, render_as_batch=True, compare_type=True,
+                      include_name=include_name)
     with context.begin_transaction():
         context.run_migrations()
 

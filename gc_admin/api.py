@@ -64,12 +64,13 @@ def build_api() -> FastAPI:
     from gc_admin.orders.flowers.api import routers as flower_routers
     from gc_admin.orders.drivers.api import routers as driver_routers
     from gc_admin.payments.api import routers as payment_routers
+    from gc_admin.tasks import router as jobs_router
     from gc_admin.users.api import router as mp_router
 
     v1 = APIRouter(prefix="/api/v1")
     coupon_routers = (*catalog_routers, *stock_routers, *issuance_routers, *wallet_routers)
     for r in (mp_router, staff_router, sms_router, *coupon_routers, *order_routers, *flower_routers, *driver_routers,
-              *payment_routers):
+              *payment_routers, jobs_router):
         v1.include_router(r)
     app.include_router(v1)
 

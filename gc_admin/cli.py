@@ -5,7 +5,8 @@
   logins             print the demo sign-ins
   create-staff       create a staff account (asks for the password on stdin if not given;
                      --programme CODE for an insurer's account)
-  jobs               run every periodic job once (for cron; the app also runs them itself)
+  jobs               run every periodic job once, here and now (a manual sweep; the task queue runs them)
+  worker             run the task queue (PostgreSQL: periodic jobs, deferred tasks) until SIGTERM
   check-config       validate the environment (what prod refuses, GC_WORKERS > 1 without GC_REDIS_URL)
                      and print the settings
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import logging
 import sys
 
 from gc_admin.config import ConfigError, get_settings
@@ -47,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     cs.add_argument("--password")
     cs.add_argument("--programme", help="insurer accounts: the programme code they act for (e.g. picc_gx)")
     sub.add_parser("check-config")
-    sub.add_parser("jobs", help="run every periodic job once (expiry, unpaid-order cancel, ...) for cron")
+    sub.add_parser("jobs", help="run every periodic job once (expiry, unpaid-order cancel, ...) here and now")
+    wk = sub.add_parser("worker", help="run the background task queue (PostgreSQL); SIGTERM stops it gracefully")
+    wk.add_argument("--concurrency", type=int, default=2, help="tasks run at once (default 2)")
     args = parser.parse_args(argv)
 
     try:
@@ -91,6 +95,18 @@ def main(argv: list[str] | None = None) -> int:
 
         for job in JOBS:
             print(f"{job.name}: {run_once(job)}")
+    elif args.cmd == "worker":
+        import asyncio
+
+        import gc_admin.tasks  # noqa: F401  (registers every task)
+        from gc_admin.core.tasks import in_process, run_worker
+
+        if in_process():
+            print("GC_DATABASE_URL is SQLite: the app runs its tasks in its own process; the worker needs PostgreSQL",
+                  file=sys.stderr)
+            return 2
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        asyncio.run(run_worker(concurrency=max(1, args.concurrency)))
     elif args.cmd == "check-config":
         print(f"env={settings.env} db={settings.database_url.split('@')[-1]} sms={settings.sms_provider} "
               f"wechat={settings.wechat_base_url} host={settings.host} "

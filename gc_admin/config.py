@@ -50,6 +50,9 @@ local protocol simulators, an SMS outbox instead of a real SMS provider). In pro
 | GC_DRIVER_PLATFORM_URL | local | third-party designated-driver platform API origin; ``local`` = the simulator under /sim/driver (dev/test only) |
 | GC_DRIVER_PLATFORM_CODE / _KEY / _SECRET | edaijia / demo values | its code in ``/api/v1/driver/{code}/callback``, our app key and the HMAC secret (both ways) |
 | GC_ONDUTY_PHONES | (empty) | comma-separated phones told of new paid orders by SMS; empty = enabled clerks with a phone |
+| GC_TASKS_HEARTBEAT_SECONDS | 10 | a task worker's heartbeat; a worker silent for 3 beats is dead and its running job is queued again |
+| GC_TASKS_EVERY_SECONDS | 0 | dev/test only: run every periodic task every N seconds (1-59) instead of its own schedule |
+| GC_TASKS_EXTRA_MODULES | (empty) | dev/test only: comma-separated modules that register more tasks (tests' blocking task) |
 | GC_UPLOAD_MAX_MB | 50 | any uploaded file (stock codes, issuance phones, trade bills, every later upload); bigger request bodies are refused before they are read |
 | GC_UPLOAD_MAX_ROWS | 1048576 | lines of a CSV/TXT, rows of a worksheet (Excel's own limit) |
 | GC_UPLOAD_MAX_COLUMNS | 1024 | columns of any CSV line or worksheet (counted without regard to quotes: an upper bound) |
@@ -200,6 +203,9 @@ class Settings:
     flowers: FlowerSettings = FlowerSettings()
     driver_platform: tuple[str, str, str, str] = ("local", "edaijia", DEMO_DRIVER_KEY, DEMO_DRIVER_SECRET)  # url, code, key, secret
     alipay: AlipaySettings = AlipaySettings()
+    tasks_heartbeat_seconds: int = 10
+    tasks_every_seconds: int = 0
+    tasks_extra_modules: str = ""
 
     @property
     def loopback_only(self) -> bool:
@@ -429,6 +435,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             timeout_seconds=_int(env, "GC_ALIPAY_TIMEOUT_SECONDS", 15),
             dev_certs_path=Path(env.get("GC_ALIPAY_DEV_CERTS", str(PROJECT_ROOT / "data" / "alipay_dev_certs.json"))),
         ),
+        tasks_heartbeat_seconds=_int(env, "GC_TASKS_HEARTBEAT_SECONDS", 10),
+        tasks_every_seconds=_int(env, "GC_TASKS_EVERY_SECONDS", 0),
+        tasks_extra_modules=env.get("GC_TASKS_EXTRA_MODULES", ""),
     )
     validate(settings)
     return settings
@@ -477,6 +486,10 @@ def validate(s: Settings) -> None:
             and 1 <= f.days_ahead <= 90):
         problems.append("GC_FLOWER_OPEN must be before GC_FLOWER_CLOSE; GC_FLOWER_LEAD_MINUTES 0-10080, "
                         "GC_FLOWER_SLOT_CAPACITY 1-10000, GC_FLOWER_DAYS_AHEAD 1-90")
+    if not 1 <= s.tasks_heartbeat_seconds <= 300 or not 0 <= s.tasks_every_seconds <= 59:
+        problems.append("GC_TASKS_HEARTBEAT_SECONDS must be 1-300 and GC_TASKS_EVERY_SECONDS 0-59")
+    if s.env == "prod" and (s.tasks_every_seconds or s.tasks_extra_modules):
+        problems.append("GC_TASKS_EVERY_SECONDS / GC_TASKS_EXTRA_MODULES are for tests; unset them in prod")
     if s.env == "prod":
         if s.secret_key == DEMO_SECRET_KEY or len(s.secret_key) < 32:
             problems.append("GC_SECRET_KEY must be set to a random value of at least 32 characters")

@@ -44,13 +44,15 @@ app = rx.App(api_transformer=[build_api(), with_security_headers], head_componen
 app.app_wraps[(5, "Overlay")] = lambda stateful: connection_overlay() if stateful else None
 
 
-async def _periodic_jobs() -> None:
-    from gc_admin.jobs import run_forever
+async def _tasks_in_process() -> None:
+    """SQLite: the task queue runs in this process; PostgreSQL: returns at once (``gc_admin worker`` runs it)."""
+    import gc_admin.tasks  # noqa: F401  (registers every task)
+    from gc_admin.core.tasks import run_in_process
 
-    await run_forever()
+    await run_in_process()
 
 
-app.register_lifespan_task(_periodic_jobs)
+app.register_lifespan_task(_tasks_in_process)
 
 
 def _add(section: str, component, load=None) -> None:

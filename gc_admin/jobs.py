@@ -1,26 +1,25 @@
-"""Periodic jobs: run inside the app (a lifespan task on every worker) or once from the CLI.
+"""The periodic jobs: what each does, once, in one unit of work. :mod:`gc_admin.tasks` runs them as
+periodic tasks on the task queue (:mod:`gc_admin.core.tasks`: procrastinate on PostgreSQL, once per
+period however many workers run; in-process on SQLite); ``python -m gc_admin jobs`` runs each once.
 
-Every job is safe to run on several workers at once and to repeat: each is a set-based,
-conditional update (``UPDATE ... WHERE state = ... RETURNING``), so two workers running the same
-job at the same moment change each row once. A job that fails is logged and retried at its next
-tick; it never stops the others.
+Every job is safe to run on several workers at once, to repeat and to die half-way: each is a
+set-based, conditional update (``UPDATE ... WHERE state = ... RETURNING``) in one transaction, so a
+run killed before its commit changed nothing and the retry does it all, and a run repeated after its
+commit finds nothing left to change. A job that fails is retried with backoff; it never stops the others.
 
 | job | every | what |
 |---|---|---|
 | coupons.expiry | 1 h | discard stock under its minimum validity (弃票), expire unused coupons past their date |
 | orders.expire_unpaid | 1 min | cancel orders unpaid after GC_ORDER_UNPAID_MINUTES, releasing their stock and coupons once |
-| orders.notices | 1 min | send the "new order" SMS to the clerks on duty (outbox, one per order) |
+| orders.notices | 1 min | send the "new order" SMS to the clerks on duty (outbox, one per order); also deferred by a paid order |
 | payments.refunds | 5 min | re-send refunds that never reached WeChat Pay, query the ones still processing |
-
-Later features add theirs to :data:`JOBS`. ``python -m gc_admin jobs`` runs each once (for cron).
+| tasks.prune | daily 03:00 | forget task runs and finished queue jobs older than 30 days |
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -32,7 +31,9 @@ log = logging.getLogger("gc_admin.jobs")
 @dataclasses.dataclass(frozen=True)
 class Job:
     name: str
-    every_seconds: float
+    cron: str  # procrastinate's cron (minute hour day month weekday)
+    every: str  # the same, for people
+    title: str
     run: Callable[[Any], Any]  # takes a session, returns something printable
 
 
@@ -61,11 +62,18 @@ def _refunds(session) -> Any:
     return retry_pending_refunds(session)
 
 
+def _prune(session) -> Any:
+    from gc_admin.core.tasks import prune
+
+    return prune(session)
+
+
 JOBS: list[Job] = [
-    Job("coupons.expiry", 3600, _coupon_expiry),
-    Job("orders.expire_unpaid", 60, _expire_unpaid),
-    Job("orders.notices", 60, _order_notices),
-    Job("payments.refunds", 300, _refunds),
+    Job("coupons.expiry", "0 * * * *", "每小时", "券到期：弃票与过期券", _coupon_expiry),
+    Job("orders.expire_unpaid", "* * * * *", "每分钟", "超时未支付订单自动取消", _expire_unpaid),
+    Job("orders.notices", "* * * * *", "每分钟", "新订单短信通知值班内勤", _order_notices),
+    Job("payments.refunds", "*/5 * * * *", "每 5 分钟", "补发未送达的退款、查询处理中的退款", _refunds),
+    Job("tasks.prune", "0 19 * * *", "每天 03:00", "清理 30 天前的任务记录", _prune),  # 19:00 UTC = 03:00 Shanghai
 ]
 
 
@@ -74,19 +82,3 @@ def run_once(job: Job) -> Any:
     with session_scope() as session:
         return job.run(session)
 
-
-async def run_forever(jobs: list[Job] | None = None, *, tick: float = 5.0) -> None:
-    """Run each job at its interval until cancelled (the app's lifespan task)."""
-    jobs = list(JOBS if jobs is None else jobs)
-    last: dict[str, float] = {}
-    while True:
-        now = time.monotonic()
-        for job in jobs:
-            if now - last.get(job.name, -job.every_seconds) >= job.every_seconds:
-                last[job.name] = now
-                try:
-                    result = await asyncio.to_thread(run_once, job)
-                    log.info("job %s: %s", job.name, result)
-                except Exception:  # noqa: BLE001 - a failing job must not stop the others
-                    log.exception("job %s failed", job.name)
-        await asyncio.sleep(tick)

@@ -4,6 +4,7 @@ from sqlmodel import SQLModel
 
 from gc_admin.accounts.models import LoginAttempt, StaffSession, StaffUser
 from gc_admin.audit.models import AuditLog
+from gc_admin.core.models import TaskRun
 from gc_admin.coupons.models import (
     Coupon,
     CouponPurchaseItem,
@@ -39,5 +40,6 @@ __all__ = [
     "CouponPurchaseItem", "Driver", "DriverCallback", "LedgerEntry", "OrderCase", "OrderCaseCall", "OrderChange", "OrderEvent", "OrderNotice", "Payment", "PaymentNotifyLog", "PointsEntry",
     "ReconciliationRun", "Refund", "ServiceOrder", "StoredValueEntry", "UserBalance",
     "AuditLog", "Bouquet", "Coupon", "FlowerDelivery", "IssuanceBatch", "IssuanceRow", "LoginAttempt", "MpUser", "PartnerKey", "Product", "Programme",
-    "SimAlipayFault", "SimAlipayOrder", "SmsLoginCode", "SmsMessage", "StaffSession", "StaffUser", "StockCode", "StockImport", "metadata",
+    "SimAlipayFault", "SimAlipayOrder", "SmsLoginCode", "SmsMessage", "StaffSession", "StaffUser", "StockCode", "StockImport",
+    "TaskRun", "metadata",
 ]

@@ -5,6 +5,8 @@
 #   rxconfig.py hands it to Reflex as backend_host), GC_REDIS_URL (Reflex's state manager; needed for
 #   GC_WORKERS > 1), GC_WORKERS (backend worker processes; default Reflex's own: 1 without Redis,
 #   cpu x 2 + 1 with it)
+# With GC_DATABASE_URL=postgresql+psycopg://... one task worker (python -m gc_admin worker) runs beside the app;
+# on SQLite the app runs its background tasks in its own process.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
@@ -24,4 +26,21 @@ echo
 python -m gc_admin logins
 echo "(building the frontend on first start takes a minute or two)"
 echo
-exec reflex run --env prod --frontend-port "$PORT" --backend-port "$PORT" --loglevel "${GC_LOGLEVEL:-warning}"
+RUN=(reflex run --env prod --frontend-port "$PORT" --backend-port "$PORT" --loglevel "${GC_LOGLEVEL:-warning}")
+if [[ "${GC_DATABASE_URL:-}" == postgresql* ]]; then
+  # PostgreSQL: background tasks (periodic jobs, refund retries, notices) run in a worker process of their
+  # own beside the app. Stopping the app stops it gracefully (SIGTERM: the running task finishes first).
+  python -m gc_admin worker &
+  WORKER=$!
+  "${RUN[@]}" &
+  APP=$!
+  stop() { kill -TERM "$APP" "$WORKER" 2>/dev/null || true; wait "$APP" "$WORKER" 2>/dev/null || true; }
+  trap 'stop; exit 143' TERM
+  trap 'stop; exit 130' INT
+  status=0
+  wait "$APP" || status=$?
+  kill -TERM "$WORKER" 2>/dev/null || true
+  wait "$WORKER" || true
+  exit "$status"
+fi
+exec "${RUN[@]}"

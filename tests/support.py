@@ -37,6 +37,7 @@ from fastapi import FastAPI
 
 from gc_admin import db
 from gc_admin.config import get_settings
+from gc_admin.core import tasks
 from gc_admin.core.clock import utcnow
 from gc_admin.core.principal import Actor
 from gc_admin.users.models import MpUser
@@ -52,12 +53,26 @@ def use_database(url: str) -> None:
     os.environ["GC_DATABASE_URL"] = url
     get_settings.cache_clear()
     db.dispose_engines()
+    tasks.reset()
 
 
 def migrate(url: str) -> None:
     from gc_admin.cli import migrate as run
 
     run(url)
+
+
+def run_queued() -> None:
+    """Run the background tasks waiting in the queue, here and now, as a worker would (the periodic jobs are
+    not run unless queued): e.g. the clerks' notice queued by a paid order."""
+    import gc_admin.tasks  # noqa: F401  (every task registered)
+
+    tasks.run_waiting()
+
+
+def include_name(name, type_, parent_names) -> bool:
+    """Schema comparisons skip procrastinate's tables (the task queue's own schema, applied by a migration)."""
+    return not (type_ == "table" and (name or "").startswith("procrastinate_"))
 
 
 def fresh_sqlite(template: Path, tmp: Path) -> str:

@@ -72,6 +72,7 @@ ACTOR_TYPES: dict[str, str] = {"staff": "员工", "user": "用户", "partner": "
 TARGET_TYPES: dict[str, str] = {
     "coupon": "券",
     "issuance_batch": "发券批次",
+    "job": "定时任务",
     "mp_user": "用户",
     "partner_key": "合作方密钥",
     "product": "券种",

@@ -30,6 +30,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from gc_admin.accounts.deps import require_staff
+from gc_admin.core import tasks
 from gc_admin.core.errors import Forbidden, InvalidInput
 from gc_admin.core.http import StrictModel, client_ip
 from gc_admin.core.params import Count, Fen, Id, IdField, Instant, Limit, MpLimit, Offset, PositiveFen
@@ -375,12 +376,12 @@ def _staff_out(session, order) -> StaffOrderOut:
 
 
 def _send_notices() -> None:
-    """After the response: the "new order" SMS to the clerks on duty (never fails the request)."""
+    """After the response: queue the "new order" SMS to the clerks on duty (the ``orders.notices`` task; one
+    waiting job sends every pending notice). Never fails the request: the notice row waits for the sweep."""
     try:
-        with session_scope() as s:
-            service.send_order_notices(s)
-    except Exception:  # noqa: BLE001 - logged; the notice stays pending and goes with the next one
-        log.exception("sending order notices failed")
+        tasks.defer("orders.notices", key="orders.notices")
+    except Exception:  # noqa: BLE001 - logged; the notice stays pending and goes with the periodic sweep
+        log.exception("queueing order notices failed")
 
 
 # --- mini-program ------------------------------------------------------------------------------------

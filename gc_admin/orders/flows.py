@@ -58,6 +58,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from gc_admin.audit.service import record
+from gc_admin.core import tasks
 from gc_admin.config import get_settings
 from gc_admin.core.clock import iso, utcnow
 from gc_admin.core.errors import Conflict, DomainError, InvalidInput, NotFound, UpstreamError
@@ -967,9 +968,23 @@ def refund(*, order_id: int, amount_fen: int, reason: str, actor: Actor, scope: 
     with session_scope() as s:
         recorded = record_it(s)
     try:
-        return send_refund_now(refund_id=recorded.id or 0)
+        sent = send_refund_now(refund_id=recorded.id or 0)
     except RefundRefused:
         raise
     except Exception as exc:
         log.exception("refund %s: sending to WeChat Pay failed", recorded.out_refund_no)
+        _retry_refund(recorded)
         raise RefundNotSent(recorded, exc) from exc
+    if sent.status == "pending":  # WeChat Pay unreachable: the task queue sends it again, with backoff
+        _retry_refund(sent)
+    return sent
+
+
+def _retry_refund(refund: Refund) -> None:
+    """Queue ``payments.refund_send`` for a refund WeChat Pay has not taken (one job per refund number);
+    should the queue be down too, the periodic ``payments.refunds`` sweep finds the pending refund."""
+    try:
+        tasks.defer("payments.refund_send", key=f"refund:{refund.out_refund_no}", delay_seconds=5,
+                    refund_id=refund.id)
+    except Exception:  # noqa: BLE001 - the refund is on record; the sweep sends it
+        log.exception("refund %s: queueing the retry failed", refund.out_refund_no)

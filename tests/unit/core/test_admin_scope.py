@@ -252,6 +252,10 @@ ROUTES: dict[tuple[str, str], list[Case]] = {
     ("GET", "/reconciliations"): [Case(MONEY, get("/reconciliations"))],
     ("GET", "/reconciliations/{run_id}"): [Case(MONEY, get("/reconciliations/999999"),
                                                 ok=(404, "RECONCILIATION_NOT_FOUND"))],
+    ("GET", "/jobs"): [Case(MONEY, get("/jobs"))],
+    ("POST", "/jobs/{name}/run"): [Case(MONEY, lambda role, w: ("POST", A + "/jobs/payments.refunds/run", {}), ok=202),
+                                   Case(MONEY, lambda role, w: ("POST", A + "/jobs/nope/run", {}),
+                                        ok=(404, "JOB_NOT_FOUND"), name="unknown")],
 }
 
 

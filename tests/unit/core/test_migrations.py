@@ -8,12 +8,14 @@ from alembic.migration import MigrationContext
 from gc_admin.audit.service import Actor, record
 from gc_admin.db import get_engine, session_scope
 from gc_admin.models import metadata
+from tests.support import include_name
 
 
 def _diff(url: str) -> list:
     engine = get_engine(url)
     with engine.connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True, "render_as_batch": True})
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True, "render_as_batch": True,
+                                                     "include_name": include_name})
         return compare_metadata(ctx, metadata)
 
 

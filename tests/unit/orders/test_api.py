@@ -10,7 +10,7 @@ import pytest
 from gc_admin.core.clock import SHANGHAI, utcnow
 from gc_admin.db import session_scope
 from gc_admin.integrations.sms.service import list_outbox
-from tests.support import api_error, rows, scalar, sms_user, staff_headers, wechat_user
+from tests.support import api_error, rows, run_queued, scalar, sms_user, staff_headers, wechat_user
 from tests.unit.orders.support import shop
 
 pytestmark = pytest.mark.usefixtures("any_db")  # every test on SQLite and PostgreSQL
@@ -60,7 +60,8 @@ def test_buy_pay_see_and_refund_end_to_end(api, staff) -> None:
     assert sorted(c["id"] for c in wallet) == sorted(mine["coupon_ids"])
     assert {(c["product"]["code"], c["status"]) for c in wallet} == {("tpp50", "available")}
     assert api.get("/api/v1/mp/orders", headers=me).json()["items"][0]["id"] == order["id"]
-    # the clerk on duty was told by SMS
+    # the clerk on duty was told by SMS (the notice task the notify queued)
+    run_queued()
     with session_scope() as s:
         sms = list_outbox(s, phone="13600000001").rows
     assert len(sms) == 1 and order["order_no"] in sms[0].content

@@ -1,0 +1,70 @@
+"""Real task-worker processes for the queue tests (``python -m gc_admin worker`` on the test's schema)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from gc_admin.config import PROJECT_ROOT
+from tests.support import scalar
+
+
+class Workers:
+    """Worker processes started by a test (each logs to its own file); all are stopped at the end."""
+
+    def __init__(self, url: str, logs: Path, **env: str) -> None:
+        self.url, self.logs, self.env = url, logs, env
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, **env: str) -> subprocess.Popen:
+        n = len(self.procs)
+        out = open(self.logs / f"worker{n}.log", "wb")  # noqa: SIM115 - closed with the process
+        full = {**os.environ, "GC_DATABASE_URL": self.url, "GC_ENV": "test", "GC_TASKS_HEARTBEAT_SECONDS": "1",
+                "GC_TASKS_EVERY_SECONDS": "2", **self.env, **env}
+        proc = subprocess.Popen([sys.executable, "-m", "gc_admin", "worker"], cwd=PROJECT_ROOT, env=full,
+                                stdout=out, stderr=subprocess.STDOUT)
+        out.close()
+        self.procs.append(proc)
+        return proc
+
+    def log(self) -> str:
+        return "\n".join(f"--- worker{i}\n" + (self.logs / f"worker{i}.log").read_text(errors="replace")[-3000:]
+                         for i in range(len(self.procs)))
+
+    def wait_for(self, what: str, ready: Callable[[], Any], timeout: float = 90) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = ready()
+            if value:
+                return value
+            dead = [p.args for p in self.procs if p.poll() not in (None, -signal.SIGKILL)]
+            assert not dead, f"a worker exited while waiting for {what}:\n{self.log()}"
+            time.sleep(0.2)
+        raise AssertionError(f"timed out waiting for {what}:\n{self.log()}")
+
+    def registered(self) -> int:
+        return scalar("SELECT count(*) FROM procrastinate_workers")
+
+    def stop(self, proc: subprocess.Popen, timeout: float = 60) -> int:
+        """SIGTERM, then wait for a graceful exit."""
+        proc.send_signal(signal.SIGTERM)
+        return proc.wait(timeout)
+
+
+@contextlib.contextmanager
+def workers(url: str, logs: Path, **env: str) -> Iterator[Workers]:
+    w = Workers(url, logs, **env)
+    try:
+        yield w
+    finally:
+        for p in w.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
