@@ -4,6 +4,7 @@ from sqlmodel import SQLModel
 
 from gc_admin.accounts.models import LoginAttempt, StaffSession, StaffUser
 from gc_admin.audit.models import AuditLog
+from gc_admin.claims.models import Claim, ClaimEvent, ClaimImage, ClaimPayout, ClaimRejectReason, EvOperator
 from gc_admin.coupons.models import (
     Coupon,
     CouponPurchaseItem,
@@ -34,6 +35,7 @@ metadata = SQLModel.metadata
 __all__ = [
     "CouponPurchaseItem", "LedgerEntry", "OrderEvent", "OrderNotice", "Payment", "PaymentNotifyLog", "PointsEntry",
     "ReconciliationRun", "Refund", "ServiceOrder", "StoredValueEntry", "UserBalance",
+    "Claim", "ClaimEvent", "ClaimImage", "ClaimPayout", "ClaimRejectReason", "EvOperator",
     "AuditLog", "Coupon", "IssuanceBatch", "IssuanceRow", "LoginAttempt", "MpUser", "PartnerKey", "Product", "Programme",
     "SmsLoginCode", "SmsMessage", "StaffSession", "StaffUser", "StockCode", "StockImport", "metadata",
 ]
