@@ -52,6 +52,7 @@ parser runs (see there).
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import functools
 import ipaddress
@@ -65,6 +66,7 @@ DEMO_SECRET_KEY = "demo-secret-key-not-for-production-use-0000"
 DEMO_WECHAT_APPID = "wxdemo0000000000"
 DEMO_WECHAT_SECRET = "demo-wechat-secret"
 DEMO_WXPAY_MCHID = "1900000001"
+DEMO_CLAIMS_KEY = "ZGVtby1jbGFpbXMta2V5LW5vdC1mb3ItcHJvZCEhISE="  # base64 of 32 bytes; refused in prod
 
 ENVS = ("dev", "test", "prod")
 SMS_PROVIDERS = ("outbox", "aliyun", "tencent")
@@ -116,6 +118,20 @@ class UploadLimits:
 
 
 @dataclasses.dataclass(frozen=True)
+class ClaimsSettings:
+    """Cashback claims (``GC_CLAIMS_*``): the account-encryption key, where receipts are stored, four eyes."""
+
+    key_b64: str = DEMO_CLAIMS_KEY  # AES-256-GCM key for payout accounts, base64 of 32 bytes
+    storage: str = ""  # "" = local directory ``data/claims``; a path; or ``s3://bucket[/prefix]``
+    s3_endpoint: str = ""  # S3-compatible endpoint URL (credentials from the usual AWS_* variables)
+    four_eyes_fen: int = 10000  # payouts above this need a second approver
+    four_eyes_nth: int = 3  # ... and so does a user's Nth (and later) payout in a calendar month
+    image_max_bytes: int = 8 * 1024 * 1024
+    image_max_pixels: int = 40_000_000
+    ocr_after_response: bool = True  # read a claim's receipts right after its submission answers (else: the job)
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     env: str
     database_url: str
@@ -141,6 +157,7 @@ class Settings:
     allow_simulators: bool = False
     api_url: str = ""
     uploads: UploadLimits = UploadLimits()
+    claims: ClaimsSettings = None  # type: ignore[assignment]  # set by load_settings
 
     @property
     def loopback_only(self) -> bool:
@@ -317,9 +334,21 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         allow_simulators=_bool(env, "GC_ALLOW_SIMULATORS"),
         api_url=env.get("REFLEX_API_URL", public_url).rstrip("/"),
         uploads=_upload_limits(env),
+        claims=ClaimsSettings(key_b64=env.get("GC_CLAIMS_KEY", DEMO_CLAIMS_KEY), storage=env.get("GC_CLAIMS_STORAGE", ""),
+                              s3_endpoint=env.get("GC_CLAIMS_S3_ENDPOINT", ""),
+                              four_eyes_fen=_int(env, "GC_CLAIMS_FOUR_EYES_FEN", 10000),
+                              four_eyes_nth=_int(env, "GC_CLAIMS_FOUR_EYES_NTH", 3),
+                              ocr_after_response=env.get("GC_CLAIMS_OCR_AFTER_RESPONSE", "1") != "0"),
     )
     validate(settings)
     return settings
+
+
+def _b64(value: str) -> bytes:
+    try:
+        return base64.b64decode(value, validate=True)
+    except ValueError:
+        return b""
 
 
 def validate(s: Settings) -> None:
@@ -346,7 +375,11 @@ def validate(s: Settings) -> None:
     if min(u.max_bytes, u.max_rows, u.max_columns, u.max_cells, u.max_line_bytes, u.xlsx_max_entries,
            u.xlsx_max_entry_bytes, u.xlsx_max_total_bytes, u.xlsx_max_ratio) < 1:
         problems.append("GC_UPLOAD_* limits must be positive integers")
+    if len(_b64(s.claims.key_b64)) != 32:
+        problems.append("GC_CLAIMS_KEY must be base64 of 32 random bytes (AES-256-GCM key for payout accounts)")
     if s.env == "prod":
+        if s.claims.key_b64 == DEMO_CLAIMS_KEY:
+            problems.append("GC_CLAIMS_KEY must be set in prod (the demo key encrypts nothing secret)")
         if s.secret_key == DEMO_SECRET_KEY or len(s.secret_key) < 32:
             problems.append("GC_SECRET_KEY must be set to a random value of at least 32 characters")
         if s.wechat_base_url == "local":
