@@ -11,6 +11,7 @@ tick; it never stops the others.
 | orders.expire_unpaid | 1 min | cancel orders unpaid after GC_ORDER_UNPAID_MINUTES, releasing their stock and coupons once |
 | orders.notices | 1 min | send the "new order" SMS to the clerks on duty (outbox, one per order) |
 | payments.refunds | 5 min | re-send refunds that never reached WeChat Pay, query the ones still processing |
+| claims.ocr | 30 s | read cashback receipts not read yet (OCR; leased per image, so workers never read one twice) |
 
 Later features add theirs to :data:`JOBS`. ``python -m gc_admin jobs`` runs each once (for cron).
 """
@@ -61,11 +62,18 @@ def _refunds(session) -> Any:
     return retry_pending_refunds(session)
 
 
+def _claims_ocr(session) -> Any:  # noqa: ARG001 - OCR opens its own short units (no transaction while reading)
+    from gc_admin.claims.ocr import process_pending
+
+    return process_pending()
+
+
 JOBS: list[Job] = [
     Job("coupons.expiry", 3600, _coupon_expiry),
     Job("orders.expire_unpaid", 60, _expire_unpaid),
     Job("orders.notices", 60, _order_notices),
     Job("payments.refunds", 300, _refunds),
+    Job("claims.ocr", 30, _claims_ocr),
 ]
 
 
