@@ -9,10 +9,13 @@ at a restaurant).
 
 Duplicates (``kind = "duplicate"``, naming the other claim in ``claim_id`` and how in ``by``):
 - ``transaction_no``: the same 交易单号/商户单号 read on an image of another claim of the same category;
-- ``image``: an image whose perceptual hash is within :data:`PHASH_MAX_DISTANCE` bits of an image of
-  another claim (a re-compressed or lightly cropped screenshot still matches; the same file too);
+- ``image``: an image whose perceptual hash (of its content box, see
+  :func:`gc_admin.claims.images.perceptual_hash`) is within :data:`PHASH_MAX_DISTANCE` bits of an image
+  of another claim — a re-compressed or cropped screenshot still matches (2 bits measured), a different
+  receipt of the same layout does not (16+) — unless OCR read different transaction numbers on both;
 - ``same_amount``: the same user claimed the same amount within :data:`SAME_AMOUNT_WINDOW`.
-A reviewer still decides: flags inform, they never block.
+Only earlier claims are named: the first use of a receipt is not its duplicate. A reviewer still
+decides: flags inform, they never block.
 
 The perceptual-hash comparison scans the images of the last :data:`PHASH_LOOKBACK` (a claim's receipt
 is recent); at this programme's volume (thousands a month) that is a few milliseconds.
@@ -29,7 +32,7 @@ from gc_admin.claims.models import CATEGORIES, Claim, ClaimImage
 from gc_admin.core.clock import fmt_local
 from gc_admin.core.money import format_fen
 
-PHASH_MAX_DISTANCE = 12
+PHASH_MAX_DISTANCE = 10
 PHASH_LOOKBACK = dt.timedelta(days=180)
 SAME_AMOUNT_WINDOW = dt.timedelta(days=3)
 MERCHANT_WORDS: dict[str, tuple[str, ...]] = {
@@ -70,22 +73,25 @@ def duplicates(session: Session, claim: Claim, images: list[ClaimImage]) -> list
     if txns:
         rows = session.exec(
             select(ClaimImage.claim_id, ClaimImage.ocr_txn_no).join(Claim, col(Claim.id) == col(ClaimImage.claim_id))
-            .where(col(ClaimImage.ocr_txn_no).in_(txns), col(ClaimImage.claim_id) != claim.id,
+            .where(col(ClaimImage.ocr_txn_no).in_(txns), col(ClaimImage.claim_id) < (claim.id or 0),
                    col(Claim.category) == claim.category)).all()
         for other, txn in rows:
             found.setdefault((other, "transaction_no"), {"kind": "duplicate", "by": "transaction_no", "claim_id": other,
                                                          "message": f"交易单号 {txn} 已用于申请 #{other}"})
     since = claim.created_at - PHASH_LOOKBACK
-    mine = [i.phash for i in images]
+    mine = [(i.phash, i.ocr_txn_no) for i in images]
     if mine:
-        rows = session.exec(select(ClaimImage.claim_id, ClaimImage.phash)
-                            .where(col(ClaimImage.claim_id) != claim.id, col(ClaimImage.created_at) >= since)).all()
-        for other, ph in rows:
-            if (other, "image") not in found and any(_hamming(ph, m) <= PHASH_MAX_DISTANCE for m in mine):
+        rows = session.exec(select(ClaimImage.claim_id, ClaimImage.phash, ClaimImage.ocr_txn_no)
+                            .where(col(ClaimImage.claim_id) < (claim.id or 0), col(ClaimImage.created_at) >= since)).all()
+        for other, ph, txn in rows:
+            # two receipts of one layout (the same station, a week apart) look alike: when OCR read a
+            # transaction number on both and they differ, they are two payments, not one
+            if (other, "image") not in found and any(_hamming(ph, m) <= PHASH_MAX_DISTANCE and not (t and txn and t != txn)
+                                                     for m, t in mine):
                 found[(other, "image")] = {"kind": "duplicate", "by": "image", "claim_id": other,
                                            "message": f"凭证图片与申请 #{other} 的图片相同或高度相似"}
     rows = session.exec(select(Claim.id).where(
-        col(Claim.user_id) == claim.user_id, col(Claim.id) != claim.id, col(Claim.amount_paid_fen) == claim.amount_paid_fen,
+        col(Claim.user_id) == claim.user_id, col(Claim.id) < (claim.id or 0), col(Claim.amount_paid_fen) == claim.amount_paid_fen,
         col(Claim.created_at) >= claim.created_at - SAME_AMOUNT_WINDOW,
         col(Claim.created_at) <= claim.created_at + SAME_AMOUNT_WINDOW)).all()
     for other in rows:

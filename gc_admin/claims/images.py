@@ -56,7 +56,11 @@ def sniff(data: bytes) -> str | None:
 
 
 def perceptual_hash(img: Image.Image) -> str:
-    return str(imagehash.phash(img.convert("L")))
+    """64-bit pHash (hex) of the image's content box: the white margins around the content are cut
+    first, so a screenshot cropped a little differently still hashes (nearly) the same."""
+    gray = img.convert("L")
+    box = ImageOps.invert(gray).point(lambda v: 255 if v > 40 else 0).getbbox()
+    return str(imagehash.phash(gray.crop(box) if box else gray))
 
 
 def check_image(data: bytes, *, n: int, max_bytes: int, max_pixels: int) -> CheckedImage:
