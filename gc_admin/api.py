@@ -109,3 +109,4 @@ def mount_simulators(app: FastAPI) -> None:
     app.include_router(sims.wechat_router, prefix="/sim/wechat")
     app.include_router(sims.sms_router, prefix="/sim/sms")
     app.include_router(sims.wxpay_router, prefix="/sim/wechatpay")
+    app.include_router(sims.alipay_router, prefix="/sim/alipay")

@@ -34,6 +34,12 @@ local protocol simulators, an SMS outbox instead of a real SMS provider). In pro
 | GC_WXPAY_PUBLIC_KEY_PATH / GC_WXPAY_PUBLIC_KEY_ID | | WeChat Pay public key (PEM file) and its id ``PUB_KEY_ID_...`` |
 | GC_WXPAY_NOTIFY_URL | <public>/api/v1/pay/wechat/notify | where WeChat Pay posts payment results (refunds: .../refund-notify) |
 | GC_WXPAY_DEV_KEYS | <project>/data/wxpay_dev_keys.json | throwaway key set shared by the local client and simulator |
+| GC_ALIPAY_GATEWAY | local (dev/test), empty = off (prod) | Alipay open-API ``gateway.do`` URL for cashback transfers; ``local`` = the in-process simulator with throwaway certificates (dev/test only) |
+| GC_ALIPAY_APP_ID | 2021000000000000 (demo) | the Alipay application's id |
+| GC_ALIPAY_APP_PRIVATE_KEY_PATH / GC_ALIPAY_APP_CERT_PATH | | the application's RSA private key (PEM) and ``appCertPublicKey_<appid>.crt`` |
+| GC_ALIPAY_CERT_PATH / GC_ALIPAY_ROOT_CERT_PATH | | ``alipayCertPublicKey_RSA2.crt`` and ``alipayRootCert.crt`` (certificate mode) |
+| GC_ALIPAY_TIMEOUT_SECONDS | 15 | one transfer or query exchange; an exchange that times out is an unknown outcome, queried before any retry |
+| GC_ALIPAY_DEV_CERTS | <project>/data/alipay_dev_certs.json | throwaway certificates shared by the local client and simulator |
 | GC_ORDER_UNPAID_MINUTES | 30 | an unpaid order is closed at WeChat Pay and cancelled after this long (its reservations released) |
 | GC_ONDUTY_PHONES | (empty) | comma-separated phones told of new paid orders by SMS; empty = enabled clerks with a phone |
 | GC_UPLOAD_MAX_MB | 50 | any uploaded file (stock codes, issuance phones, trade bills, every later upload); bigger request bodies are refused before they are read |
@@ -67,6 +73,7 @@ DEMO_WECHAT_APPID = "wxdemo0000000000"
 DEMO_WECHAT_SECRET = "demo-wechat-secret"
 DEMO_WXPAY_MCHID = "1900000001"
 DEMO_CLAIMS_KEY = "ZGVtby1jbGFpbXMta2V5LW5vdC1mb3ItcHJvZCEhISE="  # base64 of 32 bytes; refused in prod
+DEMO_ALIPAY_APP_ID = "2021000000000000"
 
 ENVS = ("dev", "test", "prod")
 SMS_PROVIDERS = ("outbox", "aliyun", "tencent")
@@ -100,6 +107,18 @@ class WxPaySettings:
     notify_url: str
     refund_notify_url: str
     dev_keys_path: Path
+
+
+@dataclasses.dataclass(frozen=True)
+class AlipaySettings:
+    gateway: str = ""  # "" = no Alipay transfers, "local" = the simulator
+    app_id: str = DEMO_ALIPAY_APP_ID
+    app_private_key_path: str = ""
+    app_cert_path: str = ""
+    alipay_cert_path: str = ""
+    alipay_root_cert_path: str = ""
+    timeout_seconds: int = 15
+    dev_certs_path: Path = PROJECT_ROOT / "data" / "alipay_dev_certs.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,7 +176,8 @@ class Settings:
     allow_simulators: bool = False
     api_url: str = ""
     uploads: UploadLimits = UploadLimits()
-    claims: ClaimsSettings = None  # type: ignore[assignment]  # set by load_settings
+    claims: ClaimsSettings = ClaimsSettings()
+    alipay: AlipaySettings = AlipaySettings()
 
     @property
     def loopback_only(self) -> bool:
@@ -339,6 +359,16 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
                               four_eyes_fen=_int(env, "GC_CLAIMS_FOUR_EYES_FEN", 10000),
                               four_eyes_nth=_int(env, "GC_CLAIMS_FOUR_EYES_NTH", 3),
                               ocr_after_response=env.get("GC_CLAIMS_OCR_AFTER_RESPONSE", "1") != "0"),
+        alipay=AlipaySettings(
+            gateway=env.get("GC_ALIPAY_GATEWAY", "" if gc_env == "prod" else "local").strip().rstrip("/"),
+            app_id=env.get("GC_ALIPAY_APP_ID", DEMO_ALIPAY_APP_ID),
+            app_private_key_path=env.get("GC_ALIPAY_APP_PRIVATE_KEY_PATH", ""),
+            app_cert_path=env.get("GC_ALIPAY_APP_CERT_PATH", ""),
+            alipay_cert_path=env.get("GC_ALIPAY_CERT_PATH", ""),
+            alipay_root_cert_path=env.get("GC_ALIPAY_ROOT_CERT_PATH", ""),
+            timeout_seconds=_int(env, "GC_ALIPAY_TIMEOUT_SECONDS", 15),
+            dev_certs_path=Path(env.get("GC_ALIPAY_DEV_CERTS", str(PROJECT_ROOT / "data" / "alipay_dev_certs.json"))),
+        ),
     )
     validate(settings)
     return settings
@@ -363,8 +393,8 @@ def validate(s: Settings) -> None:
     bad_phones = [p for p in s.onduty_phones if not (len(p) == 11 and p.isascii() and p.isdigit() and p[0] == "1")]
     if bad_phones:
         problems.append(f"GC_ONDUTY_PHONES must list 11-digit mainland mobile numbers, got {bad_phones}")
-    local = [n for n, v in (("GC_WECHAT_BASE_URL", s.wechat_base_url), ("GC_WXPAY_BASE_URL", s.wxpay.base_url))
-             if v == "local"]
+    local = [n for n, v in (("GC_WECHAT_BASE_URL", s.wechat_base_url), ("GC_WXPAY_BASE_URL", s.wxpay.base_url),
+                            ("GC_ALIPAY_GATEWAY", s.alipay.gateway)) if v == "local"]
     if s.env != "prod" and local and not s.simulators_enabled:
         problems.append(
             f"GC_HOST={s.host} listens beyond this machine, and {', '.join(local)}=local needs the simulators under "
@@ -399,6 +429,17 @@ def validate(s: Settings) -> None:
             problems.append("GC_WXPAY_MCHID and the merchant/platform key settings (GC_WXPAY_*) are required in prod")
         if len(w.apiv3_key.encode()) != 32:
             problems.append("GC_WXPAY_APIV3_KEY must be the 32-byte APIv3 key")
+    a = s.alipay
+    if not 1 <= a.timeout_seconds <= 120:
+        problems.append("GC_ALIPAY_TIMEOUT_SECONDS must be between 1 and 120")
+    if a.gateway not in ("", "local") and not (a.app_private_key_path and a.app_cert_path and a.alipay_cert_path
+                                               and a.alipay_root_cert_path):
+        problems.append("GC_ALIPAY_GATEWAY needs GC_ALIPAY_APP_PRIVATE_KEY_PATH, GC_ALIPAY_APP_CERT_PATH, "
+                        "GC_ALIPAY_CERT_PATH and GC_ALIPAY_ROOT_CERT_PATH (certificate mode)")
+    if s.env == "prod" and a.gateway == "local":
+        problems.append("GC_ALIPAY_GATEWAY must be the real Alipay gateway (or empty: no transfers) in prod")
+    if s.env == "prod" and a.gateway and a.app_id == DEMO_ALIPAY_APP_ID:
+        problems.append("GC_ALIPAY_APP_ID must be the real Alipay application id in prod")
     if problems:
         raise ConfigError("invalid configuration:\n- " + "\n- ".join(problems))
 

@@ -14,6 +14,7 @@ from gc_admin.coupons.models import (
     StockCode,
     StockImport,
 )
+from gc_admin.integrations.alipay.models import SimAlipayFault, SimAlipayOrder
 from gc_admin.integrations.sms.models import SmsMessage
 from gc_admin.orders.models import OrderEvent, OrderNotice, ServiceOrder
 from gc_admin.partners.models import PartnerKey
@@ -37,5 +38,5 @@ __all__ = [
     "ReconciliationRun", "Refund", "ServiceOrder", "StoredValueEntry", "UserBalance",
     "Claim", "ClaimEvent", "ClaimImage", "ClaimPayout", "ClaimRejectReason", "EvOperator",
     "AuditLog", "Coupon", "IssuanceBatch", "IssuanceRow", "LoginAttempt", "MpUser", "PartnerKey", "Product", "Programme",
-    "SmsLoginCode", "SmsMessage", "StaffSession", "StaffUser", "StockCode", "StockImport", "metadata",
+    "SimAlipayFault", "SimAlipayOrder", "SmsLoginCode", "SmsMessage", "StaffSession", "StaffUser", "StockCode", "StockImport", "metadata",
 ]

@@ -121,11 +121,12 @@ class Wired:
 
 @contextlib.contextmanager
 def wired(app: FastAPI | None = None) -> Iterator[Wired]:
-    """The app's WeChat and WeChat Pay clients, and the WeChat Pay simulator's notify delivery, all into
+    """The app's WeChat, WeChat Pay and Alipay clients, and the WeChat Pay simulator's notify delivery, all into
     ``app`` in-process (a new app when none is given): tests pay, get notified and refund through the real
     client, routes and protocol."""
     from gc_admin.api import build_api
     from gc_admin.integrations import sims
+    from gc_admin.integrations.alipay import setup as alipay
     from gc_admin.integrations.wechat import client as wx
     from gc_admin.integrations.wechatpay import setup
 
@@ -135,6 +136,7 @@ def wired(app: FastAPI | None = None) -> Iterator[Wired]:
     transport = InProcessTransport(app)
     setup.set_transport(transport)
     wx.set_transport(transport)
+    alipay.set_transport(transport)
     state = sims.simulators().wxpay
     delivered: list[int] = []
 
@@ -150,6 +152,7 @@ def wired(app: FastAPI | None = None) -> Iterator[Wired]:
     finally:
         setup.set_transport(None)
         wx.set_transport(None)
+        alipay.set_transport(None)
 
 
 def race(n: int, work: Callable[[int], Any], *, timeout: float = 120) -> list[Any]:

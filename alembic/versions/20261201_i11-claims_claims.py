@@ -28,7 +28,7 @@ REJECT_REASONS = (
 
 
 revision: str = "i11_claims"  # alembic refuses "-" in an id
-down_revision: str | Sequence[str] | None = '0005'
+down_revision: str | Sequence[str] | None = "i11_alipay"  # after the Alipay simulator (same issue); the lead re-chains
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -72,7 +72,7 @@ def test_simulators_beyond_loopback_need_explicit_consent():
     assert not s.loopback_only and s.simulators_enabled
     # with real endpoints configured nothing needs the simulators: they stay unmounted
     s = load_settings({"GC_HOST": "0.0.0.0", "GC_WECHAT_BASE_URL": "https://api.weixin.qq.com",
-                       "GC_WXPAY_BASE_URL": "https://api.mch.weixin.qq.com"})
+                       "GC_WXPAY_BASE_URL": "https://api.mch.weixin.qq.com", "GC_ALIPAY_GATEWAY": ""})
     assert not s.simulators_enabled
     for host in ("127.0.0.1", "127.0.0.5", "::1", "localhost"):
         assert load_settings({"GC_HOST": host}).simulators_enabled, host
