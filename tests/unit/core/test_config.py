@@ -22,6 +22,7 @@ PROD_OK = {
     "GC_WXPAY_APIV3_KEY": "a" * 32,
     "GC_WXPAY_PUBLIC_KEY_PATH": "/etc/gc/pub_key.pem",
     "GC_WXPAY_PUBLIC_KEY_ID": "PUB_KEY_ID_0112345678",
+    "GC_CLAIMS_KEY": "cmVhbC1jbGFpbXMta2V5LTMyLWJ5dGVzLWxvbmchISE=",
 }
 
 
@@ -117,6 +118,8 @@ def test_prod_accepts_real_settings():
         ({"GC_WXPAY_BASE_URL": "local"}, "GC_WXPAY_BASE_URL"),
         ({"GC_WXPAY_MCHID": "1900000001"}, "GC_WXPAY_MCHID"),
         ({"GC_WXPAY_APIV3_KEY": "short"}, "GC_WXPAY_APIV3_KEY"),
+        ({"GC_CLAIMS_KEY": "ZGVtby1jbGFpbXMta2V5LW5vdC1mb3ItcHJvZCEhISE="}, "GC_CLAIMS_KEY"),
+        ({"GC_CLAIMS_KEY": "c2hvcnQ="}, "GC_CLAIMS_KEY"),
     ],
 )
 def test_prod_refuses_demo_secrets(override, fragment):
