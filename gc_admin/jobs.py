@@ -11,6 +11,7 @@ tick; it never stops the others.
 | orders.expire_unpaid | 1 min | cancel orders unpaid after GC_ORDER_UNPAID_MINUTES, releasing their stock and coupons once |
 | orders.notices | 1 min | send the "new order" SMS to the clerks on duty (outbox, one per order) |
 | payments.refunds | 5 min | re-send refunds that never reached WeChat Pay, query the ones still processing |
+| claims.payouts | 2 min | resume cashback payouts left unfinished (a worker died, a timeout): query Alipay first, never a second transfer |
 | claims.ocr | 30 s | read cashback receipts not read yet (OCR; leased per image, so workers never read one twice) |
 
 Later features add theirs to :data:`JOBS`. ``python -m gc_admin jobs`` runs each once (for cron).
@@ -68,12 +69,19 @@ def _claims_ocr(session) -> Any:  # noqa: ARG001 - OCR opens its own short units
     return process_pending()
 
 
+def _claims_payouts(session) -> Any:  # noqa: ARG001 - each payout in its own units; Alipay asked outside them
+    from gc_admin.claims.payout import resume_unfinished
+
+    return resume_unfinished()
+
+
 JOBS: list[Job] = [
     Job("coupons.expiry", 3600, _coupon_expiry),
     Job("orders.expire_unpaid", 60, _expire_unpaid),
     Job("orders.notices", 60, _order_notices),
     Job("payments.refunds", 300, _refunds),
     Job("claims.ocr", 30, _claims_ocr),
+    Job("claims.payouts", 120, _claims_payouts),
 ]
 
 

@@ -2,7 +2,8 @@
 (``/admin/claims``). Thin: parse → service/flow → serialise.
 
 ``POST /mp/claims`` is multipart: the form fields of :class:`gc_admin.claims.service.ClaimForm`
-(``items`` a JSON list of item codes) and 1–6 ``images``. Each image is read with a cap (never more
+(``items`` a JSON list of item codes) and 1–6 ``images``. ``real_name`` is required for an Alipay
+payout too (beyond API.md): Alipay refuses a transfer to a login id without the holder's real name. Each image is read with a cap (never more
 than the limit plus one chunk is held) and checked by content; OCR runs afterwards, off the request
 path (a background task after the response, and the ``claims.ocr`` job for anything left).
 """
@@ -12,16 +13,22 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Depends, File, Form, UploadFile
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, BackgroundTasks, Depends, File, Form, Path, Query, UploadFile
+from fastapi.responses import JSONResponse, Response
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
-from gc_admin.claims import flows, service
+from gc_admin.accounts.deps import require_staff
+from gc_admin.claims import flows, review, service
 from gc_admin.claims.images import ImageRefused
 from gc_admin.claims.models import STATUSES
+from gc_admin.claims.storage import get_storage
 from gc_admin.config import get_settings
+from gc_admin.core.clock import iso
 from gc_admin.core.errors import InvalidInput
-from gc_admin.core.params import Id, MpLimit, Offset
+from gc_admin.core.http import StrictModel
+from gc_admin.core.params import Day, Id, IdField, Limit, MpLimit, Offset
+from gc_admin.core.principal import Principal
 from gc_admin.db import session_scope
 from gc_admin.users.deps import require_user
 from gc_admin.users.models import MpUser
@@ -113,4 +120,107 @@ def my_claim(claim_id: Id, user: MpUser = Depends(require_user)) -> dict[str, An
         return service.claim_view(session, service.get_user_claim(session, user=user, claim_id=claim_id))
 
 
-routers = (mp,)
+
+# --- staff ------------------------------------------------------------------------------------------
+
+admin = APIRouter(prefix="/admin", tags=["admin: claims"])
+staff = require_staff("claims")
+
+
+class ApproveBody(StrictModel):
+    note: str = Field("", max_length=200)
+
+
+class RejectBody(StrictModel):
+    reason: str = Field(min_length=1, max_length=200, description="a code from /admin/claims/options or free text")
+
+
+class PayoutBody(StrictModel):
+    reference: str | None = Field(None, max_length=64, description="a manual transfer's reference; none: Alipay")
+
+
+class BulkBody(StrictModel):
+    claim_ids: list[IdField] = Field(min_length=1, max_length=review.BULK_MAX)
+
+
+@admin.get("/claims/options", summary="审核选项：驳回原因列表、充电运营商")
+def review_options(principal: Principal = Depends(staff)) -> dict[str, Any]:  # noqa: ARG001
+    with session_scope() as session:
+        return {"reject_reasons": service.reject_reasons(session), "ev_operators": service.ev_operators(session)}
+
+
+@admin.get("/claims", summary="返现审核队列")
+def queue(principal: Principal = Depends(staff), status: str | None = None, category: str | None = None,
+          city: str | None = Query(None, max_length=16), q: str | None = Query(None, max_length=20),
+          date_from: Day | None = Query(None, alias="from"), date_to: Day | None = Query(None, alias="to"),
+          min_fen: Annotated[int | None, Query(ge=0, le=10**9)] = None,
+          max_fen: Annotated[int | None, Query(ge=0, le=10**9)] = None, flagged: bool | None = None,
+          offset: Offset = 0, limit: Limit = 50) -> dict[str, Any]:
+    f = review.QueueFilter(status=status, category=category, city=city, q=q, date_from=date_from, date_to=date_to,
+                           min_fen=min_fen, max_fen=max_fen, flagged=flagged)
+    with session_scope() as session:
+        page = review.list_queue(session, filters=f, offset=offset, limit=limit)
+        return {"total": page.total, "items": [review.row_view(c) for c in page.rows]}
+
+
+@admin.get("/claims/{claim_id}", summary="一条返现申请：图片与识别结果、异常、重复、历史")
+def claim_detail(claim_id: Id, principal: Principal = Depends(staff)) -> dict[str, Any]:  # noqa: ARG001
+    with session_scope() as session:
+        return review.detail(session, claim_id=claim_id)
+
+
+@admin.get("/claims/{claim_id}/images/{n}", summary="凭证图片（仅审核人员）", response_class=Response)
+def claim_image(claim_id: Id, n: Annotated[int, Path(ge=1, le=6, description="image number, 1-6")],
+                principal: Principal = Depends(staff)) -> Response:  # noqa: ARG001
+    with session_scope() as session:
+        img = review.image_of(session, claim_id=claim_id, n=n)
+        key, content_type = img.storage_key, img.content_type
+    return Response(get_storage().get(key), media_type=content_type,
+                    headers={"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff",
+                             "Content-Disposition": f'inline; filename="claim-{claim_id}-{n}"'})
+
+
+@admin.post("/claims/{claim_id}/lease", summary="开始审核（占用，其他人不能同时审核）")
+def lease(claim_id: Id, principal: Principal = Depends(staff)) -> dict[str, Any]:
+    with session_scope() as session:
+        claim = review.take_lease(session, claim_id=claim_id, principal=principal)
+        return {"claim_id": claim_id, "leased_by": claim.lease_staff_name, "until": iso(claim.lease_until)}
+
+
+@admin.post("/claims/{claim_id}/release", summary="结束审核（释放占用）")
+def release(claim_id: Id, principal: Principal = Depends(staff)) -> dict[str, Any]:
+    with session_scope() as session:
+        review.release_lease(session, claim_id=claim_id, principal=principal)
+    return {"claim_id": claim_id, "released": True}
+
+
+@admin.post("/claims/bulk/approve", summary="批量通过（仅无异常提示的申请）")
+def bulk_approve(body: BulkBody, principal: Principal = Depends(staff)) -> dict[str, Any]:
+    results = flows.bulk_approve(claim_ids=body.claim_ids, principal=principal)
+    return {"approved": sum(1 for r in results if r["ok"]), "results": results}
+
+
+@admin.post("/claims/{claim_id}/approve", summary="审核通过（支付宝收款的申请随即打款）")
+def approve(claim_id: Id, body: ApproveBody | None = None, principal: Principal = Depends(staff)) -> dict[str, Any]:
+    return flows.approve(claim_id=claim_id, principal=principal, note=(body.note if body else ""))
+
+
+@admin.post("/claims/{claim_id}/reject", summary="驳回（券退回用户）")
+def reject(claim_id: Id, body: RejectBody, principal: Principal = Depends(staff)) -> dict[str, Any]:
+    with session_scope() as session:
+        d = review.reject(session, claim_id=claim_id, principal=principal, reason=body.reason)
+    return {"claim_id": d.claim_id, "status": d.status}
+
+
+@admin.post("/claims/{claim_id}/payout", summary="打款：填写人工转账流水号，或（不填）通过支付宝打款/重试")
+def payout(claim_id: Id, body: PayoutBody | None = None, principal: Principal = Depends(staff)) -> dict[str, Any]:
+    return flows.payout_now(claim_id=claim_id, principal=principal, reference=body.reference if body else None)
+
+
+@admin.post("/claims/{claim_id}/reveal", summary="查看完整收款账号（记录操作日志）")
+def reveal(claim_id: Id, principal: Principal = Depends(staff)) -> dict[str, str]:
+    with session_scope() as session:
+        return review.reveal_account(session, claim_id=claim_id, principal=principal)
+
+
+routers = (mp, admin)

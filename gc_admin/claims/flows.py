@@ -93,3 +93,65 @@ def claim_view(claim_id: int) -> dict:
         claim = session.get(Claim, claim_id)
         assert claim is not None
         return service.claim_view(session, claim)
+
+
+# --- staff decisions that end in a payout --------------------------------------------------------
+
+def alipay_enabled() -> bool:
+    from gc_admin.integrations.alipay.setup import configured
+
+    return configured()
+
+
+def approve(*, claim_id: int, principal, note: str = "") -> dict:
+    """Approve (one unit of work, committed), then — for an Alipay claim that needs no second approver —
+    pay it at once (:func:`gc_admin.claims.payout.pay`, its own units). The answer says what happened."""
+    from gc_admin.claims import payout, review
+
+    with session_scope() as session:
+        decision = review.approve(session, claim_id=claim_id, principal=principal, note=note)
+        claim = session.get(Claim, claim_id)
+        assert claim is not None
+        auto = decision.status == "approved" and claim.payout_method == "alipay" and not claim.four_eyes
+    out = {"claim_id": claim_id, "status": decision.status, "awaiting_second": decision.awaiting_second, "payout": None}
+    if auto and alipay_enabled():
+        result = payout.pay(claim_id=claim_id, principal=principal)
+        out.update(status=result.status, payout={"status": result.payout_status, "out_biz_no": result.out_biz_no,
+                                                  "message": result.message})
+    return out
+
+
+def payout_now(*, claim_id: int, principal, reference: str | None = None) -> dict:
+    """A manual transfer's reference recorded, or the Alipay payout executed / resumed."""
+    from gc_admin.claims import payout
+
+    if reference:
+        with session_scope() as session:
+            p = payout.pay_manual(session, claim_id=claim_id, principal=principal, reference=reference)
+            return {"claim_id": claim_id, "status": "paid",
+                    "payout": {"status": p.status, "out_biz_no": p.out_biz_no, "reference": p.reference,
+                               "message": "已登记人工转账"}}
+    if not alipay_enabled():
+        raise InvalidInput("未配置支付宝打款，请人工转账后填写转账流水号", code="ALIPAY_NOT_CONFIGURED")
+    result = payout.pay(claim_id=claim_id, principal=principal)
+    return {"claim_id": claim_id, "status": result.status,
+            "payout": {"status": result.payout_status, "out_biz_no": result.out_biz_no, "message": result.message}}
+
+
+def bulk_approve(*, claim_ids: list[int], principal) -> list[dict]:
+    """Approve several claims, each in its own units (one failure does not stop the rest); claims with
+    flags are refused here (``CLAIM_FLAGGED``): a flagged claim is looked at one by one."""
+    from gc_admin.claims import review
+    from gc_admin.core.errors import Conflict, DomainError
+
+    results = []
+    for claim_id in dict.fromkeys(claim_ids):
+        try:
+            with session_scope() as session:
+                claim = review.get_claim(session, claim_id=claim_id)
+                if claim.flags:
+                    raise Conflict("该申请有异常提示，请逐条审核", code="CLAIM_FLAGGED")
+            results.append({**approve(claim_id=claim_id, principal=principal), "ok": True})
+        except DomainError as exc:
+            results.append({"claim_id": claim_id, "ok": False, "error": exc.to_dict()})
+    return results

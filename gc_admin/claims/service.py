@@ -124,8 +124,11 @@ def validate_form(session: Session, form: ClaimForm) -> ClaimForm:
         contact = normalize_phone(form.contact_phone or "")
         if contact is None:
             raise _bad("请填写正确的联系电话（11 位手机号）", "INVALID_CONTACT_PHONE")
+        name = (form.real_name or "").strip()
+        if not NAME_RE.match(name):  # Alipay refuses a transfer to a login id without the holder's name
+            raise _bad("请填写支付宝账号的实名认证姓名", "INVALID_REAL_NAME")
         return dataclasses.replace(form, station=station, items=items, alipay_account=account, contact_phone=contact,
-                                   real_name="", bank_card_no="", bank_name="")
+                                   real_name=name, bank_card_no="", bank_name="")
     name = (form.real_name or "").strip()
     if not NAME_RE.match(name):
         raise _bad("请填写银行卡开户人真实姓名", "INVALID_REAL_NAME")
@@ -217,7 +220,7 @@ def submit_claim(session: Session, *, user: MpUser, form: ClaimForm, images: lis
             station=form.station, items=list(form.items), city=user.city or "", phone=user.phone or "",
             payout_method=form.payout_method, account_enc=crypto.encrypt(account, field="account"),
             account_masked=crypto.mask_account(account),
-            real_name_enc=crypto.encrypt(form.real_name, field="real_name") if is_bank else None,
+            real_name_enc=crypto.encrypt(form.real_name, field="real_name"),
             real_name_masked=crypto.mask_name(form.real_name), contact_phone=form.contact_phone, bank_name=form.bank_name,
             status="pending_review", created_at=now, updated_at=now)
         session.add(claim)

@@ -97,7 +97,8 @@ def give_coupons(phone: str, category: str = "fuel", n: int = 1, batch: str | No
 
 def claim_form(**over: Any) -> dict[str, str]:
     form = {"category": "fuel", "amount_paid_fen": "12800", "station": "中国石化南宁民族大道加油站", "payout_method": "alipay",
-            "alipay_account": "13812345678", "contact_phone": "13812345678", "client_ref": "c-1"}
+            "alipay_account": "13812345678", "real_name": "张三", "contact_phone": "13812345678",
+            "client_ref": "c-1"}
     form.update({k: str(v) for k, v in over.items()})
     return form
 
@@ -110,3 +111,41 @@ def post_claim(api: Any, headers: dict[str, str], *, images: list[bytes] | None 
 
 
 CARD = luhn_card()  # a card number whose check digit is right
+
+
+def staff_world(make_staff) -> None:
+    """Reviewers (two clerks, a manager) and roles that may not review."""
+    for name, role in [("chen", "clerk"), ("liu", "clerk"), ("mgr", "manager"), ("kefu", "service"),
+                       ("picc", "insurer"), ("sup", "supplier")]:
+        make_staff(name, role, name={"chen": "陈内勤", "liu": "李内勤", "mgr": "王经理"}.get(name, name))
+
+
+def filed_claim(api: Any, phone: str = "13812345678", category: str = "fuel", **over: Any) -> dict:
+    """A user with a coupon of ``category`` files a claim; returns its body."""
+    give_coupons(phone, category, batch=f"B-{phone}-{category}-{over.get('client_ref', 'c-1')}")
+    resp = post_claim(api, user_headers(api, phone), category=category, **over)
+    assert resp.status_code == 201, resp.text
+    return resp.json()
+
+
+def user_headers(api: Any, phone: str) -> dict[str, str]:
+    """A signed-in user's headers, signed in once per test client (SMS codes are throttled per phone)."""
+    from tests.support import sms_user
+
+    cache = api.__dict__.setdefault("_claims_users", {})
+    if phone not in cache:
+        cache[phone] = sms_user(api, phone)
+    return cache[phone]
+
+
+def sim_transfers(out_biz_no: str) -> int:
+    from gc_admin.integrations import sims
+    from gc_admin.integrations.alipay.simulator import transfers_for
+
+    return len(transfers_for(sims.simulators().alipay, out_biz_no))
+
+
+def all_sim_transfers() -> int:
+    from tests.support import scalar
+
+    return scalar("SELECT count(*) FROM sim_alipay_order")

@@ -67,6 +67,7 @@ def test_cli_runs_every_job_once_and_each_does_its_work_once(db, capsys, monkeyp
             "orders.notices: {'sent': 1}",
             "payments.refunds: 1",
             "claims.ocr: {'done': 0, 'failed': 0}",
+            "claims.payouts: {}",
         ]
         after_first = effects()
         assert get(unpaid.id).status == "cancelled" and w.state.orders[unpaid.order_no].trade_state == "CLOSED"
@@ -84,6 +85,7 @@ def test_cli_runs_every_job_once_and_each_does_its_work_once(db, capsys, monkeyp
             "orders.notices: {'sent': 0}",
             "payments.refunds: 0",
             "claims.ocr: {'done': 0, 'failed': 0}",
+            "claims.payouts: {}",
         ]
         assert effects() == after_first
     get_settings.cache_clear()
