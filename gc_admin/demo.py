@@ -18,6 +18,7 @@ from gc_admin.accounts.service import PROGRAMME_ROLES, create_staff
 from gc_admin.audit.service import Actor, record
 from gc_admin.core.clock import utcnow
 from gc_admin.core.roles import ROLE_LABELS
+from gc_admin.claims.demo import load as load_claims
 from gc_admin.coupons.demo import load as load_coupons
 from gc_admin.db import session_scope
 from gc_admin.users.models import MpUser
@@ -37,7 +38,7 @@ DEMO_STAFF: tuple[tuple[str, str, str, str], ...] = (
 
 DEMO_ACTOR = Actor("system", None, "演示数据")
 
-EXTRA_LOADERS: list[Callable[[Session, random.Random], None]] = [load_coupons]
+EXTRA_LOADERS: list[Callable[[Session, random.Random], None]] = [load_coupons, load_claims]
 
 
 def _users(session: Session, rng: random.Random, n: int = 320) -> None:
