@@ -9,6 +9,8 @@ from gc_admin.accounts.state import StaffState
 from gc_admin.api import build_api, with_security_headers
 from gc_admin.audit.page import audit_page
 from gc_admin.audit.state import AuditState
+from gc_admin.claims.page import claims_page
+from gc_admin.claims.state import ClaimsState
 from gc_admin.core.roles import SECTION_BY_KEY
 from gc_admin.customers.page import users_page
 from gc_admin.customers.state import UsersState
@@ -58,6 +60,7 @@ _add("stock", stock_page, StockState.load)
 _add("issuance", issuance_page, IssuanceState.load)
 _add("orders", orders_page, OrdersState.load)
 _add("ledger", ledger_page, LedgerState.load)
+_add("claims", claims_page, ClaimsState.load)
 _add("staff", staff_management, StaffState.load)
 _add("users", users_page, UsersState.load)
 _add("partners", partners_page, PartnersState.load)

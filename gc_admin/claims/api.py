@@ -13,23 +13,26 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Depends, File, Form, Path, Query, UploadFile
+from fastapi import APIRouter, BackgroundTasks, Depends, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from gc_admin.accounts.deps import require_staff
+from gc_admin.accounts.service import resolve_session
 from gc_admin.claims import flows, review, service
 from gc_admin.claims.images import ImageRefused
 from gc_admin.claims.models import STATUSES
 from gc_admin.claims.storage import get_storage
 from gc_admin.config import get_settings
 from gc_admin.core.clock import iso
-from gc_admin.core.errors import InvalidInput
-from gc_admin.core.http import StrictModel
+from gc_admin.core.errors import Forbidden, InvalidInput, Unauthorized
+from gc_admin.core.http import StrictModel, bearer, client_ip
+from gc_admin.core.roles import may
 from gc_admin.core.params import Day, Id, IdField, Limit, MpLimit, Offset
 from gc_admin.core.principal import Principal
 from gc_admin.db import session_scope
+from gc_admin.ui.auth import COOKIE_NAME
 from gc_admin.users.deps import require_user
 from gc_admin.users.models import MpUser
 
@@ -169,9 +172,24 @@ def claim_detail(claim_id: Id, principal: Principal = Depends(staff)) -> dict[st
         return review.detail(session, claim_id=claim_id)
 
 
-@admin.get("/claims/{claim_id}/images/{n}", summary="凭证图片（仅审核人员）", response_class=Response)
+def _reviewer(request: Request) -> Principal:
+    """The staff member behind the bearer token, or behind the dashboard's session cookie (an ``<img>``
+    on the review page sends no header; the cookie is ``SameSite=Strict``, and this is a read)."""
+    if bearer(request) is None and request.cookies.get(COOKIE_NAME):
+        with session_scope() as session:
+            principal = resolve_session(session, request.cookies[COOKIE_NAME], ip=client_ip(request))
+        if principal is None:
+            raise Unauthorized("登录已失效，请重新登录", code="UNAUTHORIZED")
+        if not may(principal.role, "claims"):
+            raise Forbidden("没有权限执行此操作", code="FORBIDDEN")
+        return principal
+    return staff(request)
+
+
+@admin.get("/claims/{claim_id}/images/{n}", summary="凭证图片（仅审核人员；Bearer 或后台会话 Cookie）",
+           response_class=Response)
 def claim_image(claim_id: Id, n: Annotated[int, Path(ge=1, le=6, description="image number, 1-6")],
-                principal: Principal = Depends(staff)) -> Response:  # noqa: ARG001
+                principal: Principal = Depends(_reviewer)) -> Response:  # noqa: ARG001
     with session_scope() as session:
         img = review.image_of(session, claim_id=claim_id, n=n)
         key, content_type = img.storage_key, img.content_type
