@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Depends, File, Form, Path, Query, Request, UploadFile
+from fastapi import APIRouter, BackgroundTasks, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
@@ -188,7 +188,7 @@ def _reviewer(request: Request) -> Principal:
 
 @admin.get("/claims/{claim_id}/images/{n}", summary="凭证图片（仅审核人员；Bearer 或后台会话 Cookie）",
            response_class=Response)
-def claim_image(claim_id: Id, n: Annotated[int, Path(ge=1, le=6, description="image number, 1-6")],
+def claim_image(claim_id: Id, n: Id,  # the image number (1-6; another is a 404)
                 principal: Principal = Depends(_reviewer)) -> Response:  # noqa: ARG001
     with session_scope() as session:
         img = review.image_of(session, claim_id=claim_id, n=n)

@@ -1,6 +1,7 @@
 """返现审核 page: the queue on the left, the claim under review on the right — images large (zoom,
 rotate), the claim's figures beside what OCR read, mismatches, duplicates, the user's history — and
-the keyboard (see :mod:`gc_admin.claims.state`; the cheat sheet is on the page)."""
+the keyboard (a window key listener, unmounted while a text field has the focus; see
+:mod:`gc_admin.claims.state`; the cheat sheet is on the page)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def _filters() -> rx.Component:
                                              rx.select.item("无异常", value="no")),
                            value=S.flagged, on_change=S.set_flagged),
             rx.input(placeholder="手机号 / 后四位 / 申请号", value=S.q, on_change=S.set_q, width="13rem",
-                     data_testid="claims-q"),
+                     on_focus=S.focus_field, on_blur=S.blur_field, data_testid="claims-q"),
             rx.button(rx.icon("search", size=14), "查询", type="submit", variant="soft"),
             rx.spacer(),
             rx.text("共 ", S.total, " 条", size="2", color_scheme="gray", data_testid="claims-total"),
@@ -153,12 +154,11 @@ def _review() -> rx.Component:
                     rx.foreach(S.images, _image),
                     width="100%", spacing="3",
                 ),
-                id="claims-review", tab_index=0, on_key_down=S.key, data_testid="claims-review",
-                style={"outline": "none", "width": "100%"},
+                id="claims-review", data_testid="claims-review", style={"width": "100%"},
             ),
             rx.cond(S.mode == "reject", rx.hstack(
                 rx.input(placeholder="或填写其他原因", value=S.reason_text, on_change=S.set_reason_text, width="20rem",
-                         data_testid="reject-text"),
+                         on_focus=S.focus_field, on_blur=S.blur_field, data_testid="reject-text"),
                 rx.button("确认驳回", color_scheme="red", on_click=S.confirm, data_testid="reject-confirm"),
                 rx.button("取消", variant="ghost", on_click=S.ask(""), color_scheme="gray"),
             )),
@@ -185,6 +185,7 @@ def claims_page() -> rx.Component:
     return rx.vstack(
         _filters(),
         rx.text(KEYS, size="1", color_scheme="gray", data_testid="claims-keys"),
+        rx.cond(S.typing, rx.fragment(), rx.window_event_listener(on_key_down=S.key)),
         rx.hstack(_queue(), _review(), width="100%", align="start", spacing="4"),
         width="100%", spacing="3",
     )

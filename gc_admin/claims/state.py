@@ -1,6 +1,6 @@
 """返现审核 page state: one page of the queue and the one claim under review, keyboard-driven.
 
-Keys (:meth:`ClaimsState.key`, from the focusable review panel): ``j``/``k`` next/previous claim,
+Keys (:meth:`ClaimsState.key`, a window key listener; ignored while a text field has the focus): ``j``/``k`` next/previous claim,
 ``a`` approve (asks; ``Enter`` confirms, ``Esc`` cancels), ``r`` reject (pick a reason with ``1``–``9``,
 ``Enter`` confirms), ``+``/``-`` zoom, ``o`` rotate, ``b`` batch-approve the page's unflagged claims (asks).
 A clean claim is reviewed in three keystrokes: ``j``, ``a``, ``Enter``.
@@ -49,6 +49,7 @@ class ClaimsState(rx.State):
     reason: str = ""
     reason_text: str = ""
     message: str = ""
+    typing: bool = False  # a text field has the focus: keys are text, not commands
 
     def _on_denied(self) -> None:
         self.rows, self.total, self.claim, self.images = [], 0, {}, []
@@ -116,6 +117,16 @@ class ClaimsState(rx.State):
 
     @rx.event
     @public
+    def focus_field(self):
+        self.typing = True
+
+    @rx.event
+    @public
+    def blur_field(self):
+        self.typing = False
+
+    @rx.event
+    @public
     def set_q(self, value: str):
         self.q = value.strip()[:20]
 
@@ -136,7 +147,9 @@ class ClaimsState(rx.State):
     # --- the keyboard -----------------------------------------------------------------------------
     @rx.event
     @guarded(SECTION)
-    async def key(self, key: str):
+    async def key(self, key: str, modifiers: dict | None = None):
+        if self.typing or (modifiers and (modifiers.get("ctrl_key") or modifiers.get("meta_key") or modifiers.get("alt_key"))):
+            return None  # typing in a field, or a browser shortcut: not ours
         k = str(key)
         if self.mode == "approve":
             if k == "Enter" or k == "a":
