@@ -152,6 +152,7 @@ def test_a_bank_claim_is_paid_by_hand_with_the_reference_and_the_card_revealed_a
     assert rows("SELECT status FROM coupon") == [("used",)] and all_sim_transfers() == 0
 
 
+@pytest.mark.usefixtures("any_db")  # the flags filter reads a JSON column: both databases
 def test_bulk_approve_takes_clean_claims_and_refuses_flagged_ones(api, staff):
     clean = filed_claim(api, client_ref="k1")
     flagged = filed_claim(api, phone="13900000002", client_ref="k2", images=[wechat_receipt()])  # same image
@@ -163,6 +164,7 @@ def test_bulk_approve_takes_clean_claims_and_refuses_flagged_ones(api, staff):
     assert [i["id"] for i in api.get(f"{A}?flagged=false", headers=staff["chen"]).json()["items"]] == [clean["id"]]
 
 
+@pytest.mark.usefixtures("any_db")
 def test_queue_filters_and_search_by_phone(api, staff):
     a = filed_claim(api, client_ref="f1")
     b = filed_claim(api, phone="13900000002", category="car_wash", station="南宁车之美洗车店", client_ref="f2",
