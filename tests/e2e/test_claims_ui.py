@@ -52,7 +52,9 @@ def test_a_clerk_approves_a_claim_and_rejects_another_with_the_keyboard(page, ap
         assert ocr["amount_fen"] == 12800
 
         login(page, app_server, "clerk", "clerk2026")
-        page.goto(app_server.url("/claims/"))
+        expect(page.get_by_test_id("sidebar")).to_be_visible()
+        page.get_by_test_id("nav-claims").click()
+        expect(page.get_by_test_id("page-title")).to_have_text("返现审核")
         page.get_by_test_id("claims-q").fill(phone)
         page.get_by_test_id("claims-q").press("Enter")
         expect(page.get_by_test_id("claim-title")).to_contain_text(f"#{claim['id']}")
