@@ -55,6 +55,7 @@ def build_api() -> FastAPI:
     app.add_middleware(RequestContext)  # outermost: the request id in every log line, X-Request-Id out
 
     from gc_admin.accounts.api import router as staff_router
+    from gc_admin.claims.api import routers as claim_routers
     from gc_admin.coupons.catalog.api import routers as catalog_routers
     from gc_admin.coupons.issuance.api import routers as issuance_routers
     from gc_admin.coupons.stock.api import routers as stock_routers
@@ -70,7 +71,7 @@ def build_api() -> FastAPI:
     v1 = APIRouter(prefix="/api/v1")
     coupon_routers = (*catalog_routers, *stock_routers, *issuance_routers, *wallet_routers)
     for r in (mp_router, staff_router, sms_router, *coupon_routers, *order_routers, *flower_routers, *driver_routers,
-              *payment_routers, jobs_router):
+              *payment_routers, *claim_routers, jobs_router):
         v1.include_router(r)
     app.include_router(v1)
 

@@ -75,6 +75,7 @@ parser runs (see there).
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import functools
 import ipaddress
@@ -89,6 +90,7 @@ DEMO_WECHAT_APPID = "wxdemo0000000000"
 DEMO_WECHAT_SECRET = "demo-wechat-secret"
 DEMO_WXPAY_MCHID = "1900000001"
 DEMO_DRIVER_KEY, DEMO_DRIVER_SECRET = "demo-driver-key", "demo-driver-secret-not-for-production"
+DEMO_CLAIMS_KEY = "ZGVtby1jbGFpbXMta2V5LW5vdC1mb3ItcHJvZCEhISE="  # base64 of 32 bytes; refused in prod
 DEMO_ALIPAY_APP_ID = "2021000000000000"
 
 ENVS = ("dev", "test", "prod")
@@ -169,6 +171,20 @@ DEFAULT_ORDER_SLA = (("coupon_purchase", 10), ("flower", 120), ("topup", 30), ("
 
 
 @dataclasses.dataclass(frozen=True)
+class ClaimsSettings:
+    """Cashback claims (``GC_CLAIMS_*``): the account-encryption key, where receipts are stored, four eyes."""
+
+    key_b64: str = DEMO_CLAIMS_KEY  # AES-256-GCM key for payout accounts, base64 of 32 bytes
+    storage: str = ""  # "" = local directory ``data/claims``; a path; or ``s3://bucket[/prefix]``
+    s3_endpoint: str = ""  # S3-compatible endpoint URL (credentials from the usual AWS_* variables)
+    four_eyes_fen: int = 10000  # payouts above this need a second approver
+    four_eyes_nth: int = 3  # ... and so does a user's Nth (and later) payout in a calendar month
+    image_max_bytes: int = 8 * 1024 * 1024
+    image_max_pixels: int = 40_000_000
+    ocr_after_response: bool = True  # read a claim's receipts right after its submission answers (else: the job)
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     env: str
     database_url: str
@@ -202,6 +218,7 @@ class Settings:
     trusted_proxies: frozenset[str] = frozenset()
     flowers: FlowerSettings = FlowerSettings()
     driver_platform: tuple[str, str, str, str] = ("local", "edaijia", DEMO_DRIVER_KEY, DEMO_DRIVER_SECRET)  # url, code, key, secret
+    claims: ClaimsSettings = ClaimsSettings()
     alipay: AlipaySettings = AlipaySettings()
     tasks_heartbeat_seconds: int = 10
     tasks_every_seconds: int = 0
@@ -425,6 +442,11 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         driver_platform=(env.get("GC_DRIVER_PLATFORM_URL", "local").rstrip("/"), env.get("GC_DRIVER_PLATFORM_CODE", "edaijia"),
                          env.get("GC_DRIVER_PLATFORM_KEY", DEMO_DRIVER_KEY),
                          env.get("GC_DRIVER_PLATFORM_SECRET", DEMO_DRIVER_SECRET)),
+        claims=ClaimsSettings(key_b64=env.get("GC_CLAIMS_KEY", DEMO_CLAIMS_KEY), storage=env.get("GC_CLAIMS_STORAGE", ""),
+                              s3_endpoint=env.get("GC_CLAIMS_S3_ENDPOINT", ""),
+                              four_eyes_fen=_int(env, "GC_CLAIMS_FOUR_EYES_FEN", 10000),
+                              four_eyes_nth=_int(env, "GC_CLAIMS_FOUR_EYES_NTH", 3),
+                              ocr_after_response=env.get("GC_CLAIMS_OCR_AFTER_RESPONSE", "1") != "0"),
         alipay=AlipaySettings(
             gateway=env.get("GC_ALIPAY_GATEWAY", "" if gc_env == "prod" else "local").strip().rstrip("/"),
             app_id=env.get("GC_ALIPAY_APP_ID", DEMO_ALIPAY_APP_ID),
@@ -441,6 +463,13 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     )
     validate(settings)
     return settings
+
+
+def _b64(value: str) -> bytes:
+    try:
+        return base64.b64decode(value, validate=True)
+    except ValueError:
+        return b""
 
 
 def validate(s: Settings) -> None:
@@ -490,7 +519,11 @@ def validate(s: Settings) -> None:
         problems.append("GC_TASKS_HEARTBEAT_SECONDS must be 1-300 and GC_TASKS_EVERY_SECONDS 0-59")
     if s.env == "prod" and (s.tasks_every_seconds or s.tasks_extra_modules):
         problems.append("GC_TASKS_EVERY_SECONDS / GC_TASKS_EXTRA_MODULES are for tests; unset them in prod")
+    if len(_b64(s.claims.key_b64)) != 32:
+        problems.append("GC_CLAIMS_KEY must be base64 of 32 random bytes (AES-256-GCM key for payout accounts)")
     if s.env == "prod":
+        if s.claims.key_b64 == DEMO_CLAIMS_KEY:
+            problems.append("GC_CLAIMS_KEY must be set in prod (the demo key encrypts nothing secret)")
         if s.secret_key == DEMO_SECRET_KEY or len(s.secret_key) < 32:
             problems.append("GC_SECRET_KEY must be set to a random value of at least 32 characters")
         if s.wechat_base_url == "local":

@@ -19,6 +19,7 @@ from gc_admin.audit.service import Actor, record
 from gc_admin.core.clock import utcnow
 from gc_admin.core.regions import GUANGXI_CITIES
 from gc_admin.core.roles import ROLE_LABELS
+from gc_admin.claims.demo import load as load_claims
 from gc_admin.coupons.demo import load as load_coupons
 from gc_admin.db import session_scope
 from gc_admin.orders.flowers.demo import load as load_flowers
@@ -40,7 +41,8 @@ DEMO_STAFF: tuple[tuple[str, str, str, str], ...] = (
 
 DEMO_ACTOR = Actor("system", None, "演示数据")
 
-EXTRA_LOADERS: list[Callable[[Session, random.Random], None]] = [load_coupons, load_orders, load_flowers, load_drivers]
+EXTRA_LOADERS: list[Callable[[Session, random.Random], None]] = [load_coupons, load_orders, load_flowers, load_drivers,
+                                                                 load_claims]
 
 
 def _users(session: Session, rng: random.Random, n: int = 320) -> None:

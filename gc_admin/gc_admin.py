@@ -11,6 +11,8 @@ from gc_admin.audit.page import audit_page
 from gc_admin.audit.state import AuditState
 from gc_admin.config import get_settings
 from gc_admin.core.logs import configure as configure_logs
+from gc_admin.claims.page import claims_page
+from gc_admin.claims.state import ClaimsState
 from gc_admin.core.roles import SECTION_BY_KEY
 from gc_admin.customers.page import users_page
 from gc_admin.customers.state import UsersState
@@ -69,6 +71,7 @@ _add("orders", orders_page, KanbanState.load)
 _add("flowers", flowers_page, FlowersState.load)
 _add("drivers", drivers_page, DriversState.load)
 _add("ledger", ledger_page, LedgerState.load)
+_add("claims", claims_page, ClaimsState.load)
 _add("staff", staff_management, StaffState.load)
 _add("users", users_page, UsersState.load)
 _add("partners", partners_page, PartnersState.load)

@@ -13,6 +13,8 @@ commit finds nothing left to change. A job that fails is retried with backoff; i
 | orders.expire_unpaid | 1 min | cancel orders unpaid after GC_ORDER_UNPAID_MINUTES, releasing their stock and coupons once |
 | orders.notices | 1 min | send the "new order" SMS to the clerks on duty (outbox, one per order); also deferred by a paid order |
 | payments.refunds | 5 min | re-send refunds that never reached WeChat Pay, query the ones still processing |
+| claims.ocr | 1 min | read cashback receipts not read yet (OCR; leased per image, so workers never read one twice); also deferred by a submission |
+| claims.payouts | 2 min | resume cashback payouts left unfinished (a worker died, a timeout): query Alipay first, never a second transfer |
 | tasks.prune | daily 03:00 | forget task runs and finished queue jobs older than 30 days |
 """
 
@@ -68,11 +70,25 @@ def _prune(session) -> Any:
     return prune(session)
 
 
+def _claims_ocr(session) -> Any:  # noqa: ARG001 - OCR opens its own short units (no transaction while reading)
+    from gc_admin.claims.ocr import process_pending
+
+    return process_pending()
+
+
+def _claims_payouts(session) -> Any:  # noqa: ARG001 - each payout in its own units; Alipay asked outside them
+    from gc_admin.claims.payout import resume_unfinished
+
+    return resume_unfinished()
+
+
 JOBS: list[Job] = [
     Job("coupons.expiry", "0 * * * *", "每小时", "券到期：弃票与过期券", _coupon_expiry),
     Job("orders.expire_unpaid", "* * * * *", "每分钟", "超时未支付订单自动取消", _expire_unpaid),
     Job("orders.notices", "* * * * *", "每分钟", "新订单短信通知值班内勤", _order_notices),
     Job("payments.refunds", "*/5 * * * *", "每 5 分钟", "补发未送达的退款、查询处理中的退款", _refunds),
+    Job("claims.ocr", "* * * * *", "每分钟", "识别返现小票（OCR）", _claims_ocr),
+    Job("claims.payouts", "*/2 * * * *", "每 2 分钟", "续办未完成的返现打款（先查询支付宝，绝不重复转账）", _claims_payouts),
     Job("tasks.prune", "0 19 * * *", "每天 03:00", "清理 30 天前的任务记录", _prune),  # 19:00 UTC = 03:00 Shanghai
 ]
 

@@ -5,6 +5,7 @@ from sqlmodel import SQLModel
 from gc_admin.accounts.models import LoginAttempt, StaffSession, StaffUser
 from gc_admin.audit.models import AuditLog
 from gc_admin.core.models import TaskRun
+from gc_admin.claims.models import Claim, ClaimEvent, ClaimImage, ClaimPayout, ClaimRejectReason, EvOperator
 from gc_admin.coupons.models import (
     Coupon,
     CouponPurchaseItem,
@@ -41,5 +42,5 @@ __all__ = [
     "ReconciliationRun", "Refund", "ServiceOrder", "StoredValueEntry", "UserBalance",
     "AuditLog", "Bouquet", "Coupon", "FlowerDelivery", "IssuanceBatch", "IssuanceRow", "LoginAttempt", "MpUser", "PartnerKey", "Product", "Programme",
     "SimAlipayFault", "SimAlipayOrder", "SmsLoginCode", "SmsMessage", "StaffSession", "StaffUser", "StockCode", "StockImport",
-    "TaskRun", "metadata",
+    "TaskRun", "Claim", "ClaimEvent", "ClaimImage", "ClaimPayout", "ClaimRejectReason", "EvOperator", "metadata",
 ]

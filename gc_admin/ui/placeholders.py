@@ -9,7 +9,6 @@ from gc_admin.ui.components import coming_soon
 from gc_admin.ui.layout import staff_page
 
 PLANNED: dict[str, tuple[str, str, list[str]]] = {
-    "claims": ("返现审核", "返现审核即将上线", ["加油、充电、洗车、保养、喷漆返现申请", "查看凭证图片，审核通过后打款", "一券最多返现一次"]),
     "settlement": ("结算报表", "结算报表即将上线", ["按结算周期生成与人保的结算单", "对照 420 万/年合同额度", "导出 Excel，双方确认后冻结"]),
 }
 

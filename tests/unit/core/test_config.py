@@ -23,6 +23,7 @@ PROD_OK = {
     "GC_WXPAY_PUBLIC_KEY_PATH": "/etc/gc/pub_key.pem",
     "GC_WXPAY_PUBLIC_KEY_ID": "PUB_KEY_ID_0112345678",
     "GC_DRIVER_PLATFORM_URL": "https://open.daijia.example", "GC_DRIVER_PLATFORM_SECRET": "real-driver-secret",
+    "GC_CLAIMS_KEY": "cmVhbC1jbGFpbXMta2V5LTMyLWJ5dGVzLWxvbmchISE=",
 }
 
 
@@ -126,6 +127,8 @@ def test_prod_accepts_real_settings():
         ({"GC_WXPAY_BASE_URL": "local"}, "GC_WXPAY_BASE_URL"),
         ({"GC_WXPAY_MCHID": "1900000001"}, "GC_WXPAY_MCHID"),
         ({"GC_WXPAY_APIV3_KEY": "short"}, "GC_WXPAY_APIV3_KEY"),
+        ({"GC_CLAIMS_KEY": "ZGVtby1jbGFpbXMta2V5LW5vdC1mb3ItcHJvZCEhISE="}, "GC_CLAIMS_KEY"),
+        ({"GC_CLAIMS_KEY": "c2hvcnQ="}, "GC_CLAIMS_KEY"),
     ],
 )
 def test_prod_refuses_demo_secrets(override, fragment):

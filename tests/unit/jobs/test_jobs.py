@@ -65,6 +65,8 @@ def test_cli_runs_every_job_once_and_each_does_its_work_once(db, capsys, monkeyp
             f"orders.expire_unpaid: ExpiryResult(cancelled=[{unpaid.id}], paid_late=[], close_errors=0)",
             "orders.notices: {'sent': 2}",
             "payments.refunds: 1",
+            "claims.ocr: {'done': 0, 'failed': 0}",
+            "claims.payouts: {}",
             "tasks.prune: {'task_runs': 0, 'jobs': 0}",
         ]
         after_first = effects()
@@ -82,6 +84,8 @@ def test_cli_runs_every_job_once_and_each_does_its_work_once(db, capsys, monkeyp
             "orders.expire_unpaid: ExpiryResult(cancelled=[], paid_late=[], close_errors=0)",
             "orders.notices: {'sent': 0}",
             "payments.refunds: 0",
+            "claims.ocr: {'done': 0, 'failed': 0}",
+            "claims.payouts: {}",
             "tasks.prune: {'task_runs': 0, 'jobs': 0}",
         ]
         assert effects() == after_first

@@ -1,0 +1,115 @@
+"""What a reviewer is warned about: mismatches between the claim and its receipts, and duplicates.
+
+Each flag is a dict ``{kind, code, message, ...}`` (``message`` Chinese, for the review screen), kept
+on ``claim.flags`` and refreshed when the claim is filed and when OCR finishes one of its images.
+
+Mismatches (from OCR): the receipt's amount is not the claimed one; the receipt's pay time is after the
+claim was filed; the merchant does not look like a business of the claim's category (a fuel claim paid
+at a restaurant).
+
+Duplicates (``kind = "duplicate"``, naming the other claim in ``claim_id`` and how in ``by``):
+- ``transaction_no``: the same 交易单号/商户单号 read on an image of another claim of the same category;
+- ``image``: an image whose perceptual hash (of its content box, see
+  :func:`gc_admin.claims.images.perceptual_hash`) is within :data:`PHASH_MAX_DISTANCE` bits of an image
+  of another claim — a re-compressed or cropped screenshot still matches (2 bits measured), a different
+  receipt of the same layout does not (16+) — unless OCR read different transaction numbers on both;
+- ``same_amount``: the same user claimed the same amount within :data:`SAME_AMOUNT_WINDOW`.
+Only earlier claims are named: the first use of a receipt is not its duplicate. A reviewer still
+decides: flags inform, they never block.
+
+The perceptual-hash comparison scans the images of the last :data:`PHASH_LOOKBACK` (a claim's receipt
+is recent); at this programme's volume (thousands a month) that is a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from gc_admin.claims.models import CATEGORIES, Claim, ClaimImage
+from gc_admin.core.clock import fmt_local
+from gc_admin.core.money import format_fen
+
+PHASH_MAX_DISTANCE = 10
+PHASH_LOOKBACK = dt.timedelta(days=180)
+SAME_AMOUNT_WINDOW = dt.timedelta(days=3)
+MERCHANT_WORDS: dict[str, tuple[str, ...]] = {
+    "fuel": ("加油", "石化", "石油", "中化", "壳牌", "能源", "油站", "油品", "燃气"),
+    "ev_charging": ("充电", "电动", "能源", "电网", "快充", "新能源"),
+    "car_wash": ("洗车", "汽车美容", "车之美", "车美", "洗护", "汽车服务"),
+    "maintenance": ("保养", "汽修", "汽车服务", "汽配", "4S", "维修", "养护", "途虎", "汽车"),
+    "paint": ("喷漆", "钣喷", "钣金", "汽修", "汽车服务", "维修", "4S", "汽车"),
+}
+
+
+def _hamming(a: str, b: str) -> int:
+    return bin(int(a, 16) ^ int(b, 16)).count("1")
+
+
+def mismatches(claim: Claim, images: list[ClaimImage]) -> list[dict[str, Any]]:
+    flags: list[dict[str, Any]] = []
+    done = [i for i in images if i.ocr_status == "done"]
+    amounts = [i.ocr_amount_fen for i in done if i.ocr_amount_fen is not None]
+    if amounts and claim.amount_paid_fen not in amounts:
+        flags.append({"kind": "mismatch", "code": "amount", "claimed_fen": claim.amount_paid_fen, "receipt_fen": amounts[0],
+                      "message": f"申请金额 {format_fen(claim.amount_paid_fen)}，凭证金额 {format_fen(amounts[0])}"})
+    times = [i.ocr_paid_at for i in done if i.ocr_paid_at is not None]
+    if times and min(times) > claim.created_at:
+        flags.append({"kind": "mismatch", "code": "paid_after_claim",
+                      "message": f"凭证支付时间 {fmt_local(min(times))} 晚于申请提交时间 {fmt_local(claim.created_at)}"})
+    merchants = [i.ocr_merchant for i in done if i.ocr_merchant]
+    words = MERCHANT_WORDS.get(claim.category, ())
+    if merchants and words and not any(w in m for m in merchants for w in words):
+        flags.append({"kind": "mismatch", "code": "merchant_category", "merchant": merchants[0],
+                      "message": f"商户“{merchants[0]}”看起来不是{CATEGORIES[claim.category]}类门店"})
+    return flags
+
+
+def duplicates(session: Session, claim: Claim, images: list[ClaimImage]) -> list[dict[str, Any]]:
+    found: dict[tuple[int, str], dict[str, Any]] = {}
+    txns = {i.ocr_txn_no for i in images if i.ocr_txn_no}
+    if txns:
+        rows = session.exec(
+            select(ClaimImage.claim_id, ClaimImage.ocr_txn_no).join(Claim, col(Claim.id) == col(ClaimImage.claim_id))
+            .where(col(ClaimImage.ocr_txn_no).in_(txns), col(ClaimImage.claim_id) < (claim.id or 0),
+                   col(Claim.category) == claim.category)).all()
+        for other, txn in rows:
+            found.setdefault((other, "transaction_no"), {"kind": "duplicate", "by": "transaction_no", "claim_id": other,
+                                                         "message": f"交易单号 {txn} 已用于申请 #{other}"})
+    since = claim.created_at - PHASH_LOOKBACK
+    mine = [(i.phash, i.ocr_txn_no) for i in images]
+    if mine:
+        rows = session.exec(select(ClaimImage.claim_id, ClaimImage.phash, ClaimImage.ocr_txn_no)
+                            .where(col(ClaimImage.claim_id) < (claim.id or 0), col(ClaimImage.created_at) >= since)).all()
+        for other, ph, txn in rows:
+            # two receipts of one layout (the same station, a week apart) look alike: when OCR read a
+            # transaction number on both and they differ, they are two payments, not one
+            if (other, "image") not in found and any(_hamming(ph, m) <= PHASH_MAX_DISTANCE and not (t and txn and t != txn)
+                                                     for m, t in mine):
+                found[(other, "image")] = {"kind": "duplicate", "by": "image", "claim_id": other,
+                                           "message": f"凭证图片与申请 #{other} 的图片相同或高度相似"}
+    rows = session.exec(select(Claim.id).where(
+        col(Claim.user_id) == claim.user_id, col(Claim.id) < (claim.id or 0), col(Claim.amount_paid_fen) == claim.amount_paid_fen,
+        col(Claim.created_at) >= claim.created_at - SAME_AMOUNT_WINDOW,
+        col(Claim.created_at) <= claim.created_at + SAME_AMOUNT_WINDOW)).all()
+    for other in rows:
+        found.setdefault((other, "same_amount"), {
+            "kind": "duplicate", "by": "same_amount", "claim_id": other,
+            "message": f"同一用户 {SAME_AMOUNT_WINDOW.days} 天内有相同金额的申请 #{other}"})
+    return sorted(found.values(), key=lambda f: (f["claim_id"], f["by"]))
+
+
+def compute_flags(session: Session, claim: Claim) -> list[dict[str, Any]]:
+    images = list(session.exec(select(ClaimImage).where(ClaimImage.claim_id == claim.id).order_by(ClaimImage.n)).all())
+    return mismatches(claim, images) + duplicates(session, claim, images)
+
+
+def refresh_flags(session: Session, *, claim: Claim) -> list[dict[str, Any]]:
+    """Recompute and store ``claim.flags``."""
+    flags = compute_flags(session, claim)
+    claim.flags = flags
+    session.add(claim)
+    session.flush()
+    return flags

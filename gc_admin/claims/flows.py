@@ -1,0 +1,157 @@
+"""Claim processes that span storage and the database: submission (check → store → record), and the
+payout (recorded, committed, then executed: see :mod:`gc_admin.claims.payout`).
+
+Submission order, so that a refused upload leaves nothing behind (no claim row, no file):
+1. the form is validated and every image is checked and re-encoded in memory (:mod:`.images`);
+2. a replayed ``client_ref`` answers with the first claim before anything is stored;
+3. the images are written to storage under fresh random keys;
+4. one unit of work records the claim, its images and the coupon reservation;
+5. if that unit fails — or a concurrent twin with the same ``client_ref`` won — the files of this try
+   are deleted again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+
+from gc_admin.claims import images as checks
+from gc_admin.claims import service
+from gc_admin.claims.models import Claim
+from gc_admin.claims.storage import get_storage
+from gc_admin.config import get_settings
+from gc_admin.core.clock import SHANGHAI, utcnow
+from gc_admin.core.errors import InvalidInput
+from gc_admin.db import session_scope
+from gc_admin.users.models import MpUser
+
+log = logging.getLogger(__name__)
+
+
+def check_images(raw: list[bytes]) -> list[checks.CheckedImage]:
+    """Every upload checked (the first refusal raises); nothing stored yet."""
+    if not 1 <= len(raw) <= 6:
+        raise InvalidInput("请上传 1–6 张支付凭证图片", code="INVALID_IMAGES")
+    c = get_settings().claims
+    return [checks.check_image(data, n=n, max_bytes=c.image_max_bytes, max_pixels=c.image_max_pixels)
+            for n, data in enumerate(raw, start=1)]
+
+
+def _key(now: dt.datetime, ext: str) -> str:
+    local = now.astimezone(SHANGHAI)
+    return f"{local:%Y/%m}/{secrets.token_hex(16)}.{ext}"
+
+
+def submit(*, user_id: int, form: service.ClaimForm, raw_images: list[bytes]) -> tuple[int, bool]:
+    """File a claim for the user (see the module docstring); ``(claim_id, created)``."""
+    with session_scope() as session:
+        form = service.validate_form(session, form)
+        user = session.get(MpUser, user_id)
+        assert user is not None
+        replay = service.find_replay(session, user=user, client_ref=form.client_ref)
+        if replay is not None:
+            return replay.id or 0, False
+    checked = check_images(raw_images)
+    storage = get_storage()
+    now = utcnow()
+    stored: list[service.StoredImage] = []
+    try:
+        for img in checked:
+            key = _key(now, img.ext)
+            storage.put(key, img.data, content_type=img.content_type)
+            stored.append(service.StoredImage(key, img.content_type, len(img.data), img.sha256, img.phash, img.width,
+                                              img.height))
+        with session_scope() as session:
+            user = session.get(MpUser, user_id)
+            assert user is not None
+            claim, created = service.submit_claim(session, user=user, form=form, images=stored, now=now)
+            if created:
+                from gc_admin.claims.checks import refresh_flags
+
+                refresh_flags(session, claim=claim)
+            claim_id = claim.id or 0
+    except BaseException:
+        _discard(stored)
+        raise
+    if not created:
+        _discard(stored)
+    return claim_id, created
+
+
+def _discard(stored: list[service.StoredImage]) -> None:
+    storage = get_storage()
+    for img in stored:
+        try:
+            storage.delete(img.storage_key)
+        except Exception:  # pragma: no cover - logged, a stray private file is no leak
+            log.exception("could not delete stored receipt %s", img.storage_key)
+
+
+def claim_view(claim_id: int) -> dict:
+    with session_scope() as session:
+        claim = session.get(Claim, claim_id)
+        assert claim is not None
+        return service.claim_view(session, claim)
+
+
+# --- staff decisions that end in a payout --------------------------------------------------------
+
+def alipay_enabled() -> bool:
+    from gc_admin.integrations.alipay.setup import configured
+
+    return configured()
+
+
+def approve(*, claim_id: int, principal, note: str = "") -> dict:
+    """Approve (one unit of work, committed), then — for an Alipay claim that needs no second approver —
+    pay it at once (:func:`gc_admin.claims.payout.pay`, its own units). The answer says what happened."""
+    from gc_admin.claims import payout, review
+
+    with session_scope() as session:
+        decision = review.approve(session, claim_id=claim_id, principal=principal, note=note)
+        claim = session.get(Claim, claim_id)
+        assert claim is not None
+        auto = decision.status == "approved" and claim.payout_method == "alipay" and not claim.four_eyes
+    out = {"claim_id": claim_id, "status": decision.status, "awaiting_second": decision.awaiting_second, "payout": None}
+    if auto and alipay_enabled():
+        result = payout.pay(claim_id=claim_id, principal=principal)
+        out.update(status=result.status, payout={"status": result.payout_status, "out_biz_no": result.out_biz_no,
+                                                  "message": result.message})
+    return out
+
+
+def payout_now(*, claim_id: int, principal, reference: str | None = None) -> dict:
+    """A manual transfer's reference recorded, or the Alipay payout executed / resumed."""
+    from gc_admin.claims import payout
+
+    if reference:
+        with session_scope() as session:
+            p = payout.pay_manual(session, claim_id=claim_id, principal=principal, reference=reference)
+            return {"claim_id": claim_id, "status": "paid",
+                    "payout": {"status": p.status, "out_biz_no": p.out_biz_no, "reference": p.reference,
+                               "message": "已登记人工转账"}}
+    if not alipay_enabled():
+        raise InvalidInput("未配置支付宝打款，请人工转账后填写转账流水号", code="ALIPAY_NOT_CONFIGURED")
+    result = payout.pay(claim_id=claim_id, principal=principal)
+    return {"claim_id": claim_id, "status": result.status,
+            "payout": {"status": result.payout_status, "out_biz_no": result.out_biz_no, "message": result.message}}
+
+
+def bulk_approve(*, claim_ids: list[int], principal) -> list[dict]:
+    """Approve several claims, each in its own units (one failure does not stop the rest); claims with
+    flags are refused here (``CLAIM_FLAGGED``): a flagged claim is looked at one by one."""
+    from gc_admin.claims import review
+    from gc_admin.core.errors import Conflict, DomainError
+
+    results = []
+    for claim_id in dict.fromkeys(claim_ids):
+        try:
+            with session_scope() as session:
+                claim = review.get_claim(session, claim_id=claim_id)
+                if claim.flags:
+                    raise Conflict("该申请有异常提示，请逐条审核", code="CLAIM_FLAGGED")
+            results.append({**approve(claim_id=claim_id, principal=principal), "ok": True})
+        except DomainError as exc:
+            results.append({"claim_id": claim_id, "ok": False, "error": exc.to_dict()})
+    return results

@@ -1,0 +1,132 @@
+"""Filing a claim over the API (POST /mp/claims multipart): validation, images checked by content and
+stored privately, the coupon reserved, replays, refusals that store nothing."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from tests.support import api_error, rows, scalar, sms_user
+from tests.unit.claims.conftest import stored_files
+from tests.unit.claims.support import CARD, give_coupons, gps_exif, post_claim, wechat_receipt
+
+PHONE = "13812345678"
+
+
+@pytest.fixture
+def user(api, claims_env):
+    give_coupons(PHONE, "fuel")
+    return sms_user(api, PHONE)
+
+
+def test_a_fuel_claim_reserves_the_coupon_and_stores_the_receipt_privately(api, user, claims_env):
+    resp = post_claim(api, user)
+    assert resp.status_code == 201, resp.text
+    body = resp.json()
+    assert body["status"] == "pending_review" and body["category"] == "fuel" and body["amount_paid_fen"] == 12800
+    assert body["payout"] == {"method": "alipay", "account_masked": "138****5678", "amount_fen": 5000, "reference": None}
+    coupon_id = body["coupon_id"]
+    assert rows("SELECT status, reserved_for FROM coupon WHERE id = :i", i=coupon_id) == [("reserved", f"claim:{body['id']}")]
+    files = stored_files(claims_env)
+    assert len(files) == 1 and files[0].suffix == ".png"
+    assert "assets" not in str(files[0]) and "13812345678" not in files[0].read_bytes().decode("latin-1")
+    # the account is stored encrypted, not as text
+    enc = scalar("SELECT account_enc FROM claim WHERE id = :i", i=body["id"])
+    assert enc.startswith("v1:") and PHONE not in enc
+    assert api.get(f"/api/v1/mp/claims/{body['id']}", headers=user).json()["id"] == body["id"]
+    assert [c["id"] for c in api.get("/api/v1/mp/claims", headers=user).json()["items"]] == [body["id"]]
+
+
+def test_the_same_client_ref_returns_the_first_claim_and_stores_nothing_more(api, user, claims_env):
+    first = post_claim(api, user, client_ref="same")
+    again = post_claim(api, user, client_ref="same", amount_paid_fen=999)
+    assert first.status_code == 201 and again.status_code == 200
+    assert again.json() == first.json()
+    assert scalar("SELECT count(*) FROM claim") == 1 and len(stored_files(claims_env)) == 1
+
+
+def test_no_coupon_of_the_category_records_a_refused_claim(api, user):
+    resp = post_claim(api, user, category="car_wash", station="南宁车之美洗车店", client_ref="w1")
+    assert resp.status_code == 201
+    assert resp.json()["status"] == "refused" and resp.json()["reason"] == "no valid coupon"
+    assert resp.json()["coupon_id"] is None
+    # the fuel coupon was not touched
+    assert scalar("SELECT status FROM coupon") == "available"
+
+
+def test_a_rejected_coupon_elsewhere_or_another_users_claim_is_not_visible(api, user, claims_env):
+    mine = post_claim(api, user).json()
+    other = sms_user(api, "13900000002")
+    api_error(api.get(f"/api/v1/mp/claims/{mine['id']}", headers=other), 404, "CLAIM_NOT_FOUND")
+    assert api.get("/api/v1/mp/claims", headers=other).json()["items"] == []
+
+
+def test_exif_is_stripped_and_orientation_kept(api, user, claims_env):
+    jpeg = wechat_receipt(fmt="JPEG", exif=gps_exif())
+    assert Image.open(io.BytesIO(jpeg)).getexif()  # the upload carries GPS and the phone's make
+    resp = post_claim(api, user, images=[jpeg])
+    assert resp.status_code == 201
+    (stored,) = stored_files(claims_env)
+    img = Image.open(stored)
+    assert img.format == "JPEG" and not img.getexif() and "exif" not in img.info
+    assert b"TestPhoneMaker" not in stored.read_bytes()
+
+
+def test_bank_payout_needs_a_card_that_passes_luhn(api, user, claims_env):
+    bad = CARD[:-1] + str((int(CARD[-1]) + 1) % 10)
+    msg = api_error(post_claim(api, user, payout_method="bank", real_name="张三", bank_card_no=bad, bank_name="工商银行"),
+                    422, "INVALID_BANK_CARD")
+    assert "银行卡号" in msg
+    ok = post_claim(api, user, payout_method="bank", real_name="张三", bank_card_no=CARD, bank_name="工商银行")
+    assert ok.status_code == 201 and ok.json()["payout"]["account_masked"] == f"{CARD[:4]}****{CARD[-4:]}"
+    assert CARD not in str(rows("SELECT * FROM claim"))
+
+
+def test_form_rules(api, user, claims_env):
+    api_error(post_claim(api, user, category="taxi"), 422, "INVALID_CATEGORY")
+    api_error(post_claim(api, user, category="ev_charging", station="某不知名充电"), 422, "INVALID_OPERATOR")
+    api_error(post_claim(api, user, category="maintenance", station="南宁途虎养车", items='["oil", "wings"]'), 422,
+              "INVALID_ITEMS")
+    api_error(post_claim(api, user, alipay_account="not an account"), 422, "INVALID_ALIPAY_ACCOUNT")
+    api_error(post_claim(api, user, images=[wechat_receipt()] * 7), 422, "INVALID_IMAGES")
+    assert scalar("SELECT count(*) FROM claim") == 0 and stored_files(claims_env) == []
+
+
+def test_options_list_the_ev_operators(api, user):
+    body = api.get("/api/v1/mp/claims/options", headers=user).json()
+    assert body["ev_operators"] == ["小桔充电", "云快充", "特来电", "南方电网", "天天快充", "驴充充"]
+    assert [c["code"] for c in body["categories"]] == ["fuel", "ev_charging", "car_wash", "maintenance", "paint"]
+
+
+def _bomb() -> bytes:
+    out = io.BytesIO()
+    Image.new("1", (12000, 12000)).save(out, format="PNG")  # 144 MP that compress to ~20 KB
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("case", ["not_image", "truncated", "oversized", "bomb", "tiny", "heic_named_png"])
+def test_bad_uploads_are_refused_and_nothing_is_stored(api, user, claims_env, monkeypatch, case):
+    good = wechat_receipt()
+    data, code, status = {
+        "not_image": (b"%PDF-1.7 not a picture" * 50, "IMAGE_TYPE", 422),
+        "truncated": (good[: len(good) // 2], "IMAGE_CORRUPT", 422),
+        "oversized": (good + b"\0" * (9 * 1024 * 1024), "IMAGE_TOO_LARGE", 413),
+        "bomb": (_bomb(), "IMAGE_TOO_MANY_PIXELS", 422),
+        "tiny": (_tiny(), "IMAGE_TOO_SMALL", 422),
+        "heic_named_png": (b"\0\0\0\x18ftypheic" + b"\0" * 4000, "IMAGE_TYPE", 422),
+    }[case]
+    assert len(_bomb()) < 100_000
+    resp = post_claim(api, user, images=[good, data])  # the bad one second: the good one must not stay behind
+    msg = api_error(resp, status, code)
+    assert "第 2 张" in msg
+    assert scalar("SELECT count(*) FROM claim") == 0 and scalar("SELECT count(*) FROM claim_image") == 0
+    assert stored_files(claims_env) == []
+    assert scalar("SELECT status FROM coupon") == "available"
+
+
+def _tiny() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (10, 10), "white").save(out, format="PNG")
+    return out.getvalue()
