@@ -22,7 +22,7 @@ from gc_admin.config import get_settings
 from gc_admin.core.clock import as_utc, utcnow
 from gc_admin.core.errors import InvalidInput
 from gc_admin.orders.models import ORDER_STATUSES, ORDER_TYPES, ServiceOrder
-from gc_admin.orders.service import Scope, _summary
+from gc_admin.orders.service import Scope, line_summary
 from gc_admin.users.models import MpUser
 
 #: the board's columns, left to right: work waiting first, then work in progress, then closed, then unpaid
@@ -153,7 +153,7 @@ def column(session: Session, *, status: str, filters: BoardFilters, offset: int 
              else (col(ServiceOrder.paid_at).desc(), col(ServiceOrder.id).desc()))
     q = (select(ServiceOrder, MpUser.phone).join(MpUser, col(MpUser.id) == col(ServiceOrder.user_id))
          .where(*where).order_by(*order).offset(offset).limit(max(1, min(limit, 50))))
-    cards = [Card(o.id or 0, o.order_no, o.type, o.status, _summary(o.details), o.city, o.payable_fen, phone,
+    cards = [Card(o.id or 0, o.order_no, o.type, o.status, line_summary(o.details), o.city, o.payable_fen, phone,
                   o.claimed_by, o.claimed_by_name, o.claimed_until, o.paid_at, o.created_at, dict(o.details or {}))
              for o, phone in session.exec(q).all()]
     return Column(status, ORDER_STATUSES[status], count, offset, cards)
