@@ -5,6 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from gc_admin.orders.kanban.page import kanban_board
+from gc_admin.orders.kanban.state import KanbanState
 from gc_admin.orders.state import OrdersState
 from gc_admin.ui.components import confirm_dialog, dialog, form_actions
 from gc_admin.ui.layout import staff_page
@@ -275,7 +276,7 @@ def _confirm_dialog() -> rx.Component:
 
 @staff_page("orders", "订单看板")
 def orders_page() -> rx.Component:
-    s = OrdersState
+    s = KanbanState
     return rx.vstack(
         rx.cond(s.scope_note != "", rx.callout(s.scope_note, icon="info", color_scheme="blue", size="1", width="100%",
                                                data_testid="orders-scope")),

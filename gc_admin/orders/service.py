@@ -538,7 +538,7 @@ class OrderRow:
         return d
 
 
-def _summary(details: dict[str, Any] | None) -> str:
+def line_summary(details: dict[str, Any] | None) -> str:
     lines = (details or {}).get("lines") or []
     return "、".join(f"{ln.get('name', '')}×{ln.get('quantity', 1)}" for ln in lines)[:120]
 
@@ -591,7 +591,7 @@ def _orders_query(*, type: str | None, status: str | None, q: str | None, types:
 
 def _order_row(r: Any) -> OrderRow:
     o, phone = r
-    return OrderRow(o.id or 0, o.order_no, o.type, o.status, mask_phone(phone), _summary(o.details), o.list_fen,
+    return OrderRow(o.id or 0, o.order_no, o.type, o.status, mask_phone(phone), line_summary(o.details), o.list_fen,
                     o.payable_fen, o.paid_fen, o.refunded_fen, o.created_at, o.paid_at, o.anomaly, o.city,
                     o.claimed_by_name, o.claimed_until)
 

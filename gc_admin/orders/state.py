@@ -158,6 +158,7 @@ class OrdersState(PagedMixin, rx.State):
 
     async def _load_detail(self, order_id: str) -> Any:
         scope = orders.scope_for(current_principal().role)
+        self.can_refund = scope.can_refund  # opened from the board, whose load is not this state's
         try:
             detail = await run_db(flows.staff_detail, order_id=parse_id(order_id, what="订单"), scope=scope)
             d = display.order_detail(detail, scope=scope)
