@@ -28,7 +28,7 @@ REJECT_REASONS = (
 
 
 revision: str = "i11_claims"  # alembic refuses "-" in an id
-down_revision: str | Sequence[str] | None = "i9_tasks"  # after the Alipay simulator (same issue); the lead re-chains
+down_revision: str | Sequence[str] | None = "i9_tasks"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
