@@ -181,7 +181,7 @@ class ClaimsSettings:
     four_eyes_nth: int = 3  # ... and so does a user's Nth (and later) payout in a calendar month
     image_max_bytes: int = 8 * 1024 * 1024
     image_max_pixels: int = 40_000_000
-    ocr_after_response: bool = True  # read a claim's receipts right after its submission answers (else: the job)
+    ocr_after_response: bool = False  # also read a claim's receipts in the web process after it answers (the queue always does)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -446,7 +446,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
                               s3_endpoint=env.get("GC_CLAIMS_S3_ENDPOINT", ""),
                               four_eyes_fen=_int(env, "GC_CLAIMS_FOUR_EYES_FEN", 10000),
                               four_eyes_nth=_int(env, "GC_CLAIMS_FOUR_EYES_NTH", 3),
-                              ocr_after_response=env.get("GC_CLAIMS_OCR_AFTER_RESPONSE", "1") != "0"),
+                              ocr_after_response=env.get("GC_CLAIMS_OCR_AFTER_RESPONSE", "0") != "0"),
         alipay=AlipaySettings(
             gateway=env.get("GC_ALIPAY_GATEWAY", "" if gc_env == "prod" else "local").strip().rstrip("/"),
             app_id=env.get("GC_ALIPAY_APP_ID", DEMO_ALIPAY_APP_ID),

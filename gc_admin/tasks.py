@@ -19,6 +19,8 @@ a conditional update, as every body below does. A periodic task is a :class:`Tas
 | coupons.expiry, orders.expire_unpaid, orders.notices, payments.refunds | periodic (:data:`gc_admin.jobs.JOBS`) | its name |
 | orders.notices | also deferred when an order is paid (the clerks' "new order" SMS) | ``orders.notices`` |
 | payments.refund_send | a refund WeChat Pay did not take yet, retried with backoff | ``refund:<out_refund_no>`` |
+| claims.ocr | also deferred with each new claim (committed with it) | ``claims.ocr`` |
+| claims.payout_query | a cashback payout whose result Alipay left unknown, retried with backoff | ``payout:<out_biz_no>`` |
 """
 
 from __future__ import annotations
@@ -65,6 +67,16 @@ def send_refund(*, refund_id: int) -> dict[str, Any]:
 for _job in JOBS:
     register(_periodic(_job))
 register(TaskDef("payments.refund_send", send_refund, title="发送退款到微信支付", retries=6, backoff_seconds=4))
+
+
+def query_claim_payout(*, payout_id: int) -> dict[str, Any]:
+    """claims.payout_query: see :func:`gc_admin.claims.payout.query_unknown` (raises while still unknown)."""
+    from gc_admin.claims.payout import query_unknown
+
+    return query_unknown(payout_id=payout_id)
+
+
+register(TaskDef("claims.payout_query", query_claim_payout, title="查询结果未知的返现打款", retries=6, backoff_seconds=4))
 
 # Test/dev only: extra task modules to import (e.g. a task that blocks on a flag, to kill a worker mid-task).
 if get_settings().env != "prod":

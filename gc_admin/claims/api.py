@@ -4,8 +4,9 @@
 ``POST /mp/claims`` is multipart: the form fields of :class:`gc_admin.claims.service.ClaimForm`
 (``items`` a JSON list of item codes) and 1–6 ``images``. ``real_name`` is required for an Alipay
 payout too (beyond API.md): Alipay refuses a transfer to a login id without the holder's real name. Each image is read with a cap (never more
-than the limit plus one chunk is held) and checked by content; OCR runs afterwards, off the request
-path (a background task after the response, and the ``claims.ocr`` job for anything left).
+than the limit plus one chunk is held) and checked by content; OCR runs off the request path: the
+``claims.ocr`` task queued with the claim (and, with GC_CLAIMS_OCR_AFTER_RESPONSE=1, also a background task
+in the web process after the response).
 """
 
 from __future__ import annotations

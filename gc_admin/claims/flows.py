@@ -5,7 +5,8 @@ Submission order, so that a refused upload leaves nothing behind (no claim row, 
 1. the form is validated and every image is checked and re-encoded in memory (:mod:`.images`);
 2. a replayed ``client_ref`` answers with the first claim before anything is stored;
 3. the images are written to storage under fresh random keys;
-4. one unit of work records the claim, its images and the coupon reservation;
+4. one unit of work records the claim, its images and the coupon reservation, and queues the
+   ``claims.ocr`` task (committed with the claim; the receipts are read by the queue, never in the request);
 5. if that unit fails — or a concurrent twin with the same ``client_ref`` won — the files of this try
    are deleted again.
 """
@@ -21,6 +22,7 @@ from gc_admin.claims import service
 from gc_admin.claims.models import Claim
 from gc_admin.claims.storage import get_storage
 from gc_admin.config import get_settings
+from gc_admin.core import tasks
 from gc_admin.core.clock import SHANGHAI, utcnow
 from gc_admin.core.errors import InvalidInput
 from gc_admin.db import session_scope
@@ -70,6 +72,8 @@ def submit(*, user_id: int, form: service.ClaimForm, raw_images: list[bytes]) ->
                 from gc_admin.claims.checks import refresh_flags
 
                 refresh_flags(session, claim=claim)
+                # read the receipts off the request path: queued with the claim (one waiting job reads them all)
+                tasks.defer("claims.ocr", key="claims.ocr", session=session)
             claim_id = claim.id or 0
     except BaseException:
         _discard(stored)

@@ -13,8 +13,9 @@ Alipay (:func:`pay`), in three short units of work with nothing held open while 
 3. **apply**: SUCCESS → payout ``succeeded``, claim ``paid``, coupon ``reserved -> used`` (once, by its
    ref), one ledger entry ``cashback_payout`` with ref ``cashback:<out_biz_no>`` (unique), audit.
    FAIL (confirmed) → payout ``failed``, claim ``payout_failed``; only a new attempt gets a new
-   ``out_biz_no``. UNKNOWN → ``unknown``; :func:`resume_unfinished` (the ``claims.payouts`` job) and any
-   retry query before anything else.
+   ``out_biz_no``. UNKNOWN → ``unknown`` and the ``claims.payout_query`` task queued (key
+   ``payout:<out_biz_no>``, retried with backoff: :func:`query_unknown`); it, :func:`resume_unfinished`
+   (the ``claims.payouts`` sweep) and any retry query before anything else.
 
 Manual (:func:`pay_manual`): the clerk paid in Alipay or the bank and enters the transfer reference;
 recorded and applied in one unit (the live-payout index still allows one).
@@ -35,6 +36,7 @@ from sqlmodel import Session, col, select
 from gc_admin.audit.service import SYSTEM, Actor, record
 from gc_admin.claims import crypto, service
 from gc_admin.claims.models import STATUSES, Claim, ClaimPayout
+from gc_admin.core import tasks
 from gc_admin.core.clock import utcnow
 from gc_admin.core.errors import Conflict, InvalidInput, NotFound
 from gc_admin.core.principal import Principal
@@ -45,6 +47,8 @@ from gc_admin.payments.ledger import add_ledger
 log = logging.getLogger(__name__)
 
 SEND_LEASE = dt.timedelta(minutes=2)
+QUERY_TASK = "claims.payout_query"
+QUERY_DELAY_SECONDS = 5
 PAYABLE = ("approved", "payout_failed")
 
 
@@ -247,7 +251,23 @@ def pay(*, claim_id: int, principal: Principal | None) -> PayoutOutcome:
         if payout.status == "succeeded":
             return _outcome(claim_id, "succeeded", no)
     status = send(payout_id, actor=_actor(principal))
+    if status == "unknown":  # ask Alipay again soon, from the queue (committed: the payout row says "unknown")
+        tasks.defer(QUERY_TASK, key=f"payout:{no}", delay_seconds=QUERY_DELAY_SECONDS, payout_id=payout_id)
     return _outcome(claim_id, status, no)
+
+
+class PayoutStillUnknown(RuntimeError):
+    """Alipay has not told the payout's outcome yet: the task is retried later (backoff)."""
+
+
+def query_unknown(*, payout_id: int) -> dict[str, Any]:
+    """The ``claims.payout_query`` task, queued by a payout whose result was unknown: query Alipay first
+    (:func:`send`; a NOT_FOUND resends the same ``out_biz_no``), apply what it says. Still not settled raises,
+    so the queue retries with backoff; the ``claims.payouts`` sweep catches what the retries leave."""
+    status = send(payout_id, actor=SYSTEM)
+    if status in ("recorded", "sent", "unknown"):
+        raise PayoutStillUnknown(f"claim payout {payout_id}: still {status}")
+    return {"payout_id": payout_id, "status": status}
 
 
 def _outcome(claim_id: int, payout_status: str, no: str | None) -> PayoutOutcome:
