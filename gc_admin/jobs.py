@@ -15,7 +15,7 @@ commit finds nothing left to change. A job that fails is retried with backoff; i
 | payments.refunds | 5 min | re-send refunds that never reached WeChat Pay, query the ones still processing |
 | claims.ocr | 1 min | read cashback receipts not read yet (OCR; leased per image, so workers never read one twice); also deferred by a submission |
 | claims.payouts | 2 min | resume cashback payouts left unfinished (a worker died, a timeout): query Alipay first, never a second transfer |
-| tasks.prune | daily 03:00 | forget task runs and finished queue jobs older than 30 days |
+| tasks.prune | daily 03:00 | forget task runs and finished queue jobs older than 30 days, and the 订单看板's change feed (``order_change``) older than a day |
 """
 
 from __future__ import annotations
@@ -66,8 +66,9 @@ def _refunds(session) -> Any:
 
 def _prune(session) -> Any:
     from gc_admin.core.tasks import prune
+    from gc_admin.orders.service import prune_changes
 
-    return prune(session)
+    return {**prune(session), "order_changes": prune_changes(session)}
 
 
 def _claims_ocr(session) -> Any:  # noqa: ARG001 - OCR opens its own short units (no transaction while reading)
@@ -89,7 +90,7 @@ JOBS: list[Job] = [
     Job("payments.refunds", "*/5 * * * *", "每 5 分钟", "补发未送达的退款、查询处理中的退款", _refunds),
     Job("claims.ocr", "* * * * *", "每分钟", "识别返现小票（OCR）", _claims_ocr),
     Job("claims.payouts", "*/2 * * * *", "每 2 分钟", "续办未完成的返现打款（先查询支付宝，绝不重复转账）", _claims_payouts),
-    Job("tasks.prune", "0 19 * * *", "每天 03:00", "清理 30 天前的任务记录", _prune),  # 19:00 UTC = 03:00 Shanghai
+    Job("tasks.prune", "0 19 * * *", "每天 03:00", "清理 30 天前的任务记录、1 天前的看板变更记录", _prune),  # 19:00 UTC = 03:00 Shanghai
 ]
 
 

@@ -67,7 +67,7 @@ def test_cli_runs_every_job_once_and_each_does_its_work_once(db, capsys, monkeyp
             "payments.refunds: 1",
             "claims.ocr: {'done': 0, 'failed': 0}",
             "claims.payouts: {}",
-            "tasks.prune: {'task_runs': 0, 'jobs': 0}",
+            "tasks.prune: {'task_runs': 0, 'jobs': 0, 'order_changes': 0}",
         ]
         after_first = effects()
         assert get(unpaid.id).status == "cancelled" and w.state.orders[unpaid.order_no].trade_state == "CLOSED"
@@ -86,10 +86,27 @@ def test_cli_runs_every_job_once_and_each_does_its_work_once(db, capsys, monkeyp
             "payments.refunds: 0",
             "claims.ocr: {'done': 0, 'failed': 0}",
             "claims.payouts: {}",
-            "tasks.prune: {'task_runs': 0, 'jobs': 0}",
+            "tasks.prune: {'task_runs': 0, 'jobs': 0, 'order_changes': 0}",
         ]
         assert effects() == after_first
     get_settings.cache_clear()
+
+
+def test_the_daily_prune_forgets_the_kanban_change_feed_older_than_a_day(db):
+    """The 订单看板's ``order_change`` feed grows with every change to any order: the daily ``tasks.prune``
+    drops the rows older than a day (no open board needs them) and keeps the recent ones a board still reads."""
+    from gc_admin.orders.models import OrderChange
+    from tests.support import rows
+
+    (prune,) = [j for j in jobs.JOBS if j.name == "tasks.prune"]
+    now = utcnow()
+    with session_scope() as s:
+        for order_id, age in ((1, dt.timedelta(days=3)), (2, dt.timedelta(hours=25)), (3, dt.timedelta(hours=2)),
+                              (4, dt.timedelta(0))):
+            s.add(OrderChange(order_id=order_id, what="moved", at=now - age))
+    assert jobs.run_once(prune) == {"task_runs": 0, "jobs": 0, "order_changes": 2}
+    assert rows("SELECT order_id FROM order_change ORDER BY order_id") == [(3,), (4,)]
+    assert jobs.run_once(prune) == {"task_runs": 0, "jobs": 0, "order_changes": 0}  # again: nothing more to drop
 
 
 def test_expiry_job_discards_stock_that_fell_under_min_validity(db):
