@@ -184,8 +184,15 @@ def _review() -> rx.Component:
 def claims_page() -> rx.Component:
     return rx.vstack(
         _filters(),
-        rx.text(KEYS, size="1", color_scheme="gray", data_testid="claims-keys"),
-        rx.cond(S.typing, rx.fragment(), rx.window_event_listener(on_key_down=S.key)),
+        rx.hstack(
+            rx.cond(S.typing,  # the listener and the badge change in the same render: "ready" means keys work
+                    rx.badge("输入中 · 快捷键暂停", color_scheme="gray", data_testid="claims-keys-paused"),
+                    rx.fragment(rx.badge("快捷键可用", color_scheme="green", data_testid="claims-keys-ready"),
+                                rx.window_event_listener(on_key_down=S.key))),
+            rx.text(KEYS, size="1", color_scheme="gray", data_testid="claims-keys"),
+            rx.moment(interval=1000, format="HH:mm:ss", on_change=S.tick, display="none"),  # live queue
+            spacing="2", align="center",
+        ),
         rx.hstack(_queue(), _review(), width="100%", align="start", spacing="4"),
         width="100%", spacing="3",
     )

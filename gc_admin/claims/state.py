@@ -98,6 +98,26 @@ class ClaimsState(rx.State):
         await self._open(0)
 
     @rx.event
+    @guarded(SECTION, quiet=True)  # a timer: no toast for a refusal every second
+    async def tick(self, _now: str = ""):
+        """Live queue (a hidden 1 s timer, as on the 订单看板): re-read the page of the queue from the
+        database — new claims, other clerks' decisions, from any worker on any host — and show it when it
+        moved; the open claim stays open, or (decided elsewhere, gone from the queue) the one now in its
+        place opens. Nothing moves while a confirmation is open."""
+        if self.mode:
+            return None
+        before, open_id = self.rows, self.claim.get("id")
+        await self._reload()
+        if self.rows == before:
+            return None
+        ids = [r["id"] for r in self.rows]
+        if open_id is not None and open_id in ids:
+            self.cur = ids.index(open_id)
+        else:
+            await self._open(max(self.cur, 0))
+        return None
+
+    @rx.event
     @guarded(SECTION)
     async def set_status(self, value: str):
         self.status = value

@@ -1,7 +1,7 @@
 """Cashback end to end, in a real browser against the app started as the README starts it.
 
 A mini-program client (httpx) signs in with WeChat, buys a fuel cashback coupon (WeChat Pay simulator)
-and files a fuel claim with a rendered PNG receipt; OCR reads it after the response; the clerk opens
+and files a fuel claim with a rendered PNG receipt; the task queue reads it (OCR) off the request path; the clerk opens
 返现审核, finds the claim by phone, sees the OCR fields beside the claim's own figures, and approves it
 with the keyboard (a, Enter); the Alipay simulator executed exactly one transfer; coupon, claim, ledger
 and audit agree. Then the clerk rejects a demo claim with the keyboard (r, 2, Enter). Screenshots go to
@@ -44,7 +44,7 @@ def test_a_clerk_approves_a_claim_and_rejects_another_with_the_keyboard(page, ap
         claim, auth, phone = _file_claim(c)
         staff = {"Authorization": f"Bearer {app_server.staff_token('clerk', 'clerk2026')}"}
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:  # OCR runs after the response, off the request path
+        while time.monotonic() < deadline:  # the claims.ocr task the submission queued reads it
             ocr = c.get(f"/api/v1/admin/claims/{claim['id']}", headers=staff).json()["images"][0]["ocr"]
             if ocr["status"] == "done":
                 break
@@ -64,6 +64,7 @@ def test_a_clerk_approves_a_claim_and_rejects_another_with_the_keyboard(page, ap
         expect(page.get_by_test_id("claim-image")).to_be_visible()
         review = page.keyboard
         page.get_by_test_id("claims-keys").click()  # the search box gives the focus back: keys are commands
+        expect(page.get_by_test_id("claims-keys-ready")).to_be_visible()  # once the page has taken the blur
         review.press("+")
         review.press("a")
         expect(page.get_by_test_id("claims-confirm-approve")).to_contain_text("¥50.00")
@@ -89,7 +90,9 @@ def test_a_clerk_approves_a_claim_and_rejects_another_with_the_keyboard(page, ap
         page.get_by_test_id("claims-q").press("Enter")
         expect(page.get_by_test_id("claim-status")).to_have_text("待审核")
         victim = page.get_by_test_id("claim-title").inner_text().split("#")[-1].strip()
+        expect(page.get_by_test_id("claims-keys-paused")).to_be_visible()  # still in the search box: keys are text
         page.get_by_test_id("claims-keys").click()
+        expect(page.get_by_test_id("claims-keys-ready")).to_be_visible()
         review.press("r")
         expect(page.get_by_test_id("claims-confirm-reject")).to_be_visible()
         review.press("2")

@@ -52,3 +52,36 @@ def test_a_role_without_the_section_is_refused(api, make_staff, claims_env):
 
     out, shown = run(scenario())
     assert out == [("error", "没有权限执行此操作，或登录已失效")] and shown == []
+
+
+def test_the_queue_follows_new_claims_and_other_clerks_decisions_live(api, make_staff, claims_env):
+    """The page's 1 s tick: a claim filed meanwhile appears without a reload, the open claim stays open;
+    another clerk's decision takes a claim out of the queue; nothing moves while a confirmation is open."""
+    from tests.support import staff_headers
+
+    staff_world(make_staff)
+    first = filed_claim(api, client_ref="s1")
+
+    async def scenario():
+        st = await state_of(ClaimsState, sign_in("chen"))
+        await st.load()
+        assert [r["id"] for r in st.rows] == [str(first["id"])]
+        assert await st.tick() is None and st.claim["id"] == str(first["id"])  # nothing moved
+        return st
+
+    st = run(scenario())
+    second = filed_claim(api, phone="13900000002", client_ref="s2", amount_paid_fen=13000,
+                         images=[wechat_receipt(txn="4200111", mch_no="M2", merchant="中国石油桂林加油站")])
+
+    async def later():
+        await st.tick()
+        return [r["id"] for r in st.rows], st.claim.get("id"), st.total
+
+    assert run(later()) == ([str(first["id"]), str(second["id"])], str(first["id"]), 2)
+    liu = staff_headers(api, "liu")
+    assert api.post(f"/api/v1/admin/claims/{second['id']}/reject", json={"reason": "amount_mismatch"},
+                    headers=liu).status_code == 200
+    st.mode = "reject"  # a confirmation is open: the queue waits
+    assert run(later()) == ([str(first["id"]), str(second["id"])], str(first["id"]), 2)
+    st.mode = ""
+    assert run(later()) == ([str(first["id"])], str(first["id"]), 1)
