@@ -17,6 +17,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e import cluster
 
@@ -243,8 +244,18 @@ def _websocket_open(host: str, port: int, path: str) -> str:
         return rest[offset:offset + length].decode()
 
 
-def test_two_instances_behind_the_repo_nginx(three_workers, world, tmp_path):
-    second = cluster.start("backend-only", world["url"], workers=1, backend_only=True, origins=[_proxy_origin(world)])
+@pytest.fixture(scope="module")
+def backend_only(world) -> Iterator[cluster.App]:
+    """Instance B: a second, backend-only instance on the same PostgreSQL and Redis."""
+    app = cluster.start("backend-only", world["url"], workers=1, backend_only=True, origins=[_proxy_origin(world)])
+    try:
+        yield app
+    finally:
+        app.stop()
+
+
+def test_two_instances_behind_the_repo_nginx(three_workers, backend_only, world, tmp_path):
+    second = backend_only
     proxy = cluster.start_nginx([f"127.0.0.1:{three_workers.port}", f"127.0.0.1:{second.port}"], tmp_path,
                                 port=world["proxy_port"])
     try:
@@ -275,7 +286,58 @@ def test_two_instances_behind_the_repo_nginx(three_workers, world, tmp_path):
         assert j.get(f"/api/v1/mp/orders/{order['id']}", headers=buyer).json()["status"] == "completed"
     finally:
         proxy.stop()
-        second.stop()
+
+
+def _notifies(app: cluster.App) -> list[dict]:
+    """The WeChat Pay payment notifies this instance answered (its access lines)."""
+    return [r for r in app.log_records() if r.get("logger") == "gc_admin.access"
+            and " /api/v1/pay/wechat/notify " in r.get("msg", "")]
+
+
+def test_a_payment_notified_on_instance_b_appears_on_a_board_open_on_instance_a(three_workers, backend_only,
+                                                                                 browser):
+    """Issue 9: a clerk's 订单看板 is open in a browser on instance A (directly on A's port: the page and its
+    websocket are A's). A new order is created and paid through instance B's API and WeChat Pay simulator, so
+    the signed notify is answered by B (its notify_url is B's). The card appears on A's board without a reload:
+    the live feed goes through the database, not through any process's memory."""
+    from tests.e2e.conftest import login
+    from tests.support import PASSWORD, bearer
+
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN", timezone_id="Asia/Shanghai")
+    ctx.set_default_timeout(30_000)
+    page = ctx.new_page()
+    try:
+        login(page, three_workers, "chen", PASSWORD)
+        page.get_by_test_id("nav-orders").click()
+        expect(page.get_by_test_id("page-title")).to_have_text("订单看板")
+        expect(page.get_by_test_id("column-completed")).to_be_visible()
+        on_a_before, on_b_before = len(_notifies(three_workers)), len(_notifies(backend_only))
+
+        b = Journey(backend_only.base_url, "cross")
+        minted = b.post("/sim/wechat/_mint", json={"openid": "oCross0000000000000000001", "phone": "13977001004"})
+        buyer = bearer(b.post("/api/v1/mp/auth/wechat", json={"code": minted.json()["code"]}).json()["token"])
+        assert b.post("/api/v1/mp/auth/wechat/phone", json={"phone_code": minted.json()["phone_code"]},
+                      headers=buyer).status_code == 200
+        created = b.post("/api/v1/mp/orders", json={**BUY3, "quantity": 1}, headers=buyer)
+        assert created.status_code == 201, created.text
+        order = created.json()
+        card = page.get_by_test_id("column-completed").locator(f'[data-order-no="{order["order_no"]}"]')
+        expect(card).to_have_count(0)  # not paid: at most in 待支付 (created)
+        paid = b.post("/sim/wechatpay/_pay",
+                      json={"prepay_id": order["payment"]["package"].removeprefix("prepay_id=")})
+        assert paid.status_code == 200 and paid.json()["notify_status"] == 204, paid.text
+        paid_at = time.monotonic()
+
+        expect(card).to_be_visible(timeout=15_000)
+        delay = time.monotonic() - paid_at
+        expect(card).to_contain_text("¥45.00")
+        time.sleep(0.5)  # the access lines are written after the response
+        assert len(_notifies(backend_only)) == on_b_before + 1  # B answered the notify …
+        assert len(_notifies(three_workers)) == on_a_before  # … and A never saw it
+        print(f"\nlive across instances: order {order['order_no']} paid on B (port {backend_only.port}), card on "
+              f"A's board (port {three_workers.port}) {delay:.2f} s after the notify was answered")
+    finally:
+        ctx.close()
 
 
 def _is_descendant(pid: int, ancestor: int) -> bool:
