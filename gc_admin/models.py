@@ -15,7 +15,9 @@ from gc_admin.coupons.models import (
 )
 from gc_admin.integrations.sms.models import SmsMessage
 from gc_admin.orders.aftersales.models import OrderCase, OrderCaseCall
+from gc_admin.orders.imports.models import OrderImport, OrderSourceMapping
 from gc_admin.orders.models import OrderChange, OrderEvent, OrderNotice, ServiceOrder
+from gc_admin.orders.suppliers.models import Goods, ShipmentImport, Supplier
 from gc_admin.partners.models import PartnerKey
 from gc_admin.programmes.models import Programme
 from gc_admin.payments.models import (
@@ -36,5 +38,6 @@ __all__ = [
     "CouponPurchaseItem", "LedgerEntry", "OrderCase", "OrderCaseCall", "OrderChange", "OrderEvent", "OrderNotice", "Payment", "PaymentNotifyLog", "PointsEntry",
     "ReconciliationRun", "Refund", "ServiceOrder", "StoredValueEntry", "UserBalance",
     "AuditLog", "Coupon", "IssuanceBatch", "IssuanceRow", "LoginAttempt", "MpUser", "PartnerKey", "Product", "Programme",
+    "Goods", "OrderImport", "OrderSourceMapping", "ShipmentImport", "Supplier",
     "SmsLoginCode", "SmsMessage", "StaffSession", "StaffUser", "StockCode", "StockImport", "metadata",
 ]

@@ -7,7 +7,7 @@ with the coupons that will fit them.
 
 from __future__ import annotations
 
-from gc_admin.orders.kinds import coupon_purchase, topup
+from gc_admin.orders.kinds import coupon_purchase, goods, topup
 from gc_admin.orders.kinds.base import Kind, not_orderable_yet
 from gc_admin.orders.models import ORDER_TYPES
 
@@ -18,8 +18,7 @@ KINDS: dict[str, Kind] = {k.type: k for k in (
     not_orderable_yet("driver", coupon_fits=("service_discount",),
                       actions=("assign_driver", "hand_off", "arrive", "start", "set_fee", "complete", "cancel",
                                "after_sales", "resolve")),
-    not_orderable_yet("goods", coupon_fits=("goods_discount",), exchange_fits=("goods_exchange",),
-                      actions=("ship", "complete", "cancel", "after_sales", "resolve")),
+    goods.KIND,
 )}
 assert list(KINDS) == list(ORDER_TYPES), "every order type has its kind (orders/kinds/)"
 ORDERABLE_TYPES = tuple(t for t, k in KINDS.items() if k.orderable)
