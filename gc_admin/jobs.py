@@ -10,6 +10,7 @@ tick; it never stops the others.
 | coupons.expiry | 1 h | discard stock under its minimum validity (弃票), expire unused coupons past their date |
 | orders.expire_unpaid | 1 min | cancel orders unpaid after GC_ORDER_UNPAID_MINUTES, releasing their stock and coupons once |
 | orders.notices | 1 min | send the "new order" SMS to the clerks on duty (outbox, one per order) |
+| orders.goods_auto_confirm | 1 h | complete goods orders shipped 10 days ago that the user did not confirm |
 | payments.refunds | 5 min | re-send refunds that never reached WeChat Pay, query the ones still processing |
 
 Later features add theirs to :data:`JOBS`. ``python -m gc_admin jobs`` runs each once (for cron).
@@ -61,11 +62,18 @@ def _refunds(session) -> Any:
     return retry_pending_refunds(session)
 
 
+def _goods_auto_confirm(session) -> Any:
+    from gc_admin.orders.kinds.goods import auto_confirm_shipped
+
+    return auto_confirm_shipped(session)
+
+
 JOBS: list[Job] = [
     Job("coupons.expiry", 3600, _coupon_expiry),
     Job("orders.expire_unpaid", 60, _expire_unpaid),
     Job("orders.notices", 60, _order_notices),
     Job("payments.refunds", 300, _refunds),
+    Job("orders.goods_auto_confirm", 3600, _goods_auto_confirm),
 ]
 
 

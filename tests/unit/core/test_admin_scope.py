@@ -220,6 +220,12 @@ ROUTES: dict[tuple[str, str], list[Case]] = {
     ("POST", "/orders/{order_id}/case/calls"): [Case(QUEUE, lambda role, w: (
         "POST", f"{A}/orders/{_order_for(role, w)}/case/calls", {"json": {"outcome": "reached"}}),
         ok=(404, "CASE_NOT_FOUND"))],
+    ("GET", "/goods"): [Case(REFUNDERS, get("/goods"))],  # a supplier linked to its supplier: tests/unit/orders/test_goods
+    ("POST", "/goods"): [Case(MONEY, lambda role, w: ("POST", A + "/goods", {"json": {
+        "code": f"g_{role}", "name": "香薰", "price_fen": 100, "supplier_code": "nobody"}}), ok=(404, "SUPPLIER_NOT_FOUND"))],
+    ("POST", "/shipments/imports"): [Case(REFUNDERS, lambda role, w: ("POST", A + "/shipments/imports", {
+        "data": {"dry_run": "true"}, "files": {"file": ("s.csv", "订单号,快递公司,快递单号\nGC1,顺丰,SF1\n".encode(),
+                                                        "text/csv")}}))],
     ("GET", "/ledger"): [Case(MONEY, get("/ledger"))],
     ("GET", "/ledger.xlsx"): [Case(MONEY, get("/ledger.xlsx"))],
     ("GET", "/refunds"): [Case(MONEY, get("/refunds"))],
