@@ -66,6 +66,7 @@ def test_cli_runs_every_job_once_and_each_does_its_work_once(db, capsys, monkeyp
             f"orders.expire_unpaid: ExpiryResult(cancelled=[{unpaid.id}], paid_late=[], close_errors=0)",
             "orders.notices: {'sent': 1}",
             "payments.refunds: 1",
+            "orders.goods_auto_confirm: 0",
         ]
         after_first = effects()
         assert get(unpaid.id).status == "cancelled" and w.state.orders[unpaid.order_no].trade_state == "CLOSED"
