@@ -83,6 +83,7 @@ def test_cli_runs_every_job_once_and_each_does_its_work_once(db, capsys, monkeyp
             "orders.expire_unpaid: ExpiryResult(cancelled=[], paid_late=[], close_errors=0)",
             "orders.notices: {'sent': 0}",
             "payments.refunds: 0",
+            "orders.goods_auto_confirm: 0",
         ]
         assert effects() == after_first
     get_settings.cache_clear()
