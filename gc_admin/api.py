@@ -57,13 +57,15 @@ def build_api() -> FastAPI:
     from gc_admin.coupons.wallet.api import routers as wallet_routers
     from gc_admin.integrations.sms.api import router as sms_router
     from gc_admin.orders.api import routers as order_routers
+    from gc_admin.orders.imports.api import routers as import_routers
     from gc_admin.orders.suppliers.api import routers as goods_routers
     from gc_admin.payments.api import routers as payment_routers
     from gc_admin.users.api import router as mp_router
 
     v1 = APIRouter(prefix="/api/v1")
     coupon_routers = (*catalog_routers, *stock_routers, *issuance_routers, *wallet_routers)
-    for r in (mp_router, staff_router, sms_router, *coupon_routers, *order_routers, *goods_routers, *payment_routers):
+    for r in (mp_router, staff_router, sms_router, *coupon_routers, *order_routers, *goods_routers, *import_routers,
+              *payment_routers):
         v1.include_router(r)
     app.include_router(v1)
 

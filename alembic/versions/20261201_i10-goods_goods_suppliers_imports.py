@@ -43,6 +43,7 @@ def upgrade() -> None:
     op.create_table('order_source_mapping',
     sa.Column('source', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
     sa.Column('mapping', sa.JSON(), nullable=False),
+    sa.Column('default_type', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('updated_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('updated_at', gc_admin.core.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('source')

@@ -18,6 +18,7 @@ class OrderSourceMapping(SQLModel, table=True):
 
     source: str = Field(primary_key=True, max_length=32)
     mapping: dict[str, str] = Field(default_factory=dict, sa_type=JSON)
+    default_type: str = Field(default="goods", max_length=16)  # the order type when the sheet has no type column
     updated_by: str = Field(default="", max_length=64)
     updated_at: dt.datetime = utc_field()
 

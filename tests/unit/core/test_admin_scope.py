@@ -226,6 +226,14 @@ ROUTES: dict[tuple[str, str], list[Case]] = {
     ("POST", "/shipments/imports"): [Case(REFUNDERS, lambda role, w: ("POST", A + "/shipments/imports", {
         "data": {"dry_run": "true"}, "files": {"file": ("s.csv", "订单号,快递公司,快递单号\nGC1,顺丰,SF1\n".encode(),
                                                         "text/csv")}}))],
+    ("GET", "/order-sources/{source}/mapping"): [Case(STOCK, get("/order-sources/nosource/mapping"),
+                                                      ok=(404, "MAPPING_NOT_FOUND"))],
+    ("PUT", "/order-sources/{source}/mapping"): [Case(STOCK, lambda role, w: (
+        "PUT", f"{A}/order-sources/s_{role}/mapping", {"json": {"mapping": {
+            "external_id": "单号", "phone": "手机", "item": "商品", "amount": "金额"}}}))],
+    ("POST", "/orders/imports"): [Case(STOCK, lambda role, w: ("POST", A + "/orders/imports", {
+        "data": {"source": "nosource", "dry_run": "true"}, "files": {"file": ("o.csv", b"a,b\n1,2\n", "text/csv")}}),
+        ok=(404, "MAPPING_NOT_FOUND"))],
     ("GET", "/ledger"): [Case(MONEY, get("/ledger"))],
     ("GET", "/ledger.xlsx"): [Case(MONEY, get("/ledger.xlsx"))],
     ("GET", "/refunds"): [Case(MONEY, get("/refunds"))],
