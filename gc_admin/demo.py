@@ -21,6 +21,7 @@ from gc_admin.core.roles import ROLE_LABELS
 from gc_admin.coupons.demo import load as load_coupons
 from gc_admin.db import session_scope
 from gc_admin.orders.demo import load as load_orders
+from gc_admin.orders.suppliers.demo import load as load_goods
 from gc_admin.users.models import MpUser
 
 GUANGXI_CITIES = ("南宁", "柳州", "桂林", "梧州", "北海", "防城港", "钦州", "贵港", "玉林", "百色", "贺州", "河池", "来宾", "崇左")
@@ -38,7 +39,7 @@ DEMO_STAFF: tuple[tuple[str, str, str, str], ...] = (
 
 DEMO_ACTOR = Actor("system", None, "演示数据")
 
-EXTRA_LOADERS: list[Callable[[Session, random.Random], None]] = [load_coupons, load_orders]
+EXTRA_LOADERS: list[Callable[[Session, random.Random], None]] = [load_coupons, load_orders, load_goods]
 
 
 def _users(session: Session, rng: random.Random, n: int = 320) -> None:
