@@ -22,6 +22,8 @@ from gc_admin.integrations.sms.page import sms_page
 from gc_admin.integrations.sms.state import SmsState
 import gc_admin.orders.badge  # noqa: F401  (registers the 订单看板 badge in the sidebar)
 from gc_admin.orders.page import orders_page
+from gc_admin.orders.imports.page import order_imports_page
+from gc_admin.orders.imports.state import OrderImportsState
 from gc_admin.orders.kanban.state import KanbanState
 from gc_admin.partners.page import partners_page
 from gc_admin.partners.state import PartnersState
@@ -57,6 +59,8 @@ _add("home", home_page, HomeState.load)
 _add("stock", stock_page, StockState.load)
 _add("issuance", issuance_page, IssuanceState.load)
 _add("orders", orders_page, KanbanState.load)
+app.add_page(order_imports_page, route="/orders/imports", title="订单导入与批量发货 · 滚财权益后台",
+             on_load=[AuthState.guard("orders"), OrderImportsState.load])
 _add("ledger", ledger_page, LedgerState.load)
 _add("staff", staff_management, StaffState.load)
 _add("users", users_page, UsersState.load)
