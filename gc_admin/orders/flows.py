@@ -894,6 +894,8 @@ def act(*, order_id: int, action: str, actor: Actor, scope: Scope, reason: str =
 
 def lease_act(*, order_id: int, action: str, actor: Actor, scope: Scope, override: bool = False) -> ServiceOrder:
     """``claim`` / ``release`` on an order ``scope`` may see, in its own unit of work."""
+    if scope.actions is not None:  # a supplier ships; it does not claim
+        raise Forbidden("当前账号不能认领订单", code="FORBIDDEN")
     with session_scope() as s:
         visible_order(s, order_id=order_id, scope=scope)
         if action == "claim":

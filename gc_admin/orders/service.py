@@ -617,10 +617,11 @@ def list_orders(session: Session, *, type: str | None = None, status: str | None
 
 def orders_frame(session: Session, *, type: str | None = None, status: str | None = None, q: str | None = None,
                  types: tuple[str, ...] | None = None, since: dt.datetime | None = None,
-                 until: dt.datetime | None = None, sort: str | None = None) -> pl.DataFrame:
+                 until: dt.datetime | None = None, sort: str | None = None,
+                 supplier: str | None = None) -> pl.DataFrame:
     """Every order matching the filters (up to the export limit), in the list's order, for the Excel export:
     Chinese headers, phones masked, money as integer fen plus ``¥`` text."""
-    stmt = _orders_query(type=type, status=status, q=q, types=types, since=since, until=until)
+    stmt = _orders_query(type=type, status=status, q=q, types=types, since=since, until=until, supplier=supplier)
     order = order_by(sort, ORDER_SORT_KEYS, tie=col(ServiceOrder.id), default=QUEUE_ORDER)
     rows = [_order_row(r) for r in session.exec(stmt.order_by(*order).limit(EXPORT_LIMIT)).all()]
     fen = lambda values: pl.Series(values, dtype=pl.Int64)  # noqa: E731
@@ -688,6 +689,11 @@ def scope_for(role: str | None, *, supplier_code: str | None = None) -> Scope:
     if role == "dispatcher":
         return Scope(True, ("driver",), True, False, "仅显示代驾订单。")
     return Scope(True, None, True, role in REFUND_ROLES)
+
+
+def scope_of(p: Any) -> Scope:
+    """The order scope of a signed-in member (a :class:`~gc_admin.core.principal.Principal`)."""
+    return scope_for(p.role, supplier_code=getattr(p, "supplier_code", None))
 
 
 def visible_order(session: Session, *, order_id: int, scope: Scope) -> ServiceOrder:

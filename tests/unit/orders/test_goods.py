@@ -13,6 +13,7 @@ from gc_admin.core.errors import Conflict, NotFound
 from gc_admin.db import session_scope
 from gc_admin.orders import flows
 from gc_admin.orders import service as orders
+from gc_admin.orders.kanban import service as kanban
 from gc_admin.orders.kinds.goods import auto_confirm_shipped
 from tests.support import api_error, race, scalar, staff_headers, wechat_user
 from tests.unit.orders.goods_support import ADDRESS, give_voucher, goods_body, goods_world
@@ -125,6 +126,10 @@ def test_supplier_scope_in_the_dashboard_service(api, world) -> None:
                 flows.staff_detail(s, order_id=oid, scope=scope)
         assert orders.list_orders(s, types=other.types, supplier=other.supplier).total == 0
         assert orders.list_orders(s, types=theirs.types, supplier=theirs.supplier).total == 1
+        # the 订单看板 board: the supplier's columns hold its own orders only
+        for scope, n in ((theirs, 1), (other, 0)):
+            cols = kanban.board(s, filters=kanban.BoardFilters.within(scope))
+            assert sum(len(c.cards) for c in cols) == n
 
 
 def test_goods_catalogue_admin(api, world, make_staff) -> None:
