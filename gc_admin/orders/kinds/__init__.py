@@ -1,7 +1,7 @@
 """Order kinds, one module per order type the mini-program can order (see :mod:`.base`).
 
-Flower delivery, designated driver and goods orders exist in the tables and the state machine
-but have no catalogue yet: they are registered as not orderable (``ORDER_TYPE_UNAVAILABLE``),
+Flower delivery and designated driver orders exist in the tables and the state machine
+but have no catalogue yet (goods has its own: orders/kinds/goods.py): they are registered as not orderable (``ORDER_TYPE_UNAVAILABLE``),
 with the coupons that will fit them.
 """
 
