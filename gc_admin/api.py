@@ -64,6 +64,8 @@ def build_api() -> FastAPI:
     from gc_admin.orders.api import routers as order_routers
     from gc_admin.orders.flowers.api import routers as flower_routers
     from gc_admin.orders.drivers.api import routers as driver_routers
+    from gc_admin.orders.imports.api import routers as import_routers
+    from gc_admin.orders.suppliers.api import routers as goods_routers
     from gc_admin.payments.api import routers as payment_routers
     from gc_admin.tasks import router as jobs_router
     from gc_admin.users.api import router as mp_router
@@ -71,7 +73,7 @@ def build_api() -> FastAPI:
     v1 = APIRouter(prefix="/api/v1")
     coupon_routers = (*catalog_routers, *stock_routers, *issuance_routers, *wallet_routers)
     for r in (mp_router, staff_router, sms_router, *coupon_routers, *order_routers, *flower_routers, *driver_routers,
-              *payment_routers, *claim_routers, jobs_router):
+              *goods_routers, *import_routers, *payment_routers, *claim_routers, jobs_router):
         v1.include_router(r)
     app.include_router(v1)
 

@@ -25,6 +25,7 @@ from gc_admin.db import session_scope
 from gc_admin.orders.flowers.demo import load as load_flowers
 from gc_admin.orders.demo import load as load_orders
 from gc_admin.orders.drivers.demo import load as load_drivers
+from gc_admin.orders.suppliers.demo import load as load_goods
 from gc_admin.users.models import MpUser
 
 
@@ -42,7 +43,7 @@ DEMO_STAFF: tuple[tuple[str, str, str, str], ...] = (
 DEMO_ACTOR = Actor("system", None, "演示数据")
 
 EXTRA_LOADERS: list[Callable[[Session, random.Random], None]] = [load_coupons, load_orders, load_flowers, load_drivers,
-                                                                 load_claims]
+                                                                 load_goods, load_claims]
 
 
 def _users(session: Session, rng: random.Random, n: int = 320) -> None:

@@ -12,6 +12,7 @@ commit finds nothing left to change. A job that fails is retried with backoff; i
 | coupons.expiry | 1 h | discard stock under its minimum validity (弃票), expire unused coupons past their date |
 | orders.expire_unpaid | 1 min | cancel orders unpaid after GC_ORDER_UNPAID_MINUTES, releasing their stock and coupons once |
 | orders.notices | 1 min | send the "new order" SMS to the clerks on duty (outbox, one per order); also deferred by a paid order |
+| orders.goods_auto_confirm | 1 h | complete goods orders shipped 10 days ago that the user did not confirm |
 | payments.refunds | 5 min | re-send refunds that never reached WeChat Pay, query the ones still processing |
 | claims.ocr | 1 min | read cashback receipts not read yet (OCR; leased per image, so workers never read one twice); also deferred by a submission |
 | claims.payouts | 2 min | resume cashback payouts left unfinished (a worker died, a timeout): query Alipay first, never a second transfer |
@@ -71,6 +72,12 @@ def _prune(session) -> Any:
     return {**prune(session), "order_changes": prune_changes(session)}
 
 
+def _goods_auto_confirm(session) -> Any:
+    from gc_admin.orders.kinds.goods import auto_confirm_shipped
+
+    return auto_confirm_shipped(session)
+
+
 def _claims_ocr(session) -> Any:  # noqa: ARG001 - OCR opens its own short units (no transaction while reading)
     from gc_admin.claims.ocr import process_pending
 
@@ -88,6 +95,7 @@ JOBS: list[Job] = [
     Job("orders.expire_unpaid", "* * * * *", "每分钟", "超时未支付订单自动取消", _expire_unpaid),
     Job("orders.notices", "* * * * *", "每分钟", "新订单短信通知值班内勤", _order_notices),
     Job("payments.refunds", "*/5 * * * *", "每 5 分钟", "补发未送达的退款、查询处理中的退款", _refunds),
+    Job("orders.goods_auto_confirm", "30 * * * *", "每小时", "发货 10 天未确认的实物订单自动确认收货", _goods_auto_confirm),
     Job("claims.ocr", "* * * * *", "每分钟", "识别返现小票（OCR）", _claims_ocr),
     Job("claims.payouts", "*/2 * * * *", "每 2 分钟", "续办未完成的返现打款（先查询支付宝，绝不重复转账）", _claims_payouts),
     Job("tasks.prune", "0 19 * * *", "每天 03:00", "清理 30 天前的任务记录、1 天前的看板变更记录", _prune),  # 19:00 UTC = 03:00 Shanghai

@@ -20,7 +20,9 @@ from gc_admin.integrations.sms.models import SmsMessage
 from gc_admin.orders.aftersales.models import OrderCase, OrderCaseCall
 from gc_admin.orders.flowers.models import Bouquet, FlowerDelivery
 from gc_admin.orders.drivers.models import Driver, DriverCallback
+from gc_admin.orders.imports.models import OrderImport, OrderSourceMapping
 from gc_admin.orders.models import OrderChange, OrderEvent, OrderNotice, ServiceOrder
+from gc_admin.orders.suppliers.models import Goods, ShipmentImport, Supplier
 from gc_admin.partners.models import PartnerKey
 from gc_admin.programmes.models import Programme
 from gc_admin.payments.models import (
@@ -41,6 +43,7 @@ __all__ = [
     "CouponPurchaseItem", "Driver", "DriverCallback", "LedgerEntry", "OrderCase", "OrderCaseCall", "OrderChange", "OrderEvent", "OrderNotice", "Payment", "PaymentNotifyLog", "PointsEntry",
     "ReconciliationRun", "Refund", "ServiceOrder", "StoredValueEntry", "UserBalance",
     "AuditLog", "Bouquet", "Coupon", "FlowerDelivery", "IssuanceBatch", "IssuanceRow", "LoginAttempt", "MpUser", "PartnerKey", "Product", "Programme",
+    "Goods", "OrderImport", "OrderSourceMapping", "ShipmentImport", "Supplier",
     "SimAlipayFault", "SimAlipayOrder", "SmsLoginCode", "SmsMessage", "StaffSession", "StaffUser", "StockCode", "StockImport",
     "TaskRun", "Claim", "ClaimEvent", "ClaimImage", "ClaimPayout", "ClaimRejectReason", "EvOperator", "metadata",
 ]

@@ -20,6 +20,7 @@ class StaffUser(SQLModel, table=True):
     # the insurer programme an insurer's account acts for (None: platform staff; an insurer without one
     # may do nothing programme-scoped). See ``Principal.programme``.
     programme_code: str | None = Field(default=None, max_length=32, foreign_key="programme.code", index=True)
+    supplier_code: str | None = Field(default=None, max_length=32, index=True)  # a supplier account's supplier (orders/suppliers)
     created_at: dt.datetime = utc_field()
     updated_at: dt.datetime = utc_field()
     last_login_at: dt.datetime | None = utc_field(nullable=True, default=None)

@@ -36,7 +36,8 @@ IP_MAX_FAILURES_FACTOR = 4  # an address may fail this many times the per-userna
 def _principal(user: StaffUser, ip: str | None = None) -> Principal:
     assert user.id is not None
     programme = user.programme_code if user.role in PROGRAMME_ROLES else None
-    return Principal(user.id, user.username, user.display_name, user.role, ip, programme)
+    return Principal(user.id, user.username, user.display_name, user.role, ip, programme,
+                     user.supplier_code if user.role == "supplier" else None)
 
 
 def _check_role(role: str) -> str:

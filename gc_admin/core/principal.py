@@ -38,6 +38,7 @@ class Principal:
     role: str
     ip: str | None = None
     programme_code: str | None = None  # an insurer's programme (from the account, re-read on every request)
+    supplier_code: str | None = None  # a supplier account's supplier: it sees only that supplier's goods orders
 
     def actor(self) -> Actor:
         return Actor("staff", str(self.id), self.display_name or self.username, self.ip)

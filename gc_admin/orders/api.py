@@ -47,6 +47,7 @@ from gc_admin.orders.kinds.coupon_purchase import purchase_limit
 from gc_admin.orders.kinds.topup import TOPUP_FACES
 from gc_admin.orders.models import ORDER_STATUSES, ORDER_TYPES
 from gc_admin.orders.service import REFUND_ROLES, Scope
+from gc_admin.orders.suppliers import service as suppliers
 from gc_admin.payments import service as payments
 from gc_admin.payments.api import RefundRowOut
 from gc_admin.payments.balances import FEN_PER_POINT, balances
@@ -82,6 +83,19 @@ class FlowerDetails(StrictModel):
     address: str = Field(min_length=1, max_length=120)
     slot_start: str = Field(max_length=40, description="ISO-8601 with offset: the start of a slot from GET /mp/flower/slots")
     greeting: str | None = Field(None, max_length=100, description="the card's message")
+class AddressIn(StrictModel):
+    name: str = Field(min_length=1, max_length=32)
+    phone: str = Field(min_length=11, max_length=20)
+    province: str = Field(min_length=1, max_length=16)
+    city: str = Field(min_length=1, max_length=16)
+    district: str = Field(min_length=1, max_length=16)
+    detail: str = Field(min_length=1, max_length=120)
+
+
+class GoodsDetails(StrictModel):
+    goods_code: str = Field(min_length=1, max_length=32)
+    quantity: Annotated[int, Field(strict=True, ge=1, le=10)] = 1
+    address: AddressIn
 
 
 class OrderBody(StrictModel):
@@ -98,9 +112,10 @@ class OrderBody(StrictModel):
     topup: TopupDetails | None = None
     flower: FlowerDetails | None = None
     driver: dict[str, Any] | None = Field(None, description="driver: {pickup, destination, at, contact_phone, plate_no?}")
+    goods: GoodsDetails | None = None
 
     def draft(self) -> pricing.OrderDraft:
-        own = getattr(self, self.type, None)  # the type's own object (topup: {...}, flower: {...}, driver: {...})
+        own = getattr(self, self.type, None)  # the type's own object (topup: {...}, flower: {...}, driver: {...}, goods: {...})
         stray = [t for t in ORDER_TYPES if t != self.type and getattr(self, t, None) is not None]
         if stray:
             raise InvalidInput(f"{ORDER_TYPES[self.type]}订单不能带 {', '.join(stray)} 字段", code="INVALID_ORDER")
@@ -291,10 +306,18 @@ class CatalogBouquet(BaseModel):
     price_fen: int
     image_url: str | None
     note: str = Field(description="style and wrapping may differ from the photo")
+class CatalogGoods(BaseModel):
+    code: str
+    name: str
+    photo_url: str
+    price_fen: int
+    in_stock: bool
+    exchange_products: list[str] = Field(description="goods_exchange products whose voucher redeems it")
 
 
 class CatalogOut(BaseModel):
     coupons: list[CatalogProduct]
+    goods: list[CatalogGoods] = []
     topup: TopupCatalog
     bouquets: list[CatalogBouquet]
     flower_cities: list[str] = Field(description="the 14 Guangxi cities flowers are delivered in")
@@ -401,7 +424,10 @@ def catalog(user: MpUser = Depends(require_user)):
                 can_buy=min(left, hint) if hint is not None else left, stock_hint=hint))
         points, stored = balances(s, user_id=user.id)
         bouquets = [CatalogBouquet(**flowers.bouquet_dict(b)) for b in flowers.menu(s)]
-    return CatalogOut(coupons=items, topup=TopupCatalog(faces_fen=list(TOPUP_FACES)), bouquets=bouquets,
+        goods = [CatalogGoods(code=g.code, name=g.name, photo_url=g.photo_url, price_fen=g.price_fen,
+                              in_stock=g.stock > 0, exchange_products=list(g.exchange_products or []))
+                 for g in suppliers.list_goods(s, on_sale_only=True)]
+    return CatalogOut(coupons=items, goods=goods, topup=TopupCatalog(faces_fen=list(TOPUP_FACES)), bouquets=bouquets,
                       flower_cities=list(GUANGXI_CITIES), points=points, stored_value_fen=stored)
 
 
@@ -455,7 +481,7 @@ def confirm(request: Request, order_id: Id, user: MpUser = Depends(require_user)
 # --- staff ----------------------------------------------------------------------------------------------
 
 def _scope(p: Principal) -> Scope:
-    scope = service.scope_for(p.role)
+    scope = service.scope_for(p.role, supplier_code=p.supplier_code)
     if not scope.visible:
         raise Forbidden("没有权限查看订单", code="FORBIDDEN")
     return scope
@@ -470,13 +496,14 @@ def queue(type: Literal[tuple(ORDER_TYPES)] | None = None,  # type: ignore[valid
           since: Instant | None = Query(None, alias="from", description="created at or after (ISO-8601 with offset)"),
           until: Instant | None = Query(None, alias="to", description="created before (ISO-8601 with offset)"),
           offset: Offset = 0, limit: Limit = 50, p: Principal = Depends(require_staff("orders"))):
-    types = _scope(p).types
+    scope = _scope(p)
+    types = scope.types
     for t in (since, until):
         if t is not None and t.tzinfo is None:
             raise InvalidInput("from / to 需带时区", code="INVALID_RANGE")
     with session_scope() as s:
         page = service.list_orders(s, type=type, status=status, q=q, types=types, offset=offset, limit=limit,
-                                   city=city, assignee=assignee, since=since, until=until)
+                                   city=city, assignee=assignee, since=since, until=until, supplier=scope.supplier)
     return QueueOut(total=page.total, items=[QueueRowOut(**r.to_dict()) for r in page.rows])
 
 
@@ -489,7 +516,7 @@ class NextOut(BaseModel):
 def next_order(type: Literal[tuple(ORDER_TYPES)] | None = None,  # type: ignore[valid-type]
                p: Principal = Depends(require_staff("orders"))):
     scope = _scope(p)
-    if not scope.can_act:
+    if not scope.can_act or scope.actions is not None:
         raise Forbidden("没有处理订单的权限", code="FORBIDDEN")
     types = scope.types if type is None else tuple(t for t in (type,) if scope.types is None or t in scope.types)
     with session_scope() as s:
@@ -526,7 +553,7 @@ class BulkOut(BaseModel):
 def bulk(action: Literal[BULK_ACTIONS], body: BulkBody,  # type: ignore[valid-type]
          p: Principal = Depends(require_staff("orders"))):
     scope = _scope(p)
-    if not scope.can_act:
+    if not scope.can_act or scope.actions is not None:
         raise Forbidden("没有处理订单的权限", code="FORBIDDEN")
     results = flows.bulk_act(order_ids=list(dict.fromkeys(body.order_ids)), action=action, actor=p.actor(),
                              scope=scope, reason=body.reason, fields=body.fields())
@@ -539,11 +566,12 @@ def bulk(action: Literal[BULK_ACTIONS], body: BulkBody,  # type: ignore[valid-ty
 @admin.get("/orders/badge", response_model=BadgeOut, summary="自某时起新支付、待接单的订单数（看板角标）")
 def badge(since: Annotated[Instant, Query(description="ISO-8601 with offset")],
           p: Principal = Depends(require_staff("orders"))):
-    types = _scope(p).types  # a dispatcher counts driver orders only, as in the queue
+    scope = _scope(p)  # a dispatcher counts driver orders only, a supplier its own, as in the queue
     if since.tzinfo is None:
         raise InvalidInput("since 需带时区", code="INVALID_SINCE")
     with session_scope() as s:
-        return BadgeOut(unseen_paid=service.unseen_paid_orders_count(s, since=since, types=types))
+        return BadgeOut(unseen_paid=service.unseen_paid_orders_count(s, since=since, types=scope.types,
+                                                                     supplier=scope.supplier))
 
 
 @admin.get("/orders/{order_id}", response_model=StaffOrderOut, summary="订单详情（价格明细、状态历史、支付与退款）")
@@ -569,7 +597,7 @@ def act(action: Literal[ACTIONS], order_id: Id, body: ActionBody | None = None, 
     actor = p.actor()
     scope = _scope(p)
     if action in service.LEASE_ACTIONS:
-        if not scope.can_act:
+        if not scope.can_act or scope.actions is not None:
             raise Forbidden("没有处理订单的权限", code="FORBIDDEN")
         if body.override and p.role not in OVERRIDE_ROLES:
             raise Forbidden("只有管理员或主管可以解除他人的认领", code="FORBIDDEN")
@@ -595,7 +623,7 @@ def act(action: Literal[ACTIONS], order_id: Id, body: ActionBody | None = None, 
             summary="售后回访：记录一次给用户的电话（时间、结果、备注）")
 def case_call(order_id: Id, body: CallBody, p: Principal = Depends(require_staff("orders"))):
     scope = _scope(p)
-    if not scope.can_act:
+    if not scope.can_act or scope.actions is not None:
         raise Forbidden("没有处理订单的权限", code="FORBIDDEN")
     if body.called_at is not None and body.called_at.tzinfo is None:
         raise InvalidInput("called_at 需带时区", code="INVALID_CALL_TIME")

@@ -61,7 +61,7 @@ from gc_admin.audit.service import record
 from gc_admin.core import tasks
 from gc_admin.config import get_settings
 from gc_admin.core.clock import iso, utcnow
-from gc_admin.core.errors import Conflict, DomainError, InvalidInput, NotFound, UpstreamError
+from gc_admin.core.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, UpstreamError
 from gc_admin.core.money import format_fen
 from gc_admin.core.phone import mask_phone
 from gc_admin.core.principal import SYSTEM, Actor
@@ -72,7 +72,7 @@ from gc_admin.db import lock_for_write, session_scope
 from gc_admin.integrations.wechatpay.client import WxPayError
 from gc_admin.orders import pricing
 from gc_admin.orders.aftersales import service as aftersales
-from gc_admin.orders.kinds import kind_of
+from gc_admin.orders.kinds import goods, kind_of
 from gc_admin.orders.models import ORDER_STATUSES, ORDER_TYPES, OrderNotice, ServiceOrder
 from gc_admin.orders.kinds.base import ActionOutcome
 from gc_admin.orders.service import (
@@ -370,6 +370,7 @@ def _cancel_ids(session: Session, *, ids: list[int], actor: Actor, reason: str, 
     if not won:
         return []
     released = purchase.release_for_orders(session, order_ids=[r[0] for r in won], now=now)
+    goods.give_back_for_orders(session, details=[r[4] for r in won])  # goods orders: their stock
     for oid, order_no, user_id, coupon_id, details, points, stored in won:
         ref = order_ref(oid)
         for cid in (coupon_id, (details or {}).get("exchange_coupon_id")):
@@ -877,6 +878,9 @@ def act(*, order_id: int, action: str, actor: Actor, scope: Scope, reason: str =
     cancel that finds the order paid commits the payment, then raises ``ORDER_ALREADY_PAID``). ``fail``:
     the full refund it recorded is committed, then sent to WeChat Pay in a second unit of work (a failure
     to send leaves it pending for the retry job: the clerk's move stands)."""
+    if scope.actions is not None and action not in scope.actions:
+        raise Forbidden("当前账号不能执行此操作", code="FORBIDDEN")
+
     def work(s: Session) -> ServiceOrder:
         visible_order(s, order_id=order_id, scope=scope)
         return staff_action(s, order_id=order_id, action=action, actor=actor, reason=reason, fulfilment=fulfilment,
@@ -900,6 +904,8 @@ def act(*, order_id: int, action: str, actor: Actor, scope: Scope, reason: str =
 
 def lease_act(*, order_id: int, action: str, actor: Actor, scope: Scope, override: bool = False) -> ServiceOrder:
     """``claim`` / ``release`` on an order ``scope`` may see, in its own unit of work."""
+    if scope.actions is not None:  # a supplier ships; it does not claim
+        raise Forbidden("当前账号不能认领订单", code="FORBIDDEN")
     with session_scope() as s:
         visible_order(s, order_id=order_id, scope=scope)
         if action == "claim":

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, Index
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from gc_admin.core.types import utc_field
@@ -67,6 +67,9 @@ class ServiceOrder(SQLModel, table=True):
         # the kanban's columns (one status, oldest paid first) and "下一单"
         Index("ix_service_order_status_paid", "status", "paid_at", "id"),
         Index("ix_service_order_claimed_by", "claimed_by", "status"),
+        Index("ix_service_order_supplier", "supplier_code", "status"),
+        # a third-party channel's order is imported once (NULLs, the platform's own orders, never collide)
+        UniqueConstraint("source", "external_id", name="uq_service_order_source_external"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -90,6 +93,9 @@ class ServiceOrder(SQLModel, table=True):
     anomaly: str | None = Field(default=None, max_length=64)  # e.g. paid_after_cancel
     city: str | None = Field(default=None, max_length=16, index=True)  # where it is fulfilled (flower, driver, goods)
     # the claim lease: who works on it (kept as the assignee after the lease ends) and until when it is theirs
+    supplier_code: str | None = Field(default=None, max_length=32)  # goods: who ships it (orders/suppliers)
+    source: str | None = Field(default=None, max_length=32)  # a third-party channel it was imported from
+    external_id: str | None = Field(default=None, max_length=64)  # the channel's order id
     claimed_by: str | None = Field(default=None, max_length=64)  # a staff id (Actor.id)
     claimed_by_name: str | None = Field(default=None, max_length=64)
     claimed_until: dt.datetime | None = utc_field(nullable=True, default=None)

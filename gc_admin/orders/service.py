@@ -466,13 +466,16 @@ def send_order_notices(session: Session, *, limit: int = 20, now: dt.datetime | 
     return len(claimed)
 
 
-def unseen_paid_orders_count(session: Session, *, since: dt.datetime, types: tuple[str, ...] | None = None) -> int:
+def unseen_paid_orders_count(session: Session, *, since: dt.datetime, types: tuple[str, ...] | None = None,
+                             supplier: str | None = None) -> int:
     """Orders paid after ``since`` still waiting for a clerk (status ``paid``): the dashboard badge.
     ``types``: only these order types (a dispatcher counts driver orders only)."""
     q = select(func.count()).select_from(ServiceOrder).where(col(ServiceOrder.status) == "paid",
                                                              col(ServiceOrder.paid_at) > since)
     if types is not None:
         q = q.where(col(ServiceOrder.type).in_(types))
+    if supplier is not None:
+        q = q.where(col(ServiceOrder.supplier_code) == supplier)
     return int(session.exec(q).one())
 
 
@@ -560,7 +563,7 @@ QUEUE_ORDER = (
 
 def _orders_query(*, type: str | None, status: str | None, q: str | None, types: tuple[str, ...] | None,
                   since: dt.datetime | None, until: dt.datetime | None, city: str | None = None,
-                  assignee: str | None = None):
+                  assignee: str | None = None, supplier: str | None = None):
     if type is not None and type not in ORDER_TYPES:
         raise InvalidInput("未知的订单类型", code="INVALID_ORDER_TYPE")
     if status is not None and status not in ORDER_STATUSES:
@@ -572,6 +575,8 @@ def _orders_query(*, type: str | None, status: str | None, q: str | None, types:
         stmt = stmt.where(col(ServiceOrder.type).in_(types))
     if status:
         stmt = stmt.where(col(ServiceOrder.status) == status)
+    if supplier is not None:
+        stmt = stmt.where(col(ServiceOrder.supplier_code) == supplier)
     if q:
         term = "".join(ch for ch in q.strip() if ch.isascii() and ch.isalnum())[:32]
         if term:
@@ -599,24 +604,26 @@ def _order_row(r: Any) -> OrderRow:
 def list_orders(session: Session, *, type: str | None = None, status: str | None = None, q: str | None = None,
                 types: tuple[str, ...] | None = None, since: dt.datetime | None = None,
                 until: dt.datetime | None = None, sort: str | None = None, offset: int = 0,
-                limit: int = 50, city: str | None = None, assignee: str | None = None) -> Page[OrderRow]:
+                limit: int = 50, city: str | None = None, assignee: str | None = None,
+                supplier: str | None = None) -> Page[OrderRow]:
     """The staff queue, filtered, with the total. ``q``: an order number or a phone; ``types``: restrict to
     these types (a dispatcher sees driver orders only); ``city``: where it is fulfilled; ``assignee``: a staff
     id (the claim's holder or last assignee) or ``"none"``; ``since`` / ``until``: created in that range.
     Default order: paid orders waiting to be accepted first (longest-waiting first), then the rest newest
     first; ``sort``: one of :data:`ORDER_SORT_KEYS`."""
     stmt = _orders_query(type=type, status=status, q=q, types=types, since=since, until=until, city=city,
-                         assignee=assignee)
+                         assignee=assignee, supplier=supplier)
     order = order_by(sort, ORDER_SORT_KEYS, tie=col(ServiceOrder.id), default=QUEUE_ORDER)
     return paginate(session, stmt, order=order, offset=offset, limit=limit, row=_order_row)
 
 
 def orders_frame(session: Session, *, type: str | None = None, status: str | None = None, q: str | None = None,
                  types: tuple[str, ...] | None = None, since: dt.datetime | None = None,
-                 until: dt.datetime | None = None, sort: str | None = None) -> pl.DataFrame:
+                 until: dt.datetime | None = None, sort: str | None = None,
+                 supplier: str | None = None) -> pl.DataFrame:
     """Every order matching the filters (up to the export limit), in the list's order, for the Excel export:
     Chinese headers, phones masked, money as integer fen plus ``¥`` text."""
-    stmt = _orders_query(type=type, status=status, q=q, types=types, since=since, until=until)
+    stmt = _orders_query(type=type, status=status, q=q, types=types, since=since, until=until, supplier=supplier)
     order = order_by(sort, ORDER_SORT_KEYS, tie=col(ServiceOrder.id), default=QUEUE_ORDER)
     rows = [_order_row(r) for r in session.exec(stmt.order_by(*order).limit(EXPORT_LIMIT)).all()]
     fen = lambda values: pl.Series(values, dtype=pl.Int64)  # noqa: E731
@@ -666,14 +673,29 @@ class Scope:
     can_act: bool  # accept / fulfil / complete / cancel / after-sales / resolve
     can_refund: bool
     note: str = ""  # shown above the queue
+    supplier: str | None = None  # a supplier account: only the goods orders it ships (service_order.supplier_code)
+    actions: tuple[str, ...] | None = None  # the only staff moves it may make (None: every move of the kind)
 
 
-def scope_for(role: str | None) -> Scope:
+SUPPLIER_ACTIONS = ("ship",)
+
+
+def scope_for(role: str | None, *, supplier_code: str | None = None) -> Scope:
+    """A role's order scope; a supplier account linked to its supplier (``supplier_code``) sees and ships
+    that supplier's goods orders only (without a link it sees nothing)."""
+    if role == "supplier" and supplier_code:
+        return Scope(True, ("goods",), True, False, "仅显示由您供货的实物订单。", supplier=supplier_code,
+                     actions=SUPPLIER_ACTIONS)
     if role not in QUEUE_ROLES:
         return Scope(False, (), False, False, SUPPLIER_NOTE if role == "supplier" else "")
     if role == "dispatcher":
         return Scope(True, ("driver",), True, False, "仅显示代驾订单。")
     return Scope(True, None, True, role in REFUND_ROLES)
+
+
+def scope_of(p: Any) -> Scope:
+    """The order scope of a signed-in member (a :class:`~gc_admin.core.principal.Principal`)."""
+    return scope_for(p.role, supplier_code=getattr(p, "supplier_code", None))
 
 
 def visible_order(session: Session, *, order_id: int, scope: Scope) -> ServiceOrder:
@@ -682,6 +704,8 @@ def visible_order(session: Session, *, order_id: int, scope: Scope) -> ServiceOr
         raise not_found()
     order = get_order(session, order_id=order_id)
     if scope.types is not None and order.type not in scope.types:
+        raise not_found()
+    if scope.supplier is not None and order.supplier_code != scope.supplier:
         raise not_found()
     return order
 
@@ -692,4 +716,4 @@ def staff_actions(status: str, scope: Scope, allowed: tuple[str, ...] = DEFAULT_
     if not scope.can_act:
         return []
     return [a for a in STAFF_ACTIONS
-            if a in allowed and status in TRANSITIONS[a].sources and "staff" in TRANSITIONS[a].by]
+            if a in allowed and (scope.actions is None or a in scope.actions) and status in TRANSITIONS[a].sources and "staff" in TRANSITIONS[a].by]

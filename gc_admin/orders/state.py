@@ -101,7 +101,7 @@ class OrdersState(PagedMixin, rx.State):
 
     async def _reload(self):
         """The queue within the admitted member's scope (called by guarded handlers only)."""
-        scope = orders.scope_for(current_principal().role)
+        scope = orders.scope_of(current_principal())
         self.visible, self.can_refund, self.scope_note = scope.visible, scope.can_refund, scope.note
         self.types = display.type_options(scope)
         self.loaded = True
@@ -126,13 +126,14 @@ class OrdersState(PagedMixin, rx.State):
         if type_ is not None and scope.types is not None and type_ not in scope.types:
             type_, self.type_f = None, "all"
         status = None if self.status_f == "all" else self.status_f
-        return {"type": type_, "status": status, "q": self.q or None, "types": scope.types, "sort": self._sort()}
+        return {"type": type_, "status": status, "q": self.q or None, "types": scope.types, "sort": self._sort(),
+                "supplier": scope.supplier}
 
     @rx.event
     @guarded(SECTION)
     async def export(self):
         """Every order matching the filters (not just this page) as Excel, phones masked."""
-        scope = orders.scope_for(current_principal().role)
+        scope = orders.scope_of(current_principal())
         if not scope.visible:
             yield rx.toast.error("没有可导出的订单")
             return
@@ -157,7 +158,7 @@ class OrdersState(PagedMixin, rx.State):
     # --- the detail panel ----------------------------------------------------------------------------
 
     async def _load_detail(self, order_id: str) -> Any:
-        scope = orders.scope_for(current_principal().role)
+        scope = orders.scope_of(current_principal())
         self.can_refund = scope.can_refund  # opened from the board, whose load is not this state's
         try:
             detail = await run_db(flows.staff_detail, order_id=parse_id(order_id, what="订单"), scope=scope)
@@ -189,7 +190,7 @@ class OrdersState(PagedMixin, rx.State):
     @guarded(SECTION)
     async def sync_refund(self, refund_id: str):
         """Ask WeChat Pay about a refund still in flight (re-sends one that never reached it)."""
-        scope = orders.scope_for(current_principal().role)
+        scope = orders.scope_of(current_principal())
         if not scope.can_refund:
             return rx.toast.error("没有退款权限")
         order_id = self.detail.get("id", "")
@@ -208,8 +209,9 @@ class OrdersState(PagedMixin, rx.State):
     @guarded(SECTION)
     async def open_action(self, order_id: str, action: str):
         """The confirmation of a move (from the queue row or the panel), with its reason field."""
-        scope = orders.scope_for(current_principal().role)
-        if action not in orders.STAFF_ACTIONS or not scope.can_act:
+        scope = orders.scope_of(current_principal())
+        if action not in orders.STAFF_ACTIONS or not scope.can_act or (
+                scope.actions is not None and action not in scope.actions):
             return rx.toast.error("没有权限执行此操作")
         row = next((r for r in self.rows if r["id"] == order_id), None)
         if row is None and self.detail.get("id") == order_id:
@@ -245,9 +247,10 @@ class OrdersState(PagedMixin, rx.State):
     @guarded(SECTION)
     async def confirm_action(self, form: dict[str, Any]):
         p = current_principal()
-        scope = orders.scope_for(p.role)
+        scope = orders.scope_of(p)
         action, order_id = self.act.get("action", ""), self.act.get("order_id", "")
-        if not scope.can_act or action not in orders.STAFF_ACTIONS or not order_id:
+        if not scope.can_act or action not in orders.STAFF_ACTIONS or not order_id or (
+                scope.actions is not None and action not in scope.actions):
             yield rx.toast.error("没有权限执行此操作")
             return
         reason = str(form.get("reason", "") or "").strip()
@@ -285,7 +288,7 @@ class OrdersState(PagedMixin, rx.State):
     @rx.event
     @guarded(SECTION)
     async def open_refund(self):
-        if not orders.scope_for(current_principal().role).can_refund:
+        if not orders.scope_of(current_principal()).can_refund:
             return rx.toast.error("没有退款权限")
         if self.detail.get("can_refund") != "1":
             return rx.toast.error(self.detail.get("refund_note") or "该订单当前不能退款")
@@ -318,7 +321,7 @@ class OrdersState(PagedMixin, rx.State):
     @guarded(SECTION)
     async def preview_refund(self, form: dict[str, Any] | None = None):
         """Check the form (inline, in Chinese) and open the confirmation that states the consequence."""
-        scope = orders.scope_for(current_principal().role)
+        scope = orders.scope_of(current_principal())
         if not scope.can_refund:
             return rx.toast.error("没有退款权限")
         form = form or {}
@@ -377,7 +380,7 @@ class OrdersState(PagedMixin, rx.State):
     @guarded(SECTION)
     async def confirm_refund(self):
         p = current_principal()
-        scope = orders.scope_for(p.role)
+        scope = orders.scope_of(p)
         pv = self.refund_preview
         if not scope.can_refund:
             yield rx.toast.error("没有退款权限")

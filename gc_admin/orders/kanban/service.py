@@ -60,10 +60,11 @@ class BoardFilters:
     until: dt.datetime | None = None  # created before
     sla: str | None = None  # near / over
     q: str | None = None  # order no. or the user's phone
+    supplier: str | None = None  # a supplier account: its own goods orders only (the scope's)
 
     @classmethod
     def within(cls, scope: Scope, **kw: Any) -> BoardFilters:
-        f = cls(types=scope.types, **kw)
+        f = cls(types=scope.types, supplier=scope.supplier, **kw)
         if f.type is not None and f.type not in ORDER_TYPES:
             raise InvalidInput("未知的订单类型", code="INVALID_ORDER_TYPE")
         if f.sla is not None and f.sla not in SLA_FILTERS:
@@ -77,6 +78,8 @@ def _where(f: BoardFilters, status: str, now: dt.datetime) -> list[Any]:
         w.append(col(ServiceOrder.type) == f.type)
     if f.types is not None:
         w.append(col(ServiceOrder.type).in_(f.types))
+    if f.supplier is not None:
+        w.append(col(ServiceOrder.supplier_code) == f.supplier)
     if f.city:
         w.append(col(ServiceOrder.city) == f.city.strip().removesuffix("市"))
     if f.assignee == "none":

@@ -55,8 +55,8 @@ def card_view(c: kanban.Card, *, scope: orders.Scope, me: str, now: dt.datetime)
         "a1": allowed[0] if allowed else "", "a1_label": display.action_label(allowed[0]) if allowed else "",
         "a2": allowed[1] if len(allowed) > 1 else "",
         "a2_label": display.action_label(allowed[1]) if len(allowed) > 1 else "",
-        "claimable": "1" if scope.can_act and c.status in orders.CLAIMABLE and not live else "",
-        "bulk": "1" if scope.can_act and any(a in BULK for a in allowed) else "",
+        "claimable": "1" if scope.can_act and scope.actions is None and c.status in orders.CLAIMABLE and not live else "",
+        "bulk": "1" if scope.can_act and scope.actions is None and any(a in BULK for a in allowed) else "",
     }
 
 
@@ -105,7 +105,7 @@ class KanbanState(rx.State):
 
     async def _reload(self) -> Any:
         p = current_principal()
-        scope = orders.scope_for(p.role)
+        scope = orders.scope_of(p)
         self.visible, self.can_act, self.scope_note = scope.visible, scope.can_act, scope.note
         self.types = display.type_options(scope)
         self.loaded = True
@@ -216,7 +216,7 @@ class KanbanState(rx.State):
 
     async def _lease(self, order_id: str, action: str) -> Any:
         p = current_principal()
-        scope = orders.scope_for(p.role)
+        scope = orders.scope_of(p)
         try:
             order = await asyncio.to_thread(flows.lease_act, order_id=int(order_id), action=action,
                                             actor=p.actor(), scope=scope)
@@ -241,8 +241,8 @@ class KanbanState(rx.State):
     async def next_order(self):
         """下一单: claim the oldest paid order nobody holds, and open it."""
         p = current_principal()
-        scope = orders.scope_for(p.role)
-        if not scope.can_act:
+        scope = orders.scope_of(p)
+        if not scope.can_act or scope.actions is not None:
             return rx.toast.error("没有处理订单的权限")
         type_ = None if self.type_f == "all" else self.type_f
         types = scope.types if type_ is None else tuple(t for t in (type_,) if scope.types is None or t in scope.types)
@@ -263,8 +263,8 @@ class KanbanState(rx.State):
     async def bulk(self, action: str):
         """Accept / complete the selected orders, each on its own (a refused one never undoes the others)."""
         p = current_principal()
-        scope = orders.scope_for(p.role)
-        if action not in BULK or not scope.can_act:
+        scope = orders.scope_of(p)
+        if action not in BULK or not scope.can_act or scope.actions is not None:
             yield rx.toast.error("没有权限执行此操作")
             return
         ids = [int(i) for i in self.selected if i.isdigit()]

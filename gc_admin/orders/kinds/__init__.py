@@ -1,14 +1,12 @@
 """Order kinds, one module per order type the mini-program can order (see :mod:`.base`).
 
-Designated driver and goods orders exist in the tables and the state machine but have no
-catalogue yet: they are registered as not orderable (``ORDER_TYPE_UNAVAILABLE``), with the coupons
-that will fit them.
+Every order type has its kind here (coupon purchase, flower delivery, top-up, designated driver, goods).
 """
 
 from __future__ import annotations
 
-from gc_admin.orders.kinds import coupon_purchase, driver, flower, topup
-from gc_admin.orders.kinds.base import Kind, not_orderable_yet
+from gc_admin.orders.kinds import coupon_purchase, driver, flower, goods, topup
+from gc_admin.orders.kinds.base import Kind
 from gc_admin.orders.models import ORDER_TYPES
 
 KINDS: dict[str, Kind] = {k.type: k for k in (
@@ -16,8 +14,7 @@ KINDS: dict[str, Kind] = {k.type: k for k in (
     flower.KIND,
     topup.KIND,
     driver.KIND,
-    not_orderable_yet("goods", coupon_fits=("goods_discount",), exchange_fits=("goods_exchange",),
-                      actions=("ship", "complete", "cancel", "after_sales", "resolve")),
+    goods.KIND,
 )}
 assert list(KINDS) == list(ORDER_TYPES), "every order type has its kind (orders/kinds/)"
 ORDERABLE_TYPES = tuple(t for t, k in KINDS.items() if k.orderable)

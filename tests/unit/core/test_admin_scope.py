@@ -260,6 +260,20 @@ ROUTES: dict[tuple[str, str], list[Case]] = {
         "name": f"司机{role}", "phone": f"136{ROLES.index(role):08d}"}}), ok=201)],
     ("PATCH", "/drivers/{driver_id}"): [Case(DRIVERS, lambda role, w: ("PATCH", A + "/drivers/999999", {
         "json": {"status": "off"}}), ok=(404, "DRIVER_NOT_FOUND"))],
+    ("GET", "/goods"): [Case(REFUNDERS, get("/goods"))],  # a supplier linked to its supplier: tests/unit/orders/test_goods
+    ("POST", "/goods"): [Case(MONEY, lambda role, w: ("POST", A + "/goods", {"json": {
+        "code": f"g_{role}", "name": "香薰", "price_fen": 100, "supplier_code": "nobody"}}), ok=(404, "SUPPLIER_NOT_FOUND"))],
+    ("POST", "/shipments/imports"): [Case(REFUNDERS, lambda role, w: ("POST", A + "/shipments/imports", {
+        "data": {"dry_run": "true"}, "files": {"file": ("s.csv", "订单号,快递公司,快递单号\nGC1,顺丰,SF1\n".encode(),
+                                                        "text/csv")}}))],
+    ("GET", "/order-sources/{source}/mapping"): [Case(STOCK, get("/order-sources/nosource/mapping"),
+                                                      ok=(404, "MAPPING_NOT_FOUND"))],
+    ("PUT", "/order-sources/{source}/mapping"): [Case(STOCK, lambda role, w: (
+        "PUT", f"{A}/order-sources/s_{role}/mapping", {"json": {"mapping": {
+            "external_id": "单号", "phone": "手机", "item": "商品", "amount": "金额"}}}))],
+    ("POST", "/orders/imports"): [Case(STOCK, lambda role, w: ("POST", A + "/orders/imports", {
+        "data": {"source": "nosource", "dry_run": "true"}, "files": {"file": ("o.csv", b"a,b\n1,2\n", "text/csv")}}),
+        ok=(404, "MAPPING_NOT_FOUND"))],
     ("GET", "/ledger"): [Case(MONEY, get("/ledger"))],
     ("GET", "/ledger.xlsx"): [Case(MONEY, get("/ledger.xlsx"))],
     ("GET", "/refunds"): [Case(MONEY, get("/refunds"))],

@@ -1,0 +1,60 @@
+"""Supplier and goods tables. ``goods.stock`` never goes below zero: a CHECK constraint, and every
+take is a conditional ``UPDATE ... WHERE stock >= :n`` (see :func:`..service.take_stock`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import JSON, BigInteger, CheckConstraint
+from sqlmodel import Field, SQLModel
+
+from gc_admin.core.types import utc_field
+
+
+class Supplier(SQLModel, table=True):
+    __tablename__ = "supplier"
+
+    code: str = Field(primary_key=True, max_length=32)
+    name: str = Field(max_length=64)
+    created_at: dt.datetime = utc_field()
+
+
+class Goods(SQLModel, table=True):
+    """One item a supplier ships. ``exchange_products``: codes of the goods_exchange products that redeem it."""
+
+    __tablename__ = "goods"
+    __table_args__ = (
+        CheckConstraint("stock >= 0", name="ck_goods_stock"),
+        CheckConstraint("price_fen >= 0", name="ck_goods_price"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=32, unique=True)
+    supplier_code: str = Field(max_length=32, foreign_key="supplier.code", index=True)
+    name: str = Field(max_length=64)
+    photo_url: str = Field(default="", max_length=255)
+    price_fen: int = Field(sa_type=BigInteger)
+    stock: int = Field(default=0)
+    exchange_products: list[str] = Field(default_factory=list, sa_type=JSON)
+    on_sale: bool = Field(default=True)
+    created_at: dt.datetime = utc_field()
+    updated_at: dt.datetime = utc_field()
+
+
+class ShipmentImport(SQLModel, table=True):
+    """One applied shipment sheet (order no. → carrier, tracking no.) and its per-row report. Replaying a
+    sheet ships nothing twice: each row is a conditional ``ship`` move (paid / accepted → shipped)."""
+
+    __tablename__ = "shipment_import"
+
+    id: int | None = Field(default=None, primary_key=True)
+    filename: str = Field(max_length=255)
+    digest: str = Field(max_length=64, index=True)  # sha256 of the file
+    supplier_code: str | None = Field(default=None, max_length=32, index=True)  # who uploaded (None: platform staff)
+    created_by: str = Field(max_length=64)
+    rows: int = Field(default=0)
+    shipped: int = Field(default=0)
+    skipped: int = Field(default=0)  # already shipped with the same tracking no.
+    failed: int = Field(default=0)
+    report: list[dict] = Field(default_factory=list, sa_type=JSON)
+    created_at: dt.datetime = utc_field()
