@@ -38,6 +38,7 @@ local protocol simulators, an SMS outbox instead of a real SMS provider). In pro
 | GC_WXPAY_PUBLIC_KEY_PATH / GC_WXPAY_PUBLIC_KEY_ID | | WeChat Pay public key (PEM file) and its id ``PUB_KEY_ID_...`` |
 | GC_WXPAY_NOTIFY_URL | <public>/api/v1/pay/wechat/notify | where WeChat Pay posts payment results (refunds: .../refund-notify) |
 | GC_WXPAY_DEV_KEYS | <project>/data/wxpay_dev_keys.json | throwaway key set shared by the local client and simulator |
+| GC_SIM_REFUND_SECONDS | 3 (dev), off (test/prod) | the dev WeChat Pay simulator finishes each refund by itself after this delay (SUCCESS + signed notify), as WeChat does |
 | GC_ALIPAY_GATEWAY | local (dev/test), empty = off (prod) | Alipay open-API ``gateway.do`` URL for cashback transfers; ``local`` = the in-process simulator with throwaway certificates (dev/test only) |
 | GC_ALIPAY_APP_ID | 2021000000000000 (demo) | the Alipay application's id |
 | GC_ALIPAY_APP_PRIVATE_KEY_PATH / GC_ALIPAY_APP_CERT_PATH | | the application's RSA private key (PEM) and ``appCertPublicKey_<appid>.crt`` |
@@ -220,6 +221,7 @@ class Settings:
     driver_platform: tuple[str, str, str, str] = ("local", "edaijia", DEMO_DRIVER_KEY, DEMO_DRIVER_SECRET)  # url, code, key, secret
     claims: ClaimsSettings = ClaimsSettings()
     alipay: AlipaySettings = AlipaySettings()
+    sim_refund_seconds: float | None = None  # dev: the WeChat Pay simulator finishes refunds by itself
     tasks_heartbeat_seconds: int = 10
     tasks_every_seconds: int = 0
     tasks_extra_modules: str = ""
@@ -379,6 +381,17 @@ def _flower_settings(env: dict[str, str]) -> FlowerSettings:
                           days_ahead=_int(env, "GC_FLOWER_DAYS_AHEAD", d.days_ahead))
 
 
+def _sim_refund_seconds(env: dict[str, str], gc_env: str) -> float | None:
+    """GC_SIM_REFUND_SECONDS: after how long the dev WeChat Pay simulator finishes a refund by itself (3 s in
+    dev, off in test so tests finish refunds when they choose); 0 or empty turns it off."""
+    raw = env.get("GC_SIM_REFUND_SECONDS", "3" if gc_env == "dev" else "").strip()
+    try:
+        seconds = float(raw) if raw else 0.0
+    except ValueError:
+        return -1.0  # refused by validate()
+    return seconds or None
+
+
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     """Build settings from an environment mapping and validate them."""
     env = dict(os.environ if env is None else env)
@@ -447,6 +460,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
                               four_eyes_fen=_int(env, "GC_CLAIMS_FOUR_EYES_FEN", 10000),
                               four_eyes_nth=_int(env, "GC_CLAIMS_FOUR_EYES_NTH", 3),
                               ocr_after_response=env.get("GC_CLAIMS_OCR_AFTER_RESPONSE", "0") != "0"),
+        sim_refund_seconds=_sim_refund_seconds(env, gc_env),
         alipay=AlipaySettings(
             gateway=env.get("GC_ALIPAY_GATEWAY", "" if gc_env == "prod" else "local").strip().rstrip("/"),
             app_id=env.get("GC_ALIPAY_APP_ID", DEMO_ALIPAY_APP_ID),
@@ -545,6 +559,8 @@ def validate(s: Settings) -> None:
             problems.append("GC_DRIVER_PLATFORM_URL / _KEY / _SECRET must be the real driver platform's in prod")
         if len(w.apiv3_key.encode()) != 32:
             problems.append("GC_WXPAY_APIV3_KEY must be the 32-byte APIv3 key")
+    if s.sim_refund_seconds is not None and not 0 < s.sim_refund_seconds <= 3600:
+        problems.append("GC_SIM_REFUND_SECONDS must be a number of seconds between 0 (off) and 3600")
     a = s.alipay
     if not 1 <= a.timeout_seconds <= 120:
         problems.append("GC_ALIPAY_TIMEOUT_SECONDS must be between 1 and 120")

@@ -44,6 +44,7 @@ def simulators() -> Simulators:
     from gc_admin.integrations.wechatpay.setup import dev_keys
 
     wxpay = sim_state_for(dev_keys(), mchid=s.wxpay.mchid, appid=s.wxpay.appid, store=store)
+    wxpay.auto_refund_seconds = s.sim_refund_seconds
     alipay = alipay_sim_state()
     return Simulators(wechat=wechat, wechat_router=build_wechat_simulator(wechat), sms=sms,
                       sms_router=build_sms_simulator(sms), wxpay=wxpay, wxpay_router=build_wxpay_simulator(wxpay),

@@ -106,7 +106,7 @@ class App:
 def app_env(database_url: str, port: int, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GC_", "REFLEX_", "GRANIAN_"))}
     env.update({"GC_ENV": "dev", "GC_PORT": str(port), "GC_DATABASE_URL": database_url, "GC_REDIS_URL": redis_url(),
-                "GC_LOG_FORMAT": "json", "GC_LOGLEVEL": "info", "GC_UPLOAD_DIR": str(ARTIFACTS / f"uploads-{port}"),
+                "GC_LOG_FORMAT": "json", "GC_LOGLEVEL": "info", "GC_SIM_REFUND_SECONDS": "0", "GC_UPLOAD_DIR": str(ARTIFACTS / f"uploads-{port}"),
                 "PYTHONUNBUFFERED": "1"})
     env.update(extra)
     return env

@@ -67,6 +67,7 @@ import hashlib
 import io
 import json
 import logging
+import threading
 import os
 import re
 import secrets
@@ -198,6 +199,9 @@ class WxPaySimState:
     clock: Callable[[], dt.datetime] = utcnow
     max_skew: int = MAX_SKEW_SECONDS
     fee_rate_bp: int = 60  # 0.60 %
+    # dev: finish each new refund by itself after this many seconds (SUCCESS + notify), as WeChat Pay does;
+    # None = only when asked (tests, `finish_refund` / POST /_refund)
+    auto_refund_seconds: float | None = None
     store: MemoryStore | RedisStore = dataclasses.field(default_factory=MemoryStore, repr=False)
     orders: MutableMapping[str, SimOrder] = dataclasses.field(init=False)
     refunds: MutableMapping[str, SimRefund] = dataclasses.field(init=False)
@@ -762,7 +766,22 @@ def _refund(state: WxPaySimState, call: _Call) -> tuple[int, dict[str, Any] | No
         order.trade_state = "REFUND"
         state.save_order(order)
     log.info("wxpay simulator: refund %s of %s fen on %s", out_refund_no, refund_fen, order.out_trade_no)
+    if state.auto_refund_seconds is not None:
+        timer = threading.Timer(state.auto_refund_seconds, _finish_by_itself, args=(state, out_refund_no))
+        timer.daemon = True
+        timer.start()
     return 200, refund_resource(state, refund)
+
+
+def _finish_by_itself(state: WxPaySimState, out_refund_no: str) -> None:
+    """The dev simulator's own end of a refund (GC_SIM_REFUND_SECONDS): SUCCESS and the signed notify, once;
+    a refund somebody already finished (a test helper, another worker) is left alone."""
+    try:
+        finish_refund(state, out_refund_no)
+    except SimError as e:
+        log.info("wxpay simulator: refund %s not auto-finished: %s", out_refund_no, e.message)
+    except Exception:  # noqa: BLE001 - a timer thread must not die loudly; the refund stays PROCESSING (queryable)
+        log.exception("wxpay simulator: auto-finishing refund %s failed", out_refund_no)
 
 
 def _query_refund(state: WxPaySimState, call: _Call) -> tuple[int, dict[str, Any] | None]:

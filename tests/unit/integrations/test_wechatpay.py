@@ -485,6 +485,42 @@ def test_refund_idempotent_by_out_refund_no(client: WxPayClient, state: WxPaySim
     assert len(state.refunds) == 1
 
 
+def test_dev_simulator_finishes_a_refund_by_itself_once(client: WxPayClient, state: WxPaySimState,
+                                                        inbox: Inbox) -> None:
+    """Issue 10: in dev (GC_SIM_REFUND_SECONDS) the simulator ends a refund by itself, as WeChat Pay does — SUCCESS and
+    one signed REFUND.SUCCESS notify the merchant verifies — so a demo refund completes without a test helper."""
+    import time
+
+    state.auto_refund_seconds = 0.2
+    paid_order(client, state)
+    first = client.refund(out_refund_no="RF20260101000009", out_trade_no="GC20260101000001", refund_fen=345,
+                          total_fen=12345)
+    assert first["status"] == "PROCESSING"
+    client.refund(out_refund_no="RF20260101000009", out_trade_no="GC20260101000001", refund_fen=345,
+                  total_fen=12345)  # a retried request starts no second timer
+    deadline = time.monotonic() + 10
+    while client.query_refund("RF20260101000009")["status"] == "PROCESSING" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert client.query_refund("RF20260101000009")["status"] == "SUCCESS"
+    time.sleep(0.5)  # long enough for a wrongly started second timer to fire
+    events = [e for e in inbox.accepted if e["event_type"].startswith("REFUND.")]
+    assert [(e["event_type"], e["resource"]["out_refund_no"]) for e in events] == [
+        ("REFUND.SUCCESS", "RF20260101000009")]
+    assert not inbox.rejected
+
+
+def test_dev_refund_delay_setting() -> None:
+    from gc_admin.config import ConfigError, load_settings
+
+    assert load_settings({"GC_ENV": "dev"}).sim_refund_seconds == 3
+    assert load_settings({"GC_ENV": "test"}).sim_refund_seconds is None
+    assert load_settings({"GC_ENV": "dev", "GC_SIM_REFUND_SECONDS": "0"}).sim_refund_seconds is None
+    assert load_settings({"GC_ENV": "dev", "GC_SIM_REFUND_SECONDS": "1.5"}).sim_refund_seconds == 1.5
+    for bad in ("soon", "-1", "99999"):
+        with pytest.raises(ConfigError, match="GC_SIM_REFUND_SECONDS"):
+            load_settings({"GC_ENV": "dev", "GC_SIM_REFUND_SECONDS": bad})
+
+
 def test_refund_over_paid_amount_rejected(client: WxPayClient, state: WxPaySimState) -> None:
     paid_order(client, state)
     with pytest.raises(ValueError):
