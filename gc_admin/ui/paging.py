@@ -58,6 +58,18 @@ class RowsMixin(rx.State, mixin=True):
         return rx.toast.success(done(result))
 
 
+class SearchMixin(rx.State, mixin=True):
+    """A list with a search box ``q`` (an order number, a phone…: at most 32 characters, trimmed; the
+    page's search applies it)."""
+
+    q: str = ""
+
+    @rx.event
+    @public
+    def set_q(self, value: str):
+        self.q = value.strip()[:32]
+
+
 class DateRangeMixin(rx.State, mixin=True):
     """A list filtered by a day range typed in two ``type="date"`` inputs (``YYYY-MM-DD``; the page's
     search applies them)."""
