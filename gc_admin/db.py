@@ -229,6 +229,20 @@ class Page(Generic[T]):
     total: int
 
 
+def insert_first(session: Session, row: T, *, taken: Callable[[], None]) -> T:
+    """Add ``row``, whose unique key ``taken()`` checks (it raises the caller's ``Conflict`` when the key
+    is in use): ``taken()`` first, then the insert under :func:`first_wins`, so that a twin which
+    commits the same key first is answered by ``taken()`` as well."""
+    taken()
+
+    def insert() -> T:
+        session.add(row)
+        session.flush()
+        return row
+
+    return first_wins(session, insert, replay=taken)
+
+
 def paginate(session: Session, query: Any, *, order: Sequence[Any], offset: int = 0, limit: int = 50,
              row: Callable[[Any], T] | None = None) -> Page[T]:
     """Count ``query``'s rows and fetch one page of it in ``order`` (a stable order: end it with a

@@ -86,21 +86,27 @@ def pg_schema_url(base_url: str, schema: str) -> str:
     return f"{base_url}{sep}options=-csearch_path%3D{schema}"
 
 
-def fresh_pg(base_url: str) -> Iterator[str]:
-    """A new, migrated PostgreSQL schema for one test; dropped afterwards."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(base_url, isolation_level="AUTOCOMMIT")
+def scratch_pg(admin_url: str, *, url: str, create: str, drop: str) -> Iterator[str]:
+    """Run ``create`` (DDL, on ``admin_url``), migrate ``url`` and yield it; afterwards dispose of the
+    app's engines and run ``drop``."""
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
-        c.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = pg_schema_url(base_url, schema)
+        c.execute(sa.text(create))
     try:
         migrate(url)
         yield url
     finally:
         db.dispose_engines()
         with admin.connect() as c:
-            c.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            c.execute(sa.text(drop))
         admin.dispose()
+
+
+def fresh_pg(base_url: str) -> Iterator[str]:
+    """A new, migrated PostgreSQL schema for one test; dropped afterwards."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    yield from scratch_pg(base_url, url=pg_schema_url(base_url, schema), create=f'CREATE SCHEMA "{schema}"',
+                          drop=f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 class InProcessTransport(httpx.BaseTransport):

@@ -23,6 +23,7 @@ from sqlalchemy import JSON, BigInteger, CheckConstraint, Index, UniqueConstrain
 from sqlmodel import Field, SQLModel
 
 from gc_admin.core.types import utc_field
+from gc_admin.core.history import HistoryLine
 
 CATEGORIES: dict[str, str] = {
     "fuel": "加油",
@@ -194,21 +195,13 @@ class ClaimPayout(SQLModel, table=True):
     updated_at: dt.datetime = utc_field()
 
 
-class ClaimEvent(SQLModel, table=True):
+class ClaimEvent(HistoryLine, table=True):
     """One line of a claim's history: a status change or a decision — who, when, why."""
 
     __tablename__ = "claim_event"
 
     id: int | None = Field(default=None, primary_key=True)
     claim_id: int = Field(foreign_key="claim.id", index=True)
-    action: str = Field(max_length=32)
-    from_status: str | None = Field(default=None, max_length=16)
-    to_status: str = Field(max_length=16)
-    actor_type: str = Field(max_length=16)
-    actor_id: str | None = Field(default=None, max_length=64)
-    actor_name: str = Field(default="", max_length=64)
-    reason: str = Field(default="", max_length=500)
-    at: dt.datetime = utc_field()
 
 
 class ClaimRejectReason(SQLModel, table=True):

@@ -22,6 +22,7 @@ gives up as designed. Every attempt is logged in ``payment_notify_log``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
@@ -49,7 +50,7 @@ from gc_admin.orders.models import ORDER_STATUSES, ORDER_TYPES
 from gc_admin.orders.service import REFUND_ROLES, Scope
 from gc_admin.orders.suppliers import service as suppliers
 from gc_admin.payments import service as payments
-from gc_admin.payments.api import RefundRowOut
+from gc_admin.payments.api import RefundOut, RefundRowOut
 from gc_admin.payments.balances import FEN_PER_POINT, balances
 from gc_admin.payments.deps import money_staff
 from gc_admin.users.deps import require_user
@@ -164,21 +165,6 @@ class HistoryOut(BaseModel):
     reason: str
 
 
-class RefundOut(BaseModel):
-    id: int
-    out_refund_no: str
-    amount_fen: int
-    coupons: int
-    full: bool
-    reason: str
-    status: str
-    status_label: str
-    error: str | None = None
-    created_at: str
-    succeeded_at: str | None = None
-    refund_id: str | None = None
-
-
 class PaymentParams(BaseModel):
     """Pass to ``wx.requestPayment`` (``appId`` is informational: it is signed, not passed)."""
 
@@ -190,8 +176,8 @@ class PaymentParams(BaseModel):
     paySign: str
 
 
-class _OrderFields(BaseModel):
-    """What the user and staff both see of an order (API.md "Order")."""
+class _OrderHead(BaseModel):
+    """How every view of an order starts: which order, of what type, in what status."""
 
     id: int
     order_no: str
@@ -199,6 +185,11 @@ class _OrderFields(BaseModel):
     type_label: str
     status: str
     status_label: str
+
+
+class _OrderFields(_OrderHead):
+    """What the user and staff both see of an order (API.md "Order")."""
+
     lines: list[LineOut]
     pricing: PricingOut
     details: dict[str, Any]
@@ -325,13 +316,7 @@ class CatalogOut(BaseModel):
     stored_value_fen: int
 
 
-class QueueRowOut(BaseModel):
-    id: int
-    order_no: str
-    type: str
-    type_label: str
-    status: str
-    status_label: str
+class QueueRowOut(_OrderHead):
     phone_masked: str
     summary: str
     list_fen: int
@@ -651,42 +636,35 @@ def _answer(result: payments.NotifyResult) -> Response:
     return JSONResponse(result.body, status_code=result.status_code)
 
 
-async def _raw(request: Request) -> bytes | None:
+async def _notify(request: Request, handle: Callable[..., payments.NotifyResult], *,
+                  background: BackgroundTasks | None = None) -> Response:
+    """One WeChat Pay callback: the raw body (bounded) and headers to ``handle`` in one unit of work, and
+    its answer; with ``background``, the new-order notices are sent after a notify that was applied."""
     body = await request.body()
-    return None if len(body) > MAX_NOTIFY_BYTES else body
+    if len(body) > MAX_NOTIFY_BYTES:
+        return JSONResponse({"code": "FAIL", "message": "body too large"}, status_code=413)
+    headers = dict(request.headers)
+
+    def work() -> payments.NotifyResult:
+        with session_scope() as s:
+            return handle(s, headers=headers, body=body)
+
+    result = await run_in_threadpool(work)
+    if background is not None and result.outcome == "applied":
+        background.add_task(_send_notices)
+    return _answer(result)
 
 
 @pay.post("/wechat/notify", status_code=204, response_class=Response, summary="微信支付结果通知（验签、解密、按单号与金额核对，只入账一次）",
           responses={400: {"description": '{"code":"FAIL","message":...}'}, 401: {}, 404: {}})
 async def wechat_notify(request: Request, background: BackgroundTasks) -> Response:
-    body = await _raw(request)
-    if body is None:
-        return JSONResponse({"code": "FAIL", "message": "body too large"}, status_code=413)
-    headers = dict(request.headers)
-
-    def work() -> payments.NotifyResult:
-        with session_scope() as s:
-            return flows.handle_payment_notify(s, headers=headers, body=body)
-
-    result = await run_in_threadpool(work)
-    if result.outcome == "applied":
-        background.add_task(_send_notices)
-    return _answer(result)
+    return await _notify(request, flows.handle_payment_notify, background=background)
 
 
 @pay.post("/wechat/refund-notify", status_code=204, response_class=Response, summary="微信支付退款结果通知",
           responses={400: {"description": '{"code":"FAIL","message":...}'}, 401: {}, 404: {}})
 async def wechat_refund_notify(request: Request) -> Response:
-    body = await _raw(request)
-    if body is None:
-        return JSONResponse({"code": "FAIL", "message": "body too large"}, status_code=413)
-    headers = dict(request.headers)
-
-    def work() -> payments.NotifyResult:
-        with session_scope() as s:
-            return flows.handle_refund_notify(s, headers=headers, body=body)
-
-    return _answer(await run_in_threadpool(work))
+    return await _notify(request, flows.handle_refund_notify)
 
 
 routers = (mp, admin, money, pay)

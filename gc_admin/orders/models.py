@@ -20,6 +20,7 @@ from sqlalchemy import JSON, BigInteger, CheckConstraint, Index, UniqueConstrain
 from sqlmodel import Field, SQLModel
 
 from gc_admin.core.types import utc_field
+from gc_admin.core.history import HistoryLine
 
 ORDER_TYPES: dict[str, str] = {
     "coupon_purchase": "购券",
@@ -106,21 +107,13 @@ class ServiceOrder(SQLModel, table=True):
     completed_at: dt.datetime | None = utc_field(nullable=True, default=None)
 
 
-class OrderEvent(SQLModel, table=True):
+class OrderEvent(HistoryLine, table=True):
     """One line of an order's history: a status change (or a money event on it) — who, when, why."""
 
     __tablename__ = "order_event"
 
     id: int | None = Field(default=None, primary_key=True)
     order_id: int = Field(foreign_key="service_order.id", index=True)
-    action: str = Field(max_length=32)
-    from_status: str | None = Field(default=None, max_length=16)
-    to_status: str = Field(max_length=16)
-    actor_type: str = Field(max_length=16)
-    actor_id: str | None = Field(default=None, max_length=64)
-    actor_name: str = Field(default="", max_length=64)
-    reason: str = Field(default="", max_length=500)
-    at: dt.datetime = utc_field()
 
 
 class OrderNotice(SQLModel, table=True):

@@ -30,17 +30,16 @@ from gc_admin.orders.badge import OrdersBadgeState
 from gc_admin.orders.kinds import kind_of
 from gc_admin.orders.models import ORDER_STATUSES
 from gc_admin.ui.auth import current_principal, guarded, public, run_db
-from gc_admin.ui.paging import PAGE_SIZE, PagedMixin
+from gc_admin.ui.paging import PAGE_SIZE, PagedMixin, SearchMixin
 
 SECTION = "orders"
 
 
-class OrdersState(PagedMixin, rx.State):
+class OrdersState(PagedMixin, SearchMixin, rx.State):
     SECTION: ClassVar[str] = SECTION  # the paging handlers check it (ui.paging)
     rows: list[dict[str, str]] = []
     type_f: str = "all"
     status_f: str = "all"
-    q: str = ""
     types: list[dict[str, str]] = []
     scope_note: str = ""
     visible: bool = True
@@ -87,11 +86,6 @@ class OrdersState(PagedMixin, rx.State):
     async def set_status(self, value: str):
         self.status_f, self.page = value, 1
         return await self._reload()
-
-    @rx.event
-    @public
-    def set_q(self, value: str):
-        self.q = value.strip()[:32]
 
     @rx.event
     @guarded(SECTION)

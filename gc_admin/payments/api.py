@@ -87,9 +87,10 @@ def ledger_export(kind: Kind | None = None,  # type: ignore[valid-type]
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
-class RefundRowOut(BaseModel):
+class RefundOut(BaseModel):
+    """A refund as its order shows it."""
+
     id: int
-    order_id: int
     out_refund_no: str
     refund_id: str | None = None
     amount_fen: int
@@ -99,9 +100,15 @@ class RefundRowOut(BaseModel):
     status: str
     status_label: str
     error: str | None = None
-    actor_name: str
     created_at: str
     succeeded_at: str | None = None
+
+
+class RefundRowOut(RefundOut):
+    """A refund in the money staff's list: also which order, and who asked for it."""
+
+    order_id: int
+    actor_name: str
 
 
 class RefundsOut(BaseModel):

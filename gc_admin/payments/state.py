@@ -21,7 +21,7 @@ from gc_admin.core.params import DAY_RANGE, check_day, parse_id
 from gc_admin.core.uploads import read_upload
 from gc_admin.payments import display, ledger, reconcile
 from gc_admin.ui.auth import current_principal, guarded, public, run_db
-from gc_admin.ui.paging import PAGE_SIZE, PagedMixin
+from gc_admin.ui.paging import PAGE_SIZE, DateRangeMixin, PagedMixin
 
 SECTION = "ledger"
 UPLOAD_ID = "bill-file"
@@ -29,14 +29,12 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 HISTORY_SHOWN = 20
 
 
-class LedgerState(PagedMixin, rx.State):
+class LedgerState(PagedMixin, DateRangeMixin, rx.State):
     SECTION: ClassVar[str] = SECTION  # the paging handlers check it (ui.paging)
     SORT_KEYS: ClassVar = ledger.LEDGER_SORT_KEYS
     kind: str = "all"
     provider: str = "all"
     order_no: str = ""
-    date_from: str = ""
-    date_to: str = ""
     totals: list[dict[str, str]] = []
     net: str = "¥0.00"
     error: str = ""
@@ -61,16 +59,6 @@ class LedgerState(PagedMixin, rx.State):
     @public
     def set_order_no(self, value: str):
         self.order_no = value.strip()[:32]
-
-    @rx.event
-    @public
-    def set_date_from(self, value: str):
-        self.date_from = value[:10]
-
-    @rx.event
-    @public
-    def set_date_to(self, value: str):
-        self.date_to = value[:10]
 
     @rx.event
     @guarded(SECTION)

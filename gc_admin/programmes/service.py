@@ -10,7 +10,7 @@ from gc_admin.audit.service import record
 from gc_admin.core.clock import utcnow
 from gc_admin.core.errors import Conflict, InvalidInput, NotFound
 from gc_admin.core.principal import Actor
-from gc_admin.db import first_wins
+from gc_admin.db import insert_first
 from gc_admin.programmes.models import Programme
 
 #: What a programme code (and a product code, :mod:`gc_admin.coupons.catalog.service`) looks like.
@@ -30,14 +30,8 @@ def create_programme(session: Session, *, actor: Actor, code: str, name: str, in
         if session.exec(select(Programme.id).where(Programme.code == code)).first() is not None:
             raise Conflict(f"项目编码 {code} 已存在", code="PROGRAMME_EXISTS")
 
-    def insert() -> Programme:
-        session.add(programme)
-        session.flush()
-        return programme
-
-    taken()
     programme = Programme(code=code, name=name, insurer=(insurer or "").strip()[:64], created_at=utcnow())
-    first_wins(session, insert, replay=taken)  # a twin's code first: PROGRAMME_EXISTS
+    insert_first(session, programme, taken=taken)  # a twin's code first: PROGRAMME_EXISTS
     record(session, actor=actor, action="programme.created", target_type="programme", target_id=programme.id,
            summary=f"创建项目 {name}（{code}）", after={"code": code, "name": name, "insurer": programme.insurer})
     return programme

@@ -58,6 +58,36 @@ class RowsMixin(rx.State, mixin=True):
         return rx.toast.success(done(result))
 
 
+class SearchMixin(rx.State, mixin=True):
+    """A list with a search box ``q`` (an order number, a phone…: at most 32 characters, trimmed; the
+    page's search applies it)."""
+
+    q: str = ""
+
+    @rx.event
+    @public
+    def set_q(self, value: str):
+        self.q = value.strip()[:32]
+
+
+class DateRangeMixin(rx.State, mixin=True):
+    """A list filtered by a day range typed in two ``type="date"`` inputs (``YYYY-MM-DD``; the page's
+    search applies them)."""
+
+    date_from: str = ""
+    date_to: str = ""
+
+    @rx.event
+    @public
+    def set_date_from(self, value: str):
+        self.date_from = value[:10]
+
+    @rx.event
+    @public
+    def set_date_to(self, value: str):
+        self.date_to = value[:10]
+
+
 class CreateMixin(rx.State, mixin=True):
     """A list page's 新建 dialog: whether it is open, and the form's inline error (Chinese)."""
 

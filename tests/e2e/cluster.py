@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -45,23 +44,11 @@ def redis_url() -> str:
 @contextlib.contextmanager
 def pg_database() -> Iterator[str]:
     """A new PostgreSQL database (migrated), dropped afterwards."""
-    from tests.support import migrate
+    from tests.support import scratch_pg
 
     name = f"gc_scale_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = PG_URL.rsplit("/", 1)[0] + "/" + name
-    try:
-        migrate(url)
-        yield url
-    finally:
-        from gc_admin import db
-
-        db.dispose_engines()
-        with admin.connect() as c:
-            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    yield from scratch_pg(PG_URL, url=PG_URL.rsplit("/", 1)[0] + "/" + name, create=f'CREATE DATABASE "{name}"',
+                          drop=f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def flush_redis() -> None:

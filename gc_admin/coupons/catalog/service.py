@@ -21,7 +21,7 @@ from gc_admin.coupons.models import (
     Product,
     StockCode,
 )
-from gc_admin.db import first_wins
+from gc_admin.db import insert_first
 from gc_admin.programmes.models import Programme
 
 APP_ID_RE = re.compile(r"^wx[0-9a-zA-Z]{16}$")
@@ -49,12 +49,6 @@ def _int(value: Any, label: str, *, lo: int, hi: int, optional: bool = False) ->
     if not lo <= value <= hi:
         raise _bad(f"{label}必须在 {lo}–{hi} 之间")
     return value
-
-
-def _insert(session: Session, row: Product) -> Product:
-    session.add(row)
-    session.flush()
-    return row
 
 
 # --- products --------------------------------------------------------------------------------
@@ -151,8 +145,7 @@ def create_product(
         if existing is not None:
             raise Conflict(f"券种编码 {existing} 已存在", code="PRODUCT_EXISTS")
 
-    taken()
-    first_wins(session, lambda: _insert(session, product), replay=taken)  # a twin's code first: PRODUCT_EXISTS
+    insert_first(session, product, taken=taken)  # a twin's code first: PRODUCT_EXISTS
     record(session, actor=actor, action="product.created", target_type="product", target_id=product.id,
            summary=f"创建券种 {product.name}（{code}）", after=_snapshot(product))
     return product

@@ -8,7 +8,6 @@ Alipay transfers (:class:`AlipayNotConfigured`; payouts are then manual).
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import httpx
@@ -17,11 +16,7 @@ from gc_admin.config import get_settings
 from gc_admin.integrations.alipay.certs import DevPki, load_or_create_dev_pki
 from gc_admin.integrations.alipay.client import AlipayClient
 from gc_admin.integrations.alipay.simulator import AlipaySimState
-
-_lock = threading.Lock()
-_client: AlipayClient | None = None
-_transport: httpx.BaseTransport | None = None
-
+from gc_admin.integrations.lazy import LazyClient
 
 class AlipayNotConfigured(RuntimeError):
     """``GC_ALIPAY_GATEWAY`` is empty: this deployment makes no Alipay transfers."""
@@ -39,38 +34,32 @@ def sim_state() -> AlipaySimState:
                           alipay_cert_pem=pki.alipay_cert, alipay_root_cert_pem=pki.alipay_root_cert)
 
 
-def set_transport(transport: httpx.BaseTransport | None) -> None:
-    """Route the client through ``transport`` (tests: the app in-process)."""
-    global _client, _transport
-    with _lock:
-        _transport = transport
-        if _client is not None:
-            _client.close()
-        _client = None
-
-
 def configured() -> bool:
     return bool(get_settings().alipay.gateway)
 
 
+def _build(transport: httpx.BaseTransport | None) -> AlipayClient:
+    s = get_settings()
+    a = s.alipay
+    if not a.gateway:
+        raise AlipayNotConfigured("GC_ALIPAY_GATEWAY is not set: Alipay transfers are off")
+    if a.gateway == "local":
+        pki = dev_pki()
+        key, app_cert, alipay_cert, root = pki.app_private_key, pki.app_cert, pki.alipay_cert, pki.alipay_root_cert
+        gateway = f"{s.self_url}/sim/alipay/gateway.do"
+    else:
+        key, app_cert, alipay_cert, root = (Path(f).read_text() for f in (
+            a.app_private_key_path, a.app_cert_path, a.alipay_cert_path, a.alipay_root_cert_path))
+        gateway = a.gateway
+    return AlipayClient(app_id=a.app_id, app_private_key_pem=key, app_cert_pem=app_cert,
+                        alipay_cert_pem=alipay_cert, alipay_root_cert_pem=root, gateway=gateway,
+                        timeout=float(a.timeout_seconds), transport=transport)
+
+
+_holder: LazyClient[AlipayClient] = LazyClient(_build)
+set_transport = _holder.set_transport
+
+
 def get_client() -> AlipayClient:
     """The client for the configured gateway (raises :class:`AlipayNotConfigured` when there is none)."""
-    global _client
-    with _lock:
-        if _client is None:
-            s = get_settings()
-            a = s.alipay
-            if not a.gateway:
-                raise AlipayNotConfigured("GC_ALIPAY_GATEWAY is not set: Alipay transfers are off")
-            if a.gateway == "local":
-                pki = dev_pki()
-                key, app_cert, alipay_cert, root = pki.app_private_key, pki.app_cert, pki.alipay_cert, pki.alipay_root_cert
-                gateway = f"{s.self_url}/sim/alipay/gateway.do"
-            else:
-                key, app_cert, alipay_cert, root = (Path(f).read_text() for f in (
-                    a.app_private_key_path, a.app_cert_path, a.alipay_cert_path, a.alipay_root_cert_path))
-                gateway = a.gateway
-            _client = AlipayClient(app_id=a.app_id, app_private_key_pem=key, app_cert_pem=app_cert,
-                                   alipay_cert_pem=alipay_cert, alipay_root_cert_pem=root, gateway=gateway,
-                                   timeout=float(a.timeout_seconds), transport=_transport)
-        return _client
+    return _holder.get()

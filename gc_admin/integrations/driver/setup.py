@@ -8,18 +8,13 @@ as production.
 from __future__ import annotations
 
 import functools
-import threading
 
 import httpx
 
 from gc_admin.config import get_settings
 from gc_admin.integrations.driver.client import DriverPlatformClient
 from gc_admin.integrations.driver.simulator import DriverSimState
-
-_lock = threading.Lock()
-_client: DriverPlatformClient | None = None
-_transport: httpx.BaseTransport | None = None
-
+from gc_admin.integrations.lazy import LazyClient
 
 def settings_tuple() -> tuple[str, str, str, str]:
     """``(base URL or "local", platform code, app key, secret)``."""
@@ -36,25 +31,16 @@ def callback_url() -> str:
     return f"{s.public_url}/api/v1/driver/{platform_code()}/callback"
 
 
-def set_transport(transport: httpx.BaseTransport | None) -> None:
-    """Route the client through ``transport`` (tests: the app in-process)."""
-    global _client, _transport
-    with _lock:
-        _transport = transport
-        if _client is not None:
-            _client.close()
-        _client = None
+def _build(transport: httpx.BaseTransport | None) -> DriverPlatformClient:
+    s = get_settings()
+    url, _code, key, secret = s.driver_platform
+    base = f"{s.self_url}/sim/driver" if url == "local" else url
+    return DriverPlatformClient(base_url=base, key=key, secret=secret, transport=transport)
 
 
-def get_client() -> DriverPlatformClient:
-    global _client
-    with _lock:
-        if _client is None:
-            s = get_settings()
-            url, _code, key, secret = s.driver_platform
-            base = f"{s.self_url}/sim/driver" if url == "local" else url
-            _client = DriverPlatformClient(base_url=base, key=key, secret=secret, transport=_transport)
-        return _client
+_holder: LazyClient[DriverPlatformClient] = LazyClient(_build)
+set_transport = _holder.set_transport
+get_client = _holder.get
 
 
 @functools.lru_cache(maxsize=1)

@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 
+from gc_admin.integrations.lazy import LazyClient
+
 
 class WeChatError(Exception):
     """WeChat answered with ``errcode != 0`` or could not be reached (English, for logs)."""
@@ -107,30 +109,18 @@ class MiniProgramClient:
         self._http.close()
 
 
-_override_transport: httpx.BaseTransport | None = None
-_client: MiniProgramClient | None = None
-_client_lock = threading.Lock()
-
-
-def set_transport(transport: httpx.BaseTransport | None) -> None:
-    """Route the process-wide client through ``transport`` (tests: in-process simulator)."""
-    global _override_transport, _client
-    with _client_lock:
-        _override_transport = transport
-        _client = None
-
-
-def get_client() -> MiniProgramClient:
-    """The process-wide client for the configured base URL (``local`` = this app's simulator)."""
-    global _client
+def _build(transport: httpx.BaseTransport | None) -> MiniProgramClient:
     from gc_admin.config import get_settings
 
-    with _client_lock:
-        if _client is None:
-            s = get_settings()
-            base = s.wechat_base_url
-            if base == "local":
-                base = f"{s.self_url}/sim/wechat"
-            _client = MiniProgramClient(appid=s.wechat_appid, secret=s.wechat_secret, base_url=base,
-                                        transport=_override_transport)
-        return _client
+    s = get_settings()
+    base = s.wechat_base_url
+    if base == "local":
+        base = f"{s.self_url}/sim/wechat"
+    return MiniProgramClient(appid=s.wechat_appid, secret=s.wechat_secret, base_url=base, transport=transport)
+
+
+# The process-wide client for the configured base URL (``local`` = this app's simulator); a new
+# transport drops the old client without closing it (callers may still hold it).
+_holder: LazyClient[MiniProgramClient] = LazyClient(_build, close_on_reset=False)
+set_transport = _holder.set_transport
+get_client = _holder.get

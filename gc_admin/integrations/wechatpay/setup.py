@@ -7,52 +7,38 @@ and the tests pay for real through the same code as production.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import httpx
 
 from gc_admin.config import get_settings
+from gc_admin.integrations.lazy import LazyClient
 from gc_admin.integrations.wechatpay.client import WxPayClient
 from gc_admin.integrations.wechatpay.simulator import DevKeys, load_or_create_dev_keys
-
-_lock = threading.Lock()
-_client: WxPayClient | None = None
-_transport: httpx.BaseTransport | None = None
-
 
 def dev_keys() -> DevKeys:
     return load_or_create_dev_keys(get_settings().wxpay.dev_keys_path)
 
 
-def set_transport(transport: httpx.BaseTransport | None) -> None:
-    """Route the client through ``transport`` (tests: the app in-process)."""
-    global _client, _transport
-    with _lock:
-        _transport = transport
-        if _client is not None:
-            _client.close()
-        _client = None
+def _build(transport: httpx.BaseTransport | None) -> WxPayClient:
+    s = get_settings()
+    w = s.wxpay
+    if w.base_url == "local":
+        keys = dev_keys()
+        priv, serial = keys.merchant_private_key_pem, keys.merchant_serial_no
+        apiv3, pub, pub_id = keys.apiv3_key, keys.platform_public_key_pem, keys.platform_public_key_id
+        base = f"{s.self_url}/sim/wechatpay"
+    else:
+        priv, serial = Path(w.merchant_key_path).read_text(), w.merchant_serial_no
+        apiv3, pub, pub_id = w.apiv3_key, Path(w.public_key_path).read_text(), w.public_key_id
+        base = w.base_url
+    return WxPayClient(
+        mchid=w.mchid, appid=w.appid, merchant_private_key_pem=priv, merchant_serial_no=serial,
+        apiv3_key=apiv3, platform_public_key_pem=pub, platform_public_key_id=pub_id,
+        notify_url=w.notify_url, refund_notify_url=w.refund_notify_url, base_url=base, transport=transport,
+    )
 
 
-def get_client() -> WxPayClient:
-    global _client
-    with _lock:
-        if _client is None:
-            s = get_settings()
-            w = s.wxpay
-            if w.base_url == "local":
-                keys = dev_keys()
-                priv, serial = keys.merchant_private_key_pem, keys.merchant_serial_no
-                apiv3, pub, pub_id = keys.apiv3_key, keys.platform_public_key_pem, keys.platform_public_key_id
-                base = f"{s.self_url}/sim/wechatpay"
-            else:
-                priv, serial = Path(w.merchant_key_path).read_text(), w.merchant_serial_no
-                apiv3, pub, pub_id = w.apiv3_key, Path(w.public_key_path).read_text(), w.public_key_id
-                base = w.base_url
-            _client = WxPayClient(
-                mchid=w.mchid, appid=w.appid, merchant_private_key_pem=priv, merchant_serial_no=serial,
-                apiv3_key=apiv3, platform_public_key_pem=pub, platform_public_key_id=pub_id,
-                notify_url=w.notify_url, refund_notify_url=w.refund_notify_url, base_url=base, transport=_transport,
-            )
-        return _client
+_holder: LazyClient[WxPayClient] = LazyClient(_build)
+set_transport = _holder.set_transport
+get_client = _holder.get

@@ -19,7 +19,7 @@ from gc_admin.orders.drivers.models import DRIVER_STATUSES
 from gc_admin.orders.kinds.driver import details_text
 from gc_admin.orders.models import ORDER_STATUSES, ServiceOrder
 from gc_admin.ui.auth import current_principal, guarded, public, run_db
-from gc_admin.ui.paging import PAGE_SIZE, PagedMixin
+from gc_admin.ui.paging import PAGE_SIZE, PagedMixin, SearchMixin
 
 SECTION = "drivers"
 STATUS_FILTERS = {"": "全部状态", **DRIVER_STATUSES}
@@ -48,10 +48,9 @@ def _live_row(o: ServiceOrder) -> dict[str, str]:
             "can_fee": "1" if o.status == "in_fulfilment" and own else ""}
 
 
-class DriversState(PagedMixin, rx.State):
+class DriversState(PagedMixin, SearchMixin, rx.State):
     SECTION: ClassVar[str] = SECTION
     rows: list[dict[str, str]] = []
-    q: str = ""
     status_filter: str = ""
     form_error: str = ""
     create_open: bool = False
@@ -152,11 +151,6 @@ class DriversState(PagedMixin, rx.State):
         if action not in ("arrive", "start"):
             return rx.toast.error("未知的操作")
         return await self._act(order_id, action, "司机已到达" if action == "arrive" else "已开始服务")
-
-    @rx.event
-    @public
-    def set_q(self, value: str):
-        self.q = value.strip()[:32]
 
     @rx.event
     @public

@@ -45,7 +45,7 @@ from gc_admin.core.errors import Conflict, InvalidInput, NotFound
 from gc_admin.core.money import format_fen
 from gc_admin.core.principal import Actor
 from gc_admin.core.uploads import CheckedImage, check_image
-from gc_admin.db import Page, first_wins, lock_keys, paginate
+from gc_admin.db import Page, insert_first, lock_keys, paginate
 from gc_admin.orders.flowers.models import BOUQUET_NOTE, Bouquet, FlowerDelivery
 from gc_admin.orders.models import ServiceOrder
 
@@ -117,13 +117,7 @@ def create_bouquet(session: Session, *, actor: Actor, code: str, name: str, pric
         if existing is not None:
             raise Conflict(f"花束编码 {existing} 已存在", code="BOUQUET_EXISTS")
 
-    def insert() -> Bouquet:
-        session.add(bouquet)
-        session.flush()
-        return bouquet
-
-    taken()
-    first_wins(session, insert, replay=taken)
+    insert_first(session, bouquet, taken=taken)
     record(session, actor=actor, action="bouquet.created", target_type="bouquet", target_id=bouquet.id,
            summary=f"新建花束 {bouquet.name}（{code}），{format_fen(bouquet.price_fen)}"
                    + ("" if bouquet.active else "，未上架"), after=_snapshot(bouquet))

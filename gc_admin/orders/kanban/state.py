@@ -31,6 +31,7 @@ from gc_admin.orders.kinds import kind_of
 from gc_admin.orders.models import ORDER_TYPES
 from gc_admin.orders.state import OrdersState
 from gc_admin.ui.auth import current_principal, guarded, public, run_db
+from gc_admin.ui.paging import DateRangeMixin, SearchMixin
 
 SECTION = "orders"
 #: moves offered on a card (others — after-sales, failure, cancel — from the detail drawer)
@@ -70,7 +71,7 @@ def _day(value: str, *, end: bool = False) -> dt.datetime | None:
     return start.astimezone(dt.timezone.utc)
 
 
-class KanbanState(rx.State):
+class KanbanState(DateRangeMixin, SearchMixin, rx.State):
     SECTION = SECTION
     cols: dict[str, dict[str, str]] = {}
     cards: dict[str, list[dict[str, str]]] = {}
@@ -80,9 +81,6 @@ class KanbanState(rx.State):
     city_f: str = ""
     assignee_f: str = "all"  # all / me / none
     sla_f: str = "all"  # all / near / over
-    date_from: str = ""
-    date_to: str = ""
-    q: str = ""
     selected: list[str] = []
     mark: str = ""
     visible: bool = True
@@ -174,21 +172,6 @@ class KanbanState(rx.State):
     @public
     def set_city(self, value: str):
         self.city_f = value.strip()[:16]
-
-    @rx.event
-    @public
-    def set_q(self, value: str):
-        self.q = value.strip()[:32]
-
-    @rx.event
-    @public
-    def set_date_from(self, value: str):
-        self.date_from = value[:10]
-
-    @rx.event
-    @public
-    def set_date_to(self, value: str):
-        self.date_to = value[:10]
 
     @rx.event
     @guarded(SECTION)

@@ -9,7 +9,7 @@ Everything common (pricing, holds, payment, refunds, the state machine) stays wh
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from sqlmodel import Session
@@ -18,6 +18,13 @@ from gc_admin.core.errors import InvalidInput
 from gc_admin.coupons.models import Product
 from gc_admin.orders.models import ORDER_TYPES, ServiceOrder
 from gc_admin.users.models import MpUser
+
+
+def refuse_unknown(given: Iterable[Any], known: Iterable[str], *, what: str) -> None:
+    """``INVALID_ORDER`` naming the keys of ``given`` that are not ``known`` (``what``: "未知的代驾字段"…)."""
+    unknown = set(given) - set(known)
+    if unknown:
+        raise InvalidInput(f"{what}：{', '.join(sorted(map(str, unknown)))}", code="INVALID_ORDER")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,10 +44,7 @@ class OrderDraft:
     def of(cls, body: OrderDraft | Mapping[str, Any]) -> OrderDraft:
         if isinstance(body, OrderDraft):
             return body
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(body) - known
-        if unknown:
-            raise InvalidInput(f"未知的下单字段：{', '.join(sorted(unknown))}", code="INVALID_ORDER")
+        refuse_unknown(body, {f.name for f in dataclasses.fields(cls)}, what="未知的下单字段")
         return cls(**dict(body))
 
 

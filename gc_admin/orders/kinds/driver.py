@@ -26,7 +26,7 @@ from gc_admin.core.clock import SHANGHAI, fmt_local, utcnow
 from gc_admin.core.errors import Conflict, InvalidInput
 from gc_admin.core.phone import mask_phone, normalize_phone
 from gc_admin.orders.drivers import dispatch
-from gc_admin.orders.kinds.base import Kind, Line, Lines, OrderDraft
+from gc_admin.orders.kinds.base import Kind, Line, Lines, OrderDraft, refuse_unknown
 from gc_admin.users.models import MpUser
 
 MAX_DAYS_AHEAD = 30
@@ -45,9 +45,7 @@ def _bad(message: str) -> InvalidInput:
 def _place(value: Any, label: str) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise _bad(f"请填写{label}（城市和详细地址）")
-    extra = set(value) - set(PLACE_FIELDS)
-    if extra:
-        raise _bad(f"{label}有未知字段：{', '.join(sorted(map(str, extra)))}")
+    refuse_unknown(value, PLACE_FIELDS, what=f"{label}有未知字段")
     city, address = value.get("city"), value.get("address")
     if not isinstance(city, str) or not 1 <= len(city.strip()) <= 16:
         raise _bad(f"请填写{label}所在城市")
@@ -91,9 +89,7 @@ def normalize_plate(value: Any) -> str | None:
 
 def lines(session: Session, user: MpUser, d: OrderDraft) -> Lines:
     details = d.details
-    extra = set(details) - set(FIELDS)
-    if extra:
-        raise _bad(f"未知的代驾字段：{', '.join(sorted(map(str, extra)))}")
+    refuse_unknown(details, FIELDS, what="未知的代驾字段")
     if d.points or d.use_stored_value:
         raise _bad("代驾费用在服务完成后结算，下单时不能使用积分或储值卡")
     if not user.openid:

@@ -32,7 +32,7 @@ from gc_admin.core.phone import mask_phone, normalize_phone
 from gc_admin.core.regions import OUTSIDE_AREA, guangxi_city
 from gc_admin.orders.flowers import service as flowers
 from gc_admin.orders.flowers.models import BOUQUET_NOTE
-from gc_admin.orders.kinds.base import ActionOutcome, Kind, Line, Lines, OrderDraft, text_field
+from gc_admin.orders.kinds.base import ActionOutcome, Kind, Line, Lines, OrderDraft, refuse_unknown, text_field
 from gc_admin.orders.models import ServiceOrder
 from gc_admin.users.models import MpUser
 
@@ -75,9 +75,7 @@ def _slot_start(value: Any) -> dt.datetime:
 
 def lines(session: Session, user: MpUser, d: OrderDraft) -> Lines:
     f = d.details
-    unknown = set(f) - set(FIELDS)
-    if unknown:
-        raise _bad(f"未知的鲜花订单字段：{', '.join(sorted(unknown))}")
+    refuse_unknown(f, FIELDS, what="未知的鲜花订单字段")
     missing = [label for key, label in REQUIRED.items() if f.get(key) in (None, "")]
     if missing:
         raise _bad(f"请填写{'、'.join(missing)}")

@@ -18,7 +18,7 @@ from sqlmodel import Session
 from gc_admin.core.errors import InvalidInput
 from gc_admin.core.money import format_fen
 from gc_admin.core.phone import mask_phone, normalize_phone
-from gc_admin.orders.kinds.base import ActionOutcome, Kind, Line, Lines, OrderDraft, text_field
+from gc_admin.orders.kinds.base import ActionOutcome, Kind, Line, Lines, OrderDraft, refuse_unknown, text_field
 from gc_admin.users.models import MpUser
 
 TOPUP_FACES = (5_000, 10_000)  # ¥50, ¥100
@@ -31,9 +31,7 @@ def lines(session: Session, user: MpUser, d: OrderDraft) -> Lines:
     face = d.details.get("face_fen")
     if type(face) is not int or face not in TOPUP_FACES:  # 5000.0 == 5000: no floats
         raise InvalidInput("充值面额只能是 50 元或 100 元", code="INVALID_FACE")
-    extra = set(d.details) - {"mobile", "face_fen"}
-    if extra:
-        raise InvalidInput(f"未知的充值字段：{', '.join(sorted(extra))}", code="INVALID_ORDER")
+    refuse_unknown(d.details, {"mobile", "face_fen"}, what="未知的充值字段")
     line = Line(f"topup{face // 100}", f"话费充值 {face // 100} 元", 1, face)
     return Lines((line,), {"mobile": mobile, "face_fen": face})
 

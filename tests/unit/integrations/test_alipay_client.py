@@ -59,7 +59,7 @@ def client_like(client: AlipayClient, **changes) -> AlipayClient:
     pki = setup.dev_pki()
     kw = dict(app_id=client.app_id, app_private_key_pem=pki.app_private_key, app_cert_pem=pki.app_cert,
               alipay_cert_pem=pki.alipay_cert, alipay_root_cert_pem=pki.alipay_root_cert, gateway=client.gateway,
-              transport=setup._transport)
+              transport=setup._holder.transport)
     kw.update(changes)
     return AlipayClient(**kw)
 
@@ -194,7 +194,7 @@ def test_the_helpers_over_http(api, alipay):
 
 def test_a_response_tampered_in_transit_is_refused(api, alipay, sim):
     def tamper(request: httpx.Request) -> httpx.Response:
-        with httpx.Client(transport=setup._transport) as inner:
+        with httpx.Client(transport=setup._holder.transport) as inner:
             real = inner.send(request)
         return httpx.Response(200, content=real.content.replace(b'"code":"40004"', b'"code":"10000"')
                               .replace(b'"status":"SUCCESS"', b'"status":"FAIL"'))

@@ -79,3 +79,10 @@ def flower_body(*, slot: dt.datetime | None = None, city: str = "南宁市", bou
         "bouquet_code": bouquet, "recipient_name": "张晓梅", "recipient_phone": "13987654321", "city": city,
         "district": "青秀区", "address": "民族大道 100 号 5 栋 1201", "greeting": "生日快乐！",
         "slot_start": (slot or tomorrow_at(10)).isoformat()}, **extra}
+
+
+def pay(api, order: dict) -> None:
+    """Pay ``order`` at the WeChat Pay simulator; its notify must reach the app and be taken (204)."""
+    prepay_id = order["payment"]["package"].removeprefix("prepay_id=")
+    paid = api.post("/sim/wechatpay/_pay", json={"prepay_id": prepay_id})
+    assert paid.status_code == 200 and paid.json()["notify_status"] == 204, paid.text

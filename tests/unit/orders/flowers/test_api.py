@@ -20,25 +20,14 @@ from gc_admin.users.models import MpUser
 from tests.support import api_error, race, scalar, statuses
 from tests.unit.orders.flowers.support import (
     M,
+    pay,
     buyer,
     flower_body,
-    flower_shop,
     give_flower_coupon,
     tomorrow_at,
 )
 
 pytestmark = pytest.mark.usefixtures("any_db", "private_uploads")
-
-
-@pytest.fixture
-def shop(api, make_staff):
-    return flower_shop(api, make_staff)
-
-
-def _pay(api, order: dict) -> None:
-    prepay_id = order["payment"]["package"].removeprefix("prepay_id=")
-    paid = api.post("/sim/wechatpay/_pay", json={"prepay_id": prepay_id})
-    assert paid.status_code == 200 and paid.json()["notify_status"] == 204, paid.text
 
 
 def _capacity(monkeypatch, n: int) -> None:
@@ -94,7 +83,7 @@ def test_quote_order_and_pay_with_the_flower_coupon(api, shop) -> None:
     assert order["pricing"]["payable_fen"] == 12_000 and order["status"] == "created"
     assert api.get(f"{M}/coupons/{coupon_id}", headers=me).json()["status"] == "reserved"
 
-    _pay(api, order)
+    pay(api, order)
     mine = api.get(f"{M}/orders/{order['id']}", headers=me).json()
     assert mine["status"] == "paid" and mine["paid_fen"] == 12_000
     assert [h["status"] for h in mine["history"]] == ["created", "paid"]

@@ -11,19 +11,9 @@ import pytest
 
 from gc_admin.core.clock import SHANGHAI
 from tests.support import api_error, scalar
-from tests.unit.orders.flowers.support import A, M, buyer, flower_body, flower_shop, give_flower_coupon, tomorrow_at
+from tests.unit.orders.flowers.support import A, M, buyer, pay, flower_body, give_flower_coupon, tomorrow_at
 
 pytestmark = pytest.mark.usefixtures("any_db", "private_uploads")
-
-
-@pytest.fixture
-def shop(api, make_staff):
-    return flower_shop(api, make_staff)
-
-
-def _pay(api, order: dict) -> None:
-    prepay_id = order["payment"]["package"].removeprefix("prepay_id=")
-    assert api.post("/sim/wechatpay/_pay", json={"prepay_id": prepay_id}).json()["notify_status"] == 204
 
 
 def _act(api, headers, order_id: int, action: str, **body):
@@ -33,7 +23,7 @@ def _act(api, headers, order_id: int, action: str, **body):
 def _paid_order(api, me, **extra) -> dict:
     created = api.post(f"{M}/orders", json=flower_body(**extra), headers=me)
     assert created.status_code == 201, created.text
-    _pay(api, created.json())
+    pay(api, created.json())
     return created.json()
 
 
@@ -56,7 +46,7 @@ def test_the_whole_journey_to_completed(api, shop) -> None:
     body["flower"]["slot_start"] = slot["start"]
     assert api.post(f"{M}/orders/quote", json=body, headers=me).json()["pricing"]["payable_fen"] == 12_000
     order = api.post(f"{M}/orders", json=body, headers=me).json()
-    _pay(api, order)
+    pay(api, order)
     oid = order["id"]
     assert api.get(f"{M}/flower/slots", params={"city": "南宁", "date": day},
                    headers=me).json()["slots"][1]["available"] == 4
