@@ -70,10 +70,16 @@ ACTION_LABELS: dict[str, str] = {
 ACTOR_TYPES: dict[str, str] = {"staff": "员工", "user": "用户", "partner": "合作方", "system": "系统"}
 # what an audit row is about, as a person reads it (the page keeps the code beside it, smaller)
 TARGET_TYPES: dict[str, str] = {
+    "bouquet": "鲜花款式",
+    "claim": "返现申请",
     "coupon": "券",
+    "driver": "代驾司机",
+    "goods": "实物商品",
     "issuance_batch": "发券批次",
     "job": "定时任务",
     "mp_user": "用户",
+    "order_import": "订单导入",
+    "order_source": "订单来源",
     "partner_key": "合作方密钥",
     "product": "券种",
     "programme": "权益项目",
@@ -82,6 +88,7 @@ TARGET_TYPES: dict[str, str] = {
     "staff": "员工",
     "stock_code": "券码",
     "stock_import": "券码导入",
+    "supplier": "供货商",
 }
 _TARGET_BY_LABEL = {label: key for key, label in TARGET_TYPES.items()}
 

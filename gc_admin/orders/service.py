@@ -221,11 +221,11 @@ def transition(session: Session, *, order_id: int, action: str, actor: Actor, re
     if row is None:
         raise not_found()
     current = row[0]
+    staff = actor.type == "staff" and lease
+    if staff:  # before the state: a clerk who lost a race to a colleague's move is told who has the order
+        check_lease(session, order_id=order_id, actor=actor, now=now)
     if current not in spec.sources:
         raise Conflict(f"订单当前状态为“{ORDER_STATUSES[current]}”，不能{spec.label}", code="ORDER_STATE_INVALID")
-    staff = actor.type == "staff" and lease
-    if staff:
-        check_lease(session, order_id=order_id, actor=actor, now=now)
     vals: dict[str, Any] = {"status": to, "updated_at": now, **(values or {})}
     if to in _STAMP:
         vals.setdefault(_STAMP[to], now)

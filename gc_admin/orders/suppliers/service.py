@@ -58,7 +58,7 @@ def link_staff(session: Session, *, actor: Actor, staff_id: int, supplier_code: 
     user.updated_at = utcnow()
     session.add(user)
     session.flush()
-    record(session, actor=actor, action="staff.supplier_linked", target_type="staff_user", target_id=staff_id,
+    record(session, actor=actor, action="staff.supplier_linked", target_type="staff", target_id=staff_id,
            summary=f"账号 {user.username} 关联供货商 {supplier_code or '（无）'}",
            before={"supplier_code": before}, after={"supplier_code": supplier_code})
     return user

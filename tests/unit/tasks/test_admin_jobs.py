@@ -48,8 +48,9 @@ def test_run_now_queues_one_job_on_every_database(any_db, api, make_staff):
     answers = [api.post("/api/v1/admin/jobs/payments.refunds/run", headers=boss).json() for _ in range(2)]
     assert [a["queued"] for a in answers] == [True, False] and answers[0]["job_id"] and answers[1]["job_id"] is None
     waiting = {j["name"]: j["waiting"] for j in api.get("/api/v1/admin/jobs", headers=boss).json()["items"]}
-    assert waiting == {"coupons.expiry": 0, "orders.expire_unpaid": 0, "orders.notices": 0, "payments.refunds": 1,
-                       "claims.ocr": 0, "claims.payouts": 0, "tasks.prune": 0}
+    from gc_admin.jobs import JOBS
+
+    assert waiting == {**{j.name: 0 for j in JOBS}, "payments.refunds": 1} and len(waiting) == len(JOBS) >= 5
     if any_db.startswith("postgresql"):  # deferred in the same unit of work as its audit row
         assert rows("SELECT task_name, queueing_lock, status FROM procrastinate_jobs") == [
             ("payments.refunds", "payments.refunds", "todo")]
