@@ -172,8 +172,8 @@ def test_quote_rules(world) -> None:
             _q(user, type="topup", details=bad)
         assert err.value.code == code, bad
     with pytest.raises(InvalidInput) as ierr:
-        _q(user, type="goods")
-    assert ierr.value.code == "ORDER_TYPE_UNAVAILABLE"
+        _q(user, type="goods")  # orderable since issue 10, but not without its goods body
+    assert ierr.value.code == "INVALID_ORDER"
     with pytest.raises(InvalidInput) as err:
         _q(user, type="coupon_purchase", product_code="tpp50", quantity=1.0)
     assert err.value.code == "INVALID_ORDER"
