@@ -205,6 +205,10 @@ def test_two_clerks_boards_a_claim_accept_and_complete_move_the_card_live(page, 
         login(other, app_server, "manager", "manager2026")
         other.get_by_test_id("nav-orders").click()
         expect(other.get_by_test_id("column-paid")).to_be_visible()
+        me = c.get("/api/v1/mp/me", headers=auth).json()["phone"]
+        for pg in (page, other):  # the demo's paid column is longer than one page: both boards follow this buyer
+            pg.get_by_test_id("board-q").fill(me)
+            pg.get_by_test_id("board-search").click()
 
         created = c.post("/api/v1/mp/orders", headers=auth,
                          json={"type": "topup", "topup": {"mobile": "13912345678", "face_fen": 5_000}})
