@@ -254,6 +254,16 @@ def _check_ref(ref: str) -> str:
     return ref
 
 
+_REF_NAMES = {"order": "订单", "claim": "返现申请"}
+
+
+def ref_label(ref: str) -> str:
+    """How a clerk reads a business reference: ``claim:7`` → 返现申请 #7, ``order:12`` → 订单 #12."""
+    kind, _, rest = ref.partition(":")
+    name = _REF_NAMES.get(kind)
+    return f"{name} #{rest}" if name and rest else ref
+
+
 def _state(session: Session, coupon_id: int) -> tuple[str, str | None, dt.datetime, str] | None:
     return session.exec(
         select(Coupon.status, Coupon.reserved_for, Coupon.expires_at, Product.kind)
@@ -293,7 +303,7 @@ def reserve(session: Session, *, coupon_id: int, user: MpUser, ref: str, actor: 
     if res.rowcount == 1:
         record(session, actor=actor or _actor(user), action="coupon.reserved", target_type="coupon",
                target_id=coupon_id,
-               summary=f"券被 {ref} 锁定", before={"status": "available"}, after={"status": "reserved", "ref": ref})
+               summary=f"券被{ref_label(ref)}锁定", before={"status": "available"}, after={"status": "reserved", "ref": ref})
         return _view(session, coupon_id, now)
     state = _state(session, coupon_id)
     assert state is not None
@@ -328,7 +338,7 @@ def consume(session: Session, *, coupon_id: int, ref: str, actor: Actor = SYSTEM
     ref, moved, state = _leave_reserved(session, coupon_id=coupon_id, ref=ref, values={"status": "used", "used_at": now})
     if moved:
         record(session, actor=actor, action="coupon.consumed", target_type="coupon", target_id=coupon_id,
-               summary=f"券已用于 {ref}", before={"status": "reserved", "ref": ref}, after={"status": "used", "ref": ref})
+               summary=f"券已用于{ref_label(ref)}", before={"status": "reserved", "ref": ref}, after={"status": "used", "ref": ref})
         return _view(session, coupon_id, now)
     status, reserved_for, _, _ = _state(session, coupon_id) or state
     if status == "used" and reserved_for == ref:
@@ -344,7 +354,7 @@ def release(session: Session, *, coupon_id: int, ref: str, actor: Actor = SYSTEM
                                         values={"status": "available", "reserved_for": None, "reserved_at": None})
     if moved:
         record(session, actor=actor, action="coupon.released", target_type="coupon", target_id=coupon_id,
-               summary=f"{ref} 释放了券", before={"status": "reserved", "ref": ref}, after={"status": "available"})
+               summary=f"{ref_label(ref)}释放了券", before={"status": "reserved", "ref": ref}, after={"status": "available"})
         return _view(session, coupon_id, now)
     status, reserved_for, _, _ = _state(session, coupon_id) or state
     if status in ("available", "expired") and reserved_for is None:

@@ -199,6 +199,11 @@ def test_reserve_consume_release(two_users):
     assert err.value.code == "INVALID_REF"
     assert _actions(cid) == ["coupon.issued", "coupon.reserved", "coupon.released", "coupon.reserved",
                              "coupon.consumed"]
+    with session_scope() as s:
+        summaries = [a.summary for a in service.coupon_history(s, coupon_id=cid)]
+    # the clerk reads the business, not the internal reference
+    assert "券被订单 #1锁定" in summaries and "订单 #1释放了券" in summaries and "券已用于返现申请 #9" in summaries
+    assert not any("order:" in t or "claim:" in t for t in summaries)
 
 
 def test_expired_non_code_coupon_cannot_be_reserved(two_users):
