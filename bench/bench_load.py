@@ -37,6 +37,7 @@ class Stats:
 
     def __init__(self, rate: float | None = None) -> None:
         self.latencies: list[float] = []
+        self.by_path: dict[str, list[float]] = {}
         self.errors: list[str] = []
         self.rate = rate
         self._next = 0.0
@@ -52,7 +53,9 @@ class Stats:
         except httpx.HTTPError as exc:
             self.errors.append(f"{method} {path}: {type(exc).__name__}")
             return None
-        self.latencies.append(time.perf_counter() - start)
+        took = time.perf_counter() - start
+        self.latencies.append(took)
+        self.by_path.setdefault(f"{method} {path}", []).append(took)
         if r.status_code >= 400:
             self.errors.append(f"{method} {path}: {r.status_code} {r.text[:120]}")
             return None
@@ -105,6 +108,10 @@ def _line(label: str, stats: Stats, wall: float, cpu: float) -> float:
           f"load generator CPU {cpu / wall * 100:4.0f}% of one core", flush=True)
     for e in sorted(set(stats.errors))[:5]:
         print(f"    error: {e}")
+    if len(stats.by_path) > 1:  # where the tail comes from
+        slowest = sorted(stats.by_path.items(), key=lambda kv: -_pct(kv[1], 0.99))
+        print("    p50/p99 by path: " + "; ".join(f"{k} {_pct(v, 0.5) * 1000:.0f}/{_pct(v, 0.99) * 1000:.0f} ms"
+                                                 for k, v in slowest))
     return rate
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from gc_admin.core.phone import mask_phone, normalize_phone
+from gc_admin.integrations.http import new_client
 from gc_admin.integrations.sms.base import TEMPLATES, SendResult, SmsError
 from gc_admin.integrations.sms.signing import scrub
 
@@ -74,7 +75,7 @@ class VendorSender:
 
     def _post(self, request: httpx.Request, params: dict[str, str]) -> httpx.Response:
         """Send ``request`` (an injected transport belongs to the caller and stays open)."""
-        client = httpx.Client(transport=self._transport, timeout=self._timeout)
+        client = new_client(transport=self._transport, timeout=self._timeout)
         try:
             return client.send(request)
         except httpx.HTTPError as exc:
