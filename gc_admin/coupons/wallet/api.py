@@ -22,7 +22,7 @@ from gc_admin.coupons.wallet import service
 from gc_admin.db import session_scope
 from gc_admin.partners.deps import require_partner
 from gc_admin.partners.service import PartnerPrincipal
-from gc_admin.users.deps import require_user
+from gc_admin.users.deps import require_user, signed_in
 from gc_admin.users.models import MpUser
 from gc_admin.users.service import user_actor
 
@@ -96,9 +96,11 @@ def member_coupons(phone: str = Path(max_length=20), who: PartnerPrincipal = Dep
 # --- mini-program ----------------------------------------------------------------------------
 
 @mp.get("/coupons", response_model=CouponsOut, summary="我的礼券（不含兑换码）")
-def my_coupons(status: Literal["available", "used", "expired", "revoked"] | None = None,
-               user: MpUser = Depends(require_user)):
+def my_coupons(request: Request, status: Literal["available", "used", "expired", "revoked"] | None = None):
+    # the token is checked in the same unit of work as the read (one transaction, one thread hop:
+    # this is the read an insurer campaign sends tens of thousands of users to)
     with session_scope() as s:
+        user = signed_in(s, request)
         items = [c.to_dict() for c in service.list_user_coupons(s, user=user, status=status)]
     # The hottest mini-program read: the service builds exactly the documented shape, so it is
     # serialised directly instead of being validated again against CouponsOut (test_coupons_api

@@ -234,9 +234,11 @@ def test_invalid_phone_message(api):
     assert api_error(api.post(SEND, json={"phone": "12345678901"}), 422, "INVALID_PHONE") == "请输入正确的 11 位手机号"
 
 
+# /mp/coupons checks the token in its own unit of work (not through the dependency): it is held to the same
+@pytest.mark.parametrize("path", [ME, "/api/v1/mp/coupons"])
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer nope"}, {"Authorization": "Bearer a.b.c"}])
-def test_me_needs_a_valid_token(api, headers):
-    assert api_error(api.get(ME, headers=headers), 401, "UNAUTHORIZED") == "登录已失效，请重新登录"
+def test_me_needs_a_valid_token(api, headers, path):
+    assert api_error(api.get(path, headers=headers), 401, "UNAUTHORIZED") == "登录已失效，请重新登录"
 
 
 def test_foreign_and_expired_tokens_are_refused(api):
@@ -254,7 +256,9 @@ def test_foreign_and_expired_tokens_are_refused(api):
     forged = jwt.encode({**claims, "exp": 4102444800}, "not-the-secret-" * 3, algorithm="HS256")
     for token in (staff_kind, expired, unbound, forged, body["token"] + "x"):
         api_error(api.get(ME, headers=bearer(token)), 401, "UNAUTHORIZED")
+        api_error(api.get("/api/v1/mp/coupons", headers=bearer(token)), 401, "UNAUTHORIZED")
     assert api.get(ME, headers=bearer(body["token"])).json()["id"] == user_id
+    assert api.get("/api/v1/mp/coupons", headers=bearer(body["token"])).json() == {"items": []}
 
 
 # --- WeChat ---------------------------------------------------------------------------------------
