@@ -115,6 +115,37 @@ def _line(label: str, stats: Stats, wall: float, cpu: float) -> float:
     return rate
 
 
+def _session_cpu(sid: int) -> float:
+    """CPU seconds used so far by every live process of session ``sid`` (an instance and its workers)."""
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid:  # field 6 of stat: the session id
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+    return total
+
+
+def _cpu_per_journey(app, n: int = 20) -> float:
+    """Server CPU (ms, all its processes) per mini-program journey, journeys run one at a time: what a journey
+    costs, however busy the machine is."""
+
+    async def serial() -> None:
+        async with httpx.AsyncClient(base_url=app.base_url, timeout=60) as client:
+            for _ in range(n):
+                await _journey(client, Stats())
+
+    asyncio.run(serial())  # warm
+    before = _session_cpu(app.proc.pid)
+    asyncio.run(serial())
+    return (_session_cpu(app.proc.pid) - before) / n * 1000
+
+
 def _seed(url: str, *, codes: int) -> None:
     """The catalogue (tpp50 on sale, no per-user limit) with ``codes`` codes in stock."""
     from gc_admin.coupons import service as coupons
@@ -169,6 +200,9 @@ def main(scale: float = 1.0) -> None:
                 asyncio.run(_run(app.base_url, 3.0, _journey))  # warm up: connections, caches, token
                 stats, wall, cpu = asyncio.run(_run(app.base_url, seconds, _journey))
                 rates[workers] = _line(f"{workers} worker(s), {USERS} users", stats, wall, cpu)
+                if workers == 1:
+                    print(f"server_cpu_ms_per_journey: {_cpu_per_journey(app):.0f}  (7 requests incl. the simulated "
+                          "WeChat sign-in and payment; lower is better)", flush=True)
                 if workers == 3:
                     paced = asyncio.run(_run(app.base_url, seconds, _journey, rate=rates[1]))
                     _line("3 workers @ 1w rate", *paced)
