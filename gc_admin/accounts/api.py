@@ -21,7 +21,7 @@ from gc_admin.accounts.service import (
     start_session,
 )
 from gc_admin.core.clock import iso
-from gc_admin.core.http import StrictModel, client_ip
+from gc_admin.core.http import PageOut, StrictModel, client_ip
 from gc_admin.core.params import Id, Limit, Offset
 from gc_admin.core.phone import mask_phone
 from gc_admin.core.principal import Principal
@@ -87,9 +87,8 @@ class StaffAccountOut(BaseModel):
     last_login_at: str | None = None
 
 
-class StaffPageOut(BaseModel):
-    total: int
-    items: list[StaffAccountOut]
+class StaffPageOut(PageOut[StaffAccountOut]):
+    pass
 
 
 class StaffCreateBody(StrictModel):

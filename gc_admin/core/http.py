@@ -16,7 +16,7 @@ import hashlib
 import logging
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
@@ -64,6 +64,17 @@ class StrictModel(BaseModel):
         if _has_nul(value):
             raise ValueError("不能包含空字符 (NUL)")
         return value
+
+
+T = TypeVar("T")
+
+
+class PageOut(BaseModel, Generic[T]):
+    """A page of a list: ``total`` rows match, ``items`` are this page's. An endpoint's model subclasses it
+    (``class QueueOut(PageOut[QueueRowOut]): pass``), so its OpenAPI schema keeps the endpoint's own name."""
+
+    total: int
+    items: list[T]
 
 
 def error_response(status: int, code: str, message: str, details: Any = None) -> JSONResponse:

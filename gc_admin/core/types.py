@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import DateTime
@@ -43,3 +44,11 @@ class UTCDateTime(TypeDecorator):
 def utc_field(*, nullable: bool = False, index: bool = False, **kw: Any) -> Any:
     """A SQLModel field stored as :class:`UTCDateTime`."""
     return Field(sa_type=UTCDateTime, nullable=nullable, index=index, **kw)
+
+
+def one_of(column: str, values: Iterable[str]) -> str:
+    """A CHECK constraint's condition: ``column`` holds one of ``values`` (an enum's keys).
+
+    An OR chain, not IN (...): SQLite rebuilds an IN list's ephemeral table on every execution of a
+    prepared INSERT, which made bulk inserts ~2x slower."""
+    return " OR ".join(f"{column} = '{v}'" for v in values)

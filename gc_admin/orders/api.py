@@ -33,7 +33,7 @@ from starlette.concurrency import run_in_threadpool
 from gc_admin.accounts.deps import require_staff
 from gc_admin.core import tasks
 from gc_admin.core.errors import Forbidden, InvalidInput
-from gc_admin.core.http import StrictModel, client_ip
+from gc_admin.core.http import PageOut, StrictModel, client_ip
 from gc_admin.core.params import Count, Fen, Id, IdField, Instant, Limit, MpLimit, Offset, PositiveFen
 from gc_admin.core.principal import Principal
 from gc_admin.coupons.catalog import service as coupons
@@ -331,9 +331,8 @@ class QueueRowOut(_OrderHead):
     claimed_until: str | None = None
 
 
-class QueueOut(BaseModel):
-    total: int
-    items: list[QueueRowOut]
+class QueueOut(PageOut[QueueRowOut]):
+    pass
 
 
 class ActionBody(StrictModel):

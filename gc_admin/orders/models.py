@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, CheckConstraint, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from gc_admin.core.types import utc_field
+from gc_admin.core.types import one_of, utc_field
 from gc_admin.core.history import HistoryLine
 
 ORDER_TYPES: dict[str, str] = {
@@ -46,18 +46,14 @@ ORDER_STATUSES: dict[str, str] = {
 NOTICE_STATUSES = ("pending", "sent", "failed")
 
 
-def _in(column: str, values) -> str:
-    return " OR ".join(f"{column} = '{v}'" for v in values)
-
-
 class ServiceOrder(SQLModel, table=True):
     """One order of any type. Type-specific fields live in ``details`` (JSON); the price breakdown
     (``pricing``: list price, steps with who funds each, payable) is frozen at creation."""
 
     __tablename__ = "service_order"
     __table_args__ = (
-        CheckConstraint(_in("type", ORDER_TYPES), name="ck_service_order_type"),
-        CheckConstraint(_in("status", ORDER_STATUSES), name="ck_service_order_status"),
+        CheckConstraint(one_of("type", ORDER_TYPES), name="ck_service_order_type"),
+        CheckConstraint(one_of("status", ORDER_STATUSES), name="ck_service_order_status"),
         CheckConstraint("payable_fen >= 0 AND payable_fen <= list_fen", name="ck_service_order_payable"),
         CheckConstraint("paid_fen >= 0 AND refunded_fen >= 0 AND refunded_fen <= paid_fen",
                         name="ck_service_order_refund"),
@@ -121,7 +117,7 @@ class OrderNotice(SQLModel, table=True):
     sent afterwards (never on the notify's critical path). One row per order."""
 
     __tablename__ = "order_notice"
-    __table_args__ = (CheckConstraint(_in("status", NOTICE_STATUSES), name="ck_order_notice_status"),)
+    __table_args__ = (CheckConstraint(one_of("status", NOTICE_STATUSES), name="ck_order_notice_status"),)
 
     order_id: int = Field(foreign_key="service_order.id", primary_key=True)
     status: str = Field(default="pending", max_length=8, index=True)

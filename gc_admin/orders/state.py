@@ -30,7 +30,7 @@ from gc_admin.orders.badge import OrdersBadgeState
 from gc_admin.orders.kinds import kind_of
 from gc_admin.orders.models import ORDER_STATUSES
 from gc_admin.ui.auth import current_principal, guarded, public, run_db
-from gc_admin.ui.paging import PAGE_SIZE, PagedMixin, SearchMixin
+from gc_admin.ui.paging import PAGE_SIZE, PagedMixin, SearchMixin, setter
 
 SECTION = "orders"
 
@@ -134,11 +134,6 @@ class OrdersState(PagedMixin, SearchMixin, rx.State):
         filters = self._filters(scope)
         async for event in self._export(lambda s: orders.orders_frame(s, **filters), title="订单"):
             yield event
-
-    @rx.event
-    @guarded(SECTION)
-    async def load(self):
-        return await self._reload()
 
     @rx.event
     @guarded(SECTION)
@@ -291,20 +286,9 @@ class OrdersState(PagedMixin, SearchMixin, rx.State):
         self.refund_open = True
         return None
 
-    @rx.event
-    @public
-    def set_refund_open(self, value: bool):
-        self.refund_open = value
-
-    @rx.event
-    @public
-    def set_refund_amount(self, value: str):
-        self.refund_amount = value.strip()[:16]
-
-    @rx.event
-    @public
-    def set_refund_reason(self, value: str):
-        self.refund_reason = value[:200]
+    set_refund_open = setter("refund_open", bool)
+    set_refund_amount = setter("refund_amount", limit=16, strip=True)
+    set_refund_reason = setter("refund_reason", limit=200)
 
     @rx.event
     @public
@@ -359,10 +343,7 @@ class OrdersState(PagedMixin, SearchMixin, rx.State):
         self.confirm_open = True
         return None
 
-    @rx.event
-    @public
-    def set_confirm_open(self, value: bool):
-        self.confirm_open = value
+    set_confirm_open = setter("confirm_open", bool)
 
     @rx.event
     @public

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from gc_admin.core.errors import InvalidInput
-from gc_admin.core.http import StrictModel
+from gc_admin.core.http import PageOut, StrictModel
 from gc_admin.core.params import Day, Id, Limit, Offset
 from gc_admin.core.uploads import read_upload
 from gc_admin.core.principal import Principal
@@ -111,9 +111,8 @@ class RefundRowOut(RefundOut):
     actor_name: str
 
 
-class RefundsOut(BaseModel):
-    total: int
-    items: list[RefundRowOut]
+class RefundsOut(PageOut[RefundRowOut]):
+    pass
 
 
 @admin.get("/refunds", response_model=RefundsOut, summary="退款记录")

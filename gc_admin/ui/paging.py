@@ -88,6 +88,21 @@ class DateRangeMixin(rx.State, mixin=True):
         self.date_to = value[:10]
 
 
+def setter(var: str, of: type = str, *, limit: int | None = None, strip: bool = False) -> Callable[..., None]:
+    """The UI-only handler ``set_<var>`` (``@public``: it reads and changes no data), declared in a state's class
+    body: ``set_fee_yuan = setter("fee_yuan", limit=10, strip=True)``. It sets ``var`` to the value sent (``of``:
+    its type, ``bool`` for a dialog's open flag), text trimmed with ``strip`` and cut to ``limit`` characters."""
+
+    def handler(self: rx.State, value: Any) -> None:
+        if strip:
+            value = value.strip()
+        setattr(self, var, value if limit is None else value[:limit])
+
+    handler.__name__ = handler.__qualname__ = f"set_{var}"  # Reflex names the event after it
+    handler.__annotations__ = {"value": of, "return": None}
+    return rx.event(public(handler))
+
+
 class CreateMixin(rx.State, mixin=True):
     """A list page's 新建 dialog: whether it is open, and the form's inline error (Chinese)."""
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from gc_admin.accounts.deps import require_staff
 from gc_admin.core.clock import iso
+from gc_admin.core.http import PageOut
 from gc_admin.core.params import Day, Id, Limit, Offset
 from gc_admin.core.principal import Principal
 from gc_admin.core.uploads import read_upload
@@ -69,9 +70,8 @@ class StockCodeOut(BaseModel):
     phone_masked: str
 
 
-class StockCodesOut(BaseModel):
-    total: int
-    items: list[StockCodeOut]
+class StockCodesOut(PageOut[StockCodeOut]):
+    pass
 
 
 class ExpiryOut(BaseModel):

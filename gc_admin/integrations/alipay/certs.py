@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
-import os
-import secrets
 from pathlib import Path
 
 from cryptography import x509
@@ -25,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from gc_admin.core.clock import utcnow
+from gc_admin.integrations.simio import load_or_create_json
 
 
 def _name(cn: str, ou: str = "Certification Authority", o: str = "GC Demo Alipay") -> x509.Name:
@@ -90,17 +88,4 @@ def load_or_create_dev_pki(path: Path | str, *, app_id: str) -> DevPki:
     """The dev credentials stored at ``path`` (JSON, mode 0600), created once: every worker of the
     dev server then signs and verifies with the same ones. Creation is atomic (``os.link`` of a
     complete temporary file), so concurrent first starts agree on one set."""
-    target = Path(path)
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(dataclasses.asdict(DevPki.generate(app_id=app_id)), fh)
-        try:
-            os.link(tmp, target)
-        except FileExistsError:
-            pass  # another process won the race: use its set
-        finally:
-            tmp.unlink(missing_ok=True)
-    return DevPki(**json.loads(target.read_text(encoding="utf-8")))
+    return DevPki(**load_or_create_json(path, lambda: dataclasses.asdict(DevPki.generate(app_id=app_id))))

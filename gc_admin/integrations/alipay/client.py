@@ -27,7 +27,7 @@ import dataclasses
 import json
 import logging
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import httpx
 
@@ -36,6 +36,7 @@ from gc_admin.integrations.alipay import protocol as p
 from gc_admin.integrations.alipay import signing
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 DEFAULT_GATEWAY = "https://openapi.alipay.com/gateway.do"
 USER_AGENT = "gc-admin-alipay/1 (python-httpx)"
@@ -275,26 +276,7 @@ class AlipayClient:
 
     @staticmethod
     def _transfer_result(out_biz_no: str, answer: _Answer) -> TransferResult:
-        node = answer.node
-        if node is None:
-            return TransferResult("UNKNOWN", out_biz_no, error_code=answer.problem, message=answer.detail)
-        code, sub_code = _s(node, "code"), _s(node, "sub_code")
-        message = _s(node, "sub_msg") or _s(node, "msg")
-        if code == p.CODE_SUCCESS:
-            if node.get("out_biz_no") != out_biz_no:
-                return TransferResult("UNKNOWN", out_biz_no, error_code=BAD_RESPONSE,
-                                      message="the answer is about another out_biz_no")
-            raw = _s(node, "status")
-            status: TransferStatus = {"SUCCESS": "SUCCESS", "FAIL": "FAIL", "REFUND": "FAIL"}.get(raw or "", "UNKNOWN")
-            return TransferResult(status, out_biz_no, order_id=_s(node, "order_id"),
-                                  pay_fund_order_id=_s(node, "pay_fund_order_id"), error_code=code,
-                                  sub_code=sub_code, message=message, alipay_status=raw,
-                                  trans_date=_s(node, "trans_date"))
-        if code == p.CODE_BUSINESS and sub_code not in p.UNCERTAIN_SUB_CODES and sub_code:
-            return TransferResult("FAIL", out_biz_no, error_code=code, sub_code=sub_code, message=message)
-        if code in _REFUSED_CODES:
-            return TransferResult("FAIL", out_biz_no, error_code=code, sub_code=sub_code, message=message)
-        return TransferResult("UNKNOWN", out_biz_no, error_code=code, sub_code=sub_code, message=message)
+        return _answered(answer, out_biz_no, TransferResult, _read_transfer)
 
     def query(self, *, out_biz_no: str) -> QueryResult:
         """What Alipay knows of ``out_biz_no`` (``alipay.fund.trans.common.query``)."""
@@ -307,28 +289,58 @@ class AlipayClient:
 
     @staticmethod
     def _query_result(out_biz_no: str, answer: _Answer) -> QueryResult:
-        node = answer.node
-        if node is None:
-            return QueryResult("UNKNOWN", out_biz_no, error_code=answer.problem, message=answer.detail)
-        code, sub_code = _s(node, "code"), _s(node, "sub_code")
-        message = _s(node, "sub_msg") or _s(node, "msg")
-        if code == p.CODE_BUSINESS and sub_code == p.ORDER_NOT_EXIST:
-            return QueryResult("NOT_FOUND", out_biz_no, error_code=code, sub_code=sub_code, message=message)
-        if code != p.CODE_SUCCESS:
-            return QueryResult("UNKNOWN", out_biz_no, error_code=code, sub_code=sub_code, message=message)
-        if node.get("out_biz_no", out_biz_no) != out_biz_no:
-            return QueryResult("UNKNOWN", out_biz_no, error_code=BAD_RESPONSE,
-                               message="the answer is about another out_biz_no")
+        return _answered(answer, out_biz_no, QueryResult, _read_query)
+
+
+def _answered(answer: _Answer, out_biz_no: str, result: Callable[..., R],
+              read: Callable[[str, dict[str, Any], str | None, str | None, str | None], R]) -> R:
+    """The result of a call: ``UNKNOWN`` with the local problem when the answer was refused (unreachable,
+    unsigned, badly signed, not JSON...), else what ``read`` makes of the verified node, its ``code``,
+    ``sub_code`` and message (``sub_msg`` or ``msg``)."""
+    node = answer.node
+    if node is None:
+        return result("UNKNOWN", out_biz_no, error_code=answer.problem, message=answer.detail)
+    return read(out_biz_no, node, _s(node, "code"), _s(node, "sub_code"), _s(node, "sub_msg") or _s(node, "msg"))
+
+
+def _read_transfer(out_biz_no: str, node: dict[str, Any], code: str | None, sub_code: str | None,
+                   message: str | None) -> TransferResult:
+    if code == p.CODE_SUCCESS:
+        if node.get("out_biz_no") != out_biz_no:
+            return TransferResult("UNKNOWN", out_biz_no, error_code=BAD_RESPONSE,
+                                  message="the answer is about another out_biz_no")
         raw = _s(node, "status")
-        amount: int | None = None
-        if (trans_amount := _s(node, "trans_amount")) is not None:
-            try:
-                amount = p.yuan_to_fen(trans_amount)
-            except ValueError:
-                return QueryResult("UNKNOWN", out_biz_no, error_code=BAD_RESPONSE,
-                                   message="the answer's trans_amount is not a yuan amount")
-        status: QueryStatus = _QUERY_STATUS.get(raw or "", "UNKNOWN")  # type: ignore[assignment]
-        return QueryResult(status, out_biz_no, order_id=_s(node, "order_id"),
-                           pay_fund_order_id=_s(node, "pay_fund_order_id"), amount_fen=amount,
-                           pay_date=_s(node, "pay_date"), alipay_status=raw, error_code=code, sub_code=sub_code,
-                           message=message, fail_code=_s(node, "error_code"), fail_reason=_s(node, "fail_reason"))
+        status: TransferStatus = {"SUCCESS": "SUCCESS", "FAIL": "FAIL", "REFUND": "FAIL"}.get(raw or "", "UNKNOWN")
+        return TransferResult(status, out_biz_no, order_id=_s(node, "order_id"),
+                              pay_fund_order_id=_s(node, "pay_fund_order_id"), error_code=code,
+                              sub_code=sub_code, message=message, alipay_status=raw,
+                              trans_date=_s(node, "trans_date"))
+    if code == p.CODE_BUSINESS and sub_code not in p.UNCERTAIN_SUB_CODES and sub_code:
+        return TransferResult("FAIL", out_biz_no, error_code=code, sub_code=sub_code, message=message)
+    if code in _REFUSED_CODES:
+        return TransferResult("FAIL", out_biz_no, error_code=code, sub_code=sub_code, message=message)
+    return TransferResult("UNKNOWN", out_biz_no, error_code=code, sub_code=sub_code, message=message)
+
+
+def _read_query(out_biz_no: str, node: dict[str, Any], code: str | None, sub_code: str | None,
+                message: str | None) -> QueryResult:
+    if code == p.CODE_BUSINESS and sub_code == p.ORDER_NOT_EXIST:
+        return QueryResult("NOT_FOUND", out_biz_no, error_code=code, sub_code=sub_code, message=message)
+    if code != p.CODE_SUCCESS:
+        return QueryResult("UNKNOWN", out_biz_no, error_code=code, sub_code=sub_code, message=message)
+    if node.get("out_biz_no", out_biz_no) != out_biz_no:
+        return QueryResult("UNKNOWN", out_biz_no, error_code=BAD_RESPONSE,
+                           message="the answer is about another out_biz_no")
+    raw = _s(node, "status")
+    amount: int | None = None
+    if (trans_amount := _s(node, "trans_amount")) is not None:
+        try:
+            amount = p.yuan_to_fen(trans_amount)
+        except ValueError:
+            return QueryResult("UNKNOWN", out_biz_no, error_code=BAD_RESPONSE,
+                               message="the answer's trans_amount is not a yuan amount")
+    status: QueryStatus = _QUERY_STATUS.get(raw or "", "UNKNOWN")  # type: ignore[assignment]
+    return QueryResult(status, out_biz_no, order_id=_s(node, "order_id"),
+                       pay_fund_order_id=_s(node, "pay_fund_order_id"), amount_fen=amount,
+                       pay_date=_s(node, "pay_date"), alipay_status=raw, error_code=code, sub_code=sub_code,
+                       message=message, fail_code=_s(node, "error_code"), fail_reason=_s(node, "fail_reason"))

@@ -25,11 +25,11 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from gc_admin.integrations.driver import signing
+from gc_admin.integrations.simio import Deliver, http_deliver
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +40,6 @@ NEXT: dict[str, tuple[str, ...]] = {  # the platform's own order life
     "in_service": ("completed",),
 }
 SIM_DRIVERS = (("赵师傅", "13700001111"), ("钱师傅", "13700002222"), ("孙师傅", "13700003333"))
-
-
-def http_deliver(url: str, headers: Mapping[str, str], body: bytes) -> int:
-    with httpx.Client(timeout=10.0) as client:
-        return client.post(url, headers=dict(headers), content=body).status_code
 
 
 @dataclasses.dataclass
@@ -76,7 +71,7 @@ class DriverSimState:
     secret: str
     orders: dict[str, SimDriverOrder] = dataclasses.field(default_factory=dict)
     callbacks: list[SimCallback] = dataclasses.field(default_factory=list)
-    deliver: Callable[[str, Mapping[str, str], bytes], int] = http_deliver
+    deliver: Deliver = http_deliver
     seen_nonces: set[str] = dataclasses.field(default_factory=set)
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 

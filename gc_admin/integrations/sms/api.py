@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from gc_admin.config import get_settings
 from gc_admin.core.clock import iso
 from gc_admin.core.errors import NotFound
+from gc_admin.core.http import PageOut
 from gc_admin.accounts.deps import require_staff
 from gc_admin.core.params import Limit, Offset
 from gc_admin.core.principal import Principal
@@ -32,9 +33,8 @@ class SmsOut(BaseModel):
     created_at: str
 
 
-class OutboxOut(BaseModel):
-    total: int
-    items: list[SmsOut]
+class OutboxOut(PageOut[SmsOut]):
+    pass
 
 
 @router.get("/outbox", response_model=OutboxOut, summary="短信发件箱（仅开发/演示环境；验证码已隐藏）")

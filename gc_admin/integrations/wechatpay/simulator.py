@@ -68,7 +68,6 @@ import io
 import json
 import logging
 import threading
-import os
 import re
 import secrets
 import uuid
@@ -83,6 +82,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from gc_admin.core.clock import SHANGHAI, utcnow
+from gc_admin.integrations.simio import Deliver, http_deliver, load_or_create_json
 from gc_admin.integrations.simstore import MemoryStore, RedisStore
 from gc_admin.integrations.wechatpay import crypto
 
@@ -116,15 +116,6 @@ NOTIFY_SUMMARY = {
     "REFUND.ABNORMAL": "退款异常",
     "REFUND.CLOSED": "退款关闭",
 }
-
-Deliver = Callable[[str, Mapping[str, str], bytes], int]
-
-
-def http_deliver(url: str, headers: Mapping[str, str], body: bytes) -> int:
-    """POST a notify with httpx (the default ``state.deliver``); returns the HTTP status."""
-    with httpx.Client(timeout=10.0) as client:
-        return client.post(url, headers=dict(headers), content=body).status_code
-
 
 @dataclasses.dataclass
 class SimOrder:
@@ -937,21 +928,7 @@ def load_or_create_dev_keys(path: Path | str) -> DevKeys:
     """The dev keys stored at ``path`` (JSON), created once: every worker process of the dev server
     then signs and verifies with the same keys. Creation is atomic (``os.link`` of a complete temp
     file), so concurrent first starts agree on one set."""
-    target = Path(path)
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(dataclasses.asdict(DevKeys.generate()), fh)
-        try:
-            os.link(tmp, target)
-        except FileExistsError:
-            pass  # another process won the race: use its keys
-        finally:
-            tmp.unlink(missing_ok=True)
-    data = json.loads(target.read_text(encoding="utf-8"))
-    return DevKeys(**data)
+    return DevKeys(**load_or_create_json(path, lambda: dataclasses.asdict(DevKeys.generate())))
 
 
 def sim_state_for(keys: DevKeys, *, mchid: str, appid: str, deliver: Deliver = http_deliver,

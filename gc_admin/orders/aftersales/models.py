@@ -13,7 +13,7 @@ import datetime as dt
 from sqlalchemy import CheckConstraint
 from sqlmodel import Field, SQLModel
 
-from gc_admin.core.types import utc_field
+from gc_admin.core.types import one_of, utc_field
 
 CASE_STATUSES = {"open": "处理中", "closed": "已结案"}
 CASE_OUTCOMES = {"resolved": "已解决，订单完成", "refunded": "已取消并退款"}
@@ -21,15 +21,11 @@ CALL_OUTCOMES = {"reached": "已接通", "no_answer": "无人接听", "busy": "�
                  "callback": "约定回电"}
 
 
-def _in(column: str, values) -> str:
-    return " OR ".join(f"{column} = '{v}'" for v in values)
-
-
 class OrderCase(SQLModel, table=True):
     __tablename__ = "order_case"
     __table_args__ = (
-        CheckConstraint(_in("status", CASE_STATUSES), name="ck_order_case_status"),
-        CheckConstraint("outcome IS NULL OR " + _in("outcome", CASE_OUTCOMES), name="ck_order_case_outcome"),
+        CheckConstraint(one_of("status", CASE_STATUSES), name="ck_order_case_status"),
+        CheckConstraint("outcome IS NULL OR " + one_of("outcome", CASE_OUTCOMES), name="ck_order_case_outcome"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -47,7 +43,7 @@ class OrderCase(SQLModel, table=True):
 
 class OrderCaseCall(SQLModel, table=True):
     __tablename__ = "order_case_call"
-    __table_args__ = (CheckConstraint(_in("outcome", CALL_OUTCOMES), name="ck_order_case_call_outcome"),)
+    __table_args__ = (CheckConstraint(one_of("outcome", CALL_OUTCOMES), name="ck_order_case_call_outcome"),)
 
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="order_case.id", index=True)

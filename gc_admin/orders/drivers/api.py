@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from gc_admin.accounts.deps import require_staff
-from gc_admin.core.http import StrictModel
+from gc_admin.core.http import PageOut, StrictModel
 from gc_admin.core.params import Id, Limit, Offset
 from gc_admin.core.principal import Principal
 from gc_admin.db import session_scope
@@ -44,9 +44,8 @@ class DriverOut(BaseModel):
     updated_at: str
 
 
-class DriversOut(BaseModel):
-    total: int
-    items: list[DriverOut]
+class DriversOut(PageOut[DriverOut]):
+    pass
 
 
 class DriverIn(StrictModel):

@@ -15,12 +15,12 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from gc_admin.accounts.models import StaffUser
 from gc_admin.core.clock import SHANGHAI, utcnow
 from gc_admin.core.errors import DomainError
 from gc_admin.core.principal import Actor
 from gc_admin.coupons import service as coupons
 from gc_admin.orders import flows
+from gc_admin.orders.demokit import give_coupons, staff_actor
 from gc_admin.orders.drivers import service as roster
 from gc_admin.orders.service import user_actor
 from gc_admin.users.models import MpUser
@@ -92,11 +92,9 @@ def load(session: Session, rng: random.Random) -> None:
                               .order_by(col(MpUser.id)).limit(len(ORDERS))).all())
     if len(users) < len(ORDERS):
         return
-    issued = coupons.issue_batch(session, actor=system, source="staff", batch_id=f"B{now:%Y%m%d}-DJ",
-                                 product_code="daijia_30", phones=[u.phone for u in users if u.phone], now=now)
-    coupon_of = {r["phone"]: r["coupon_ids"][0] for r in issued.rows() if r.get("coupon_ids")}
-    staff = session.exec(select(StaffUser).where(col(StaffUser.role) == "dispatcher")).first()
-    dispatcher = Actor("staff", str(staff.id), staff.display_name) if staff else Actor("staff", "0", "调度")
+    coupon_of = give_coupons(session, actor=system, users=users, product_code="daijia_30",
+                             batch_id=f"B{now:%Y%m%d}-DJ", now=now)
+    dispatcher = staff_actor(session, role="dispatcher", fallback="调度")
     free = [d.id for d in drivers[:-2]]
     for user, (state, with_coupon, fee) in zip(users, ORDERS):
         order = flows.create_order(session, user=user, body=_body(rng, user, coupon_of.get(user.phone or "")

@@ -16,21 +16,17 @@ import datetime as dt
 from sqlalchemy import CheckConstraint, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from gc_admin.core.types import utc_field
+from gc_admin.core.types import one_of, utc_field
 
 DRIVER_STATUSES: dict[str, str] = {"available": "空闲", "busy": "服务中", "off": "休息"}
 CALLBACK_OUTCOMES = ("applied", "ignored")
-
-
-def _in(column: str, values) -> str:
-    return " OR ".join(f"{column} = '{v}'" for v in values)
 
 
 class Driver(SQLModel, table=True):
     """One of the platform's own designated drivers (师傅)."""
 
     __tablename__ = "driver"
-    __table_args__ = (CheckConstraint(_in("status", DRIVER_STATUSES), name="ck_driver_status"),)
+    __table_args__ = (CheckConstraint(one_of("status", DRIVER_STATUSES), name="ck_driver_status"),)
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=32)
@@ -49,7 +45,7 @@ class DriverCallback(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("platform", "event_id", name="uq_driver_callback_event"),
         UniqueConstraint("platform", "nonce", name="uq_driver_callback_nonce"),
-        CheckConstraint(_in("outcome", CALLBACK_OUTCOMES), name="ck_driver_callback_outcome"),
+        CheckConstraint(one_of("outcome", CALLBACK_OUTCOMES), name="ck_driver_callback_outcome"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -70,7 +70,7 @@ def _assign_dialog() -> rx.Component:
             form_actions(rx.button("指派", on_click=DriversState.do_assign)),
             width="100%",
         ),
-        open=DriversState.assign_open, on_open_change=DriversState.open_assign,
+        open=DriversState.assign_open, on_open_change=DriversState.set_assign_open,
     )
 
 
@@ -78,7 +78,7 @@ def _fee_dialog() -> rx.Component:
     return confirm_dialog(
         rx.text("结算车费 · ", DriversState.target_no),
         "车费由代驾券先抵扣（不超过券面额），剩余部分由用户在小程序用微信支付补付；结算后司机恢复空闲。",
-        open=DriversState.fee_open, on_open_change=DriversState.open_fee,
+        open=DriversState.fee_open, on_open_change=DriversState.set_fee_open,
         extra=(rx.input(placeholder="车费（元），例如 88.00", value=DriversState.fee_yuan,
                         on_change=DriversState.set_fee_yuan, width="100%"),),
         confirm=rx.button("确认结算", color_scheme="amber", on_click=DriversState.do_set_fee),

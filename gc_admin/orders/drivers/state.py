@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import reflex as rx
+from sqlmodel import Session
 
 from gc_admin.core.clock import fmt_local
 from gc_admin.core.errors import DomainError
@@ -19,7 +21,7 @@ from gc_admin.orders.drivers.models import DRIVER_STATUSES
 from gc_admin.orders.kinds.driver import details_text
 from gc_admin.orders.models import ORDER_STATUSES, ServiceOrder
 from gc_admin.ui.auth import current_principal, guarded, public, run_db
-from gc_admin.ui.paging import PAGE_SIZE, PagedMixin, SearchMixin
+from gc_admin.ui.paging import PAGE_SIZE, CreateMixin, PagedMixin, SearchMixin, setter
 
 SECTION = "drivers"
 STATUS_FILTERS = {"": "全部状态", **DRIVER_STATUSES}
@@ -48,12 +50,10 @@ def _live_row(o: ServiceOrder) -> dict[str, str]:
             "can_fee": "1" if o.status == "in_fulfilment" and own else ""}
 
 
-class DriversState(PagedMixin, SearchMixin, rx.State):
+class DriversState(CreateMixin, PagedMixin, SearchMixin, rx.State):
     SECTION: ClassVar[str] = SECTION
     rows: list[dict[str, str]] = []
     status_filter: str = ""
-    form_error: str = ""
-    create_open: bool = False
 
     # the dispatch panel: live driver orders (first page) and who can be assigned
     live: list[dict[str, str]] = []
@@ -69,25 +69,10 @@ class DriversState(PagedMixin, SearchMixin, rx.State):
     def _on_denied(self) -> None:
         self.rows, self.total, self.live, self.live_total, self.available = [], 0, [], 0, []
 
-    @rx.event
-    @public
-    def set_assign_driver(self, value: str):
-        self.assign_driver = value
-
-    @rx.event
-    @public
-    def set_fee_yuan(self, value: str):
-        self.fee_yuan = value.strip()[:10]
-
-    @rx.event
-    @public
-    def open_assign(self, value: bool):
-        self.assign_open = value
-
-    @rx.event
-    @public
-    def open_fee(self, value: bool):
-        self.fee_open = value
+    set_assign_driver = setter("assign_driver")
+    set_fee_yuan = setter("fee_yuan", limit=10, strip=True)
+    set_assign_open = setter("assign_open", bool)
+    set_fee_open = setter("fee_open", bool)
 
     @rx.event
     @public
@@ -107,16 +92,23 @@ class DriversState(PagedMixin, SearchMixin, rx.State):
         self.live = [_live_row(o) for o in page.rows]
         self.available = [{"id": str(d.id), "label": f"{d.name}（{mask_phone(d.phone)}）"} for d in free]
 
-    async def _act(self, order_id: str, action: str, done: str, **fields: Any):
-        p = current_principal()
+    async def _run(self, work: Callable[[Session], Any], done: str):
+        """A dispatch or roster change in one unit of work, then the lists again and ``done`` (a refusal: its toast)."""
         try:
-            oid = parse_id(order_id, what="订单")
-            await run_db(lambda _s: flows.act(order_id=oid, action=action, actor=p.actor(),
-                                              scope=orders.scope_for(p.role), fields=fields))
+            await run_db(work)
         except DomainError as exc:
             return rx.toast.error(exc.message)
         await self._reload()
         return rx.toast.success(done)
+
+    async def _act(self, order_id: str, action: str, done: str, **fields: Any):
+        p = current_principal()
+        try:
+            oid = parse_id(order_id, what="订单")
+        except DomainError as exc:
+            return rx.toast.error(exc.message)
+        return await self._run(lambda _s: flows.act(order_id=oid, action=action, actor=p.actor(),
+                                                    scope=orders.scope_for(p.role), fields=fields), done)
 
     @rx.event
     @guarded(SECTION)
@@ -152,11 +144,6 @@ class DriversState(PagedMixin, SearchMixin, rx.State):
             return rx.toast.error("未知的操作")
         return await self._act(order_id, action, "司机已到达" if action == "arrive" else "已开始服务")
 
-    @rx.event
-    @public
-    def open_create(self, value: bool):
-        self.create_open, self.form_error = value, ""
-
     async def _reload(self):  # only from a guarded handler
         status = self.status_filter if self.status_filter in DRIVER_STATUSES else None
         page = await run_db(roster.list_drivers, status=status, q=self.q or None, offset=self._offset(),
@@ -167,11 +154,6 @@ class DriversState(PagedMixin, SearchMixin, rx.State):
                       "status_label": DRIVER_STATUSES[r.status], "active": "1" if r.active else "",
                       "order": f"#{r.order_id}" if r.order_id else "", "updated": fmt_local(r.updated_at)}
                      for r in page.rows]
-
-    @rx.event
-    @guarded(SECTION)
-    async def load(self):
-        return await self._reload()
 
     @rx.event
     @guarded(SECTION)
@@ -190,19 +172,14 @@ class DriversState(PagedMixin, SearchMixin, rx.State):
         except DomainError as exc:
             self.form_error = exc.message
             return None
-        self.create_open, self.form_error = False, ""
+        self._created()
         await self._reload()
         return rx.toast.success(f"已添加司机 {d.name}")
 
     async def _update(self, driver_id: str, done: str, **changes: Any):
         actor = current_principal().actor()
-        try:
-            await run_db(lambda s: roster.update_driver(s, driver_id=parse_id(driver_id, what="司机"), actor=actor,
-                                                        **changes))
-        except DomainError as exc:
-            return rx.toast.error(exc.message)
-        await self._reload()
-        return rx.toast.success(done)
+        return await self._run(lambda s: roster.update_driver(s, driver_id=parse_id(driver_id, what="司机"),
+                                                              actor=actor, **changes), done)
 
     @rx.event
     @guarded(SECTION)

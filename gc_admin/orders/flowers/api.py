@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from gc_admin.accounts.deps import require_staff
 from gc_admin.core.errors import Forbidden, InvalidInput
-from gc_admin.core.http import StrictModel
+from gc_admin.core.http import PageOut, StrictModel
 from gc_admin.core.params import Day, Limit, Offset
 from gc_admin.core.principal import Principal
 from gc_admin.core.regions import OUTSIDE_AREA, guangxi_city
@@ -54,9 +54,8 @@ class BouquetOut(BaseModel):
     updated_at: str | None = None
 
 
-class BouquetPageOut(BaseModel):
-    total: int
-    items: list[BouquetOut]
+class BouquetPageOut(PageOut[BouquetOut]):
+    pass
 
 
 def _price(default=...):

@@ -16,7 +16,6 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from gc_admin.accounts.models import StaffUser
 from gc_admin.config import PROJECT_ROOT
 from gc_admin.core.clock import SHANGHAI, utcnow
 from gc_admin.core.errors import DomainError
@@ -102,8 +101,8 @@ def _walk(session: Session, *, order_id: int, state: str, clerk: Actor, i: int) 
 
 
 def load_orders(session: Session, rng: random.Random) -> None:
-    from gc_admin.coupons import service as coupons
     from gc_admin.orders import flows
+    from gc_admin.orders.demokit import give_coupons, staff_actor
     from gc_admin.payments import balances
 
     now = utcnow()
@@ -111,11 +110,9 @@ def load_orders(session: Session, rng: random.Random) -> None:
                               .limit(len(ORDERS))).all())
     if len(users) < len(ORDERS):
         return
-    issued = coupons.issue_batch(session, actor=SYSTEM, source="staff", batch_id=f"B{now:%Y%m%d}-FL",
-                                 product_code="flower_30", phones=[u.phone for u in users if u.phone], now=now)
-    coupon_of = {r["phone"]: r["coupon_ids"][0] for r in issued.rows() if r.get("coupon_ids")}
-    staff = session.exec(select(StaffUser).where(col(StaffUser.role) == "clerk")).first()
-    clerk = Actor("staff", str(staff.id), staff.display_name) if staff else Actor("staff", "0", "内勤")
+    coupon_of = give_coupons(session, actor=SYSTEM, users=users, product_code="flower_30",
+                             batch_id=f"B{now:%Y%m%d}-FL", now=now)
+    clerk = staff_actor(session, role="clerk", fallback="内勤")
     for i, (user, (state, with_coupon)) in enumerate(zip(users, ORDERS)):
         assert user.id is not None
         balances.move_stored_value(session, user_id=user.id, delta_fen=30_000, reason="演示：储值卡充值",

@@ -19,6 +19,7 @@ from gc_admin.integrations.wechatpay.simulator import SimNotify, make_notify, pa
 from gc_admin.orders import flows
 from gc_admin.orders import service as orders
 from gc_admin.orders.models import ServiceOrder
+from gc_admin.payments import balances
 from gc_admin.users.models import MpUser
 from tests.support import Wired, make_user, scalar, wired
 from tests.unit.coupons.support import STAFF, setup_catalogue, stock
@@ -61,6 +62,17 @@ def insert_order(s, *, user_id: int, no: str, type: str = "flower", status: str 
 def buyer(phone: str | None = "13812345678", *, openid: str | None = "oBuyer0000000000000000001") -> MpUser:
     """A user who can pay: signed in with WeChat (an openid) and, by default, a phone."""
     return make_user(phone, openid=openid)
+
+
+def purse(user: MpUser, *, points: int, stored_value_fen: int) -> int:
+    """Give ``user`` a flower30 coupon (a staff batch), ``points`` points and ``stored_value_fen`` on the
+    stored-value card, each in the ledgers; the coupon's id."""
+    with session_scope() as s:
+        issued = coupons.issue_batch(s, actor=STAFF, source="staff", batch_id="purse", product_code="flower30",
+                                     phones=[user.phone])
+        balances.move_points(s, user_id=user.id, delta=points, reason="赠送", ref="gift:purse")
+        balances.move_stored_value(s, user_id=user.id, delta_fen=stored_value_fen, reason="充值", ref="load:purse")
+    return issued.rows()[0]["coupon_ids"][0]
 
 
 def buy(user: MpUser, quantity: int = 3, *, product: str = "tpp50", **extra: Any) -> ServiceOrder:

@@ -14,7 +14,6 @@ from gc_admin.audit.service import SYSTEM, Actor
 from gc_admin.config import get_settings
 from gc_admin.core.clock import utcnow
 from gc_admin.core.errors import Conflict, InvalidInput, NotFound, UpstreamError
-from gc_admin.coupons import service as coupons
 from gc_admin.db import session_scope
 from gc_admin.integrations.sms.models import SmsMessage
 from gc_admin.orders import flows
@@ -22,8 +21,7 @@ from gc_admin.orders import service as orders
 from gc_admin.orders.models import OrderEvent, OrderNotice
 from gc_admin.payments import balances
 from tests.support import race, rows, run_queued, scalar, wired
-from tests.unit.coupons.support import STAFF
-from tests.unit.orders.support import CLERK, age, buy, buyer, get, pay, shop, table_counts
+from tests.unit.orders.support import CLERK, age, buy, buyer, get, pay, purse, shop, table_counts
 
 
 def topup(user, *, face=5_000, **kw):
@@ -249,12 +247,7 @@ def test_lists_are_the_shared_page(any_db) -> None:
 def test_cancel_releases_everything_exactly_once(any_db) -> None:
     shop()
     user = buyer()
-    with session_scope() as s:
-        r = coupons.issue_batch(s, actor=STAFF, source="staff", batch_id="f1", product_code="flower30",
-                                phones=[user.phone])
-        balances.move_points(s, user_id=user.id, delta=500, reason="赠送", ref="gift:1")
-        balances.move_stored_value(s, user_id=user.id, delta_fen=700, reason="充值", ref="load:1")
-    coupon_id = r.rows()[0]["coupon_ids"][0]
+    coupon_id = purse(user, points=500, stored_value_fen=700)
     with wired() as w:
         order = topup(user, face=10_000, coupon_id=coupon_id, points=500, use_stored_value=True)
         assert order.payable_fen == 10_000 - 3_000 - 500 - 700

@@ -31,6 +31,14 @@ def money_counts() -> dict[str, int]:
             ("refund", "ledger_entry", "order_event", "reconciliation_run", "audit_log")}
 
 
+async def order_panel(token: str, order) -> OrdersState:
+    """The orders page as ``token`` sees it, with ``order``'s panel open."""
+    st = await state_of(OrdersState, token)
+    await st.load()
+    await st.open_order(str(order.id))
+    return st
+
+
 # --- refusals ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("who", ["signed-out", "picc"])
@@ -160,9 +168,7 @@ def test_clerk_finds_the_order_and_refunds_one_coupon(paid):
     finish_refund(w.state, out_refund_no)
 
     async def sync():
-        st2 = await state_of(OrdersState, token)
-        await st2.load()
-        await st2.open_order(str(order.id))
+        st2 = await order_panel(token, order)
         synced = await st2.sync_refund(st2.refunds[0]["id"])
         return st2, synced
 
@@ -181,9 +187,7 @@ def test_service_refunds_the_whole_order_and_the_consequence_says_so(paid):
     w, order, _ = paid
 
     async def scenario():
-        st = await state_of(OrdersState, sign_in("kefu"))
-        await st.load()
-        await st.open_order(str(order.id))
+        st = await order_panel(sign_in("kefu"), order)
         await st.open_refund()
         await st.preview_refund({"amount": st.refund_amount, "reason": "用户不想要了"})
         text = st.refund_preview["text"]
@@ -204,9 +208,7 @@ def test_refund_race_loses_cleanly(paid):
     w, order, _ = paid
 
     async def scenario():
-        st = await state_of(OrdersState, sign_in("chen"))
-        await st.load()
-        await st.open_order(str(order.id))
+        st = await order_panel(sign_in("chen"), order)
         await st.preview_refund({"amount": "135", "reason": "全部退"})
         with session_scope() as s:  # a colleague got there first
             flows.refund_order(s, order_id=order.id, amount_fen=4_500, reason="先退一张",

@@ -22,8 +22,7 @@ from gc_admin.payments import balances
 from gc_admin.payments import service as payments
 from gc_admin.users.models import MpUser
 from tests.support import race, rows, scalar, wired
-from tests.unit.coupons.support import STAFF
-from tests.unit.orders.support import CLERK, REFUND_NOTIFY_PATH, buy, buyer, get, paid_order, pay, shop
+from tests.unit.orders.support import CLERK, REFUND_NOTIFY_PATH, buy, buyer, get, paid_order, pay, purse, shop
 
 
 class Down(httpx.BaseTransport):
@@ -342,12 +341,7 @@ def test_refund_validation(bought) -> None:
 def test_full_refund_returns_coupon_points_and_stored_value(any_db) -> None:
     user = buyer()
     shop(codes=0)
-    with session_scope() as s:
-        res = coupons.issue_batch(s, actor=STAFF, source="staff", batch_id="f", product_code="flower30",
-                                  phones=[user.phone])
-        balances.move_points(s, user_id=user.id, delta=300, reason="赠送", ref="g")
-        balances.move_stored_value(s, user_id=user.id, delta_fen=200, reason="充值", ref="l")
-    coupon_id = res.rows()[0]["coupon_ids"][0]
+    coupon_id = purse(user, points=300, stored_value_fen=200)
     with wired() as w:
         with session_scope() as s:
             order = flows.create_order(s, user=user, body={
