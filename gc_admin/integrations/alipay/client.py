@@ -34,6 +34,7 @@ import httpx
 from gc_admin.core.clock import utcnow
 from gc_admin.integrations.alipay import protocol as p
 from gc_admin.integrations.alipay import signing
+from gc_admin.integrations.http import new_client
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -191,7 +192,7 @@ class AlipayClient:
         self.alipay_root_cert_sn = signing.root_cert_sn(alipay_root_cert_pem)
         self._alipay_key = signing.cert_public_key(alipay_cert_pem)
         self._clock = clock
-        self._http = httpx.Client(timeout=httpx.Timeout(timeout, connect=min(5.0, timeout)), transport=transport,
+        self._http = new_client(timeout=httpx.Timeout(timeout, connect=min(5.0, timeout)), transport=transport,
                                   headers={"User-Agent": USER_AGENT})
 
     def close(self) -> None:

@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 
 from gc_admin.integrations.driver import signing
+from gc_admin.integrations.http import new_client
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ class DriverPlatformClient:
     def __init__(self, *, base_url: str, key: str, secret: str, transport: httpx.BaseTransport | None = None,
                  timeout: float = 10.0) -> None:
         self.base_url, self.key, self.secret = base_url.rstrip("/"), key, secret
-        self._http = httpx.Client(base_url=self.base_url, transport=transport, timeout=timeout)
+        self._http = new_client(base_url=self.base_url, transport=transport, timeout=timeout)
 
     def close(self) -> None:
         self._http.close()

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from gc_admin.integrations.lazy import LazyClient
+from gc_admin.integrations.http import new_client
 
 
 class WeChatError(Exception):
@@ -38,7 +39,7 @@ class MiniProgramClient:
                  timeout: float = 8.0) -> None:
         self.appid = appid
         self._secret = secret
-        self._http = httpx.Client(base_url=base_url, transport=transport, timeout=timeout)
+        self._http = new_client(base_url=base_url, transport=transport, timeout=timeout)
         self._token: str | None = None
         self._token_expires = 0.0
         self._lock = threading.Lock()

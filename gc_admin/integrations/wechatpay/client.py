@@ -39,6 +39,7 @@ import httpx
 
 from gc_admin.core.clock import SHANGHAI, utcnow
 from gc_admin.integrations.wechatpay import crypto
+from gc_admin.integrations.http import new_client
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +151,7 @@ class WxPayClient:
         self._base_path = self._base.raw_path.decode("ascii").split("?")[0].rstrip("/")
         self._max_skew = max_skew
         self._clock = clock
-        self._http = httpx.Client(transport=transport, timeout=timeout, follow_redirects=False)
+        self._http = new_client(transport=transport, timeout=timeout, follow_redirects=False)
 
     # ------------------------------------------------------------------------------------------
     # plumbing
