@@ -24,7 +24,8 @@ and carry their name as queueing lock, so however many workers run, each period 
 are retried with exponential backoff (:class:`TaskDef` ``retries``/``backoff_seconds``). Each worker
 beats a heartbeat every ``GC_TASKS_HEARTBEAT_SECONDS``; the built-in periodic task
 ``tasks.retry_stalled`` puts a job whose worker stopped beating for 3 heartbeats (killed, host lost)
-back in the queue, and another worker runs it again. SIGTERM / SIGINT stop a worker gracefully: it
+back in the queue (a job of the same key queued meanwhile, such as the next period, is cancelled: the stalled
+one runs in its place), and another worker runs it again. SIGTERM / SIGINT stop a worker gracefully: it
 takes no new job and lets the running ones finish. With ``session=`` a job is deferred *in the
 caller's transaction* (committed or rolled back with the business change: the outbox pattern).
 
@@ -191,14 +192,35 @@ def _attach_stalled_recovery(app: procrastinate.App) -> None:
     async def retry_stalled(context: procrastinate.JobContext, timestamp: int) -> int:
         manager = context.app.job_manager
         stalled = await manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_BEATS * heartbeat_seconds())
+        retried = 0
         for job in stalled:
-            log.warning("job %s[%s] stalled (its worker stopped beating): queued again", job.task_name, job.id)
-            await manager.retry_job(job)
-        return len(stalled)
+            log.warning("job %s[%s] stalled (its worker stopped beating): queuing it again", job.task_name, job.id)
+            retried += await _retry_stalled_job(manager, job)
+        return retried
 
     task = app.task(name=STALLED_TASK, pass_context=True)(retry_stalled)
     app.periodic(cron=f"* * * * * */{every}" if every else "* * * * *", periodic_id=STALLED_TASK,
                  queueing_lock=STALLED_TASK)(task)
+
+
+async def _retry_stalled_job(manager: Any, job: Any, *, tries: int = 3) -> int:
+    """Put a stalled job back in the queue (1), or leave it for the next sweep (0).
+
+    A job waiting with the stalled job's queueing lock (the next period of a periodic task, the same key
+    deferred again) would make the retry break the queue's "one waiting job per key" index — and that
+    waiting job can never start while the stalled one holds the lock: the task would be stuck for good.
+    The waiting duplicate is cancelled (it was the same work) and the stalled job retried instead."""
+    for _ in range(tries):
+        try:
+            await manager.retry_job(job)
+            return 1
+        except pexc.UniqueViolation:
+            for waiting in await manager.list_jobs_async(queueing_lock=job.queueing_lock, status="todo"):
+                if waiting.id != job.id and await manager.cancel_job_by_id_async(waiting.id):
+                    log.info("job %s[%s] cancelled: the stalled job %s of the same key runs instead",
+                             waiting.task_name, waiting.id, job.id)
+    log.warning("job %s[%s] stalled: not queued again yet (jobs of its key keep arriving)", job.task_name, job.id)
+    return 0
 
 
 # --- running one attempt ---------------------------------------------------------------------------

@@ -7,6 +7,7 @@ the journeys only pass if everything they rely on (sessions, simulators, throttl
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
 import re
 import signal
@@ -14,6 +15,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -352,6 +354,104 @@ def _is_descendant(pid: int, ancestor: int) -> bool:
     return False
 
 
+def _process_with_local_port(port: int) -> int:
+    """The pid of the process on this machine holding the TCP socket whose local port is ``port`` (the
+    client end of a database connection: ``pg_stat_activity.client_port``)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{fields[9]}]")
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                        return int(pid)
+    raise AssertionError(f"no process holds local port {port}")
+
+
+#: An app's database session in the middle of a stock import: its transaction has written (the import row) and
+#: it is streaming the codes in (COPY) or storing them (INSERT).
+IMPORTING = ("SELECT pid, client_port FROM pg_stat_activity WHERE datname = current_database() "
+             "AND pid <> pg_backend_pid() AND state = 'active' AND backend_xid IS NOT NULL "
+             "AND (query LIKE 'COPY _gc_codes%' OR query LIKE 'INSERT INTO stock_code%')")
+
+
+def _storing_codes(upload: concurrent.futures.Future) -> tuple[int, int]:
+    """Wait until the import being uploaded is storing its codes; its database session (pid, client port)."""
+    from tests.support import rows
+
+    deadline = time.monotonic() + 240
+    while not (busy := rows(IMPORTING)):
+        assert not upload.done(), f"the import ended before it was seen storing codes: {upload.result()}"
+        assert time.monotonic() < deadline, "the import never started storing codes"
+        time.sleep(0.02)
+    [(backend, client_port)] = busy
+    return backend, client_port
+
+
+def test_a_worker_killed_mid_import_leaves_nothing_and_the_file_sent_again_imports_once(world):
+    """Issue 9: SIGKILL to the backend worker process serving a 200 000-code import while its transaction is
+    storing the codes (seen in ``pg_stat_activity``, not guessed with a sleep): nothing of the import is in the
+    database (no import row, no code). The same file sent again imports every code once; sent a third time,
+    all are duplicates and nothing new is stored. The instance (3 workers, PostgreSQL, Redis) is its own."""
+    from tests.support import PASSWORD, bearer, rows, scalar
+    from tests.unit.coupons.support import codes_csv
+
+    n = 200_000
+    data = codes_csv([(f"KILL{i:09d}", 90) for i in range(n)])
+    app = cluster.start("kill-import", world["url"], workers=3, backend_only=True)
+    try:
+        def clerk() -> dict[str, str]:
+            login = httpx.post(app.url("/api/v1/admin/auth/login"), json={"username": "chen", "password": PASSWORD},
+                               timeout=60)
+            assert login.status_code == 200, login.text
+            return bearer(login.json()["token"])
+
+        def send(headers: dict[str, str]) -> httpx.Response:
+            return httpx.post(app.url("/api/v1/admin/stock/imports"), headers=headers,
+                              data={"product_code": "tpp50", "batch_ref": "KILL-1"},
+                              files={"file": ("kill.csv", data, "text/csv")}, timeout=300)
+
+        def stored() -> tuple[int, int]:
+            return (scalar("SELECT count(*) FROM stock_import WHERE filename = 'kill.csv'"),
+                    scalar("SELECT count(*) FROM stock_code WHERE code LIKE 'KILL%'"))
+
+        headers = clerk()
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            upload = pool.submit(send, headers)
+            backend, client_port = _storing_codes(upload)
+            worker = _process_with_local_port(client_port)
+            assert _is_descendant(worker, app.proc.pid) and worker != app.proc.pid  # one of the instance's workers
+            os.kill(worker, signal.SIGKILL)
+            with pytest.raises(httpx.TransportError):  # the connection died with the worker: no answer
+                upload.result()
+        deadline = time.monotonic() + 120  # the database notices its client is gone and rolls back
+        while scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = :p", p=backend):
+            assert time.monotonic() < deadline, "the killed worker's database session never ended"
+            time.sleep(0.1)
+        assert stored() == (0, 0)  # no import row, no code: the import was one transaction
+
+        # Granian (as Reflex runs it) does not respawn a crashed worker: it stops the instance. Start it again.
+        app.proc.wait(timeout=120)
+        app.stop()
+        app = cluster.start("kill-import-again", world["url"], workers=3, backend_only=True)
+        headers = clerk()
+        again = send(headers)
+        assert again.status_code == 200, again.text
+        assert (again.json()["imported"], again.json()["duplicate_existing"]) == (n, 0)
+        assert stored() == (1, n)
+        third = send(headers)
+        assert third.status_code == 200, third.text
+        assert (third.json()["imported"], third.json()["duplicate_existing"]) == (0, n)
+        assert stored() == (2, n)  # a second report, nothing new in stock
+        assert rows("SELECT DISTINCT import_id FROM stock_code WHERE code LIKE 'KILL%'") == [(again.json()["import_id"],)]
+    finally:
+        app.stop()
+
+
 def test_graceful_shutdown_finishes_the_request_in_flight(three_workers, world):
     """SIGTERM to the server (what systemd or a deploy sends) while a 100 000-code import is being served: the
     import completes and is committed, then the server exits. Last in this module: it stops the instance."""
@@ -368,7 +468,7 @@ def test_graceful_shutdown_finishes_the_request_in_flight(three_workers, world):
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         upload = pool.submit(post)
-        time.sleep(0.5)  # the body is sent and the import is running
+        _storing_codes(upload)  # the body is sent and the import's transaction is storing the codes
         killed_at = time.monotonic()
         os.kill(three_workers.proc.pid, signal.SIGTERM)
         answer, answered_at = upload.result()

@@ -21,7 +21,7 @@ from gc_admin.db import session_scope
 NAME = "test.expire_blocking"
 
 
-def _hold(flags: Path) -> None:
+def hold(flags: Path) -> None:
     (flags / "started").touch()
     deadline = time.monotonic() + 120
     while not (flags / "release").exists():
@@ -38,9 +38,9 @@ def expire_blocking(*, flag_dir: str, phase: str, ahead_minutes: int) -> dict:
     with session_scope() as s:
         result = cancel_expired_unpaid(s, now=utcnow() + dt.timedelta(minutes=ahead_minutes))
         if first and phase == "before_commit":
-            _hold(flags)
+            hold(flags)
     if first and phase == "after_commit":
-        _hold(flags)
+        hold(flags)
     return {"cancelled": result.cancelled, "first": first}
 
 

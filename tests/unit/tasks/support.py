@@ -22,6 +22,7 @@ class Workers:
     def __init__(self, url: str, logs: Path, **env: str) -> None:
         self.url, self.logs, self.env = url, logs, env
         self.procs: list[subprocess.Popen] = []
+        self.terminated: set[int] = set()  # pids told to stop (SIGTERM): their exit is no crash
 
     def start(self, **env: str) -> subprocess.Popen:
         n = len(self.procs)
@@ -44,7 +45,8 @@ class Workers:
             value = ready()
             if value:
                 return value
-            dead = [p.args for p in self.procs if p.poll() not in (None, -signal.SIGKILL)]
+            dead = [p.args for p in self.procs if p.poll() not in (None, -signal.SIGKILL)
+                    and not (p.pid in self.terminated and p.returncode == 0)]
             assert not dead, f"a worker exited while waiting for {what}:\n{self.log()}"
             time.sleep(0.2)
         raise AssertionError(f"timed out waiting for {what}:\n{self.log()}")
@@ -52,9 +54,14 @@ class Workers:
     def registered(self) -> int:
         return scalar("SELECT count(*) FROM procrastinate_workers")
 
+    def terminate(self, proc: subprocess.Popen) -> None:
+        """SIGTERM: a graceful stop (the worker finishes its running jobs, then exits 0)."""
+        self.terminated.add(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+
     def stop(self, proc: subprocess.Popen, timeout: float = 60) -> int:
         """SIGTERM, then wait for a graceful exit."""
-        proc.send_signal(signal.SIGTERM)
+        self.terminate(proc)
         return proc.wait(timeout)
 
 

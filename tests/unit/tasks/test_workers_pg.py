@@ -105,21 +105,28 @@ def test_a_worker_killed_mid_task_is_retried_and_its_effect_happens_once(unpaid,
 
 
 def test_sigterm_lets_the_running_task_finish(unpaid, pg_db, tmp_path):
+    """SIGTERM (a deploy, systemd): the running task finishes and commits, the worker takes no new job, leaves
+    the queue (unregistered) and exits 0; what was queued meanwhile waits for the next worker."""
     with workers(pg_db, tmp_path, GC_TASKS_EXTRA_MODULES="tests.unit.tasks.blocking") as w:
         proc = w.start()
         w.wait_for("the worker registered", lambda: w.registered() == 1)
         job_id = tasks.defer(blocking.NAME, key="test:term", flag_dir=str(tmp_path), phase="before_commit",
                              ahead_minutes=60)
         w.wait_for("the task to start", lambda: (tmp_path / "started").exists())
-        proc.send_signal(signal.SIGTERM)
+        w.terminate(proc)
         time.sleep(2)
         assert proc.poll() is None  # still finishing its task
+        later = tasks.defer("orders.notices", key="test:after-term")  # queued while it stops
         (tmp_path / "release").touch()
         assert proc.wait(60) == 0, w.log()
+        assert scalar("SELECT status FROM procrastinate_jobs WHERE id = :j", j=later) == "todo"  # not taken
+        assert scalar("SELECT count(*) FROM procrastinate_workers") == 0
+        w.start()
+        w.wait_for("the next worker to run what waited",
+                   lambda: scalar("SELECT status FROM procrastinate_jobs WHERE id = :j", j=later) == "succeeded")
     assert scalar("SELECT status FROM procrastinate_jobs WHERE id = :j", j=job_id) == "succeeded"
     assert rows("SELECT attempt, status FROM task_run WHERE job_id = :j", j=job_id) == [(0, "succeeded")]
     assert _effects(unpaid.id)[:2] == ("cancelled", 1)
-    assert scalar("SELECT count(*) FROM procrastinate_workers") == 0
 
 
 def test_the_same_key_defers_one_job(pg_db):
@@ -171,3 +178,31 @@ def test_prune_forgets_old_runs_and_finished_jobs(pg_db):
         assert tasks.prune(s) == {"task_runs": 1, "jobs": 1}
     assert rows("SELECT id, status FROM procrastinate_jobs") == [(waiting, "todo")]
     assert scalar("SELECT count(*) FROM task_run") == 1
+
+
+def test_a_stalled_job_is_retried_even_when_the_next_one_of_its_key_waits(pg_db):
+    """A periodic job killed mid-run while the next period's job already waits (the same queueing lock): the
+    stalled job goes back in the queue and the waiting duplicate is cancelled — retrying it as is would break
+    the queue's one-waiting-job-per-key index, and the waiting job could never start while the stalled one
+    holds the lock (that task would be stuck for good)."""
+    import asyncio
+
+    from procrastinate import exceptions as pexc
+
+    stalled = tasks.defer("claims.payouts", key="claims.payouts")
+    with session_scope() as s:  # a worker took it ... and was killed
+        s.execute(sa.text("UPDATE procrastinate_jobs SET status = 'doing' WHERE id = :j"), {"j": stalled})
+    waiting = tasks.defer("claims.payouts", key="claims.payouts")  # the next period, deferred meanwhile
+    assert waiting not in (None, stalled)
+
+    async def retry() -> int:
+        app = tasks._app(pg_db, "worker")
+        async with app.open_async():
+            [job] = await app.job_manager.list_jobs_async(id=stalled)
+            with pytest.raises(pexc.UniqueViolation):  # what a plain retry does
+                await app.job_manager.retry_job(job)
+            return await tasks._retry_stalled_job(app.job_manager, job)
+
+    assert asyncio.run(retry()) == 1
+    assert rows("SELECT id, status, attempts FROM procrastinate_jobs ORDER BY id") == [
+        (stalled, "todo", 1), (waiting, "cancelled", 0)]
