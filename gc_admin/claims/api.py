@@ -80,7 +80,7 @@ async def submit_claim(
     amount_paid_fen: Annotated[int, Form(ge=1, le=service.AMOUNT_MAX_FEN)],
     payout_method: Annotated[str, Form(max_length=8)],
     client_ref: Annotated[str, Form(min_length=1, max_length=64)],
-    images: Annotated[list[UploadFile], File(description="1–6 张 JPG/PNG/WebP 支付截图")],
+    images: Annotated[list[UploadFile], File(description="1–6 张 JPG/PNG/WebP/HEIC 支付截图")],
     station: Annotated[str, Form(max_length=100)] = "",
     items: Annotated[str, Form(max_length=500, description="JSON list of maintenance item codes")] = "",
     alipay_account: Annotated[str, Form(max_length=64)] = "",

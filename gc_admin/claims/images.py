@@ -249,7 +249,12 @@ def _normalised(img: Image.Image | _Heif, fmt: str) -> tuple[bytes, str, tuple[i
 def _turned(img: Image.Image | _Heif) -> bool:
     if isinstance(img, _Heif):
         return True  # always re-encoded (to JPEG)
-    return img.getexif().get(ORIENTATION, 1) not in (0, 1)
+    raw = img.info.get("exif")  # what the header held (``getexif()`` would decode a PNG to look further)
+    if not raw:
+        return False
+    exif = Image.Exif()
+    exif.load(raw)
+    return exif.get(ORIENTATION, 1) not in (0, 1)
 
 
 def check_image(data: bytes, *, n: int, max_bytes: int, max_pixels: int) -> CheckedImage:
