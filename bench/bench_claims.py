@@ -4,13 +4,13 @@
   :func:`gc_admin.claims.ocr.read_receipt` one after another on this machine (target >= 30/min);
   printed as the rate and as target/rate (<= 1 meets it). The engine is loaded before timing.
 - ``claim_submit_vs_json_post``: ``POST /api/v1/mp/claims`` (multipart, one 720x900 PNG receipt:
-  content check, re-encode without EXIF, perceptual hash, private storage, the claim + coupon
-  reservation) against a plain JSON POST of the same user (``POST /api/v1/mp/orders/quote``), both
+  the cheap content checks and the lossless metadata strip, private storage, the claim + coupon
+  reservation + the queued OCR job; the perceptual hash and the OCR are the job's) against a plain JSON POST of the same user (``POST /api/v1/mp/orders/quote``), both
   in-process through the same FastAPI app; OCR is not on the request path (it runs after the
   response), so it is off here. Target ratio <= 1.5.
-- ``submit_to_ocr_done_median_s``: a claim filed, then the OCR job reads it: seconds from the POST
-  to "OCR done", median over the runs (the job run right after the response, as the route's
-  after-response task does).
+- ``submit_to_ocr_done_median_s``: a claim filed, then the OCR job reads it (one decode: the
+  perceptual hash and the OCR): seconds from the POST to "OCR done", median over the runs (the job
+  run right after the response, as the route's after-response task does).
 """
 
 from __future__ import annotations

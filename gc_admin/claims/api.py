@@ -80,7 +80,7 @@ async def submit_claim(
     amount_paid_fen: Annotated[int, Form(ge=1, le=service.AMOUNT_MAX_FEN)],
     payout_method: Annotated[str, Form(max_length=8)],
     client_ref: Annotated[str, Form(min_length=1, max_length=64)],
-    images: Annotated[list[UploadFile], File(description="1–6 张 JPG/PNG/WebP 支付截图")],
+    images: Annotated[list[UploadFile], File(description="1–6 张 JPG/PNG/WebP/HEIC 支付截图")],
     station: Annotated[str, Form(max_length=100)] = "",
     items: Annotated[str, Form(max_length=500, description="JSON list of maintenance item codes")] = "",
     alipay_account: Annotated[str, Form(max_length=64)] = "",
@@ -98,12 +98,11 @@ async def submit_claim(
         raise InvalidInput("请上传 1–6 张支付凭证图片", code="INVALID_IMAGES")
     cap = get_settings().claims.image_max_bytes
     raw = [await _read_capped(f, n, cap) for n, f in enumerate(images, start=1)]
-    claim_id, created = await run_in_threadpool(flows.submit, user_id=user.id or 0, form=form, raw_images=raw)
-    body = await run_in_threadpool(flows.claim_view, claim_id)
+    body, created = await run_in_threadpool(flows.submit, user_id=user.id or 0, form=form, raw_images=raw)
     if created and get_settings().claims.ocr_after_response:
         from gc_admin.claims.ocr import process_claim_images
 
-        background.add_task(process_claim_images, claim_id)
+        background.add_task(process_claim_images, body["id"])
         return JSONResponse(body, status_code=201, background=background)
     return JSONResponse(body, status_code=201 if created else 200)
 

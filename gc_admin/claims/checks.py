@@ -18,7 +18,11 @@ Only earlier claims are named: the first use of a receipt is not its duplicate. 
 decides: flags inform, they never block.
 
 The perceptual-hash comparison scans the images of the last :data:`PHASH_LOOKBACK` (a claim's receipt
-is recent); at this programme's volume (thousands a month) that is a few milliseconds.
+is recent); at this programme's volume (thousands a month) that is a few milliseconds. The hash, like
+the OCR fields, is made by the OCR job (not while the user waits for the submission), so the image and
+transaction-number flags appear once the job has read the images; when it does, later claims that may
+name this one are refreshed too (:func:`refresh_later`). Until then :func:`checks_pending` says so: the
+review screen shows "识别中" and batch approval leaves the claim for later.
 """
 
 from __future__ import annotations
@@ -78,18 +82,11 @@ def duplicates(session: Session, claim: Claim, images: list[ClaimImage]) -> list
         for other, txn in rows:
             found.setdefault((other, "transaction_no"), {"kind": "duplicate", "by": "transaction_no", "claim_id": other,
                                                          "message": f"交易单号 {txn} 已用于申请 #{other}"})
-    since = claim.created_at - PHASH_LOOKBACK
-    mine = [(i.phash, i.ocr_txn_no) for i in images]
-    if mine:
-        rows = session.exec(select(ClaimImage.claim_id, ClaimImage.phash, ClaimImage.ocr_txn_no)
-                            .where(col(ClaimImage.claim_id) < (claim.id or 0), col(ClaimImage.created_at) >= since)).all()
-        for other, ph, txn in rows:
-            # two receipts of one layout (the same station, a week apart) look alike: when OCR read a
-            # transaction number on both and they differ, they are two payments, not one
-            if (other, "image") not in found and any(_hamming(ph, m) <= PHASH_MAX_DISTANCE and not (t and txn and t != txn)
-                                                     for m, t in mine):
-                found[(other, "image")] = {"kind": "duplicate", "by": "image", "claim_id": other,
-                                           "message": f"凭证图片与申请 #{other} 的图片相同或高度相似"}
+    mine = [(i.phash, i.ocr_txn_no) for i in images if i.phash]
+    for other, ph, txn in _hashed_since(session, claim, col(ClaimImage.claim_id) < (claim.id or 0)) if mine else ():
+        if (other, "image") not in found and _looks_alike(ph, txn, mine):
+            found[(other, "image")] = {"kind": "duplicate", "by": "image", "claim_id": other,
+                                       "message": f"凭证图片与申请 #{other} 的图片相同或高度相似"}
     rows = session.exec(select(Claim.id).where(
         col(Claim.user_id) == claim.user_id, col(Claim.id) < (claim.id or 0), col(Claim.amount_paid_fen) == claim.amount_paid_fen,
         col(Claim.created_at) >= claim.created_at - SAME_AMOUNT_WINDOW,
@@ -99,6 +96,55 @@ def duplicates(session: Session, claim: Claim, images: list[ClaimImage]) -> list
             "kind": "duplicate", "by": "same_amount", "claim_id": other,
             "message": f"同一用户 {SAME_AMOUNT_WINDOW.days} 天内有相同金额的申请 #{other}"})
     return sorted(found.values(), key=lambda f: (f["claim_id"], f["by"]))
+
+
+def _hashed_since(session: Session, claim: Claim, which) -> list[tuple[int, str, str | None]]:
+    """``(claim_id, phash, txn)`` of the hashed images of claims ``which`` selects, of the lookback window."""
+    since = claim.created_at - PHASH_LOOKBACK
+    return list(session.exec(select(ClaimImage.claim_id, ClaimImage.phash, ClaimImage.ocr_txn_no)
+                             .where(which, col(ClaimImage.phash).is_not(None), col(ClaimImage.created_at) >= since)).all())
+
+
+def _looks_alike(ph: str, txn: str | None, mine: list[tuple[str, str | None]]) -> bool:
+    # two receipts of one layout (the same station, a week apart) look alike: when OCR read a
+    # transaction number on both and they differ, they are two payments, not one
+    return any(_hamming(ph, m) <= PHASH_MAX_DISTANCE and not (t and txn and t != txn) for m, t in mine)
+
+
+def later_claims(session: Session, claim: Claim, images: list[ClaimImage]) -> list[int]:
+    """Later claims whose duplicate flags may name ``claim`` now that its images are read: an image
+    that looks alike, or the same transaction number in the same category. (The job reads images in
+    order, but a later claim can be read first: two workers, a retry.)"""
+    ids: set[int] = set()
+    mine = [(i.phash, i.ocr_txn_no) for i in images if i.phash]
+    for other, ph, txn in _hashed_since(session, claim, col(ClaimImage.claim_id) > (claim.id or 0)) if mine else ():
+        if _looks_alike(ph, txn, mine):
+            ids.add(other)
+    txns = {i.ocr_txn_no for i in images if i.ocr_txn_no}
+    if txns:
+        ids.update(session.exec(
+            select(ClaimImage.claim_id).join(Claim, col(Claim.id) == col(ClaimImage.claim_id))
+            .where(col(ClaimImage.ocr_txn_no).in_(txns), col(ClaimImage.claim_id) > (claim.id or 0),
+                   col(Claim.category) == claim.category)).all())
+    return sorted(ids)
+
+
+def refresh_later(session: Session, *, claim: Claim) -> list[int]:
+    """Refresh the flags of :func:`later_claims`; their ids."""
+    images = list(session.exec(select(ClaimImage).where(ClaimImage.claim_id == claim.id)).all())
+    ids = later_claims(session, claim, images)
+    for other_id in ids:
+        other = session.get(Claim, other_id)
+        assert other is not None
+        refresh_flags(session, claim=other)
+    return ids
+
+
+def checks_pending(session: Session, claim_id: int) -> bool:
+    """Whether an image of the claim is still waiting for the OCR job (so its duplicate and mismatch
+    flags are not all known yet)."""
+    return session.exec(select(ClaimImage.id).where(ClaimImage.claim_id == claim_id,
+                                                    col(ClaimImage.ocr_status) == "pending").limit(1)).first() is not None
 
 
 def compute_flags(session: Session, claim: Claim) -> list[dict[str, Any]]:

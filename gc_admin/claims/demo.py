@@ -67,6 +67,6 @@ def load(session: Session, rng: random.Random) -> None:
                                  payout_method="alipay", client_ref=f"demo-{i}", alipay_account=user.phone or "",
                                  real_name="张三", contact_phone=user.phone or "")
         form = service.validate_form(session, form)
-        stored = service.StoredImage(key, img.content_type, len(img.data), img.sha256, img.phash, img.width, img.height)
+        stored = service.StoredImage(key, img.content_type, len(img.data), img.sha256, img.width, img.height)
         claim, _ = service.submit_claim(session, user=user, form=form, images=[stored], now=when + dt.timedelta(hours=1))
         refresh_flags(session, claim=claim)

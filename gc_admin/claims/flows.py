@@ -2,11 +2,13 @@
 payout (recorded, committed, then executed: see :mod:`gc_admin.claims.payout`).
 
 Submission order, so that a refused upload leaves nothing behind (no claim row, no file):
-1. the form is validated and every image is checked and re-encoded in memory (:mod:`.images`);
+1. the form is validated and every image is checked and its metadata stripped in memory (:mod:`.images`:
+   cheap checks only; the perceptual hash and the OCR are the queue's);
 2. a replayed ``client_ref`` answers with the first claim before anything is stored;
 3. the images are written to storage under fresh random keys;
-4. one unit of work records the claim, its images and the coupon reservation, and queues the
-   ``claims.ocr`` task (committed with the claim; the receipts are read by the queue, never in the request);
+4. one unit of work records the claim, its images and the coupon reservation, queues the
+   ``claims.ocr`` task (committed with the claim; the receipts are read by the queue, never in the request)
+   and answers with the claim's view;
 5. if that unit fails — or a concurrent twin with the same ``client_ref`` won — the files of this try
    are deleted again.
 """
@@ -45,15 +47,15 @@ def _key(now: dt.datetime, ext: str) -> str:
     return f"{local:%Y/%m}/{secrets.token_hex(16)}.{ext}"
 
 
-def submit(*, user_id: int, form: service.ClaimForm, raw_images: list[bytes]) -> tuple[int, bool]:
-    """File a claim for the user (see the module docstring); ``(claim_id, created)``."""
+def submit(*, user_id: int, form: service.ClaimForm, raw_images: list[bytes]) -> tuple[dict, bool]:
+    """File a claim for the user (see the module docstring); ``(the claim's API view, created)``."""
     with session_scope() as session:
         form = service.validate_form(session, form)
         user = session.get(MpUser, user_id)
         assert user is not None
         replay = service.find_replay(session, user=user, client_ref=form.client_ref)
         if replay is not None:
-            return replay.id or 0, False
+            return service.claim_view(session, replay), False
     checked = check_images(raw_images)
     storage = get_storage()
     now = utcnow()
@@ -62,8 +64,7 @@ def submit(*, user_id: int, form: service.ClaimForm, raw_images: list[bytes]) ->
         for img in checked:
             key = _key(now, img.ext)
             storage.put(key, img.data, content_type=img.content_type)
-            stored.append(service.StoredImage(key, img.content_type, len(img.data), img.sha256, img.phash, img.width,
-                                              img.height))
+            stored.append(service.StoredImage(key, img.content_type, len(img.data), img.sha256, img.width, img.height))
         with session_scope() as session:
             user = session.get(MpUser, user_id)
             assert user is not None
@@ -71,16 +72,16 @@ def submit(*, user_id: int, form: service.ClaimForm, raw_images: list[bytes]) ->
             if created:
                 from gc_admin.claims.checks import refresh_flags
 
-                refresh_flags(session, claim=claim)
+                refresh_flags(session, claim=claim)  # what is known now (same user + amount); OCR adds the rest
                 # read the receipts off the request path: queued with the claim (one waiting job reads them all)
                 tasks.defer("claims.ocr", key="claims.ocr", session=session)
-            claim_id = claim.id or 0
+            view = service.claim_view(session, claim, n_images=len(stored) if created else None)
     except BaseException:
         _discard(stored)
         raise
     if not created:
         _discard(stored)
-    return claim_id, created
+    return view, created
 
 
 def _discard(stored: list[service.StoredImage]) -> None:
@@ -90,13 +91,6 @@ def _discard(stored: list[service.StoredImage]) -> None:
             storage.delete(img.storage_key)
         except Exception:  # pragma: no cover - logged, a stray private file is no leak
             log.exception("could not delete stored receipt %s", img.storage_key)
-
-
-def claim_view(claim_id: int) -> dict:
-    with session_scope() as session:
-        claim = session.get(Claim, claim_id)
-        assert claim is not None
-        return service.claim_view(session, claim)
 
 
 # --- staff decisions that end in a payout --------------------------------------------------------
@@ -144,8 +138,11 @@ def payout_now(*, claim_id: int, principal, reference: str | None = None) -> dic
 
 def bulk_approve(*, claim_ids: list[int], principal) -> list[dict]:
     """Approve several claims, each in its own units (one failure does not stop the rest); claims with
-    flags are refused here (``CLAIM_FLAGGED``): a flagged claim is looked at one by one."""
+    flags are refused here (``CLAIM_FLAGGED``): a flagged claim is looked at one by one; so are claims
+    whose receipts the OCR job has not read yet (``CLAIM_CHECKS_PENDING``): their duplicate and mismatch
+    flags are not known."""
     from gc_admin.claims import review
+    from gc_admin.claims.checks import checks_pending
     from gc_admin.core.errors import Conflict, DomainError
 
     results = []
@@ -155,6 +152,9 @@ def bulk_approve(*, claim_ids: list[int], principal) -> list[dict]:
                 claim = review.get_claim(session, claim_id=claim_id)
                 if claim.flags:
                     raise Conflict("该申请有异常提示，请逐条审核", code="CLAIM_FLAGGED")
+                if checks_pending(session, claim_id):
+                    raise Conflict("该申请的凭证尚在识别中（查重、比对未完成），请稍后再批量通过或逐条审核",
+                                   code="CLAIM_CHECKS_PENDING")
             results.append({**approve(claim_id=claim_id, principal=principal), "ok": True})
         except DomainError as exc:
             results.append({"claim_id": claim_id, "ok": False, "error": exc.to_dict()})

@@ -53,6 +53,18 @@ PAYOUT_STATUSES: dict[str, str] = {
     "succeeded": "已到账",
     "failed": "失败",  # confirmed failure: a retry gets a new out_biz_no
 }
+#: a history line's action (``claim_event.action``), as the review screen's 处理记录 names it
+EVENT_ACTIONS: dict[str, str] = {
+    "submit": "提交申请",
+    "refuse": "自动不通过",
+    "approve_first": "初审通过",
+    "approve_second": "复核通过",
+    "approve": "审核通过",
+    "reject": "驳回",
+    "payout_recorded": "登记打款",
+    "paid": "打款成功",
+    "payout_failed": "打款失败",
+}
 OCR_STATUSES: dict[str, str] = {"pending": "识别中", "done": "已识别", "failed": "识别失败"}
 MAINTENANCE_ITEMS: dict[str, str] = {
     "oil": "机油机滤",
@@ -126,7 +138,7 @@ class Claim(SQLModel, table=True):
 
 
 class ClaimImage(SQLModel, table=True):
-    """One receipt image of a claim, as stored (re-encoded, EXIF gone), and what OCR read on it."""
+    """One receipt image of a claim, as stored (metadata stripped; HEIC converted to JPEG), and what OCR read on it."""
 
     __tablename__ = "claim_image"
     __table_args__ = (
@@ -143,7 +155,8 @@ class ClaimImage(SQLModel, table=True):
     content_type: str = Field(max_length=32)
     size_bytes: int
     sha256: str = Field(max_length=64, index=True)
-    phash: str = Field(max_length=16, index=True)  # 64-bit perceptual hash, hex
+    # 64-bit perceptual hash, hex; made by the OCR job from its one decode (None until then)
+    phash: str | None = Field(default=None, max_length=16, index=True)
     width: int
     height: int
     ocr_status: str = Field(default="pending", max_length=8)

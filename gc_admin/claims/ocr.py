@@ -4,8 +4,10 @@ details screens and fuel-station / shop slips.
 
 Off the request path: :func:`process_pending` takes pending images with a lease (a conditional
 ``UPDATE ... WHERE ocr_status = 'pending' AND lease free``, so two workers never read one image twice),
-commits, reads them with no transaction open, and writes the fields in a short unit of its own, then
-refreshes the claim's flags (:mod:`gc_admin.claims.checks`). The submission route runs it for its own
+commits, decodes each image once — its perceptual hash (for duplicate receipts) and the OCR both come
+from that decode — with no transaction open, and writes the hash and the fields in a short unit of its
+own, then refreshes the claim's flags and those of later claims that may now name it
+(:mod:`gc_admin.claims.checks`). The submission route runs it for its own
 claim after the response (:func:`process_claim_images`); the ``claims.ocr`` job picks up anything left
 (a worker that died mid-read: its lease runs out). A claim is reviewable before OCR is done.
 
@@ -18,15 +20,16 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import io
 import logging
 import re
 import threading
 from typing import Any
 
+from PIL import Image
 from sqlalchemy import or_, update
 from sqlmodel import col, select
 
+from gc_admin.claims import images
 from gc_admin.claims.models import Claim, ClaimImage
 from gc_admin.claims.storage import get_storage
 from gc_admin.core.clock import SHANGHAI, UTC, utcnow
@@ -35,6 +38,12 @@ from gc_admin.db import session_scope
 log = logging.getLogger(__name__)
 
 LEASE = dt.timedelta(minutes=5)
+#: rapidocr settings measured on this machine's 2 cores (bench/bench_claims.py): onnxruntime's
+#: intra-op threads pinned to the 2 cores (its default of one per logical CPU oversubscribes a shared
+#: box) and no inter-op pool; no angle classifier (payment screenshots and slips are upright: the
+#: classifier only costs time on every text line)
+ENGINE_OPTIONS: dict[str, Any] = {"intra_op_num_threads": 2, "inter_op_num_threads": 1, "use_cls": False}
+DETECT_MAX_SIDE = 1600  # a phone photo of a slip (4000 px) is read at this size
 FALLBACK = 0.6  # confidence factor of a field found without its label
 
 _engine: Any = None
@@ -49,7 +58,7 @@ def engine() -> Any:
         if _engine is None:
             from rapidocr_onnxruntime import RapidOCR
 
-            _engine = RapidOCR()
+            _engine = RapidOCR(**ENGINE_OPTIONS)
         return _engine
 
 
@@ -69,15 +78,20 @@ class Receipt:
     transaction_no: Field | None = None
 
 
-def read_boxes(data: bytes) -> list[tuple[list, str, float]]:
-    """The engine's ``[box, text, score]`` for an image's bytes."""
+def read_boxes(img: Image.Image) -> list[tuple[list, str, float]]:
+    """The engine's ``[box, text, score]`` for a decoded image, in the image's own coordinates. A large
+    photo is shrunk to :data:`DETECT_MAX_SIDE` first (a receipt's text stays legible; detection's cost
+    grows with the pixel count)."""
     import numpy as np
-    from PIL import Image
 
-    img = Image.open(io.BytesIO(data)).convert("RGB")
+    rgb = img.convert("RGB")
+    scale = 1.0
+    if max(rgb.size) > DETECT_MAX_SIDE:
+        scale = max(rgb.size) / DETECT_MAX_SIDE
+        rgb = rgb.resize((round(rgb.width / scale), round(rgb.height / scale)), Image.Resampling.LANCZOS)
     with _run_lock:
-        result, _ = engine()(np.asarray(img)[:, :, ::-1])  # the engine takes BGR like OpenCV
-    return [(r[0], str(r[1]), float(r[2])) for r in (result or [])]
+        result, _ = engine()(np.asarray(rgb)[:, :, ::-1])  # the engine takes BGR like OpenCV
+    return [([[p[0] * scale, p[1] * scale] for p in r[0]], str(r[1]), float(r[2])) for r in (result or [])]
 
 
 @dataclasses.dataclass
@@ -206,7 +220,7 @@ def parse(boxes: list[tuple[list, str, float]]) -> Receipt:
 
 
 def read_receipt(data: bytes) -> Receipt:
-    return parse(read_boxes(data))
+    return parse(read_boxes(images.decode(data)))
 
 
 # --- the background job ---------------------------------------------------------------------------
@@ -230,8 +244,8 @@ def _take(image_ids: list[int] | None, limit: int) -> list[int]:
     return taken
 
 
-def _store(image_id: int, receipt: Receipt | None, error: str | None) -> None:
-    from gc_admin.claims.checks import refresh_flags
+def _store(image_id: int, phash: str | None, receipt: Receipt | None, error: str | None) -> None:
+    from gc_admin.claims.checks import refresh_flags, refresh_later
 
     def v(f: Field | None) -> Any:
         return None if f is None else f.value
@@ -240,7 +254,7 @@ def _store(image_id: int, receipt: Receipt | None, error: str | None) -> None:
         return None if f is None else f.confidence
 
     with session_scope() as session:
-        values: dict[str, Any] = {"ocr_at": utcnow(), "ocr_taken_until": None}
+        values: dict[str, Any] = {"ocr_at": utcnow(), "ocr_taken_until": None, "phash": phash}
         if receipt is None:
             values.update(ocr_status="failed", ocr_error=(error or "")[:200])
         else:
@@ -258,23 +272,28 @@ def _store(image_id: int, receipt: Receipt | None, error: str | None) -> None:
         claim = session.get(Claim, claim_id)
         assert claim is not None
         refresh_flags(session, claim=claim)
+        refresh_later(session, claim=claim)  # a later claim read first could not name this one yet
 
 
 def process_images(image_ids: list[int] | None = None, *, limit: int = 20) -> dict[str, int]:
-    """Read up to ``limit`` pending images (see the module docstring); counts of done / failed."""
+    """Read up to ``limit`` pending images (see the module docstring); counts of done / failed. Each
+    image is decoded once: its perceptual hash and the OCR both come from that decode."""
     done = failed = 0
     storage = get_storage()
     for image_id in _take(image_ids, limit):
         with session_scope() as session:
             key = session.exec(select(ClaimImage.storage_key).where(ClaimImage.id == image_id)).one()
+        phash = None
         try:
-            receipt = read_receipt(storage.get(key))
+            img = images.decode(storage.get(key))
+            phash = images.perceptual_hash(img)
+            receipt = parse(read_boxes(img))
         except Exception as exc:  # a broken file must not stop the queue
             log.exception("OCR failed on claim image %s", image_id)
-            _store(image_id, None, f"{type(exc).__name__}: {exc}")
+            _store(image_id, phash, None, f"{type(exc).__name__}: {exc}")
             failed += 1
             continue
-        _store(image_id, receipt, None)
+        _store(image_id, phash, receipt, None)
         done += 1
     return {"done": done, "failed": failed}
 

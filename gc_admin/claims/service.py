@@ -47,6 +47,11 @@ NAME_RE = re.compile(r"^[\u4e00-\u9fff·]{2,20}$|^[A-Za-z][A-Za-z .\-]{1,39}$")
 EMAIL_RE = re.compile(r"^[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9.\-]{1,60}\.[A-Za-z]{2,10}$")
 
 
+def reason_label(reason: str | None) -> str:
+    """A claim's or history line's reason as a person reads it (the API keeps ``no valid coupon``)."""
+    return NO_COUPON_LABEL if reason == NO_COUPON else (reason or "")
+
+
 def _bad(message: str, code: str = "INVALID_CLAIM") -> InvalidInput:
     return InvalidInput(message, code=code)
 
@@ -87,7 +92,6 @@ class StoredImage:
     content_type: str
     size_bytes: int
     sha256: str
-    phash: str
     width: int
     height: int
 
@@ -238,7 +242,7 @@ def submit_claim(session: Session, *, user: MpUser, form: ClaimForm, images: lis
         return claim, False
     for n, img in enumerate(images, start=1):
         session.add(ClaimImage(claim_id=claim.id, n=n, storage_key=img.storage_key, content_type=img.content_type,
-                               size_bytes=img.size_bytes, sha256=img.sha256, phash=img.phash, width=img.width,
+                               size_bytes=img.size_bytes, sha256=img.sha256, width=img.width,
                                height=img.height, created_at=now))
     actor = user_actor(user)
     add_event(session, claim_id=claim.id, action="submit", from_status=None, to_status="pending_review", actor=actor,
@@ -288,16 +292,17 @@ def live_payout(session: Session, claim_id: int) -> ClaimPayout | None:
                         ).first()
 
 
-def claim_view(session: Session, claim: Claim) -> dict[str, Any]:
-    """The API's Claim shape (API.md): the account masked, never whole."""
-    n_images = len(session.exec(select(ClaimImage.id).where(ClaimImage.claim_id == claim.id)).all())
+def claim_view(session: Session, claim: Claim, *, n_images: int | None = None) -> dict[str, Any]:
+    """The API's Claim shape (API.md): the account masked, never whole (``n_images`` if the caller knows)."""
+    if n_images is None:
+        n_images = len(session.exec(select(ClaimImage.id).where(ClaimImage.claim_id == claim.id)).all())
     return {
         "id": claim.id, "category": claim.category, "category_label": CATEGORIES[claim.category],
         "amount_paid_fen": claim.amount_paid_fen, "station": claim.station, "items": claim.items,
         "status": claim.status, "status_label": STATUSES[claim.status], "coupon_id": claim.coupon_id,
         "payout": {"method": claim.payout_method, "account_masked": claim.account_masked, "amount_fen": claim.payout_fen,
                    "reference": claim.payout_reference},
-        "reason": claim.reason, "images": n_images, "client_ref": claim.client_ref,
+        "reason": claim.reason, "reason_label": reason_label(claim.reason), "images": n_images, "client_ref": claim.client_ref,
         "created_at": iso(claim.created_at), "paid_at": iso(claim.paid_at),
     }
 

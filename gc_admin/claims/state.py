@@ -91,6 +91,13 @@ class ClaimsState(rx.State):
         (self.claim, self.images, self.mismatches, self.duplicates, self.history,
          self.user_claims) = display.claim_detail(d)
 
+    async def _reread_open(self, claim_id: int) -> None:
+        """The open claim read again in place (zoom, rotation and lease untouched): its OCR fields and
+        duplicate flags arrive after the job has read the receipts."""
+        d = await run_db(lambda s: review.detail(s, claim_id=claim_id))
+        (self.claim, self.images, self.mismatches, self.duplicates, self.history,
+         self.user_claims) = display.claim_detail(d)
+
     @rx.event
     @guarded(SECTION)
     async def load(self):
@@ -107,12 +114,16 @@ class ClaimsState(rx.State):
         if self.mode:
             return None
         before, open_id = self.rows, self.claim.get("id")
+        reading = any(i.get("pending") for i in self.images)
         await self._reload()
-        if self.rows == before:
+        if self.rows == before and not reading:
             return None
         ids = [r["id"] for r in self.rows]
         if open_id is not None and open_id in ids:
             self.cur = ids.index(open_id)
+            old = next((r for r in before if r["id"] == open_id), None)
+            if reading or old != self.rows[self.cur]:  # its OCR or flags may have moved
+                await self._reread_open(int(open_id))
         else:
             await self._open(max(self.cur, 0))
         return None
@@ -277,7 +288,9 @@ class ClaimsState(rx.State):
         principal = current_principal()
         results = await asyncio.to_thread(flows.bulk_approve, claim_ids=ids, principal=principal)
         ok = sum(1 for r in results if r["ok"])
-        return await self._after(rx.toast.success(f"批量通过 {ok} / {len(ids)} 条"))
+        waiting = sum(1 for r in results if not r["ok"] and r["error"]["code"] == "CLAIM_CHECKS_PENDING")
+        note = f"；{waiting} 条凭证尚在识别中，稍后再试" if waiting else ""
+        return await self._after(rx.toast.success(f"批量通过 {ok} / {len(ids)} 条{note}"))
 
     @rx.var
     def batch_count(self) -> int:

@@ -10,12 +10,14 @@ test-artifacts/.
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 
 import httpx
 from playwright.sync_api import expect
 
+from gc_admin.claims.models import EVENT_ACTIONS, STATUSES
 from gc_admin.claims.receipts import wechat_receipt
 from tests.e2e.conftest import login, save_artifact
 from tests.e2e.test_orders_ui import _mp_user, _pay
@@ -37,6 +39,12 @@ def _file_claim(c: httpx.Client) -> tuple[dict, dict[str, str], str]:
     assert claim.status_code == 201, claim.text
     assert claim.json()["status"] == "pending_review"
     return claim.json(), auth, phone
+
+
+def _no_raw_status(lines: list[str]) -> None:
+    """The rendered 处理记录 names every action and status in Chinese: no code reaches the clerk."""
+    raw = re.compile(r"\b(" + "|".join(sorted({*STATUSES, *EVENT_ACTIONS}, key=len, reverse=True)) + r")\b")
+    assert lines and not [line for line in lines if raw.search(line) or "no valid coupon" in line], lines
 
 
 def test_a_clerk_approves_a_claim_and_rejects_another_with_the_keyboard(page, app_server):
@@ -62,6 +70,8 @@ def test_a_clerk_approves_a_claim_and_rejects_another_with_the_keyboard(page, ap
         expect(page.get_by_test_id("claim-amount")).to_contain_text("¥128.00")
         expect(page.get_by_test_id("ocr-txn")).not_to_have_text("—")
         expect(page.get_by_test_id("claim-image")).to_be_visible()
+        expect(page.get_by_test_id("claim-history").first).to_contain_text("提交申请 → 待审核")
+        _no_raw_status(page.get_by_test_id("claim-history").all_inner_texts())
         review = page.keyboard
         page.get_by_test_id("claims-keys").click()  # the search box gives the focus back: keys are commands
         expect(page.get_by_test_id("claims-keys-ready")).to_be_visible()  # once the page has taken the blur

@@ -156,6 +156,11 @@ def test_a_bank_claim_is_paid_by_hand_with_the_reference_and_the_card_revealed_a
 def test_bulk_approve_takes_clean_claims_and_refuses_flagged_ones(api, staff):
     clean = filed_claim(api, client_ref="k1")
     flagged = filed_claim(api, phone="13900000002", client_ref="k2", images=[wechat_receipt()])  # same image
+    # before the OCR job has read them, their duplicate checks are not done: batch approval waits
+    r = api.post(f"{A}/bulk/approve", json={"claim_ids": [clean["id"]]}, headers=staff["chen"]).json()
+    assert r["approved"] == 0 and r["results"][0]["error"]["code"] == "CLAIM_CHECKS_PENDING"
+    assert "识别中" in r["results"][0]["error"]["message"]
+    _run_job()
     r = api.post(f"{A}/bulk/approve", json={"claim_ids": [clean["id"], flagged["id"]]}, headers=staff["chen"]).json()
     assert r["approved"] == 1
     by = {x["claim_id"]: x for x in r["results"]}
@@ -176,3 +181,38 @@ def test_queue_filters_and_search_by_phone(api, staff):
     assert [i["id"] for i in api.get(f"{A}?min_fen=10000", headers=h).json()["items"]] == [a["id"]]
     assert api.get(f"{A}?status=paid", headers=h).json()["total"] == 0
     api_error(api.get(f"{A}?status=weird", headers=h), 422, "INVALID_STATUS")
+
+
+def test_the_review_pages_history_and_user_claims_show_no_raw_status(api, staff):
+    """处理记录 as the review page renders it (:func:`gc_admin.claims.display.claim_detail`): every action,
+    status and the automatic refusal's reason in Chinese; the API keeps its codes."""
+    import re
+
+    from gc_admin.claims import display, review
+    from gc_admin.claims.models import EVENT_ACTIONS, STATUSES
+    from gc_admin.db import session_scope
+
+    paid = filed_claim(api, client_ref="h1")
+    rejected = filed_claim(api, client_ref="h2", amount_paid_fen=9900)
+    refused = api.post("/api/v1/mp/claims", headers=_user(api), files=[("images", ("r.png", wechat_receipt(), "image/png"))],
+                       data={"category": "car_wash", "amount_paid_fen": "3500", "station": "南宁车之美洗车店",
+                             "payout_method": "alipay", "alipay_account": "13812345678", "real_name": "张三",
+                             "contact_phone": "13812345678", "client_ref": "h3"}).json()
+    assert refused["status"] == "refused" and refused["reason"] == "no valid coupon"
+    assert refused["reason_label"] == "没有可用的返现券" and refused["status_label"] == "审核不通过"
+    assert api.post(f"{A}/{paid['id']}/approve", json={}, headers=staff["chen"]).json()["status"] == "paid"
+    assert api.post(f"{A}/{rejected['id']}/reject", json={"reason": "图片模糊"}, headers=staff["chen"]).status_code == 200
+    assert {r[0] for r in rows("SELECT DISTINCT action FROM claim_event")} == {
+        "submit", "approve", "payout_recorded", "paid", "reject", "refuse"}
+    raw = re.compile(r"\b(" + "|".join(sorted({*STATUSES, *EVENT_ACTIONS}, key=len, reverse=True)) + r")\b")
+    shown: list[str] = []
+    for claim_id in (paid["id"], rejected["id"], refused["id"]):
+        with session_scope() as s:
+            head, _, _, _, history, others = display.claim_detail(review.detail(s, claim_id=claim_id))
+        for line in [*history, *others, head["status_label"], head["reason"]]:
+            assert not raw.search(line) and "no valid coupon" not in line, line
+        shown += history
+    text = "\n".join(shown)
+    for label in ("提交申请", "审核通过", "登记打款", "打款成功", "驳回", "自动不通过", "没有可用的返现券", "已打款", "已驳回",
+                  "审核不通过", "待审核"):
+        assert label in text, label

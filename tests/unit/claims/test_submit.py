@@ -106,16 +106,28 @@ def _bomb() -> bytes:
     return out.getvalue()
 
 
-@pytest.mark.parametrize("case", ["not_image", "truncated", "oversized", "bomb", "tiny", "heic_named_png"])
+def _bad_crc(png: bytes) -> bytes:
+    data = bytearray(png)
+    data[len(data) // 2] ^= 0xFF  # a flipped byte inside the IDAT: its chunk's CRC no longer matches
+    return bytes(data)
+
+
+@pytest.mark.parametrize("case", ["not_image", "truncated", "truncated_jpeg", "truncated_webp", "bad_crc", "oversized",
+                                  "bomb", "tiny", "broken_heic", "mp4_video"])
 def test_bad_uploads_are_refused_and_nothing_is_stored(api, user, claims_env, monkeypatch, case):
     good = wechat_receipt()
+    jpeg, webp = wechat_receipt(fmt="JPEG"), wechat_receipt(fmt="WEBP")
     data, code, status = {
         "not_image": (b"%PDF-1.7 not a picture" * 50, "IMAGE_TYPE", 422),
         "truncated": (good[: len(good) // 2], "IMAGE_CORRUPT", 422),
+        "truncated_jpeg": (jpeg[: len(jpeg) * 2 // 3], "IMAGE_CORRUPT", 422),
+        "truncated_webp": (webp[: len(webp) - 100], "IMAGE_CORRUPT", 422),
+        "bad_crc": (_bad_crc(good), "IMAGE_CORRUPT", 422),
         "oversized": (good + b"\0" * (9 * 1024 * 1024), "IMAGE_TOO_LARGE", 413),
         "bomb": (_bomb(), "IMAGE_TOO_MANY_PIXELS", 422),
         "tiny": (_tiny(), "IMAGE_TOO_SMALL", 422),
-        "heic_named_png": (b"\0\0\0\x18ftypheic" + b"\0" * 4000, "IMAGE_TYPE", 422),
+        "broken_heic": (b"\0\0\0\x18ftypheic" + b"\0" * 4000, "IMAGE_CORRUPT", 422),  # HEIC by content, not decodable
+        "mp4_video": (b"\0\0\0\x18ftypisom" + b"\0" * 4000, "IMAGE_TYPE", 422),
     }[case]
     assert len(_bomb()) < 100_000
     resp = post_claim(api, user, images=[good, data])  # the bad one second: the good one must not stay behind
@@ -130,3 +142,67 @@ def _tiny() -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (10, 10), "white").save(out, format="PNG")
     return out.getvalue()
+
+
+def _heic(png: bytes, *, exif: bytes | None = None) -> bytes:
+    import pillow_heif
+
+    heif = pillow_heif.from_pillow(Image.open(io.BytesIO(png)).convert("RGB"))
+    out = io.BytesIO()
+    heif.save(out, quality=92, exif=exif)
+    return out.getvalue()
+
+
+def test_a_heic_photo_is_accepted_by_content_and_stored_as_jpeg_without_exif(api, user, claims_env):
+    heic = _heic(wechat_receipt(), exif=gps_exif())
+    assert heic[4:12] == b"ftypheic" and b"TestPhoneMaker" in heic  # a phone's photo, location and all
+    resp = post_claim(api, user, images=[heic], names=["IMG_0001.HEIC"])
+    assert resp.status_code == 201, resp.text
+    (stored,) = stored_files(claims_env)
+    assert stored.suffix == ".jpg"
+    data = stored.read_bytes()
+    img = Image.open(io.BytesIO(data))
+    assert img.format == "JPEG" and img.size == (720, 900) and not img.getexif() and b"TestPhoneMaker" not in data
+    assert rows("SELECT content_type, width, height FROM claim_image") == [("image/jpeg", 720, 900)]
+    from gc_admin.claims.ocr import read_receipt  # and it still reads as the receipt it is
+
+    r = read_receipt(data)
+    assert r.amount_fen.value == 12800 and r.transaction_no.value == "4200002345202611281234567890"
+
+
+def test_metadata_is_stripped_losslessly_from_png_and_webp(api, user, claims_env):
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "TestPhoneMaker GPS 22.49N")
+    img = Image.open(io.BytesIO(wechat_receipt()))
+    png, webp = io.BytesIO(), io.BytesIO()
+    img.save(png, format="PNG", pnginfo=info, exif=gps_exif())
+    img.save(webp, format="WEBP", exif=gps_exif(), xmp=b"<x:xmpmeta>TestPhoneMaker</x:xmpmeta>")
+    for n, data in enumerate((png.getvalue() + b"PK\x03\x04 a zip appended", webp.getvalue()), start=1):
+        assert b"TestPhoneMaker" in data
+        resp = post_claim(api, user, images=[data], client_ref=f"m{n}")  # the second: no coupon left, still stored
+        assert resp.status_code == 201, resp.text
+    png_file, webp_file = sorted(stored_files(claims_env), key=lambda p: p.suffix)
+    for path, upload in ((png_file, png), (webp_file, webp)):
+        data = path.read_bytes()
+        stored = Image.open(path)
+        assert b"TestPhoneMaker" not in data and not stored.getexif() and "exif" not in stored.info
+        assert "xmp" not in stored.info and "Comment" not in stored.info
+        sent = Image.open(io.BytesIO(upload.getvalue()))
+        assert stored.convert("RGB").tobytes() == sent.convert("RGB").tobytes()  # the pixels untouched
+    assert not png_file.read_bytes().endswith(b"appended")  # what followed IEND is gone
+    assert Image.open(webp_file).format == "WEBP"
+
+
+def test_a_turned_phone_photo_is_stored_upright_without_exif(api, user, claims_env):
+    ex = Image.Exif()
+    ex[0x0112] = 6  # rotate 90° clockwise to view
+    ex[0x010F] = "TestPhoneMaker"
+    sideways = Image.open(io.BytesIO(wechat_receipt())).convert("RGB").rotate(90, expand=True)  # 900 x 720 as shot
+    out = io.BytesIO()
+    sideways.save(out, format="JPEG", quality=92, exif=ex.tobytes())
+    assert post_claim(api, user, images=[out.getvalue()]).status_code == 201
+    (stored,) = stored_files(claims_env)
+    img = Image.open(stored)
+    assert img.size == (720, 900) and not img.getexif() and b"TestPhoneMaker" not in stored.read_bytes()
