@@ -14,10 +14,10 @@ from gc_admin.db import session_scope
 from gc_admin.orders.imports import service as imports
 from gc_admin.orders.imports.models import OrderSourceMapping
 from gc_admin.orders.imports.sheets import sheet_report
+from gc_admin.orders.suppliers.shipments import IMPORT_ROLES
 
 admin = APIRouter(prefix="/admin", tags=["admin: order import"])
 
-IMPORT_ROLES = ("admin", "manager", "clerk")  # platform staff who enter orders of other channels
 Source = Path(pattern=r"^[a-z][a-z0-9_-]{1,31}$", description="the channel's code, e.g. meituan")
 
 

@@ -30,6 +30,7 @@ from gc_admin.orders.kanban import service as kanban
 from gc_admin.orders.kinds import kind_of
 from gc_admin.orders.models import ORDER_TYPES
 from gc_admin.orders.state import OrdersState
+from gc_admin.orders.suppliers import shipments
 from gc_admin.ui.auth import current_principal, guarded, public, run_db
 from gc_admin.ui.paging import DateRangeMixin, SearchMixin
 
@@ -86,6 +87,7 @@ class KanbanState(DateRangeMixin, SearchMixin, rx.State):
     visible: bool = True
     can_act: bool = False
     scope_note: str = ""
+    imports_link: bool = False  # 订单导入与批量发货 has something for this member
     loaded: bool = False
     busy: bool = False
 
@@ -105,6 +107,7 @@ class KanbanState(DateRangeMixin, SearchMixin, rx.State):
         p = current_principal()
         scope = orders.scope_of(p)
         self.visible, self.can_act, self.scope_note = scope.visible, scope.can_act, scope.note
+        self.imports_link = shipments.may_use_imports(p.role, supplier_code=p.supplier_code)
         self.types = display.type_options(scope)
         self.loaded = True
         if not scope.visible:

@@ -173,8 +173,8 @@ class ShipmentReport(BaseModel):
 
 
 def _ship_scope(p: Principal) -> orders.Scope:
-    scope = orders.scope_for(p.role, supplier_code=p.supplier_code)
-    if not scope.visible or not scope.can_act or (scope.types is not None and "goods" not in scope.types):
+    scope = shipments.ship_scope(p.role, supplier_code=p.supplier_code)
+    if scope is None:
         raise Forbidden("没有发货的权限", code="FORBIDDEN")
     return scope
 
