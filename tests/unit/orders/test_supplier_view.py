@@ -55,6 +55,7 @@ def test_the_supplier_counts_its_orders_to_ship(api, make_staff) -> None:
         assert links == {"sup2": True, "chen": True, "kefu": True, "daijia": False}
         board = await state_of(KanbanState, sign_in("sup2"))
         await board.load()
+        assert not board.can_act  # no 下一单 / bulk buttons: a supplier ships its orders, one by one or by sheet
         assert [c["type"] for c in board.cards["paid"]] == ["goods", "goods"]
         assert {c["a1"] for c in board.cards["paid"]} == {"ship"}
 
