@@ -176,3 +176,24 @@ def catalogue_form_dialog(title: Any, *fields: rx.Component, error: rx.Component
         open=open, on_open_change=on_open_change, description=description,
         **({"trigger": trigger} if trigger is not None else {}),
     )
+
+
+def row_controls(state: Any, row: Any, *, on: Any, on_toggle: Any, testid: str,
+                 switch: str) -> tuple[rx.Component, rx.Component]:
+    """A catalogue row's last two cells: the 上架 switch (a badge for who may not edit) and 编辑 / 上传照片.
+    ``on``: the row's 上架 flag (``"1"``); ``on_toggle(code, value)``: the state's switch handler; test ids
+    ``<testid>-edit-<code>``, ``<testid>-photo-<code>`` and ``<switch>-<code>``."""
+    switch, edit, photo = f"{switch}-", f"{testid}-edit-", f"{testid}-photo-"
+    return (
+        rx.table.cell(rx.cond(
+            state.can_edit,
+            rx.switch(checked=on == "1", on_change=lambda v: on_toggle(row["code"], v), size="1",
+                      data_testid=switch + row["code"]),
+            rx.cond(on == "1", rx.badge("上架", color_scheme="green"), rx.badge("下架", color_scheme="gray")),
+        ), text_align="center"),
+        rx.table.cell(rx.cond(state.can_edit, rx.hstack(
+            rx.button("编辑", size="1", variant="soft", on_click=state.open_edit(row["code"]), data_testid=edit + row["code"]),
+            rx.button("上传照片", size="1", variant="soft", on_click=state.open_photo(row["code"]),
+                      data_testid=photo + row["code"]),
+            spacing="2", justify="end")), text_align="right"),
+    )

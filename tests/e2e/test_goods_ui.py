@@ -14,7 +14,7 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import login, save_artifact
-from tests.e2e.test_flowers_ui import _mp_user
+from tests.e2e.test_flowers_ui import _mp_user, upload_photo_then_a_fake
 
 
 def test_supplier_ships_by_sheet(page, app_server, tmp_path):
@@ -67,22 +67,8 @@ def test_supplier_manages_its_goods_with_a_photo(page, app_server, tmp_path):
         "Authorization": f"Bearer {app_server.staff_token('supplier', 'supplier2026')}"}).json()["items"]}
     assert set(codes) == mine and "aroma_car" in mine, (codes, mine)
 
-    photo = tmp_path / "car.png"
-    Image.new("RGB", (640, 480), (30, 90, 160)).save(photo)
-    page.get_by_test_id("goods-photo-aroma_car").click()
-    page.get_by_test_id("goods-upload").locator("input[type=file]").set_input_files(str(photo))
-    page.get_by_test_id("goods-upload-start").click()
     row = table.get_by_test_id("goods-row").filter(has_text="aroma_car")
-    thumb = row.get_by_test_id("goods-thumb")
-    expect(thumb).to_be_visible()
-    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=thumb.element_handle())
-    fake = tmp_path / "fake.png"
-    fake.write_bytes(b"<html>not a picture</html>")
-    page.get_by_test_id("goods-photo-aroma_car").click()
-    page.get_by_test_id("goods-upload").locator("input[type=file]").set_input_files(str(fake))
-    page.get_by_test_id("goods-upload-start").click()
-    expect(page.get_by_test_id("goods-form-error")).to_contain_text("图片")
-    page.keyboard.press("Escape")
+    upload_photo_then_a_fake(page, tmp_path, row, "goods", "aroma_car", (640, 480))
     save_artifact(page, "goods-page.png")
 
     me = _mp_user(c)

@@ -7,7 +7,7 @@ import reflex as rx
 from gc_admin.orders.flowers.state import UPLOAD_ID, FlowersState
 from gc_admin.ui.components import NUM, empty_row, header, pager
 from gc_admin.ui.layout import staff_page
-from gc_admin.ui.photos import catalogue_form_dialog, form_error, labelled, photo_dialog, thumb
+from gc_admin.ui.photos import catalogue_form_dialog, form_error, labelled, photo_dialog, row_controls, thumb
 
 
 def _row(row: rx.Var) -> rx.Component:
@@ -21,18 +21,8 @@ def _row(row: rx.Var) -> rx.Component:
         rx.table.cell(row["sort"], **NUM),
         rx.table.cell(rx.cond(row["image_url"] != "", rx.text(row["size"], size="1", color_scheme="gray"),
                               rx.badge("未上传照片", color_scheme="amber"))),
-        rx.table.cell(rx.cond(
-            s.can_edit,
-            rx.switch(checked=row["active"] == "1", on_change=lambda v: s.set_active(row["code"], v), size="1",
-                      data_testid="bouquet-active-" + row["code"]),
-            rx.cond(row["active"] == "1", rx.badge("上架", color_scheme="green"), rx.badge("下架", color_scheme="gray")),
-        ), text_align="center"),
-        rx.table.cell(rx.cond(s.can_edit, rx.hstack(
-            rx.button("编辑", size="1", variant="soft", on_click=s.open_edit(row["code"]),
-                      data_testid="bouquet-edit-" + row["code"]),
-            rx.button("上传照片", size="1", variant="soft", on_click=s.open_photo(row["code"]),
-                      data_testid="bouquet-photo-" + row["code"]),
-            spacing="2", justify="end")), text_align="right"),
+        *row_controls(s, row, on=row["active"], on_toggle=s.set_active, testid="bouquet",
+                      switch="bouquet-active"),
         data_testid="bouquet-row",
     )
 

@@ -8,7 +8,7 @@ import reflex as rx
 from gc_admin.orders.suppliers.state import UPLOAD_ID, GoodsState
 from gc_admin.ui.components import NUM, empty_row, header, pager
 from gc_admin.ui.layout import staff_page
-from gc_admin.ui.photos import catalogue_form_dialog, form_error, labelled, photo_dialog, thumb
+from gc_admin.ui.photos import catalogue_form_dialog, form_error, labelled, photo_dialog, row_controls, thumb
 
 
 def _row(row: rx.Var) -> rx.Component:
@@ -22,18 +22,8 @@ def _row(row: rx.Var) -> rx.Component:
         rx.table.cell(rx.text(row["stock"], color_scheme=rx.cond(row["low"] == "1", "red", "gray"),
                               weight=rx.cond(row["low"] == "1", "bold", "regular")), **NUM, data_testid="goods-stock"),
         rx.table.cell(rx.text(row["exchange"], size="1"), data_testid="goods-exchange"),
-        rx.table.cell(rx.cond(
-            s.can_edit,
-            rx.switch(checked=row["on_sale"] == "1", on_change=lambda v: s.set_on_sale(row["code"], v), size="1",
-                      data_testid="goods-on-sale-" + row["code"]),
-            rx.cond(row["on_sale"] == "1", rx.badge("上架", color_scheme="green"), rx.badge("下架", color_scheme="gray")),
-        ), text_align="center"),
-        rx.table.cell(rx.cond(s.can_edit, rx.hstack(
-            rx.button("编辑", size="1", variant="soft", on_click=s.open_edit(row["code"]),
-                      data_testid="goods-edit-" + row["code"]),
-            rx.button("上传照片", size="1", variant="soft", on_click=s.open_photo(row["code"]),
-                      data_testid="goods-photo-" + row["code"]),
-            spacing="2", justify="end")), text_align="right"),
+        *row_controls(s, row, on=row["on_sale"], on_toggle=s.set_on_sale, testid="goods",
+                      switch="goods-on-sale"),
         data_testid="goods-row", data_code=row["code"],
     )
 
