@@ -6,9 +6,14 @@ add their own demo rows through :data:`EXTRA_LOADERS`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
 
 from sqlalchemy import func, insert
 from sqlmodel import Session, select
@@ -16,6 +21,7 @@ from sqlmodel import Session, select
 from gc_admin.accounts.models import StaffUser
 from gc_admin.accounts.service import PROGRAMME_ROLES, create_staff
 from gc_admin.audit.service import Actor, record
+from gc_admin.config import get_settings
 from gc_admin.core.clock import utcnow
 from gc_admin.core.regions import GUANGXI_CITIES
 from gc_admin.core.roles import ROLE_LABELS
@@ -23,7 +29,7 @@ from gc_admin.claims.demo import load as load_claims
 from gc_admin.coupons.demo import load as load_coupons
 from gc_admin.db import session_scope
 from gc_admin.orders.flowers.demo import load as load_flowers
-from gc_admin.orders.demo import load as load_orders
+from gc_admin.orders.demo import fill_every_state, load as load_orders
 from gc_admin.orders.drivers.demo import load as load_drivers
 from gc_admin.orders.suppliers.demo import load as load_goods
 from gc_admin.users.models import MpUser
@@ -43,7 +49,7 @@ DEMO_STAFF: tuple[tuple[str, str, str, str], ...] = (
 DEMO_ACTOR = Actor("system", None, "演示数据")
 
 EXTRA_LOADERS: list[Callable[[Session, random.Random], None]] = [load_coupons, load_orders, load_flowers, load_drivers,
-                                                                 load_goods, load_claims]
+                                                                 load_goods, load_claims, fill_every_state]
 
 
 def _users(session: Session, rng: random.Random, n: int = 320) -> None:
@@ -66,6 +72,46 @@ def _users(session: Session, rng: random.Random, n: int = 320) -> None:
     session.execute(insert(MpUser), rows)  # one set-based statement
 
 
+class _InProcess(httpx.BaseTransport):
+    """A sync httpx transport into an ASGI app in this process (``httpx.ASGITransport`` is async-only)."""
+
+    def __init__(self, app: Any) -> None:
+        self._asgi = httpx.ASGITransport(app=app)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        async def run() -> httpx.Response:
+            response = await self._asgi.handle_async_request(request)
+            return httpx.Response(response.status_code, headers=response.headers, content=await response.aread())
+
+        return asyncio.run(run())
+
+
+@contextlib.contextmanager
+def simulators_in_process() -> Iterator[None]:
+    """The demo loads before the server runs: while it does, the WeChat Pay and driver-platform clients talk
+    to this process's own simulators (the app's ``/sim`` routes, in-process), so the demo's driver orders
+    reach every step through the real flows — a fee with a remainder the user owes (awaiting payment, a
+    JSAPI order opened at the simulator) and an order handed off to the platform. In the default
+    one-process run without Redis the simulators' memory is this process's: the server's simulators
+    start empty, so that remainder's prepay and that platform order are not known to them (with
+    ``GC_REDIS_URL`` the WeChat Pay simulator shares its state and the remainder can be paid)."""
+    from gc_admin.api import build_api
+    from gc_admin.integrations.driver import setup as driver
+    from gc_admin.integrations.wechatpay import setup as wxpay
+
+    if not get_settings().simulators_enabled:
+        yield
+        return
+    transport = _InProcess(build_api())
+    driver.set_transport(transport)
+    wxpay.set_transport(transport)
+    try:
+        yield
+    finally:
+        driver.set_transport(None)
+        wxpay.set_transport(None)
+
+
 DEMO_PROGRAMME = "picc_gx"  # what the insurer's demo account acts for (the coupons loader creates it)
 
 
@@ -81,8 +127,9 @@ def load(session: Session, *, seed: int = 20261122) -> None:
     rng = random.Random(seed)
     _staff(session, programme_roles=False)
     _users(session, rng)
-    for loader in EXTRA_LOADERS:
-        loader(session, rng)
+    with simulators_in_process():
+        for loader in EXTRA_LOADERS:
+            loader(session, rng)
     _staff(session, programme_roles=True)  # the insurer's account, once its programme exists
     record(session, actor=DEMO_ACTOR, action="system.demo_loaded", summary="载入演示数据")
 

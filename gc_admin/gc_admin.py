@@ -32,6 +32,8 @@ from gc_admin.orders.drivers.state import DriversState
 from gc_admin.orders.page import orders_page
 from gc_admin.orders.imports.page import order_imports_page
 from gc_admin.orders.imports.state import OrderImportsState
+from gc_admin.orders.suppliers.page import goods_page
+from gc_admin.orders.suppliers.state import GoodsState
 from gc_admin.orders.kanban.state import KanbanState
 from gc_admin.partners.page import partners_page
 from gc_admin.partners.state import PartnersState
@@ -71,6 +73,7 @@ _add("stock", stock_page, StockState.load)
 _add("issuance", issuance_page, IssuanceState.load)
 _add("orders", orders_page, KanbanState.load)
 _add("flowers", flowers_page, FlowersState.load)
+_add("goods", goods_page, GoodsState.load)
 _add("drivers", drivers_page, DriversState.load)
 app.add_page(order_imports_page, route="/orders/imports", title="订单导入与批量发货 · 滚财权益后台",
              on_load=[AuthState.guard("orders"), OrderImportsState.load])

@@ -53,6 +53,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("issuance", "发券", "/issuance", "send", _r("admin", "manager", "clerk", "insurer")),
     Section("orders", "订单看板", "/orders", "clipboard-list", _r("admin", "manager", "clerk", "service", "supplier", "dispatcher")),
     Section("flowers", "鲜花管理", "/flowers", "flower", _r("admin", "manager", "clerk")),
+    Section("goods", "商品管理", "/goods", "package", _r("admin", "manager", "clerk", "supplier")),
     Section("drivers", "司机管理", "/drivers", "car", _r("admin", "manager", "dispatcher")),
     Section("claims", "返现审核", "/claims", "badge-check", _r("admin", "manager", "clerk")),
     Section("settlement", "结算报表", "/settlement", "chart-column", _r("admin", "manager", "insurer")),

@@ -5,8 +5,8 @@ that may use that section (``core.roles``), computed within what the role may se
   the roles of those sections;
 - 今日发券 (发券): platform-wide for platform staff; for an insurer, its programme's products only,
   plus its programme's coupons by state (累计 / 未使用 / 已使用);
-- 待接单订单 (订单看板): within the role's order scope (a dispatcher counts driver orders; a supplier
-  sees no orders yet, so nothing).
+- 待接单订单 (订单看板): within the role's order scope (a dispatcher counts driver orders); a supplier
+  account linked to its supplier gets 待发货订单 instead: its paid goods orders waiting to be shipped.
 
 An insurer without a programme and a supplier get no figures, only a note saying why. Plain
 functions, no commits (DESIGN.md §2); the page (``gc_admin.home.page``) only formats.
@@ -47,6 +47,7 @@ FIGURES: tuple[FigureDef, ...] = (
     FigureDef("sms", "今日短信", "message-square"),
     FigureDef("issued", "今日发券（张）", "send"),
     FigureDef("orders", "待接单订单", "clipboard-list"),
+    FigureDef("to_ship", "待发货订单", "truck"),
     FigureDef("programme_total", "本项目累计发券（张）", "ticket"),
     FigureDef("programme_available", "本项目未使用", "hourglass"),
     FigureDef("programme_used", "本项目已使用", "circle-check"),
@@ -94,8 +95,12 @@ def home_figures(session: Session, *, principal: Principal, now: dt.datetime | N
                               programme_used=counts["used"])
                 note = f"以下为「{coupons.get_programme(session, programme).name}」项目的数据。"
     if may(role, "orders"):
-        scope = orders.scope_for(role)
-        if scope.visible:
+        scope = orders.scope_for(role, supplier_code=principal.supplier_code)
+        if scope.supplier is not None:
+            values["to_ship"] = orders.unseen_paid_orders_count(session, since=EPOCH, types=scope.types,
+                                                                supplier=scope.supplier)
+            note = "待发货订单请在「订单看板」逐单发货，或在「订单导入与批量发货」上传发货表。"
+        elif scope.visible:
             values["orders"] = orders.unseen_paid_orders_count(session, since=EPOCH, types=scope.types)
     if not values and not note:
         note = NO_FIGURES

@@ -300,7 +300,9 @@ class CatalogBouquet(BaseModel):
 class CatalogGoods(BaseModel):
     code: str
     name: str
-    photo_url: str
+    image_url: str | None = Field(None, description="the photo (uploaded in the dashboard; null: none)")
+    photo_url: str = Field(description="deprecated: the same as image_url, or empty")
+    supplier: str = Field(description="who ships it (the supplier's name)")
     price_fen: int
     in_stock: bool
     exchange_products: list[str] = Field(description="goods_exchange products whose voucher redeems it")
@@ -408,8 +410,11 @@ def catalog(user: MpUser = Depends(require_user)):
                 can_buy=min(left, hint) if hint is not None else left, stock_hint=hint))
         points, stored = balances(s, user_id=user.id)
         bouquets = [CatalogBouquet(**flowers.bouquet_dict(b)) for b in flowers.menu(s)]
-        goods = [CatalogGoods(code=g.code, name=g.name, photo_url=g.photo_url, price_fen=g.price_fen,
-                              in_stock=g.stock > 0, exchange_products=list(g.exchange_products or []))
+        names = {x.code: x.name for x in suppliers.list_suppliers(s)}
+        goods = [CatalogGoods(code=g.code, name=g.name, image_url=suppliers.image_url(g),
+                              photo_url=suppliers.image_url(g) or "", supplier=names.get(g.supplier_code, ""),
+                              price_fen=g.price_fen, in_stock=g.stock > 0,
+                              exchange_products=list(g.exchange_products or []))
                  for g in suppliers.list_goods(s, on_sale_only=True)]
     return CatalogOut(coupons=items, goods=goods, topup=TopupCatalog(faces_fen=list(TOPUP_FACES)), bouquets=bouquets,
                       flower_cities=list(GUANGXI_CITIES), points=points, stored_value_fen=stored)

@@ -25,14 +25,15 @@ SECTION = "orders"
 _EPOCH = dt.datetime(2000, 1, 1, tzinfo=UTC)
 
 
-def waiting_count(session, *, role: str) -> int:
-    """Paid orders not yet accepted, within what ``role`` may see."""
-    scope = orders.scope_for(role)
+def waiting_count(session, *, role: str, supplier_code: str | None = None) -> int:
+    """Paid orders not yet accepted, within what ``role`` may see (a supplier account: its goods orders waiting
+    to be shipped)."""
+    scope = orders.scope_for(role, supplier_code=supplier_code)
     if not scope.visible:
         return 0
     if scope.types is None:
         return orders.unseen_paid_orders_count(session, since=_EPOCH)
-    return orders.list_orders(session, status="paid", types=scope.types, limit=1).total
+    return orders.unseen_paid_orders_count(session, since=_EPOCH, types=scope.types, supplier=scope.supplier)
 
 
 class OrdersBadgeState(rx.State):
@@ -45,7 +46,8 @@ class OrdersBadgeState(rx.State):
     @rx.event
     @guarded(SECTION, quiet=True)  # no toast for a refusal: the timer ticks every 15 s
     async def tick(self, _now: str = ""):
-        n = await run_db(waiting_count, role=current_principal().role)
+        p = current_principal()
+        n = await run_db(waiting_count, role=p.role, supplier_code=p.supplier_code)
         grew = self.seen and n > self.count
         self.count, self.seen = n, True
         if grew:

@@ -103,3 +103,88 @@ def load(session: Session, rng: random.Random) -> None:
                                          "outcome_label": "", "opened_at": None, "closed_at": None}}
             session.add(order)
     session.flush()
+
+
+def allowed_statuses(type_: str) -> set[str]:
+    """Every status an order of ``type_`` can reach through the state machine: from ``created`` by the moves
+    its kind allows staff (``Kind.actions``), the ones of payments and refunds every order has, and the
+    type's own ones taken by the system or the user (a coupon purchase completes once issued; a driver
+    order's remainder is paid, a booking cancelled; goods and flowers are confirmed by the user)."""
+    from gc_admin.orders.kinds import kind_of
+    from gc_admin.orders.service import TRANSITIONS
+
+    own = {"coupon_purchase": {"complete"}, "driver": {"pay_remainder", "cancel_booking", "confirm"},
+           "flower": {"confirm"}, "goods": {"confirm"}}
+    moves = set(kind_of(type_).actions) | {"pay", "cancel", "request_refund", "refunded", "refund_failed",
+                                           "paid_after_cancel"} | own.get(type_, set())
+    seen, todo = {"created"}, ["created"]
+    while todo:
+        status = todo.pop()
+        for action, t in TRANSITIONS.items():
+            if action in moves and status in t.sources:
+                for to in (t.target, *t.alt_targets):
+                    if to not in seen:
+                        seen.add(to)
+                        todo.append(to)
+    return seen
+
+
+FILL_PATHS = {  # how a filled-in order got to its status (its history)
+    **{k: v for k, v in PATHS.items() if k in ("created", "paid", "accepted", "in_fulfilment", "completed",
+                                               "after_sales", "cancelled")},
+    "refund_requested": [("pay", "created", "paid", SYSTEM), ("after_sales", "paid", "after_sales", SERVICE),
+                         ("request_refund", "after_sales", "refund_requested", SERVICE)],
+    "refunded": [("pay", "created", "paid", SYSTEM), ("after_sales", "paid", "after_sales", SERVICE),
+                 ("request_refund", "after_sales", "refund_requested", SERVICE),
+                 ("refunded", "refund_requested", "refunded", SYSTEM)],
+}
+
+
+def fill_every_state(session: Session, rng: random.Random) -> None:
+    """The last demo loader: for each order type, every status its state machine allows that no demo order
+    reached yet (a flower order cancelled unpaid, a coupon purchase whose issuing waits…) gets one order,
+    written directly like :func:`load`'s — a copy of one of that type's demo orders (its lines, details and
+    price) moved to the status, with its history — so every column of every type on the 订单看板 is alive."""
+    from sqlalchemy import func
+
+    from gc_admin.orders.models import ORDER_TYPES
+
+    now = utcnow()
+    have = set(session.exec(select(ServiceOrder.type, ServiceOrder.status).group_by(
+        col(ServiceOrder.type), col(ServiceOrder.status))).all())
+    n = int(session.exec(select(func.count()).select_from(ServiceOrder)).one())
+    for type_ in ORDER_TYPES:
+        template = session.exec(select(ServiceOrder).where(col(ServiceOrder.type) == type_)
+                                .order_by(col(ServiceOrder.id))).first()
+        if template is None:
+            continue
+        for status in sorted(allowed_statuses(type_) - {s for t, s in have if t == type_}):
+            path = FILL_PATHS.get(status)
+            if path is None:  # reached only through a flow the demo walks (arrived, shipped, awaiting payment)
+                continue
+            n += 1
+            paid = status not in ("created", "cancelled")
+            paid_at = now - dt.timedelta(minutes=rng.randrange(20, 600)) if paid else None
+            created = (paid_at or now - dt.timedelta(minutes=rng.randrange(5, 25))) - dt.timedelta(minutes=1)
+            price = template.payable_fen
+            order = ServiceOrder(
+                order_no=f"GC{created.astimezone(SHANGHAI):%Y%m%d}{7_000_000_000 + n:010d}", type=type_, status=status,
+                user_id=template.user_id, list_fen=template.list_fen, payable_fen=price,
+                paid_fen=price if paid else 0, refunded_fen=price if status.startswith("refund") else 0,
+                pricing=dict(template.pricing or {}), details=dict(template.details or {}), fulfilment={},
+                supplier_code=template.supplier_code, city=template.city,
+                pay_expires_at=created + dt.timedelta(minutes=30), created_at=created, updated_at=paid_at or created,
+                paid_at=paid_at, cancelled_at=created + dt.timedelta(minutes=30) if status == "cancelled" else None,
+                completed_at=paid_at + dt.timedelta(minutes=40) if status == "completed" and paid_at else None)
+            session.add(order)
+            session.flush()
+            at = created
+            session.add(OrderEvent(order_id=order.id or 0, action="create", from_status=None, to_status="created",
+                                   actor_type="user", actor_id=str(template.user_id), actor_name="用户", at=at))
+            for action, src, dst, actor in path:
+                at = paid_at if action == "pay" and paid_at else at + dt.timedelta(minutes=2)
+                session.add(OrderEvent(order_id=order.id or 0, action=action, from_status=src, to_status=dst,
+                                       actor_type=actor.type, actor_id=actor.id, actor_name=actor.name,
+                                       reason={"after_sales": "用户来电要求取消", "cancel": "超时未支付，自动取消"}.get(
+                                           action, ""), at=min(at, now)))
+    session.flush()

@@ -552,7 +552,7 @@ def refundable_fen(session: Session, *, order: ServiceOrder, now: dt.datetime | 
     ``refundable_fen``, 订单看板 detail and refund dialog default): paid − refunded (refunds in flight
     included), and for a coupon purchase with delivered coupons only the value of its coupons still
     unused (:func:`refund_values`); 0 when the order's status allows no refund."""
-    if order.status not in REFUNDABLE or order.paid_fen <= 0:
+    if order.status not in REFUNDABLE or order.paid_fen <= 0 or order.source:
         return 0
     left = max(order.paid_fen - order.refunded_fen, 0)
     values = refund_values(session, order=order, now=now)
@@ -568,6 +568,8 @@ def check_refund(session: Session, *, order: ServiceOrder, amount_fen: int, now:
     ``REFUND_EXCEEDS_PAID``, ``COUPONS_USED``, ``REFUND_PER_COUPON``)."""
     if order.status not in REFUNDABLE:
         raise Conflict(f"订单当前状态为“{ORDER_STATUSES[order.status]}”，不能退款", code="ORDER_STATE_INVALID")
+    if order.source:  # an imported channel order: the channel has the money
+        raise Conflict(f"该订单自渠道 {order.source} 导入，款项由渠道收取，请在原渠道办理退款", code="CHANNEL_ORDER")
     if order.paid_fen <= 0:
         raise Conflict("该订单没有可退的微信支付金额", code="NOTHING_TO_REFUND")
     if amount_fen > order.paid_fen - order.refunded_fen:
@@ -690,6 +692,7 @@ def _refund_succeeded(session: Session, *, refund_id: int, wx_refund_id: str | N
     if refund.full:
         transition(session, order_id=order.id, action="refunded", actor=SYSTEM,
                    reason=f"已退款 {format_fen(order.refunded_fen)}", now=now)
+        goods.give_back_for_refund(session, order=order)  # unshipped goods: their stock, once
         ref_of_order = order_ref(order.id)
         for cid in (order.coupon_id, (order.details or {}).get("exchange_coupon_id")):
             if cid and purchase.return_used_coupon(session, coupon_id=int(cid), ref=ref_of_order, now=now):

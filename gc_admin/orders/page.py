@@ -278,8 +278,13 @@ def _confirm_dialog() -> rx.Component:
 def orders_page() -> rx.Component:
     s = KanbanState
     return rx.vstack(
-        rx.cond(s.scope_note != "", rx.callout(s.scope_note, icon="info", color_scheme="blue", size="1", width="100%",
-                                               data_testid="orders-scope")),
+        rx.hstack(
+            rx.cond(s.scope_note != "", rx.callout(s.scope_note, icon="info", color_scheme="blue", size="1",
+                                                   data_testid="orders-scope")),
+            rx.spacer(),
+            rx.cond(s.imports_link, rx.link(rx.button(rx.icon("file-up", size=14), "订单导入与批量发货", variant="soft"),
+                                            href="/orders/imports", data_testid="orders-imports-link")),
+            width="100%", align="center"),
         rx.cond(s.visible, kanban_board()),
         _detail_dialog(),
         _action_dialog(),

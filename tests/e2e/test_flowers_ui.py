@@ -25,6 +25,25 @@ def _mp_user(c: httpx.Client) -> dict[str, str]:
     return auth
 
 
+def upload_photo_then_a_fake(page, tmp_path, row, prefix: str, code: str, size: tuple[int, int]) -> None:
+    """Upload a picture through a catalogue page's photo dialog (the row's thumbnail then shows it, decoded by
+    the browser), then a file that is not a picture: refused with the reason, and nothing changes."""
+    photo = tmp_path / f"{code}.png"
+    Image.new("RGB", size, (240, 150, 180)).save(photo)
+    for path in (photo, tmp_path / "fake.png"):
+        if path.name == "fake.png":
+            path.write_bytes(b"<html>not a picture</html>")
+        page.get_by_test_id(f"{prefix}-photo-{code}").click()
+        page.get_by_test_id(f"{prefix}-upload").locator("input[type=file]").set_input_files(str(path))
+        page.get_by_test_id(f"{prefix}-upload-start").click()
+        if path == photo:
+            thumb = row.get_by_test_id(f"{prefix}-thumb")
+            expect(thumb).to_be_visible()
+            page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=thumb.element_handle())
+    expect(page.get_by_test_id(f"{prefix}-form-error")).to_contain_text("图片")
+    page.keyboard.press("Escape")
+
+
 def test_manager_adds_a_bouquet_with_a_photo_and_the_mini_program_lists_it(page, app_server, tmp_path):
     login(page, app_server, "manager", "manager2026")
     expect(page.get_by_test_id("sidebar")).to_be_visible()
@@ -45,22 +64,8 @@ def test_manager_adds_a_bouquet_with_a_photo_and_the_mini_program_lists_it(page,
     expect(row).to_contain_text("¥138.00")
     expect(row).to_contain_text("未上传照片")
 
-    photo = tmp_path / "peony.png"
-    Image.new("RGB", (900, 700), (240, 150, 180)).save(photo)
-    page.get_by_test_id("bouquet-photo-Peony-5").click()
-    page.get_by_test_id("bouquet-upload").locator("input[type=file]").set_input_files(str(photo))
-    page.get_by_test_id("bouquet-upload-start").click()
+    upload_photo_then_a_fake(page, tmp_path, row, "bouquet", "Peony-5", (900, 700))
     expect(row).to_contain_text("900×700")
-    thumb = row.get_by_test_id("bouquet-thumb")
-    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=thumb.element_handle())
-    # a file that is not a picture is refused with the reason, and nothing changes
-    fake = tmp_path / "fake.png"
-    fake.write_bytes(b"<html>not a picture</html>")
-    page.get_by_test_id("bouquet-photo-Peony-5").click()
-    page.get_by_test_id("bouquet-upload").locator("input[type=file]").set_input_files(str(fake))
-    page.get_by_test_id("bouquet-upload-start").click()
-    expect(page.get_by_test_id("bouquet-form-error")).to_contain_text("图片")
-    page.keyboard.press("Escape")
 
     page.get_by_test_id("bouquet-active-Peony-5").click()
     expect(page.get_by_text("芍药 5 枝 已上架")).to_be_visible()

@@ -1,14 +1,20 @@
-"""A supplier ships by sheet, in a real browser against the app started as the README starts it: the demo
-supplier (周凯, 桂林香氛工坊) signs in, opens 订单导入与批量发货, uploads a sheet for one of its paid goods
-orders, sees the preview, confirms, and the order is shipped with the tracking no.; uploading the same
-sheet again previews nothing to ship. Screenshots go to test-artifacts/."""
+"""Goods and suppliers in a real browser against the app started as the README starts it. The demo supplier
+(周凯, 桂林香氛工坊) signs in and lands on its 工作台: 待发货订单 and the 订单看板 badge count its paid goods
+orders; the board links to 订单导入与批量发货, where it uploads a sheet for one of them, sees the preview,
+confirms, and the order is shipped with the tracking no.; uploading the same sheet again previews nothing to
+ship. On 商品管理 it sees only its own goods, uploads a photo (checked by content on the server) that the
+mini-program's catalogue then serves, and takes an item off sale. Screenshots go to test-artifacts/."""
 
 from __future__ import annotations
 
+import io
+
 import httpx
+from PIL import Image
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import login, save_artifact
+from tests.e2e.test_flowers_ui import _mp_user, upload_photo_then_a_fake
 
 
 def test_supplier_ships_by_sheet(page, app_server, tmp_path):
@@ -22,7 +28,13 @@ def test_supplier_ships_by_sheet(page, app_server, tmp_path):
 
     login(page, app_server, "supplier", "supplier2026")
     expect(page.get_by_test_id("page-title")).to_be_visible()
-    page.goto(app_server.url("/orders/imports/"))
+    expect(page.get_by_test_id("stat-to_ship")).to_contain_text(str(len(waiting)))
+    expect(page.get_by_test_id("orders-badge").first).to_have_text(str(len(waiting)))
+    save_artifact(page, "supplier-home.png")
+    page.get_by_test_id("nav-orders").click()
+    expect(page.get_by_test_id("column-paid").get_by_test_id("card")).to_have_count(min(len(waiting), 10))
+    save_artifact(page, "supplier-board.png")
+    page.get_by_test_id("orders-imports-link").click()
     expect(page.get_by_test_id("page-title")).to_have_text("订单导入与批量发货")
     page.get_by_test_id("ship-upload").locator("input[type=file]").set_input_files(str(sheet))
     expect(page.get_by_test_id("ship-summary")).to_contain_text("将发货 1 单")
@@ -40,3 +52,31 @@ def test_supplier_ships_by_sheet(page, app_server, tmp_path):
     page.get_by_test_id("ship-upload").locator("input[type=file]").set_input_files(str(again))
     expect(page.get_by_test_id("ship-summary")).to_contain_text("将发货 0 单")
     expect(page.get_by_test_id("ship-confirm")).to_be_disabled()
+
+
+def test_supplier_manages_its_goods_with_a_photo(page, app_server, tmp_path):
+    c = httpx.Client(base_url=app_server.base_url, timeout=60)
+    login(page, app_server, "supplier", "supplier2026")
+    expect(page.get_by_test_id("sidebar")).to_be_visible()
+    page.get_by_test_id("nav-goods").click()
+    expect(page.get_by_test_id("page-title")).to_have_text("商品管理")
+    table = page.get_by_test_id("goods-table")
+    expect(page.get_by_test_id("goods-scope")).to_contain_text("桂林香氛工坊")
+    codes = table.get_by_test_id("goods-row").evaluate_all("rows => rows.map(r => r.dataset.code)")
+    mine = {g["code"] for g in c.get("/api/v1/admin/goods", headers={
+        "Authorization": f"Bearer {app_server.staff_token('supplier', 'supplier2026')}"}).json()["items"]}
+    assert set(codes) == mine and "aroma_car" in mine, (codes, mine)
+
+    row = table.get_by_test_id("goods-row").filter(has_text="aroma_car")
+    upload_photo_then_a_fake(page, tmp_path, row, "goods", "aroma_car", (640, 480))
+    save_artifact(page, "goods-page.png")
+
+    me = _mp_user(c)
+    item = next(g for g in c.get("/api/v1/mp/catalog", headers=me).json()["goods"] if g["code"] == "aroma_car")
+    picture = c.get(item["image_url"])
+    assert picture.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(picture.content)).size == (640, 480)
+
+    page.get_by_test_id("goods-on-sale-aroma_refill").click()
+    expect(page.get_by_text("香薰补充液 已下架")).to_be_visible()
+    assert "aroma_refill" not in {g["code"] for g in c.get("/api/v1/mp/catalog", headers=me).json()["goods"]}

@@ -13,11 +13,10 @@ private upload directory), with its stored type, ``nosniff`` and a year's cache 
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Path, Query, Request, UploadFile
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -25,9 +24,9 @@ from gc_admin.accounts.deps import require_staff
 from gc_admin.core.errors import Forbidden, InvalidInput
 from gc_admin.core.http import PageOut, StrictModel
 from gc_admin.core.params import Day, Limit, Offset
+from gc_admin.core.photos import PHOTO_RESPONSES, read_photo, serve_photo
 from gc_admin.core.principal import Principal
 from gc_admin.core.regions import OUTSIDE_AREA, guangxi_city
-from gc_admin.core.uploads import limits, read_upload
 from gc_admin.db import session_scope
 from gc_admin.orders.flowers import service
 from gc_admin.users.deps import require_user
@@ -126,8 +125,7 @@ def update_bouquet(code: Code, body: BouquetPatch, p: Principal = Depends(requir
 async def upload_image(code: Code, file: UploadFile = File(..., description="the photo"),
                        p: Principal = Depends(require_staff("flowers"))):
     _manager(p)
-    lim = limits()
-    data = await read_upload(file, lim=dataclasses.replace(lim, max_bytes=lim.image_max_bytes))
+    data = await read_photo(file)
 
     def work():
         with session_scope() as s:
@@ -150,15 +148,9 @@ def slots(city: str = Query(..., max_length=16, description="one of the 14 Guang
 
 
 @mp.get("/bouquets/{code}/image", summary="花束照片（公开；URL 带内容哈希，可长期缓存）", response_class=Response,
-        responses={200: {"content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}}}, 404: {}})
+        responses=PHOTO_RESPONSES)
 def bouquet_image(code: Code, request: Request):
-    with session_scope() as s:
-        stored = service.bouquet_image(s, code=code)
-    headers = {"ETag": stored.etag, "Cache-Control": "public, max-age=31536000, immutable",
-               "X-Content-Type-Options": "nosniff", "Content-Disposition": "inline"}
-    if request.headers.get("if-none-match") == stored.etag:
-        return Response(status_code=304, headers=headers)
-    return FileResponse(stored.path, media_type=stored.content_type, headers=headers)
+    return serve_photo(lambda s: service.bouquet_image(s, code=code), request.headers.get("if-none-match"))
 
 
 routers = (admin, mp)

@@ -29,10 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
-import os
 import re
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, func, not_, or_
@@ -44,7 +41,7 @@ from gc_admin.core.clock import SHANGHAI, iso, utcnow
 from gc_admin.core.errors import Conflict, InvalidInput, NotFound
 from gc_admin.core.money import format_fen
 from gc_admin.core.principal import Actor
-from gc_admin.core.uploads import CheckedImage, check_image
+from gc_admin.core.photos import PhotoStore, StoredImage, photo_change
 from gc_admin.db import Page, insert_first, lock_keys, paginate
 from gc_admin.orders.flowers.models import BOUQUET_NOTE, Bouquet, FlowerDelivery
 from gc_admin.orders.models import ServiceOrder
@@ -187,65 +184,27 @@ def bouquet_dict(b: Bouquet) -> dict[str, Any]:
 
 # --- photos --------------------------------------------------------------------------------------
 
-def image_dir() -> Path:
-    """Private photo storage (``GC_UPLOAD_DIR/bouquets``): never under a static or public path."""
-    return get_settings().upload_dir / "bouquets"
-
-
-def _image_path(sha256: str, ext: str) -> Path:
-    if not re.fullmatch(r"[0-9a-f]{64}", sha256) or ext not in ("png", "jpeg", "webp"):
-        raise ValueError("not a stored image name")
-    return image_dir() / f"{sha256}.{ext}"
-
-
-def store_image(image: CheckedImage) -> str:
-    """Write a checked picture under its content hash (atomically: a temp file renamed); returns the hash."""
-    sha = hashlib.sha256(image.data).hexdigest()
-    path = _image_path(sha, image.ext)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{sha}.{os.getpid()}.tmp")
-        tmp.write_bytes(image.data)
-        os.replace(tmp, path)
-    return sha
+PHOTOS = PhotoStore("bouquets")  # private photo storage: never under a static or public path
 
 
 def set_image(session: Session, *, actor: Actor, code: str, data: bytes, now: dt.datetime | None = None) -> Bouquet:
     """Check an uploaded photo (:func:`check_image`: refused files raise ``UPLOAD_*`` and store nothing),
     store it, and make it the bouquet's photo; audited."""
     bouquet = get_bouquet(session, code=code)
-    image = check_image(data)
-    sha = store_image(image)
-    before = bouquet.image_sha256
-    bouquet.image_sha256, bouquet.image_type = sha, image.ext
-    bouquet.image_width, bouquet.image_height = image.width, image.height
+    _image, before = PHOTOS.attach(bouquet, data)
     bouquet.updated_at = now or utcnow()
     session.add(bouquet)
     session.flush()
     record(session, actor=actor, action="bouquet.image_set", target_type="bouquet", target_id=bouquet.id,
-           summary=f"{'更换' if before else '上传'}花束 {bouquet.name}（{bouquet.code}）的照片"
-                   f"（{image.width}×{image.height}，{len(image.data) // 1024 or 1} KB）",
-           before={"image_sha256": before}, after={"image_sha256": sha, "type": image.ext})
+           **photo_change(_image, before, f"花束 {bouquet.name}（{bouquet.code}）"))
     return bouquet
-
-
-@dataclasses.dataclass(frozen=True)
-class StoredImage:
-    path: Path
-    content_type: str
-    etag: str
 
 
 def bouquet_image(session: Session, *, code: str) -> StoredImage:
     """The stored photo of a bouquet, or ``BOUQUET_IMAGE_NOT_FOUND``."""
     bouquet = get_bouquet(session, code=code)
-    if not bouquet.image_sha256 or not bouquet.image_type:
-        raise NotFound("该花束还没有照片", code="BOUQUET_IMAGE_NOT_FOUND")
-    path = _image_path(bouquet.image_sha256, bouquet.image_type)
-    if not path.is_file():
-        raise NotFound("该花束还没有照片", code="BOUQUET_IMAGE_NOT_FOUND")
-    content_type = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}[bouquet.image_type]
-    return StoredImage(path, content_type, f'"{bouquet.image_sha256}"')
+    return PHOTOS.stored(bouquet.image_sha256, bouquet.image_type,
+                         missing=NotFound("该花束还没有照片", code="BOUQUET_IMAGE_NOT_FOUND"))
 
 
 # --- slots ---------------------------------------------------------------------------------------

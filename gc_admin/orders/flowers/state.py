@@ -7,24 +7,21 @@ goes through :func:`gc_admin.orders.flowers.service.set_image` (type by content,
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Collection
 from typing import Any, ClassVar
 
 import reflex as rx
 
-from gc_admin.core.errors import DomainError
 from gc_admin.core.money import format_fen, parse_yuan
-from gc_admin.core.uploads import limits, read_upload
 from gc_admin.orders.flowers import service
 from gc_admin.orders.flowers.models import BOUQUET_NOTE
-from gc_admin.ui.auth import current_principal, guarded, public, run_db
+from gc_admin.ui.auth import current_principal, guarded, run_db
 from gc_admin.ui.paging import PAGE_SIZE, PagedMixin
+from gc_admin.ui.photos import CatalogueMixin
 
 SECTION = "flowers"
 EDITORS = frozenset({"admin", "manager"})
 UPLOAD_ID = "bouquet_photo"
-ACTIVE_FILTERS = {"all": None, "active": True, "inactive": False}
 
 
 def _row(b: Any) -> dict[str, str]:
@@ -52,19 +49,11 @@ def bouquet_fields(form: dict[str, Any], *, creating: bool) -> dict[str, Any]:
     return fields
 
 
-class FlowersState(PagedMixin, rx.State):
+class FlowersState(CatalogueMixin, PagedMixin, rx.State):
     SECTION: ClassVar[str] = SECTION
     rows: list[dict[str, str]] = []
     can_edit: bool = False
-    active_filter: str = "all"
-    q: str = ""
     note: str = BOUQUET_NOTE
-    create_open: bool = False
-    edit_code: str = ""  # the bouquet whose edit dialog is open
-    edit: dict[str, str] = {}
-    photo_code: str = ""  # the bouquet whose photo dialog is open
-    form_error: str = ""
-    uploading: bool = False
 
     def _on_denied(self) -> None:
         self.rows, self.total, self.can_edit = [], 0, False
@@ -73,7 +62,7 @@ class FlowersState(PagedMixin, rx.State):
         return ()
 
     async def _reload(self) -> None:
-        active, q, offset = ACTIVE_FILTERS.get(self.active_filter), self.q, self._offset()
+        active, q, offset = self._active(), self.q, self._offset()
         page = await run_db(lambda s: service.list_bouquets(s, active=active, q=q, offset=offset, limit=PAGE_SIZE))
         self.rows, self.total = [_row(b) for b in page.rows], page.total
         self.can_edit = current_principal().role in EDITORS
@@ -83,36 +72,7 @@ class FlowersState(PagedMixin, rx.State):
     async def load(self):
         await self._reload()
 
-    @rx.event
-    @guarded(SECTION)
-    async def set_active_filter(self, value: str):
-        self.active_filter = value if value in ACTIVE_FILTERS else "all"
-        self.page = 1
-        await self._reload()
-
-    @rx.event
-    @public
-    def set_q(self, value: str):
-        self.q = str(value)[:32]
-
     # --- create / edit -------------------------------------------------------------------------
-
-    @rx.event
-    @public
-    def open_create(self, value: bool):
-        self.create_open, self.form_error = value, ""
-
-    @rx.event
-    @public
-    def open_edit(self, code: str):
-        row = next((r for r in self.rows if r["code"] == code), None)
-        self.edit_code, self.edit, self.form_error = (code, dict(row), "") if row else ("", {}, "")
-
-    @rx.event
-    @public
-    def close_edit(self, value: bool):
-        if not value:
-            self.edit_code, self.edit, self.form_error = "", {}, ""
 
     def _editor(self):
         p = current_principal()
@@ -124,15 +84,11 @@ class FlowersState(PagedMixin, rx.State):
         p = self._editor()
         if p is None:
             return rx.toast.error("只有管理员或经理可以修改花束目录")
-        try:
-            fields = bouquet_fields(form, creating=True)
-            bouquet = await run_db(lambda s: service.create_bouquet(s, actor=p.actor(), **fields))
-        except (ValueError, DomainError) as exc:
-            self.form_error = exc.message if isinstance(exc, DomainError) else str(exc)
-            return None
-        self.create_open, self.form_error = False, ""
-        await self._reload()
-        return rx.toast.success(f"已新建花束 {bouquet.name}（{bouquet.code}），请上传照片后再上架")
+        out = await self._submit(lambda s: service.create_bouquet(s, actor=p.actor(), **bouquet_fields(form, creating=True)),
+                                 lambda b: f"已新建花束 {b.name}（{b.code}），请上传照片后再上架")
+        if out is not None:
+            self._created()
+        return out
 
     @rx.event
     @guarded(SECTION)
@@ -140,15 +96,12 @@ class FlowersState(PagedMixin, rx.State):
         p, code = self._editor(), self.edit_code
         if p is None:
             return rx.toast.error("只有管理员或经理可以修改花束目录")
-        try:
-            fields = bouquet_fields(form, creating=False)
-            bouquet = await run_db(lambda s: service.update_bouquet(s, actor=p.actor(), code=code, **fields))
-        except (ValueError, DomainError) as exc:
-            self.form_error = exc.message if isinstance(exc, DomainError) else str(exc)
-            return None
-        self.edit_code, self.edit, self.form_error = "", {}, ""
-        await self._reload()
-        return rx.toast.success(f"已保存花束 {bouquet.name}（价格 {format_fen(bouquet.price_fen)}）")
+        out = await self._submit(lambda s: service.update_bouquet(s, actor=p.actor(), code=code,
+                                                                  **bouquet_fields(form, creating=False)),
+                                 lambda b: f"已保存花束 {b.name}（价格 {format_fen(b.price_fen)}）")
+        if out is not None:
+            self.edit_code, self.edit = "", {}
+        return out
 
     @rx.event
     @guarded(SECTION)
@@ -156,27 +109,10 @@ class FlowersState(PagedMixin, rx.State):
         p = self._editor()
         if p is None:
             return rx.toast.error("只有管理员或经理可以上架或下架花束")
-        try:
-            bouquet = await run_db(lambda s: service.update_bouquet(s, actor=p.actor(), code=str(code),
-                                                                    active=bool(active)))
-        except DomainError as exc:
-            await self._reload()
-            return rx.toast.error(exc.message)
-        await self._reload()
-        return rx.toast.success(f"{bouquet.name} 已{'上架' if bouquet.active else '下架'}")
+        return await self._act(lambda s: service.update_bouquet(s, actor=p.actor(), code=str(code), active=bool(active)),
+                               lambda b: f"{b.name} 已{'上架' if b.active else '下架'}", missing="花束不存在")
 
     # --- photo -------------------------------------------------------------------------------------
-
-    @rx.event
-    @public
-    def open_photo(self, code: str):
-        self.photo_code, self.form_error = str(code)[:32], ""
-
-    @rx.event
-    @public
-    def close_photo(self, value: bool):
-        if not value:
-            self.photo_code, self.form_error = "", ""
 
     @rx.event
     @guarded(SECTION)
@@ -184,18 +120,6 @@ class FlowersState(PagedMixin, rx.State):
         p, code = self._editor(), self.photo_code
         if p is None:
             return rx.toast.error("只有管理员或经理可以上传花束照片")
-        if not files or not code:
-            self.form_error = "请选择一张照片"
-            return None
-        lim = limits()
-        self.uploading = True
-        try:
-            data = await read_upload(files[0], lim=dataclasses.replace(lim, max_bytes=lim.image_max_bytes))
-            bouquet = await run_db(lambda s: service.set_image(s, actor=p.actor(), code=code, data=data))
-        except DomainError as exc:
-            self.form_error, self.uploading = exc.message, False
-            return rx.clear_selected_files(UPLOAD_ID)
-        self.photo_code, self.form_error, self.uploading = "", "", False
-        await self._reload()
-        return [rx.clear_selected_files(UPLOAD_ID),
-                rx.toast.success(f"已更新 {bouquet.name} 的照片（{bouquet.image_width}×{bouquet.image_height}）")]
+        return await self._upload(files, UPLOAD_ID, lambda s, data: service.set_image(s, actor=p.actor(), code=code,
+                                                                                     data=data),
+                                  lambda b: f"已更新 {b.name} 的照片（{b.image_width}×{b.image_height}）")

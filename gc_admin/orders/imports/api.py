@@ -5,20 +5,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, File, Form, Path, UploadFile
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 
 from gc_admin.accounts.deps import require_staff
 from gc_admin.core.errors import Forbidden
 from gc_admin.core.http import StrictModel
 from gc_admin.core.principal import Principal
-from gc_admin.core.uploads import read_upload
 from gc_admin.db import session_scope
 from gc_admin.orders.imports import service as imports
 from gc_admin.orders.imports.models import OrderSourceMapping
+from gc_admin.orders.imports.sheets import sheet_report
+from gc_admin.orders.suppliers.shipments import IMPORT_ROLES
 
 admin = APIRouter(prefix="/admin", tags=["admin: order import"])
 
-IMPORT_ROLES = ("admin", "manager", "clerk")  # platform staff who enter orders of other channels
 Source = Path(pattern=r"^[a-z][a-z0-9_-]{1,31}$", description="the channel's code, e.g. meituan")
 
 
@@ -81,21 +80,18 @@ def put_mapping(body: MappingIn, source: str = Source, p: Principal = Depends(im
                     "按渠道 + 渠道订单号去重，重复导入不会产生重复订单")
 async def import_orders(file: UploadFile = File(...), source: str = Form(..., max_length=32),
                         dry_run: bool = Form(True), p: Principal = Depends(importer)):
-    data = await read_upload(file)
-    filename = (file.filename or "")[:255]
+    def preview(s, data: bytes) -> ImportOut:
+        plan = imports.plan(s, source=source, data=data)
+        return ImportOut(dry_run=True, source=source, rows=len(plan.rows), imported=plan.count("ok"),
+                         duplicates=plan.count("duplicate"), failed=plan.count("error"),
+                         items=[ImportRowOut(**r.to_dict()) for r in plan.rows])
 
-    def work() -> ImportOut:
-        with session_scope() as s:
-            if dry_run:
-                plan = imports.plan(s, source=source, data=data)
-                return ImportOut(dry_run=True, source=source, rows=len(plan.rows), imported=plan.count("ok"),
-                                 duplicates=plan.count("duplicate"), failed=plan.count("error"),
-                                 items=[ImportRowOut(**r.to_dict()) for r in plan.rows])
-            rec = imports.apply(s, actor=p.actor(), source=source, data=data, filename=filename)
-            return ImportOut(dry_run=False, import_id=rec.id, source=source, rows=rec.rows, imported=rec.imported,
-                             duplicates=rec.duplicates, failed=rec.failed, items=[ImportRowOut(**r) for r in rec.report])
+    def apply(s, data: bytes, filename: str) -> ImportOut:
+        rec = imports.apply(s, actor=p.actor(), source=source, data=data, filename=filename)
+        return ImportOut(dry_run=False, import_id=rec.id, source=source, rows=rec.rows, imported=rec.imported,
+                         duplicates=rec.duplicates, failed=rec.failed, items=[ImportRowOut(**r) for r in rec.report])
 
-    return await run_in_threadpool(work)
+    return await sheet_report(file, dry_run=dry_run, preview=preview, apply=apply)
 
 
 routers = (admin,)

@@ -32,19 +32,28 @@ def _report(rows, key_label: str, testid: str) -> rx.Component:
     )
 
 
+def _sheet_steps(upload_id: str, upload_label: str, preview, upload_testid: str, confirm: str, summary, ready,
+                 apply, testid: str, rows, key_label: str) -> tuple[rx.Component, ...]:
+    """Upload → preview summary → confirm (a dialog stating the summary) → the per-row report."""
+    return (
+        rx.hstack(
+            _upload(upload_id, upload_label, preview, upload_testid),
+            confirm_dialog(confirm, summary, confirm=rx.alert_dialog.action(
+                rx.button(confirm, on_click=apply, data_testid=f"{testid}-apply")),
+                trigger=rx.button(f"{confirm}…", disabled=~ready, data_testid=f"{testid}-confirm")),
+            spacing="3", align="center"),
+        rx.cond(summary != "", rx.text(summary, size="2", data_testid=f"{testid}-summary")),
+        _report(rows, key_label, f"{testid}-report"),
+    )
+
+
 def _shipments() -> rx.Component:
     return rx.card(rx.vstack(
         rx.heading("批量发货", size="4"),
         rx.text("上传发货表（列：订单号、快递公司、快递单号；CSV 或 Excel）。先预览，确认后发货；重复上传同一表格不会重复发货。",
                 size="1", color_scheme="gray"),
-        rx.hstack(
-            _upload(SHIP_UPLOAD, "上传发货表并预览", S.preview_shipments, "ship-upload"),
-            confirm_dialog("确认发货", S.ship_summary, confirm=rx.alert_dialog.action(
-                rx.button("确认发货", on_click=S.apply_shipments, data_testid="ship-apply")),
-                trigger=rx.button("确认发货…", disabled=~S.ship_ready, data_testid="ship-confirm")),
-            spacing="3", align="center"),
-        rx.cond(S.ship_summary != "", rx.text(S.ship_summary, size="2", data_testid="ship-summary")),
-        _report(S.ship_rows, "订单号", "ship-report"),
+        *_sheet_steps(SHIP_UPLOAD, "上传发货表并预览", S.preview_shipments, "ship-upload", "确认发货", S.ship_summary,
+                      S.ship_ready, S.apply_shipments, "ship", S.ship_rows, "订单号"),
         spacing="3", width="100%"), width="100%")
 
 
@@ -65,14 +74,8 @@ def _orders() -> rx.Component:
                   rx.hstack(rx.text("默认订单类型", width="9rem", size="2"),
                             rx.select(list(ORDER_TYPES), value=S.default_type, on_change=S.set_default_type)),
                   rx.button("保存列映射", on_click=S.save_mapping, data_testid="map-save"), spacing="2"),
-        rx.hstack(
-            _upload(ORDERS_UPLOAD, "上传订单文件并预览", S.preview_orders, "orders-upload"),
-            confirm_dialog("确认导入", S.imp_summary, confirm=rx.alert_dialog.action(
-                rx.button("确认导入", on_click=S.apply_orders, data_testid="import-apply")),
-                trigger=rx.button("确认导入…", disabled=~S.imp_ready, data_testid="import-confirm")),
-            spacing="3", align="center"),
-        rx.cond(S.imp_summary != "", rx.text(S.imp_summary, size="2", data_testid="import-summary")),
-        _report(S.imp_rows, "渠道订单号", "import-report"),
+        *_sheet_steps(ORDERS_UPLOAD, "上传订单文件并预览", S.preview_orders, "orders-upload", "确认导入", S.imp_summary,
+                      S.imp_ready, S.apply_orders, "import", S.imp_rows, "渠道订单号"),
         spacing="3", width="100%"), width="100%")
 
 

@@ -9,9 +9,11 @@
   NOTHING`` — the unique key makes a replay (or two clerks importing the same file at once) import each
   order once — then their history lines and board notices; bad rows are reported, never half-written.
 
-Imported orders are ``paid`` (the channel took the money): they join the same queues, boards and
-reports. ``paid_fen`` stays 0 — no WeChat Pay money exists here to refund; the channel's amount is in
-``list_fen`` / ``payable_fen`` and ``details.channel_paid_fen``.
+Imported orders are ``paid`` (the channel took the money): they join the same queues, boards, exports and
+reports with what the user paid — ``paid_fen`` is the sheet's 实付金额 when the mapping has that column (the
+order amount, 订单金额, is the list price; a channel discount is the difference), else the order amount;
+``details.channel_paid_fen`` says the same. The money was collected by the channel, not by WeChat Pay here, so
+the order is refunded in the channel: a refund here is refused (``CHANNEL_ORDER``, :mod:`gc_admin.orders.flows`).
 """
 
 from __future__ import annotations
@@ -41,8 +43,8 @@ from gc_admin.users.models import MpUser
 #: our field -> (label, required)
 FIELDS: dict[str, tuple[str, bool]] = {
     "external_id": ("渠道订单号", True), "phone": ("用户手机号", True), "item": ("商品名称", True),
-    "amount": ("订单金额（元）", True), "quantity": ("数量", False), "type": ("订单类型", False),
-    "city": ("城市", False),
+    "amount": ("订单金额（元）", True), "paid": ("实付金额（元）", False), "quantity": ("数量", False),
+    "type": ("订单类型", False), "city": ("城市", False),
 }
 SOURCE_RE = re.compile(r"^[a-z][a-z0-9_-]{1,31}$")
 TYPE_BY_LABEL = {**{v: k for k, v in ORDER_TYPES.items()}, **{k: k for k in ORDER_TYPES}}
@@ -137,13 +139,18 @@ def _check(cells: dict[str, str], default_type: str) -> tuple[dict[str, Any], st
     amount = _fen(cells["amount"])
     if amount is None:
         return {}, "订单金额需为不小于 0 的金额（元，最多两位小数）"
+    paid = amount if not cells.get("paid") else _fen(cells["paid"])
+    if paid is None:
+        return {}, "实付金额需为不小于 0 的金额（元，最多两位小数）"
+    if paid > amount:
+        return {}, "实付金额不能大于订单金额"
     qty_text = cells.get("quantity") or "1"
     if not qty_text.isdigit() or not 1 <= int(qty_text) <= 1000:
         return {}, "数量需为 1–1000 的整数"
     type_ = TYPE_BY_LABEL.get(cells.get("type") or default_type)
     if type_ is None:
         return {}, f"未知的订单类型：{cells.get('type')}"
-    return {"external_id": ext, "phone": phone, "item": cells["item"][:64], "amount_fen": amount,
+    return {"external_id": ext, "phone": phone, "item": cells["item"][:64], "amount_fen": amount, "paid_fen": paid,
             "quantity": int(qty_text), "type": type_, "city": (cells.get("city") or "").removesuffix("市")[:16] or None}, ""
 
 
@@ -201,11 +208,11 @@ def apply(session: Session, *, actor: Actor, source: str, data: bytes, filename:
             unit = v["amount_fen"] // v["quantity"]
             orders.append({
                 "order_no": new_order_no(now), "type": v["type"], "status": "paid", "user_id": users[v["phone"]],
-                "list_fen": v["amount_fen"], "payable_fen": v["amount_fen"], "paid_fen": 0, "refunded_fen": 0,
-                "pricing": {"list_fen": v["amount_fen"], "steps": [], "payable_fen": v["amount_fen"]},
+                "list_fen": v["amount_fen"], "payable_fen": v["paid_fen"], "paid_fen": v["paid_fen"], "refunded_fen": 0,
+                "pricing": {"list_fen": v["amount_fen"], "steps": [], "payable_fen": v["paid_fen"]},
                 "details": {"lines": [{"code": "", "name": v["item"], "quantity": v["quantity"], "unit_fen": unit,
                                        "amount_fen": v["amount_fen"]}], "source": source,
-                            "channel_paid_fen": v["amount_fen"]},
+                            "channel_paid_fen": v["paid_fen"]},
                 "fulfilment": {}, "points_used": 0, "stored_value_fen": 0, "pay_expires_at": now, "city": v["city"],
                 "source": source, "external_id": v["external_id"], "created_at": now, "updated_at": now,
                 "paid_at": now})

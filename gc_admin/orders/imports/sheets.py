@@ -6,11 +6,18 @@ from __future__ import annotations
 
 import dataclasses
 import io
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import polars as pl
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from gc_admin.core.errors import InvalidInput
-from gc_admin.core.uploads import UploadRefused, check_upload
+from gc_admin.core.uploads import UploadRefused, check_upload, read_upload
+from gc_admin.db import session_scope
+
+T = TypeVar("T")
 
 MAX_ROWS = 5_000  # rows of one sheet (a shipment sheet, a channel's export)
 
@@ -65,3 +72,18 @@ def read_sheet(data: bytes) -> Sheet:
     if len(cells) - 1 > MAX_ROWS:
         raise InvalidInput(f"一次最多导入 {MAX_ROWS} 行，请拆分文件", code="TOO_MANY_ROWS")
     return Sheet(cells[0], cells[1:])
+
+
+async def sheet_report(file: Any, *, dry_run: bool, preview: Callable[[Session, bytes], T],
+                       apply: Callable[[Session, bytes, str], T]) -> T:
+    """An uploaded sheet's route body: read the upload (size-capped), then in one unit of work off the event
+    loop either ``preview(session, data)`` (the dry run: writes nothing) or ``apply(session, data, filename)``;
+    each returns its per-row report."""
+    data = await read_upload(file)
+    filename = (getattr(file, "filename", None) or "")[:255]
+
+    def work() -> T:
+        with session_scope() as s:
+            return preview(s, data) if dry_run else apply(s, data, filename)
+
+    return await run_in_threadpool(work)

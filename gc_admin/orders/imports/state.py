@@ -18,8 +18,8 @@ from gc_admin.core.uploads import read_upload
 from gc_admin.coupons.staging import discard_staged, staged_path, staging_file
 from gc_admin.orders import service as orders
 from gc_admin.orders.imports import service as imports
-from gc_admin.orders.imports.api import IMPORT_ROLES
 from gc_admin.orders.suppliers import shipments
+from gc_admin.orders.suppliers.shipments import IMPORT_ROLES
 from gc_admin.ui.auth import current_principal, guarded, public, run_db
 
 SECTION = "orders"
@@ -32,9 +32,7 @@ OUTCOME_LABELS = {"ship": "将发货", "skip": "已发货（跳过）", "error":
 
 def _ship_scope() -> orders.Scope | None:
     p = current_principal()
-    scope = orders.scope_for(p.role, supplier_code=p.supplier_code)
-    ok = scope.visible and scope.can_act and (scope.types is None or "goods" in scope.types)
-    return scope if ok else None
+    return shipments.ship_scope(p.role, supplier_code=p.supplier_code)
 
 
 def _rows(items: list[dict[str, Any]], key: str) -> list[dict[str, str]]:

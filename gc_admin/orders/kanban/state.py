@@ -30,6 +30,7 @@ from gc_admin.orders.kanban import service as kanban
 from gc_admin.orders.kinds import kind_of
 from gc_admin.orders.models import ORDER_TYPES
 from gc_admin.orders.state import OrdersState
+from gc_admin.orders.suppliers import shipments
 from gc_admin.ui.auth import current_principal, guarded, public, run_db
 from gc_admin.ui.paging import DateRangeMixin, SearchMixin
 
@@ -84,8 +85,9 @@ class KanbanState(DateRangeMixin, SearchMixin, rx.State):
     selected: list[str] = []
     mark: str = ""
     visible: bool = True
-    can_act: bool = False
+    can_act: bool = False  # 下一单 and the bulk moves (not for a scope limited to some moves: a supplier ships)
     scope_note: str = ""
+    imports_link: bool = False  # 订单导入与批量发货 has something for this member
     loaded: bool = False
     busy: bool = False
 
@@ -104,7 +106,9 @@ class KanbanState(DateRangeMixin, SearchMixin, rx.State):
     async def _reload(self) -> Any:
         p = current_principal()
         scope = orders.scope_of(p)
-        self.visible, self.can_act, self.scope_note = scope.visible, scope.can_act, scope.note
+        self.visible, self.scope_note = scope.visible, scope.note
+        self.can_act = scope.can_act and scope.actions is None
+        self.imports_link = shipments.may_use_imports(p.role, supplier_code=p.supplier_code)
         self.types = display.type_options(scope)
         self.loaded = True
         if not scope.visible:

@@ -5,7 +5,9 @@ Body: ``details = {"goods_code", "quantity", "address": {name, phone, province, 
 item's ``exchange_products`` redeems one unit), a ``goods_discount`` coupon, or plainly. Creating the order
 takes the stock (a conditional UPDATE: never below zero) and records the item's supplier on the order,
 so the supplier's account sees it (row scope: ``service_order.supplier_code``); cancelling it unpaid
-gives the stock back. Staff / the supplier ``ship`` it with ``{carrier, tracking_no}`` (shown to the user
+gives the stock back, and so does a full refund before it ships (:func:`give_back_for_refund`: paid then
+refunded, or cancelled and refunded by after-sales). After shipping a refund gives no stock back: the item
+has left the supplier; if the parcel comes back, the supplier adds it to the stock on 商品管理. Staff / the supplier ``ship`` it with ``{carrier, tracking_no}`` (shown to the user
 in ``fulfilment``); the user confirms receipt, or :func:`auto_confirm_shipped` completes it N days later.
 """
 
@@ -18,6 +20,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+from gc_admin.audit.service import record
 from gc_admin.core.clock import iso, utcnow
 from gc_admin.core.errors import Conflict, InvalidInput
 from gc_admin.core.phone import mask_phone, normalize_phone
@@ -96,6 +99,24 @@ def give_back_for_orders(session: Session, *, details: list[Any]) -> None:
             suppliers.give_back_stock(session, code=d["goods_code"], quantity=int(d.get("quantity", 1)))
 
 
+def give_back_for_refund(session: Session, *, order: ServiceOrder) -> bool:
+    """A goods order was fully refunded — called in the one transaction whose conditional UPDATE settled
+    the refund (a replayed notify or a second sync settles nothing and never gets here), so the stock goes
+    back once. Nothing goes back for an order that was shipped (the item is with the carrier or the user)
+    nor for one cancelled unpaid before its money arrived (that cancellation gave the stock back already)."""
+    d = order.details or {}
+    if order.type != "goods" or not d.get("goods_code") or not d.get("supplier_code"):
+        return False
+    if order.cancelled_at is not None or (order.fulfilment or {}).get("tracking_no"):
+        return False
+    quantity = int(d.get("quantity", 1))
+    suppliers.give_back_stock(session, code=d["goods_code"], quantity=quantity)
+    record(session, actor=SYSTEM, action="goods.stock_returned", target_type="service_order", target_id=order.id,
+           summary=f"订单 {order.order_no} 未发货即全额退款，{d['goods_code']} 退回库存 {quantity} 件",
+           after={"goods_code": d["goods_code"], "quantity": quantity})
+    return True
+
+
 def on_action(session: Session, *, order: Any, action: str, fields: Mapping[str, Any], actor: Any,
               now: Any) -> ActionOutcome | None:
     """ship: carrier and tracking no. are required (the user sees them)."""
@@ -108,8 +129,8 @@ def on_action(session: Session, *, order: Any, action: str, fields: Mapping[str,
 
 
 def details_text(details: Mapping[str, Any]) -> str:
-    a = details.get("address") or {}
-    if not isinstance(a, Mapping):
+    a = details.get("address")
+    if not isinstance(a, Mapping) or not a:  # an imported channel order has no address: its lines say what it is
         return ""
     return f"收货人 {a.get('name', '')} {mask_phone(str(a.get('phone', '')))} · {a.get('province', '')}{a.get('city', '')}" \
            f"{a.get('district', '')}"

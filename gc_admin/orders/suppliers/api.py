@@ -1,11 +1,16 @@
 """Goods catalogue routes (``/admin/goods``): platform staff see every supplier's goods and add them for
-any supplier; a supplier account sees and adds only its own (row scope by ``supplier_code``)."""
+any supplier; a supplier account sees, adds and edits only its own (row scope by ``supplier_code``:
+another supplier's item answers 404 ``GOODS_NOT_FOUND``, by code as by listing). A photo is an upload
+(multipart ``file``) checked by content like a bouquet's (``UPLOAD_NOT_IMAGE``, ``UPLOAD_TOO_LARGE``,
+``UPLOAD_TOO_MANY_PIXELS``, ``UPLOAD_BAD_IMAGE``) and served publicly to the mini-program at
+``/mp/goods/{code}/image`` (content-addressed URL; see :mod:`gc_admin.core.photos`)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, Request, UploadFile
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -13,15 +18,18 @@ from gc_admin.accounts.deps import require_staff
 from gc_admin.core.errors import Forbidden, InvalidInput
 from gc_admin.core.http import StrictModel
 from gc_admin.core.params import Count, Fen
+from gc_admin.core.photos import PHOTO_RESPONSES, read_photo, serve_photo
 from gc_admin.core.principal import Principal
-from gc_admin.core.uploads import read_upload
-from gc_admin.orders import service as orders
-from gc_admin.orders.suppliers import shipments
 from gc_admin.db import session_scope
+from gc_admin.orders import service as orders
+from gc_admin.orders.imports.sheets import sheet_report
 from gc_admin.orders.suppliers import service as suppliers
+from gc_admin.orders.suppliers import shipments
 from gc_admin.orders.suppliers.models import Goods
 
 admin = APIRouter(prefix="/admin", tags=["admin: goods"])
+mp = APIRouter(prefix="/mp", tags=["mini-program: goods"])
+Code = Annotated[str, Path(min_length=2, max_length=32, description="goods code")]
 
 CATALOGUE_ROLES = ("admin", "manager", "clerk", "service")  # every supplier's goods
 EDIT_ROLES = ("admin", "manager")  # add goods for any supplier (a supplier: for itself)
@@ -35,7 +43,7 @@ def supplier_scope(p: Principal, *, edit: bool = False) -> str | None:
         return p.supplier_code
     if p.role in (EDIT_ROLES if edit else CATALOGUE_ROLES):
         return None
-    raise Forbidden("没有权限查看实物商品", code="FORBIDDEN")
+    raise Forbidden("没有权限查看实物商品" if not edit else "只有管理员、经理或该商品的供货商可以修改商品", code="FORBIDDEN")
 
 
 class GoodsOut(BaseModel):
@@ -44,6 +52,9 @@ class GoodsOut(BaseModel):
     supplier_code: str
     name: str
     photo_url: str
+    image_url: str | None = Field(None, description="what the mini-program shows: the uploaded photo, else photo_url")
+    image_width: int | None = None
+    image_height: int | None = None
     price_fen: int
     stock: int
     exchange_products: list[str]
@@ -52,6 +63,7 @@ class GoodsOut(BaseModel):
     @classmethod
     def of(cls, g: Goods) -> GoodsOut:
         return cls(id=g.id or 0, code=g.code, supplier_code=g.supplier_code, name=g.name, photo_url=g.photo_url,
+                   image_url=suppliers.image_url(g), image_width=g.image_width, image_height=g.image_height,
                    price_fen=g.price_fen, stock=g.stock, exchange_products=list(g.exchange_products or []),
                    on_sale=g.on_sale)
 
@@ -93,6 +105,53 @@ def create_goods(body: GoodsBody, p: Principal = Depends(require_staff("orders")
         return GoodsOut.of(g)
 
 
+class GoodsPatch(StrictModel):
+    name: str | None = Field(None, min_length=1, max_length=64)
+    price_fen: Fen | None = None
+    on_sale: bool | None = Field(None, strict=True)
+    exchange_products: Annotated[list[Annotated[str, Field(max_length=32)]], Field(max_length=20)] | None = None
+    stock_delta: int = Field(0, strict=True, ge=-1_000_000, le=1_000_000,
+                             description="added to the stock (negative: taken off; never below zero)")
+
+
+@admin.get("/goods/{code}", response_model=GoodsOut, summary="一件实物商品（供货商账号只能看自己的，否则 404）")
+def get_goods(code: Code, p: Principal = Depends(require_staff("orders"))):
+    scope = supplier_scope(p)
+    with session_scope() as s:
+        return GoodsOut.of(suppliers.get_goods(s, code=code, supplier_code=scope))
+
+
+@admin.patch("/goods/{code}", response_model=GoodsOut,
+             summary="修改实物商品：名称、价格、上架 / 下架、可兑换券种、库存增减（管理员/经理；供货商只能改自己的）")
+def update_goods(code: Code, body: GoodsPatch, p: Principal = Depends(require_staff("orders"))):
+    scope = supplier_scope(p, edit=True)
+    changes = body.model_dump(exclude_none=True)
+    delta = changes.pop("stock_delta", 0)
+    with session_scope() as s:
+        return GoodsOut.of(suppliers.update_goods(s, actor=p.actor(), code=code, supplier_code=scope,
+                                                  stock_delta=delta, **changes))
+
+
+@admin.post("/goods/{code}/image", response_model=GoodsOut,
+            summary="上传实物商品照片（JPG / PNG / WebP；按内容检查类型、大小与像素）")
+async def upload_goods_image(code: Code, file: UploadFile = File(..., description="the photo"),
+                             p: Principal = Depends(require_staff("orders"))):
+    scope = supplier_scope(p, edit=True)
+    data = await read_photo(file)
+
+    def work() -> GoodsOut:
+        with session_scope() as s:
+            return GoodsOut.of(suppliers.set_goods_image(s, actor=p.actor(), code=code, data=data, supplier_code=scope))
+
+    return await run_in_threadpool(work)
+
+
+@mp.get("/goods/{code}/image", summary="实物商品照片（公开；URL 带内容哈希，可长期缓存）", response_class=Response,
+        responses=PHOTO_RESPONSES)
+def goods_image(code: Code, request: Request):
+    return serve_photo(lambda s: suppliers.goods_image(s, code=code), request.headers.get("if-none-match"))
+
+
 class ShipRowOut(BaseModel):
     line: int
     order_no: str
@@ -114,8 +173,8 @@ class ShipmentReport(BaseModel):
 
 
 def _ship_scope(p: Principal) -> orders.Scope:
-    scope = orders.scope_for(p.role, supplier_code=p.supplier_code)
-    if not scope.visible or not scope.can_act or (scope.types is not None and "goods" not in scope.types):
+    scope = shipments.ship_scope(p.role, supplier_code=p.supplier_code)
+    if scope is None:
         raise Forbidden("没有发货的权限", code="FORBIDDEN")
     return scope
 
@@ -126,21 +185,18 @@ def _ship_scope(p: Principal) -> orders.Scope:
 async def import_shipments(file: UploadFile = File(...), dry_run: bool = Form(True),
                            p: Principal = Depends(require_staff("orders"))):
     scope = _ship_scope(p)
-    data = await read_upload(file)
-    filename = (file.filename or "")[:255]
 
-    def work() -> ShipmentReport:
-        with session_scope() as s:
-            if dry_run:
-                plan = shipments.plan(s, data=data, scope=scope)
-                return ShipmentReport(dry_run=True, rows=len(plan.rows), to_ship=plan.count("ship"),
-                                      skipped=plan.count("skip"), failed=plan.count("error"),
-                                      items=[ShipRowOut(**r.to_dict()) for r in plan.rows])
-            rec = shipments.apply(s, data=data, filename=filename, scope=scope, actor=p.actor())
-            return ShipmentReport(dry_run=False, import_id=rec.id, rows=rec.rows, to_ship=rec.shipped,
-                                  skipped=rec.skipped, failed=rec.failed, items=[ShipRowOut(**r) for r in rec.report])
+    def preview(s, data: bytes) -> ShipmentReport:
+        plan = shipments.plan(s, data=data, scope=scope)
+        return ShipmentReport(dry_run=True, rows=len(plan.rows), to_ship=plan.count("ship"), skipped=plan.count("skip"),
+                              failed=plan.count("error"), items=[ShipRowOut(**r.to_dict()) for r in plan.rows])
 
-    return await run_in_threadpool(work)
+    def apply(s, data: bytes, filename: str) -> ShipmentReport:
+        rec = shipments.apply(s, data=data, filename=filename, scope=scope, actor=p.actor())
+        return ShipmentReport(dry_run=False, import_id=rec.id, rows=rec.rows, to_ship=rec.shipped, skipped=rec.skipped,
+                              failed=rec.failed, items=[ShipRowOut(**r) for r in rec.report])
+
+    return await sheet_report(file, dry_run=dry_run, preview=preview, apply=apply)
 
 
-routers = (admin,)
+routers = (admin, mp)

@@ -21,8 +21,23 @@ from gc_admin.core.errors import DomainError, InvalidInput
 from gc_admin.core.principal import Actor
 from gc_admin.orders.imports.sheets import read_sheet
 from gc_admin.orders.models import ServiceOrder
-from gc_admin.orders.service import Scope
+from gc_admin.orders.service import Scope, scope_for
 from gc_admin.orders.suppliers.models import ShipmentImport
+
+IMPORT_ROLES = ("admin", "manager", "clerk")  # platform staff who enter orders of other channels
+
+
+def ship_scope(role: str | None, *, supplier_code: str | None = None) -> Scope | None:
+    """The order scope a member ships goods orders in (a supplier: its own; staff who act on every order: any),
+    or ``None`` when the role may not ship."""
+    scope = scope_for(role, supplier_code=supplier_code)
+    ok = scope.visible and scope.can_act and (scope.types is None or "goods" in scope.types)
+    return scope if ok else None
+
+
+def may_use_imports(role: str | None, *, supplier_code: str | None = None) -> bool:
+    """Whether 订单导入与批量发货 has anything for this member (ship by sheet, or import channel orders)."""
+    return ship_scope(role, supplier_code=supplier_code) is not None or role in IMPORT_ROLES
 
 HEADERS = {"order_no": ("订单号", "order_no"), "carrier": ("快递公司", "carrier"),
            "tracking_no": ("快递单号", "运单号", "tracking_no")}

@@ -263,6 +263,12 @@ ROUTES: dict[tuple[str, str], list[Case]] = {
     ("GET", "/goods"): [Case(REFUNDERS, get("/goods"))],  # a supplier linked to its supplier: tests/unit/orders/test_goods
     ("POST", "/goods"): [Case(MONEY, lambda role, w: ("POST", A + "/goods", {"json": {
         "code": f"g_{role}", "name": "香薰", "price_fen": 100, "supplier_code": "nobody"}}), ok=(404, "SUPPLIER_NOT_FOUND"))],
+    # a supplier linked to its supplier reads and edits its own goods (404 for another's): test_goods_catalogue
+    ("GET", "/goods/{code}"): [Case(REFUNDERS, get("/goods/nogoods"), ok=(404, "GOODS_NOT_FOUND"))],
+    ("PATCH", "/goods/{code}"): [Case(MONEY, lambda role, w: ("PATCH", A + "/goods/nogoods", {"json": {"on_sale": False}}),
+                                      ok=(404, "GOODS_NOT_FOUND"))],
+    ("POST", "/goods/{code}/image"): [Case(MONEY, lambda role, w: ("POST", A + "/goods/nogoods/image", {
+        "files": {"file": ("p.png", b"\x89PNG\r\n\x1a\n", "image/png")}}), ok=(404, "GOODS_NOT_FOUND"))],
     ("POST", "/shipments/imports"): [Case(REFUNDERS, lambda role, w: ("POST", A + "/shipments/imports", {
         "data": {"dry_run": "true"}, "files": {"file": ("s.csv", "订单号,快递公司,快递单号\nGC1,顺丰,SF1\n".encode(),
                                                         "text/csv")}}))],

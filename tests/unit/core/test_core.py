@@ -54,13 +54,13 @@ def test_fmt_local_is_shanghai():
 
 
 EXPECTED_SECTIONS = {
-    "admin": {"home", "stock", "issuance", "orders", "flowers", "drivers", "claims", "settlement", "ledger", "users", "staff", "partners", "audit",
+    "admin": {"home", "stock", "issuance", "orders", "flowers", "goods", "drivers", "claims", "settlement", "ledger", "users", "staff", "partners", "audit",
               "sms"},
-    "manager": {"home", "stock", "issuance", "orders", "flowers", "drivers", "claims", "settlement", "ledger", "users", "audit", "sms"},
-    "clerk": {"home", "stock", "issuance", "orders", "flowers", "claims", "users"},
+    "manager": {"home", "stock", "issuance", "orders", "flowers", "goods", "drivers", "claims", "settlement", "ledger", "users", "audit", "sms"},
+    "clerk": {"home", "stock", "issuance", "orders", "flowers", "goods", "claims", "users"},
     "service": {"home", "orders", "users"},
     "insurer": {"home", "issuance", "settlement"},
-    "supplier": {"home", "orders"},
+    "supplier": {"home", "orders", "goods"},
     "dispatcher": {"home", "orders", "drivers"},
 }
 
