@@ -1,7 +1,7 @@
 """goods photos: an uploaded picture per goods item (content hash, type, size), as bouquets have
 
 Revision ID: i10_goods_photos
-Revises: i10_goods
+Revises: i11_gaps_phash
 Create Date: 2026-12-01 15:40:00
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "i10_goods_photos"
-down_revision: str | Sequence[str] | None = "i10_goods"
+down_revision: str | Sequence[str] | None = "i11_gaps_phash"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
