@@ -23,11 +23,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sqlmodel import Field, SQLModel
+
 from gc_admin.config import get_settings
 from gc_admin.core.errors import NotFound
 from gc_admin.core.uploads import CheckedImage, check_image, limits, read_upload
 
 CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+
+
+class PhotoColumns(SQLModel):
+    """The columns of a catalogue row that has a photo: what :meth:`PhotoStore.attach` writes (a table
+    model lists this class first among its bases)."""
+
+    image_sha256: str | None = Field(default=None, max_length=64)
+    image_type: str | None = Field(default=None, max_length=8)  # png | jpeg | webp
+    image_width: int | None = Field(default=None)
+    image_height: int | None = Field(default=None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,12 +79,15 @@ class PhotoStore:
         image = check_image(data)
         return image, self.store(image)
 
-    def attach(self, row: Any, data: bytes) -> tuple[CheckedImage, str | None]:
-        """Check and store ``data`` and make it ``row``'s photo (its ``image_sha256`` / ``image_type`` /
-        ``image_width`` / ``image_height``); returns the picture and the hash of the photo it replaced."""
+    def attach(self, session: Any, row: PhotoColumns, data: bytes, *, now: Any) -> tuple[CheckedImage, str | None]:
+        """Check and store ``data`` and make it ``row``'s photo (its :class:`PhotoColumns`, ``updated_at``
+        = ``now``, flushed in ``session``); returns the picture and the hash of the photo it replaced."""
         image, sha = self.check_and_store(data)
         before = row.image_sha256
         row.image_sha256, row.image_type, row.image_width, row.image_height = sha, image.ext, image.width, image.height
+        row.updated_at = now  # type: ignore[attr-defined]
+        session.add(row)
+        session.flush()
         return image, before
 
     def stored(self, sha256: str | None, ext: str | None, *, missing: NotFound) -> StoredImage:

@@ -13,13 +13,14 @@ import datetime as dt
 from sqlalchemy import BigInteger, CheckConstraint, Index, text
 from sqlmodel import Field, SQLModel
 
+from gc_admin.core.photos import PhotoColumns
 from gc_admin.core.types import utc_field
 
 #: Shown with every bouquet (SPEC.md §4.1): the shop makes the bouquet, not the photo.
 BOUQUET_NOTE = "花束款式与包装以花店实际制作为准，可能与图片略有不同"
 
 
-class Bouquet(SQLModel, table=True):
+class Bouquet(PhotoColumns, table=True):
     """A bouquet on the 鲜花配送 menu. Only ``active`` ones can be ordered; ``sort`` orders the menu."""
 
     __tablename__ = "bouquet"
@@ -35,10 +36,6 @@ class Bouquet(SQLModel, table=True):
     price_fen: int = Field(sa_type=BigInteger)
     active: bool = Field(default=True)
     sort: int = Field(default=0)
-    image_sha256: str | None = Field(default=None, max_length=64)
-    image_type: str | None = Field(default=None, max_length=8)  # png | jpeg | webp
-    image_width: int | None = Field(default=None)
-    image_height: int | None = Field(default=None)
     created_at: dt.datetime = utc_field()
     updated_at: dt.datetime = utc_field()
 

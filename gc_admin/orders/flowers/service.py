@@ -191,10 +191,7 @@ def set_image(session: Session, *, actor: Actor, code: str, data: bytes, now: dt
     """Check an uploaded photo (:func:`check_image`: refused files raise ``UPLOAD_*`` and store nothing),
     store it, and make it the bouquet's photo; audited."""
     bouquet = get_bouquet(session, code=code)
-    _image, before = PHOTOS.attach(bouquet, data)
-    bouquet.updated_at = now or utcnow()
-    session.add(bouquet)
-    session.flush()
+    _image, before = PHOTOS.attach(session, bouquet, data, now=now or utcnow())
     record(session, actor=actor, action="bouquet.image_set", target_type="bouquet", target_id=bouquet.id,
            **photo_change(_image, before, f"花束 {bouquet.name}（{bouquet.code}）"))
     return bouquet

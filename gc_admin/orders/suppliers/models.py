@@ -8,6 +8,7 @@ import datetime as dt
 from sqlalchemy import JSON, BigInteger, CheckConstraint
 from sqlmodel import Field, SQLModel
 
+from gc_admin.core.photos import PhotoColumns
 from gc_admin.core.types import utc_field
 
 
@@ -19,7 +20,7 @@ class Supplier(SQLModel, table=True):
     created_at: dt.datetime = utc_field()
 
 
-class Goods(SQLModel, table=True):
+class Goods(PhotoColumns, table=True):
     """One item a supplier ships. ``exchange_products``: codes of the goods_exchange products that redeem it.
     Its photo is an upload stored by content hash (``image_sha256`` / ``image_type``, like a bouquet's:
     :mod:`gc_admin.core.photos`) and served at ``/api/v1/mp/goods/{code}/image``; ``photo_url`` is an
@@ -40,10 +41,6 @@ class Goods(SQLModel, table=True):
     stock: int = Field(default=0)
     exchange_products: list[str] = Field(default_factory=list, sa_type=JSON)
     on_sale: bool = Field(default=True)
-    image_sha256: str | None = Field(default=None, max_length=64)
-    image_type: str | None = Field(default=None, max_length=8)  # png | jpeg | webp
-    image_width: int | None = Field(default=None)
-    image_height: int | None = Field(default=None)
     created_at: dt.datetime = utc_field()
     updated_at: dt.datetime = utc_field()
 

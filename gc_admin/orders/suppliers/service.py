@@ -221,10 +221,7 @@ def set_goods_image(session: Session, *, actor: Actor, code: str, data: bytes,
     """Check an uploaded photo (refused files raise ``UPLOAD_*`` and store nothing), store it and make it
     the item's photo; audited."""
     g = get_goods(session, code=code, supplier_code=supplier_code)
-    image, before = PHOTOS.attach(g, data)
-    g.updated_at = utcnow()
-    session.add(g)
-    session.flush()
+    image, before = PHOTOS.attach(session, g, data, now=utcnow())
     record(session, actor=actor, action="goods.image_set", target_type="goods", target_id=g.id,
            **photo_change(image, before, f"实物 {g.name}（{g.code}）"))
     return g
