@@ -146,6 +146,20 @@ def _cpu_per_journey(app, n: int = 20) -> float:
     return (_session_cpu(app.proc.pid) - before) / n * 1000
 
 
+def _cpu_per_call(app, path: str, headers: dict[str, str], n: int = 400) -> float:
+    """Server CPU (ms, all the instance's processes) per ``GET path``, requests sent one at a time."""
+
+    async def serial() -> None:
+        async with httpx.AsyncClient(base_url=app.base_url, timeout=60) as client:
+            for _ in range(n):
+                (await client.get(path, headers=headers)).raise_for_status()
+
+    asyncio.run(serial())  # warm
+    before = _session_cpu(app.proc.pid)
+    asyncio.run(serial())
+    return (_session_cpu(app.proc.pid) - before) / n * 1000
+
+
 def _seed(url: str, *, codes: int) -> None:
     """The catalogue (tpp50 on sale, no per-user limit) with ``codes`` codes in stock."""
     from gc_admin.coupons import service as coupons
@@ -222,6 +236,11 @@ def main(scale: float = 1.0) -> None:
                     base = statistics.mean([h, h2])
                     print(f"coupons_vs_health: {c / base:.2f}  (my coupons {c:.0f} req/s vs health {base:.0f} req/s; "
                           "target >= 0.7)")
+                    h_cpu = _cpu_per_call(app, "/api/v1/health", {})
+                    c_cpu = _cpu_per_call(app, "/api/v1/mp/coupons", mine)
+                    print(f"server_cpu_health_vs_coupons: {h_cpu / c_cpu:.2f}  (server CPU per request, one at a time: "
+                          f"health {h_cpu:.2f} ms, my coupons {c_cpu:.2f} ms — the rate ratio the server alone would "
+                          "give, without the load generator's share of the 2 cores)")
             finally:
                 app.stop()
         print(f"load_3w_vs_1w: {rates[3] / rates[1]:.2f}  (3 workers {rates[3]:.0f} req/s vs 1 worker "
