@@ -225,6 +225,11 @@ def test_two_clerks_boards_a_claim_accept_and_complete_move_the_card_live(page, 
         expect(card_in(other, "paid")).to_be_visible(timeout=10_000)
         expect(card_in(page, "paid")).to_contain_text("话费充值")
         expect(card_in(page, "paid")).to_contain_text("¥50.00")
+        # the amount is drawn whole inside its card, however long the order no. beside it
+        card, amount = card_in(page, "paid").bounding_box(), card_in(page, "paid").get_by_test_id("card-amount")
+        expect(amount).to_have_text("¥50.00")
+        box = amount.bounding_box()
+        assert card and box and card["x"] <= box["x"] and box["x"] + box["width"] <= card["x"] + card["width"]
 
         card_in(page, "paid").get_by_test_id("card-claim").click()
         expect(card_in(page, "paid").get_by_test_id("card-assignee")).to_have_text("陈静")
