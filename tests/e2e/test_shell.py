@@ -270,9 +270,11 @@ def test_the_connection_notice_goes_when_the_connection_comes_back(page, app_ser
     page.add_init_script(FRAMES_AND_SOCKETS_BY_HAND)
     page.goto(app_server.url("/login/"))
     expect(page.get_by_test_id("login-username")).to_be_visible()
+    page.wait_for_load_state("networkidle")  # mounted: the notice's effect is listening (as in the test above)
     for _ in range(2):  # an allowed address: the notice comes with the second failed attempt
         page.wait_for_function("window.__sockets() > 0", polling=100)
         page.evaluate("window.__failSocket()")
+        page.evaluate("window.__frame()")  # the frames the page asked for meanwhile
     toast = page.locator("[data-sonner-toast]").filter(has_text="无法连接服务器，正在重试")
     expect(toast).to_be_visible()
     expect(page.get_by_test_id("connection-lost")).to_be_visible()
