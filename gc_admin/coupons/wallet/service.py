@@ -32,6 +32,7 @@ from gc_admin.coupons.models import (
     REVOKED_PREFIX,
     SHOWN_STATUSES,
     Coupon,
+    CouponPurchaseItem,
     IssuanceBatch,
     Product,
     StockCode,
@@ -414,7 +415,8 @@ def user_coupons_for_staff(session: Session, *, phone: str, now: dt.datetime | N
 
 
 def coupon_history(session: Session, *, coupon_id: int) -> list[AuditLog]:
-    """The audit trail of one coupon: its batch's issue row, then every reveal/reserve/consume/release."""
+    """The audit trail of one coupon: its batch's (or its order's) issue row, then every reveal/reserve/consume/
+    release."""
     coupon = session.get(Coupon, coupon_id)
     if coupon is None:
         raise _not_found()
@@ -425,6 +427,11 @@ def coupon_history(session: Session, *, coupon_id: int) -> list[AuditLog]:
     if coupon.stock_code_id is not None:
         cond = or_(cond, and_(col(AuditLog.target_type) == "stock_code",
                               col(AuditLog.target_id) == str(coupon.stock_code_id)))
+    bought_on = session.exec(select(CouponPurchaseItem.order_id)
+                             .where(col(CouponPurchaseItem.coupon_id) == coupon_id)).first()
+    if bought_on is not None:  # a bought coupon: its order's issue row (not the rest of the order's trail)
+        cond = or_(cond, and_(col(AuditLog.target_type) == "service_order", col(AuditLog.target_id) == str(bought_on),
+                              col(AuditLog.action) == "coupon.issued"))
     return list(session.exec(select(AuditLog).where(cond).order_by(col(AuditLog.id))).all())
 
 

@@ -405,3 +405,22 @@ def test_events_are_kept_per_order(any_db) -> None:
     with pytest.raises(InvalidInput) as err:
         act(b.id, "cancel")  # staff must give a reason
     assert err.value.code == "REASON_REQUIRED"
+
+
+def test_a_bought_coupon_s_history_starts_with_its_issue(any_db) -> None:
+    """The 用户 page's 历史 of a coupon bought on an order shows its 发放 (the order's issue row) first."""
+    from gc_admin.coupons.wallet import service as wallet
+
+    shop()
+    user = buyer()
+    with wired() as w:
+        order = buy(user, 2)
+        pay(w, order)
+    ids = rows("SELECT id FROM coupon ORDER BY id")
+    assert len(ids) == 2
+    with session_scope() as s:
+        for (cid,) in ids:
+            trail = wallet.coupon_history(s, coupon_id=cid)
+            assert [a.action for a in trail] == ["coupon.issued"]
+            assert trail[0].target_type == "service_order" and trail[0].target_id == str(order.id)
+            assert wallet.COUPON_ACTION_LABELS[trail[0].action] == "发放"
