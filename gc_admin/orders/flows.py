@@ -692,7 +692,7 @@ def _refund_succeeded(session: Session, *, refund_id: int, wx_refund_id: str | N
     if refund.full:
         transition(session, order_id=order.id, action="refunded", actor=SYSTEM,
                    reason=f"已退款 {format_fen(order.refunded_fen)}", now=now)
-        goods.give_back_for_refund(session, order=order)  # unshipped goods: their stock, once
+        kind_of(order.type).on_refunded(session, order=order)  # e.g. unshipped goods: their stock, once
         ref_of_order = order_ref(order.id)
         for cid in (order.coupon_id, (order.details or {}).get("exchange_coupon_id")):
             if cid and purchase.return_used_coupon(session, coupon_id=int(cid), ref=ref_of_order, now=now):

@@ -140,6 +140,9 @@ class Kind:
     on_created: Callable[..., None] = _nothing  # (session, *, order, quote, now)
     # the order was just paid (created -> paid won), in the payment's transaction: deliver what it sells
     on_paid: Callable[..., None] = _nothing  # (session, *, order, actor, now)
+    # the order was just fully refunded, in the transaction whose conditional UPDATE settled it (once): give
+    # back what it held (stock)
+    on_refunded: Callable[..., None] = _nothing  # (session, *, order)
     # fields of its own in the order's API view
     view: Callable[..., dict[str, Any]] = _no_extra  # (session, *, order)
     # refunds per unit (e.g. per coupon bought): the allowed amounts for 1, 2, … units, or None (any amount)

@@ -105,7 +105,7 @@ def give_back_for_refund(session: Session, *, order: ServiceOrder) -> bool:
     back once. Nothing goes back for an order that was shipped (the item is with the carrier or the user)
     nor for one cancelled unpaid before its money arrived (that cancellation gave the stock back already)."""
     d = order.details or {}
-    if order.type != "goods" or not d.get("goods_code") or not d.get("supplier_code"):
+    if not d.get("goods_code") or not d.get("supplier_code"):
         return False
     if order.cancelled_at is not None or (order.fulfilment or {}).get("tracking_no"):
         return False
@@ -158,5 +158,5 @@ def auto_confirm_shipped(session: Session, *, now: dt.datetime | None = None, da
 
 
 KIND = Kind("goods", lines=lines, coupon_fits=("goods_discount",), exchange_fits=("goods_exchange",),
-            on_created=on_created, on_action=on_action, details_text=details_text,
+            on_created=on_created, on_refunded=give_back_for_refund, on_action=on_action, details_text=details_text,
             actions=("ship", "complete", "cancel", "after_sales", "resolve"), action_fields={"ship": ("carrier", "tracking_no")})
