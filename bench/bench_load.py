@@ -131,33 +131,33 @@ def _session_cpu(sid: int) -> float:
     return total
 
 
-def _cpu_per_journey(app, n: int = 20) -> float:
-    """Server CPU (ms, all its processes) per mini-program journey, journeys run one at a time: what a journey
-    costs, however busy the machine is."""
+def _server_cpu_ms(app, one, n: int) -> float:
+    """Server CPU (ms, all the instance's processes) per ``await one(client)``, run ``n`` times one at a time
+    after a warm-up round: what one costs, however busy the machine is."""
 
     async def serial() -> None:
         async with httpx.AsyncClient(base_url=app.base_url, timeout=60) as client:
             for _ in range(n):
-                await _journey(client, Stats())
+                await one(client)
 
     asyncio.run(serial())  # warm
     before = _session_cpu(app.proc.pid)
     asyncio.run(serial())
     return (_session_cpu(app.proc.pid) - before) / n * 1000
+
+
+def _cpu_per_journey(app, n: int = 20) -> float:
+    """Server CPU (ms) per mini-program journey (7 requests)."""
+    return _server_cpu_ms(app, lambda client: _journey(client, Stats()), n)
 
 
 def _cpu_per_call(app, path: str, headers: dict[str, str], n: int = 400) -> float:
-    """Server CPU (ms, all the instance's processes) per ``GET path``, requests sent one at a time."""
+    """Server CPU (ms) per ``GET path``."""
 
-    async def serial() -> None:
-        async with httpx.AsyncClient(base_url=app.base_url, timeout=60) as client:
-            for _ in range(n):
-                (await client.get(path, headers=headers)).raise_for_status()
+    async def get(client: httpx.AsyncClient) -> None:
+        (await client.get(path, headers=headers)).raise_for_status()
 
-    asyncio.run(serial())  # warm
-    before = _session_cpu(app.proc.pid)
-    asyncio.run(serial())
-    return (_session_cpu(app.proc.pid) - before) / n * 1000
+    return _server_cpu_ms(app, get, n)
 
 
 def _seed(url: str, *, codes: int) -> None:
