@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import event, func, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, create_engine, select
 
@@ -187,6 +187,14 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+@contextlib.contextmanager
+def read_connection(url: str | None = None) -> Iterator[Connection]:
+    """A pooled connection for Core reads with no ORM session (the hottest read-only routes); whatever
+    it began is rolled back when it goes back to the pool. Writes belong in :func:`session_scope`."""
+    with get_engine(url).connect() as connection:
+        yield connection
 
 
 @contextlib.contextmanager

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, false, func, literal, or_, update
+from sqlalchemy import Connection, and_, bindparam, case, false, func, literal, or_, update
 from sqlmodel import Session, col, select
 
 from gc_admin.audit.models import AuditLog
@@ -130,19 +131,54 @@ def _list_statement(status: str | None, has_phone: bool) -> Any:
     return stmt
 
 
+def _user_rows(connection: Connection, *, user_id: int | None, phone: str | None, status: str | None,
+               now: dt.datetime | None) -> list[Any]:
+    if status is not None and status not in USER_STATUSES:
+        raise InvalidInput("未知的券状态", code="INVALID_STATUS")
+    if user_id is None and not phone:
+        return []
+    params: dict[str, Any] = {"now": now or utcnow(), "uid": user_id}
+    if phone:
+        params["phone"] = phone
+    return connection.execute(_list_statement(status, bool(phone)), params).all()
+
+
 def list_user_coupons(session: Session, *, user: MpUser, status: str | None = None,
                       now: dt.datetime | None = None) -> list[CouponView]:
     """The user's coupons, optionally by shown status; available ones soonest-expiring first."""
-    now = now or utcnow()
-    if status is not None and status not in USER_STATUSES:
-        raise InvalidInput("未知的券状态", code="INVALID_STATUS")
-    if user.id is None and not user.phone:
-        return []
-    params: dict[str, Any] = {"now": now, "uid": user.id}
-    if user.phone:
-        params["phone"] = user.phone
-    rows = session.connection().execute(_list_statement(status, bool(user.phone)), params).all()
+    rows = _user_rows(session.connection(), user_id=user.id, phone=user.phone, status=status, now=now)
     return [CouponView(*row) for row in rows]
+
+
+def _json_time(value: dt.datetime | None) -> str:
+    return "null" if value is None else f'"{iso(value)}"'
+
+
+_JSON_STATUS = {s: json.dumps(s) for s in USER_STATUSES}
+
+
+def user_coupons_json(connection: Connection, *, user_id: int, phone: str | None, status: str | None = None,
+                      now: dt.datetime | None = None) -> str:
+    """``{"items": [...]}`` of :func:`list_user_coupons` as the JSON text the API answers, byte for byte
+    what ``json.dumps({"items": [v.to_dict() ...]}, ensure_ascii=False, separators=(",", ":"))`` gives
+    (a test holds them equal), built without the per-coupon dicts: 我的礼券 is the read an insurer
+    campaign sends tens of thousands of users to, and building 100 dicts and encoding them was a third
+    of its server time. A product's part is encoded once per answer; times are ISO text as ``iso``."""
+    products: dict[tuple[Any, ...], str] = {}
+    parts = []
+    for (cid, code, name, kind, face, pct, cat, shown, issued, expires, use_by, revealed, used) in _user_rows(
+            connection, user_id=user_id, phone=phone, status=status, now=now):
+        key = (code, name, kind, face, pct, cat)
+        product = products.get(key)
+        if product is None:
+            product = products[key] = json.dumps(
+                {"code": code, "name": name, "kind": kind, "face_fen": face, "percent_off": pct, "category": cat},
+                ensure_ascii=False, separators=(",", ":"))
+        parts.append(f'{{"id":{int(cid)},"product":{product},"status":{_JSON_STATUS.get(shown) or json.dumps(shown)},'
+                     f'"issued_at":{_json_time(issued)},"expires_at":{_json_time(expires)},'
+                     f'"use_by":{_json_time(use_by)},"revealed_at":{_json_time(revealed)},'
+                     f'"used_at":{_json_time(used)}}}')
+    return '{"items":[' + ",".join(parts) + "]}"
 
 
 def get_user_coupon(session: Session, *, user: MpUser, coupon_id: int, now: dt.datetime | None = None) -> CouponView:

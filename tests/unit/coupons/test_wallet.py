@@ -246,3 +246,47 @@ def test_audit_rows_name_who_did_it(two_users):
         row = s.exec(select(AuditLog).where(AuditLog.action == "coupon.revealed")).one()
     assert (row.actor_type, row.actor_id, row.actor_name, row.target_type) == ("user", str(alice.id), "139****0001",
                                                                                "coupon")
+
+
+def test_the_coupons_json_is_the_views_json_byte_for_byte(two_users):
+    """我的礼券 answers ``user_coupons_json``'s text (built without the views): for every status filter, past
+    dates, a coupon still waiting for the phone, revealed / reserved / used ones and a product name that
+    needs escaping, it is exactly ``json.dumps`` of the views' ``to_dict`` — the documented shape."""
+    import json
+
+    from sqlalchemy import text
+
+    from gc_admin.coupons.wallet.service import user_coupons_json
+    from gc_admin.db import read_connection
+
+    alice, bob, codes, batch, flowers = two_users
+    waiting = issue([ALICE], product="flower30", batch_id="b3")  # issued before the phone is known below
+    with session_scope() as s:
+        service.use_coupon(s, user=alice, coupon_id=_ids(batch, ALICE)[0])  # revealed, use_by, used
+        service.reserve(s, coupon_id=_ids(flowers, ALICE)[0], user=alice, ref="order:7")
+        service.reserve(s, coupon_id=_ids(waiting, ALICE)[0], user=alice, ref="claim:8")
+        service.consume(s, coupon_id=_ids(waiting, ALICE)[0], ref="claim:8")
+    with session_scope() as s:
+        s.connection().execute(text("UPDATE product SET name = :n WHERE code = 'flower30'"),
+                               {"n": '鲜花 "立减" \\ 30 元 🌹\n</script>'})
+        s.connection().execute(text("UPDATE coupon SET user_id = NULL WHERE id = :i"),  # waits for the phone
+                               {"i": _ids(batch, ALICE)[1]})
+    later = utcnow() + dt.timedelta(days=400)
+    seen = 0
+    for now in (None, later):
+        for status in (None, "available", "reserved", "used", "expired", "revoked"):
+            with session_scope() as s:
+                views = service.list_user_coupons(s, user=alice, status=status, now=now)
+                expected = json.dumps({"items": [v.to_dict() for v in views]}, ensure_ascii=False,
+                                      separators=(",", ":"))
+            with read_connection() as conn:
+                got = user_coupons_json(conn, user_id=alice.id, phone=alice.phone, status=status, now=now)
+            assert got == expected, (status, now)
+            assert json.loads(got) == json.loads(expected)
+            seen += len(views)
+    assert seen >= 8  # the filters really listed coupons
+    with read_connection() as conn:
+        everything = json.loads(user_coupons_json(conn, user_id=alice.id, phone=alice.phone))["items"]
+    assert {c["status"] for c in everything} == {"available", "reserved", "used"}
+    assert any(c["use_by"] and c["revealed_at"] for c in everything)
+    assert not any(code in repr(everything) for code in codes)

@@ -390,3 +390,28 @@ def test_sms_token_and_wechat_user_see_their_own_me(api):
     with session_scope() as s:
         s.exec(update(MpUser).where(col(MpUser.id) == a["user"]["id"]).values(nickname="小王"))
     assert api.get(ME, headers=bearer(a["token"])).json()["nickname"] == "小王"
+
+
+def test_a_token_checked_once_still_expires_and_a_new_key_rechecks_it(api, monkeypatch):
+    """Signatures are checked once per token per process (cached); the expiry is checked on every use, and a
+    changed signing key checks the token again (it then fails)."""
+    import dataclasses
+    import time
+
+    from gc_admin.config import get_settings
+    from gc_admin.core import security
+
+    token = sms_sign_in(api)["token"]
+    for path in (ME, "/api/v1/mp/coupons"):
+        assert api.get(path, headers=bearer(token)).status_code == 200  # checked, now cached
+    exp = security.read_jwt(token, kind="mp")["exp"]
+    monkeypatch.setattr(security.time, "time", lambda: exp + 1)
+    for path in (ME, "/api/v1/mp/coupons"):
+        api_error(api.get(path, headers=bearer(token)), 401, "UNAUTHORIZED")
+    monkeypatch.setattr(security.time, "time", lambda: exp - 1)
+    assert api.get(ME, headers=bearer(token)).status_code == 200
+    changed = dataclasses.replace(get_settings(), secret_key="another-signing-key-" * 3)
+    monkeypatch.setattr(security, "get_settings", lambda: changed)
+    for path in (ME, "/api/v1/mp/coupons"):
+        api_error(api.get(path, headers=bearer(token)), 401, "UNAUTHORIZED")
+    assert security.read_jwt(token, kind="mp") is None and time.time() < exp
