@@ -33,6 +33,9 @@ def test_supplier_ships_by_sheet(page, app_server, tmp_path):
     save_artifact(page, "supplier-home.png")
     page.get_by_test_id("nav-orders").click()
     expect(page.get_by_test_id("column-paid").get_by_test_id("card")).to_have_count(min(len(waiting), 10))
+    expect(page.get_by_test_id("column-shipped")).to_be_visible()
+    for never in ("accepted", "arrived", "in_fulfilment", "awaiting_payment"):  # no goods order is ever in them
+        expect(page.get_by_test_id(f"column-{never}")).to_have_count(0)
     save_artifact(page, "supplier-board.png")
     page.get_by_test_id("orders-imports-link").click()
     expect(page.get_by_test_id("page-title")).to_have_text("订单导入与批量发货")
@@ -42,7 +45,7 @@ def test_supplier_ships_by_sheet(page, app_server, tmp_path):
     save_artifact(page, "goods-ship-preview.png")
     page.get_by_test_id("ship-confirm").click()
     page.get_by_test_id("ship-apply").click()
-    expect(page.get_by_test_id("ship-summary")).to_contain_text("发货 1 单")
+    expect(page.get_by_test_id("ship-summary")).to_contain_text("已完成：发货 1 单")  # not the preview's "将发货 1 单"
     save_artifact(page, "goods-shipped.png")
     seen = c.get(f"/api/v1/admin/orders/{order['id']}", headers=supplier).json()
     assert seen["status"] == "shipped" and seen["fulfilment"]["tracking_no"] == "SF9900112233"

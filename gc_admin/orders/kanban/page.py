@@ -135,7 +135,8 @@ def kanban_board() -> rx.Component:
     return rx.vstack(
         rx.moment(interval=1000, format="HH:mm:ss", on_change=s.tick, display="none"),
         _filters(),
-        rx.box(rx.hstack(*[_column(st) for st in BOARD_STATUSES], spacing="3", align="start"),
+        rx.box(rx.hstack(*[rx.cond(s.shown.contains(st), _column(st)) for st in BOARD_STATUSES], spacing="3",
+                         align="start"),
                overflow_x="auto", width="100%", padding_bottom="0.5rem"),
         width="100%", spacing="3",
     )

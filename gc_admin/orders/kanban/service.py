@@ -21,8 +21,9 @@ from sqlmodel import Session, col, select
 from gc_admin.config import get_settings
 from gc_admin.core.clock import as_utc, utcnow
 from gc_admin.core.errors import InvalidInput
+from gc_admin.orders.kinds import kind_of
 from gc_admin.orders.models import ORDER_STATUSES, ORDER_TYPES, ServiceOrder
-from gc_admin.orders.service import Scope, line_summary
+from gc_admin.orders.service import STAFF_ACTIONS, TRANSITIONS, Scope, line_summary
 from gc_admin.users.models import MpUser
 
 #: the board's columns, left to right: work waiting first, then work in progress, then closed, then unpaid
@@ -162,8 +163,40 @@ def column(session: Session, *, status: str, filters: BoardFilters, offset: int 
     return Column(status, ORDER_STATUSES[status], count, offset, cards)
 
 
+def reachable_statuses(order_type: str) -> frozenset[str]:
+    """The statuses an order of this type can be in: from ``created``, the moves its kind allows (its staff
+    actions; the user's, the system's and refunds are every kind's; a free cancellation only where the kind
+    has one). A goods order is never 已接单 or 司机已到达; a coupon purchase never 已发货."""
+    kind = kind_of(order_type)
+    moves = [t for name, t in TRANSITIONS.items()
+             if (name in kind.actions if name in STAFF_ACTIONS else name != "cancel_booking" or kind.cancel_paid)]
+    seen, todo = {"created"}, ["created"]
+    while todo:
+        here = todo.pop()
+        for t in moves:
+            if here in t.sources:
+                for target in (t.target, *t.alt_targets):
+                    if target not in seen:
+                        seen.add(target)
+                        todo.append(target)
+    return frozenset(seen)
+
+
+def board_statuses(session: Session, *, filters: BoardFilters) -> tuple[str, ...]:
+    """The board's columns for these filters, in board order: the statuses the shown types can reach, plus
+    any other status that holds a shown order all the same (an order moved by hand in the database, a kind
+    whose moves changed since): no order is ever left without its column."""
+    types = (filters.type,) if filters.type else (filters.types if filters.types is not None else tuple(ORDER_TYPES))
+    reach = frozenset().union(*(reachable_statuses(t) for t in types))
+    now = utcnow()
+    return tuple(st for st in BOARD_STATUSES if st in reach or session.exec(
+        select(col(ServiceOrder.id)).where(*_where(filters, st, now)).limit(1)).first() is not None)
+
+
 def board(session: Session, *, filters: BoardFilters, offsets: dict[str, int] | None = None,
-          statuses: tuple[str, ...] = BOARD_STATUSES, now: dt.datetime | None = None) -> list[Column]:
-    """Every column of the board (each with its own page offset)."""
+          statuses: tuple[str, ...] | None = None, now: dt.datetime | None = None) -> list[Column]:
+    """Every column of the board (each with its own page offset); by default those of
+    :func:`board_statuses`."""
     now = now or utcnow()
+    statuses = board_statuses(session, filters=filters) if statuses is None else statuses
     return [column(session, status=s, filters=filters, offset=(offsets or {}).get(s, 0), now=now) for s in statuses]

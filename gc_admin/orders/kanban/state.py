@@ -75,6 +75,7 @@ def _day(value: str, *, end: bool = False) -> dt.datetime | None:
 class KanbanState(DateRangeMixin, SearchMixin, rx.State):
     SECTION = SECTION
     cols: dict[str, dict[str, str]] = {}
+    shown: list[str] = list(kanban.BOARD_STATUSES)  # the columns of what this member sees (kanban.board_statuses)
     cards: dict[str, list[dict[str, str]]] = {}
     offsets: dict[str, int] = {}
     types: list[dict[str, str]] = []
@@ -130,6 +131,7 @@ class KanbanState(DateRangeMixin, SearchMixin, rx.State):
                                 "prev": "1" if c.offset > 0 else "",
                                 "next": "1" if c.offset + len(c.cards) < c.count else ""} for c in columns}
         self.cards = {c.status: [card_view(x, scope=scope, me=me, now=now) for x in c.cards] for c in columns}
+        self.shown = [c.status for c in columns]
         shown = {x["id"] for cs in self.cards.values() for x in cs}
         self.selected = [i for i in self.selected if i in shown]
         return None

@@ -143,3 +143,33 @@ def test_demo_orders_fill_every_column_of_coupon_purchases_and_top_ups(db) -> No
     levels = {kanban.sla_of(type=c.type, status=c.status, paid_at=c.paid_at, now=utcnow())[1]
               for col_ in board for c in col_.cards}
     assert {"ok", "near", "over"} <= levels and cases >= 1
+
+
+def test_each_type_shows_the_columns_its_orders_can_reach_and_no_order_loses_its_column(paid) -> None:
+    """A goods order is never 已接单 / 司机已到达 / 履约中 / 待补款, so a supplier's board (goods only) has no such
+    columns; the type filter narrows a clerk's board the same way; an order in a status its type cannot reach
+    (moved by hand) still gets its column."""
+    w, coupon_order, user = paid
+    goods = kanban.reachable_statuses("goods")
+    assert {"created", "paid", "shipped", "completed", "after_sales", "refund_requested", "refunded",
+            "cancelled"} == goods
+    assert {"accepted", "arrived", "awaiting_payment"} <= kanban.reachable_statuses("driver")
+    assert "shipped" not in kanban.reachable_statuses("coupon_purchase")
+    assert "arrived" not in kanban.reachable_statuses("flower")
+    topup = str(topup_order(user, w))
+
+    async def columns(who: str, type_f: str = "all") -> list[str]:
+        st = await state_of(KanbanState, sign_in(who))
+        await st.load()
+        if type_f != "all":
+            await st.set_type(type_f)
+        return list(st.shown), dict(st.cols)
+
+    clerk_all, cols = run(columns("chen"))
+    assert clerk_all == list(kanban.BOARD_STATUSES) and set(cols) == set(clerk_all)
+    clerk_goods, cols = run(columns("chen", "goods"))
+    assert clerk_goods == [st for st in kanban.BOARD_STATUSES if st in goods] and set(cols) == set(clerk_goods)
+    with session_scope() as s:  # a goods order put in 已接单 by hand: its column comes back
+        s.execute(text("UPDATE service_order SET type = 'goods', status = 'accepted' WHERE id = :i"), {"i": int(topup)})
+    with_odd, _ = run(columns("chen", "goods"))
+    assert "accepted" in with_odd and "arrived" not in with_odd
