@@ -1,4 +1,5 @@
-"""imports as tasks: the bytes a task reads (task_file), a stock import queued / running before it is done,
+"""imports and batch issuance as tasks: the bytes a task reads (task_file), a stock import or an issuance batch
+queued / running before it is done,
 the code of a refusal (error_code) and the file-level expiry the task applies (expires_default)
 
 Revision ID: s5_tasks_imports
@@ -45,9 +46,14 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("expires_default", gc_admin.core.types.UTCDateTime(timezone=True), nullable=True))
         batch_op.drop_constraint("ck_stock_import_status", type_="check")
         batch_op.create_check_constraint("ck_stock_import_status", _in("status", STATUSES))
+    with op.batch_alter_table("issuance_batch", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False,
+                                      server_default="done"))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("issuance_batch", schema=None) as batch_op:
+        batch_op.drop_column("status")
     op.execute("UPDATE stock_import SET status = 'failed', error = '导入未完成' "
                "WHERE status IN ('queued', 'running')")
     with op.batch_alter_table("stock_import", schema=None) as batch_op:

@@ -192,6 +192,7 @@ class IssuanceBatch(SQLModel, table=True):
     failed: int = Field(default=0)  # rows that did not
     coupons: int = Field(default=0)  # coupons created (issued × per_phone)
     created_at: dt.datetime = utc_field(index=True)
+    status: str = Field(default="done", max_length=8)  # queued -> running -> done (the coupons.issue_batch task)
 
 
 class IssuanceRow(SQLModel, table=True):

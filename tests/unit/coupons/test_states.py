@@ -440,7 +440,9 @@ def test_an_unexpected_failure_while_issuing_frees_the_page(coupon_shop, monkeyp
     def broken(*args, **kwargs):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(issuance_service, "issue_batch", broken)
+    from gc_admin.coupons.issuance import flows as issuance_flows
+
+    monkeypatch.setattr(issuance_flows, "issue", broken)  # what the page calls (the coupons.issue_batch task)
 
     async def scenario():
         iss = await state_of(IssuanceState, sign_in("chen"))
