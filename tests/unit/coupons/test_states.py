@@ -411,6 +411,38 @@ def test_clerk_previews_then_issues_and_the_db_has_the_coupons(coupon_shop):
     assert iss.pending_token == "" and not list((get_settings().upload_dir / "staging").glob("phones-*"))
 
 
+def test_a_batch_still_queued_when_the_wait_runs_out_reads_in_the_history_until_done(coupon_shop, monkeypatch):
+    """The ``coupons.issue_batch`` task has not issued the batch within GC_TASKS_WAIT_SECONDS (a busy worker): the
+    page says it goes on in the background and the history lists it as 排队中; once issued, its counts."""
+    from gc_admin.core import tasks
+
+    monkeypatch.setenv("GC_TASKS_WAIT_SECONDS", "0")
+    get_settings.cache_clear()
+    monkeypatch.setattr(tasks, "worker_alive", lambda: True)  # a worker is up, busy: the page only waits
+    token = sign_in("chen")
+
+    async def scenario():
+        iss = await state_of(IssuanceState, token)
+        await iss.load()
+        iss.product_code, iss.batch_id = "tpp50", "B-LATER"
+        await iss.preview_batch({"phones": "13812345678\n13912345678"})
+        events = await drain(IssuanceState.confirm_issue.fn(iss))
+        queued = [dict(r) for r in iss.rows]
+        await tasks.run_waiting_async()  # the worker gets to it
+        await iss.load()
+        return iss, events, queued
+
+    iss, events, queued = run(scenario())
+    assert not iss.issuing and iss.error == "" and iss.result == {} and iss.pending_token == ""
+    assert ("info", "批次 B-LATER 已在后台排队中，完成后在发放记录中查看结果") in toasts(events)
+    assert (queued[0]["batch_id"], queued[0]["status"], queued[0]["pending"]) == ("B-LATER", "排队中", "1")
+    assert (iss.rows[0]["batch_id"], iss.rows[0]["status"], iss.rows[0]["pending"], iss.rows[0]["issued"]) == (
+        "B-LATER", "已完成", "", "2")
+    assert scalar("SELECT count(*) FROM coupon c JOIN issuance_batch b ON b.id = c.issuance_id "
+                  "WHERE b.batch_id = 'B-LATER'") == 2
+    get_settings.cache_clear()
+
+
 def test_resubmitting_a_batch_id_shows_the_first_result(coupon_shop):
     token = sign_in("chen")
 

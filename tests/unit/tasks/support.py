@@ -102,16 +102,29 @@ IMPORTING = ("SELECT pid, client_port FROM pg_stat_activity WHERE datname = curr
              "AND (query LIKE 'COPY _gc_codes%' OR query LIKE 'INSERT INTO stock_code%')")
 
 
-def storing_codes(request: Any, *, timeout: float = 240) -> tuple[int, int]:
-    """Wait until an import (whose request or upload is the future ``request``) is storing its codes; that
-    database session's (pid, client port)."""
+#: A database session in the middle of a batch issuance: its transaction has written (the batch row claimed) and it
+#: is streaming the coupons' lines in (COPY), creating the coupons (INSERT) or storing the per-row results.
+ISSUING = ("SELECT pid, client_port FROM pg_stat_activity WHERE datname = current_database() "
+           "AND pid <> pg_backend_pid() AND state = 'active' AND backend_xid IS NOT NULL "
+           "AND (query LIKE 'COPY _gc_issue%' OR query LIKE '%INSERT INTO coupon %' OR query LIKE 'COPY issuance_row%')")
+
+
+def busy_session(request: Any, query: str, *, what: str, timeout: float = 240) -> tuple[int, int]:
+    """Wait until the work of the future ``request`` (a request or an upload) shows in ``query`` (one of
+    :data:`IMPORTING`, :data:`ISSUING`); that database session's (pid, client port)."""
     deadline = time.monotonic() + timeout
-    while not (busy := rows(IMPORTING)):
-        assert not request.done(), f"the import ended before it was seen storing codes: {request.result()}"
-        assert time.monotonic() < deadline, "the import never started storing codes"
+    while not (busy := rows(query)):
+        assert not request.done(), f"the work ended before it was seen {what}: {request.result()}"
+        assert time.monotonic() < deadline, f"the work was never seen {what}"
         time.sleep(0.02)
     [(backend, client_port)] = busy
     return backend, client_port
+
+
+def storing_codes(request: Any, *, timeout: float = 240) -> tuple[int, int]:
+    """Wait until an import (whose request or upload is the future ``request``) is storing its codes; that
+    database session's (pid, client port)."""
+    return busy_session(request, IMPORTING, what="storing codes", timeout=timeout)
 
 
 def session_gone(backend: int, *, timeout: float = 120) -> None:
