@@ -37,6 +37,8 @@ has a periodic twin that finds its work in the business tables. With ``session=`
 when that unit of work commits.
 
 Task arguments are stored in the queue and appear in its logs: pass ids, never phones, codes or tokens.
+Every attempt is written to ``task_run`` (:class:`~gc_admin.core.models.TaskRun`): ``GET /admin/jobs``
+shows each periodic task's last run and result from there.
 Bytes a task needs (an uploaded file) go in ``task_file`` under the task's key (:func:`store_file`, in the
 deferring unit of work; the task's last unit of work drops them): every host's worker reads them there.
 
@@ -46,8 +48,6 @@ answers "queued / running" and the GET of that work gives the result later. When
 process's queue — SQLite without the app's lifespan task (tests, scripts), or PostgreSQL with no live
 ``gc_admin worker`` — the waiting jobs are run by the waiting thread itself, through the same queue and the same
 task code (:func:`run_waiting`), so the answer never depends on a worker being up.
-Every attempt is written to ``task_run`` (:class:`~gc_admin.core.models.TaskRun`): ``GET /admin/jobs``
-shows each periodic task's last run and result from there.
 """
 
 from __future__ import annotations
