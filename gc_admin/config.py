@@ -225,6 +225,7 @@ class Settings:
     tasks_heartbeat_seconds: int = 10
     tasks_every_seconds: int = 0
     tasks_extra_modules: str = ""
+    tasks_wait_seconds: int = 300  # how long a request waits for the task doing its work (import) before a 202
 
     @property
     def loopback_only(self) -> bool:
@@ -474,6 +475,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         tasks_heartbeat_seconds=_int(env, "GC_TASKS_HEARTBEAT_SECONDS", 10),
         tasks_every_seconds=_int(env, "GC_TASKS_EVERY_SECONDS", 0),
         tasks_extra_modules=env.get("GC_TASKS_EXTRA_MODULES", ""),
+        tasks_wait_seconds=_int(env, "GC_TASKS_WAIT_SECONDS", 300),
     )
     validate(settings)
     return settings
@@ -531,6 +533,8 @@ def validate(s: Settings) -> None:
                         "GC_FLOWER_SLOT_CAPACITY 1-10000, GC_FLOWER_DAYS_AHEAD 1-90")
     if not 1 <= s.tasks_heartbeat_seconds <= 300 or not 0 <= s.tasks_every_seconds <= 59:
         problems.append("GC_TASKS_HEARTBEAT_SECONDS must be 1-300 and GC_TASKS_EVERY_SECONDS 0-59")
+    if not 0 <= s.tasks_wait_seconds <= 3600:
+        problems.append("GC_TASKS_WAIT_SECONDS must be 0-3600")
     if s.env == "prod" and (s.tasks_every_seconds or s.tasks_extra_modules):
         problems.append("GC_TASKS_EVERY_SECONDS / GC_TASKS_EXTRA_MODULES are for tests; unset them in prod")
     if len(_b64(s.claims.key_b64)) != 32:

@@ -21,6 +21,13 @@ a conditional update, as every body below does. A periodic task is a :class:`Tas
 | payments.refund_send | a refund WeChat Pay did not take yet, retried with backoff | ``refund:<out_refund_no>`` |
 | claims.ocr | also deferred with each new claim (committed with it) | ``claims.ocr`` |
 | claims.payout_query | a cashback payout whose result Alipay left unknown, retried with backoff | ``payout:<out_biz_no>`` |
+| coupons.import | a codes file uploaded (API, 券库存 page); its bytes in ``task_file``; the request waits for it | ``import:<id>`` |
+| coupons.issue_batch | a batch issuance (admin and partner APIs, 发券 page); phones in ``task_file``; the request waits | ``batch:<batch row id>`` (the row of the caller's batch_id) |
+| coupons.unfinished | periodic: imports and batches left unfinished (a job lost) deferred again | its name |
+
+A task the request waits for is registered next to the flow that defers it (``coupons.stock.flows.IMPORT``,
+``coupons.issuance.flows.ISSUE``),
+so any process that defers and waits (a script, a test) knows it; it is imported here like every other.
 """
 
 from __future__ import annotations
@@ -37,6 +44,8 @@ from gc_admin.config import get_settings
 from gc_admin.core.errors import NotFound
 from gc_admin.core.principal import Principal
 from gc_admin.core.tasks import REGISTRY, TaskDef, defer, in_process, periodic_status, register
+from gc_admin.coupons.issuance import flows as issuance_flows
+from gc_admin.coupons.stock import flows as stock_flows
 from gc_admin.db import session_scope
 from gc_admin.jobs import JOBS, Job, run_once
 
@@ -77,6 +86,8 @@ def query_claim_payout(*, payout_id: int) -> dict[str, Any]:
 
 
 register(TaskDef("claims.payout_query", query_claim_payout, title="查询结果未知的返现打款", retries=6, backoff_seconds=4))
+register(stock_flows.IMPORT)  # (registered by their modules already: the same definitions)
+register(issuance_flows.ISSUE)
 
 # Test/dev only: extra task modules to import (e.g. a task that blocks on a flag, to kill a worker mid-task).
 if get_settings().env != "prod":

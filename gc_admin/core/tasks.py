@@ -39,6 +39,15 @@ when that unit of work commits.
 Task arguments are stored in the queue and appear in its logs: pass ids, never phones, codes or tokens.
 Every attempt is written to ``task_run`` (:class:`~gc_admin.core.models.TaskRun`): ``GET /admin/jobs``
 shows each periodic task's last run and result from there.
+Bytes a task needs (an uploaded file) go in ``task_file`` under the task's key (:func:`store_file`, in the
+deferring unit of work; the task's last unit of work drops them): every host's worker reads them there.
+
+**A request that answers with the task's result** (an import's report) defers the task, commits, then
+:func:`wait_for` its outcome in the business tables, up to ``GC_TASKS_WAIT_SECONDS``; when the wait runs out it
+answers "queued / running" and the GET of that work gives the result later. When no worker runs this
+process's queue — SQLite without the app's lifespan task (tests, scripts), or PostgreSQL with no live
+``gc_admin worker`` — the waiting jobs are run by the waiting thread itself, through the same queue and the same
+task code (:func:`run_waiting`), so the answer never depends on a worker being up.
 """
 
 from __future__ import annotations
@@ -51,6 +60,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -65,7 +75,7 @@ from sqlmodel import Session, col, select
 
 from gc_admin.config import get_settings
 from gc_admin.core.clock import as_utc, utcnow
-from gc_admin.core.models import TaskRun
+from gc_admin.core.models import TaskFile, TaskRun
 from gc_admin.db import session_scope
 
 log = logging.getLogger("gc_admin.tasks")
@@ -344,8 +354,16 @@ async def run_in_process(*, wait: bool = True) -> None:
     # Several app processes on one SQLite file (not the default): one of them runs the schedule, each runs
     # what it queued itself.
     app = _app(url, "memory" if _schedule_lock(url) else "drain")
-    async with app.open_async():
-        await app.run_worker_async(**_worker_options(concurrency=2, wait=wait, signals=False))
+    global _runners
+    _runners += 1
+    try:
+        async with app.open_async():
+            await app.run_worker_async(**_worker_options(concurrency=2, wait=wait, signals=False))
+    finally:
+        _runners -= 1
+
+
+_runners = 0  # in-process queue runners alive in this process (SQLite: the app's lifespan task)
 
 
 def prune(session: Session, *, keep_days: int = 30) -> dict[str, int]:
@@ -375,6 +393,70 @@ async def run_waiting_async() -> None:
 
 def run_waiting() -> None:
     asyncio.run(run_waiting_async())
+
+
+def worker_alive() -> bool:
+    """Whether a worker runs this process's queue now: SQLite — the in-process runner (:func:`run_in_process`)
+    is up in this process; PostgreSQL — some ``gc_admin worker`` beat its heartbeat in the last
+    :data:`ALIVE_SECONDS` (longer than a killed worker takes to be found stalled, so a worker's death does not
+    turn the waiting requests into workers before another worker has taken its job back)."""
+    url = get_settings().database_url
+    if in_process(url):
+        return _runners > 0
+    with session_scope() as s:
+        return s.execute(text("SELECT 1 FROM procrastinate_workers WHERE last_heartbeat > now() - make_interval("
+                              "secs => :secs) LIMIT 1"),
+                         {"secs": max(ALIVE_SECONDS, 2 * STALLED_BEATS * heartbeat_seconds())}).first() is not None
+
+
+ALIVE_SECONDS = 60
+
+
+def wait_for(done: Callable[[], Any], *, timeout: float | None = None, poll_seconds: float = 0.2) -> Any:
+    """Wait for deferred work to be done: ``done()`` (reading the business tables, in units of work of its own)
+    returns something truthy once it is; that is returned, or ``None`` after ``timeout`` seconds (default
+    ``GC_TASKS_WAIT_SECONDS``). While no worker runs the queue (:func:`worker_alive`), the waiting jobs are run
+    here, in this thread (:func:`run_waiting`: the same queue, task code, locks and retries). Call it from
+    synchronous code (a thread), after the unit of work that deferred the work has committed."""
+    wait = get_settings().tasks_wait_seconds if timeout is None else timeout
+    deadline = time.monotonic() + wait
+    while True:
+        value = done()
+        if value:
+            return value
+        pause = poll_seconds
+        if not worker_alive():
+            run_waiting()
+            value = done()
+            if value:
+                return value
+            pause = max(pause, 1.0)  # the work is under way elsewhere (a stalled job): no drain every 0.2 s
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+
+
+# --- bytes for tasks ---------------------------------------------------------------------------------
+
+def store_file(session: Session, *, key: str, data: bytes) -> int:
+    """Keep ``data`` for the task of ``key`` (in the caller's unit of work, the one that defers the task)."""
+    row = TaskFile(key=key, data=data, created_at=utcnow())
+    session.add(row)
+    session.flush()
+    assert row.id is not None
+    return row.id
+
+
+def load_file(session: Session, *, key: str) -> bytes | None:
+    """The bytes kept for the task of ``key``; ``None`` once dropped (the work is final)."""
+    data = session.exec(select(TaskFile.data).where(col(TaskFile.key) == key)).first()
+    return None if data is None else bytes(data)
+
+
+def drop_file(session: Session, *, key: str) -> int:
+    """Forget the bytes of ``key`` (in the task's final unit of work); returns how many rows went."""
+    return int(session.execute(sa_delete(TaskFile).where(col(TaskFile.key) == key)
+                               .execution_options(synchronize_session=False)).rowcount or 0)
 
 
 _lock_files: dict[str, Any] = {}

@@ -97,11 +97,14 @@ class Product(SQLModel, table=True):
     updated_at: dt.datetime = utc_field()
 
 
+IMPORT_STATUSES = ("queued", "running", "done", "failed")
+
+
 class StockImport(SQLModel, table=True):
     """One uploaded file of codes and its report. Never contains a code."""
 
     __tablename__ = "stock_import"
-    __table_args__ = (CheckConstraint(one_of("status", ("done", "failed")), name="ck_stock_import_status"),)
+    __table_args__ = (CheckConstraint(one_of("status", IMPORT_STATUSES), name="ck_stock_import_status"),)
 
     id: int | None = Field(default=None, primary_key=True)
     product_id: int = Field(foreign_key="product.id", index=True)
@@ -110,8 +113,10 @@ class StockImport(SQLModel, table=True):
     actor_type: str = Field(max_length=16)
     actor_id: str | None = Field(default=None, max_length=64)
     actor_name: str = Field(default="", max_length=64)
-    status: str = Field(max_length=8)
+    status: str = Field(max_length=8)  # queued -> running -> done | failed (the coupons.import task)
     error: str | None = Field(default=None, max_length=500)  # why a file was refused (Chinese)
+    error_code: str | None = Field(default=None, max_length=32)  # the refusal's code (IMPORT_FILE_INVALID …)
+    expires_default: dt.datetime | None = utc_field(default=None, nullable=True)  # for files without the column
     file_type: str = Field(default="", max_length=8)  # csv | xlsx
     rows: int = Field(default=0)
     imported: int = Field(default=0)  # new codes stored, including discarded_near_expiry
@@ -187,6 +192,7 @@ class IssuanceBatch(SQLModel, table=True):
     failed: int = Field(default=0)  # rows that did not
     coupons: int = Field(default=0)  # coupons created (issued × per_phone)
     created_at: dt.datetime = utc_field(index=True)
+    status: str = Field(default="done", max_length=8)  # queued -> running -> done (the coupons.issue_batch task)
 
 
 class IssuanceRow(SQLModel, table=True):

@@ -7,7 +7,6 @@ the journeys only pass if everything they rely on (sessions, simulators, throttl
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import os
 import re
 import signal
@@ -15,7 +14,6 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -354,55 +352,39 @@ def _is_descendant(pid: int, ancestor: int) -> bool:
     return False
 
 
-def _process_with_local_port(port: int) -> int:
-    """The pid of the process on this machine holding the TCP socket whose local port is ``port`` (the
-    client end of a database connection: ``pg_stat_activity.client_port``)."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == port:
-                inodes.add(f"socket:[{fields[9]}]")
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        with contextlib.suppress(OSError):
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                with contextlib.suppress(OSError):
-                    if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
-                        return int(pid)
-    raise AssertionError(f"no process holds local port {port}")
-
-
-#: An app's database session in the middle of a stock import: its transaction has written (the import row) and
-#: it is streaming the codes in (COPY) or storing them (INSERT).
-IMPORTING = ("SELECT pid, client_port FROM pg_stat_activity WHERE datname = current_database() "
-             "AND pid <> pg_backend_pid() AND state = 'active' AND backend_xid IS NOT NULL "
-             "AND (query LIKE 'COPY _gc_codes%' OR query LIKE 'INSERT INTO stock_code%')")
-
-
-def _storing_codes(upload: concurrent.futures.Future) -> tuple[int, int]:
-    """Wait until the import being uploaded is storing its codes; its database session (pid, client port)."""
-    from tests.support import rows
-
-    deadline = time.monotonic() + 240
-    while not (busy := rows(IMPORTING)):
-        assert not upload.done(), f"the import ended before it was seen storing codes: {upload.result()}"
-        assert time.monotonic() < deadline, "the import never started storing codes"
-        time.sleep(0.02)
-    [(backend, client_port)] = busy
-    return backend, client_port
-
-
-def test_a_worker_killed_mid_import_leaves_nothing_and_the_file_sent_again_imports_once(world):
-    """Issue 9: SIGKILL to the backend worker process serving a 200 000-code import while its transaction is
-    storing the codes (seen in ``pg_stat_activity``, not guessed with a sleep): nothing of the import is in the
-    database (no import row, no code). The same file sent again imports every code once; sent a third time,
-    all are duplicates and nothing new is stored. The instance (3 workers, PostgreSQL, Redis) is its own."""
-    from tests.support import PASSWORD, bearer, rows, scalar
+def test_a_task_worker_killed_mid_import_imports_once_after_the_retry(world, tmp_path):
+    """Issue 9: the instance's imports run as the ``coupons.import`` task in ``python -m gc_admin worker``, not in the
+    app's processes. SIGKILL to that task worker while a 200 000-code import's transaction is storing the codes
+    (seen in ``pg_stat_activity``, not guessed with a sleep): nothing of the codes is in the database, the
+    import stays on record (running) and the request keeps waiting; a second task worker finds the job stalled,
+    runs it again, and the same request is answered with the report — every code imported once, one import row.
+    The same file sent again: all duplicates, nothing new stored. The instance (3 app workers, PostgreSQL,
+    Redis) is its own, and so is its database (no other instance's task worker takes the job); its task workers
+    are started here, as ``scripts/run.sh`` starts one."""
+    from gc_admin.accounts.service import create_staff
+    from gc_admin.db import session_scope
+    from tests.support import PASSWORD, SETUP, use_database
     from tests.unit.coupons.support import codes_csv
+    from tests.unit.orders.support import shop
 
     n = 200_000
     data = codes_csv([(f"KILL{i:09d}", 90) for i in range(n)])
-    app = cluster.start("kill-import", world["url"], workers=3, backend_only=True)
+    with cluster.pg_database() as url:
+        use_database(url)
+        shop(codes=1)
+        with session_scope() as s:
+            create_staff(s, actor=SETUP, username="chen", display_name="陈", password=PASSWORD, role="clerk")
+        try:
+            _kill_the_task_worker_mid_import(url, tmp_path, data, n)
+        finally:
+            use_database(world["url"])
+
+
+def _kill_the_task_worker_mid_import(url: str, tmp_path, data: bytes, n: int) -> None:
+    from tests.support import PASSWORD, bearer, rows, scalar
+    from tests.unit.tasks.support import process_with_local_port, session_gone, storing_codes, workers
+
+    app = cluster.start("kill-import", url, workers=3, backend_only=True)
     try:
         def clerk() -> dict[str, str]:
             login = httpx.post(app.url("/api/v1/admin/auth/login"), json={"username": "chen", "password": PASSWORD},
@@ -415,48 +397,47 @@ def test_a_worker_killed_mid_import_leaves_nothing_and_the_file_sent_again_impor
                               data={"product_code": "tpp50", "batch_ref": "KILL-1"},
                               files={"file": ("kill.csv", data, "text/csv")}, timeout=300)
 
-        def stored() -> tuple[int, int]:
-            return (scalar("SELECT count(*) FROM stock_import WHERE filename = 'kill.csv'"),
+        def stored() -> tuple[list, int]:
+            return (rows("SELECT status FROM stock_import WHERE filename = 'kill.csv' ORDER BY id"),
                     scalar("SELECT count(*) FROM stock_code WHERE code LIKE 'KILL%'"))
 
         headers = clerk()
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            upload = pool.submit(send, headers)
-            backend, client_port = _storing_codes(upload)
-            worker = _process_with_local_port(client_port)
-            assert _is_descendant(worker, app.proc.pid) and worker != app.proc.pid  # one of the instance's workers
-            os.kill(worker, signal.SIGKILL)
-            with pytest.raises(httpx.TransportError):  # the connection died with the worker: no answer
-                upload.result()
-        deadline = time.monotonic() + 120  # the database notices its client is gone and rolls back
-        while scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = :p", p=backend):
-            assert time.monotonic() < deadline, "the killed worker's database session never ended"
-            time.sleep(0.1)
-        assert stored() == (0, 0)  # no import row, no code: the import was one transaction
-
-        # Granian (as Reflex runs it) does not respawn a crashed worker: it stops the instance. Start it again.
-        app.proc.wait(timeout=120)
-        app.stop()
-        app = cluster.start("kill-import-again", world["url"], workers=3, backend_only=True)
-        headers = clerk()
-        again = send(headers)
-        assert again.status_code == 200, again.text
-        assert (again.json()["imported"], again.json()["duplicate_existing"]) == (n, 0)
-        assert stored() == (1, n)
-        third = send(headers)
-        assert third.status_code == 200, third.text
-        assert (third.json()["imported"], third.json()["duplicate_existing"]) == (0, n)
-        assert stored() == (2, n)  # a second report, nothing new in stock
-        assert rows("SELECT DISTINCT import_id FROM stock_code WHERE code LIKE 'KILL%'") == [(again.json()["import_id"],)]
+        with workers(url, tmp_path, GC_ENV="dev") as w:
+            first = w.start()
+            w.wait_for("the task worker to register", lambda: w.registered() >= 1)
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                upload = pool.submit(send, headers)
+                backend, client_port = storing_codes(upload)
+                assert process_with_local_port(client_port) == first.pid  # the task worker imports, not the app
+                os.kill(first.pid, signal.SIGKILL)
+                first.wait(10)
+                session_gone(backend)  # the database notices its client is gone and rolls back
+                assert stored() == ([("running",)], 0)  # no code stored; the import on record, waiting for its retry
+                assert not upload.done()
+                w.start()  # the dead worker stopped beating: its job is found stalled and run again here
+                answer = upload.result(timeout=300)
+            assert answer.status_code == 200, answer.text
+            assert (answer.json()["imported"], answer.json()["duplicate_existing"]) == (n, 0)
+            assert stored() == ([("done",)], n)
+            assert rows("SELECT attempt, status FROM task_run WHERE task = 'coupons.import' ORDER BY id") == [
+                (0, "interrupted"), (1, "succeeded")], w.log()
+            again = send(headers)
+            assert again.status_code == 200, again.text
+            assert (again.json()["imported"], again.json()["duplicate_existing"]) == (0, n)
+            assert stored() == ([("done",), ("done",)], n)  # a second report, nothing new in stock
+        assert rows("SELECT DISTINCT import_id FROM stock_code WHERE code LIKE 'KILL%'") == [(answer.json()["import_id"],)]
     finally:
         app.stop()
 
 
 def test_graceful_shutdown_finishes_the_request_in_flight(three_workers, world):
-    """SIGTERM to the server (what systemd or a deploy sends) while a 100 000-code import is being served: the
-    import completes and is committed, then the server exits. Last in this module: it stops the instance."""
+    """SIGTERM to the server (what systemd or a deploy sends) while a 100 000-code import is being served (the
+    request waiting for the ``coupons.import`` task that ``scripts/run.sh``'s task worker runs): the worker
+    finishes the import and commits it, the request is answered, then the server exits. Last in this module:
+    it stops the instance."""
     from tests.support import PASSWORD, bearer, scalar, use_database
     from tests.unit.coupons.support import codes_csv
+    from tests.unit.tasks.support import storing_codes
 
     clerk = bearer(httpx.post(three_workers.url("/api/v1/admin/auth/login"),
                               json={"username": "chen", "password": PASSWORD}, timeout=30).json()["token"])
@@ -468,7 +449,7 @@ def test_graceful_shutdown_finishes_the_request_in_flight(three_workers, world):
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         upload = pool.submit(post)
-        _storing_codes(upload)  # the body is sent and the import's transaction is storing the codes
+        storing_codes(upload)  # the body is sent and the import's transaction is storing the codes
         killed_at = time.monotonic()
         os.kill(three_workers.proc.pid, signal.SIGTERM)
         answer, answered_at = upload.result()

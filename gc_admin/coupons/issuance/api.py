@@ -1,17 +1,19 @@
 """Issuance routes: staff automation (``/admin/issuances``) and partners (``/partner/issuances``).
-Thin: parse → one unit of work calling :mod:`gc_admin.coupons.issuance.service` → serialise."""
+Thin: parse → one unit of work calling :mod:`gc_admin.coupons.issuance.service` (issuing:
+:func:`gc_admin.coupons.issuance.flows.issue`, the ``coupons.issue_batch`` task, waited for) → serialise."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from gc_admin.accounts.deps import require_staff
 from gc_admin.core.http import StrictModel, client_ip
 from gc_admin.core.principal import Principal
-from gc_admin.coupons.issuance import service
+from gc_admin.coupons.issuance import flows, service
 from gc_admin.db import session_scope
 from gc_admin.partners.deps import require_partner
 from gc_admin.partners.service import PartnerPrincipal
@@ -38,6 +40,8 @@ class IssuanceRowOut(BaseModel):
 
 class IssuanceOut(BaseModel):
     batch_id: str
+    status: Literal["queued", "running", "done"] = Field(
+        "done", description="queued / running: the batch is still being issued (no rows yet); GET it again later")
     product_code: str
     issued: int
     failed: int
@@ -68,8 +72,26 @@ def _issuance_out(result: service.IssuanceResult, states: dict[int, str] | None 
             r["coupon_states"] = [states.get(i, "") for i in r["coupon_ids"]]
         rows.append(IssuanceRowOut(**r))
     d = result.to_dict()
-    return IssuanceOut(batch_id=d["batch_id"], product_code=d["product_code"], issued=d["issued"], failed=d["failed"],
-                       coupons=d["coupons"], replayed=d["replayed"], rows=rows)
+    return IssuanceOut(batch_id=d["batch_id"], status=result.status, product_code=d["product_code"], issued=d["issued"],
+                       failed=d["failed"], coupons=d["coupons"], replayed=d["replayed"], rows=rows)
+
+
+class IssuanceQueuedOut(BaseModel):
+    batch_id: str
+    status: Literal["queued", "running"]
+
+
+ACCEPTED = {202: {"model": IssuanceQueuedOut,
+                  "description": "the batch was not issued within GC_TASKS_WAIT_SECONDS: it goes on in the background; "
+                                 "GET .../issuances/{batch_id} gives its rows when done"}}
+
+
+def _issued(result: service.IssuanceResult) -> Any:
+    """The batch's result, or 202 while the ``coupons.issue_batch`` task has not issued it yet."""
+    if not result.final:
+        return JSONResponse(IssuanceQueuedOut(batch_id=result.batch_id, status=result.status).model_dump(),
+                            status_code=202)
+    return _issuance_out(result)
 
 
 # --- admin -----------------------------------------------------------------------------------
@@ -86,13 +108,12 @@ def preview(body: IssuanceIn, p: Principal = Depends(require_staff("issuance")))
     return PreviewOut(**pv.__dict__)
 
 
-@admin.post("/issuances", response_model=IssuanceOut, summary="批量发券（按 batch_id 幂等；人保账号仅限本项目券种）")
+@admin.post("/issuances", response_model=IssuanceOut, summary="批量发券（按 batch_id 幂等；人保账号仅限本项目券种）",
+            responses=ACCEPTED)
 def issue(body: IssuanceIn, p: Principal = Depends(require_staff("issuance"))):
-    with session_scope() as s:
-        result = service.issue_batch(s, actor=p.actor(), source="staff", batch_id=body.batch_id,
-                                     product_code=body.product_code, phones=body.phones, per_phone=body.per_phone,
-                                     programme_code=p.programme())
-    return _issuance_out(result)
+    """Issued by the ``coupons.issue_batch`` task (on a worker); this waits for its result."""
+    return _issued(flows.issue(actor=p.actor(), source="staff", batch_id=body.batch_id, product_code=body.product_code,
+                               phones=body.phones, per_phone=body.per_phone, programme_code=p.programme()))
 
 
 @admin.get("/issuances/{batch_id}", response_model=IssuanceOut, summary="发券批次结果（人保账号仅限本项目的批次）")
@@ -105,13 +126,13 @@ def get_staff_issuance(batch_id: str = Path(max_length=64), p: Principal = Depen
 
 # --- partner ---------------------------------------------------------------------------------
 
-@partner.post("/issuances", response_model=IssuanceOut, summary="向会员手机号批量发券（本项目券种；按 batch_id 幂等）")
+@partner.post("/issuances", response_model=IssuanceOut, summary="向会员手机号批量发券（本项目券种；按 batch_id 幂等）",
+              responses=ACCEPTED)
 def partner_issue(body: IssuanceIn, request: Request, who: PartnerPrincipal = Depends(require_partner("issuance:write"))):
-    with session_scope() as s:
-        result = service.issue_batch(s, actor=who.actor(client_ip(request)), source="partner", batch_id=body.batch_id,
-                                     product_code=body.product_code, phones=body.phones, per_phone=body.per_phone,
-                                     programme_code=who.programme_code)
-    return _issuance_out(result)
+    """Issued by the ``coupons.issue_batch`` task (on a worker); this waits for its result."""
+    return _issued(flows.issue(actor=who.actor(client_ip(request)), source="partner", batch_id=body.batch_id,
+                               product_code=body.product_code, phones=body.phones, per_phone=body.per_phone,
+                               programme_code=who.programme_code))
 
 
 @partner.get("/issuances/{batch_id}", response_model=IssuanceOut, summary="发券批次的逐行结果与券的当前状态")

@@ -67,6 +67,11 @@ class IssuanceResult:
     replayed: bool
     created_at: dt.datetime
     frame: pl.DataFrame  # row_no, phone, status, reason, coupon_ids ("1,2")
+    status: str = "done"  # queued | running (the coupons.issue_batch task has not issued it yet: no rows) | done
+
+    @property
+    def final(self) -> bool:
+        return self.status == "done"
 
     def rows(self) -> list[dict[str, Any]]:
         """Per-row results: ``{row, phone, status, coupon_ids?, reason?}``."""
@@ -199,6 +204,34 @@ def _product_for(session: Session, product_code: str, programme_code: str | None
     return product
 
 
+def _open_batch(session: Session, *, actor: Actor, source: str, batch_id: str, product_code: str, phones: list[Any],
+                per_phone: int, programme_code: str | None, now: dt.datetime,
+                status: str) -> tuple[int, Product, IssuanceBatch | None]:
+    """Validate a batch request and insert its row (``status``) unless its key exists: (batch row id, product,
+    ``None``) for a new batch, (its id, product, the existing row) for the same request again; the same key
+    with a different request raises :class:`Conflict` ``BATCH_ID_REUSED``."""
+    batch_id = _validate(source, batch_id, phones, per_phone)
+    product = _product_for(session, product_code, programme_code)
+    assert product.id is not None
+    scope = programme_code or ""
+    fingerprint = _fingerprint(product.code, per_phone, phones)
+    lock_for_write(session)  # SQLite: the only writer from the batch row on (what _issue_codes_sqlite counts on)
+    issuance_id = _insert_batch(session, {
+        "source": source, "scope": scope, "batch_id": batch_id, "fingerprint": fingerprint, "product_id": product.id,
+        "per_phone": per_phone, "actor_type": actor.type, "actor_id": None if actor.id is None else str(actor.id),
+        "actor_name": actor.name[:64], "requested": len(phones), "created_at": now, "status": status,
+    })
+    if issuance_id is not None:
+        return issuance_id, product, None
+    existing = session.exec(select(IssuanceBatch).where(
+        IssuanceBatch.source == source, IssuanceBatch.scope == scope, IssuanceBatch.batch_id == batch_id)).one()
+    if existing.fingerprint != fingerprint:
+        raise Conflict(f"批次号 {batch_id} 已用于另一批发券（券种或手机号不同），请换一个批次号",
+                       code="BATCH_ID_REUSED")
+    assert existing.id is not None
+    return existing.id, product, existing
+
+
 def issue_batch(
     session: Session,
     *,
@@ -212,6 +245,9 @@ def issue_batch(
     now: dt.datetime | None = None,
 ) -> IssuanceResult:
     """Issue ``per_phone`` coupons of a product to each phone; idempotent by ``(source, programme, batch_id)``.
+    In the caller's unit of work (scripts, the demo, benches); the API and the 发券 page issue through the
+    ``coupons.issue_batch`` task (:mod:`gc_admin.coupons.issuance.flows`: :func:`queue_batch` and
+    :func:`issue_claimed`), the same steps.
 
     ``programme_code``: the issuer acts for that programme — an insurer's staff (``source="staff"``)
     or its partner key (``"partner"``). It may issue only that programme's insurer-funded products,
@@ -221,26 +257,72 @@ def issue_batch(
     key with a different request raises :class:`Conflict` ``BATCH_ID_REUSED``. Rows: ``issued``,
     ``invalid_phone``, ``duplicate`` (the phone appeared on an earlier row), ``no_stock``.
     """
-    batch_id = _validate(source, batch_id, phones, per_phone)
     now = now or utcnow()
-    product = _product_for(session, product_code, programme_code)
-    assert product.id is not None
-    scope = programme_code or ""
-    fingerprint = _fingerprint(product.code, per_phone, phones)
-    lock_for_write(session)  # SQLite: the only writer from the batch row on (what _issue_codes_sqlite counts on)
-    issuance_id = _insert_batch(session, {
-        "source": source, "scope": scope, "batch_id": batch_id, "fingerprint": fingerprint, "product_id": product.id,
-        "per_phone": per_phone, "actor_type": actor.type, "actor_id": None if actor.id is None else str(actor.id),
-        "actor_name": actor.name[:64], "requested": len(phones), "created_at": now,
-    })
-    if issuance_id is None:
-        existing = session.exec(select(IssuanceBatch).where(
-            IssuanceBatch.source == source, IssuanceBatch.scope == scope, IssuanceBatch.batch_id == batch_id)).one()
-        if existing.fingerprint != fingerprint:
-            raise Conflict(f"批次号 {batch_id} 已用于另一批发券（券种或手机号不同），请换一个批次号",
-                           code="BATCH_ID_REUSED")
+    issuance_id, product, existing = _open_batch(
+        session, actor=actor, source=source, batch_id=batch_id, product_code=product_code, phones=phones,
+        per_phone=per_phone, programme_code=programme_code, now=now, status="done")
+    if existing is not None:
         return _result(session, existing, replayed=True)
+    return _issue_rows(session, issuance_id=issuance_id, product=product, actor=actor, source=source,
+                       batch_id=batch_id.strip(), phones=phones, per_phone=per_phone, now=now)
 
+
+def queue_batch(session: Session, *, actor: Actor, source: str, batch_id: str, product_code: str,
+                phones: list[str], per_phone: int = 1, programme_code: str | None = None,
+                now: dt.datetime | None = None) -> tuple[int, bool]:
+    """Put a batch on record ``queued`` for the ``coupons.issue_batch`` task (checked as :func:`issue_batch`
+    checks it); returns (its id, whether it is new). The same request again: the first batch's id, ``False``."""
+    issuance_id, _product, existing = _open_batch(
+        session, actor=actor, source=source, batch_id=batch_id, product_code=product_code, phones=phones,
+        per_phone=per_phone, programme_code=programme_code, now=now or utcnow(), status="queued")
+    return issuance_id, existing is None
+
+
+def mark_batch_running(session: Session, *, issuance_id: int) -> bool:
+    """``queued -> running`` (the history shows 发放中); whether it moved."""
+    return bool(session.execute(text("UPDATE issuance_batch SET status = 'running' WHERE id = :id AND status = 'queued'"),
+                                {"id": issuance_id}).rowcount)
+
+
+def issue_claimed(session: Session, *, issuance_id: int, phones: list[str],
+                  now: dt.datetime | None = None) -> IssuanceResult | None:
+    """Issue a queued batch in this unit of work: claim it with a conditional ``UPDATE ... WHERE status IN
+    ('queued', 'running')`` (which locks the row until the unit of work ends, so a second run of the task waits
+    for the first and then finds it done), then the same steps as :func:`issue_batch`, which mark it done.
+    ``None`` when the batch was done already (nothing issued)."""
+    taken = session.execute(text("UPDATE issuance_batch SET status = 'running' WHERE id = :id "
+                                 "AND status IN ('queued', 'running')"), {"id": issuance_id}).rowcount
+    if not taken:
+        return None
+    lock_for_write(session)
+    batch = session.exec(select(IssuanceBatch).where(col(IssuanceBatch.id) == issuance_id)
+                         .execution_options(populate_existing=True)).one()
+    product = session.get(Product, batch.product_id)
+    assert product is not None
+    return _issue_rows(session, issuance_id=issuance_id, product=product,
+                       actor=Actor(batch.actor_type, batch.actor_id, batch.actor_name), source=batch.source,
+                       batch_id=batch.batch_id, phones=phones, per_phone=batch.per_phone, now=now or utcnow())
+
+
+def batch_status(session: Session, *, issuance_id: int) -> str:
+    """queued | running | done."""
+    status = session.exec(select(IssuanceBatch.status).where(col(IssuanceBatch.id) == issuance_id)).first()
+    if status is None:
+        raise NotFound("发券批次不存在", code="ISSUANCE_NOT_FOUND")
+    return status
+
+
+def unfinished_batches(session: Session, *, older_than: dt.datetime) -> list[int]:
+    """Batches still queued / running that were recorded before ``older_than`` (the sweep defers them again)."""
+    return list(session.exec(select(IssuanceBatch.id).where(col(IssuanceBatch.status).in_(("queued", "running")),
+                                                            col(IssuanceBatch.created_at) < older_than)
+                             .order_by(col(IssuanceBatch.id))).all())
+
+
+def _issue_rows(session: Session, *, issuance_id: int, product: Product, actor: Actor, source: str, batch_id: str,
+                phones: list[Any], per_phone: int, now: dt.datetime) -> IssuanceResult:
+    """The issuance itself, into the batch row ``issuance_id`` (marked done with its counts)."""
+    assert product.id is not None
     rows = classify_phones(phones)
     candidates = rows.filter(pl.col("status") == "ok").select("row_no", "phone")
     min_exp = now + dt.timedelta(days=product.min_validity_days)
@@ -281,7 +363,8 @@ def issue_batch(
     load_frame(session, "issuance_row", result_rows.with_columns(pl.lit(issuance_id, pl.Int64).alias("issuance_id")))
     issued = result_rows.filter(pl.col("status") == "issued").height
     failed = result_rows.height - issued
-    session.execute(text("UPDATE issuance_batch SET issued = :i, failed = :f, coupons = :c WHERE id = :id"),
+    session.execute(text("UPDATE issuance_batch SET issued = :i, failed = :f, coupons = :c, status = 'done' "
+                         "WHERE id = :id"),
                     {"i": issued, "f": failed, "c": created.height, "id": issuance_id})
     record(
         session, actor=actor, action="coupon.issued", target_type="issuance_batch", target_id=issuance_id,
@@ -396,7 +479,7 @@ def _result(session: Session, batch: IssuanceBatch, *, replayed: bool) -> Issuan
     return IssuanceResult(
         issuance_id=batch.id, batch_id=batch.batch_id, source=batch.source, product_code=product_code,
         per_phone=batch.per_phone, requested=batch.requested, issued=batch.issued, failed=batch.failed,
-        coupons=batch.coupons, replayed=replayed, created_at=batch.created_at, frame=frame,
+        coupons=batch.coupons, replayed=replayed, created_at=batch.created_at, frame=frame, status=batch.status,
     )
 
 
@@ -433,6 +516,14 @@ class IssuanceSummary:
     coupons: int
     actor_name: str
     created_at: dt.datetime
+    status: str = "done"  # queued | running | done
+
+
+BATCH_STATUS_LABELS = {"queued": "排队中", "running": "发放中", "done": "已完成"}
+
+
+def batch_status_label(status: str) -> str:
+    return BATCH_STATUS_LABELS.get(status, status)
 
 
 ISSUANCE_SORT_KEYS: dict[str, Any] = {
@@ -459,7 +550,7 @@ def _issuances_query(*, product_code: str | None, source: str | None, programme_
 
 def _summary(b: IssuanceBatch, code: str, name: str) -> IssuanceSummary:
     return IssuanceSummary(b.id or 0, b.batch_id, b.source, code, name, b.per_phone, b.requested, b.issued, b.failed,
-                           b.coupons, b.actor_name, b.created_at)
+                           b.coupons, b.actor_name, b.created_at, b.status)
 
 
 def list_issuances(session: Session, *, product_code: str | None = None, source: str | None = None,

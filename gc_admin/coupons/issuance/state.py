@@ -3,7 +3,7 @@
 Flow: 预览 reads the phones (pasted text, or the uploaded file's stash), asks
 :func:`service.preview_issuance` what would happen, keeps the phone list in a private staging file
 (the state holds only its token: DESIGN.md §2.8) and opens the confirmation dialog; 确认发放 runs
-:func:`service.issue_batch` as a background task — the issuance goes on if the clerk navigates
+:func:`flows.issue` (the ``coupons.issue_batch`` task, waited for) in a background event — the issuance goes on if the clerk navigates
 away, and its result and the batch history are there when they come back. The batch id is the
 idempotency key: issuing the same id again returns the first result (``replayed``).
 
@@ -32,7 +32,7 @@ from gc_admin.core.principal import Principal
 from gc_admin.core.uploads import read_upload
 from gc_admin.coupons.catalog.service import get_product_by_code, issuable_products
 from gc_admin.coupons.issuance import files as phone_files
-from gc_admin.coupons.issuance import service
+from gc_admin.coupons.issuance import flows, service
 from gc_admin.coupons.models import ISSUE_SOURCES, KINDS, REDEMPTION_CODE, ROW_STATUSES
 from gc_admin.coupons.staging import discard_staged
 from gc_admin.db import session_scope
@@ -72,13 +72,11 @@ def _result_view(result: service.IssuanceResult, product_name: str) -> dict[str,
 
 
 def _issue(token: str, *, p: Principal, product_code: str, batch_id: str, per_phone: int) -> tuple[Any, str]:
-    """Worker thread: one unit of work for the whole batch."""
+    """Worker thread: the ``coupons.issue_batch`` task for the whole batch (one unit of work), waited for."""
     phones = phone_files.load_phones(token)
-    programme = p.programme()
+    result = flows.issue(actor=p.actor(), source="staff", batch_id=batch_id, product_code=product_code,
+                         phones=phones, per_phone=per_phone, programme_code=p.programme())
     with session_scope() as session:
-        result = service.issue_batch(session, actor=p.actor(), source="staff", batch_id=batch_id,
-                                     product_code=product_code, phones=phones, per_phone=per_phone,
-                                     programme_code=programme)
         return result, get_product_by_code(session, result.product_code).name
 
 
@@ -196,7 +194,8 @@ class IssuanceState(PagedMixin, rx.State):
             {"id": str(b.issuance_id), "at": fmt_local(b.created_at), "batch_id": b.batch_id,
              "source": ISSUE_SOURCES.get(b.source, b.source), "product": b.product_name, "per_phone": str(b.per_phone),
              "requested": f"{b.requested:,}", "issued": f"{b.issued:,}", "failed": f"{b.failed:,}",
-             "coupons": f"{b.coupons:,}", "actor": b.actor_name or "—"}
+             "coupons": f"{b.coupons:,}", "actor": b.actor_name or "—",
+             "status": service.batch_status_label(b.status), "pending": "" if b.status == "done" else "1"}
             for b in batches
         ]
 
@@ -321,6 +320,17 @@ class IssuanceState(PagedMixin, rx.State):
             async with self:
                 self.issuing, self.issuing_text, self.error = False, "", message
             yield rx.toast.error(f"发放失败：{message}")
+            return
+        if not result.final:  # not issued within GC_TASKS_WAIT_SECONDS: it goes on in the background
+            async with self:
+                self.issuing, self.issuing_text = False, ""
+                if token != self.file_token:
+                    discard_staged("phones", token, ".txt")
+                self.pending_token = ""
+                self.page = 1
+                await self._reload()
+            yield rx.toast.info(f"批次 {result.batch_id} 已在后台{service.batch_status_label(result.status)}，"
+                                "完成后在发放记录中查看结果")
             return
         async with self:
             self.issuing, self.issuing_text = False, ""

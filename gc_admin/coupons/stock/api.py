@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from gc_admin.accounts.deps import require_staff
@@ -82,7 +82,15 @@ class ExpiryOut(BaseModel):
     expired_cost_fen: int
 
 
-@admin.post("/stock/imports", response_model=ImportOut, summary="导入兑换码（CSV / XLSX），返回导入报告")
+class ImportQueuedOut(BaseModel):
+    import_id: int
+    status: Literal["queued", "running"]
+
+
+@admin.post("/stock/imports", response_model=ImportOut, summary="导入兑换码（CSV / XLSX），返回导入报告",
+            responses={202: {"model": ImportQueuedOut,
+                             "description": "the import did not finish within GC_TASKS_WAIT_SECONDS: it goes on in "
+                                            "the background; GET /admin/stock/imports/{import_id} gives the report"}})
 async def import_stock(
     file: UploadFile = File(..., description="CSV or XLSX with columns code, expires_at[, face_fen, cost_fen, batch_ref]"),
     product_code: str = Form(..., max_length=32),
@@ -90,12 +98,17 @@ async def import_stock(
     batch_ref: str | None = Form(None, max_length=64),
     p: Principal = Depends(require_staff("stock")),
 ):
+    """The import runs as the ``coupons.import`` task (on a worker); this waits for its report."""
     data = await read_upload(file)  # refuses more than any upload may be (UPLOAD_TOO_LARGE) unread
     filename = (file.filename or "")[:255]
 
-    def work() -> dict[str, Any]:
-        return flows.import_file(actor=p.actor(), product_code=product_code, data=data, filename=filename,
-                                 expires_at=expires_at, batch_ref=batch_ref).to_dict()
+    def work() -> Any:
+        report = flows.import_file(actor=p.actor(), product_code=product_code, data=data, filename=filename,
+                                   expires_at=expires_at, batch_ref=batch_ref)
+        if not report.final:
+            return JSONResponse(ImportQueuedOut(import_id=report.import_id, status=report.status).model_dump(),
+                                status_code=202)
+        return report.to_dict()
 
     from starlette.concurrency import run_in_threadpool
 

@@ -17,7 +17,7 @@ import json
 from typing import Any
 
 import polars as pl
-from sqlalchemy import and_, case, func, literal, or_, text
+from sqlalchemy import and_, case, func, literal, or_, text, update
 from sqlmodel import Session, col, select
 
 from gc_admin.audit.service import record
@@ -32,7 +32,7 @@ from gc_admin.core.bulk import (
     temp_table,
 )
 from gc_admin.core.clock import fmt_local, utcnow
-from gc_admin.core.errors import InvalidInput, NotFound
+from gc_admin.core.errors import DomainError, InvalidInput, NotFound
 from gc_admin.core.exports import EXPORT_LIMIT, csv_bytes
 from gc_admin.core.money import format_fen
 from gc_admin.core.phone import mask_phone, mask_secret
@@ -40,7 +40,7 @@ from gc_admin.core.principal import SYSTEM, Actor
 from gc_admin.core.sorting import order_by
 from gc_admin.coupons.catalog.service import code_is, get_product_by_code
 from gc_admin.coupons.models import REDEMPTION_CODE, STOCK_STATES, Coupon, Product, StockCode, StockImport
-from gc_admin.coupons.stock.importer import FileRejected, read_codes_file
+from gc_admin.coupons.stock.importer import FileRejected, expiry_instant, read_codes_file
 from gc_admin.db import Page, paginate
 
 INVALID_KEPT = 10_000  # invalid rows kept on the import record (the count is always exact)
@@ -58,7 +58,7 @@ class ImportReport:
     import_id: int
     product_code: str
     filename: str
-    status: str  # done | failed
+    status: str  # queued | running (the coupons.import task has not finished it yet) | done | failed
     error: str | None
     rows: int  # data rows read (blank rows are not rows)
     imported: int  # new codes stored, including discarded_near_expiry
@@ -72,6 +72,11 @@ class ImportReport:
     cost_fen_total: int
     discarded_cost_fen: int  # the loss
     created_at: dt.datetime
+    error_code: str | None = None  # a failed import's refusal code (IMPORT_FILE_INVALID, UPLOAD_*, IMPORT_ERROR)
+
+    @property
+    def final(self) -> bool:
+        return self.status in ("done", "failed")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -88,14 +93,22 @@ def _report(imp: StockImport, product_code: str) -> ImportReport:
         invalid=json.loads(imp.invalid or "[]"), invalid_count=imp.invalid_count,
         discarded_near_expiry=imp.discarded_near_expiry, face_fen_total=imp.face_fen_total,
         cost_fen_total=imp.cost_fen_total, discarded_cost_fen=imp.discarded_cost_fen, created_at=imp.created_at,
+        error_code=imp.error_code,
     )
 
 
 class CodesFileRefused(InvalidInput):
     """The codes file as a whole cannot be read (``IMPORT_FILE_INVALID``, or the upload gate's ``UPLOAD_*``
     code), so nothing of it was imported. Like every error it rolls the unit of work back; the refusal
-    is put on record by the caller, in a unit of work of its own (:func:`record_failed_import`;
-    :func:`gc_admin.coupons.stock.flows.import_file` does both)."""
+    is put on record by the caller, in a unit of work of its own (:func:`fail_import`;
+    :func:`gc_admin.coupons.stock.flows.run_import` does both)."""
+
+
+class ImportCrashed(DomainError):
+    """The import broke on something that is not the file's fault (our bug): nothing of it was imported."""
+
+    status = 500
+    code = "IMPORT_ERROR"
 
 
 def _new_import(product: Product, *, actor: Actor, filename: str, batch_ref: str | None, status: str,
@@ -116,19 +129,23 @@ def import_codes(
     expires_at: dt.date | dt.datetime | None = None,
     batch_ref: str | None = None,
     now: dt.datetime | None = None,
+    into: StockImport | None = None,
 ) -> ImportReport:
     """Import a CSV/XLSX file of codes for a redemption-code product; returns the report.
 
     A file that cannot be read imports nothing and raises :class:`CodesFileRefused` (the caller
-    records the refusal: :func:`record_failed_import`). Bad rows are skipped and reported; codes
+    records the refusal: :func:`fail_import`). Bad rows are skipped and reported; codes
     already in stock (from any import) are counted as ``duplicate_existing``; codes with less than
     the product's minimum validity left are stored as discarded (弃票) and counted as a loss.
+    ``into``: the import row to fill (one :func:`claim_import` took for this unit of work; its filename and
+    batch_ref apply) instead of a new one.
     """
     now = now or utcnow()
-    product = get_product_by_code(session, product_code)
-    if product.kind != REDEMPTION_CODE:
-        raise InvalidInput("只有第三方兑换码类券种可以导入券码库存", code="NOT_A_CODE_PRODUCT")
-    imp = _new_import(product, actor=actor, filename=filename, batch_ref=batch_ref, status="done", now=now)
+    product = _code_product(session, product_code)
+    if into is None:
+        imp = _new_import(product, actor=actor, filename=filename, batch_ref=batch_ref, status="done", now=now)
+    else:
+        imp, imp.status = into, "done"
     filename, batch_ref = imp.filename, imp.batch_ref
     try:
         parsed = read_codes_file(data, filename=filename, default_expires_at=expires_at)
@@ -178,21 +195,78 @@ def import_codes(
     return _report(imp, product.code)
 
 
-def record_failed_import(session: Session, *, actor: Actor, product_code: str, reason: str, filename: str = "",
-                         batch_ref: str | None = None, now: dt.datetime | None = None) -> int:
-    """Put a refused file on record: a failed import with its reason (the history and the report show
-    it) and an audit row; returns the import id. For the caller of :func:`import_codes`, after it
-    raised :class:`CodesFileRefused`, in a new unit of work."""
+def _code_product(session: Session, product_code: str) -> Product:
     product = get_product_by_code(session, product_code)
-    imp = _new_import(product, actor=actor, filename=filename, batch_ref=batch_ref, status="failed",
+    if product.kind != REDEMPTION_CODE:
+        raise InvalidInput("只有第三方兑换码类券种可以导入券码库存", code="NOT_A_CODE_PRODUCT")
+    return product
+
+
+def queue_import(session: Session, *, actor: Actor, product_code: str, filename: str = "",
+                 expires_at: dt.date | dt.datetime | None = None, batch_ref: str | None = None,
+                 now: dt.datetime | None = None) -> int:
+    """Put an import of a codes file on record, ``queued`` for the ``coupons.import`` task; returns its id.
+    The product is checked here (a wrong one is refused at once); the file is read by the task, which applies
+    ``expires_at`` (kept on the row) to rows without an expiry."""
+    product = _code_product(session, product_code)
+    imp = _new_import(product, actor=actor, filename=filename, batch_ref=batch_ref, status="queued",
                       now=now or utcnow())
-    imp.error = reason[:500]
+    imp.expires_default = None if expires_at is None else expiry_instant(expires_at)
     session.add(imp)
     session.flush()
     assert imp.id is not None
-    record(session, actor=actor, action="stock.import_failed", target_type="stock_import", target_id=imp.id,
-           summary=f"导入券码失败（{product.name}，{imp.filename or '未命名文件'}）：{reason}"[:500])
     return imp.id
+
+
+def mark_import_running(session: Session, *, import_id: int) -> bool:
+    """``queued -> running`` (the lists show 导入中); whether it moved."""
+    return bool(session.execute(update(StockImport).where(col(StockImport.id) == import_id,
+                                                          col(StockImport.status) == "queued")
+                                .values(status="running").execution_options(synchronize_session=False)).rowcount)
+
+
+def claim_import(session: Session, *, import_id: int) -> tuple[StockImport, Actor, str] | None:
+    """Take a queued / running import for this unit of work — one conditional ``UPDATE ... WHERE status IN
+    ('queued', 'running')``, which also locks the row until the unit of work ends (PostgreSQL; SQLite holds its
+    write lock), so a second run of the task waits for the first and then finds it final. Returns the row, the
+    actor who uploaded the file and the product's code; ``None`` when the import is done or failed already."""
+    taken = session.execute(update(StockImport).where(col(StockImport.id) == import_id,
+                                                      col(StockImport.status).in_(("queued", "running")))
+                            .values(status="running").execution_options(synchronize_session=False)).rowcount
+    if not taken:
+        return None
+    imp = session.exec(select(StockImport).where(col(StockImport.id) == import_id)
+                       .execution_options(populate_existing=True)).one()
+    product = session.get(Product, imp.product_id)
+    assert product is not None
+    return imp, Actor(imp.actor_type, imp.actor_id, imp.actor_name), product.code
+
+
+def fail_import(session: Session, *, import_id: int, reason: str, code: str) -> bool:
+    """Put a refused (or crashed) import on record: ``failed`` with its reason (the history and the report show
+    it) and an audit row — only if it was not final yet (a second run changes nothing); whether it moved.
+    For the caller of :func:`import_codes`, after it raised, in a new unit of work."""
+    moved = session.execute(update(StockImport).where(col(StockImport.id) == import_id,
+                                                      col(StockImport.status).in_(("queued", "running")))
+                            .values(status="failed", error=reason[:500], error_code=code[:32])
+                            .execution_options(synchronize_session=False)).rowcount
+    if not moved:
+        return False
+    imp = session.exec(select(StockImport).where(col(StockImport.id) == import_id)
+                       .execution_options(populate_existing=True)).one()
+    product = session.get(Product, imp.product_id)
+    name = product.name if product is not None else str(imp.product_id)
+    record(session, actor=Actor(imp.actor_type, imp.actor_id, imp.actor_name), action="stock.import_failed",
+           target_type="stock_import", target_id=import_id,
+           summary=f"导入券码失败（{name}，{imp.filename or '未命名文件'}）：{reason}"[:500])
+    return True
+
+
+def unfinished_imports(session: Session, *, older_than: dt.datetime) -> list[int]:
+    """Imports still queued / running that were recorded before ``older_than`` (the sweep defers them again)."""
+    return list(session.exec(select(StockImport.id).where(col(StockImport.status).in_(("queued", "running")),
+                                                          col(StockImport.created_at) < older_than)
+                             .order_by(col(StockImport.id))).all())
 
 
 def _insert_codes(session: Session, staged: pl.DataFrame, *, product_id: int, import_id: int,
@@ -270,13 +344,20 @@ def list_imports(session: Session, *, product_code: str | None = None, offset: i
                     row=lambda r: _report(r[0], r[1]))
 
 
+IMPORT_STATUS_LABELS = {"queued": "排队中", "running": "导入中", "done": "成功", "failed": "失败"}
+
+
+def import_status_label(status: str) -> str:
+    return IMPORT_STATUS_LABELS.get(status, status)
+
+
 def import_report_csv(report: ImportReport) -> bytes:
     """The downloadable report: a summary block, then every kept invalid row. UTF-8 with BOM (Excel-friendly);
     written by :func:`gc_admin.core.exports.csv_bytes`, so a file named ``=HYPERLINK(...).csv`` stays text."""
     rows: list[list[Any]] = [["项目", "值"]]
     for label, value in (
         ("导入编号", report.import_id), ("券种", report.product_code), ("文件", report.filename),
-        ("状态", "成功" if report.status == "done" else "失败"), ("失败原因", report.error or ""),
+        ("状态", import_status_label(report.status)), ("失败原因", report.error or ""),
         ("读取行数", report.rows), ("新增券码", report.imported), ("其中可发放", report.in_stock),
         ("其中弃票（剩余有效期不足）", report.discarded_near_expiry), ("文件内重复", report.duplicate_in_file),
         ("与已有库存重复", report.duplicate_existing), ("无效行", report.invalid_count),

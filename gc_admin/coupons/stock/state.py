@@ -135,7 +135,8 @@ class StockState(rx.State):
 def _report_view(r: service.ImportReport) -> dict[str, str]:
     return {
         "id": str(r.import_id), "product": r.product_code, "filename": r.filename or "未命名文件",
-        "status": "成功" if r.status == "done" else "失败", "ok": "1" if r.status == "done" else "",
+        "status": service.import_status_label(r.status), "ok": "1" if r.status == "done" else "",
+        "pending": "" if r.final else "1",
         "error": r.error or "", "rows": _n(r.rows), "imported": _n(r.imported), "in_stock": _n(r.in_stock),
         "dup_file": _n(r.duplicate_in_file), "dup_existing": _n(r.duplicate_existing), "invalid": _n(r.invalid_count),
         "discarded": _n(r.discarded_near_expiry), "loss": format_fen(r.discarded_cost_fen),
@@ -145,8 +146,8 @@ def _report_view(r: service.ImportReport) -> dict[str, str]:
 
 def _import_file(path: str, *, actor: Actor, product_code: str, filename: str, expires_at: dt.date | None,
                  batch_ref: str) -> service.ImportReport:
-    """Worker thread: read the staged file and import it (:func:`flows.import_file`: a refused file is
-    put on record in a unit of work of its own)."""
+    """Worker thread: read the staged file and import it (:func:`flows.import_file`: the ``coupons.import``
+    task, waited for; a refused file is put on record in a unit of work of its own)."""
     with open(path, "rb") as fh:
         data = fh.read()
     return flows.import_file(actor=actor, product_code=product_code, data=data, filename=filename,
@@ -282,6 +283,14 @@ class StockImportState(PagedMixin, rx.State):
                 return
         finally:
             path.unlink(missing_ok=True)
+        if not report.final:  # the task did not finish within GC_TASKS_WAIT_SECONDS: it goes on in the background
+            async with self:
+                self.busy, self.phase, self.upload_pct = False, "", 0
+                self.page = 1
+                await self._reload()
+            yield rx.clear_selected_files(UPLOAD_ID)
+            yield rx.toast.info(f"文件已在后台{service.import_status_label(report.status)}，完成后在导入记录中查看报告")
+            return
         async with self:
             self.busy, self.phase, self.upload_pct = False, "", 0
             self.report = _report_view(report)

@@ -238,6 +238,37 @@ def test_clerk_imports_a_file_and_sees_the_report_and_history(coupon_shop):
     assert not list((get_settings().upload_dir / "staging").glob("codes-*"))  # the staging file is gone
 
 
+def test_an_import_still_queued_when_the_wait_runs_out_reads_in_the_history_until_done(coupon_shop, monkeypatch):
+    """The ``coupons.import`` task has not finished within GC_TASKS_WAIT_SECONDS (a busy worker): the page says
+    it goes on in the background and the history lists it as 排队中; once the worker has run it, 成功."""
+    from gc_admin.core import tasks
+
+    monkeypatch.setenv("GC_TASKS_WAIT_SECONDS", "0")
+    get_settings.cache_clear()
+    monkeypatch.setattr(tasks, "worker_alive", lambda: True)  # a worker is up, busy: the page only waits
+    token = sign_in("chen")
+    data = ("券码,有效期\n" + "".join(f"LATE{i:04d}Y,{day(90)}\n" for i in range(5))).encode()
+
+    async def scenario():
+        imp = await state_of(StockImportState, token)
+        await imp.load()
+        imp.product_code = "tpp50"
+        events = await drain(StockImportState.import_file.fn(imp, await upload_chunks(data, "later.csv")))
+        queued = [dict(r) for r in imp.rows]
+        await tasks.run_waiting_async()  # the worker gets to it
+        await imp.load()
+        return imp, events, queued
+
+    imp, events, queued = run(scenario())
+    assert not imp.busy and imp.error == "" and imp.report == {}
+    assert ("info", "文件已在后台排队中，完成后在导入记录中查看报告") in toasts(events)
+    assert (queued[0]["filename"], queued[0]["status"], queued[0]["pending"], queued[0]["ok"]) == (
+        "later.csv", "排队中", "1", "")
+    assert (imp.rows[0]["filename"], imp.rows[0]["status"], imp.rows[0]["imported"]) == ("later.csv", "成功", "5")
+    assert scalar("SELECT count(*) FROM stock_code WHERE code LIKE 'LATE%'") == 5
+    get_settings.cache_clear()
+
+
 def test_import_refuses_a_file_over_the_limit(coupon_shop, monkeypatch):
     monkeypatch.setenv("GC_UPLOAD_MAX_MB", "1")  # the one upload cap (gc_admin.config), not a page constant
     get_settings.cache_clear()
@@ -380,6 +411,38 @@ def test_clerk_previews_then_issues_and_the_db_has_the_coupons(coupon_shop):
     assert iss.pending_token == "" and not list((get_settings().upload_dir / "staging").glob("phones-*"))
 
 
+def test_a_batch_still_queued_when_the_wait_runs_out_reads_in_the_history_until_done(coupon_shop, monkeypatch):
+    """The ``coupons.issue_batch`` task has not issued the batch within GC_TASKS_WAIT_SECONDS (a busy worker): the
+    page says it goes on in the background and the history lists it as 排队中; once issued, its counts."""
+    from gc_admin.core import tasks
+
+    monkeypatch.setenv("GC_TASKS_WAIT_SECONDS", "0")
+    get_settings.cache_clear()
+    monkeypatch.setattr(tasks, "worker_alive", lambda: True)  # a worker is up, busy: the page only waits
+    token = sign_in("chen")
+
+    async def scenario():
+        iss = await state_of(IssuanceState, token)
+        await iss.load()
+        iss.product_code, iss.batch_id = "tpp50", "B-LATER"
+        await iss.preview_batch({"phones": "13812345678\n13912345678"})
+        events = await drain(IssuanceState.confirm_issue.fn(iss))
+        queued = [dict(r) for r in iss.rows]
+        await tasks.run_waiting_async()  # the worker gets to it
+        await iss.load()
+        return iss, events, queued
+
+    iss, events, queued = run(scenario())
+    assert not iss.issuing and iss.error == "" and iss.result == {} and iss.pending_token == ""
+    assert ("info", "批次 B-LATER 已在后台排队中，完成后在发放记录中查看结果") in toasts(events)
+    assert (queued[0]["batch_id"], queued[0]["status"], queued[0]["pending"]) == ("B-LATER", "排队中", "1")
+    assert (iss.rows[0]["batch_id"], iss.rows[0]["status"], iss.rows[0]["pending"], iss.rows[0]["issued"]) == (
+        "B-LATER", "已完成", "", "2")
+    assert scalar("SELECT count(*) FROM coupon c JOIN issuance_batch b ON b.id = c.issuance_id "
+                  "WHERE b.batch_id = 'B-LATER'") == 2
+    get_settings.cache_clear()
+
+
 def test_resubmitting_a_batch_id_shows_the_first_result(coupon_shop):
     token = sign_in("chen")
 
@@ -409,7 +472,9 @@ def test_an_unexpected_failure_while_issuing_frees_the_page(coupon_shop, monkeyp
     def broken(*args, **kwargs):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(issuance_service, "issue_batch", broken)
+    from gc_admin.coupons.issuance import flows as issuance_flows
+
+    monkeypatch.setattr(issuance_flows, "issue", broken)  # what the page calls (the coupons.issue_batch task)
 
     async def scenario():
         iss = await state_of(IssuanceState, sign_in("chen"))

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gc_admin.config import PROJECT_ROOT
-from tests.support import scalar
+from tests.support import rows, scalar
 
 
 class Workers:
@@ -75,3 +75,61 @@ def workers(url: str, logs: Path, **env: str) -> Iterator[Workers]:
             if p.poll() is None:
                 p.kill()
                 p.wait(10)
+
+
+def process_with_local_port(port: int) -> int:
+    """The pid of the process on this machine holding the TCP socket whose local port is ``port`` (the
+    client end of a database connection: ``pg_stat_activity.client_port``)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{fields[9]}]")
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                        return int(pid)
+    raise AssertionError(f"no process holds local port {port}")
+
+
+#: A database session in the middle of a stock import: its transaction has written (the import row) and it is
+#: streaming the codes in (COPY) or storing them (INSERT).
+IMPORTING = ("SELECT pid, client_port FROM pg_stat_activity WHERE datname = current_database() "
+             "AND pid <> pg_backend_pid() AND state = 'active' AND backend_xid IS NOT NULL "
+             "AND (query LIKE 'COPY _gc_codes%' OR query LIKE 'INSERT INTO stock_code%')")
+
+
+#: A database session in the middle of a batch issuance: its transaction has written (the batch row claimed) and it
+#: is streaming the coupons' lines in (COPY), creating the coupons (INSERT) or storing the per-row results.
+ISSUING = ("SELECT pid, client_port FROM pg_stat_activity WHERE datname = current_database() "
+           "AND pid <> pg_backend_pid() AND state = 'active' AND backend_xid IS NOT NULL "
+           "AND (query LIKE 'COPY _gc_issue%' OR query LIKE '%INSERT INTO coupon %' OR query LIKE 'COPY issuance_row%')")
+
+
+def busy_session(request: Any, query: str, *, what: str, timeout: float = 240) -> tuple[int, int]:
+    """Wait until the work of the future ``request`` (a request or an upload) shows in ``query`` (one of
+    :data:`IMPORTING`, :data:`ISSUING`); that database session's (pid, client port)."""
+    deadline = time.monotonic() + timeout
+    while not (busy := rows(query)):
+        assert not request.done(), f"the work ended before it was seen {what}: {request.result()}"
+        assert time.monotonic() < deadline, f"the work was never seen {what}"
+        time.sleep(0.02)
+    [(backend, client_port)] = busy
+    return backend, client_port
+
+
+def storing_codes(request: Any, *, timeout: float = 240) -> tuple[int, int]:
+    """Wait until an import (whose request or upload is the future ``request``) is storing its codes; that
+    database session's (pid, client port)."""
+    return busy_session(request, IMPORTING, what="storing codes", timeout=timeout)
+
+
+def session_gone(backend: int, *, timeout: float = 120) -> None:
+    """Wait until the database has ended the session ``backend`` (its client was killed: it rolls back)."""
+    deadline = time.monotonic() + timeout
+    while scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = :p", p=backend):
+        assert time.monotonic() < deadline, "the killed process's database session never ended"
+        time.sleep(0.1)

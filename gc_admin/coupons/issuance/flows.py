@@ -1,0 +1,91 @@
+"""Batch issuance, as the admin and partner APIs and the 发券 page do it: the ``coupons.issue_batch`` task.
+
+The request (:func:`issue`) checks the batch and puts it on record ``queued`` (the batch row, whose unique key
+``(source, programme, batch_id)`` is the caller's idempotency key), keeps the phone list in the database
+(``task_file`` under ``batch:<batch row id>`` — phones never travel in task arguments or logs) and defers the task
+under that key, all in one unit of work; then it waits for the batch to be done
+(:func:`gc_admin.core.tasks.wait_for`, up to ``GC_TASKS_WAIT_SECONDS``) and returns its per-row result — or, when
+the wait runs out, the batch as it stands (``queued`` / ``running``: the APIs answer 202 and the batch's GET gives
+the rows later). The same batch id again finds the first batch (``replayed``), defers nothing and waits for it.
+
+The task (:func:`run_issue`) is safe to run twice (a retry after its worker was killed): it claims the batch row
+with a conditional update in the very unit of work that issues the coupons, marks it done and drops the phones —
+so a run killed half-way issued nothing, and a run after a finished one finds it done and issues nothing more.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from typing import Any
+
+from gc_admin.core import tasks
+from gc_admin.core.principal import Actor
+from gc_admin.coupons.issuance import service
+from gc_admin.db import session_scope
+
+ISSUE_TASK = "coupons.issue_batch"
+
+
+def batch_key(issuance_id: int) -> str:
+    return f"batch:{issuance_id}"
+
+
+def issue(*, actor: Actor, source: str, batch_id: str, product_code: str, phones: list[str], per_phone: int = 1,
+          programme_code: str | None = None, wait_seconds: float | None = None) -> service.IssuanceResult:
+    """Issue a batch through the ``coupons.issue_batch`` task and return its result (``replayed`` for a batch id
+    issued before; ``status`` queued / running if it was not done within ``wait_seconds``, default
+    ``GC_TASKS_WAIT_SECONDS``). Refusals (bad phones list, unknown product, batch id reused for another
+    request) are raised at once, nothing recorded."""
+    with session_scope() as s:
+        issuance_id, new = service.queue_batch(s, actor=actor, source=source, batch_id=batch_id,
+                                               product_code=product_code, phones=phones, per_phone=per_phone,
+                                               programme_code=programme_code)
+        if new:
+            key = batch_key(issuance_id)
+            tasks.store_file(s, key=key, data=json.dumps(phones, ensure_ascii=False).encode())
+            tasks.defer(ISSUE_TASK, key=key, session=s, issuance_id=issuance_id)
+    tasks.wait_for(lambda: _done(issuance_id), timeout=wait_seconds)
+    with session_scope() as s:
+        result = service.issuance_by_id(s, issuance_id=issuance_id)
+    return dataclasses.replace(result, replayed=not new)
+
+
+def _done(issuance_id: int) -> bool:
+    with session_scope() as s:
+        return service.batch_status(s, issuance_id=issuance_id) == "done"
+
+
+def run_issue(*, issuance_id: int) -> dict[str, Any]:
+    """``coupons.issue_batch``: issue the batch kept for ``batch:<issuance_id>``; safe to run again (see the module).
+    A failure raises (the queue retries it): the batch stays queued, nothing of it issued."""
+    key = batch_key(issuance_id)
+    with session_scope() as s:
+        service.mark_batch_running(s, issuance_id=issuance_id)
+    with session_scope() as s:
+        data = tasks.load_file(s, key=key)
+        result = None
+        if data is not None:  # gone: the batch is done (the phones go with that change)
+            result = service.issue_claimed(s, issuance_id=issuance_id, phones=json.loads(data))
+            if result is not None:
+                tasks.drop_file(s, key=key)
+    if result is None:  # done before (a retry after the commit, a late duplicate): nothing issued now
+        with session_scope() as s:
+            return {"issuance_id": issuance_id, "status": service.batch_status(s, issuance_id=issuance_id),
+                    "issued": 0}
+    return {"issuance_id": issuance_id, "status": "done", "issued": result.issued, "coupons": result.coupons}
+
+
+def resume_batches(session: Any, *, minutes: int = 2) -> int:
+    """The sweep: defer again the batches still unfinished after ``minutes`` (their job lost, or still running:
+    the new job then waits for the key's lock and finds the batch done)."""
+    from gc_admin.core.clock import utcnow
+
+    ids = service.unfinished_batches(session, older_than=utcnow() - dt.timedelta(minutes=minutes))
+    for issuance_id in ids:
+        tasks.defer(ISSUE_TASK, key=batch_key(issuance_id), session=session, issuance_id=issuance_id)
+    return len(ids)
+
+
+ISSUE = tasks.register(tasks.TaskDef(ISSUE_TASK, run_issue, title="批量发券", retries=5))
