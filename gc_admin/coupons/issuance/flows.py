@@ -88,4 +88,4 @@ def resume_batches(session: Any, *, minutes: int = 2) -> int:
     return len(ids)
 
 
-ISSUE = tasks.register(tasks.TaskDef(ISSUE_TASK, run_issue, title="批量发券", retries=5))
+ISSUE = tasks.register(tasks.TaskDef(ISSUE_TASK, run_issue, title="批量发券", retries=5, queue=tasks.WAITED))
