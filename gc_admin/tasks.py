@@ -22,10 +22,11 @@ a conditional update, as every body below does. A periodic task is a :class:`Tas
 | claims.ocr | also deferred with each new claim (committed with it) | ``claims.ocr`` |
 | claims.payout_query | a cashback payout whose result Alipay left unknown, retried with backoff | ``payout:<out_biz_no>`` |
 | coupons.import | a codes file uploaded (API, 券库存 page); its bytes in ``task_file``; the request waits for it | ``import:<id>`` |
-| coupons.issue_batch | a batch issuance (admin and partner APIs, 发券 page); phones in ``task_file``; the request waits | ``batch:<batch row id>`` (the row of the caller's batch_id) |
+| coupons.issue_batch | a batch issuance (admin and partner APIs, 发券 page); phones in ``task_file``; the request waits; a failed batch sent again is retried | ``batch:<batch row id>`` (the row of the caller's batch_id) |
 | coupons.unfinished | periodic: imports and batches left unfinished (a job lost) deferred again | its name |
 
-A task the request waits for is registered next to the flow that defers it (``coupons.stock.flows.IMPORT``,
+The two tasks a request waits for run on their own queue (``queue=tasks.WAITED``: with no worker alive the
+waiting request runs that queue only). A task the request waits for is registered next to the flow that defers it (``coupons.stock.flows.IMPORT``,
 ``coupons.issuance.flows.ISSUE``),
 so any process that defers and waits (a script, a test) knows it; it is imported here like every other.
 """

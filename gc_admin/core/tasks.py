@@ -46,8 +46,10 @@ deferring unit of work; the task's last unit of work drops them): every host's w
 :func:`wait_for` its outcome in the business tables, up to ``GC_TASKS_WAIT_SECONDS``; when the wait runs out it
 answers "queued / running" and the GET of that work gives the result later. When no worker runs this
 process's queue — SQLite without the app's lifespan task (tests, scripts), or PostgreSQL with no live
-``gc_admin worker`` — the waiting jobs are run by the waiting thread itself, through the same queue and the same
-task code (:func:`run_waiting`), so the answer never depends on a worker being up.
+``gc_admin worker`` — the jobs waiting in the :data:`WAITED` queue (where such tasks are deferred: ``TaskDef(queue=
+WAITED)``) are run by the waiting thread itself, through the same queue and the same task code (:func:`run_waiting`),
+so the answer never depends on a worker being up; every other job (refund retries, OCR, payouts) waits for a worker.
+``gc_admin worker`` and the in-process runner run every queue.
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ log = logging.getLogger("gc_admin.tasks")
 
 STALLED_TASK = "tasks.retry_stalled"
 STALLED_BEATS = 3  # a worker silent for this many heartbeats is dead
+WAITED = "waited"  # the queue of the tasks a request waits for (coupons.import, coupons.issue_batch)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +101,7 @@ class TaskDef:
     every: str = ""
     retries: int = 5
     backoff_seconds: int = 2
+    queue: str = "default"  # procrastinate's queue; WAITED for work a request waits for (see wait_for)
 
 
 REGISTRY: dict[str, TaskDef] = {}
@@ -190,7 +194,7 @@ def _attach(app: procrastinate.App, defn: TaskDef, *, scheduled: bool = True) ->
 
     job.__name__ = job.__qualname__ = defn.name.replace(".", "_")
     retry = procrastinate.RetryStrategy(max_attempts=defn.retries, exponential_wait=defn.backoff_seconds)
-    task = app.task(name=defn.name, pass_context=True, retry=retry)(job)
+    task = app.task(name=defn.name, pass_context=True, retry=retry, queue=defn.queue)(job)
     if defn.cron and scheduled:
         app.periodic(cron=cron_of(defn), periodic_id=defn.name, queueing_lock=defn.name, lock=defn.name)(task)
 
@@ -382,17 +386,18 @@ def prune(session: Session, *, keep_days: int = 30) -> dict[str, int]:
     return {"task_runs": int(runs or 0), "jobs": int(jobs or 0)}
 
 
-async def run_waiting_async() -> None:
+async def run_waiting_async(queues: list[str] | None = None) -> None:
     """Run the jobs waiting in the queue now, in this process, and return when none is left (no periodic
-    deferring: only what was queued). Tests, and a manual catch-up."""
+    deferring: only what was queued). ``queues``: only the jobs of these queues (default: every queue — tests,
+    and a manual catch-up; :func:`wait_for` drains :data:`WAITED` only)."""
     app = _app(get_settings().database_url, "drain")
     async with app.open_async():
         await app.run_worker_async(**{**_worker_options(concurrency=1, wait=False, signals=False),
-                                      "listen_notify": False})
+                                      "listen_notify": False, "queues": queues})
 
 
-def run_waiting() -> None:
-    asyncio.run(run_waiting_async())
+def run_waiting(queues: list[str] | None = None) -> None:
+    asyncio.run(run_waiting_async(queues))
 
 
 def worker_alive() -> bool:
@@ -415,8 +420,9 @@ ALIVE_SECONDS = 60
 def wait_for(done: Callable[[], Any], *, timeout: float | None = None, poll_seconds: float = 0.2) -> Any:
     """Wait for deferred work to be done: ``done()`` (reading the business tables, in units of work of its own)
     returns something truthy once it is; that is returned, or ``None`` after ``timeout`` seconds (default
-    ``GC_TASKS_WAIT_SECONDS``). While no worker runs the queue (:func:`worker_alive`), the waiting jobs are run
-    here, in this thread (:func:`run_waiting`: the same queue, task code, locks and retries). Call it from
+    ``GC_TASKS_WAIT_SECONDS``). While no worker runs the queue (:func:`worker_alive`), the jobs waiting in the
+    :data:`WAITED` queue are run here, in this thread (:func:`run_waiting`: the same queue, task code, locks and
+    retries) — only those: a refund retry, an OCR or a payout query never runs inside a request. Call it from
     synchronous code (a thread), after the unit of work that deferred the work has committed."""
     wait = get_settings().tasks_wait_seconds if timeout is None else timeout
     deadline = time.monotonic() + wait
@@ -426,7 +432,7 @@ def wait_for(done: Callable[[], Any], *, timeout: float | None = None, poll_seco
             return value
         pause = poll_seconds
         if not worker_alive():
-            run_waiting()
+            run_waiting([WAITED])
             value = done()
             if value:
                 return value

@@ -192,7 +192,8 @@ class IssuanceBatch(SQLModel, table=True):
     failed: int = Field(default=0)  # rows that did not
     coupons: int = Field(default=0)  # coupons created (issued × per_phone)
     created_at: dt.datetime = utc_field(index=True)
-    status: str = Field(default="done", max_length=8)  # queued -> running -> done (the coupons.issue_batch task)
+    status: str = Field(default="done", max_length=8)  # queued -> running -> done | failed (coupons.issue_batch)
+    error_code: str | None = Field(default=None, max_length=32)  # why it failed (ISSUANCE_ERROR); nothing issued
 
 
 class IssuanceRow(SQLModel, table=True):

@@ -40,8 +40,10 @@ class IssuanceRowOut(BaseModel):
 
 class IssuanceOut(BaseModel):
     batch_id: str
-    status: Literal["queued", "running", "done"] = Field(
-        "done", description="queued / running: the batch is still being issued (no rows yet); GET it again later")
+    status: Literal["queued", "running", "done", "failed"] = Field(
+        "done", description="queued / running: the batch is still being issued (no rows yet); GET it again later. "
+                            "failed: it broke, nothing issued (error_code); POST the same batch again to retry it")
+    error_code: str | None = Field(None, description="why a failed batch failed (ISSUANCE_ERROR)")
     product_code: str
     issued: int
     failed: int
@@ -72,8 +74,9 @@ def _issuance_out(result: service.IssuanceResult, states: dict[int, str] | None 
             r["coupon_states"] = [states.get(i, "") for i in r["coupon_ids"]]
         rows.append(IssuanceRowOut(**r))
     d = result.to_dict()
-    return IssuanceOut(batch_id=d["batch_id"], status=result.status, product_code=d["product_code"], issued=d["issued"],
-                       failed=d["failed"], coupons=d["coupons"], replayed=d["replayed"], rows=rows)
+    return IssuanceOut(batch_id=d["batch_id"], status=result.status, error_code=result.error_code,
+                       product_code=d["product_code"], issued=d["issued"], failed=d["failed"], coupons=d["coupons"],
+                       replayed=d["replayed"], rows=rows)
 
 
 class IssuanceQueuedOut(BaseModel):

@@ -34,7 +34,7 @@ from sqlmodel import Session, col, select
 from gc_admin.audit.service import record
 from gc_admin.core.bulk import db_time, dialect, drop_temp, load_frame, raw_rows, temp_table
 from gc_admin.core.clock import SHANGHAI, fmt_local, utcnow
-from gc_admin.core.errors import Conflict, InvalidInput, NotFound
+from gc_admin.core.errors import Conflict, DomainError, InvalidInput, NotFound
 from gc_admin.core.exports import EXPORT_LIMIT, csv_bytes
 from gc_admin.core.principal import Actor
 from gc_admin.core.sorting import order_by
@@ -49,6 +49,17 @@ MAX_PER_PHONE = 20
 PREVIEW_PROBLEMS = 50  # bad rows listed by the preview (all of them are in the result file)
 BATCH_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")
 REASONS = {"invalid_phone": "手机号格式不正确", "no_stock": "库存不足", "duplicate": "与第 {} 行手机号重复"}
+
+
+class IssuanceCrashed(DomainError):
+    """The batch broke on something that is not the request's fault (our bug): nothing of it was issued; the
+    batch is on record ``failed`` and the same batch_id sent again retries it (:func:`queue_batch`)."""
+
+    status = 500
+    code = "ISSUANCE_ERROR"
+
+
+CRASHED = "发券出错，本批次未发放任何券，请稍后用同一批次号重试或联系管理员"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,10 +79,12 @@ class IssuanceResult:
     created_at: dt.datetime
     frame: pl.DataFrame  # row_no, phone, status, reason, coupon_ids ("1,2")
     status: str = "done"  # queued | running (the coupons.issue_batch task has not issued it yet: no rows) | done
+    # | failed (the task broke: nothing issued, no rows; error_code says why)
+    error_code: str | None = None
 
     @property
     def final(self) -> bool:
-        return self.status == "done"
+        return self.status in ("done", "failed")
 
     def rows(self) -> list[dict[str, Any]]:
         """Per-row results: ``{row, phone, status, coupon_ids?, reason?}``."""
@@ -271,11 +284,34 @@ def queue_batch(session: Session, *, actor: Actor, source: str, batch_id: str, p
                 phones: list[str], per_phone: int = 1, programme_code: str | None = None,
                 now: dt.datetime | None = None) -> tuple[int, bool]:
     """Put a batch on record ``queued`` for the ``coupons.issue_batch`` task (checked as :func:`issue_batch`
-    checks it); returns (its id, whether it is new). The same request again: the first batch's id, ``False``."""
+    checks it); returns (its id, whether it is to be issued now). The same request again: the first batch's id,
+    ``False`` — unless that batch failed (:func:`fail_batch`: nothing of it issued): then it is queued again, a new
+    attempt of the same batch (``True``), claimed by a conditional update so two such retries queue it once."""
     issuance_id, _product, existing = _open_batch(
         session, actor=actor, source=source, batch_id=batch_id, product_code=product_code, phones=phones,
         per_phone=per_phone, programme_code=programme_code, now=now or utcnow(), status="queued")
+    if existing is not None and existing.status == "failed":
+        again = session.execute(text("UPDATE issuance_batch SET status = 'queued', error_code = NULL "
+                                     "WHERE id = :id AND status = 'failed'"), {"id": issuance_id}).rowcount
+        return issuance_id, bool(again)
     return issuance_id, existing is None
+
+
+def fail_batch(session: Session, *, issuance_id: int, code: str) -> bool:
+    """Put a batch whose task broke on record: ``failed`` with ``code`` and an audit row — only if it was not
+    final yet (a second call changes nothing); whether it moved. In a unit of work of its own, after the one
+    that issued rolled back (so nothing of the batch exists)."""
+    moved = session.execute(text("UPDATE issuance_batch SET status = 'failed', error_code = :code "
+                                 "WHERE id = :id AND status IN ('queued', 'running')"),
+                            {"id": issuance_id, "code": code[:32]}).rowcount
+    if not moved:
+        return False
+    batch = session.exec(select(IssuanceBatch).where(col(IssuanceBatch.id) == issuance_id)
+                         .execution_options(populate_existing=True)).one()
+    record(session, actor=Actor(batch.actor_type, batch.actor_id, batch.actor_name), action="coupon.issue_failed",
+           target_type="issuance_batch", target_id=issuance_id,
+           summary=f"批量发券失败（批次 {batch.batch_id}，{batch.requested} 行）：未发放任何券")
+    return True
 
 
 def mark_batch_running(session: Session, *, issuance_id: int) -> bool:
@@ -305,7 +341,7 @@ def issue_claimed(session: Session, *, issuance_id: int, phones: list[str],
 
 
 def batch_status(session: Session, *, issuance_id: int) -> str:
-    """queued | running | done."""
+    """queued | running | done | failed."""
     status = session.exec(select(IssuanceBatch.status).where(col(IssuanceBatch.id) == issuance_id)).first()
     if status is None:
         raise NotFound("发券批次不存在", code="ISSUANCE_NOT_FOUND")
@@ -480,6 +516,7 @@ def _result(session: Session, batch: IssuanceBatch, *, replayed: bool) -> Issuan
         issuance_id=batch.id, batch_id=batch.batch_id, source=batch.source, product_code=product_code,
         per_phone=batch.per_phone, requested=batch.requested, issued=batch.issued, failed=batch.failed,
         coupons=batch.coupons, replayed=replayed, created_at=batch.created_at, frame=frame, status=batch.status,
+        error_code=batch.error_code,
     )
 
 
@@ -516,10 +553,10 @@ class IssuanceSummary:
     coupons: int
     actor_name: str
     created_at: dt.datetime
-    status: str = "done"  # queued | running | done
+    status: str = "done"  # queued | running | done | failed
 
 
-BATCH_STATUS_LABELS = {"queued": "排队中", "running": "发放中", "done": "已完成"}
+BATCH_STATUS_LABELS = {"queued": "排队中", "running": "发放中", "done": "已完成", "failed": "失败"}
 
 
 def batch_status_label(status: str) -> str:

@@ -195,7 +195,8 @@ class IssuanceState(PagedMixin, rx.State):
              "source": ISSUE_SOURCES.get(b.source, b.source), "product": b.product_name, "per_phone": str(b.per_phone),
              "requested": f"{b.requested:,}", "issued": f"{b.issued:,}", "failed": f"{b.failed:,}",
              "coupons": f"{b.coupons:,}", "actor": b.actor_name or "—",
-             "status": service.batch_status_label(b.status), "pending": "" if b.status == "done" else "1"}
+             "status": service.batch_status_label(b.status), "pending": "" if b.status == "done" else "1",
+             "broken": "1" if b.status == "failed" else ""}
             for b in batches
         ]
 
@@ -319,6 +320,9 @@ class IssuanceState(PagedMixin, rx.State):
                 log.exception("batch issuance failed")
             async with self:
                 self.issuing, self.issuing_text, self.error = False, "", message
+                if isinstance(exc, service.IssuanceCrashed):  # on record: the history shows it 失败
+                    self.page = 1
+                    await self._reload()
             yield rx.toast.error(f"发放失败：{message}")
             return
         if not result.final:  # not issued within GC_TASKS_WAIT_SECONDS: it goes on in the background

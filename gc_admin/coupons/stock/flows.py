@@ -112,4 +112,4 @@ def resume_imports(session: Any, *, minutes: int = 2) -> dict[str, int]:
     return {"deferred": len(ids)}
 
 
-IMPORT = tasks.register(tasks.TaskDef(IMPORT_TASK, run_import, title="导入券码", retries=3))
+IMPORT = tasks.register(tasks.TaskDef(IMPORT_TASK, run_import, title="导入券码", retries=3, queue=tasks.WAITED))

@@ -141,3 +141,37 @@ def test_with_the_in_process_runner_up_the_request_waits_and_the_runner_imports(
     assert (got["report"].status, got["report"].imported) == ("done", 20)
     assert rows("SELECT status FROM task_run WHERE task = 'coupons.import'") == [("succeeded",)]
     assert not tasks.worker_alive()
+
+
+def _queue_states(*names: str) -> list[tuple[str, str, str]]:
+    """(task, queue, status) of the queue's jobs of these tasks — the same on both databases."""
+    if tasks.in_process():
+        jobs = tasks._app(get_settings().database_url, "memory").connector.jobs.values()
+        found = [(j["task_name"], j["queue_name"], j["status"]) for j in jobs if j["task_name"] in names]
+    else:
+        found = [(t, q, str(s)) for t, q, s in rows("SELECT task_name, queue_name, status FROM procrastinate_jobs")
+                 if t in names]
+    return sorted(found)
+
+
+def test_with_no_worker_alive_the_request_runs_only_the_waited_queue(api, make_staff):
+    """The import request runs its own job (queue ``waited``) when no worker is up, never the others waiting:
+    an OCR pass and a refund retry stay in the queue for a worker, however long the request waits."""
+    setup_catalogue()
+    make_staff("chen", "clerk")
+    clerk = staff_headers(api, "chen")
+    assert not tasks.worker_alive()
+    tasks.defer("claims.ocr", key="claims.ocr")
+    tasks.defer("payments.refund_send", key="refund:R-NOT-IN-A-REQUEST", refund_id=987654)
+    others = [("claims.ocr", "default", "todo"), ("payments.refund_send", "default", "todo")]
+    assert _queue_states("claims.ocr", "payments.refund_send") == others
+    sent = api.post("/api/v1/admin/stock/imports", headers=clerk, data={"product_code": "tpp50"},
+                    files={"file": ("s.csv", codes_csv([(c, 90) for c in SECRET], header="code,expires_at"),
+                                    "text/csv")})
+    assert sent.status_code == 200, sent.text
+    assert (sent.json()["status"], sent.json()["imported"]) == ("done", 20)
+    assert _queue_states("coupons.import") == [("coupons.import", "waited", "succeeded")]
+    assert _queue_states("claims.ocr", "payments.refund_send") == others  # still waiting for a worker
+    assert rows("SELECT task FROM task_run ORDER BY id") == [("coupons.import",)]
+    tasks.run_waiting(["default"])  # a worker (every queue) does get to them
+    assert ("claims.ocr", "succeeded") in rows("SELECT task, status FROM task_run")

@@ -113,3 +113,72 @@ def test_a_reused_batch_id_is_refused_at_once_and_nothing_is_deferred(api, make_
                      json={"batch_id": "B-2", "product_code": "tpp50", "phones": ["13800000009"]})
     assert other.status_code == 409 and other.json()["error"]["code"] == "BATCH_ID_REUSED"
     assert len(_jobs()) == 1 and scalar("SELECT count(*) FROM coupon") == 1
+
+
+def test_a_batch_whose_task_breaks_is_failed_not_queued_for_ever_and_the_same_batch_again_retries_it(
+        api, make_staff, monkeypatch):
+    """An exception inside the issuing unit of work (our bug): it rolled back — nothing issued — and the batch is
+    on record failed (error code, audit row), the request answers 500 with a Chinese message, the GET and the
+    history say so, the sweep leaves it alone; the same batch_id sent again is a new attempt of the same batch."""
+    from gc_admin.coupons.issuance import service
+
+    setup_catalogue()
+    _stock(10)
+    make_staff("chen", "clerk")
+    clerk = staff_headers(api, "chen")
+    real = service._issue_rows
+
+    def broken(session, **kw):
+        real(session, **kw)  # the coupons are written, then it breaks: all of it must roll back
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(service, "_issue_rows", broken)
+    body = {"batch_id": "B-BROKEN", "product_code": "tpp50", "phones": PHONES}
+    sent = api.post("/api/v1/admin/issuances", headers=clerk, json=body)
+    assert sent.status_code == 500, sent.text
+    error = sent.json()["error"]
+    assert (error["code"], error["details"]) == ("ISSUANCE_ERROR", {"batch_id": "B-BROKEN"})
+    assert "未发放任何券" in error["message"]
+    assert scalar("SELECT count(*) FROM coupon") == 0 and scalar("SELECT count(*) FROM issuance_row") == 0
+    assert scalar("SELECT count(*) FROM stock_code WHERE state = 'in_stock'") == 10
+    assert rows("SELECT status, error_code FROM issuance_batch") == [("failed", "ISSUANCE_ERROR")]
+    assert scalar("SELECT count(*) FROM task_file") == 0
+    assert rows("SELECT status FROM task_run WHERE task = 'coupons.issue_batch'") == [("succeeded",)]  # not retried
+    assert scalar("SELECT count(*) FROM audit_log WHERE action = 'coupon.issue_failed'") == 1
+    got = api.get("/api/v1/admin/issuances/B-BROKEN", headers=clerk).json()
+    assert (got["status"], got["error_code"], got["issued"], got["rows"]) == ("failed", "ISSUANCE_ERROR", 0, [])
+    with session_scope() as s:
+        (summary,), _ = service.list_issuances(s)
+        assert service.batch_status_label(summary.status) == "失败"
+        assert flows.resume_batches(s, minutes=0) == 0  # the sweep does not defer it again
+    assert flows.run_issue(issuance_id=summary.issuance_id)["issued"] == 0  # a late run changes nothing
+    assert scalar("SELECT count(*) FROM audit_log WHERE action = 'coupon.issue_failed'") == 1
+
+    monkeypatch.setattr(service, "_issue_rows", real)  # the cause fixed: the partner sends the same batch again
+    again = api.post("/api/v1/admin/issuances", headers=clerk, json=body)
+    assert again.status_code == 200, again.text
+    assert (again.json()["status"], again.json()["issued"], again.json()["replayed"]) == ("done", 3, False)
+    assert rows("SELECT status, error_code FROM issuance_batch") == [("done", None)]
+    assert scalar("SELECT count(*) FROM coupon") == 3
+    replay = api.post("/api/v1/admin/issuances", headers=clerk, json=body)
+    assert (replay.status_code, replay.json()["replayed"], replay.json()["issued"]) == (200, True, 3)
+    assert scalar("SELECT count(*) FROM coupon") == 3
+
+
+def test_a_failed_batch_retried_twice_at_once_is_queued_once(db):
+    """Two resends of a failed batch: the conditional update lets one of them queue it again; the other replays."""
+    from gc_admin.coupons.issuance import service
+
+    setup_catalogue()
+    args = dict(actor=STAFF, source="staff", batch_id="B-TWICE", product_code="tpp50", phones=["13800000001"])
+    with session_scope() as s:
+        issuance_id, new = service.queue_batch(s, **args)
+        assert new
+    with session_scope() as s:
+        assert service.fail_batch(s, issuance_id=issuance_id, code="ISSUANCE_ERROR")
+        assert not service.fail_batch(s, issuance_id=issuance_id, code="ISSUANCE_ERROR")  # once
+    with session_scope() as s:
+        assert service.queue_batch(s, **args) == (issuance_id, True)
+    with session_scope() as s:
+        assert service.queue_batch(s, **args) == (issuance_id, False)
+    assert rows("SELECT status, error_code FROM issuance_batch") == [("queued", None)]

@@ -443,6 +443,34 @@ def test_a_batch_still_queued_when_the_wait_runs_out_reads_in_the_history_until_
     get_settings.cache_clear()
 
 
+def test_a_batch_whose_task_breaks_reads_failed_in_the_history(coupon_shop, monkeypatch):
+    """The ``coupons.issue_batch`` task breaks (our bug): the page says nothing was issued and lists the batch as
+    失败 (a red badge), not 排队中 for ever."""
+    from gc_admin.coupons.issuance import service
+
+    def broken(session, **kw):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(service, "_issue_rows", broken)
+    token = sign_in("chen")
+
+    async def scenario():
+        iss = await state_of(IssuanceState, token)
+        await iss.load()
+        iss.product_code, iss.batch_id = "tpp50", "B-BROKEN"
+        await iss.preview_batch({"phones": "13812345678\n13912345678"})
+        events = await drain(IssuanceState.confirm_issue.fn(iss))
+        return iss, events
+
+    iss, events = run(scenario())
+    assert not iss.issuing and iss.result == {} and iss.error == service.CRASHED
+    assert ("error", f"发放失败：{service.CRASHED}") in toasts(events)
+    assert (iss.rows[0]["batch_id"], iss.rows[0]["status"], iss.rows[0]["pending"], iss.rows[0]["broken"]) == (
+        "B-BROKEN", "失败", "1", "1")
+    assert scalar("SELECT count(*) FROM coupon c JOIN issuance_batch b ON b.id = c.issuance_id "
+                  "WHERE b.batch_id = 'B-BROKEN'") == 0
+
+
 def test_resubmitting_a_batch_id_shows_the_first_result(coupon_shop):
     token = sign_in("chen")
 
