@@ -1,7 +1,8 @@
 """What a reviewer is warned about: mismatches between the claim and its receipts, and duplicates.
 
 Each flag is a dict ``{kind, code, message, ...}`` (``message`` Chinese, for the review screen), kept
-on ``claim.flags`` and refreshed when the claim is filed and when OCR finishes one of its images.
+on ``claim.flags``: a claim is filed with the flags known without OCR (``same_amount``), and they are
+all recomputed when OCR finishes one of its images (:func:`refresh_flags`).
 
 Mismatches (from OCR): the receipt's amount is not the claimed one; the receipt's pay time is after the
 claim was filed; the merchant does not look like a business of the claim's category (a fuel claim paid
@@ -87,15 +88,26 @@ def duplicates(session: Session, claim: Claim, images: list[ClaimImage]) -> list
         if (other, "image") not in found and _looks_alike(ph, txn, mine):
             found[(other, "image")] = {"kind": "duplicate", "by": "image", "claim_id": other,
                                        "message": f"凭证图片与申请 #{other} 的图片相同或高度相似"}
-    rows = session.exec(select(Claim.id).where(
-        col(Claim.user_id) == claim.user_id, col(Claim.id) < (claim.id or 0), col(Claim.amount_paid_fen) == claim.amount_paid_fen,
-        col(Claim.created_at) >= claim.created_at - SAME_AMOUNT_WINDOW,
-        col(Claim.created_at) <= claim.created_at + SAME_AMOUNT_WINDOW)).all()
-    for other in rows:
-        found.setdefault((other, "same_amount"), {
-            "kind": "duplicate", "by": "same_amount", "claim_id": other,
-            "message": f"同一用户 {SAME_AMOUNT_WINDOW.days} 天内有相同金额的申请 #{other}"})
+    for flag in same_amount(session, user_id=claim.user_id, amount_fen=claim.amount_paid_fen, at=claim.created_at,
+                            before_id=claim.id or 0):
+        found.setdefault((flag["claim_id"], "same_amount"), flag)
     return sorted(found.values(), key=lambda f: (f["claim_id"], f["by"]))
+
+
+def same_amount(session: Session, *, user_id: int, amount_fen: int, at: dt.datetime,
+                before_id: int | None) -> list[dict[str, Any]]:
+    """The ``same_amount`` duplicate flags of a claim of ``user_id`` and ``amount_fen`` filed ``at``: the
+    user's earlier claims (ids below ``before_id``; ``None``: a claim not inserted yet, so every one) of
+    that amount within :data:`SAME_AMOUNT_WINDOW`, oldest first. Known without OCR: a claim is filed
+    with them (:func:`gc_admin.claims.service.submit_claim`)."""
+    q = select(Claim.id).where(
+        col(Claim.user_id) == user_id, col(Claim.amount_paid_fen) == amount_fen,
+        col(Claim.created_at) >= at - SAME_AMOUNT_WINDOW, col(Claim.created_at) <= at + SAME_AMOUNT_WINDOW)
+    if before_id is not None:
+        q = q.where(col(Claim.id) < before_id)
+    return [{"kind": "duplicate", "by": "same_amount", "claim_id": other,
+             "message": f"同一用户 {SAME_AMOUNT_WINDOW.days} 天内有相同金额的申请 #{other}"}
+            for other in session.exec(q.order_by(col(Claim.id))).all()]
 
 
 def _hashed_since(session: Session, claim: Claim, which) -> list[tuple[int, str, str | None]]:

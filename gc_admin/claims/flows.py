@@ -6,9 +6,10 @@ Submission order, so that a refused upload leaves nothing behind (no claim row, 
    cheap checks only; the perceptual hash and the OCR are the queue's);
 2. a replayed ``client_ref`` answers with the first claim before anything is stored;
 3. the images are written to storage under fresh random keys;
-4. one unit of work records the claim, its images and the coupon reservation, queues the
+4. one unit of work records the claim (with the flags known before OCR), its images and the coupon
+   reservation in a few set-based statements (:func:`gc_admin.claims.service.file_claim`), queues the
    ``claims.ocr`` task (committed with the claim; the receipts are read by the queue, never in the request)
-   and answers with the claim's view;
+   and answers with the claim's view, built from what was written (nothing is read back);
 5. if that unit fails — or a concurrent twin with the same ``client_ref`` won — the files of this try
    are deleted again.
 """
@@ -47,12 +48,11 @@ def _key(now: dt.datetime, ext: str) -> str:
     return f"{local:%Y/%m}/{secrets.token_hex(16)}.{ext}"
 
 
-def submit(*, user_id: int, form: service.ClaimForm, raw_images: list[bytes]) -> tuple[dict, bool]:
-    """File a claim for the user (see the module docstring); ``(the claim's API view, created)``."""
+def submit(*, user: MpUser, form: service.ClaimForm, raw_images: list[bytes]) -> tuple[dict, bool]:
+    """File a claim for the signed-in ``user`` (see the module docstring); ``(the claim's API view, created)``."""
+    assert user.id is not None
     with session_scope() as session:
         form = service.validate_form(session, form)
-        user = session.get(MpUser, user_id)
-        assert user is not None
         replay = service.find_replay(session, user=user, client_ref=form.client_ref)
         if replay is not None:
             return service.claim_view(session, replay), False
@@ -66,13 +66,8 @@ def submit(*, user_id: int, form: service.ClaimForm, raw_images: list[bytes]) ->
             storage.put(key, img.data, content_type=img.content_type)
             stored.append(service.StoredImage(key, img.content_type, len(img.data), img.sha256, img.width, img.height))
         with session_scope() as session:
-            user = session.get(MpUser, user_id)
-            assert user is not None
-            claim, created = service.submit_claim(session, user=user, form=form, images=stored, now=now)
+            claim, created = service.file_claim(session, user=user, form=form, images=stored, now=now)
             if created:
-                from gc_admin.claims.checks import refresh_flags
-
-                refresh_flags(session, claim=claim)  # what is known now (same user + amount); OCR adds the rest
                 # read the receipts off the request path: queued with the claim (one waiting job reads them all)
                 tasks.defer("claims.ocr", key="claims.ocr", session=session)
             view = service.claim_view(session, claim, n_images=len(stored) if created else None)

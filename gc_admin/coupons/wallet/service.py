@@ -22,7 +22,7 @@ from sqlalchemy import Connection, and_, bindparam, case, false, func, literal, 
 from sqlmodel import Session, col, select
 
 from gc_admin.audit.models import AuditLog
-from gc_admin.audit.service import record
+from gc_admin.audit.service import entry, record, record_many
 from gc_admin.core.clock import iso, utcnow
 from gc_admin.core.errors import Conflict, InvalidInput, NotFound
 from gc_admin.core.phone import mask_phone, mask_secret, normalize_phone
@@ -349,6 +349,59 @@ def reserve(session: Session, *, coupon_id: int, user: MpUser, ref: str, actor: 
         return _view(session, coupon_id, now)
     _check_usable(status, expires_at, now)
     raise Conflict("该券当前不可使用", code="COUPON_NOT_AVAILABLE")
+
+
+@dataclasses.dataclass(frozen=True)
+class Reserved:
+    """What :func:`reserve_first` took: the coupon, its face value, and its ``coupon.reserved`` audit row."""
+
+    coupon_id: int
+    face_fen: int
+    audit: dict[str, Any]
+
+
+RESERVE_TRIES = 10
+
+
+def reserve_first(session: Session, *, user: MpUser, ref: str, where: tuple[Any, ...] = (), actor: Actor | None = None,
+                  now: dt.datetime | None = None, write_audit: bool = True) -> Reserved | None:
+    """Hold for ``ref`` the first of the user's available, unexpired non-code coupons that also match
+    ``where`` (conditions on ``Coupon`` / ``Product``), earliest expiry first: ``None`` if there is none.
+
+    One statement picks and takes it: ``UPDATE coupon SET status = 'reserved' ... WHERE id = (SELECT
+    ... LIMIT 1) AND status = 'available' ... RETURNING``. A concurrent unit of work that took the same
+    coupon first (PostgreSQL, READ COMMITTED: the row is checked again once its lock is granted and no
+    longer matches) leaves it unchanged; the statement is then run again — each run reads what is
+    committed, so it picks the next one — at most :data:`RESERVE_TRIES` times.
+
+    ``write_audit=False``: the ``coupon.reserved`` row is not written here but returned in
+    :attr:`Reserved.audit`, for the caller to write with the other rows of its unit of work in one
+    :func:`gc_admin.audit.service.record_many` (it must: every coupon state change has its row).
+    """
+    now = now or utcnow()
+    ref = _check_ref(ref)
+    usable = (_owned(user), col(Coupon.status) == "available", col(Coupon.expires_at) >= now)
+    pick = (select(Coupon.id).join(Product, col(Product.id) == col(Coupon.product_id))
+            .where(*usable, col(Product.kind) != REDEMPTION_CODE, *where)
+            .order_by(col(Coupon.expires_at), col(Coupon.id)).limit(1).scalar_subquery())
+    stmt = (update(Coupon.__table__).where(col(Coupon.id) == pick, *usable)
+            .values(status="reserved", reserved_for=ref, reserved_at=now,
+                    user_id=func.coalesce(col(Coupon.user_id), user.id))
+            .returning(col(Coupon.id), col(Coupon.face_fen)))
+    for _ in range(RESERVE_TRIES):
+        row = session.execute(stmt).first()
+        if row is not None:
+            break
+        if session.execute(select(pick)).scalar() is None:
+            return None  # nothing left to pick (not a lost race)
+    else:
+        return None
+    audit = entry(actor=actor or _actor(user), action="coupon.reserved", target_type="coupon", target_id=row[0],
+                  summary=f"券被{ref_label(ref)}锁定", before={"status": "available"}, after={"status": "reserved", "ref": ref},
+                  at=now)
+    if write_audit:
+        record_many(session, [audit])
+    return Reserved(row[0], row[1], audit)
 
 
 def _leave_reserved(session: Session, *, coupon_id: int, ref: str,
