@@ -149,12 +149,15 @@ def record(session: Session, *, actor: Actor, action: str, **fields: Any) -> Aud
     return row
 
 
+_INSERT = insert(AuditLog.__table__)
+
+
 def record_many(session: Session, entries: list[dict[str, Any]]) -> None:
     """Append the audit rows of one unit of work (each made by :func:`entry`) in one ``INSERT``
     (``executemany``), in the caller's transaction — a request that changes several things writes its
     rows in one round trip instead of one ORM flush each."""
     if entries:
-        session.execute(insert(AuditLog.__table__), entries)
+        session.connection().execute(_INSERT, entries)
 
 
 AUDIT_SORT_KEYS = {"at": col(AuditLog.at), "actor": col(AuditLog.actor_name), "action": col(AuditLog.action),

@@ -99,15 +99,19 @@ def same_amount(session: Session, *, user_id: int, amount_fen: int, at: dt.datet
     """The ``same_amount`` duplicate flags of a claim of ``user_id`` and ``amount_fen`` filed ``at``: the
     user's earlier claims (ids below ``before_id``; ``None``: a claim not inserted yet, so every one) of
     that amount within :data:`SAME_AMOUNT_WINDOW`, oldest first. Known without OCR: a claim is filed
-    with them (:func:`gc_admin.claims.service.submit_claim`)."""
+    with them (:func:`gc_admin.claims.service.prior_claims` finds them with the replay check)."""
     q = select(Claim.id).where(
         col(Claim.user_id) == user_id, col(Claim.amount_paid_fen) == amount_fen,
         col(Claim.created_at) >= at - SAME_AMOUNT_WINDOW, col(Claim.created_at) <= at + SAME_AMOUNT_WINDOW)
     if before_id is not None:
         q = q.where(col(Claim.id) < before_id)
-    return [{"kind": "duplicate", "by": "same_amount", "claim_id": other,
-             "message": f"同一用户 {SAME_AMOUNT_WINDOW.days} 天内有相同金额的申请 #{other}"}
-            for other in session.exec(q.order_by(col(Claim.id))).all()]
+    return [same_amount_flag(other) for other in session.exec(q.order_by(col(Claim.id))).all()]
+
+
+def same_amount_flag(other: int) -> dict[str, Any]:
+    """The flag naming ``other``, an earlier claim of the same user and amount within the window."""
+    return {"kind": "duplicate", "by": "same_amount", "claim_id": other,
+            "message": f"同一用户 {SAME_AMOUNT_WINDOW.days} 天内有相同金额的申请 #{other}"}
 
 
 def _hashed_since(session: Session, claim: Claim, which) -> list[tuple[int, str, str | None]]:

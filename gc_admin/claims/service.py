@@ -14,7 +14,7 @@ import re
 import types
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import and_, bindparam, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
@@ -35,7 +35,6 @@ from gc_admin.claims.models import (
 from gc_admin.core.clock import iso, utcnow
 from gc_admin.core.errors import InvalidInput, NotFound
 from gc_admin.core.phone import mask_phone, normalize_phone
-from gc_admin.coupons.models import Product
 from gc_admin.coupons.wallet import service as wallet
 from gc_admin.core.bulk import dialect
 from gc_admin.db import lock_for_write
@@ -192,35 +191,69 @@ def find_replay(session: Session, *, user: MpUser, client_ref: str) -> Claim | N
     return _by_client_ref(session, user.id or 0, client_ref)
 
 
-def _insert(session: Session, table: Any) -> Any:
-    """``INSERT`` of this session's dialect (for ``ON CONFLICT DO NOTHING``)."""
-    return (postgresql.insert if dialect(session) == "postgresql" else sqlite.insert)(table)
+@dataclasses.dataclass(frozen=True)
+class Prior:
+    """What :func:`prior_claims` found: the claim already filed under the ``client_ref`` (if any), and the
+    ``same_amount`` duplicate flags a new claim is filed with."""
+
+    first_id: int | None
+    flags: list[dict[str, Any]]
+
+
+_CLAIM = Claim.__table__
+# built once: building a statement costs more than running it
+_PRIOR = (select(_CLAIM.c.id, _CLAIM.c.client_ref)
+          .where(_CLAIM.c.user_id == bindparam("user_id"),
+                 or_(_CLAIM.c.client_ref == bindparam("client_ref"),
+                     and_(_CLAIM.c.amount_paid_fen == bindparam("amount"), _CLAIM.c.created_at >= bindparam("since"),
+                          _CLAIM.c.created_at <= bindparam("until"))))
+          .order_by(_CLAIM.c.id))
+_INSERT = {name: insert(_CLAIM).on_conflict_do_nothing(index_elements=["user_id", "client_ref"]).returning(_CLAIM.c.id)
+           for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))}
+_OUTCOME = update(_CLAIM).where(_CLAIM.c.id == bindparam("claim_id"))  # SET: the parameters given
+_IMAGES = ClaimImage.__table__.insert()
+_EVENTS = ClaimEvent.__table__.insert()
+
+
+def prior_claims(session: Session, *, user: MpUser, client_ref: str, amount_fen: int, at: dt.datetime) -> Prior:
+    """One read before a claim is filed: the user's claim of ``client_ref`` (a replay) and their claims of
+    the same amount within :data:`gc_admin.claims.checks.SAME_AMOUNT_WINDOW` (its ``same_amount`` flags,
+    oldest first; the OCR job recomputes every flag later, so a twin filed in between is named then)."""
+    from gc_admin.claims.checks import SAME_AMOUNT_WINDOW, same_amount_flag
+
+    rows = session.connection().execute(_PRIOR, {
+        "user_id": user.id, "client_ref": client_ref, "amount": amount_fen, "since": at - SAME_AMOUNT_WINDOW,
+        "until": at + SAME_AMOUNT_WINDOW}).all()
+    first = next((claim_id for claim_id, ref in rows if ref == client_ref), None)
+    return Prior(first, [same_amount_flag(claim_id) for claim_id, ref in rows if ref != client_ref])
 
 
 def file_claim(session: Session, *, user: MpUser, form: ClaimForm, images: list[StoredImage],
-               now: dt.datetime | None = None) -> tuple[Any, bool]:
+               now: dt.datetime | None = None, prior: Prior | None = None) -> tuple[Any, bool]:
     """Record a claim with its images and reserve a coupon for it, in a few statements; ``(claim, created)``.
 
-    ``form`` must have passed :func:`validate_form`. Created: ``claim`` holds the row's values as
-    written (what :func:`claim_view` shows; nothing is read back). The same ``client_ref`` again — even
-    racing: ``INSERT ... ON CONFLICT (user_id, client_ref) DO NOTHING`` inserts nothing, waiting on
-    PostgreSQL for the twin to commit — answers with the first :class:`Claim` and ``created=False``:
-    the caller then discards what it stored for this try.
+    ``form`` must have passed :func:`validate_form`; ``prior``: what :func:`prior_claims` found for it
+    (read here if not given). Created: ``claim`` holds the row's values as written (what
+    :func:`claim_view` shows; nothing is read back). The same ``client_ref`` again — even racing:
+    ``INSERT ... ON CONFLICT (user_id, client_ref) DO NOTHING`` inserts nothing, waiting on PostgreSQL
+    for the twin to commit — answers with the first :class:`Claim` and ``created=False``: the caller
+    then discards what it stored for this try.
 
-    The statements, on SQLite under the write lock taken first: the ``same_amount`` flags (the
-    duplicate flags known without OCR, see :func:`gc_admin.claims.checks.same_amount`), the claim's
-    ``INSERT ... RETURNING id``, the coupon taken by one conditional ``UPDATE ... RETURNING``
+    The statements (prepared once, run on the unit of work's connection; on SQLite under the write lock
+    taken first): the claim's ``INSERT ... RETURNING id`` with its ``same_amount`` flags (the duplicate
+    flags known without OCR), the coupon taken by one conditional ``UPDATE ... RETURNING``
     (:func:`gc_admin.coupons.wallet.service.reserve_first`), the claim's coupon (or its refusal), its
     images, its history lines and the audit rows (``coupon.reserved``, ``claim.submitted``) each in one
     ``INSERT``.
     """
-    from gc_admin.claims.checks import same_amount
-
     now = now or utcnow()
     assert user.id is not None
     if not 1 <= len(images) <= 6:
         raise _bad("请上传 1–6 张支付凭证图片", "INVALID_IMAGES")
+    if prior is None:
+        prior = prior_claims(session, user=user, client_ref=form.client_ref, amount_fen=form.amount_paid_fen, at=now)
     lock_for_write(session)
+    conn = session.connection()
     account = form.bank_card_no if form.payout_method == "bank" else form.alipay_account
     values: dict[str, Any] = dict(
         user_id=user.id, client_ref=form.client_ref, category=form.category, amount_paid_fen=form.amount_paid_fen,
@@ -228,34 +261,29 @@ def file_claim(session: Session, *, user: MpUser, form: ClaimForm, images: list[
         payout_method=form.payout_method, account_enc=crypto.encrypt(account, field="account"),
         account_masked=crypto.mask_account(account), real_name_enc=crypto.encrypt(form.real_name, field="real_name"),
         real_name_masked=crypto.mask_name(form.real_name), contact_phone=form.contact_phone, bank_name=form.bank_name,
-        status="pending_review", reason=None, coupon_id=None, payout_fen=0,
-        flags=same_amount(session, user_id=user.id, amount_fen=form.amount_paid_fen, at=now, before_id=None),
-        created_at=now, updated_at=now)
-    table = Claim.__table__
-    claim_id = session.execute(_insert(session, table).values(**values)
-                               .on_conflict_do_nothing(index_elements=["user_id", "client_ref"])
-                               .returning(table.c.id)).scalar_one_or_none()
+        status="pending_review", reason=None, coupon_id=None, payout_fen=0, flags=prior.flags, created_at=now,
+        updated_at=now)
+    claim_id = conn.execute(_INSERT[dialect(session)], values).scalar_one_or_none()
     if claim_id is None:  # this client_ref was filed before (or by a twin that committed first)
         first = _by_client_ref(session, user.id, form.client_ref)
         assert first is not None
         return first, False
     actor = user_actor(user)
-    reserved = wallet.reserve_first(session, user=user, ref=f"claim:{claim_id}", actor=actor, now=now,
-                                    where=(col(Product.kind) == "cashback", col(Product.category) == form.category),
-                                    write_audit=False)
+    reserved = wallet.reserve_first(session, user=user, ref=f"claim:{claim_id}", kind="cashback", category=form.category,
+                                    actor=actor, now=now, write_audit=False)
     events = [dict(action="submit", from_status=None, to_status="pending_review", reason="")]
     if reserved is None:
         values.update(status="refused", reason=NO_COUPON)
         events.append(dict(action="refuse", from_status="pending_review", to_status="refused", reason=NO_COUPON))
     else:
         values.update(coupon_id=reserved.coupon_id, payout_fen=reserved.face_fen)
-    session.execute(update(table).where(table.c.id == claim_id).values(
-        status=values["status"], reason=values["reason"], coupon_id=values["coupon_id"], payout_fen=values["payout_fen"]))
-    session.execute(ClaimImage.__table__.insert(), [
+    conn.execute(_OUTCOME, {"claim_id": claim_id, "status": values["status"], "reason": values["reason"],
+                            "coupon_id": values["coupon_id"], "payout_fen": values["payout_fen"]})
+    conn.execute(_IMAGES, [
         dict(claim_id=claim_id, n=n, storage_key=img.storage_key, content_type=img.content_type, size_bytes=img.size_bytes,
              sha256=img.sha256, width=img.width, height=img.height, ocr_status="pending", created_at=now)
         for n, img in enumerate(images, start=1)])
-    session.execute(ClaimEvent.__table__.insert(), [
+    conn.execute(_EVENTS, [
         dict(claim_id=claim_id, actor_type=actor.type, actor_id=actor.id, actor_name=actor.name[:64], at=now, **e)
         for e in events])
     submitted = entry(actor=actor, action="claim.submitted", target_type="claim", target_id=claim_id, at=now,

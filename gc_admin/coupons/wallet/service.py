@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import json
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, case, false, func, literal, or_, update
+from sqlalchemy import Connection, String, and_, bindparam, case, false, func, literal, or_, update
 from sqlmodel import Session, col, select
 
 from gc_admin.audit.models import AuditLog
@@ -363,10 +364,31 @@ class Reserved:
 RESERVE_TRIES = 10
 
 
-def reserve_first(session: Session, *, user: MpUser, ref: str, where: tuple[Any, ...] = (), actor: Actor | None = None,
-                  now: dt.datetime | None = None, write_audit: bool = True) -> Reserved | None:
-    """Hold for ``ref`` the first of the user's available, unexpired non-code coupons that also match
-    ``where`` (conditions on ``Coupon`` / ``Product``), earliest expiry first: ``None`` if there is none.
+@functools.cache
+def _reserve_statements(by_phone: bool, by_category: bool) -> tuple[Any, Any]:
+    """``(pick, take)`` of :func:`reserve_first`, built once (building a statement costs more than running
+    it): ``pick`` selects the coupon, ``take`` is the conditional ``UPDATE ... RETURNING`` around it."""
+    owned = col(Coupon.user_id) == bindparam("p_user")
+    if by_phone:  # as :func:`_owned`: the user's, or waiting for their phone
+        owned = or_(owned, and_(col(Coupon.user_id).is_(None), col(Coupon.phone) == bindparam("p_phone")))
+    usable = (owned, col(Coupon.status) == "available", col(Coupon.expires_at) >= bindparam("p_now"))
+    which = (col(Product.kind) != REDEMPTION_CODE, col(Product.kind) == bindparam("p_kind"))
+    if by_category:
+        which += (col(Product.category) == bindparam("p_category"),)
+    pick = (select(Coupon.id).join(Product, col(Product.id) == col(Coupon.product_id)).where(*usable, *which)
+            .order_by(col(Coupon.expires_at), col(Coupon.id)).limit(1))
+    take = (update(Coupon.__table__).where(col(Coupon.id) == pick.scalar_subquery(), *usable)
+            .values(status="reserved", reserved_for=bindparam("p_ref", type_=String()),
+                    reserved_at=bindparam("p_now", type_=UTCDateTime()),
+                    user_id=func.coalesce(col(Coupon.user_id), bindparam("p_user")))
+            .returning(col(Coupon.id), col(Coupon.face_fen)))
+    return pick, take
+
+
+def reserve_first(session: Session, *, user: MpUser, ref: str, kind: str, category: str | None = None,
+                  actor: Actor | None = None, now: dt.datetime | None = None, write_audit: bool = True) -> Reserved | None:
+    """Hold for ``ref`` the first of the user's available, unexpired coupons of product ``kind`` (and
+    ``category``), earliest expiry first: ``None`` if there is none. Never a redemption code.
 
     One statement picks and takes it: ``UPDATE coupon SET status = 'reserved' ... WHERE id = (SELECT
     ... LIMIT 1) AND status = 'available' ... RETURNING``. A concurrent unit of work that took the same
@@ -380,19 +402,14 @@ def reserve_first(session: Session, *, user: MpUser, ref: str, where: tuple[Any,
     """
     now = now or utcnow()
     ref = _check_ref(ref)
-    usable = (_owned(user), col(Coupon.status) == "available", col(Coupon.expires_at) >= now)
-    pick = (select(Coupon.id).join(Product, col(Product.id) == col(Coupon.product_id))
-            .where(*usable, col(Product.kind) != REDEMPTION_CODE, *where)
-            .order_by(col(Coupon.expires_at), col(Coupon.id)).limit(1).scalar_subquery())
-    stmt = (update(Coupon.__table__).where(col(Coupon.id) == pick, *usable)
-            .values(status="reserved", reserved_for=ref, reserved_at=now,
-                    user_id=func.coalesce(col(Coupon.user_id), user.id))
-            .returning(col(Coupon.id), col(Coupon.face_fen)))
+    pick, take = _reserve_statements(bool(user.phone), category is not None)
+    params = {"p_user": user.id, "p_phone": user.phone, "p_now": now, "p_kind": kind, "p_category": category}
+    conn = session.connection()
     for _ in range(RESERVE_TRIES):
-        row = session.execute(stmt).first()
+        row = conn.execute(take, {**params, "p_ref": ref}).first()
         if row is not None:
             break
-        if session.execute(select(pick)).scalar() is None:
+        if conn.execute(pick, params).first() is None:
             return None  # nothing left to pick (not a lost race)
     else:
         return None
