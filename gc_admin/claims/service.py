@@ -14,7 +14,7 @@ import re
 import types
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, update
+from sqlalchemy import bindparam, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
@@ -202,12 +202,7 @@ class Prior:
 
 _CLAIM = Claim.__table__
 # built once: building a statement costs more than running it
-_PRIOR = (select(_CLAIM.c.id, _CLAIM.c.client_ref)
-          .where(_CLAIM.c.user_id == bindparam("user_id"),
-                 or_(_CLAIM.c.client_ref == bindparam("client_ref"),
-                     and_(_CLAIM.c.amount_paid_fen == bindparam("amount"), _CLAIM.c.created_at >= bindparam("since"),
-                          _CLAIM.c.created_at <= bindparam("until"))))
-          .order_by(_CLAIM.c.id))
+_REPLAY = select(_CLAIM.c.id).where(_CLAIM.c.user_id == bindparam("user_id"), _CLAIM.c.client_ref == bindparam("client_ref"))
 _INSERT = {name: insert(_CLAIM).on_conflict_do_nothing(index_elements=["user_id", "client_ref"]).returning(_CLAIM.c.id)
            for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))}
 _OUTCOME = update(_CLAIM).where(_CLAIM.c.id == bindparam("claim_id"))  # SET: the parameters given
@@ -216,16 +211,15 @@ _EVENTS = ClaimEvent.__table__.insert()
 
 
 def prior_claims(session: Session, *, user: MpUser, client_ref: str, amount_fen: int, at: dt.datetime) -> Prior:
-    """One read before a claim is filed: the user's claim of ``client_ref`` (a replay) and their claims of
-    the same amount within :data:`gc_admin.claims.checks.SAME_AMOUNT_WINDOW` (its ``same_amount`` flags,
-    oldest first; the OCR job recomputes every flag later, so a twin filed in between is named then)."""
-    from gc_admin.claims.checks import SAME_AMOUNT_WINDOW, same_amount_flag
+    """What is read before a claim is filed: the user's claim of ``client_ref`` (a replay) and the
+    ``same_amount`` flags of a new one (:func:`gc_admin.claims.checks.same_amount`; the OCR job
+    recomputes every flag later, so a twin filed in between is named then)."""
+    from gc_admin.claims.checks import same_amount
 
-    rows = session.connection().execute(_PRIOR, {
-        "user_id": user.id, "client_ref": client_ref, "amount": amount_fen, "since": at - SAME_AMOUNT_WINDOW,
-        "until": at + SAME_AMOUNT_WINDOW}).all()
-    first = next((claim_id for claim_id, ref in rows if ref == client_ref), None)
-    return Prior(first, [same_amount_flag(claim_id) for claim_id, ref in rows if ref != client_ref])
+    first = session.connection().execute(_REPLAY, {"user_id": user.id, "client_ref": client_ref}).scalar()
+    if first is not None:
+        return Prior(first, [])
+    return Prior(None, same_amount(session, user_id=user.id or 0, amount_fen=amount_fen, at=at, before_id=None))
 
 
 def file_claim(session: Session, *, user: MpUser, form: ClaimForm, images: list[StoredImage],
