@@ -1,18 +1,19 @@
 """Claim processes that span storage and the database: submission (check → store → record), and the
 payout (recorded, committed, then executed: see :mod:`gc_admin.claims.payout`).
 
-Submission order, so that a refused upload leaves nothing behind (no claim row, no file):
+Submission order, so that a refused upload leaves nothing behind (no claim row, no file), all in one
+unit of work:
 1. the form is validated and a replayed ``client_ref`` answers with the first claim before anything
-   is checked or stored (one read, which also finds the same-amount claims the new one is flagged with);
+   is checked or stored (that read also finds the same-amount claims the new one is flagged with);
 2. every image is checked and its metadata stripped in memory (:mod:`.images`: cheap checks only; the
    perceptual hash and the OCR are the queue's);
 3. the images are written to storage under fresh random keys;
-4. one unit of work records the claim (with the flags known before OCR), its images and the coupon
-   reservation in a few set-based statements (:func:`gc_admin.claims.service.file_claim`), queues the
-   ``claims.ocr`` task (committed with the claim; the receipts are read by the queue, never in the request)
-   and answers with the claim's view, built from what was written (nothing is read back);
-5. if that unit fails — or a concurrent twin with the same ``client_ref`` won — the files of this try
-   are deleted again.
+4. the claim (with the flags known before OCR), its images and the coupon reservation are recorded in a
+   few set-based statements (:func:`gc_admin.claims.service.file_claim`), the ``claims.ocr`` task is
+   queued (committed with the claim; the receipts are read by the queue, never in the request), the
+   answer is the claim's view built from what was written (nothing is read back), and the unit commits;
+5. if that fails — or a concurrent twin with the same ``client_ref`` won — the files of this try are
+   deleted again.
 """
 
 from __future__ import annotations
