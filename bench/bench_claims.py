@@ -46,6 +46,52 @@ def _ocr_rate(n: int) -> float:
     return n / (time.perf_counter() - t) * 60
 
 
+def _steps(post_claim, n: int) -> str:
+    """Where a submission's server time goes: ``n`` more claims with the steps of
+    :func:`gc_admin.claims.flows.submit` timed (after the ratio is measured, so the timers do not touch it);
+    the median over the claims of each step's time in ms (``commit``: both of the unit of work's, with
+    the after-commit queueing of the OCR job on SQLite)."""
+    import collections
+    import functools
+
+    from sqlalchemy.orm import Session
+
+    from gc_admin.claims import flows, service, storage
+    from gc_admin.coupons.wallet import service as wallet
+
+    spent: dict[str, list[float]] = collections.defaultdict(list)  # label -> per claim
+    now: dict[str, float] = collections.defaultdict(float)  # label -> this claim so far
+    targets = [(flows, "submit", "submit (all)"), (service, "validate_form", "form"),
+               (service, "prior_claims", "replay + same-amount read"), (flows, "check_images", "image checks"),
+               (storage.LocalStorage, "put", "file write"), (service, "file_claim", "claim writes (all)"),
+               (wallet, "reserve_first", "  coupon reservation"), (service, "record_many", "  audit rows"),
+               (Session, "commit", "commit")]
+    saved = [(owner, name, getattr(owner, name)) for owner, name, _ in targets]
+
+    def timed(f, label):
+        @functools.wraps(f)
+        def run(*a, **k):
+            t = time.perf_counter()
+            try:
+                return f(*a, **k)
+            finally:
+                now[label] += time.perf_counter() - t
+        return run
+
+    for (owner, name, label), (_, _, f) in zip(targets, saved):
+        setattr(owner, name, timed(f, label))
+    try:
+        for i in range(n):
+            now.clear()
+            post_claim(30_000 + i)
+            for _, _, label in targets:
+                spent[label].append(now[label])
+    finally:
+        for owner, name, f in saved:
+            setattr(owner, name, f)
+    return ", ".join(f"{label.strip()} {statistics.median(v) * 1000:.2f}" for label, v in spent.items())
+
+
 def main(scale: float = 1.0) -> None:
     n_ocr = max(6, int(30 * scale))
     rate = _ocr_rate(n_ocr)
@@ -119,6 +165,8 @@ def main(scale: float = 1.0) -> None:
         print(f"claim_submit_vs_json_post: {ratio:.2f}  (median {statistics.median(claims) * 1000:.1f} ms multipart "
               f"claim vs {statistics.median(jsons) * 1000:.1f} ms JSON quote, {n} each; target <= 1.5)", flush=True)
 
+        print(f"  claim_submit steps, median ms over {max(10, n // 4)} more: {_steps(post_claim, max(10, n // 4))}",
+              flush=True)
         ocr.process_pending(limit=10_000)  # clear the queue before the end-to-end timing
         spans = []
         for i in range(max(3, int(10 * scale))):

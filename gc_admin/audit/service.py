@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import polars as pl
-from sqlalchemy import func
+from sqlalchemy import func, insert
 from sqlmodel import Session, col, select
 
 from gc_admin.audit.models import AuditLog
@@ -107,8 +107,7 @@ def _dump(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
 
-def record(
-    session: Session,
+def entry(
     *,
     actor: Actor,
     action: str,
@@ -117,27 +116,48 @@ def record(
     summary: str = "",
     before: Any = None,
     after: Any = None,
-) -> AuditLog:
-    """Append one audit row in the caller's transaction (it commits or rolls back with it).
+    at: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """The column values of one audit row (what :func:`record` adds; :func:`record_many` inserts a list).
 
     Callers must never pass secrets (passwords, whole codes, card numbers) in before/after.
     """
-    row = AuditLog(
-        at=utcnow(),
-        actor_type=actor.type,
-        actor_id=None if actor.id is None else str(actor.id),
-        actor_name=actor.name[:64],
-        action=action,
-        target_type=target_type,
-        target_id=None if target_id is None else str(target_id),
-        summary=summary[:500],
-        before=_dump(before),
-        after=_dump(after),
-        ip=actor.ip,
-    )
+    return {
+        "at": at or utcnow(),
+        "actor_type": actor.type,
+        "actor_id": None if actor.id is None else str(actor.id),
+        "actor_name": actor.name[:64],
+        "action": action,
+        "target_type": target_type,
+        "target_id": None if target_id is None else str(target_id),
+        "summary": summary[:500],
+        "before": _dump(before),
+        "after": _dump(after),
+        "ip": actor.ip,
+    }
+
+
+def record(session: Session, *, actor: Actor, action: str, **fields: Any) -> AuditLog:
+    """Append one audit row in the caller's transaction (it commits or rolls back with it); ``fields``:
+    the rest of :func:`entry`'s (target, summary, before / after).
+
+    Callers must never pass secrets (passwords, whole codes, card numbers) in before/after.
+    """
+    row = AuditLog(**entry(actor=actor, action=action, **fields))
     session.add(row)
     session.flush()
     return row
+
+
+_INSERT = insert(AuditLog.__table__)
+
+
+def record_many(session: Session, entries: list[dict[str, Any]]) -> None:
+    """Append the audit rows of one unit of work (each made by :func:`entry`) in one ``INSERT``
+    (``executemany``), in the caller's transaction — a request that changes several things writes its
+    rows in one round trip instead of one ORM flush each."""
+    if entries:
+        session.connection().execute(_INSERT, entries)
 
 
 AUDIT_SORT_KEYS = {"at": col(AuditLog.at), "actor": col(AuditLog.actor_name), "action": col(AuditLog.action),

@@ -98,7 +98,7 @@ async def submit_claim(
         raise InvalidInput("请上传 1–6 张支付凭证图片", code="INVALID_IMAGES")
     cap = get_settings().claims.image_max_bytes
     raw = [await _read_capped(f, n, cap) for n, f in enumerate(images, start=1)]
-    body, created = await run_in_threadpool(flows.submit, user_id=user.id or 0, form=form, raw_images=raw)
+    body, created = await run_in_threadpool(flows.submit, user=user, form=form, raw_images=raw)
     if created and get_settings().claims.ocr_after_response:
         from gc_admin.claims.ocr import process_claim_images
 

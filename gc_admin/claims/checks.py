@@ -1,7 +1,8 @@
 """What a reviewer is warned about: mismatches between the claim and its receipts, and duplicates.
 
 Each flag is a dict ``{kind, code, message, ...}`` (``message`` Chinese, for the review screen), kept
-on ``claim.flags`` and refreshed when the claim is filed and when OCR finishes one of its images.
+on ``claim.flags``: a claim is filed with the flags known without OCR (``same_amount``), and they are
+all recomputed when OCR finishes one of its images (:func:`refresh_flags`).
 
 Mismatches (from OCR): the receipt's amount is not the claimed one; the receipt's pay time is after the
 claim was filed; the merchant does not look like a business of the claim's category (a fuel claim paid
@@ -13,7 +14,8 @@ Duplicates (``kind = "duplicate"``, naming the other claim in ``claim_id`` and h
   :func:`gc_admin.claims.images.perceptual_hash`) is within :data:`PHASH_MAX_DISTANCE` bits of an image
   of another claim — a re-compressed or cropped screenshot still matches (2 bits measured), a different
   receipt of the same layout does not (16+) — unless OCR read different transaction numbers on both;
-- ``same_amount``: the same user claimed the same amount within :data:`SAME_AMOUNT_WINDOW`.
+- ``same_amount``: the same user claimed the same amount within :data:`SAME_AMOUNT_WINDOW` (the latest
+  :data:`SAME_AMOUNT_NAMED` such claims are named).
 Only earlier claims are named: the first use of a receipt is not its duplicate. A reviewer still
 decides: flags inform, they never block.
 
@@ -28,8 +30,10 @@ review screen shows "识别中" and batch approval leaves the claim for later.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from gc_admin.claims.models import CATEGORIES, Claim, ClaimImage
@@ -39,6 +43,7 @@ from gc_admin.core.money import format_fen
 PHASH_MAX_DISTANCE = 10
 PHASH_LOOKBACK = dt.timedelta(days=180)
 SAME_AMOUNT_WINDOW = dt.timedelta(days=3)
+SAME_AMOUNT_NAMED = 5  # the latest this many are named: a longer list would only repeat the warning
 MERCHANT_WORDS: dict[str, tuple[str, ...]] = {
     "fuel": ("加油", "石化", "石油", "中化", "壳牌", "能源", "油站", "油品", "燃气"),
     "ev_charging": ("充电", "电动", "能源", "电网", "快充", "新能源"),
@@ -87,15 +92,38 @@ def duplicates(session: Session, claim: Claim, images: list[ClaimImage]) -> list
         if (other, "image") not in found and _looks_alike(ph, txn, mine):
             found[(other, "image")] = {"kind": "duplicate", "by": "image", "claim_id": other,
                                        "message": f"凭证图片与申请 #{other} 的图片相同或高度相似"}
-    rows = session.exec(select(Claim.id).where(
-        col(Claim.user_id) == claim.user_id, col(Claim.id) < (claim.id or 0), col(Claim.amount_paid_fen) == claim.amount_paid_fen,
-        col(Claim.created_at) >= claim.created_at - SAME_AMOUNT_WINDOW,
-        col(Claim.created_at) <= claim.created_at + SAME_AMOUNT_WINDOW)).all()
-    for other in rows:
-        found.setdefault((other, "same_amount"), {
-            "kind": "duplicate", "by": "same_amount", "claim_id": other,
-            "message": f"同一用户 {SAME_AMOUNT_WINDOW.days} 天内有相同金额的申请 #{other}"})
+    for flag in same_amount(session, user_id=claim.user_id, amount_fen=claim.amount_paid_fen, at=claim.created_at,
+                            before_id=claim.id or 0):
+        found.setdefault((flag["claim_id"], "same_amount"), flag)
     return sorted(found.values(), key=lambda f: (f["claim_id"], f["by"]))
+
+
+@functools.cache
+def _same_amount_statement(before: bool) -> Any:
+    """Built once (building a statement costs more than running it)."""
+    q = select(Claim.id).where(col(Claim.user_id) == bindparam("user_id"), col(Claim.amount_paid_fen) == bindparam("amount"),
+                               col(Claim.created_at) >= bindparam("since"), col(Claim.created_at) <= bindparam("until"))
+    if before:
+        q = q.where(col(Claim.id) < bindparam("before_id"))
+    return q.order_by(col(Claim.id).desc()).limit(SAME_AMOUNT_NAMED)
+
+
+def same_amount(session: Session, *, user_id: int, amount_fen: int, at: dt.datetime,
+                before_id: int | None) -> list[dict[str, Any]]:
+    """The ``same_amount`` duplicate flags of a claim of ``user_id`` and ``amount_fen`` filed ``at``: the
+    user's earlier claims (ids below ``before_id``; ``None``: a claim not inserted yet, so every one) of
+    that amount within :data:`SAME_AMOUNT_WINDOW` — the latest :data:`SAME_AMOUNT_NAMED` of them, oldest
+    first. Known without OCR: a claim is filed with them (:func:`gc_admin.claims.service.prior_claims`)."""
+    params = {"user_id": user_id, "amount": amount_fen, "since": at - SAME_AMOUNT_WINDOW,
+              "until": at + SAME_AMOUNT_WINDOW, "before_id": before_id}
+    ids = session.connection().execute(_same_amount_statement(before_id is not None), params).scalars().all()
+    return [same_amount_flag(other) for other in reversed(ids)]
+
+
+def same_amount_flag(other: int) -> dict[str, Any]:
+    """The flag naming ``other``, an earlier claim of the same user and amount within the window."""
+    return {"kind": "duplicate", "by": "same_amount", "claim_id": other,
+            "message": f"同一用户 {SAME_AMOUNT_WINDOW.days} 天内有相同金额的申请 #{other}"}
 
 
 def _hashed_since(session: Session, claim: Claim, which) -> list[tuple[int, str, str | None]]:

@@ -1,16 +1,19 @@
 """Claim processes that span storage and the database: submission (check → store → record), and the
 payout (recorded, committed, then executed: see :mod:`gc_admin.claims.payout`).
 
-Submission order, so that a refused upload leaves nothing behind (no claim row, no file):
-1. the form is validated and every image is checked and its metadata stripped in memory (:mod:`.images`:
-   cheap checks only; the perceptual hash and the OCR are the queue's);
-2. a replayed ``client_ref`` answers with the first claim before anything is stored;
+Submission order, so that a refused upload leaves nothing behind (no claim row, no file), all in one
+unit of work:
+1. the form is validated and a replayed ``client_ref`` answers with the first claim before anything
+   is checked or stored (that read also finds the same-amount claims the new one is flagged with);
+2. every image is checked and its metadata stripped in memory (:mod:`.images`: cheap checks only; the
+   perceptual hash and the OCR are the queue's);
 3. the images are written to storage under fresh random keys;
-4. one unit of work records the claim, its images and the coupon reservation, queues the
-   ``claims.ocr`` task (committed with the claim; the receipts are read by the queue, never in the request)
-   and answers with the claim's view;
-5. if that unit fails — or a concurrent twin with the same ``client_ref`` won — the files of this try
-   are deleted again.
+4. the claim (with the flags known before OCR), its images and the coupon reservation are recorded in a
+   few set-based statements (:func:`gc_admin.claims.service.file_claim`), the ``claims.ocr`` task is
+   queued (committed with the claim; the receipts are read by the queue, never in the request), the
+   answer is the claim's view built from what was written (nothing is read back), and the unit commits;
+5. if that fails — or a concurrent twin with the same ``client_ref`` won — the files of this try are
+   deleted again.
 """
 
 from __future__ import annotations
@@ -47,38 +50,36 @@ def _key(now: dt.datetime, ext: str) -> str:
     return f"{local:%Y/%m}/{secrets.token_hex(16)}.{ext}"
 
 
-def submit(*, user_id: int, form: service.ClaimForm, raw_images: list[bytes]) -> tuple[dict, bool]:
-    """File a claim for the user (see the module docstring); ``(the claim's API view, created)``."""
-    with session_scope() as session:
-        form = service.validate_form(session, form)
-        user = session.get(MpUser, user_id)
-        assert user is not None
-        replay = service.find_replay(session, user=user, client_ref=form.client_ref)
-        if replay is not None:
-            return service.claim_view(session, replay), False
-    checked = check_images(raw_images)
-    storage = get_storage()
+def submit(*, user: MpUser, form: service.ClaimForm, raw_images: list[bytes]) -> tuple[dict, bool]:
+    """File a claim for the signed-in ``user`` (see the module docstring); ``(the claim's API view, created)``.
+    One unit of work: its reads (the replay check), then the image checks and the files, then its writes."""
+    assert user.id is not None
     now = utcnow()
     stored: list[service.StoredImage] = []
-    try:
-        for img in checked:
-            key = _key(now, img.ext)
-            storage.put(key, img.data, content_type=img.content_type)
-            stored.append(service.StoredImage(key, img.content_type, len(img.data), img.sha256, img.width, img.height))
-        with session_scope() as session:
-            user = session.get(MpUser, user_id)
-            assert user is not None
-            claim, created = service.submit_claim(session, user=user, form=form, images=stored, now=now)
+    with session_scope() as session:
+        form = service.validate_form(session, form)
+        prior = service.prior_claims(session, user=user, client_ref=form.client_ref, amount_fen=form.amount_paid_fen,
+                                     at=now)
+        if prior.first_id is not None:
+            replay = session.get(Claim, prior.first_id)
+            return service.claim_view(session, replay), False
+        checked = check_images(raw_images)
+        storage = get_storage()
+        try:
+            for img in checked:
+                key = _key(now, img.ext)
+                storage.put(key, img.data, content_type=img.content_type)
+                stored.append(service.StoredImage(key, img.content_type, len(img.data), img.sha256, img.width,
+                                                  img.height))
+            claim, created = service.file_claim(session, user=user, form=form, images=stored, now=now, prior=prior)
             if created:
-                from gc_admin.claims.checks import refresh_flags
-
-                refresh_flags(session, claim=claim)  # what is known now (same user + amount); OCR adds the rest
                 # read the receipts off the request path: queued with the claim (one waiting job reads them all)
                 tasks.defer("claims.ocr", key="claims.ocr", session=session)
             view = service.claim_view(session, claim, n_images=len(stored) if created else None)
-    except BaseException:
-        _discard(stored)
-        raise
+            session.commit()  # here, so that a failed commit removes the files too
+        except BaseException:
+            _discard(stored)
+            raise
     if not created:
         _discard(stored)
     return view, created

@@ -11,12 +11,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
+import types
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from gc_admin.audit.service import Actor, record
+from gc_admin.audit.service import Actor, entry, record_many
 from gc_admin.claims import crypto
 from gc_admin.claims.models import (
     CATEGORIES,
@@ -31,11 +33,11 @@ from gc_admin.claims.models import (
     EvOperator,
 )
 from gc_admin.core.clock import iso, utcnow
-from gc_admin.core.errors import Conflict, InvalidInput, NotFound
+from gc_admin.core.errors import InvalidInput, NotFound
 from gc_admin.core.phone import mask_phone, normalize_phone
-from gc_admin.coupons.models import Coupon, Product
 from gc_admin.coupons.wallet import service as wallet
-from gc_admin.db import first_wins
+from gc_admin.core.bulk import dialect
+from gc_admin.db import lock_for_write
 from gc_admin.users.models import MpUser
 
 NO_COUPON = "no valid coupon"
@@ -189,85 +191,112 @@ def find_replay(session: Session, *, user: MpUser, client_ref: str) -> Claim | N
     return _by_client_ref(session, user.id or 0, client_ref)
 
 
-def candidate_coupons(session: Session, *, user: MpUser, category: str, now: dt.datetime) -> list[int]:
-    """The user's available cashback coupons of ``category``, earliest expiry first."""
-    owned = col(Coupon.user_id) == user.id
-    if user.phone:
-        owned = owned | (col(Coupon.user_id).is_(None) & (col(Coupon.phone) == user.phone))
-    q = (select(Coupon.id).join(Product, col(Product.id) == col(Coupon.product_id))
-         .where(owned, col(Coupon.status) == "available", col(Coupon.expires_at) >= now,
-                col(Product.kind) == "cashback", col(Product.category) == category)
-         .order_by(col(Coupon.expires_at), col(Coupon.id)).limit(10))
-    return list(session.exec(q).all())
+@dataclasses.dataclass(frozen=True)
+class Prior:
+    """What :func:`prior_claims` found: the claim already filed under the ``client_ref`` (if any), and the
+    ``same_amount`` duplicate flags a new claim is filed with."""
+
+    first_id: int | None
+    flags: list[dict[str, Any]]
+
+
+_CLAIM = Claim.__table__
+# built once: building a statement costs more than running it
+_REPLAY = select(_CLAIM.c.id).where(_CLAIM.c.user_id == bindparam("user_id"), _CLAIM.c.client_ref == bindparam("client_ref"))
+_INSERT = {name: insert(_CLAIM).on_conflict_do_nothing(index_elements=["user_id", "client_ref"]).returning(_CLAIM.c.id)
+           for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))}
+_OUTCOME = update(_CLAIM).where(_CLAIM.c.id == bindparam("claim_id"))  # SET: the parameters given
+_IMAGES = ClaimImage.__table__.insert()
+_EVENTS = ClaimEvent.__table__.insert()
+
+
+def prior_claims(session: Session, *, user: MpUser, client_ref: str, amount_fen: int, at: dt.datetime) -> Prior:
+    """What is read before a claim is filed: the user's claim of ``client_ref`` (a replay) and the
+    ``same_amount`` flags of a new one (:func:`gc_admin.claims.checks.same_amount`; the OCR job
+    recomputes every flag later, so a twin filed in between is named then)."""
+    from gc_admin.claims.checks import same_amount
+
+    first = session.connection().execute(_REPLAY, {"user_id": user.id, "client_ref": client_ref}).scalar()
+    if first is not None:
+        return Prior(first, [])
+    return Prior(None, same_amount(session, user_id=user.id or 0, amount_fen=amount_fen, at=at, before_id=None))
+
+
+def file_claim(session: Session, *, user: MpUser, form: ClaimForm, images: list[StoredImage],
+               now: dt.datetime | None = None, prior: Prior | None = None) -> tuple[Any, bool]:
+    """Record a claim with its images and reserve a coupon for it, in a few statements; ``(claim, created)``.
+
+    ``form`` must have passed :func:`validate_form`; ``prior``: what :func:`prior_claims` found for it
+    (read here if not given). Created: ``claim`` holds the row's values as written (what
+    :func:`claim_view` shows; nothing is read back). The same ``client_ref`` again — even racing:
+    ``INSERT ... ON CONFLICT (user_id, client_ref) DO NOTHING`` inserts nothing, waiting on PostgreSQL
+    for the twin to commit — answers with the first :class:`Claim` and ``created=False``: the caller
+    then discards what it stored for this try.
+
+    The statements (prepared once, run on the unit of work's connection; on SQLite under the write lock
+    taken first): the claim's ``INSERT ... RETURNING id`` with its ``same_amount`` flags (the duplicate
+    flags known without OCR), the coupon taken by one conditional ``UPDATE ... RETURNING``
+    (:func:`gc_admin.coupons.wallet.service.reserve_first`), the claim's coupon (or its refusal), its
+    images, its history lines and the audit rows (``coupon.reserved``, ``claim.submitted``) each in one
+    ``INSERT``.
+    """
+    now = now or utcnow()
+    assert user.id is not None
+    if not 1 <= len(images) <= 6:
+        raise _bad("请上传 1–6 张支付凭证图片", "INVALID_IMAGES")
+    if prior is None:
+        prior = prior_claims(session, user=user, client_ref=form.client_ref, amount_fen=form.amount_paid_fen, at=now)
+    lock_for_write(session)
+    conn = session.connection()
+    account = form.bank_card_no if form.payout_method == "bank" else form.alipay_account
+    values: dict[str, Any] = dict(
+        user_id=user.id, client_ref=form.client_ref, category=form.category, amount_paid_fen=form.amount_paid_fen,
+        station=form.station, items=list(form.items), city=user.city or "", phone=user.phone or "",
+        payout_method=form.payout_method, account_enc=crypto.encrypt(account, field="account"),
+        account_masked=crypto.mask_account(account), real_name_enc=crypto.encrypt(form.real_name, field="real_name"),
+        real_name_masked=crypto.mask_name(form.real_name), contact_phone=form.contact_phone, bank_name=form.bank_name,
+        status="pending_review", reason=None, coupon_id=None, payout_fen=0, flags=prior.flags, created_at=now,
+        updated_at=now)
+    claim_id = conn.execute(_INSERT[dialect(session)], values).scalar_one_or_none()
+    if claim_id is None:  # this client_ref was filed before (or by a twin that committed first)
+        first = _by_client_ref(session, user.id, form.client_ref)
+        assert first is not None
+        return first, False
+    actor = user_actor(user)
+    reserved = wallet.reserve_first(session, user=user, ref=f"claim:{claim_id}", kind="cashback", category=form.category,
+                                    actor=actor, now=now, write_audit=False)
+    events = [dict(action="submit", from_status=None, to_status="pending_review", reason="")]
+    if reserved is None:
+        values.update(status="refused", reason=NO_COUPON)
+        events.append(dict(action="refuse", from_status="pending_review", to_status="refused", reason=NO_COUPON))
+    else:
+        values.update(coupon_id=reserved.coupon_id, payout_fen=reserved.face_fen)
+    conn.execute(_OUTCOME, {"claim_id": claim_id, "status": values["status"], "reason": values["reason"],
+                            "coupon_id": values["coupon_id"], "payout_fen": values["payout_fen"]})
+    conn.execute(_IMAGES, [
+        dict(claim_id=claim_id, n=n, storage_key=img.storage_key, content_type=img.content_type, size_bytes=img.size_bytes,
+             sha256=img.sha256, width=img.width, height=img.height, ocr_status="pending", created_at=now)
+        for n, img in enumerate(images, start=1)])
+    conn.execute(_EVENTS, [
+        dict(claim_id=claim_id, actor_type=actor.type, actor_id=actor.id, actor_name=actor.name[:64], at=now, **e)
+        for e in events])
+    submitted = entry(actor=actor, action="claim.submitted", target_type="claim", target_id=claim_id, at=now,
+                      summary=f"提交{CATEGORIES[form.category]}返现申请，实付 {form.amount_paid_fen} 分"
+                              + ("" if reserved else f"；{NO_COUPON_LABEL}，自动不通过"),
+                      after={"status": values["status"], "coupon_id": values["coupon_id"],
+                             "amount_paid_fen": form.amount_paid_fen})
+    record_many(session, ([reserved.audit] if reserved else []) + [submitted])
+    return types.SimpleNamespace(**values, id=claim_id, payout_reference=None, paid_at=None), True
 
 
 def submit_claim(session: Session, *, user: MpUser, form: ClaimForm, images: list[StoredImage],
                  now: dt.datetime | None = None) -> tuple[Claim, bool]:
-    """Record a claim with its images and reserve a coupon for it; ``(claim, created)``.
-
-    ``form`` must have passed :func:`validate_form`. The same ``client_ref`` again (even racing) answers
-    with the first claim and ``created=False``: the caller then discards what it stored for this try.
-    """
-    now = now or utcnow()
-    assert user.id is not None
-    replay = _by_client_ref(session, user.id, form.client_ref)
-    if replay is not None:
-        return replay, False
-    if not 1 <= len(images) <= 6:
-        raise _bad("请上传 1–6 张支付凭证图片", "INVALID_IMAGES")
-
-    def attempt() -> Claim:
-        is_bank = form.payout_method == "bank"
-        account = form.bank_card_no if is_bank else form.alipay_account
-        claim = Claim(
-            user_id=user.id, client_ref=form.client_ref, category=form.category, amount_paid_fen=form.amount_paid_fen,
-            station=form.station, items=list(form.items), city=user.city or "", phone=user.phone or "",
-            payout_method=form.payout_method, account_enc=crypto.encrypt(account, field="account"),
-            account_masked=crypto.mask_account(account),
-            real_name_enc=crypto.encrypt(form.real_name, field="real_name"),
-            real_name_masked=crypto.mask_name(form.real_name), contact_phone=form.contact_phone, bank_name=form.bank_name,
-            status="pending_review", created_at=now, updated_at=now)
-        session.add(claim)
-        session.flush()
-        return claim
-
-    mine: list[Claim] = []
-
-    def attempt_once() -> Claim:
-        mine.append(attempt())
-        return mine[0]
-
-    claim = first_wins(session, attempt_once, replay=lambda: _by_client_ref(session, user.id or 0, form.client_ref))
-    if not mine or claim is not mine[0]:  # lost the race to a twin: its claim is the answer
-        return claim, False
-    for n, img in enumerate(images, start=1):
-        session.add(ClaimImage(claim_id=claim.id, n=n, storage_key=img.storage_key, content_type=img.content_type,
-                               size_bytes=img.size_bytes, sha256=img.sha256, width=img.width,
-                               height=img.height, created_at=now))
-    actor = user_actor(user)
-    add_event(session, claim_id=claim.id, action="submit", from_status=None, to_status="pending_review", actor=actor,
-              now=now)
-    ref = f"claim:{claim.id}"
-    coupon = None
-    for coupon_id in candidate_coupons(session, user=user, category=form.category, now=now):
-        try:
-            coupon = wallet.reserve(session, coupon_id=coupon_id, user=user, ref=ref, actor=actor, now=now)
-            break
-        except Conflict:
-            continue  # taken by a concurrent claim or order in the meantime: the next one
-    if coupon is None:
-        claim.status, claim.reason = "refused", NO_COUPON
-        add_event(session, claim_id=claim.id, action="refuse", from_status="pending_review", to_status="refused",
-                  actor=actor, reason=NO_COUPON, now=now)
-    else:
-        claim.coupon_id, claim.payout_fen = coupon.id, coupon.face_fen
-    session.add(claim)
-    session.flush()
-    record(session, actor=actor, action="claim.submitted", target_type="claim", target_id=claim.id,
-           summary=f"提交{CATEGORIES[claim.category]}返现申请，实付 {claim.amount_paid_fen} 分"
-                   + ("" if coupon else f"；{NO_COUPON_LABEL}，自动不通过"),
-           after={"status": claim.status, "coupon_id": claim.coupon_id, "amount_paid_fen": claim.amount_paid_fen})
-    return claim, True
+    """:func:`file_claim`, answering with the :class:`Claim` row (read back) either way."""
+    claim, created = file_claim(session, user=user, form=form, images=images, now=now)
+    if created:
+        claim = session.get(Claim, claim.id)
+        assert claim is not None
+    return claim, created
 
 
 def get_user_claim(session: Session, *, user: MpUser, claim_id: int) -> Claim:
@@ -292,8 +321,9 @@ def live_payout(session: Session, claim_id: int) -> ClaimPayout | None:
                         ).first()
 
 
-def claim_view(session: Session, claim: Claim, *, n_images: int | None = None) -> dict[str, Any]:
-    """The API's Claim shape (API.md): the account masked, never whole (``n_images`` if the caller knows)."""
+def claim_view(session: Session, claim: Any, *, n_images: int | None = None) -> dict[str, Any]:
+    """The API's Claim shape (API.md) of a :class:`Claim` (or what :func:`file_claim` wrote): the account
+    masked, never whole (``n_images`` if the caller knows)."""
     if n_images is None:
         n_images = len(session.exec(select(ClaimImage.id).where(ClaimImage.claim_id == claim.id)).all())
     return {

@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import json
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, case, false, func, literal, or_, update
+from sqlalchemy import Connection, String, and_, bindparam, case, false, func, literal, or_, update
 from sqlmodel import Session, col, select
 
 from gc_admin.audit.models import AuditLog
-from gc_admin.audit.service import record
+from gc_admin.audit.service import entry, record, record_many
 from gc_admin.core.clock import iso, utcnow
 from gc_admin.core.errors import Conflict, InvalidInput, NotFound
 from gc_admin.core.phone import mask_phone, mask_secret, normalize_phone
@@ -349,6 +350,75 @@ def reserve(session: Session, *, coupon_id: int, user: MpUser, ref: str, actor: 
         return _view(session, coupon_id, now)
     _check_usable(status, expires_at, now)
     raise Conflict("该券当前不可使用", code="COUPON_NOT_AVAILABLE")
+
+
+@dataclasses.dataclass(frozen=True)
+class Reserved:
+    """What :func:`reserve_first` took: the coupon, its face value, and its ``coupon.reserved`` audit row."""
+
+    coupon_id: int
+    face_fen: int
+    audit: dict[str, Any]
+
+
+RESERVE_TRIES = 10
+
+
+@functools.cache
+def _reserve_statements(by_phone: bool, by_category: bool) -> tuple[Any, Any]:
+    """``(pick, take)`` of :func:`reserve_first`, built once (building a statement costs more than running
+    it): ``pick`` selects the coupon, ``take`` is the conditional ``UPDATE ... RETURNING`` around it."""
+    owned = col(Coupon.user_id) == bindparam("p_user")
+    if by_phone:  # as :func:`_owned`: the user's, or waiting for their phone
+        owned = or_(owned, and_(col(Coupon.user_id).is_(None), col(Coupon.phone) == bindparam("p_phone")))
+    usable = (owned, col(Coupon.status) == "available", col(Coupon.expires_at) >= bindparam("p_now"))
+    which = (col(Product.kind) != REDEMPTION_CODE, col(Product.kind) == bindparam("p_kind"))
+    if by_category:
+        which += (col(Product.category) == bindparam("p_category"),)
+    pick = (select(Coupon.id).join(Product, col(Product.id) == col(Coupon.product_id)).where(*usable, *which)
+            .order_by(col(Coupon.expires_at), col(Coupon.id)).limit(1))
+    take = (update(Coupon.__table__).where(col(Coupon.id) == pick.scalar_subquery(), *usable)
+            .values(status="reserved", reserved_for=bindparam("p_ref", type_=String()),
+                    reserved_at=bindparam("p_now", type_=UTCDateTime()),
+                    user_id=func.coalesce(col(Coupon.user_id), bindparam("p_user")))
+            .returning(col(Coupon.id), col(Coupon.face_fen)))
+    return pick, take
+
+
+def reserve_first(session: Session, *, user: MpUser, ref: str, kind: str, category: str | None = None,
+                  actor: Actor | None = None, now: dt.datetime | None = None, write_audit: bool = True) -> Reserved | None:
+    """Hold for ``ref`` the first of the user's available, unexpired coupons of product ``kind`` (and
+    ``category``), earliest expiry first: ``None`` if there is none. Never a redemption code.
+
+    One statement picks and takes it: ``UPDATE coupon SET status = 'reserved' ... WHERE id = (SELECT
+    ... LIMIT 1) AND status = 'available' ... RETURNING``. A concurrent unit of work that took the same
+    coupon first (PostgreSQL, READ COMMITTED: the row is checked again once its lock is granted and no
+    longer matches) leaves it unchanged; the statement is then run again — each run reads what is
+    committed, so it picks the next one — at most :data:`RESERVE_TRIES` times.
+
+    ``write_audit=False``: the ``coupon.reserved`` row is not written here but returned in
+    :attr:`Reserved.audit`, for the caller to write with the other rows of its unit of work in one
+    :func:`gc_admin.audit.service.record_many` (it must: every coupon state change has its row).
+    """
+    now = now or utcnow()
+    ref = _check_ref(ref)
+    pick, take = _reserve_statements(bool(user.phone), category is not None)
+    params = {"p_user": user.id, "p_phone": user.phone, "p_now": now, "p_kind": kind, "p_category": category}
+    conn = session.connection()
+    for _ in range(RESERVE_TRIES):
+        row = conn.execute(take, {**params, "p_ref": ref}).first()
+        if row is not None:
+            break
+        if conn.execute(pick, params).first() is None:
+            return None  # nothing left to pick (not a lost race)
+    else:
+        return None
+    audit = entry(actor=actor or _actor(user), action="coupon.reserved", target_type="coupon", target_id=row[0],
+                  summary=f"券被{ref_label(ref)}锁定", before={"status": "available"}, after={"status": "reserved", "ref": ref},
+                  at=now)
+    if write_audit:
+        record_many(session, [audit])
+    return Reserved(row[0], row[1], audit)
 
 
 def _leave_reserved(session: Session, *, coupon_id: int, ref: str,

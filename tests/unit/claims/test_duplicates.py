@@ -97,3 +97,14 @@ def test_same_user_same_amount_within_the_window(api, claims_env):
                            txn="4200007777202611290000000002", mch_no="GL2")
     second = post_claim(api, me, images=[other], client_ref="x2").json()
     assert [(f["by"], f["claim_id"]) for f in _flags(second["id"])] == [("same_amount", first["id"])]
+
+
+def test_only_the_latest_claims_of_the_same_amount_are_named(api, claims_env):
+    from gc_admin.claims.checks import SAME_AMOUNT_NAMED
+
+    me = sms_user(api, "13812345678")
+    ids = [post_claim(api, me, client_ref=f"x{i}").json()["id"] for i in range(SAME_AMOUNT_NAMED + 2)]
+    latest = ids[-1 - SAME_AMOUNT_NAMED:-1]
+    assert [f["claim_id"] for f in _flags(ids[-1])] == latest
+    assert _run_job()["done"] == len(ids)  # the OCR job's refresh names the same ones
+    assert [f["claim_id"] for f in _flags(ids[-1]) if f["by"] == "same_amount"] == latest

@@ -3,6 +3,7 @@ stored privately, the coupon reserved, replays, refusals that store nothing."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 
 import pytest
@@ -37,6 +38,52 @@ def test_a_fuel_claim_reserves_the_coupon_and_stores_the_receipt_privately(api, 
     assert enc.startswith("v1:") and PHONE not in enc
     assert api.get(f"/api/v1/mp/claims/{body['id']}", headers=user).json()["id"] == body["id"]
     assert [c["id"] for c in api.get("/api/v1/mp/claims", headers=user).json()["items"]] == [body["id"]]
+
+
+@pytest.mark.usefixtures("any_db")  # its statements are dialect-specific (ON CONFLICT, UPDATE ... RETURNING)
+def test_filing_writes_its_history_and_audit_rows_and_answers_what_a_read_back_shows(api, user):
+    body = post_claim(api, user).json()
+    cid, coupon_id = body["id"], body["coupon_id"]
+    assert api.get(f"/api/v1/mp/claims/{cid}", headers=user).json() == body  # the answer is built from what was written
+    assert rows("SELECT action, from_status, to_status FROM claim_event WHERE claim_id = :c", c=cid) == [
+        ("submit", None, "pending_review")]
+    audit = rows("SELECT action, target_type, target_id, actor_type, after FROM audit_log "
+                 "WHERE action IN ('coupon.reserved', 'claim.submitted') ORDER BY id")
+    assert [(a, t, i, who) for a, t, i, who, _ in audit] == [("coupon.reserved", "coupon", str(coupon_id), "user"),
+                                                           ("claim.submitted", "claim", str(cid), "user")]
+    assert f'"ref": "claim:{cid}"' in audit[0][4] and f'"coupon_id": {coupon_id}' in audit[1][4]
+    # a coupon that waited for the phone now belongs to the user who claimed with it
+    assert scalar("SELECT user_id FROM coupon WHERE id = :i", i=coupon_id) == scalar("SELECT user_id FROM claim")
+    assert rows("SELECT ocr_status, phash FROM claim_image WHERE claim_id = :c", c=cid) == [("pending", None)]
+
+
+@pytest.mark.usefixtures("any_db")  # its statements are dialect-specific (ON CONFLICT, UPDATE ... RETURNING)
+def test_a_refused_claim_has_its_refusal_in_history_and_audit_and_takes_no_coupon(api, user):
+    body = post_claim(api, user, category="car_wash", station="南宁车之美洗车店", client_ref="w1").json()
+    assert body["status"] == "refused"
+    assert api.get(f"/api/v1/mp/claims/{body['id']}", headers=user).json() == body
+    assert rows("SELECT action, to_status, reason FROM claim_event WHERE claim_id = :c ORDER BY id", c=body["id"]) == [
+        ("submit", "pending_review", ""), ("refuse", "refused", "no valid coupon")]
+    assert rows("SELECT action FROM audit_log WHERE action IN ('coupon.reserved', 'claim.submitted')") == [
+        ("claim.submitted",)]
+    assert rows("SELECT status, reserved_for FROM coupon") == [("available", None)]
+
+
+@pytest.mark.usefixtures("any_db")  # its statements are dialect-specific (ON CONFLICT, UPDATE ... RETURNING)
+def test_the_earliest_expiring_coupon_of_the_category_is_the_one_reserved(api, claims_env):
+    from gc_admin.coupons.models import Coupon
+    from gc_admin.db import session_scope
+
+    ids = give_coupons(PHONE, "fuel", n=3)
+    give_coupons(PHONE, "car_wash")
+    with session_scope() as s:  # the first is used; the last one issued expires first
+        s.get(Coupon, ids[0]).status = "used"
+        s.get(Coupon, ids[1]).expires_at += dt.timedelta(days=1)
+    me = sms_user(api, PHONE)
+    first = post_claim(api, me, client_ref="a").json()
+    second = post_claim(api, me, client_ref="b", amount_paid_fen=5000).json()
+    third = post_claim(api, me, client_ref="c", amount_paid_fen=6000).json()
+    assert (first["coupon_id"], second["coupon_id"], third["status"]) == (ids[2], ids[1], "refused")
 
 
 def test_the_same_client_ref_returns_the_first_claim_and_stores_nothing_more(api, user, claims_env):

@@ -290,3 +290,21 @@ def test_the_coupons_json_is_the_views_json_byte_for_byte(two_users):
     assert {c["status"] for c in everything} == {"available", "reserved", "used"}
     assert any(c["use_by"] and c["revealed_at"] for c in everything)
     assert not any(code in repr(everything) for code in codes)
+
+
+def test_reserve_first_takes_the_users_first_usable_coupon_of_the_kind_in_one_statement(two_users):
+    from gc_admin.coupons.wallet.service import reserve_first
+
+    alice, bob, codes, batch, flowers = two_users
+    (mine,), (bobs,) = _ids(flowers, ALICE), _ids(flowers, BOB)
+    later = utcnow() + dt.timedelta(days=400)
+    with session_scope() as s:
+        assert reserve_first(s, user=alice, ref="order:7", kind="redemption_code") is None  # codes: never
+        assert reserve_first(s, user=alice, ref="order:7", kind="service_discount", now=later) is None  # expired
+        got = reserve_first(s, user=alice, ref="order:7", kind="service_discount")
+        assert (got.coupon_id, got.face_fen) == (mine, 3000)
+        assert reserve_first(s, user=alice, ref="order:8", kind="service_discount") is None  # Bob's is not hers
+        assert reserve_first(s, user=alice, ref="order:8", kind="service_discount", category="fuel") is None
+    assert scalar("SELECT status || ' ' || reserved_for FROM coupon WHERE id = :i", i=mine) == "reserved order:7"
+    assert scalar("SELECT status FROM coupon WHERE id = :i", i=bobs) == "available"
+    assert _actions(mine)[-1] == "coupon.reserved"  # written by default (write_audit=True)
