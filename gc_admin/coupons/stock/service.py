@@ -40,7 +40,7 @@ from gc_admin.core.principal import SYSTEM, Actor
 from gc_admin.core.sorting import order_by
 from gc_admin.coupons.catalog.service import code_is, get_product_by_code
 from gc_admin.coupons.models import REDEMPTION_CODE, STOCK_STATES, Coupon, Product, StockCode, StockImport
-from gc_admin.coupons.stock.importer import FileRejected, expiry_instant, read_codes_file
+from gc_admin.coupons.stock.importer import FileRejected, ParsedFile, expiry_instant, read_codes_file
 from gc_admin.db import Page, paginate
 
 INVALID_KEPT = 10_000  # invalid rows kept on the import record (the count is always exact)
@@ -130,6 +130,7 @@ def import_codes(
     batch_ref: str | None = None,
     now: dt.datetime | None = None,
     into: StockImport | None = None,
+    parsed: ParsedFile | None = None,
 ) -> ImportReport:
     """Import a CSV/XLSX file of codes for a redemption-code product; returns the report.
 
@@ -138,7 +139,9 @@ def import_codes(
     already in stock (from any import) are counted as ``duplicate_existing``; codes with less than
     the product's minimum validity left are stored as discarded (弃票) and counted as a loss.
     ``into``: the import row to fill (one :func:`claim_import` took for this unit of work; its filename and
-    batch_ref apply) instead of a new one.
+    batch_ref apply) instead of a new one. ``parsed``: the file as :func:`parse_codes` read it already (before
+    this unit of work wrote anything: on SQLite its write lock is then held for the inserts only, not for the
+    parse of a large file).
     """
     now = now or utcnow()
     product = _code_product(session, product_code)
@@ -147,10 +150,8 @@ def import_codes(
     else:
         imp, imp.status = into, "done"
     filename, batch_ref = imp.filename, imp.batch_ref
-    try:
-        parsed = read_codes_file(data, filename=filename, default_expires_at=expires_at)
-    except FileRejected as exc:
-        raise CodesFileRefused(exc.reason, code=exc.code) from None
+    if parsed is None:
+        parsed = parse_codes(data, filename=filename, expires_at=expires_at)
     imp.file_type = parsed.file_type
     session.add(imp)
     session.flush()
@@ -193,6 +194,20 @@ def import_codes(
                "discarded_cost_fen": imp.discarded_cost_fen},
     )
     return _report(imp, product.code)
+
+
+def parse_codes(data: bytes, *, filename: str = "", expires_at: dt.date | dt.datetime | None = None) -> ParsedFile:
+    """Read a codes file (no database): :class:`CodesFileRefused` when the file as a whole is unusable."""
+    try:
+        return read_codes_file(data, filename=filename, default_expires_at=expires_at)
+    except FileRejected as exc:
+        raise CodesFileRefused(exc.reason, code=exc.code) from None
+
+
+def pending_import(session: Session, *, import_id: int) -> StockImport | None:
+    """The import row while it is not final (queued / running), read only; ``None`` once done or failed."""
+    imp = session.get(StockImport, import_id)
+    return imp if imp is not None and imp.status in ("queued", "running") else None
 
 
 def _code_product(session: Session, product_code: str) -> Product:
