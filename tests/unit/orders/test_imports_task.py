@@ -172,3 +172,13 @@ def test_the_sweep_defers_again_an_import_whose_job_was_lost(mapped):
     tasks.run_waiting()
     assert _effects()[:2] == ([("done", 3, 0, 3)], 3)
     assert run_once(sweep) == {"imports": 0}  # nothing unfinished any more
+
+
+def test_a_full_sheet_is_imported(mapped):
+    """5,000 rows, the most a sheet may hold: more bind parameters than one INSERT may carry (PostgreSQL 65,535)."""
+    n = 5_000
+    sheet = ("订单编号,买家手机,商品,实付金额,件数,收货城市\n"
+             + "".join(f"F{i:05d},138{i:08d},车载香薰,12.80,1,南宁\n" for i in range(n))).encode()
+    rec = flows.import_file(actor=CLERK, source="meituan", data=sheet, filename="full.csv")
+    assert (rec.status, rec.rows, rec.imported, rec.failed) == ("done", n, n, 0)
+    assert (scalar("SELECT count(DISTINCT external_id) FROM service_order"), scalar("SELECT count(*) FROM order_event")) == (n, n)
