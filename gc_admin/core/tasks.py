@@ -336,6 +336,15 @@ def _run_in_this_thread(coro: Any) -> Any:
     return loop.run_until_complete(coro)
 
 
+def defer_again(name: str, ids: list[int], *, key: Callable[[int], str], arg: str, session: Session) -> int:
+    """A sweep's work: defer ``name`` again for each of ``ids`` (rows a task left unfinished: its job lost, or still
+    running — then the new job waits for the key's lock and finds the row final), with ``key(id)`` and the id as
+    its one argument ``arg``; how many."""
+    for id_ in ids:
+        defer(name, key=key(id_), session=session, **{arg: id_})
+    return len(ids)
+
+
 async def defer_async(name: str, *, key: str, delay_seconds: float = 0, **kwargs: Any) -> int | None:
     """:func:`defer` from async code (runs it in a thread)."""
     return await asyncio.to_thread(defer, name, key=key, delay_seconds=delay_seconds, **kwargs)

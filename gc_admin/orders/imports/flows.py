@@ -104,15 +104,13 @@ def _fail(import_id: int, reason: str, code: str) -> None:
 
 
 def resume_imports(session: Any, *, minutes: int = 2) -> dict[str, int]:
-    """The sweep (periodic ``coupons.unfinished``): defer again the order imports still unfinished after
+    """The sweep (periodic ``orders.unfinished``): defer again the order imports still unfinished after
     ``minutes`` — their job was lost (SQLite's in-memory queue across a restart) or is still running (then the
     new job waits for the key's lock and finds the import final)."""
     from gc_admin.core.clock import utcnow
 
     ids = service.unfinished_imports(session, older_than=utcnow() - dt.timedelta(minutes=minutes))
-    for import_id in ids:
-        tasks.defer(IMPORT_TASK, key=import_key(import_id), session=session, import_id=import_id)
-    return {"deferred": len(ids)}
+    return {"deferred": tasks.defer_again(IMPORT_TASK, ids, key=import_key, arg="import_id", session=session)}
 
 
 IMPORT = tasks.register(tasks.TaskDef(IMPORT_TASK, run_import, title="导入第三方订单", retries=3, queue=tasks.WAITED))
