@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from gc_admin.accounts.deps import require_staff
 from gc_admin.core.errors import Forbidden
 from gc_admin.core.http import StrictModel
+from gc_admin.core.params import Id
 from gc_admin.core.principal import Principal
 from gc_admin.db import session_scope
 from gc_admin.orders.imports import flows
@@ -120,7 +121,7 @@ async def import_orders(file: UploadFile = File(...), source: str = Form(..., ma
 
 
 @admin.get("/orders/imports/{import_id}", response_model=ImportOut, summary="第三方订单导入的报告")
-def get_import(import_id: int = Path(ge=1), _p: Principal = Depends(importer)):
+def get_import(import_id: Id, _p: Principal = Depends(importer)):
     with session_scope() as s:
         return ImportOut.applied(imports.get_import(s, import_id=import_id))
 
