@@ -209,7 +209,7 @@ class OrderImportsState(rx.State):
         self.imp_token, self.imp_ready = "", False
         if rec.status not in ("done", "failed"):
             self.imp_rows = []
-            self.imp_summary = f"导入进行中（第 {rec.id} 号导入），稍后可在导入记录中查看结果"
+            self.imp_summary = f"导入仍在进行（第 {rec.id} 号导入），完成后订单会出现在订单列表中"
             return rx.toast.info("导入进行中，稍后查看结果")
         self.imp_rows = _rows(rec.report, "external_id")
         self.imp_summary = f"已完成：导入 {rec.imported} 单，重复跳过 {rec.duplicates} 单，有误 {rec.failed} 行"
