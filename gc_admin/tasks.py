@@ -24,10 +24,12 @@ a conditional update, as every body below does. A periodic task is a :class:`Tas
 | coupons.import | a codes file uploaded (API, 券库存 page); its bytes in ``task_file``; the request waits for it | ``import:<id>`` |
 | coupons.issue_batch | a batch issuance (admin and partner APIs, 发券 page); phones in ``task_file``; the request waits; a failed batch sent again is retried | ``batch:<batch row id>`` (the row of the caller's batch_id) |
 | coupons.unfinished | periodic: imports and batches left unfinished (a job lost) deferred again | its name |
+| orders.import | a third-party order sheet applied (API, 订单导入 page; not the preview); its bytes in ``task_file``; the request waits for it | ``orders-import:<id>`` |
+| orders.unfinished | periodic: order imports left unfinished (a job lost) deferred again | its name |
 
-The two tasks a request waits for run on their own queue (``queue=tasks.WAITED``: with no worker alive the
+The tasks a request waits for run on their own queue (``queue=tasks.WAITED``: with no worker alive the
 waiting request runs that queue only). A task the request waits for is registered next to the flow that defers it (``coupons.stock.flows.IMPORT``,
-``coupons.issuance.flows.ISSUE``),
+``coupons.issuance.flows.ISSUE``, ``orders.imports.flows.IMPORT``),
 so any process that defers and waits (a script, a test) knows it; it is imported here like every other.
 """
 
@@ -49,6 +51,7 @@ from gc_admin.coupons.issuance import flows as issuance_flows
 from gc_admin.coupons.stock import flows as stock_flows
 from gc_admin.db import session_scope
 from gc_admin.jobs import JOBS, Job, run_once
+from gc_admin.orders.imports import flows as order_import_flows
 
 
 class RefundStillPending(RuntimeError):
@@ -89,6 +92,7 @@ def query_claim_payout(*, payout_id: int) -> dict[str, Any]:
 register(TaskDef("claims.payout_query", query_claim_payout, title="查询结果未知的返现打款", retries=6, backoff_seconds=4))
 register(stock_flows.IMPORT)  # (registered by their modules already: the same definitions)
 register(issuance_flows.ISSUE)
+register(order_import_flows.IMPORT)
 
 # Test/dev only: extra task modules to import (e.g. a task that blocks on a flag, to kill a worker mid-task).
 if get_settings().env != "prod":

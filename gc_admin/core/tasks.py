@@ -105,7 +105,7 @@ class TaskDef:
 
 
 REGISTRY: dict[str, TaskDef] = {}
-_apps: dict[tuple[str, str], procrastinate.App] = {}
+_apps: dict[tuple[Any, ...], procrastinate.App] = {}  # (url, role[, thread: PostgreSQL's drain apps])
 _apps_lock = threading.Lock()
 
 
@@ -116,7 +116,7 @@ def register(defn: TaskDef) -> TaskDef:
         raise ValueError(f"task {defn.name} is registered twice")
     REGISTRY[defn.name] = defn
     with _apps_lock:
-        for (_url, role), app in _apps.items():
+        for (_url, role, *_thread), app in _apps.items():
             _attach(app, defn, scheduled=role != "drain")
     return defn
 
@@ -160,8 +160,11 @@ def _app(url: str, role: str) -> procrastinate.App:
     if in_process(url) and role != "drain":
         role = "memory"
     memory = _app(url, "memory") if in_process(url) and role == "drain" else None
+    # PostgreSQL's drain app is one per thread: each run_waiting opens and closes its pool, and two requests
+    # waiting at once (two imports) must not close the pool under each other
+    key: tuple[Any, ...] = (url, role, threading.get_ident()) if role == "drain" and memory is None else (url, role)
     with _apps_lock:
-        app = _apps.get((url, role))
+        app = _apps.get(key)
         if app is None:
             if memory is not None:
                 connector: Any = memory.connector
@@ -171,7 +174,7 @@ def _app(url: str, role: str) -> procrastinate.App:
                 connector = procrastinate.PsycopgConnector(conninfo=_conninfo(url), min_size=1, max_size=6)
             else:
                 connector = procrastinate.PsycopgConnector(conninfo=_conninfo(url))
-            app = _apps[(url, role)] = procrastinate.App(connector=connector)
+            app = _apps[key] = procrastinate.App(connector=connector)
             for defn in REGISTRY.values():
                 _attach(app, defn, scheduled=role != "drain")
             if role == "worker":
@@ -331,6 +334,15 @@ def _run_in_this_thread(coro: Any) -> Any:
     if loop is None or loop.is_closed():
         loop = _defer_local.loop = asyncio.new_event_loop()
     return loop.run_until_complete(coro)
+
+
+def defer_again(name: str, ids: list[int], *, key: Callable[[int], str], arg: str, session: Session) -> int:
+    """A sweep's work: defer ``name`` again for each of ``ids`` (rows a task left unfinished: its job lost, or still
+    running — then the new job waits for the key's lock and finds the row final), with ``key(id)`` and the id as
+    its one argument ``arg``; how many."""
+    for id_ in ids:
+        defer(name, key=key(id_), session=session, **{arg: id_})
+    return len(ids)
 
 
 async def defer_async(name: str, *, key: str, delay_seconds: float = 0, **kwargs: Any) -> int | None:

@@ -105,9 +105,7 @@ def resume_batches(session: Any, *, minutes: int = 2) -> int:
     from gc_admin.core.clock import utcnow
 
     ids = service.unfinished_batches(session, older_than=utcnow() - dt.timedelta(minutes=minutes))
-    for issuance_id in ids:
-        tasks.defer(ISSUE_TASK, key=batch_key(issuance_id), session=session, issuance_id=issuance_id)
-    return len(ids)
+    return tasks.defer_again(ISSUE_TASK, ids, key=batch_key, arg="issuance_id", session=session)
 
 
 ISSUE = tasks.register(tasks.TaskDef(ISSUE_TASK, run_issue, title="批量发券", retries=5, queue=tasks.WAITED))

@@ -112,9 +112,7 @@ def resume_imports(session: Any, *, minutes: int = 2) -> dict[str, int]:
     from gc_admin.core.clock import utcnow
 
     ids = service.unfinished_imports(session, older_than=utcnow() - dt.timedelta(minutes=minutes))
-    for import_id in ids:
-        tasks.defer(IMPORT_TASK, key=import_key(import_id), session=session, import_id=import_id)
-    return {"deferred": len(ids)}
+    return {"deferred": tasks.defer_again(IMPORT_TASK, ids, key=import_key, arg="import_id", session=session)}
 
 
 IMPORT = tasks.register(tasks.TaskDef(IMPORT_TASK, run_import, title="导入券码", retries=3, queue=tasks.WAITED))

@@ -1,18 +1,25 @@
 """Third-party order import routes: the per-source column mapping (``GET/PUT /admin/order-sources/{source}/mapping``)
-and the import itself (``POST /admin/orders/imports``: ``dry_run`` previews, otherwise imports the good rows)."""
+and the import itself (``POST /admin/orders/imports``: ``dry_run`` previews in the request, otherwise the good rows
+are imported by the ``orders.import`` task the request waits for — 202 past ``GC_TASKS_WAIT_SECONDS``, then
+``GET /admin/orders/imports/{import_id}``)."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Depends, File, Form, Path, UploadFile
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from gc_admin.accounts.deps import require_staff
 from gc_admin.core.errors import Forbidden
 from gc_admin.core.http import StrictModel
+from gc_admin.core.params import Id
 from gc_admin.core.principal import Principal
 from gc_admin.db import session_scope
+from gc_admin.orders.imports import flows
 from gc_admin.orders.imports import service as imports
-from gc_admin.orders.imports.models import OrderSourceMapping
+from gc_admin.orders.imports.models import OrderImport, OrderSourceMapping
 from gc_admin.orders.imports.sheets import sheet_report
 from gc_admin.orders.suppliers.shipments import IMPORT_ROLES
 
@@ -54,12 +61,26 @@ class ImportRowOut(BaseModel):
 class ImportOut(BaseModel):
     dry_run: bool
     import_id: int | None = None
+    status: str = Field("done", description="applied: queued / running (the task has not finished it) / done / failed")
+    error_code: str | None = None
+    error: str | None = None
     source: str
     rows: int
     imported: int = Field(description="dry run: rows that would be imported")
     duplicates: int
     failed: int
     items: list[ImportRowOut]
+
+    @classmethod
+    def applied(cls, rec: OrderImport) -> ImportOut:
+        return cls(dry_run=False, import_id=rec.id, status=rec.status, error_code=rec.error_code, error=rec.error,
+                   source=rec.source, rows=rec.rows, imported=rec.imported, duplicates=rec.duplicates,
+                   failed=rec.failed, items=[ImportRowOut(**r) for r in rec.report])
+
+
+class ImportQueuedOut(BaseModel):
+    import_id: int
+    status: Literal["queued", "running"]
 
 
 @admin.get("/order-sources/{source}/mapping", response_model=MappingOut, summary="第三方渠道的列映射")
@@ -77,7 +98,10 @@ def put_mapping(body: MappingIn, source: str = Source, p: Principal = Depends(im
 
 @admin.post("/orders/imports", response_model=ImportOut,
             summary="第三方订单导入（CSV / XLSX，按渠道的列映射）：dry_run=true 预览逐行结果；否则导入无误的行，"
-                    "按渠道 + 渠道订单号去重，重复导入不会产生重复订单")
+                    "按渠道 + 渠道订单号去重，重复导入不会产生重复订单",
+            responses={202: {"model": ImportQueuedOut,
+                             "description": "the import did not finish within GC_TASKS_WAIT_SECONDS: it goes on in "
+                                            "the background; GET /admin/orders/imports/{import_id} gives the report"}})
 async def import_orders(file: UploadFile = File(...), source: str = Form(..., max_length=32),
                         dry_run: bool = Form(True), p: Principal = Depends(importer)):
     def preview(s, data: bytes) -> ImportOut:
@@ -86,12 +110,20 @@ async def import_orders(file: UploadFile = File(...), source: str = Form(..., ma
                          duplicates=plan.count("duplicate"), failed=plan.count("error"),
                          items=[ImportRowOut(**r.to_dict()) for r in plan.rows])
 
-    def apply(s, data: bytes, filename: str) -> ImportOut:
-        rec = imports.apply(s, actor=p.actor(), source=source, data=data, filename=filename)
-        return ImportOut(dry_run=False, import_id=rec.id, source=source, rows=rec.rows, imported=rec.imported,
-                         duplicates=rec.duplicates, failed=rec.failed, items=[ImportRowOut(**r) for r in rec.report])
+    def apply(data: bytes, filename: str) -> ImportOut | JSONResponse:
+        rec = flows.import_file(actor=p.actor(), source=source, data=data, filename=filename)
+        if rec.status not in ("done", "failed"):
+            assert rec.id is not None
+            return JSONResponse(ImportQueuedOut(import_id=rec.id, status=rec.status).model_dump(), status_code=202)
+        return ImportOut.applied(rec)
 
-    return await sheet_report(file, dry_run=dry_run, preview=preview, apply=apply)
+    return await sheet_report(file, dry_run=dry_run, preview=preview, apply=apply, apply_in_unit=False)
+
+
+@admin.get("/orders/imports/{import_id}", response_model=ImportOut, summary="第三方订单导入的报告")
+def get_import(import_id: Id, _p: Principal = Depends(importer)):
+    with session_scope() as s:
+        return ImportOut.applied(imports.get_import(s, import_id=import_id))
 
 
 routers = (admin,)

@@ -24,7 +24,8 @@ class OrderSourceMapping(SQLModel, table=True):
 
 
 class OrderImport(SQLModel, table=True):
-    """One applied import and its per-row report."""
+    """One applied import and its per-row report. ``status``: ``queued`` / ``running`` while the
+    ``orders.import`` task has not finished it, then ``done`` or ``failed`` (``error`` / ``error_code``)."""
 
     __tablename__ = "order_import"
 
@@ -33,6 +34,11 @@ class OrderImport(SQLModel, table=True):
     filename: str = Field(max_length=255)
     digest: str = Field(max_length=64)
     created_by: str = Field(max_length=64)
+    actor_type: str = Field(default="staff", max_length=16)  # who uploaded the file (the task acts as them)
+    actor_id: str | None = Field(default=None, max_length=64)
+    status: str = Field(default="done", max_length=16)  # queued | running | done | failed
+    error: str | None = Field(default=None, max_length=500)
+    error_code: str | None = Field(default=None, max_length=32)
     rows: int = Field(default=0)
     imported: int = Field(default=0)
     duplicates: int = Field(default=0)

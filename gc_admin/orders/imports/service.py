@@ -19,11 +19,13 @@ the order is refunded in the channel: a refund here is refused (``CHANNEL_ORDER`
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import decimal
 import hashlib
 import re
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
@@ -49,6 +51,9 @@ FIELDS: dict[str, tuple[str, bool]] = {
 SOURCE_RE = re.compile(r"^[a-z][a-z0-9_-]{1,31}$")
 TYPE_BY_LABEL = {**{v: k for k, v in ORDER_TYPES.items()}, **{k: k for k in ORDER_TYPES}}
 MAX_AMOUNT_FEN = 100_000_000  # ¥1,000,000: more is a typo
+#: orders per INSERT (20 bind parameters each): a full sheet (5,000 rows) in one statement is over PostgreSQL's
+#: 65,535 parameters of a statement (and SQLite's 32,766)
+ORDERS_PER_INSERT = 1_000
 
 
 def _source(source: str) -> str:
@@ -191,8 +196,11 @@ def _insert(session: Session, table: Any):
     return (pg_insert if dialect(session) == "postgresql" else sqlite_insert)(table)
 
 
-def apply(session: Session, *, actor: Actor, source: str, data: bytes, filename: str) -> OrderImport:
-    """Import the good rows (set-based, in this transaction) and record the import with its per-row report."""
+def apply(session: Session, *, actor: Actor, source: str, data: bytes, filename: str,
+          into: OrderImport | None = None) -> OrderImport:
+    """Import the good rows (set-based, in this transaction) and record the import with its per-row report —
+    on ``into`` (the queued row the ``orders.import`` task claimed, :func:`claim_import`), made ``done``, or
+    on a new row."""
     p = plan(session, source=source, data=data)
     good = [r for r in p.rows if r.outcome == "ok"]
     now = utcnow()
@@ -216,10 +224,11 @@ def apply(session: Session, *, actor: Actor, source: str, data: bytes, filename:
                 "fulfilment": {}, "points_used": 0, "stored_value_fen": 0, "pay_expires_at": now, "city": v["city"],
                 "source": source, "external_id": v["external_id"], "created_at": now, "updated_at": now,
                 "paid_at": now})
-        stmt = _insert(session, ServiceOrder.__table__).values(orders).on_conflict_do_nothing(
-            index_elements=["source", "external_id"]).returning(ServiceOrder.__table__.c.id,
-                                                                ServiceOrder.__table__.c.external_id)
-        imported = {ext: oid for oid, ext in session.execute(stmt).all()}
+        for chunk in range(0, len(orders), ORDERS_PER_INSERT):
+            stmt = _insert(session, ServiceOrder.__table__).values(orders[chunk:chunk + ORDERS_PER_INSERT])
+            stmt = stmt.on_conflict_do_nothing(index_elements=["source", "external_id"]).returning(
+                ServiceOrder.__table__.c.id, ServiceOrder.__table__.c.external_id)
+            imported.update({ext: oid for oid, ext in session.execute(stmt).all()})
         if imported:
             session.execute(OrderEvent.__table__.insert(), [
                 {"order_id": oid, "action": "import", "from_status": None, "to_status": "paid", "actor_type": actor.type,
@@ -230,12 +239,91 @@ def apply(session: Session, *, actor: Actor, source: str, data: bytes, filename:
     for r in good:
         r.outcome, r.message = ("imported", "已导入") if r.external_id in imported else (
             "duplicate", "该渠道订单已导入过")  # imported by someone else meanwhile: the unique key kept it once
-    rec = OrderImport(source=source, filename=(filename or "orders")[:255], digest=p.digest, created_by=actor.name[:64],
-                      rows=len(p.rows), imported=p.count("imported"), duplicates=p.count("duplicate"),
-                      failed=p.count("error"), report=[r.to_dict() for r in p.rows], created_at=now)
+    rec = into if into is not None else OrderImport(
+        source=source, filename=(filename or "orders")[:255], created_by=actor.name[:64], actor_type=actor.type,
+        actor_id=None if actor.id is None else str(actor.id), created_at=now)
+    rec.digest, rec.rows, rec.imported = p.digest, len(p.rows), p.count("imported")
+    rec.duplicates, rec.failed, rec.report, rec.status = p.count("duplicate"), p.count("error"), [r.to_dict() for r in p.rows], "done"
     session.add(rec)
     session.flush()
     record(session, actor=actor, action="orders.imported", target_type="order_import", target_id=rec.id,
            summary=f"导入渠道 {source} 订单：{rec.imported} 单导入，{rec.duplicates} 单重复，{rec.failed} 行有误",
            after={"source": source, "imported": rec.imported, "duplicates": rec.duplicates, "failed": rec.failed})
+    return rec
+
+
+# --- the import as the orders.import task (gc_admin/orders/imports/flows.py) -------------------------
+
+UNFINISHED = ("queued", "running")
+
+
+def queue_import(session: Session, *, actor: Actor, source: str, filename: str) -> int:
+    """Put an import of a channel's sheet on record, ``queued`` for the ``orders.import`` task; returns its id.
+    The source's mapping is checked here (none: ``MAPPING_NOT_FOUND`` at once); the file is read by the task."""
+    get_mapping(session, source=source)
+    rec = OrderImport(source=source, filename=(filename or "orders")[:255], digest="", created_by=actor.name[:64],
+                      actor_type=actor.type, actor_id=None if actor.id is None else str(actor.id), status="queued",
+                      created_at=utcnow())
+    session.add(rec)
+    session.flush()
+    assert rec.id is not None
+    return rec.id
+
+
+def _move(session: Session, import_id: int, **values: Any) -> bool:
+    return bool(session.execute(update(OrderImport).where(col(OrderImport.id) == import_id,
+                                                          col(OrderImport.status).in_(UNFINISHED))
+                                .values(**values).execution_options(synchronize_session=False)).rowcount)
+
+
+def _reload(session: Session, import_id: int) -> OrderImport:
+    return session.exec(select(OrderImport).where(col(OrderImport.id) == import_id)
+                        .execution_options(populate_existing=True)).one()
+
+
+def _uploader(rec: OrderImport) -> Actor:
+    return Actor(rec.actor_type, rec.actor_id, rec.created_by)
+
+
+def mark_import_running(session: Session, *, import_id: int) -> bool:
+    """``queued -> running`` (导入中); whether it moved."""
+    return bool(session.execute(update(OrderImport).where(col(OrderImport.id) == import_id,
+                                                          col(OrderImport.status) == "queued")
+                                .values(status="running").execution_options(synchronize_session=False)).rowcount)
+
+
+def claim_import(session: Session, *, import_id: int) -> tuple[OrderImport, Actor] | None:
+    """Take a queued / running import for this unit of work — one conditional ``UPDATE ... WHERE status IN
+    ('queued', 'running')`` in the unit of work that inserts the orders; it locks the row until that unit ends
+    (PostgreSQL; SQLite holds its write lock), so a second run waits for the first and then finds it final.
+    The row and the uploader; ``None`` when the import is done or failed already."""
+    if not _move(session, import_id, status="running"):
+        return None
+    rec = _reload(session, import_id)
+    return rec, _uploader(rec)
+
+
+def fail_import(session: Session, *, import_id: int, reason: str, code: str) -> bool:
+    """Put a refused (or crashed) import on record: ``failed`` with its reason and code, and an audit row —
+    only if it was not final yet; whether it moved. In a unit of work of its own, after the import's rolled back."""
+    if not _move(session, import_id, status="failed", error=reason[:500], error_code=code[:32]):
+        return False
+    rec = _reload(session, import_id)
+    record(session, actor=_uploader(rec), action="orders.import_failed", target_type="order_import",
+           target_id=import_id, summary=f"导入渠道 {rec.source} 订单失败（{rec.filename}）：{reason}"[:500])
+    return True
+
+
+def unfinished_imports(session: Session, *, older_than: dt.datetime) -> list[int]:
+    """Imports still queued / running recorded before ``older_than`` (the sweep defers them again)."""
+    return list(session.exec(select(OrderImport.id).where(col(OrderImport.status).in_(UNFINISHED),
+                                                          col(OrderImport.created_at) < older_than)
+                             .order_by(col(OrderImport.id))).all())
+
+
+def get_import(session: Session, *, import_id: int) -> OrderImport:
+    rec = session.exec(select(OrderImport).where(col(OrderImport.id) == import_id)
+                       .execution_options(populate_existing=True)).first()
+    if rec is None:
+        raise NotFound("导入记录不存在", code="IMPORT_NOT_FOUND")
     return rec

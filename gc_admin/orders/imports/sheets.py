@@ -75,14 +75,17 @@ def read_sheet(data: bytes) -> Sheet:
 
 
 async def sheet_report(file: Any, *, dry_run: bool, preview: Callable[[Session, bytes], T],
-                       apply: Callable[[Session, bytes, str], T]) -> T:
-    """An uploaded sheet's route body: read the upload (size-capped), then in one unit of work off the event
-    loop either ``preview(session, data)`` (the dry run: writes nothing) or ``apply(session, data, filename)``;
-    each returns its per-row report."""
+                       apply: Callable[..., T], apply_in_unit: bool = True) -> T:
+    """An uploaded sheet's route body: read the upload (size-capped), then off the event loop either
+    ``preview(session, data)`` in one unit of work (the dry run: writes nothing) or ``apply(session, data,
+    filename)`` in one — or, with ``apply_in_unit=False``, ``apply(data, filename)`` on its own (a flow that
+    defers a task and waits for it: its units of work are its own). Each returns its per-row report."""
     data = await read_upload(file)
     filename = (getattr(file, "filename", None) or "")[:255]
 
     def work() -> T:
+        if not dry_run and not apply_in_unit:
+            return apply(data, filename)
         with session_scope() as s:
             return preview(s, data) if dry_run else apply(s, data, filename)
 

@@ -9,6 +9,7 @@ supplier scope; the import roles); setters of form fields are ``@public``.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import reflex as rx
@@ -17,6 +18,7 @@ from gc_admin.core.errors import DomainError
 from gc_admin.core.uploads import read_upload
 from gc_admin.coupons.staging import discard_staged, staged_path, staging_file
 from gc_admin.orders import service as orders
+from gc_admin.orders.imports import flows as import_flows
 from gc_admin.orders.imports import service as imports
 from gc_admin.orders.suppliers import shipments
 from gc_admin.orders.suppliers.shipments import IMPORT_ROLES
@@ -197,13 +199,18 @@ class OrderImportsState(rx.State):
             self.error, self.imp_ready = "预览已过期，请重新上传文件", False
             return
         data, name, source = path.read_bytes(), self.imp_name, self.source
-        try:
-            rec = await run_db(lambda s: imports.apply(s, actor=p.actor(), source=source, data=data, filename=name))
+        try:  # the orders.import task, waited for off the event loop (its own units of work)
+            rec = await asyncio.to_thread(import_flows.import_file, actor=p.actor(), source=source, data=data,
+                                          filename=name)
         except DomainError as exc:
             self.error = exc.message
             return
         discard_staged("orders", self.imp_token)
         self.imp_token, self.imp_ready = "", False
+        if rec.status not in ("done", "failed"):
+            self.imp_rows = []
+            self.imp_summary = f"导入仍在进行（第 {rec.id} 号导入），完成后订单会出现在订单列表中"
+            return rx.toast.info("导入进行中，稍后查看结果")
         self.imp_rows = _rows(rec.report, "external_id")
         self.imp_summary = f"已完成：导入 {rec.imported} 单，重复跳过 {rec.duplicates} 单，有误 {rec.failed} 行"
         return rx.toast.success(f"已导入 {rec.imported} 单")
