@@ -280,6 +280,7 @@ ROUTES: dict[tuple[str, str], list[Case]] = {
     ("POST", "/orders/imports"): [Case(STOCK, lambda role, w: ("POST", A + "/orders/imports", {
         "data": {"source": "nosource", "dry_run": "true"}, "files": {"file": ("o.csv", b"a,b\n1,2\n", "text/csv")}}),
         ok=(404, "MAPPING_NOT_FOUND"))],
+    ("GET", "/orders/imports/{import_id}"): [Case(STOCK, get("/orders/imports/999999"), ok=(404, "IMPORT_NOT_FOUND"))],
     ("GET", "/ledger"): [Case(MONEY, get("/ledger"))],
     ("GET", "/ledger.xlsx"): [Case(MONEY, get("/ledger.xlsx"))],
     ("GET", "/refunds"): [Case(MONEY, get("/refunds"))],
