@@ -83,3 +83,32 @@ def test_supplier_manages_its_goods_with_a_photo(page, app_server, tmp_path):
     page.get_by_test_id("goods-on-sale-aroma_refill").click()
     expect(page.get_by_text("香薰补充液 已下架")).to_be_visible()
     assert "aroma_refill" not in {g["code"] for g in c.get("/api/v1/mp/catalog", headers=me).json()["goods"]}
+
+
+def test_clerk_imports_channel_orders_on_the_page(page, app_server, tmp_path):
+    """A clerk imports a channel's order sheet on 订单导入与批量发货: the source's saved mapping (default type
+    shown by its label, 实物), preview, confirm, and the applied report (the orders.import task ran)."""
+    c = httpx.Client(base_url=app_server.base_url, timeout=60)
+    clerk = {"Authorization": f"Bearer {app_server.staff_token('clerk', 'clerk2026')}"}
+    saved = c.put("/api/v1/admin/order-sources/e2eshop/mapping", headers=clerk, json={"mapping": {
+        "external_id": "单号", "phone": "手机", "item": "商品", "amount": "金额", "paid": "实付"}, "default_type": "goods"})
+    assert saved.status_code == 200, saved.text
+    sheet = tmp_path / "渠道订单.csv"
+    sheet.write_text("单号,手机,商品,金额,实付\n" + "".join(f"E2E-{i},1390001{i:04d},香薰 {i},{20 + i}.00,{20 + i}.00\n"
+                                                       for i in range(3)), encoding="utf-8")
+    login(page, app_server, "clerk", "clerk2026")
+    page.get_by_test_id("nav-orders").click()
+    page.get_by_test_id("orders-imports-link").click()
+    expect(page.get_by_test_id("page-title")).to_have_text("订单导入与批量发货")
+    page.get_by_test_id("import-source").fill("e2eshop")
+    page.get_by_text("读取列映射").click()
+    expect(page.get_by_test_id("map-external_id")).to_have_value("单号")
+    expect(page.get_by_test_id("import-default-type")).to_have_text("实物")
+    page.get_by_test_id("orders-upload").locator("input[type=file]").set_input_files(str(sheet))
+    expect(page.get_by_test_id("import-summary")).to_contain_text("将导入 3 单")
+    page.get_by_test_id("import-confirm").click()
+    page.get_by_test_id("import-apply").click()
+    expect(page.get_by_test_id("import-summary")).to_contain_text("已完成：导入 3 单")
+    save_artifact(page, "orders-import.png")
+    listed = c.get("/api/v1/admin/orders", params={"q": "13900010001"}, headers=clerk).json()["items"]
+    assert len(listed) == 1 and listed[0]["type"] == "goods", listed

@@ -72,7 +72,10 @@ def _orders() -> rx.Component:
                   rx.button("读取列映射", variant="soft", on_click=S.load_mapping), spacing="3"),
         rx.vstack(*[_mapping_row(f, label + ("（必填）" if req else "")) for f, (label, req) in FIELDS.items()],
                   rx.hstack(rx.text("默认订单类型", width="9rem", size="2"),
-                            rx.select(list(ORDER_TYPES), value=S.default_type, on_change=S.set_default_type)),
+                            rx.select.root(
+                                rx.select.trigger(data_testid="import-default-type"),
+                                rx.select.content(*[rx.select.item(label, value=key) for key, label in ORDER_TYPES.items()]),
+                                value=S.default_type, on_change=S.set_default_type)),
                   rx.button("保存列映射", on_click=S.save_mapping, data_testid="map-save"), spacing="2"),
         *_sheet_steps(ORDERS_UPLOAD, "上传订单文件并预览", S.preview_orders, "orders-upload", "确认导入", S.imp_summary,
                       S.imp_ready, S.apply_orders, "import", S.imp_rows, "渠道订单号"),
