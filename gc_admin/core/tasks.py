@@ -336,6 +336,24 @@ def _run_in_this_thread(coro: Any) -> Any:
     return loop.run_until_complete(coro)
 
 
+def run_recorded(work: Callable[[], None], *, fail: Callable[[str, str], None], what: str,
+                 crashed: tuple[str, str], refused: type[Exception] | tuple[type[Exception], ...] = (),
+                 logger: logging.Logger = log) -> bool:
+    """The body of a task whose failure is put on record instead of retried for ever (an import, a batch):
+    ``work()``; a ``refused`` error (the input's fault: its ``message`` and ``code``) or any other error
+    (ours: logged, ``crashed`` = (message, code)) is handed to ``fail(message, code)`` after ``work``'s unit of
+    work rolled back. A killed worker raises nothing here: its job is retried. Whether ``work`` ran through."""
+    try:
+        work()
+        return True
+    except refused as exc:
+        fail(exc.message, exc.code)  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - our fault, not the input's: on record as failed, not retried for ever
+        logger.exception("%s failed", what)
+        fail(*crashed)
+    return False
+
+
 def defer_again(name: str, ids: list[int], *, key: Callable[[int], str], arg: str, session: Session) -> int:
     """A sweep's work: defer ``name`` again for each of ``ids`` (rows a task left unfinished: its job lost, or still
     running — then the new job waits for the key's lock and finds the row final), with ``key(id)`` and the id as

@@ -72,28 +72,29 @@ def run_import(*, import_id: int, now: str | None = None) -> dict[str, Any]:
     key = import_key(import_id)
     with session_scope() as s:
         service.mark_import_running(s, import_id=import_id)
-    try:
+
+    def work() -> None:
         # The file is read and parsed before the unit of work that stores it writes anything: SQLite has one
         # write lock, and parsing 200,000 rows while holding it would stall every other clerk's writes.
         with session_scope() as s:
             pending = service.pending_import(s, import_id=import_id)
             data = None if pending is None else tasks.load_file(s, key=key)
-        if pending is not None:
-            if data is None:  # cannot happen while the row is not final (the bytes go with that change)
-                raise RuntimeError(f"import {import_id}: its file is gone")
-            parsed = service.parse_codes(data, filename=pending.filename, expires_at=pending.expires_default)
-            with session_scope() as s:
-                claimed = service.claim_import(s, import_id=import_id)
-                if claimed is not None:
-                    imp, actor, product_code = claimed
-                    service.import_codes(s, actor=actor, product_code=product_code, data=data, into=imp,
-                                         parsed=parsed, now=dt.datetime.fromisoformat(now) if now else None)
-                    tasks.drop_file(s, key=key)
-    except service.CodesFileRefused as refused:
-        _fail(import_id, refused.message, refused.code)
-    except Exception:  # noqa: BLE001 - our fault, not the file's: on record as failed, not retried for ever
-        log.exception("code import %s failed", import_id)
-        _fail(import_id, CRASHED, service.ImportCrashed.code)
+        if pending is None:
+            return
+        if data is None:  # cannot happen while the row is not final (the bytes go with that change)
+            raise RuntimeError(f"import {import_id}: its file is gone")
+        parsed = service.parse_codes(data, filename=pending.filename, expires_at=pending.expires_default)
+        with session_scope() as s:
+            claimed = service.claim_import(s, import_id=import_id)
+            if claimed is not None:
+                imp, actor, product_code = claimed
+                service.import_codes(s, actor=actor, product_code=product_code, data=data, into=imp,
+                                     parsed=parsed, now=dt.datetime.fromisoformat(now) if now else None)
+                tasks.drop_file(s, key=key)
+
+    tasks.run_recorded(work, fail=lambda reason, code: _fail(import_id, reason, code), what=f"code import {import_id}",
+                       crashed=(CRASHED, service.ImportCrashed.code), refused=service.CodesFileRefused,
+                       logger=log)
     with session_scope() as s:
         report = service.get_import(s, import_id=import_id)
     return {"import_id": import_id, "status": report.status, "imported": report.imported}

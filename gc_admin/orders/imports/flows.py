@@ -77,7 +77,8 @@ def run_import(*, import_id: int) -> dict[str, Any]:
     key = import_key(import_id)
     with session_scope() as s:
         service.mark_import_running(s, import_id=import_id)
-    try:
+
+    def work() -> None:
         with session_scope() as s:
             claimed = service.claim_import(s, import_id=import_id)
             if claimed is not None:
@@ -87,11 +88,10 @@ def run_import(*, import_id: int) -> dict[str, Any]:
                     raise RuntimeError(f"order import {import_id}: its file is gone")
                 service.apply(s, actor=actor, source=rec.source, data=data, filename=rec.filename, into=rec)
                 tasks.drop_file(s, key=key)
-    except InvalidInput as refused:  # the sheet as a whole (a missing column, unreadable, too many rows)
-        _fail(import_id, refused.message, refused.code)
-    except Exception:  # noqa: BLE001 - our fault, not the sheet's: on record as failed, not retried for ever
-        log.exception("order import %s failed", import_id)
-        _fail(import_id, CRASHED, OrderImportCrashed.code)
+
+    # refused: the sheet as a whole (a missing column, unreadable, too many rows)
+    tasks.run_recorded(work, fail=lambda reason, code: _fail(import_id, reason, code), what=f"order import {import_id}",
+                       crashed=(CRASHED, OrderImportCrashed.code), refused=InvalidInput, logger=log)
     with session_scope() as s:
         rec = service.get_import(s, import_id=import_id)
         return {"import_id": import_id, "status": rec.status, "imported": rec.imported}
