@@ -65,17 +65,19 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - trivial
 
 
 def make_engine(url: str) -> Engine:
-    """A new engine for ``url`` with the house settings (SQLite pragmas, PG pre-ping)."""
+    """A new engine for ``url`` with the house settings (SQLite pragmas, PG pre-ping). ``hide_parameters``: a
+    database error's message names its statement but not its values (codes, phones, account numbers), so an
+    error logged or kept on a task run carries none of them."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             from pathlib import Path
 
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, hide_parameters=True)
 
 
 def get_engine(url: str | None = None) -> Engine:

@@ -7,7 +7,8 @@
   with it in ``X-Request-Id`` and logs one line per HTTP request: method, path (never the query string: it
   may carry a phone), status and duration.
 - :class:`Redact` masks what must never be in a log even if a message carried it by mistake: mainland
-  mobile numbers (``138****5678``), bearer tokens and JWT-shaped strings. The first defence is not to log
+  mobile numbers (``138****5678``), bearer tokens, JWT-shaped strings and PostgreSQL's ``DETAIL`` line (a
+  constraint error quotes the row's values there; SQLAlchemy's own part names no value: ``hide_parameters``). The first defence is not to log
   them at all (codes, tokens, redemption codes are never formatted into messages); this is the second.
 """
 
@@ -33,6 +34,8 @@ _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
 _PHONE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
 _BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"',]+")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+# PostgreSQL's DETAIL line of a constraint error quotes the row's values ("Key (code)=(...) already exists")
+_PG_DETAIL = re.compile(r"(?m)^(DETAIL:\s*).*$")
 _handler_name = "gc_admin.logs"
 
 
@@ -51,6 +54,7 @@ def request_id() -> str:
 
 
 def redact(text: str) -> str:
+    text = _PG_DETAIL.sub(r"\1[redacted]", text)
     text = _PHONE.sub(r"\1****\2", text)
     text = _BEARER.sub(r"\1[redacted]", text)
     return _JWT.sub("[redacted]", text)

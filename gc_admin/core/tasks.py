@@ -72,10 +72,12 @@ from procrastinate import exceptions as pexc
 from procrastinate.testing import InMemoryConnector
 from sqlalchemy import delete as sa_delete
 from sqlalchemy import event, text, update
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, col, select
 
 from gc_admin.config import get_settings
+from gc_admin.core import logs
 from gc_admin.core.clock import as_utc, utcnow
 from gc_admin.core.models import TaskFile, TaskRun
 from gc_admin.db import session_scope
@@ -264,12 +266,15 @@ def _run_logged(defn: TaskDef, context: procrastinate.JobContext, kwargs: dict[s
         s.add(run)
         s.flush()
         run_id = run.id
+    _attempt.left = max(0, defn.retries - (job.attempts or 0))  # procrastinate: attempts < max_attempts retries
     try:
         result = defn.run(**kwargs)
     except Exception as exc:
-        _finish(run_id, "failed", error=f"{type(exc).__name__}: {exc}"[:500], period=period)
+        _finish(run_id, "failed", error=logs.redact(f"{type(exc).__name__}: {exc}")[:500], period=period)
         log.warning("task %s (job %s, attempt %s) failed: %s", defn.name, job.id, job.attempts, type(exc).__name__)
         raise
+    finally:
+        _attempt.left = 0
     _finish(run_id, "succeeded", result=_jsonable(result), period=period)
     return result
 
@@ -336,18 +341,37 @@ def _run_in_this_thread(coro: Any) -> Any:
     return loop.run_until_complete(coro)
 
 
+# a database error that may pass (a lost connection, SQLite's "database is locked", a PostgreSQL deadlock or
+# serialization failure: SQLAlchemy raises them as OperationalError / InterfaceError): worth another attempt
+PASSING = (sa_exc.OperationalError, sa_exc.InterfaceError)
+_attempt = threading.local()  # the running job's retries left (set by _run_logged on the job's thread)
+
+
+def retries_left() -> int:
+    """How many more attempts the queue gives the job running on this thread (0 outside a job)."""
+    return getattr(_attempt, "left", 0)
+
+
 def run_recorded(work: Callable[[], None], *, fail: Callable[[str, str], None], what: str,
                  crashed: tuple[str, str], refused: type[Exception] | tuple[type[Exception], ...] = (),
                  logger: logging.Logger = log) -> bool:
     """The body of a task whose failure is put on record instead of retried for ever (an import, a batch):
     ``work()``; a ``refused`` error (the input's fault: its ``message`` and ``code``) or any other error
     (ours: logged, ``crashed`` = (message, code)) is handed to ``fail(message, code)`` after ``work``'s unit of
-    work rolled back. A killed worker raises nothing here: its job is retried. Whether ``work`` ran through."""
+    work rolled back. A :data:`PASSING` database error is raised instead while the job has attempts left
+    (:func:`retries_left`): the queue runs it again after its backoff, and only the last attempt's error goes on
+    record. A killed worker raises nothing here: its job is retried. Whether ``work`` ran through."""
     try:
         work()
         return True
     except refused as exc:
         fail(exc.message, exc.code)  # type: ignore[attr-defined]
+    except PASSING as exc:
+        if retries_left() > 0:
+            logger.warning("%s: %s (a passing database error), the queue tries it again", what, type(exc).__name__)
+            raise
+        logger.exception("%s failed on its last attempt", what)
+        fail(*crashed)
     except Exception:  # noqa: BLE001 - our fault, not the input's: on record as failed, not retried for ever
         logger.exception("%s failed", what)
         fail(*crashed)

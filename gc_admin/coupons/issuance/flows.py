@@ -14,8 +14,9 @@ so a run killed half-way issued nothing, and a run after a finished one finds it
 
 A run that breaks (an exception: our bug, a constraint we did not foresee) rolled its unit of work back — nothing
 issued — and puts the batch on record ``failed`` (``error_code`` ``ISSUANCE_ERROR``, an audit row) in a second one,
-as a code import does; it is not retried by the queue nor by the ``coupons.unfinished`` sweep (it would fail the
-same way). The waiting request raises :class:`service.IssuanceCrashed` (HTTP 500 with ``details.batch_id``); the
+as a code import does (:func:`gc_admin.core.tasks.run_recorded`); it is not retried by the queue nor by the
+``coupons.unfinished`` sweep (it would fail the same way) — except a passing database error (a lost connection, a
+lock), which the queue tries again while attempts are left. The waiting request raises :class:`service.IssuanceCrashed` (HTTP 500 with ``details.batch_id``); the
 GET shows ``failed``, the history 失败. **The same batch_id sent again retries it** as a new attempt of the same
 batch (:func:`service.queue_batch`): a partner whose call failed sends the same request again — the ordinary use
 of an idempotency key — and gets the batch issued once the cause is fixed, with no new batch id to invent and no
@@ -78,25 +79,31 @@ def run_issue(*, issuance_id: int) -> dict[str, Any]:
     key = batch_key(issuance_id)
     with session_scope() as s:
         service.mark_batch_running(s, issuance_id=issuance_id)
-    try:
+    issued: list[service.IssuanceResult] = []
+
+    def work() -> None:
         with session_scope() as s:
             data = tasks.load_file(s, key=key)
-            result = None
             if data is not None:  # gone: the batch is final (the phones go with that change)
                 result = service.issue_claimed(s, issuance_id=issuance_id, phones=json.loads(data))
                 if result is not None:
                     tasks.drop_file(s, key=key)
-    except Exception:  # noqa: BLE001 - our fault, not the request's: on record as failed, not retried for ever
-        log.exception("batch issuance %s failed", issuance_id)
-        with session_scope() as s:
-            service.fail_batch(s, issuance_id=issuance_id, code=service.IssuanceCrashed.code)
-            tasks.drop_file(s, key=key)
+                    issued.append(result)
+
+    if not tasks.run_recorded(work, fail=lambda _reason, code: _fail(issuance_id, code), what=f"batch issuance {issuance_id}",
+                              crashed=(service.CRASHED, service.IssuanceCrashed.code), logger=log):
         return {"issuance_id": issuance_id, "status": "failed", "issued": 0}
-    if result is None:  # done before (a retry after the commit, a late duplicate): nothing issued now
+    if not issued:  # done before (a retry after the commit, a late duplicate): nothing issued now
         with session_scope() as s:
             return {"issuance_id": issuance_id, "status": service.batch_status(s, issuance_id=issuance_id),
                     "issued": 0}
-    return {"issuance_id": issuance_id, "status": "done", "issued": result.issued, "coupons": result.coupons}
+    return {"issuance_id": issuance_id, "status": "done", "issued": issued[0].issued, "coupons": issued[0].coupons}
+
+
+def _fail(issuance_id: int, code: str) -> None:
+    with session_scope() as s:
+        service.fail_batch(s, issuance_id=issuance_id, code=code)
+        tasks.drop_file(s, key=batch_key(issuance_id))
 
 
 def resume_batches(session: Any, *, minutes: int = 2) -> int:
