@@ -113,6 +113,7 @@ class StockImport(SQLModel, table=True):
     actor_type: str = Field(max_length=16)
     actor_id: str | None = Field(default=None, max_length=64)
     actor_name: str = Field(default="", max_length=64)
+    actor_ip: str | None = Field(default=None, max_length=64)  # the uploader's address: the task's audit rows name it
     status: str = Field(max_length=8)  # queued -> running -> done | failed (the coupons.import task)
     error: str | None = Field(default=None, max_length=500)  # why a file was refused (Chinese)
     error_code: str | None = Field(default=None, max_length=32)  # the refusal's code (IMPORT_FILE_INVALID …)
@@ -187,6 +188,7 @@ class IssuanceBatch(SQLModel, table=True):
     actor_type: str = Field(max_length=16)
     actor_id: str | None = Field(default=None, max_length=64)
     actor_name: str = Field(default="", max_length=64)
+    actor_ip: str | None = Field(default=None, max_length=64)  # the uploader's address: the task's audit rows name it
     requested: int = Field(default=0)  # rows in the request
     issued: int = Field(default=0)  # rows that got their coupons
     failed: int = Field(default=0)  # rows that did not

@@ -232,7 +232,7 @@ def _open_batch(session: Session, *, actor: Actor, source: str, batch_id: str, p
     issuance_id = _insert_batch(session, {
         "source": source, "scope": scope, "batch_id": batch_id, "fingerprint": fingerprint, "product_id": product.id,
         "per_phone": per_phone, "actor_type": actor.type, "actor_id": None if actor.id is None else str(actor.id),
-        "actor_name": actor.name[:64], "requested": len(phones), "created_at": now, "status": status,
+        "actor_name": actor.name[:64], "actor_ip": actor.ip, "requested": len(phones), "created_at": now, "status": status,
     })
     if issuance_id is not None:
         return issuance_id, product, None
@@ -308,7 +308,7 @@ def fail_batch(session: Session, *, issuance_id: int, code: str) -> bool:
         return False
     batch = session.exec(select(IssuanceBatch).where(col(IssuanceBatch.id) == issuance_id)
                          .execution_options(populate_existing=True)).one()
-    record(session, actor=Actor(batch.actor_type, batch.actor_id, batch.actor_name), action="coupon.issue_failed",
+    record(session, actor=Actor(batch.actor_type, batch.actor_id, batch.actor_name, batch.actor_ip), action="coupon.issue_failed",
            target_type="issuance_batch", target_id=issuance_id,
            summary=f"批量发券失败（批次 {batch.batch_id}，{batch.requested} 行）：未发放任何券")
     return True
@@ -336,7 +336,7 @@ def issue_claimed(session: Session, *, issuance_id: int, phones: list[str],
     product = session.get(Product, batch.product_id)
     assert product is not None
     return _issue_rows(session, issuance_id=issuance_id, product=product,
-                       actor=Actor(batch.actor_type, batch.actor_id, batch.actor_name), source=batch.source,
+                       actor=Actor(batch.actor_type, batch.actor_id, batch.actor_name, batch.actor_ip), source=batch.source,
                        batch_id=batch.batch_id, phones=phones, per_phone=batch.per_phone, now=now or utcnow())
 
 

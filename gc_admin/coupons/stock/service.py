@@ -115,8 +115,8 @@ def _new_import(product: Product, *, actor: Actor, filename: str, batch_ref: str
                 now: dt.datetime) -> StockImport:
     return StockImport(product_id=product.id, filename=(filename or "").strip()[-255:],
                        batch_ref=(batch_ref or "").strip()[:64] or None, actor_type=actor.type,
-                       actor_id=None if actor.id is None else str(actor.id), actor_name=actor.name[:64], status=status,
-                       created_at=now)
+                       actor_id=None if actor.id is None else str(actor.id), actor_name=actor.name[:64],
+                       actor_ip=actor.ip, status=status, created_at=now)
 
 
 def import_codes(
@@ -254,7 +254,7 @@ def claim_import(session: Session, *, import_id: int) -> tuple[StockImport, Acto
                        .execution_options(populate_existing=True)).one()
     product = session.get(Product, imp.product_id)
     assert product is not None
-    return imp, Actor(imp.actor_type, imp.actor_id, imp.actor_name), product.code
+    return imp, Actor(imp.actor_type, imp.actor_id, imp.actor_name, imp.actor_ip), product.code
 
 
 def fail_import(session: Session, *, import_id: int, reason: str, code: str) -> bool:
@@ -271,7 +271,7 @@ def fail_import(session: Session, *, import_id: int, reason: str, code: str) -> 
                        .execution_options(populate_existing=True)).one()
     product = session.get(Product, imp.product_id)
     name = product.name if product is not None else str(imp.product_id)
-    record(session, actor=Actor(imp.actor_type, imp.actor_id, imp.actor_name), action="stock.import_failed",
+    record(session, actor=Actor(imp.actor_type, imp.actor_id, imp.actor_name, imp.actor_ip), action="stock.import_failed",
            target_type="stock_import", target_id=import_id,
            summary=f"导入券码失败（{name}，{imp.filename or '未命名文件'}）：{reason}"[:500])
     return True

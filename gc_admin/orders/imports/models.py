@@ -36,6 +36,7 @@ class OrderImport(SQLModel, table=True):
     created_by: str = Field(max_length=64)
     actor_type: str = Field(default="staff", max_length=16)  # who uploaded the file (the task acts as them)
     actor_id: str | None = Field(default=None, max_length=64)
+    actor_ip: str | None = Field(default=None, max_length=64)  # the uploader's address: the task's audit rows name it
     status: str = Field(default="done", max_length=16)  # queued | running | done | failed
     error: str | None = Field(default=None, max_length=500)
     error_code: str | None = Field(default=None, max_length=32)

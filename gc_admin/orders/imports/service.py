@@ -262,7 +262,8 @@ def queue_import(session: Session, *, actor: Actor, source: str, filename: str) 
     The source's mapping is checked here (none: ``MAPPING_NOT_FOUND`` at once); the file is read by the task."""
     get_mapping(session, source=source)
     rec = OrderImport(source=source, filename=(filename or "orders")[:255], digest="", created_by=actor.name[:64],
-                      actor_type=actor.type, actor_id=None if actor.id is None else str(actor.id), status="queued",
+                      actor_type=actor.type, actor_id=None if actor.id is None else str(actor.id), actor_ip=actor.ip,
+                      status="queued",
                       created_at=utcnow())
     session.add(rec)
     session.flush()
@@ -282,7 +283,7 @@ def _reload(session: Session, import_id: int) -> OrderImport:
 
 
 def _uploader(rec: OrderImport) -> Actor:
-    return Actor(rec.actor_type, rec.actor_id, rec.created_by)
+    return Actor(rec.actor_type, rec.actor_id, rec.created_by, rec.actor_ip)
 
 
 def mark_import_running(session: Session, *, import_id: int) -> bool:
