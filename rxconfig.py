@@ -1,10 +1,41 @@
 """Reflex configuration. Application settings live in gc_admin/config.py (GC_* variables)."""
 
+import functools
+import inspect
+
 import reflex as rx
 
 from gc_admin.config import get_settings
 
 _s = get_settings()
+
+
+def _respawn_failed_workers() -> None:
+    """A web worker that dies (OOM-killed, a crash, ``kill -9``) is started again; the others keep serving.
+
+    Reflex builds Granian's server itself (``reflex/utils/exec.py`` ``run_granian_backend_prod``) with a fixed set
+    of options, none of them this one — and Granian's default, on any worker's unexpected exit, is to stop the
+    whole server: one dead process would take every worker of the host down with it. This turns on Granian's own
+    ``respawn_failed_workers`` (its crash-loop guard still stops a worker that dies again within seconds) before
+    Reflex, in this same process, builds the server. ``tests/e2e/test_scaleout.py`` kills a worker and checks."""
+    try:
+        from granian.server import common
+    except ImportError:  # not serving with Granian
+        return
+    init = common.AbstractServer.__init__
+    if getattr(init, "_gc_respawn", False) or "respawn_failed_workers" not in inspect.signature(init).parameters:
+        return
+
+    @functools.wraps(init)
+    def with_respawn(self, *args, **kwargs):
+        kwargs.setdefault("respawn_failed_workers", True)
+        init(self, *args, **kwargs)
+
+    with_respawn._gc_respawn = True  # type: ignore[attr-defined]
+    common.AbstractServer.__init__ = with_respawn  # type: ignore[method-assign]
+
+
+_respawn_failed_workers()
 
 config = rx.Config(
     app_name="gc_admin",

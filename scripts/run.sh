@@ -28,9 +28,24 @@ echo "(building the frontend on first start takes a minute or two)"
 echo
 RUN=(reflex run --env prod --frontend-port "$PORT" --backend-port "$PORT" --loglevel "${GC_LOGLEVEL:-warning}")
 if [[ "${GC_DATABASE_URL:-}" == postgresql* ]]; then
-  # PostgreSQL: background tasks (periodic jobs, refund retries, notices) run in a worker process of their
-  # own beside the app. Stopping the app stops it gracefully (SIGTERM: the running task finishes first).
-  python -m gc_admin worker &
+  # PostgreSQL: background tasks (periodic jobs, imports, refund retries, notices) run in a worker process of
+  # their own beside the app. One that dies (OOM-killed, kill -9) is started again after 2 s (its job is found
+  # stalled and run again: nothing lost, nothing twice); stopping the app stops it gracefully (SIGTERM: the
+  # running task finishes first).
+  supervise_worker() {
+    local pid="" stopping=0
+    trap 'stopping=1; [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; exit 0' TERM INT
+    while :; do
+      python -m gc_admin worker &
+      pid=$!
+      rc=0
+      wait "$pid" || rc=$?
+      [ "$stopping" = 1 ] && exit 0
+      echo "gc_admin worker exited (status $rc): starting another in 2 s" >&2
+      sleep 2
+    done
+  }
+  supervise_worker &
   WORKER=$!
   "${RUN[@]}" &
   APP=$!

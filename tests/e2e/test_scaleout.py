@@ -11,6 +11,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -428,6 +429,66 @@ def _kill_the_task_worker_mid_import(url: str, tmp_path, data: bytes, n: int) ->
         assert rows("SELECT DISTINCT import_id FROM stock_code WHERE code LIKE 'KILL%'") == [(answer.json()["import_id"],)]
     finally:
         app.stop()
+
+
+def _health_worker(app: cluster.App) -> str:
+    answer = httpx.get(app.url("/api/v1/health"), timeout=30, headers={"Connection": "close"})
+    assert answer.status_code == 200, answer.text
+    return answer.json()["worker"]
+
+
+def test_a_web_worker_killed_is_started_again_and_the_others_keep_serving(three_workers):
+    """SIGKILL to one of the instance's web workers (what the OOM killer does): the others answer every request
+    meanwhile, a new worker process takes its place, and the instance is still up. (Granian's default would stop
+    the whole server; ``rxconfig.py`` turns on its respawn.)"""
+    before = {_health_worker(three_workers) for _ in range(30)}
+    victim = sorted(before)[0]
+    os.kill(int(victim.rsplit(":", 1)[1]), signal.SIGKILL)
+    seen: set[str] = set()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not seen - before:
+        seen.add(_health_worker(three_workers))  # each answered 200 (asserted), by a live worker
+        time.sleep(0.1)
+    assert seen - before, (before, seen)  # a new worker
+    assert victim not in seen
+    assert three_workers.proc.poll() is None
+
+
+def _task_workers(app: cluster.App) -> list[int]:
+    """The pids of the instance's ``python -m gc_admin worker`` processes (its session is its own)."""
+    found = subprocess.run(["pgrep", "-s", str(app.proc.pid), "-f", "gc_admin worker"],
+                           capture_output=True, text=True).stdout.split()
+    return sorted(int(p) for p in found)
+
+
+def test_the_run_command_starts_its_task_worker_again_when_it_dies(three_workers, world):
+    """``scripts/run.sh`` keeps one task worker beside the app: killed, another is started, and it runs the queue
+    (a job a manager queues now runs there)."""
+    from gc_admin.accounts.service import create_staff
+    from gc_admin.db import session_scope
+    from tests.support import PASSWORD, SETUP, bearer, rows, use_database
+
+    use_database(world["url"])
+    with session_scope() as s:  # "mgr" is locked out by the throttle test
+        create_staff(s, actor=SETUP, username="ops", display_name="运维", password=PASSWORD, role="manager")
+    (first,) = _task_workers(three_workers)
+    os.kill(first, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and _task_workers(three_workers) in ([], [first]):
+        time.sleep(0.2)
+    (second,) = _task_workers(three_workers)
+    assert second != first
+    manager = bearer(httpx.post(three_workers.url("/api/v1/admin/auth/login"),
+                                json={"username": "ops", "password": PASSWORD}, timeout=30).json()["token"])
+    queued = httpx.post(three_workers.url("/api/v1/admin/jobs/orders.expire_unpaid/run"), headers=manager, timeout=30)
+    assert queued.status_code == 202, queued.text
+    ran_by = f"{socket.gethostname()}:{second}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not rows("SELECT 1 FROM task_run WHERE task = 'orders.expire_unpaid' "
+                                                   "AND status = 'succeeded' AND worker = :w", w=ran_by):
+        time.sleep(0.5)
+    assert rows("SELECT status FROM task_run WHERE task = 'orders.expire_unpaid' AND worker = :w", w=ran_by), \
+        three_workers.log.read_text(errors="replace")[-3000:]
 
 
 def test_graceful_shutdown_finishes_the_request_in_flight(three_workers, world):
