@@ -33,8 +33,8 @@ from gc_admin.orders.service import orders_frame
 from gc_admin.payments.ledger import ledger_frame
 from gc_admin.payments.state import LedgerState
 from gc_admin.users.service import users_frame
-from tests.support import PASSWORD, SETUP, api_error, drain, run, sign_in, state_of, toasts, wechat_user
-from tests.unit.orders.goods_support import goods_body, goods_world
+from tests.support import PASSWORD, SETUP, api_error, drain, run, sign_in, state_of, toasts
+from tests.unit.orders.goods_support import goods_world, paid_goods_order
 
 pytestmark = pytest.mark.usefixtures("any_db")
 
@@ -53,14 +53,6 @@ def _token(username: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def _paid(api, phone: str, code: str) -> int:
-    me = wechat_user(api, f"oExport{phone}", phone)
-    order = api.post("/api/v1/mp/orders", json=goods_body(code), headers=me).json()
-    paid = api.post("/sim/wechatpay/_pay", json={"prepay_id": order["payment"]["package"].removeprefix("prepay_id=")})
-    assert paid.status_code == 200, paid.text
-    return order["id"]
-
-
 @pytest.fixture
 def shop(api, make_staff):
     """Two suppliers' goods orders paid (orders, users, ledger rows, audit rows), codes in stock, a batch issued."""
@@ -68,7 +60,7 @@ def shop(api, make_staff):
     make_staff("boss", "admin")
     make_staff("mgr", "manager")
     for phone, code in (("13812340301", "mug"), ("13812340302", "mug"), ("13812340303", "aroma1")):
-        _paid(api, phone, code)
+        paid_goods_order(api, phone, code, openid_prefix="oExport")
     with session_scope() as s:
         coupons.create_product(s, actor=SETUP, code="exp_tpp", name="淘票票 10 元", kind="redemption_code",
                                face_fen=1000, cost_fen=860)
