@@ -60,6 +60,7 @@ def build_api() -> FastAPI:
     from gc_admin.coupons.issuance.api import routers as issuance_routers
     from gc_admin.coupons.stock.api import routers as stock_routers
     from gc_admin.coupons.wallet.api import routers as wallet_routers
+    from gc_admin.exports.api import router as exports_router
     from gc_admin.integrations.sms.api import router as sms_router
     from gc_admin.orders.api import routers as order_routers
     from gc_admin.orders.flowers.api import routers as flower_routers
@@ -73,7 +74,7 @@ def build_api() -> FastAPI:
     v1 = APIRouter(prefix="/api/v1")
     coupon_routers = (*catalog_routers, *stock_routers, *issuance_routers, *wallet_routers)
     for r in (mp_router, staff_router, sms_router, *coupon_routers, *order_routers, *flower_routers, *driver_routers,
-              *goods_routers, *import_routers, *payment_routers, *claim_routers, jobs_router):
+              *goods_routers, *import_routers, *payment_routers, *claim_routers, jobs_router, exports_router):
         v1.include_router(r)
     app.include_router(v1)
 

@@ -4,7 +4,7 @@ from sqlmodel import SQLModel
 
 from gc_admin.accounts.models import LoginAttempt, StaffSession, StaffUser
 from gc_admin.audit.models import AuditLog
-from gc_admin.core.models import TaskRun
+from gc_admin.core.models import ExportJob, TaskRun
 from gc_admin.claims.models import Claim, ClaimEvent, ClaimImage, ClaimPayout, ClaimRejectReason, EvOperator
 from gc_admin.coupons.models import (
     Coupon,
@@ -45,5 +45,5 @@ __all__ = [
     "AuditLog", "Bouquet", "Coupon", "FlowerDelivery", "IssuanceBatch", "IssuanceRow", "LoginAttempt", "MpUser", "PartnerKey", "Product", "Programme",
     "Goods", "OrderImport", "OrderSourceMapping", "ShipmentImport", "Supplier",
     "SimAlipayFault", "SimAlipayOrder", "SmsLoginCode", "SmsMessage", "StaffSession", "StaffUser", "StockCode", "StockImport",
-    "TaskRun", "Claim", "ClaimEvent", "ClaimImage", "ClaimPayout", "ClaimRejectReason", "EvOperator", "metadata",
+    "ExportJob", "TaskRun", "Claim", "ClaimEvent", "ClaimImage", "ClaimPayout", "ClaimRejectReason", "EvOperator", "metadata",
 ]

@@ -90,6 +90,5 @@ class AuditState(PagedMixin, rx.State):
     @guarded(SECTION)
     async def export(self):
         """Every log row matching the filters (not just this page) as Excel."""
-        filters = self._filters()
-        async for event in self._export(lambda s: service.audit_frame(s, **filters), title="操作日志"):
+        async for event in self._export("audit", self._filters()):
             yield event

@@ -90,8 +90,7 @@ class UsersState(PagedMixin, rx.State):
     @guarded(SECTION)
     async def export(self):
         """Every user matching the search (not just this page) as Excel, phones masked."""
-        phone, sort = self.phone_q, self._sort()
-        async for event in self._export(lambda s: service.users_frame(s, phone=phone, sort=sort), title="用户"):
+        async for event in self._export("users", {"phone": self.phone_q, "sort": self._sort()}):
             yield event
 
     @rx.event

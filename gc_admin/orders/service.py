@@ -58,7 +58,8 @@ from gc_admin.audit.service import record
 from gc_admin.config import get_settings
 from gc_admin.core.bulk import dialect
 from gc_admin.core.clock import SHANGHAI, fmt_local, iso, utcnow
-from gc_admin.core.errors import Conflict, InvalidInput, NotFound
+from gc_admin.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from gc_admin.core.export_jobs import Filters, register_export
 from gc_admin.core.exports import EXPORT_LIMIT
 from gc_admin.core.money import format_fen
 from gc_admin.core.phone import mask_phone
@@ -642,6 +643,24 @@ def orders_frame(session: Session, *, type: str | None = None, status: str | Non
         "支付时间": [fmt_local(r.paid_at) for r in rows],
         "异常": [r.anomaly or "" for r in rows],
     })
+
+
+def export_orders(session: Session, who: Any, filters: dict[str, Any]) -> pl.DataFrame:
+    """The ``orders`` export (``exports.build``): :func:`orders_frame` of the page's filters (type, status, q,
+    sort) within the asker's scope — a dispatcher's driver orders, a supplier's own goods orders — taken from
+    ``who`` (the export row), never from the filters."""
+    scope = scope_of(who)
+    if not scope.visible:
+        raise Forbidden("没有可导出的订单", code="NO_ORDERS")
+    f = Filters(filters)
+    type_ = f.text("type", limit=16)
+    if type_ is not None and scope.types is not None and type_ not in scope.types:
+        type_ = None
+    return orders_frame(session, type=type_, status=f.text("status", limit=16), q=f.text("q", limit=32),
+                        sort=f.text("sort", limit=32), types=scope.types, supplier=scope.supplier)
+
+
+ORDERS_EXPORT = register_export("orders", "订单", export_orders, section="orders")
 
 
 def list_user_orders(session: Session, *, user: MpUser, status: str | None = None, offset: int = 0,

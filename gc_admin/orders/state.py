@@ -131,8 +131,9 @@ class OrdersState(PagedMixin, SearchMixin, rx.State):
         if not scope.visible:
             yield rx.toast.error("没有可导出的订单")
             return
-        filters = self._filters(scope)
-        async for event in self._export(lambda s: orders.orders_frame(s, **filters), title="订单"):
+        f = self._filters(scope)  # the task applies the role's scope again, from the signed-in member
+        filters = {"type": f["type"], "status": f["status"], "q": f["q"], "sort": f["sort"]}
+        async for event in self._export("orders", filters):
             yield event
 
     @rx.event

@@ -11,10 +11,11 @@ import datetime as dt
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from gc_admin.core import export_jobs
 from gc_admin.core.errors import InvalidInput
 from gc_admin.core.http import PageOut, StrictModel
 from gc_admin.core.params import Day, Id, Limit, Offset
@@ -23,7 +24,7 @@ from gc_admin.core.principal import Principal
 from gc_admin.db import session_scope
 from gc_admin.payments import reconcile, service
 from gc_admin.payments.deps import money_staff
-from gc_admin.payments.ledger import LedgerFilter, ledger_xlsx, list_ledger
+from gc_admin.payments.ledger import LedgerFilter, list_ledger
 from gc_admin.payments.models import LEDGER_KINDS, REFUND_STATUSES
 
 admin = APIRouter(prefix="/admin", tags=["admin: payments"])
@@ -74,14 +75,29 @@ def ledger(kind: Kind | None = None, provider: str | None = Query(None, max_leng
     return LedgerOut(total=page.total, net_fen=page.net_fen, items=[LedgerRowOut(**r.to_dict()) for r in page.rows])
 
 
-@admin.get("/ledger.xlsx", summary="导出流水（Excel）", response_class=Response,
-           responses={200: {"content": {"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {}}}})
+class ExportQueuedOut(BaseModel):
+    """An export still being built when the request's wait ran out: ``GET /admin/exports/{export_id}`` follows it,
+    ``GET /admin/exports/{export_id}/file`` downloads it once done."""
+
+    export_id: int
+    status: str
+
+
+@admin.get("/ledger.xlsx", summary="导出流水（Excel；由导出任务生成，超过等待时间时答 202 与 export_id）",
+           response_class=Response,
+           responses={200: {"content": {"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {}}},
+                      202: {"model": ExportQueuedOut, "description": "仍在生成：稍后用 GET /admin/exports/{export_id}/file 下载"}})
 def ledger_export(kind: Kind | None = None,  # type: ignore[valid-type]
                   provider: str | None = Query(None, max_length=16),
                   order_no: str | None = Query(None, max_length=32), date_from: Day | None = None,
-                  date_to: Day | None = None, _p: Principal = Depends(money_staff)):
-    with session_scope() as s:
-        data = ledger_xlsx(s, filters=_filters(kind, provider, order_no, date_from, date_to))
+                  date_to: Day | None = None, p: Principal = Depends(money_staff)):
+    _filters(kind, provider, order_no, date_from, date_to)  # an inverted range refused here, before any export
+    filters = {"kind": kind, "provider": provider, "order_no": order_no,
+               "date_from": date_from.isoformat() if date_from else None,
+               "date_to": date_to.isoformat() if date_to else None}
+    rec, data = export_jobs.export_file("ledger", principal=p, filters=filters)
+    if data is None:
+        return JSONResponse(ExportQueuedOut(export_id=rec.id or 0, status=rec.status).model_dump(), status_code=202)
     name = f"ledger-{dt.date.today().isoformat()}.xlsx"
     return Response(data, media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})

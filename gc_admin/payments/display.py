@@ -6,12 +6,12 @@ Pure functions, no database: the page's filter and the totals by kind are in
 
 from __future__ import annotations
 
-import datetime as dt
 
-from gc_admin.core.clock import SHANGHAI, fmt_local, utcnow
+from gc_admin.core.clock import fmt_local
 from gc_admin.core.money import format_fen
 from gc_admin.payments import reconcile
 from gc_admin.payments.ledger import LedgerRow
+from gc_admin.payments.ledger import export_filename as export_filename  # the 流水 export's file name
 from gc_admin.payments.models import LEDGER_KINDS
 
 PROVIDERS: dict[str, str] = {"wechatpay": "微信支付", "points": "积分", "stored_value": "储值卡", "none": "无"}
@@ -26,11 +26,6 @@ def ledger_row(r: LedgerRow) -> dict[str, str]:
         "provider": PROVIDERS.get(r.provider, r.provider), "provider_ref": r.provider_ref or "—", "ref": r.ref,
         "note": r.note,
     }
-
-
-def export_filename(now: dt.datetime | None = None) -> str:
-    """``流水-20261122.xlsx`` (today in Asia/Shanghai)."""
-    return f"流水-{(now or utcnow()).astimezone(SHANGHAI):%Y%m%d}.xlsx"
 
 
 def _money(fen: int | None) -> str:

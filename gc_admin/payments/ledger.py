@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 
 from gc_admin.core.clock import SHANGHAI, UTC, fmt_local, iso, utcnow
 from gc_admin.core.errors import InvalidInput
+from gc_admin.core.export_jobs import Filters, register_export
 from gc_admin.core.exports import EXPORT_LIMIT, xlsx_bytes
 from gc_admin.core.money import format_fen
 from gc_admin.core.params import DAY_RANGE, check_day
@@ -212,3 +213,25 @@ def ledger_frame(session: Session, *, filters: LedgerFilter | None = None, sort:
 def ledger_xlsx(session: Session, *, filters: LedgerFilter | None = None, sort: str | None = None) -> bytes:
     """The matching ledger as an Excel workbook (amounts as integer fen plus ``¥`` text; no floats)."""
     return xlsx_bytes(ledger_frame(session, filters=filters, sort=sort), sheet="流水")
+
+
+def export_filename(now: dt.datetime | None = None) -> str:
+    """``流水-20261122.xlsx`` (today in Asia/Shanghai)."""
+    return f"流水-{(now or utcnow()).astimezone(SHANGHAI):%Y%m%d}.xlsx"
+
+
+def export_ledger(session: Session, who: Any, filters: dict[str, Any]) -> pl.DataFrame:  # noqa: ARG001 - one scope
+    """The ``ledger`` export (``exports.build``; the 流水 page and ``GET /admin/ledger.xlsx``): :func:`ledger_frame`
+    of the filters (kind, provider, order_no, date_from / date_to as ``YYYY-MM-DD``, sort), checked again by
+    :func:`ledger_filter`."""
+    f = Filters(filters)
+    try:
+        parsed = ledger_filter(kind=f.text("kind", limit=16) or "", provider=f.text("provider", limit=16) or "",
+                               order_no=f.text("order_no", limit=32) or "", date_from=f.text("date_from", limit=10) or "",
+                               date_to=f.text("date_to", limit=10) or "")
+    except ValueError as exc:
+        raise InvalidInput(str(exc), code="INVALID_EXPORT_FILTER") from None
+    return ledger_frame(session, filters=parsed, sort=f.text("sort", limit=32))
+
+
+LEDGER_EXPORT = register_export("ledger", "流水", export_ledger, section="ledger", filename=export_filename)

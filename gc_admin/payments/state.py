@@ -25,7 +25,6 @@ from gc_admin.ui.paging import PAGE_SIZE, DateRangeMixin, PagedMixin
 
 SECTION = "ledger"
 UPLOAD_ID = "bill-file"
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 HISTORY_SHOWN = 20
 
 
@@ -109,22 +108,14 @@ class LedgerState(PagedMixin, DateRangeMixin, rx.State):
     async def export(self):
         """Every ledger row matching the filters (up to the service's export limit) as Excel."""
         try:
-            f = self._filters()
+            self._filters()
         except ValueError as exc:
             self.error = str(exc)
             return
-        sort = self._sort()
-        self.exporting = True
-        yield
-        try:
-            data = await run_db(lambda s: ledger.ledger_xlsx(s, filters=f, sort=sort))
-        except DomainError as exc:
-            self.exporting = False
-            yield rx.toast.error(exc.message)
-            return
-        self.exporting = False
-        yield rx.download(data=data, filename=display.export_filename(), mime_type=XLSX)
-        yield rx.toast.success(f"已导出 {self.total:,} 条流水")
+        filters = {"kind": self.kind, "provider": self.provider, "order_no": self.order_no,
+                   "date_from": self.date_from, "date_to": self.date_to, "sort": self._sort()}
+        async for event in self._export("ledger", filters):
+            yield event
 
 
 class ReconcileState(rx.State):

@@ -12,16 +12,18 @@ ignored, and the service refuses unknown keys again.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Collection
 from typing import Any, ClassVar, TypeVar
 
-import polars as pl
 import reflex as rx
 from sqlmodel import Session
 
+from gc_admin.core import export_jobs
 from gc_admin.core.errors import DomainError
-from gc_admin.core.exports import XLSX_MIME, filename, xlsx_bytes
-from gc_admin.ui.auth import guarded, public, run_db
+from gc_admin.core.exports import XLSX_MIME
+from gc_admin.core.principal import Principal
+from gc_admin.ui.auth import current_principal, guarded, public, run_db
 
 PAGE_SIZE = 20
 T = TypeVar("T")
@@ -150,13 +152,15 @@ class PagedMixin(RowsMixin, mixin=True):
         """The current sort for the service call (``None``: the default order)."""
         return self.sort or None
 
-    async def _export(self, build: Callable[[Session], pl.DataFrame], *, title: str):
-        """The body of every list's export handler: the button spins while :func:`export_xlsx` runs, then
-        the file (or the refusal's toast) goes to the browser. The caller checks the role first."""
+    async def _export(self, kind: str, filters: dict[str, Any]):
+        """The body of every list's export handler: the button spins while :func:`export_xlsx` waits for the
+        export (built by the ``exports.build`` task), then the file, the "still being built" toast or the
+        refusal's toast goes to the browser. The caller checks the role first; ``filters`` are JSON values (or
+        datetimes) the kind's builder re-validates — the role's scope comes from the signed-in member."""
         self.exporting = True
         yield
         try:
-            events = await export_xlsx(build, title=title)
+            events = await export_xlsx(kind, filters, principal=current_principal())
         except DomainError as exc:
             events = [rx.toast.error(exc.message)]
         self.exporting = False
@@ -194,17 +198,16 @@ class PagedMixin(RowsMixin, mixin=True):
         return await self._reload()
 
 
-async def export_xlsx(build: Callable[[Session], pl.DataFrame], *, title: str) -> list[Any]:
-    """Build the export frame and its workbook in a worker thread (one unit of work); the events an
-    export handler yields: the file ``<title>-<local time>.xlsx`` and a toast with the row count.
-
-    The caller checks the role first; the frame's service applies the list's filters and masking.
-    """
-
-    def _work(session: Session) -> tuple[bytes, int]:
-        frame = build(session)
-        return xlsx_bytes(frame, sheet=title), frame.height
-
-    data, count = await run_db(_work)
-    return [rx.download(data=data, filename=filename(title), mime_type=XLSX_MIME),
-            rx.toast.success(f"已导出 {count:,} 条{title}记录")]
+async def export_xlsx(kind: str, filters: dict[str, Any], *, principal: Principal,
+                      wait_seconds: float | None = None) -> list[Any]:
+    """Export ``kind`` through :func:`gc_admin.core.export_jobs.export_file` in a worker thread; the events an
+    export handler yields: the file (``<title>-<local time>.xlsx``) and a toast with the row count — or, when the
+    export is still being built after the wait, a toast asking to click again later (that click gets the same
+    export, not a second one)."""
+    rec, data = await asyncio.to_thread(export_jobs.export_file, kind, principal=principal, filters=filters,
+                                        wait_seconds=wait_seconds)
+    if data is None:
+        return [rx.toast.info(export_jobs.PENDING)]
+    title = export_jobs.kind_of(kind).title
+    return [rx.download(data=data, filename=rec.filename, mime_type=XLSX_MIME),
+            rx.toast.success(f"已导出 {rec.rows:,} 条{title}记录")]

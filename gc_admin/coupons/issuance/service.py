@@ -35,6 +35,7 @@ from gc_admin.audit.service import record
 from gc_admin.core.bulk import db_time, dialect, drop_temp, load_frame, raw_rows, temp_table
 from gc_admin.core.clock import SHANGHAI, fmt_local, utcnow
 from gc_admin.core.errors import Conflict, DomainError, InvalidInput, NotFound
+from gc_admin.core.export_jobs import Filters, register_export
 from gc_admin.core.exports import EXPORT_LIMIT, csv_bytes
 from gc_admin.core.principal import Actor
 from gc_admin.core.sorting import order_by
@@ -621,6 +622,16 @@ def issuances_frame(session: Session, *, product_code: str | None = None, source
         "发出券数": n([r.coupons for r in rows]),
         "操作人": [r.actor_name for r in rows],
     })
+
+
+def export_issuances(session: Session, who: Any, filters: dict[str, Any]) -> pl.DataFrame:
+    """The ``issuances`` export (``exports.build``): :func:`issuances_frame` in the list's order, within the asker's
+    programme (an insurer: its own batches; without a programme: ``NO_PROGRAMME``) taken from ``who``."""
+    f = Filters(filters)
+    return issuances_frame(session, programme_code=who.programme(), sort=f.text("sort", limit=32))
+
+
+ISSUANCES_EXPORT = register_export("issuances", "发券批次", export_issuances, section="issuance")
 
 
 def preview_issuance(

@@ -212,13 +212,11 @@ class IssuanceState(PagedMixin, rx.State):
     async def export(self):
         """Every batch this staff member may see (not just this page) as Excel, in the list's order."""
         try:
-            programme = current_principal().programme()
+            current_principal().programme()  # (the task applies it again, from the signed-in member)
         except DomainError as exc:
             yield rx.toast.error(exc.message)
             return
-        sort = self._sort()
-        async for event in self._export(lambda s: service.issuances_frame(s, programme_code=programme, sort=sort),
-                                       title="发券批次"):
+        async for event in self._export("issuances", {"sort": self._sort()}):
             yield event
 
     # --- preview -----------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from gc_admin.core.bulk import (
 )
 from gc_admin.core.clock import fmt_local, utcnow
 from gc_admin.core.errors import DomainError, InvalidInput, NotFound
+from gc_admin.core.export_jobs import Filters, register_export
 from gc_admin.core.exports import EXPORT_LIMIT, csv_bytes
 from gc_admin.core.money import format_fen
 from gc_admin.core.phone import mask_phone, mask_secret
@@ -538,6 +539,18 @@ def stock_codes_frame(session: Session, *, now: dt.datetime | None = None, **fil
         "领取手机号": [r.phone_masked for r in rows],
         "弃票时间": [fmt_local(r.discarded_at) for r in rows],
     })
+
+
+def export_stock_codes(session: Session, who: Any, filters: dict[str, Any]) -> pl.DataFrame:  # noqa: ARG001
+    """The ``stock_codes`` export (``exports.build``): :func:`stock_codes_frame` of the page's filters, masked."""
+    f = Filters(filters)
+    return stock_codes_frame(session, product_code=f.text("product_code", limit=64), state=f.text("state", limit=16),
+                             import_id=f.number("import_id"), expires_after=f.time("expires_after"),
+                             expires_before=f.time("expires_before"), code=f.text("code", limit=128),
+                             sort=f.text("sort", limit=32))
+
+
+STOCK_CODES_EXPORT = register_export("stock_codes", "券码", export_stock_codes, section="stock")
 
 
 def reveal_stock_code(session: Session, *, actor: Actor, stock_code_id: int, reason: str = "") -> str:

@@ -398,8 +398,7 @@ class StockCodesState(PagedMixin, rx.State):
     @guarded(SECTION)
     async def export(self):
         """Every code matching the filters (not just this page) as Excel; codes and phones stay masked."""
-        filters = self._filters()
-        async for event in self._export(lambda s: service.stock_codes_frame(s, **filters), title="券码"):
+        async for event in self._export("stock_codes", self._filters()):
             yield event
 
 

@@ -283,6 +283,10 @@ ROUTES: dict[tuple[str, str], list[Case]] = {
     ("GET", "/orders/imports/{import_id}"): [Case(STOCK, get("/orders/imports/999999"), ok=(404, "IMPORT_NOT_FOUND"))],
     ("GET", "/ledger"): [Case(MONEY, get("/ledger"))],
     ("GET", "/ledger.xlsx"): [Case(MONEY, get("/ledger.xlsx"))],
+    # an export is its asker's alone: any signed-in role may ask, a missing (or someone else's) id is 404
+    ("GET", "/exports/{export_id}"): [Case(ALL_ROLES, get("/exports/2000000000"), ok=(404, "EXPORT_NOT_FOUND"))],
+    ("GET", "/exports/{export_id}/file"): [Case(ALL_ROLES, get("/exports/2000000000/file"),
+                                                ok=(404, "EXPORT_NOT_FOUND"))],
     ("GET", "/refunds"): [Case(MONEY, get("/refunds"))],
     ("POST", "/refunds/{refund_id}/sync"): [Case(MONEY, lambda role, w: ("POST", A + "/refunds/999999/sync", {}),
                                                  ok=(404, "REFUND_NOT_FOUND"))],
@@ -477,12 +481,31 @@ def scope_case_call(w: World) -> None:
     api_error(resp, 404, "ORDER_NOT_FOUND")
 
 
+def scope_exports(w: World) -> None:
+    """The manager's ledger export (built by the exports.build task) is the manager's: every other staff member,
+    row-scoped or not, gets the same 404 as for an id that is not one; the manager reads it, and its file went
+    with the one download."""
+    from gc_admin.core.models import ExportJob
+
+    assert w.api.get(A + "/ledger.xlsx", headers=w.auth("manager")).content[:2] == b"PK"
+    with session_scope() as s:
+        export_id = s.exec(select(ExportJob.id).order_by(ExportJob.id.desc())).first()  # type: ignore[union-attr]
+    for other in sorted(set(w.tokens) - {"manager"}):
+        api_error(w.api.get(f"{A}/exports/{export_id}", headers=w.auth(other)), 404, "EXPORT_NOT_FOUND")
+        api_error(w.api.get(f"{A}/exports/{export_id}/file", headers=w.auth(other)), 404, "EXPORT_NOT_FOUND")
+    mine = w.api.get(f"{A}/exports/{export_id}", headers=w.auth("manager")).json()
+    assert (mine["kind"], mine["status"], mine["downloaded"]) == ("ledger", "done", True)
+    api_error(w.api.get(f"{A}/exports/{export_id}/file", headers=w.auth("manager")), 410, "EXPORT_GONE")
+
+
 def no_rows(w: World) -> None:
     """The route returns no one's rows (e.g. the caller's own account)."""
 
 
 ROW_SCOPE: dict[tuple[str, str], Callable[[World], None]] = {
     ("GET", "/me"): no_rows,
+    ("GET", "/exports/{export_id}"): scope_exports,
+    ("GET", "/exports/{export_id}/file"): scope_exports,
     ("POST", "/issuances/preview"): scope_preview,
     ("POST", "/issuances"): scope_issue,
     ("GET", "/issuances/{batch_id}"): scope_get_issuance,

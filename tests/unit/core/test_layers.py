@@ -20,7 +20,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[3] / "gc_admin"
 BASE = ("config", "db", "core")
 SHELL = "ui"
 # Bottom to top: a feature may import the ones before it.
-FEATURES = ("audit", "programmes", "accounts", "integrations", "partners", "users", "coupons", "payments", "orders", "claims",
+FEATURES = ("audit", "programmes", "accounts", "exports", "integrations", "partners", "users", "coupons", "payments", "orders", "claims",
             "customers", "home")
 WIRING = ("gc_admin", "api", "cli", "__main__", "demo", "jobs", "tasks", "models")
 

@@ -42,3 +42,14 @@ def give_voucher(phone: str) -> None:
 
 def goods_body(code: str = "aroma1", **extra) -> dict:
     return {"type": "goods", "goods": {"goods_code": code, "quantity": 1, "address": ADDRESS}, **extra}
+
+
+def paid_goods_order(api, phone: str, code: str, *, openid_prefix: str = "oGoods") -> int:
+    """A mini-program user of ``phone`` orders one of the goods ``code`` and pays (the WeChat Pay simulator): its id."""
+    from tests.support import wechat_user
+
+    me = wechat_user(api, f"{openid_prefix}{phone}", phone)
+    order = api.post("/api/v1/mp/orders", json=goods_body(code), headers=me).json()
+    paid = api.post("/sim/wechatpay/_pay", json={"prepay_id": order["payment"]["package"].removeprefix("prepay_id=")})
+    assert paid.status_code == 200, paid.text
+    return order["id"]

@@ -11,18 +11,14 @@ from gc_admin.db import session_scope
 from gc_admin.home.service import home_figures
 from gc_admin.orders.badge import OrdersBadgeState, waiting_count
 from gc_admin.orders.kanban.state import KanbanState
-from tests.support import run, sign_in, state_of, wechat_user
-from tests.unit.orders.goods_support import goods_body, goods_world
+from tests.support import run, sign_in, state_of
+from tests.unit.orders.goods_support import goods_world, paid_goods_order
 
 pytestmark = pytest.mark.usefixtures("any_db")
 
 
 def _paid(api, phone: str, code: str) -> int:
-    me = wechat_user(api, f"oSupView{phone}", phone)
-    order = api.post("/api/v1/mp/orders", json=goods_body(code), headers=me).json()
-    paid = api.post("/sim/wechatpay/_pay", json={"prepay_id": order["payment"]["package"].removeprefix("prepay_id=")})
-    assert paid.status_code == 200, paid.text
-    return order["id"]
+    return paid_goods_order(api, phone, code, openid_prefix="oSupView")
 
 
 def _principal(role: str, supplier_code: str | None = None) -> Principal:

@@ -58,7 +58,7 @@ def test_ledger_lists_totals_and_exports_exactly_the_ledger(paid):
     assert rows_[0]["kind_label"] == "退款" and rows_[0]["amount"] == "-¥45.00" and rows_[0]["sign"] == "neg"
     name, data = downloaded(events[1])
     assert name == f"流水-{utcnow().astimezone(SHANGHAI):%Y%m%d}.xlsx"
-    assert toasts(events) == [("success", "已导出 3 条流水")]
+    assert toasts(events) == [("success", "已导出 3 条流水记录")]  # the count of rows the export task wrote
     frame = pl.read_excel(io.BytesIO(data))
     with session_scope() as s:
         ledger = pay_ledger.list_ledger(s, limit=200).rows
