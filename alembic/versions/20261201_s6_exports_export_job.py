@@ -2,7 +2,7 @@
 asker's role, supplier and programme recorded for the scope the task re-applies)
 
 Revision ID: s6_exports_export_job
-Revises: s5_imports_order_import_status
+Revises: s6_actor_ip
 Create Date: 2026-12-01 22:20:00
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from alembic import op
 import gc_admin.core.types
 
 revision: str = "s6_exports_export_job"
-down_revision: str | Sequence[str] | None = "s5_imports_order_import_status"
+down_revision: str | Sequence[str] | None = "s6_actor_ip"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
