@@ -12,7 +12,7 @@ commit finds nothing left to change. A job that fails is retried with backoff; i
 | coupons.expiry | 1 h | discard stock under its minimum validity (弃票), expire unused coupons past their date |
 | coupons.unfinished | 1 min | defer again code imports and issuance batches still unfinished after 2 minutes (a job lost with SQLite's in-memory queue) |
 | exports.sweep | 1 min | defer again Excel exports still unfinished after 2 minutes; drop export files older than an hour (never downloaded) |
-| orders.unfinished | 1 min | defer again third-party order imports still unfinished after 2 minutes (a job lost with SQLite's in-memory queue) |
+| orders.unfinished | 1 min | defer again third-party order imports and shipments imports (批量发货) still unfinished after 2 minutes (a job lost with SQLite's in-memory queue) |
 | orders.expire_unpaid | 1 min | cancel orders unpaid after GC_ORDER_UNPAID_MINUTES, releasing their stock and coupons once |
 | orders.notices | 1 min | send the "new order" SMS to the clerks on duty (outbox, one per order); also deferred by a paid order |
 | orders.goods_auto_confirm | 1 h | complete goods orders shipped 10 days ago that the user did not confirm |
@@ -59,8 +59,9 @@ def _coupon_unfinished(session) -> Any:
 
 def _orders_unfinished(session) -> Any:
     from gc_admin.orders.imports.flows import resume_imports
+    from gc_admin.orders.suppliers.flows import resume_shipments
 
-    return {"imports": resume_imports(session)["deferred"]}
+    return {"imports": resume_imports(session)["deferred"], "shipments": resume_shipments(session)}
 
 
 def _exports_sweep(session) -> Any:
@@ -115,7 +116,7 @@ def _claims_payouts(session) -> Any:  # noqa: ARG001 - each payout in its own un
 JOBS: list[Job] = [
     Job("coupons.expiry", "0 * * * *", "每小时", "券到期：弃票与过期券", _coupon_expiry),
     Job("coupons.unfinished", "* * * * *", "每分钟", "续办未完成的券码导入与批量发券", _coupon_unfinished),
-    Job("orders.unfinished", "* * * * *", "每分钟", "续办未完成的第三方订单导入", _orders_unfinished),
+    Job("orders.unfinished", "* * * * *", "每分钟", "续办未完成的第三方订单导入与批量发货", _orders_unfinished),
     Job("exports.sweep", "* * * * *", "每分钟", "续办未完成的导出、清理 1 小时前的导出文件", _exports_sweep),
     Job("orders.expire_unpaid", "* * * * *", "每分钟", "超时未支付订单自动取消", _expire_unpaid),
     Job("orders.notices", "* * * * *", "每分钟", "新订单短信通知值班内勤", _order_notices),

@@ -25,13 +25,14 @@ a conditional update, as every body below does. A periodic task is a :class:`Tas
 | coupons.issue_batch | a batch issuance (admin and partner APIs, 发券 page); phones in ``task_file``; the request waits; a failed batch sent again is retried | ``batch:<batch row id>`` (the row of the caller's batch_id) |
 | coupons.unfinished | periodic: imports and batches left unfinished (a job lost) deferred again | its name |
 | orders.import | a third-party order sheet applied (API, 订单导入 page; not the preview); its bytes in ``task_file``; the request waits for it | ``orders-import:<id>`` |
-| orders.unfinished | periodic: order imports left unfinished (a job lost) deferred again | its name |
+| orders.ship_import | a shipment sheet applied (批量发货: API, 订单导入与批量发货 page; not the preview); its bytes in ``task_file``; ships as the uploader in their scope (a supplier: its own orders); the request waits for it | ``shipments-import:<id>`` |
+| orders.unfinished | periodic: order imports and shipments imports left unfinished (a job lost) deferred again | its name |
 | exports.build | an Excel export asked for (every list page's 导出, ``GET /admin/ledger.xlsx``); the request waits for it; its bytes go in ``task_file`` until downloaded once | ``export:<export_job id>`` |
 | exports.sweep | periodic: exports left unfinished deferred again, export files older than an hour dropped | its name |
 
 The tasks a request waits for run on their own queue (``queue=tasks.WAITED``: with no worker alive the
 waiting request runs that queue only). A task the request waits for is registered next to the flow that defers it (``coupons.stock.flows.IMPORT``,
-``coupons.issuance.flows.ISSUE``, ``orders.imports.flows.IMPORT``, ``core.export_jobs.EXPORT``),
+``coupons.issuance.flows.ISSUE``, ``orders.imports.flows.IMPORT``, ``orders.suppliers.flows.SHIP``, ``core.export_jobs.EXPORT``),
 so any process that defers and waits (a script, a test) knows it; it is imported here like every other.
 
 What ``exports.build`` can build is the registry of export builders (:func:`gc_admin.core.export_jobs.register_export`),
@@ -56,21 +57,21 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
 from gc_admin.accounts.deps import require_staff
-from gc_admin.audit.service import record
+from gc_admin.audit.service import AUDIT_EXPORT, record
 from gc_admin.config import get_settings
+from gc_admin.core import export_jobs
 from gc_admin.core.errors import NotFound
 from gc_admin.core.principal import Principal
-from gc_admin.audit.service import AUDIT_EXPORT
-from gc_admin.core import export_jobs
 from gc_admin.core.tasks import REGISTRY, TaskDef, defer, in_process, periodic_status, register
-from gc_admin.coupons.issuance.service import ISSUANCES_EXPORT
-from gc_admin.coupons.stock.service import STOCK_CODES_EXPORT
 from gc_admin.coupons.issuance import flows as issuance_flows
+from gc_admin.coupons.issuance.service import ISSUANCES_EXPORT
 from gc_admin.coupons.stock import flows as stock_flows
+from gc_admin.coupons.stock.service import STOCK_CODES_EXPORT
 from gc_admin.db import session_scope
 from gc_admin.jobs import JOBS, Job, run_once
 from gc_admin.orders.imports import flows as order_import_flows
 from gc_admin.orders.service import ORDERS_EXPORT
+from gc_admin.orders.suppliers import flows as shipment_flows
 from gc_admin.payments.ledger import LEDGER_EXPORT
 from gc_admin.users.service import USERS_EXPORT
 
@@ -114,6 +115,7 @@ register(TaskDef("claims.payout_query", query_claim_payout, title="查询结果�
 register(stock_flows.IMPORT)  # (registered by their modules already: the same definitions)
 register(issuance_flows.ISSUE)
 register(order_import_flows.IMPORT)
+register(shipment_flows.SHIP)
 register(export_jobs.EXPORT)
 EXPORTS = [export_jobs.register_export(e.kind, e.title, e.build, section=e.section, filename=e.filename)
            for e in (ORDERS_EXPORT, AUDIT_EXPORT, USERS_EXPORT, ISSUANCES_EXPORT, STOCK_CODES_EXPORT, LEDGER_EXPORT)]

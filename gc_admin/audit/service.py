@@ -50,6 +50,7 @@ ACTION_LABELS: dict[str, str] = {
     "coupon.claimed": "券归属用户",
     "orders.imported": "导入第三方订单",
     "orders.import_failed": "第三方订单导入失败",
+    "orders.shipments_import_failed": "批量发货失败",
     "order.created": "创建订单",
     "order.pay": "订单支付",
     "order.accept": "接单",

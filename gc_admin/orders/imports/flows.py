@@ -1,7 +1,7 @@
 """Applying a channel's order sheet, as the admin API and the 订单导入 page both do: the ``orders.import`` task.
 The preview (a dry run: it writes nothing) stays in the request (:func:`service.plan`).
 
-The pattern of :mod:`gc_admin.coupons.stock.flows`, the same helpers: the request (:func:`import_file`) puts the
+The sequence of :class:`gc_admin.core.task_rows.FileTask` (the shipments import's too): the request (:func:`import_file`) puts the
 import on record ``queued``, keeps the sheet's bytes in ``task_file`` (key ``orders-import:<id>``) and defers the
 task with the import's id only, in one unit of work; then it waits for the import to be final
 (:func:`gc_admin.core.tasks.wait_for`, up to ``GC_TASKS_WAIT_SECONDS``) and returns it — or, when the wait runs
@@ -18,14 +18,12 @@ unreadable) rolls that unit back and goes on record ``failed`` with its code in 
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import Any
 
-from gc_admin.core import tasks
-from gc_admin.core.errors import DomainError, InvalidInput
+from gc_admin.core import task_rows, tasks
+from gc_admin.core.errors import DomainError
 from gc_admin.core.principal import Actor
-from gc_admin.db import session_scope
 from gc_admin.orders.imports import service
 from gc_admin.orders.imports.models import OrderImport
 
@@ -42,8 +40,11 @@ class OrderImportCrashed(DomainError):
     code = "ORDER_IMPORT_ERROR"
 
 
+FILES = task_rows.FileTask(IMPORT_TASK, "orders-import", OrderImport, OrderImportCrashed, CRASHED, "order import", log)
+
+
 def import_key(import_id: int) -> str:
-    return f"orders-import:{import_id}"
+    return FILES.key(import_id)
 
 
 def import_file(*, actor: Actor, source: str, data: bytes, filename: str = "",
@@ -51,66 +52,27 @@ def import_file(*, actor: Actor, source: str, data: bytes, filename: str = "",
     """Import ``data`` (a channel's CSV / XLSX) through the ``orders.import`` task; returns the import (``queued``
     / ``running`` if it was not final within ``wait_seconds``), or raises its failure (with ``details.import_id``)
     once it is on record."""
-    with session_scope() as s:
-        import_id = service.queue_import(s, actor=actor, source=source, filename=filename)
-        tasks.store_file(s, key=import_key(import_id), data=data)
-        tasks.defer(IMPORT_TASK, key=import_key(import_id), session=s, import_id=import_id)
-    rec = tasks.wait_for(lambda: _final(import_id), timeout=wait_seconds)
-    if rec is None:
-        with session_scope() as s:
-            return service.get_import(s, import_id=import_id)
-    if rec.status == "failed":
-        if rec.error_code == OrderImportCrashed.code:
-            raise OrderImportCrashed(rec.error or CRASHED, details={"import_id": import_id})
-        raise InvalidInput(rec.error or "", code=rec.error_code or "FILE_REJECTED", details={"import_id": import_id})
-    return rec
-
-
-def _final(import_id: int) -> OrderImport | None:
-    with session_scope() as s:
-        rec = service.get_import(s, import_id=import_id)
-    return rec if rec.status in ("done", "failed") else None
+    return FILES.submit(queue=lambda s: service.queue_import(s, actor=actor, source=source, filename=filename),
+                        data=data, wait_seconds=wait_seconds)
 
 
 def run_import(*, import_id: int) -> dict[str, Any]:
     """``orders.import``: apply the sheet kept for ``orders-import:<import_id>``; safe to run again (see the module)."""
-    key = import_key(import_id)
-    with session_scope() as s:
-        service.mark_import_running(s, import_id=import_id)
 
-    def work() -> None:
-        with session_scope() as s:
-            claimed = service.claim_import(s, import_id=import_id)
-            if claimed is not None:
-                rec, actor = claimed
-                data = tasks.load_file(s, key=key)
-                if data is None:  # cannot happen while the row is not final (the bytes go with that change)
-                    raise RuntimeError(f"order import {import_id}: its file is gone")
-                service.apply(s, actor=actor, source=rec.source, data=data, filename=rec.filename, into=rec)
-                tasks.drop_file(s, key=key)
+    def apply(s: Any, claimed: tuple[OrderImport, Actor], data: bytes) -> None:
+        rec, actor = claimed
+        service.apply(s, actor=actor, source=rec.source, data=data, filename=rec.filename, into=rec)
 
     # refused: the sheet as a whole (a missing column, unreadable, too many rows)
-    tasks.run_recorded(work, fail=lambda reason, code: _fail(import_id, reason, code), what=f"order import {import_id}",
-                       crashed=(CRASHED, OrderImportCrashed.code), refused=InvalidInput, logger=log)
-    with session_scope() as s:
-        rec = service.get_import(s, import_id=import_id)
-        return {"import_id": import_id, "status": rec.status, "imported": rec.imported}
-
-
-def _fail(import_id: int, reason: str, code: str) -> None:
-    with session_scope() as s:
-        service.fail_import(s, import_id=import_id, reason=reason, code=code)
-        tasks.drop_file(s, key=import_key(import_id))
+    rec = FILES.run(import_id, claim=lambda s, i: service.claim_import(s, import_id=i), apply=apply,
+                    fail=lambda s, i, reason, code: service.fail_import(s, import_id=i, reason=reason, code=code))
+    return {"import_id": import_id, "status": rec.status, "imported": rec.imported}
 
 
 def resume_imports(session: Any, *, minutes: int = 2) -> dict[str, int]:
     """The sweep (periodic ``orders.unfinished``): defer again the order imports still unfinished after
-    ``minutes`` — their job was lost (SQLite's in-memory queue across a restart) or is still running (then the
-    new job waits for the key's lock and finds the import final)."""
-    from gc_admin.core.clock import utcnow
-
-    ids = service.unfinished_imports(session, older_than=utcnow() - dt.timedelta(minutes=minutes))
-    return {"deferred": tasks.defer_again(IMPORT_TASK, ids, key=import_key, arg="import_id", session=session)}
+    ``minutes`` (:meth:`~gc_admin.core.task_rows.FileTask.resume`)."""
+    return {"deferred": FILES.resume(session, minutes=minutes)}
 
 
 IMPORT = tasks.register(tasks.TaskDef(IMPORT_TASK, run_import, title="导入第三方订单", retries=3, queue=tasks.WAITED))

@@ -19,18 +19,17 @@ the order is refunded in the channel: a refund here is refused (``CHANNEL_ORDER`
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import decimal
 import hashlib
 import re
 from typing import Any
 
-from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from gc_admin.audit.service import record
+from gc_admin.core import task_rows
 from gc_admin.core.bulk import dialect
 from gc_admin.core.clock import utcnow
 from gc_admin.core.errors import InvalidInput, NotFound
@@ -254,72 +253,28 @@ def apply(session: Session, *, actor: Actor, source: str, data: bytes, filename:
 
 # --- the import as the orders.import task (gc_admin/orders/imports/flows.py) -------------------------
 
-UNFINISHED = ("queued", "running")
-
-
 def queue_import(session: Session, *, actor: Actor, source: str, filename: str) -> int:
     """Put an import of a channel's sheet on record, ``queued`` for the ``orders.import`` task; returns its id.
     The source's mapping is checked here (none: ``MAPPING_NOT_FOUND`` at once); the file is read by the task."""
     get_mapping(session, source=source)
-    rec = OrderImport(source=source, filename=(filename or "orders")[:255], digest="", created_by=actor.name[:64],
-                      actor_type=actor.type, actor_id=None if actor.id is None else str(actor.id), actor_ip=actor.ip,
-                      status="queued",
-                      created_at=utcnow())
-    session.add(rec)
-    session.flush()
-    assert rec.id is not None
-    return rec.id
-
-
-def _move(session: Session, import_id: int, **values: Any) -> bool:
-    return bool(session.execute(update(OrderImport).where(col(OrderImport.id) == import_id,
-                                                          col(OrderImport.status).in_(UNFINISHED))
-                                .values(**values).execution_options(synchronize_session=False)).rowcount)
-
-
-def _reload(session: Session, import_id: int) -> OrderImport:
-    return session.exec(select(OrderImport).where(col(OrderImport.id) == import_id)
-                        .execution_options(populate_existing=True)).one()
-
-
-def _uploader(rec: OrderImport) -> Actor:
-    return Actor(rec.actor_type, rec.actor_id, rec.created_by, rec.actor_ip)
-
-
-def mark_import_running(session: Session, *, import_id: int) -> bool:
-    """``queued -> running`` (导入中); whether it moved."""
-    return bool(session.execute(update(OrderImport).where(col(OrderImport.id) == import_id,
-                                                          col(OrderImport.status) == "queued")
-                                .values(status="running").execution_options(synchronize_session=False)).rowcount)
+    return task_rows.queue(session, OrderImport, actor=actor, source=source, filename=(filename or "orders")[:255],
+                           digest="")
 
 
 def claim_import(session: Session, *, import_id: int) -> tuple[OrderImport, Actor] | None:
-    """Take a queued / running import for this unit of work — one conditional ``UPDATE ... WHERE status IN
-    ('queued', 'running')`` in the unit of work that inserts the orders; it locks the row until that unit ends
-    (PostgreSQL; SQLite holds its write lock), so a second run waits for the first and then finds it final.
-    The row and the uploader; ``None`` when the import is done or failed already."""
-    if not _move(session, import_id, status="running"):
-        return None
-    rec = _reload(session, import_id)
-    return rec, _uploader(rec)
+    """Take a queued / running import for this unit of work (:func:`gc_admin.core.task_rows.claim`, in the unit
+    of work that inserts the orders: a second run waits for the first and then finds it final). The row and the
+    uploader; ``None`` when the import is done or failed already."""
+    rec = task_rows.claim(session, OrderImport, import_id)
+    return None if rec is None else (rec, task_rows.uploader(rec))
 
 
 def fail_import(session: Session, *, import_id: int, reason: str, code: str) -> bool:
     """Put a refused (or crashed) import on record: ``failed`` with its reason and code, and an audit row —
     only if it was not final yet; whether it moved. In a unit of work of its own, after the import's rolled back."""
-    if not _move(session, import_id, status="failed", error=reason[:500], error_code=code[:32]):
-        return False
-    rec = _reload(session, import_id)
-    record(session, actor=_uploader(rec), action="orders.import_failed", target_type="order_import",
-           target_id=import_id, summary=f"导入渠道 {rec.source} 订单失败（{rec.filename}）：{reason}"[:500])
-    return True
-
-
-def unfinished_imports(session: Session, *, older_than: dt.datetime) -> list[int]:
-    """Imports still queued / running recorded before ``older_than`` (the sweep defers them again)."""
-    return list(session.exec(select(OrderImport.id).where(col(OrderImport.status).in_(UNFINISHED),
-                                                          col(OrderImport.created_at) < older_than)
-                             .order_by(col(OrderImport.id))).all())
+    return task_rows.fail(session, OrderImport, import_id, reason=reason, code=code, then=lambda rec: record(
+        session, actor=task_rows.uploader(rec), action="orders.import_failed", target_type="order_import",
+        target_id=import_id, summary=f"导入渠道 {rec.source} 订单失败（{rec.filename}）：{reason}"[:500]))
 
 
 def get_import(session: Session, *, import_id: int) -> OrderImport:

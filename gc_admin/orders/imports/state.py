@@ -20,6 +20,7 @@ from gc_admin.coupons.staging import discard_staged, staged_path, staging_file
 from gc_admin.orders import service as orders
 from gc_admin.orders.imports import flows as import_flows
 from gc_admin.orders.imports import service as imports
+from gc_admin.orders.suppliers import flows as ship_flows
 from gc_admin.orders.suppliers import shipments
 from gc_admin.orders.suppliers.shipments import IMPORT_ROLES
 from gc_admin.ui.auth import current_principal, guarded, public, run_db
@@ -108,14 +109,19 @@ class OrderImportsState(rx.State):
         if not path.exists():
             self.error, self.ship_ready = "预览已过期，请重新上传发货表", False
             return
-        data, name, actor = path.read_bytes(), self.ship_name, current_principal().actor()
-        try:
-            rec = await run_db(lambda s: shipments.apply(s, data=data, filename=name, scope=scope, actor=actor))
+        data, name, p = path.read_bytes(), self.ship_name, current_principal()
+        try:  # the orders.ship_import task, waited for off the event loop (its own units of work)
+            rec = await asyncio.to_thread(ship_flows.ship_file, actor=p.actor(), role=p.role,
+                                          supplier_code=p.supplier_code, data=data, filename=name)
         except DomainError as exc:
             self.error = exc.message
             return
         discard_staged("shipments", self.ship_token)
         self.ship_token, self.ship_ready = "", False
+        if rec.status not in ("done", "failed"):
+            self.ship_rows = []
+            self.ship_summary = f"仍在处理…（第 {rec.id} 号发货），完成后订单状态会变为已发货"
+            return rx.toast.info("仍在处理…，稍后查看发货结果")
         self.ship_rows = _rows(rec.report, "order_no")
         self.ship_summary = f"已完成：发货 {rec.shipped} 单，已发货跳过 {rec.skipped} 单，有误 {rec.failed} 行"
         return rx.toast.success(f"已发货 {rec.shipped} 单")

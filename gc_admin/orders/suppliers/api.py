@@ -3,29 +3,34 @@ any supplier; a supplier account sees, adds and edits only its own (row scope by
 another supplier's item answers 404 ``GOODS_NOT_FOUND``, by code as by listing). A photo is an upload
 (multipart ``file``) checked by content like a bouquet's (``UPLOAD_NOT_IMAGE``, ``UPLOAD_TOO_LARGE``,
 ``UPLOAD_TOO_MANY_PIXELS``, ``UPLOAD_BAD_IMAGE``) and served publicly to the mini-program at
-``/mp/goods/{code}/image`` (content-addressed URL; see :mod:`gc_admin.core.photos`)."""
+``/mp/goods/{code}/image`` (content-addressed URL; see :mod:`gc_admin.core.photos`).
+
+Shipping by sheet (``/admin/shipments/imports``): ``dry_run`` previews in the request; otherwise the
+``orders.ship_import`` task ships (:mod:`.flows`) and the request waits for it — 202 past
+``GC_TASKS_WAIT_SECONDS``, then ``GET /admin/shipments/imports/{import_id}`` (a supplier: its own imports only)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Path, Request, UploadFile
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from gc_admin.accounts.deps import require_staff
 from gc_admin.core.errors import Forbidden, InvalidInput
 from gc_admin.core.http import StrictModel
-from gc_admin.core.params import Count, Fen
+from gc_admin.core.params import Count, Fen, Id
 from gc_admin.core.photos import PHOTO_RESPONSES, read_photo, serve_photo
 from gc_admin.core.principal import Principal
 from gc_admin.db import session_scope
 from gc_admin.orders import service as orders
 from gc_admin.orders.imports.sheets import sheet_report
 from gc_admin.orders.suppliers import service as suppliers
+from gc_admin.orders.suppliers import flows as ship_flows
 from gc_admin.orders.suppliers import shipments
-from gc_admin.orders.suppliers.models import Goods
+from gc_admin.orders.suppliers.models import Goods, ShipmentImport
 
 admin = APIRouter(prefix="/admin", tags=["admin: goods"])
 mp = APIRouter(prefix="/mp", tags=["mini-program: goods"])
@@ -165,11 +170,25 @@ class ShipRowOut(BaseModel):
 class ShipmentReport(BaseModel):
     dry_run: bool
     import_id: int | None = None
+    status: str = Field("done", description="applied: queued / running (the task has not finished it) / done / failed")
+    error_code: str | None = None
+    error: str | None = None
     rows: int
     to_ship: int = Field(description="dry run: rows that would ship; applied: rows shipped")
     skipped: int = Field(description="already shipped with the same tracking no. (a re-upload)")
     failed: int
     items: list[ShipRowOut]
+
+    @classmethod
+    def applied(cls, rec: ShipmentImport) -> ShipmentReport:
+        return cls(dry_run=False, import_id=rec.id, status=rec.status, error_code=rec.error_code, error=rec.error,
+                   rows=rec.rows, to_ship=rec.shipped, skipped=rec.skipped, failed=rec.failed,
+                   items=[ShipRowOut(**r) for r in rec.report])
+
+
+class ShipmentQueuedOut(BaseModel):
+    import_id: int
+    status: Literal["queued", "running"]
 
 
 def _ship_scope(p: Principal) -> orders.Scope:
@@ -181,7 +200,11 @@ def _ship_scope(p: Principal) -> orders.Scope:
 
 @admin.post("/shipments/imports", response_model=ShipmentReport,
             summary="批量发货：上传发货表（订单号、快递公司、快递单号；CSV / XLSX）。dry_run=true 只预览，逐行报告；"
-                    "重复上传同一表格不会重复发货")
+                    "否则由后台任务发货（请求等待其完成）；重复上传同一表格不会重复发货",
+            responses={202: {"model": ShipmentQueuedOut,
+                             "description": "the shipments import did not finish within GC_TASKS_WAIT_SECONDS: it goes "
+                                            "on in the background; GET /admin/shipments/imports/{import_id} gives the "
+                                            "report"}})
 async def import_shipments(file: UploadFile = File(...), dry_run: bool = Form(True),
                            p: Principal = Depends(require_staff("orders"))):
     scope = _ship_scope(p)
@@ -191,12 +214,23 @@ async def import_shipments(file: UploadFile = File(...), dry_run: bool = Form(Tr
         return ShipmentReport(dry_run=True, rows=len(plan.rows), to_ship=plan.count("ship"), skipped=plan.count("skip"),
                               failed=plan.count("error"), items=[ShipRowOut(**r.to_dict()) for r in plan.rows])
 
-    def apply(s, data: bytes, filename: str) -> ShipmentReport:
-        rec = shipments.apply(s, data=data, filename=filename, scope=scope, actor=p.actor())
-        return ShipmentReport(dry_run=False, import_id=rec.id, rows=rec.rows, to_ship=rec.shipped, skipped=rec.skipped,
-                              failed=rec.failed, items=[ShipRowOut(**r) for r in rec.report])
+    def apply(data: bytes, filename: str) -> ShipmentReport | JSONResponse:
+        rec = ship_flows.ship_file(actor=p.actor(), role=p.role, supplier_code=p.supplier_code, data=data,
+                                   filename=filename)
+        if rec.status not in ("done", "failed"):
+            assert rec.id is not None
+            return JSONResponse(ShipmentQueuedOut(import_id=rec.id, status=rec.status).model_dump(), status_code=202)
+        return ShipmentReport.applied(rec)
 
-    return await sheet_report(file, dry_run=dry_run, preview=preview, apply=apply)
+    return await sheet_report(file, dry_run=dry_run, preview=preview, apply=apply, apply_in_unit=False)
+
+
+@admin.get("/shipments/imports/{import_id}", response_model=ShipmentReport,
+           summary="批量发货的报告（供货商账号只能看自己的，否则 404）")
+def get_shipments_import(import_id: Id, p: Principal = Depends(require_staff("orders"))):
+    scope = _ship_scope(p)
+    with session_scope() as s:
+        return ShipmentReport.applied(shipments.get_shipments(s, import_id=import_id, supplier=scope.supplier))
 
 
 routers = (admin, mp)

@@ -47,7 +47,10 @@ class Goods(PhotoColumns, table=True):
 
 class ShipmentImport(SQLModel, table=True):
     """One applied shipment sheet (order no. → carrier, tracking no.) and its per-row report. Replaying a
-    sheet ships nothing twice: each row is a conditional ``ship`` move (paid / accepted → shipped)."""
+    sheet ships nothing twice: each row is a conditional ``ship`` move (paid / accepted → shipped).
+    ``status``: ``queued`` / ``running`` while the ``orders.ship_import`` task has not finished it, then ``done``
+    or ``failed`` (``error`` / ``error_code``). The task acts as the uploader (``actor_type`` / ``actor_id`` /
+    ``created_by``) in the uploader's scope (``role`` + ``supplier_code``: a supplier ships only its own orders)."""
 
     __tablename__ = "shipment_import"
 
@@ -56,6 +59,14 @@ class ShipmentImport(SQLModel, table=True):
     digest: str = Field(max_length=64, index=True)  # sha256 of the file
     supplier_code: str | None = Field(default=None, max_length=32, index=True)  # who uploaded (None: platform staff)
     created_by: str = Field(max_length=64)
+    actor_type: str = Field(default="staff", max_length=16)
+    actor_id: str | None = Field(default=None, max_length=64)
+    actor_ip: str | None = Field(default=None, max_length=64)  # the uploader's address: the task's audit rows name it
+    role: str | None = Field(default=None, max_length=16)  # the uploader's role: the task ships in its scope
+    status: str = Field(default="done", max_length=16)  # queued | running | done | failed
+    error: str | None = Field(default=None, max_length=500)
+    error_code: str | None = Field(default=None, max_length=32)
+    finished_at: dt.datetime | None = utc_field(nullable=True, default=None)
     rows: int = Field(default=0)
     shipped: int = Field(default=0)
     skipped: int = Field(default=0)  # already shipped with the same tracking no.

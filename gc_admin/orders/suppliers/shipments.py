@@ -6,7 +6,9 @@ same "订单不存在"; not a goods order; not in a shippable state; shipped wit
 duplicate row) — without writing anything (the dry run). :func:`apply` ships the ``ship`` rows one by
 one, each the same conditional ``ship`` move a clerk makes (so a sheet uploaded twice, or two clerks
 uploading it at once, ships each order once), in a savepoint per row so one failure loses no other row,
-and records a :class:`ShipmentImport` with the per-row report."""
+and records a :class:`ShipmentImport` with the per-row report. Applying is the ``orders.ship_import`` task
+(:mod:`.flows`): the row is queued with the uploader and their scope, claimed by the task in the unit of work
+that ships (:func:`claim_shipments`), put on record ``failed`` when refused or broken (:func:`fail_shipments`)."""
 
 from __future__ import annotations
 
@@ -16,8 +18,10 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from gc_admin.audit.service import record
+from gc_admin.core import task_rows
 from gc_admin.core.clock import utcnow
-from gc_admin.core.errors import DomainError, InvalidInput
+from gc_admin.core.errors import DomainError, Forbidden, InvalidInput, NotFound
 from gc_admin.core.principal import Actor
 from gc_admin.orders.imports.sheets import read_sheet
 from gc_admin.orders.models import ServiceOrder
@@ -118,8 +122,11 @@ def plan(session: Session, *, data: bytes, scope: Scope) -> ShipmentPlan:
     return ShipmentPlan(out, hashlib.sha256(data).hexdigest())
 
 
-def apply(session: Session, *, data: bytes, filename: str, scope: Scope, actor: Actor) -> ShipmentImport:
-    """Ship the sheet's shippable rows (each its own savepoint) and record the import with its report."""
+def apply(session: Session, *, data: bytes, filename: str, scope: Scope, actor: Actor,
+          into: ShipmentImport | None = None) -> ShipmentImport:
+    """Ship the sheet's shippable rows (each its own savepoint) and record the import with its report — on
+    ``into`` (the queued row the ``orders.ship_import`` task claimed, :func:`claim_shipments`), made ``done``, or
+    on a new row."""
     from gc_admin.orders.flows import staff_action  # the ship move (flows builds on this package's kind)
 
     p = plan(session, data=data, scope=scope)
@@ -133,10 +140,54 @@ def apply(session: Session, *, data: bytes, filename: str, scope: Scope, actor: 
             row.outcome, row.message = "shipped", "已发货"
         except DomainError as exc:
             row.outcome, row.message = "failed", exc.message
-    rec = ShipmentImport(filename=(filename or "shipments")[:255], digest=p.digest, supplier_code=scope.supplier,
-                         created_by=actor.name[:64], rows=len(p.rows), shipped=p.count("shipped"),
-                         skipped=p.count("skip"), failed=p.count("error") + p.count("failed"),
-                         report=[r.to_dict() for r in p.rows], created_at=utcnow())
+    now = utcnow()
+    rec = into if into is not None else ShipmentImport(
+        filename=(filename or "shipments")[:255], digest="", supplier_code=scope.supplier, created_by=actor.name[:64],
+        actor_type=actor.type, actor_id=None if actor.id is None else str(actor.id), created_at=now)
+    rec.digest, rec.rows, rec.shipped, rec.skipped = p.digest, len(p.rows), p.count("shipped"), p.count("skip")
+    rec.failed, rec.report = p.count("error") + p.count("failed"), [r.to_dict() for r in p.rows]
+    rec.status, rec.finished_at = "done", now
     session.add(rec)
     session.flush()
+    return rec
+
+
+# --- the shipments import as the orders.ship_import task (gc_admin/orders/suppliers/flows.py) ---------
+
+def queue_shipments(session: Session, *, actor: Actor, role: str, scope: Scope, filename: str) -> int:
+    """Put a shipment sheet on record, ``queued`` for the ``orders.ship_import`` task; returns its id. The row
+    keeps who uploaded it and the scope they ship in (``role`` + ``scope.supplier``): the task ships as them."""
+    return task_rows.queue(session, ShipmentImport, actor=actor, filename=(filename or "shipments")[:255], digest="",
+                           supplier_code=scope.supplier, role=role[:16])
+
+
+def claim_shipments(session: Session, *, import_id: int) -> tuple[ShipmentImport, Actor, Scope] | None:
+    """Take a queued / running shipments import for the unit of work that ships its orders
+    (:func:`gc_admin.core.task_rows.claim`: a second run waits for the first, then finds it final): the row, the
+    uploader and the scope the upload had (a supplier: its own orders only); ``None`` when it is final already.
+    A role that may no longer ship (the rules changed since) is refused: ``FORBIDDEN``."""
+    rec = task_rows.claim(session, ShipmentImport, import_id)
+    if rec is None:
+        return None
+    scope = ship_scope(rec.role, supplier_code=rec.supplier_code)
+    if scope is None:
+        raise Forbidden("没有发货的权限", code="FORBIDDEN")
+    return rec, task_rows.uploader(rec), scope
+
+
+def fail_shipments(session: Session, *, import_id: int, reason: str, code: str) -> bool:
+    """Put a refused (or crashed) shipments import on record: ``failed`` with its reason and code, and an audit
+    row — only if it was not final yet; whether it moved. In a unit of work of its own, after the work rolled back."""
+    return task_rows.fail(session, ShipmentImport, import_id, reason=reason, code=code, finished_at=utcnow(),
+                          then=lambda rec: record(session, actor=task_rows.uploader(rec),
+                                                  action="orders.shipments_import_failed", target_type="shipment_import",
+                                                  target_id=import_id, summary=f"批量发货失败（{rec.filename}）：{reason}"[:500]))
+
+
+def get_shipments(session: Session, *, import_id: int, supplier: str | None = None) -> ShipmentImport:
+    """A shipments import; ``supplier``: only that supplier's (another's reads as missing)."""
+    rec = session.exec(select(ShipmentImport).where(col(ShipmentImport.id) == import_id)
+                       .execution_options(populate_existing=True)).first()
+    if rec is None or (supplier is not None and rec.supplier_code != supplier):
+        raise NotFound("发货记录不存在", code="SHIPMENT_IMPORT_NOT_FOUND")
     return rec

@@ -272,6 +272,8 @@ ROUTES: dict[tuple[str, str], list[Case]] = {
     ("POST", "/shipments/imports"): [Case(REFUNDERS, lambda role, w: ("POST", A + "/shipments/imports", {
         "data": {"dry_run": "true"}, "files": {"file": ("s.csv", "订单号,快递公司,快递单号\nGC1,顺丰,SF1\n".encode(),
                                                         "text/csv")}}))],
+    ("GET", "/shipments/imports/{import_id}"): [Case(REFUNDERS, get("/shipments/imports/999999"),
+                                                     ok=(404, "SHIPMENT_IMPORT_NOT_FOUND"))],
     ("GET", "/order-sources/{source}/mapping"): [Case(STOCK, get("/order-sources/nosource/mapping"),
                                                       ok=(404, "MAPPING_NOT_FOUND"))],
     ("PUT", "/order-sources/{source}/mapping"): [Case(STOCK, lambda role, w: (

@@ -63,7 +63,7 @@ def test_cli_runs_every_job_once_and_each_does_its_work_once(db, capsys, monkeyp
         assert first == [
             "coupons.expiry: {'discarded': 1, 'expired_coupons': 1, 'loss_cost_fen': 430}",
             "coupons.unfinished: {'imports': 0, 'batches': 0}",
-            "orders.unfinished: {'imports': 0}",
+            "orders.unfinished: {'imports': 0, 'shipments': 0}",
             "exports.sweep: {'deferred': 0, 'files_dropped': 0}",
             f"orders.expire_unpaid: ExpiryResult(cancelled=[{unpaid.id}], paid_late=[], close_errors=0)",
             "orders.notices: {'sent': 2}",
@@ -86,7 +86,7 @@ def test_cli_runs_every_job_once_and_each_does_its_work_once(db, capsys, monkeyp
         assert capsys.readouterr().out.splitlines() == [
             "coupons.expiry: {'discarded': 0, 'expired_coupons': 0, 'loss_cost_fen': 0}",
             "coupons.unfinished: {'imports': 0, 'batches': 0}",
-            "orders.unfinished: {'imports': 0}",
+            "orders.unfinished: {'imports': 0, 'shipments': 0}",
             "exports.sweep: {'deferred': 0, 'files_dropped': 0}",
             "orders.expire_unpaid: ExpiryResult(cancelled=[], paid_late=[], close_errors=0)",
             "orders.notices: {'sent': 0}",

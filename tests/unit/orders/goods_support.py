@@ -8,7 +8,7 @@ from gc_admin.coupons import service as coupons
 from gc_admin.db import session_scope
 from gc_admin.orders.suppliers import service as suppliers
 from sqlmodel import col, select
-from tests.support import SETUP
+from tests.support import SETUP, staff_headers, wechat_user
 from tests.unit.coupons.support import STAFF, issue, setup_catalogue
 
 ADDRESS = {"name": "张三", "phone": "13812345678", "province": "广西", "city": "南宁市", "district": "青秀区",
@@ -53,3 +53,27 @@ def paid_goods_order(api, phone: str, code: str, *, openid_prefix: str = "oGoods
     paid = api.post("/sim/wechatpay/_pay", json={"prepay_id": order["payment"]["package"].removeprefix("prepay_id=")})
     assert paid.status_code == 200, paid.text
     return order["id"]
+
+
+def shipping_world(api, make_staff) -> tuple[dict[str, dict], list[dict], dict]:
+    """The goods world with three paid orders of xiangfen's aroma diffuser (each redeemed with a voucher) and an
+    unpaid one of taoci's mug; the sign-in headers of ``sup`` (xiangfen), ``sup2`` (taoci) and ``chen`` (clerk)."""
+    goods_world(make_staff)
+    heads = {u: staff_headers(api, u) for u in ("sup", "sup2", "chen")}
+    made = []
+    for i in range(3):
+        phone = f"1381234560{i}"
+        me = wechat_user(api, f"oShip000000000000000000{i:03d}", phone)
+        give_voucher(phone)
+        vid = next(c["id"] for c in api.get("/api/v1/mp/coupons", headers=me).json()["items"])
+        order = api.post("/api/v1/mp/orders", json=goods_body(exchange_coupon_id=vid), headers=me).json()
+        assert order["status"] == "paid", order
+        made.append(order)
+    me = wechat_user(api, "oShip000000000000000000999", "13812345699")
+    mug = api.post("/api/v1/mp/orders", json=goods_body("mug"), headers=me).json()  # taoci's, unpaid
+    return heads, made, mug
+
+
+def ship_sheet(rows: list[tuple[str, str, str]]) -> bytes:
+    """A shipment sheet (订单号, 快递公司, 快递单号) of these rows."""
+    return ("订单号,快递公司,快递单号\n" + "".join(f"{a},{b},{c}\n" for a, b, c in rows)).encode()

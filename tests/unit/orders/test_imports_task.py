@@ -7,7 +7,6 @@ sweep defers again an import whose job was lost. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import pytest
 from sqlalchemy import update
@@ -22,6 +21,7 @@ from gc_admin.orders.imports import flows, service
 from gc_admin.orders.imports.models import OrderImport
 from tests.support import api_error, rows, scalar, staff_headers
 from tests.unit.orders.test_imports import MAPPING, SHEET
+from tests.unit.tasks.support import queued_jobs
 
 pytestmark = pytest.mark.usefixtures("any_db")
 
@@ -36,12 +36,7 @@ def mapped():
 
 
 def _jobs() -> list[tuple[str, str, dict]]:
-    """What the queue holds for order imports: (task, key, args) — the same on both databases."""
-    if tasks.in_process():
-        jobs = tasks._app(get_settings().database_url, "memory").connector.jobs.values()
-        return [(j["task_name"], j["queueing_lock"], j["args"]) for j in jobs if j["task_name"] == flows.IMPORT_TASK]
-    return [(t, k, a if isinstance(a, dict) else json.loads(a)) for t, k, a in
-            rows("SELECT task_name, queueing_lock, args FROM procrastinate_jobs WHERE task_name = 'orders.import'")]
+    return queued_jobs(flows.IMPORT_TASK)
 
 
 def _effects() -> tuple:
@@ -165,13 +160,13 @@ def test_the_sweep_defers_again_an_import_whose_job_was_lost(mapped):
     with session_scope() as s:  # what the request committed; its job then lost
         import_id = service.queue_import(s, actor=CLERK, source="meituan", filename="lost.csv")
         tasks.store_file(s, key=flows.import_key(import_id), data=SHEET)
-    assert run_once(sweep) == {"imports": 0}  # not yet: its job may still be on its way
+    assert run_once(sweep) == {"imports": 0, "shipments": 0}  # not yet: its job may still be on its way
     with session_scope() as s:
         s.execute(update(OrderImport).values(created_at=utcnow() - dt.timedelta(minutes=5)))
-    assert run_once(sweep) == {"imports": 1}
+    assert run_once(sweep) == {"imports": 1, "shipments": 0}
     tasks.run_waiting()
     assert _effects()[:2] == ([("done", 3, 0, 3)], 3)
-    assert run_once(sweep) == {"imports": 0}  # nothing unfinished any more
+    assert run_once(sweep) == {"imports": 0, "shipments": 0}  # nothing unfinished any more
 
 
 def test_a_full_sheet_is_imported(mapped):

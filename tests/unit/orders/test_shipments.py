@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support import api_error, scalar, staff_headers, wechat_user
-from tests.unit.orders.goods_support import give_voucher, goods_body, goods_world
+from tests.support import api_error, scalar, staff_headers
+from tests.unit.orders.goods_support import ship_sheet as _sheet
+from tests.unit.orders.goods_support import shipping_world
 
 pytestmark = pytest.mark.usefixtures("any_db")
 
@@ -16,24 +17,7 @@ A = "/api/v1/admin"
 
 @pytest.fixture
 def world(api, make_staff):
-    goods_world(make_staff)
-    heads = {u: staff_headers(api, u) for u in ("sup", "sup2", "chen")}
-    made = []
-    for i in range(3):
-        phone = f"1381234560{i}"
-        me = wechat_user(api, f"oShip000000000000000000{i:03d}", phone)
-        give_voucher(phone)
-        vid = next(c["id"] for c in api.get("/api/v1/mp/coupons", headers=me).json()["items"])
-        order = api.post("/api/v1/mp/orders", json=goods_body(exchange_coupon_id=vid), headers=me).json()
-        assert order["status"] == "paid", order
-        made.append(order)
-    me = wechat_user(api, "oShip000000000000000000999", "13812345699")
-    mug = api.post("/api/v1/mp/orders", json=goods_body("mug"), headers=me).json()  # taoci's, unpaid
-    return heads, made, mug
-
-
-def _sheet(rows: list[tuple[str, str, str]]) -> bytes:
-    return ("订单号,快递公司,快递单号\n" + "".join(f"{a},{b},{c}\n" for a, b, c in rows)).encode()
+    return shipping_world(api, make_staff)
 
 
 def _post(api, headers, data: bytes, dry_run: bool):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -133,3 +134,31 @@ def session_gone(backend: int, *, timeout: float = 120) -> None:
     while scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = :p", p=backend):
         assert time.monotonic() < deadline, "the killed process's database session never ended"
         time.sleep(0.1)
+
+
+def kill_mid_task(w: Workers, proc: subprocess.Popen, request: Any, backend: int, *, stored: Callable[[], Any],
+                  expected: Any) -> subprocess.Popen:
+    """SIGKILL the worker ``proc`` while its database session ``backend`` is inside the task's unit of work, wait
+    until the database has rolled that back, and check that nothing of it stayed (``stored()`` is still
+    ``expected``), the task's bytes are kept for the retry (one ``task_file`` row) and the waiting ``request`` has
+    no answer yet; then start another worker — the dead one stopped beating, its job is found stalled and run
+    again there. Returns that worker."""
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    session_gone(backend)  # the database notices its client is gone and rolls back
+    assert stored() == expected
+    assert scalar("SELECT count(*) FROM task_file") == 1
+    assert not request.done()  # the request still waits
+    return w.start()
+
+
+def queued_jobs(task: str) -> list[tuple[str, str, dict]]:
+    """What the queue holds (waiting or done) for ``task``: (task, key, args) — the same on both databases."""
+    from gc_admin.config import get_settings
+    from gc_admin.core import tasks
+
+    if tasks.in_process():
+        jobs = tasks._app(get_settings().database_url, "memory").connector.jobs.values()
+        return [(j["task_name"], j["queueing_lock"], j["args"]) for j in jobs if j["task_name"] == task]
+    return [(t, k, a if isinstance(a, dict) else json.loads(a)) for t, k, a in
+            rows("SELECT task_name, queueing_lock, args FROM procrastinate_jobs WHERE task_name = :t", t=task)]

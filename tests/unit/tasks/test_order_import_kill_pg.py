@@ -7,8 +7,6 @@ still gets the report: every order imported once, one import row, done."""
 from __future__ import annotations
 
 import concurrent.futures
-import os
-import signal
 
 import pytest
 
@@ -17,7 +15,7 @@ from gc_admin.core.principal import Actor
 from gc_admin.db import session_scope
 from gc_admin.orders.imports import flows, service
 from tests.support import rows, scalar
-from tests.unit.tasks.support import busy_session, process_with_local_port, session_gone, workers
+from tests.unit.tasks.support import busy_session, kill_mid_task, process_with_local_port, workers
 
 CLERK = Actor("staff", "3", "王内勤")
 MAPPING = {"external_id": "订单编号", "phone": "买家手机", "item": "商品", "amount": "实付金额"}
@@ -57,14 +55,8 @@ def test_a_worker_killed_while_inserting_the_orders_imports_each_once_after_the_
                                   filename="kill.csv", wait_seconds=240)
             backend, client_port = busy_session(request, INSERTING_ORDERS, what="inserting the orders")
             assert process_with_local_port(client_port) == first.pid  # the worker runs the import, not the request
-            os.kill(first.pid, signal.SIGKILL)
-            first.wait(10)
-            session_gone(backend)  # the database notices its client is gone and rolls back
             # nothing of the import stored; the import still on record, its bytes kept for the retry
-            assert _stored() == ([("running",)], 0, 0)
-            assert scalar("SELECT count(*) FROM task_file") == 1
-            assert not request.done()  # the request still waits
-            second = w.start()  # the dead worker stopped beating: its job is found stalled and run again here
+            second = kill_mid_task(w, first, request, backend, stored=_stored, expected=([("running",)], 0, 0))
             rec = request.result(timeout=240)
     assert (rec.status, rec.rows, rec.imported, rec.duplicates, rec.failed) == ("done", n, n, 0, 0), w.log()
     assert _stored() == ([("done",)], n, n)

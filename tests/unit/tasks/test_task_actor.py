@@ -42,3 +42,14 @@ def test_a_batch_and_an_order_import_name_the_caller_s_address(db):
     assert rows("SELECT action, actor_id, actor_name, ip FROM audit_log WHERE action IN "
                 "('coupon.issued', 'orders.imported') ORDER BY id") == [
         ("coupon.issued", "7", "李内勤", "203.0.113.9"), ("orders.imported", "7", "李内勤", "203.0.113.9")]
+
+
+def test_a_shipments_import_s_audit_rows_name_the_supplier_s_address(api, make_staff):
+    from tests.unit.orders.goods_support import ship_sheet, shipping_world
+
+    heads, made, _mug = shipping_world(api, make_staff)
+    sent = api.post("/api/v1/admin/shipments/imports", data={"dry_run": "false"}, headers=heads["sup"],
+                    files={"file": ("发货.csv", ship_sheet([(made[0]["order_no"], "顺丰速运", "SF001")]), "text/csv")})
+    assert sent.status_code == 200 and sent.json()["to_ship"] == 1, sent.text
+    shipped = rows("SELECT actor_name, ip FROM audit_log WHERE action = 'order.ship'")
+    assert shipped and all(ip == "testclient" for _name, ip in shipped), shipped
