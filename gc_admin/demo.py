@@ -67,7 +67,7 @@ def _users(session: Session, rng: random.Random, n: int = 320) -> None:
             "nickname": "",
             "city": rng.choice(GUANGXI_CITIES),
             "created_at": created,
-            "last_login_at": created + dt.timedelta(days=rng.randrange(0, 30)),
+            "last_login_at": min(now, created + dt.timedelta(days=rng.randrange(0, 30))),  # never after today
         })
     session.execute(insert(MpUser), rows)  # one set-based statement
 

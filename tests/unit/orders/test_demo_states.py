@@ -26,3 +26,18 @@ def test_every_status_of_every_type_has_a_demo_order(db) -> None:
     handed = rows("SELECT status FROM service_order WHERE type = 'driver' AND fulfilment LIKE '%platform_order_id%' "
                   "AND fulfilment LIKE '%\"dispatch\": \"platform\"%'")
     assert handed == [("accepted",)], handed
+
+
+def test_no_demo_user_signed_in_after_today(db) -> None:
+    """The 用户 page shows 最近登录: the demo's users signed in between their sign-up and now, never in the future."""
+    from sqlmodel import select
+
+    from gc_admin.core.clock import as_utc, utcnow
+    from gc_admin.users.models import MpUser
+
+    with session_scope() as s:
+        demo.load(s)
+        times = [(as_utc(c), as_utc(last)) for c, last in s.exec(select(MpUser.created_at, MpUser.last_login_at)).all()
+                 if last is not None]
+    assert len(times) > 100
+    assert all(created <= last <= utcnow() for created, last in times)
