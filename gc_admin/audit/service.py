@@ -89,6 +89,7 @@ TARGET_TYPES: dict[str, str] = {
     "programme": "权益项目",
     "reconciliation_run": "对账记录",
     "service_order": "订单",
+    "shipment_import": "批量发货",
     "staff": "员工",
     "stock_code": "券码",
     "stock_import": "券码导入",
