@@ -68,12 +68,20 @@ class Workers:
 
 @contextlib.contextmanager
 def workers(url: str, logs: Path, **env: str) -> Iterator[Workers]:
+    """Task worker processes for a test; at the end each live one is stopped gracefully (SIGTERM: it lets its running
+    job finish and puts its run on record) — a SIGKILL here could land between a job's last commit and the
+    ``task_run`` row saying it succeeded, and the test would read ``running``. Killed if it does not stop in 30 s."""
     w = Workers(url, logs, **env)
     try:
         yield w
     finally:
-        for p in w.procs:
-            if p.poll() is None:
+        live = [p for p in w.procs if p.poll() is None]
+        for p in live:
+            w.terminate(p)
+        for p in live:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait(10)
 

@@ -42,6 +42,9 @@ def test_a_batch_that_breaks_on_a_worker_is_failed_and_the_same_batch_again_is_i
         (tmp_path / "break").unlink()
         result = flows.issue(actor=STAFF, source="staff", batch_id="BREAK-1", product_code="tpp50", phones=phones,
                              wait_seconds=60)
+        # the batch is final before the worker puts its run on record: wait for the record, then read it
+        w.wait_for("both runs on record", lambda: scalar("SELECT count(*) FROM task_run WHERE task = "
+                                                         "'coupons.issue_batch' AND status <> 'running'") == 2)
         runs = [(st, int(wk.rsplit(":", 1)[1])) for st, wk in
                 rows("SELECT status, worker FROM task_run WHERE task = 'coupons.issue_batch' ORDER BY id")]
         assert runs == [("succeeded", worker.pid), ("succeeded", worker.pid)], w.log()  # the worker ran both
