@@ -47,7 +47,7 @@ from sqlalchemy import delete as sa_delete
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from gc_admin.core import tasks
+from gc_admin.core import task_rows, tasks
 from gc_admin.core.clock import utcnow
 from gc_admin.core.errors import DomainError, Forbidden, InvalidInput, NotFound
 from gc_admin.core.exports import filename as export_filename
@@ -60,7 +60,7 @@ from gc_admin.db import session_scope
 log = logging.getLogger("gc_admin.exports")
 
 EXPORT_TASK = "exports.build"
-UNFINISHED = ("queued", "running")
+UNFINISHED = task_rows.UNFINISHED
 REUSE_MINUTES = 10  # the same click again within this reuses the export under way
 KEEP_MINUTES = 60  # an export's file is dropped this long after it was built (or at its one download)
 CRASHED = "导出出错，请稍后重试或联系管理员"
@@ -224,12 +224,6 @@ def reusable_export(session: Session, *, kind: str, principal: Principal, filter
     return int(row[0])
 
 
-def _move(session: Session, export_id: int, **values: Any) -> bool:
-    return bool(session.execute(update(ExportJob).where(col(ExportJob.id) == export_id,
-                                                        col(ExportJob.status).in_(UNFINISHED))
-                                .values(**values).execution_options(synchronize_session=False)).rowcount)
-
-
 def _load(session: Session, export_id: int) -> ExportJob | None:
     return session.exec(select(ExportJob).where(col(ExportJob.id) == export_id)
                         .execution_options(populate_existing=True)).first()
@@ -272,18 +266,12 @@ def take_file(session: Session, *, export_id: int, user_id: int) -> tuple[Export
     return rec, data
 
 
-def unfinished_exports(session: Session, *, older_than: dt.datetime) -> list[int]:
-    return list(session.exec(select(ExportJob.id).where(col(ExportJob.status).in_(UNFINISHED),
-                                                        col(ExportJob.created_at) < older_than)
-                             .order_by(col(ExportJob.id))).all())
-
-
 def sweep(session: Session, *, now: dt.datetime | None = None, minutes: int = 2) -> dict[str, int]:
     """Housekeeping (periodic ``exports.sweep``): defer again the exports still unfinished after ``minutes`` (their
     job lost, or still running: then the new job waits for the key's lock and finds the export final), and drop
     the export files older than :data:`KEEP_MINUTES` (nobody downloaded them)."""
     now = now or utcnow()
-    ids = unfinished_exports(session, older_than=now - dt.timedelta(minutes=minutes))
+    ids = task_rows.unfinished(session, ExportJob, older_than=now - dt.timedelta(minutes=minutes))
     deferred = tasks.defer_again(EXPORT_TASK, ids, key=export_key, arg="export_id", session=session)
     dropped = session.execute(sa_delete(TaskFile).where(col(TaskFile.key).startswith("export:"),
                                                         col(TaskFile.created_at) < now - dt.timedelta(minutes=KEEP_MINUTES))
@@ -302,7 +290,7 @@ def asker(rec: ExportJob) -> Principal:
 def run_export(*, export_id: int) -> dict[str, Any]:
     """``exports.build``: build the export of ``export_id`` and keep its bytes; safe to run again (see the module)."""
     with session_scope() as s:
-        _move(s, export_id, status="running")
+        task_rows.move(s, ExportJob, export_id, status="running")
     refused: dict[str, int] = {}
 
     def work() -> None:
@@ -324,14 +312,14 @@ def run_export(*, export_id: int) -> dict[str, Any]:
         data = xlsx_bytes(frame, sheet=spec.title)
         now = utcnow()
         with session_scope() as s:  # one unit: done and the bytes, or neither
-            if _move(s, export_id, status="done", rows=frame.height, filename=spec.file_name(now)[:255],
-                     finished_at=now):
+            if task_rows.move(s, ExportJob, export_id, status="done", rows=frame.height,
+                              filename=spec.file_name(now)[:255], finished_at=now):
                 tasks.store_file(s, key=export_key(export_id), data=data)
 
     def fail(reason: str, code: str) -> None:
         with session_scope() as s:
-            _move(s, export_id, status="failed", error=reason[:500], error_code=code[:32], finished_at=utcnow(),
-                  error_status=refused.get("status", ExportCrashed.status))
+            task_rows.move(s, ExportJob, export_id, status="failed", error=reason[:500], error_code=code[:32],
+                           finished_at=utcnow(), error_status=refused.get("status", ExportCrashed.status))
 
     tasks.run_recorded(work, fail=fail, what=f"export {export_id}", crashed=(CRASHED, ExportCrashed.code),
                        refused=DomainError, logger=log)
