@@ -366,13 +366,10 @@ def run_recorded(work: Callable[[], None], *, fail: Callable[[str, str], None], 
         return True
     except refused as exc:
         fail(exc.message, exc.code)  # type: ignore[attr-defined]
-    except PASSING as exc:
-        if retries_left() > 0:
+    except Exception as exc:  # noqa: BLE001 - our fault, not the input's: on record as failed, not retried for ever
+        if isinstance(exc, PASSING) and retries_left() > 0:
             logger.warning("%s: %s (a passing database error), the queue tries it again", what, type(exc).__name__)
             raise
-        logger.exception("%s failed on its last attempt", what)
-        fail(*crashed)
-    except Exception:  # noqa: BLE001 - our fault, not the input's: on record as failed, not retried for ever
         logger.exception("%s failed", what)
         fail(*crashed)
     return False
