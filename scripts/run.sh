@@ -18,6 +18,19 @@ if [ -n "${GC_WORKERS:-}" ]; then
   export GRANIAN_WORKERS="$GC_WORKERS"  # Reflex serves with Granian; this is its worker count
 fi
 python -m gc_admin check-config
+# Several workers (Redis on, GC_WORKERS not 1): on Linux each Granian worker listens on a socket of its own
+# (SO_REUSEPORT). When one dies, the connections the kernel had queued on its socket are reset, unless
+# net.ipv4.tcp_migrate_req is 1 (Linux 5.14+): then the kernel hands them to a live worker. Switched on here when
+# this user may (it is the network namespace's setting); otherwise say how.
+MIGRATE=/proc/sys/net/ipv4/tcp_migrate_req
+if [ -n "${GC_REDIS_URL:-}" ] && [ "${GC_WORKERS:-}" != 1 ] && [ -r "$MIGRATE" ] && [ "$(cat "$MIGRATE")" != 1 ]; then
+  if (echo 1 > "$MIGRATE") 2>/dev/null; then
+    echo "==> net.ipv4.tcp_migrate_req=1: requests queued at a worker that dies are served by the others"
+  else
+    echo "warning: net.ipv4.tcp_migrate_req is 0: requests queued at a worker that dies are reset;" \
+         "run: sysctl -w net.ipv4.tcp_migrate_req=1 (and deploy/sysctl.d/60-gc-admin.conf)" >&2
+  fi
+fi
 python -m gc_admin migrate
 if [ "${GC_ENV:-dev}" != "prod" ]; then
   python -m gc_admin demo

@@ -7,6 +7,7 @@ the journeys only pass if everything they rely on (sessions, simulators, throttl
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
 import re
 import signal
@@ -437,14 +438,42 @@ def _health_worker(app: cluster.App) -> str:
     return answer.json()["worker"]
 
 
-def test_a_web_worker_killed_is_started_again_and_the_others_keep_serving(three_workers):
-    """SIGKILL to one of the instance's web workers (what the OOM killer does): the others answer every request
-    meanwhile, a new worker process takes its place, and the instance is still up. (Granian's default would stop
-    the whole server; ``rxconfig.py`` turns on its respawn.)"""
+def _stopped(pid: int) -> bool:
+    with open(f"/proc/{pid}/stat") as fh:
+        return fh.read().rsplit(")", 1)[1].split()[0] == "T"
+
+
+def test_a_web_worker_killed_loses_no_queued_request_and_is_started_again(three_workers):
+    """SIGKILL to one of the instance's web workers (what the OOM killer does to a stuck one). Each Granian worker
+    listens on a socket of its own (SO_REUSEPORT): the requests the kernel had queued on the dead worker's socket
+    are served by the others (``scripts/run.sh`` turns on ``net.ipv4.tcp_migrate_req``; without it they are reset),
+    every request meanwhile is answered, a new worker process takes its place, and the instance is still up.
+    (Granian's default would stop the whole server; ``rxconfig.py`` turns on its respawn.)"""
+    migrate = "/proc/sys/net/ipv4/tcp_migrate_req"
+    if not os.access(migrate, os.W_OK):
+        pytest.skip("run.sh may only switch net.ipv4.tcp_migrate_req on as root")
+    with open(migrate) as fh:
+        assert fh.read().strip() == "1", "scripts/run.sh did not switch net.ipv4.tcp_migrate_req on"
     before = {_health_worker(three_workers) for _ in range(30)}
     victim = sorted(before)[0]
-    os.kill(int(victim.rsplit(":", 1)[1]), signal.SIGKILL)
-    seen: set[str] = set()
+    pid = int(victim.rsplit(":", 1)[1])
+    os.kill(pid, signal.SIGSTOP)  # stuck: the kernel keeps queueing connections on its socket, nobody accepts
+    try:
+        deadline = time.monotonic() + 10
+        while not _stopped(pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with concurrent.futures.ThreadPoolExecutor(24) as pool:
+            asked = [pool.submit(_health_worker, three_workers) for _ in range(24)]
+            time.sleep(2)
+            queued = sum(not f.done() for f in asked)
+            os.kill(pid, signal.SIGKILL)
+            answered = [f.result() for f in asked]  # each 200 (asserted), none reset
+    finally:  # never leave it stopped
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert queued, "no request was queued at the stopped worker"
+    assert victim not in answered
+    seen: set[str] = set(answered)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not seen - before:
         seen.add(_health_worker(three_workers))  # each answered 200 (asserted), by a live worker
