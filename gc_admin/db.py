@@ -191,6 +191,19 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
         session.close()
 
 
+def commit_then_raise(work: Callable[[Session], T], kept: type[DomainError]) -> T:
+    """Run ``work`` in its own unit of work. ``kept`` is the error ``work`` raises after an outcome that
+    must stay on record: the unit is committed first, then the error goes on to the person."""
+    error: DomainError | None = None
+    with session_scope() as session:
+        try:
+            return work(session)
+        except kept as exc:
+            error = exc
+    assert error is not None
+    raise error
+
+
 @contextlib.contextmanager
 def read_connection(url: str | None = None) -> Iterator[Connection]:
     """A pooled connection in autocommit mode for Core reads with no ORM session (the hottest read-only

@@ -83,7 +83,7 @@ def _order_notices(session) -> Any:
 
 
 def _refunds(session) -> Any:
-    from gc_admin.orders.flows import retry_pending_refunds
+    from gc_admin.orders.refunds import retry_pending_refunds
 
     return retry_pending_refunds(session)
 

@@ -88,11 +88,11 @@ def send_refund(*, refund_id: int) -> dict[str, Any]:
     """payments.refund_send: ask WeChat Pay for a recorded refund (same ``out_refund_no`` every time).
     Still pending (WeChat unreachable) raises, so the queue retries with backoff; a refusal is recorded
     as failed and not retried; processing / succeeded end the task (the notify or the sweep settles it)."""
-    from gc_admin.orders import flows
+    from gc_admin.orders import refunds
 
     try:
-        refund = flows.send_refund_now(refund_id=refund_id)
-    except flows.RefundRefused:
+        refund = refunds.send_refund_now(refund_id=refund_id)
+    except refunds.RefundRefused:
         return {"refund_id": refund_id, "status": "failed"}
     if refund.status == "pending":
         raise RefundStillPending(f"refund {refund.out_refund_no} not taken by WeChat Pay yet")

@@ -4,7 +4,7 @@ and the WeChat Pay callbacks (``/pay/wechat/notify``, ``/pay/wechat/refund-notif
 
 Thin: parse → one unit of work calling the services and flows → serialise. Money in requests is
 strict ``int`` fen (a float or a numeric string is a 422). A refund is two units of work
-(:func:`gc_admin.orders.flows.refund`): it is recorded (and committed) first, then WeChat Pay is
+(:func:`gc_admin.orders.refunds.refund`): it is recorded (and committed) first, then WeChat Pay is
 asked, so a crash in between leaves a pending refund that a retry re-sends with the same
 ``out_refund_no``.
 
@@ -40,7 +40,7 @@ from gc_admin.coupons.catalog import service as coupons
 from gc_admin.coupons.purchase import service as purchase
 from gc_admin.db import session_scope
 from gc_admin.core.regions import GUANGXI_CITIES
-from gc_admin.orders import flows, pricing, service
+from gc_admin.orders import flows, pricing, refunds, service
 from gc_admin.orders.flowers import service as flowers
 from gc_admin.orders.aftersales import service as aftersales
 from gc_admin.orders.aftersales.models import CALL_OUTCOMES
@@ -597,9 +597,9 @@ def act(action: Literal[ACTIONS], order_id: Id, body: ActionBody | None = None, 
         if body.amount_fen is None:
             raise InvalidInput("请填写退款金额（分）", code="AMOUNT_REQUIRED")
         try:
-            flows.refund(order_id=order_id, amount_fen=body.amount_fen, reason=body.reason, actor=actor,
+            refunds.refund(order_id=order_id, amount_fen=body.amount_fen, reason=body.reason, actor=actor,
                          scope=scope)
-        except flows.RefundNotSent as exc:
+        except refunds.RefundNotSent as exc:
             raise exc.error from None  # answered as the failure it is; the refund stays pending for the retry job
     else:
         flows.act(order_id=order_id, action=action, actor=actor, scope=scope, reason=body.reason,
@@ -627,7 +627,7 @@ def case_call(order_id: Id, body: CallBody, p: Principal = Depends(require_staff
 @money.post("/refunds/{refund_id}/sync", response_model=RefundRowOut,
             summary="向微信支付查询退款结果并更新（未送达的退款以同一退款单号重新提交）")
 def refund_sync(refund_id: Id, _p: Principal = Depends(money_staff)):
-    flows.sync_refund_now(refund_id=refund_id)
+    refunds.sync_refund_now(refund_id=refund_id)
     with session_scope() as s:
         return RefundRowOut(**payments.refund_view(payments.get_refund(s, refund_id=refund_id)).to_dict())
 
@@ -668,7 +668,7 @@ async def wechat_notify(request: Request, background: BackgroundTasks) -> Respon
 @pay.post("/wechat/refund-notify", status_code=204, response_class=Response, summary="微信支付退款结果通知",
           responses={400: {"description": '{"code":"FAIL","message":...}'}, 401: {}, 404: {}})
 async def wechat_refund_notify(request: Request) -> Response:
-    return await _notify(request, flows.handle_refund_notify)
+    return await _notify(request, refunds.handle_refund_notify)
 
 
 routers = (mp, admin, money, pay)

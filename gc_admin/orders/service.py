@@ -3,7 +3,7 @@
 Plain functions, session first, keyword-only after; they never commit (the caller's
 :func:`gc_admin.db.session_scope` does) and raise typed ``DomainError``s with Chinese messages.
 What crosses into other features — creating an order with its holds and payment, cancelling it,
-applying a payment or a refund to it — is in :mod:`gc_admin.orders.flows`.
+applying a payment to it — is in :mod:`gc_admin.orders.flows`; refunding it in :mod:`gc_admin.orders.refunds`.
 
 State machine (:data:`TRANSITIONS`, action -> from statuses -> to status, and who may do it):
 

@@ -7,10 +7,10 @@ refunds for admin, manager, service and clerk); the setters that only hold what 
 
 A refund is two steps for the clerk — the form (amount in yuan, reason), then a confirmation that
 states the consequence — and two units of work on the server, the same sequence as the staff API
-(:func:`gc_admin.orders.flows.refund`): it is recorded (committed: the refundable remainder is
+(:func:`gc_admin.orders.refunds.refund`): it is recorded (committed: the refundable remainder is
 reserved, the bought coupons are held), then WeChat Pay is asked with the refund's fixed
 ``out_refund_no``. WeChat finishes a refund asynchronously (refund notify, or 刷新状态 here:
-:func:`gc_admin.orders.flows.sync_refund_now`); if WeChat cannot be reached, the refund stays
+:func:`gc_admin.orders.refunds.sync_refund_now`); if WeChat cannot be reached, the refund stays
 pending and the retry job re-sends it with the same number.
 """
 
@@ -24,7 +24,7 @@ import reflex as rx
 from gc_admin.core.errors import DomainError
 from gc_admin.core.money import format_fen, parse_yuan
 from gc_admin.core.params import parse_id
-from gc_admin.orders import display, flows
+from gc_admin.orders import display, flows, refunds
 from gc_admin.orders import service as orders
 from gc_admin.orders.badge import OrdersBadgeState
 from gc_admin.orders.kinds import kind_of
@@ -185,7 +185,7 @@ class OrdersState(PagedMixin, SearchMixin, rx.State):
             return rx.toast.error("没有退款权限")
         order_id = self.detail.get("id", "")
         try:
-            refund = await asyncio.to_thread(flows.sync_refund_now, refund_id=parse_id(refund_id, what="退款"),
+            refund = await asyncio.to_thread(refunds.sync_refund_now, refund_id=parse_id(refund_id, what="退款"),
                                              order_id=int(order_id), scope=scope)
         except (DomainError, ValueError) as exc:
             return rx.toast.error(getattr(exc, "message", "退款不存在"))
@@ -325,7 +325,7 @@ class OrdersState(PagedMixin, SearchMixin, rx.State):
 
         def _check(s):  # the flow's own rules, so the form says what the refund would say
             order = orders.visible_order(s, order_id=int(order_id), scope=scope)
-            return order, flows.check_refund(s, order=order, amount_fen=amount)
+            return order, refunds.check_refund(s, order=order, amount_fen=amount)
 
         try:
             order, coupons = await run_db(_check)
@@ -372,12 +372,12 @@ class OrdersState(PagedMixin, SearchMixin, rx.State):
 
         toast: Any
         try:  # recorded and committed first (the reservation and the refund number), then sent
-            refund = await asyncio.to_thread(flows.refund, order_id=order_id, amount_fen=amount, reason=reason,
+            refund = await asyncio.to_thread(refunds.refund, order_id=order_id, amount_fen=amount, reason=reason,
                                              actor=p.actor(), scope=scope)
             toast = _refund_toast(refund)
-        except flows.RefundRefused as exc:  # WeChat refused it: recorded as failed, the reservation undone
+        except refunds.RefundRefused as exc:  # WeChat refused it: recorded as failed, the reservation undone
             toast = rx.toast.error(exc.message)
-        except flows.RefundNotSent as exc:  # recorded and pending: the retry job sends it with the same number
+        except refunds.RefundNotSent as exc:  # recorded and pending: the retry job sends it with the same number
             toast = rx.toast.warning(f"退款 {format_fen(amount)} 已记录（退款单号 {exc.refund.out_refund_no}），"
                                      "暂时无法连接微信支付，系统将自动重试")
         except DomainError as exc:  # not recorded

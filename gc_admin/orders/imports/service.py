@@ -13,7 +13,7 @@ Imported orders are ``paid`` (the channel took the money): they join the same qu
 reports with what the user paid — ``paid_fen`` is the sheet's 实付金额 when the mapping has that column (the
 order amount, 订单金额, is the list price; a channel discount is the difference), else the order amount;
 ``details.channel_paid_fen`` says the same. The money was collected by the channel, not by WeChat Pay here, so
-the order is refunded in the channel: a refund here is refused (``CHANNEL_ORDER``, :mod:`gc_admin.orders.flows`).
+the order is refunded in the channel: a refund here is refused (``CHANNEL_ORDER``, :mod:`gc_admin.orders.refunds`).
 """
 
 from __future__ import annotations

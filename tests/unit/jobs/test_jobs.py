@@ -15,7 +15,7 @@ def test_cli_runs_every_job_once_and_each_does_its_work_once(db, capsys, monkeyp
     run finds nothing left to do: nothing happens twice."""
     from gc_admin.config import get_settings
     from gc_admin.coupons import service as coupons
-    from gc_admin.orders import flows
+    from gc_admin.orders import flows, refunds
     from gc_admin.payments import balances
     from tests.support import SETUP, rows, scalar, wired
     from tests.unit.orders.support import CLERK, age, buy, buyer, get, pay, shop
@@ -41,7 +41,7 @@ def test_cli_runs_every_job_once_and_each_does_its_work_once(db, capsys, monkeyp
         with session_scope() as s:  # paid with points at once: no WeChat notify, its notice waits for the job
             topup = flows.create_order(s, user=user, body={"type": "topup", "points": 5_000,
                                                            "details": {"mobile": "13812345678", "face_fen": 5_000}})
-            refund = flows.refund_order(s, order_id=bought.id, amount_fen=4_500, reason="退一张", actor=CLERK)
+            refund = refunds.refund_order(s, order_id=bought.id, amount_fen=4_500, reason="退一张", actor=CLERK)
             s.execute(sa.text("UPDATE refund SET updated_at = :t"), {"t": utcnow() - dt.timedelta(minutes=5)})
         notices_before = scalar("SELECT count(*) FROM sms_message WHERE template = 'new_order'")
 

@@ -10,7 +10,7 @@ import pytest
 
 from gc_admin.integrations import sims
 from gc_admin.integrations.wechatpay.simulator import finish_refund
-from gc_admin.orders import flows
+from gc_admin.orders import refunds
 from tests.support import api_error, race, rows, scalar, staff_headers, wechat_user
 from tests.unit.orders.flowers.support import png
 from tests.unit.orders.goods_support import goods_body, goods_world
@@ -112,7 +112,7 @@ def _refund_then_finish(api, world, order_id: int) -> None:
     assert made.status_code == 200, made.text
     rid, no = rows("SELECT id, out_refund_no FROM refund WHERE order_id = :o", o=order_id)[0]
     finish_refund(sims.simulators().wxpay, no, deliver=False)
-    flows.sync_refund_now(refund_id=rid)
+    refunds.sync_refund_now(refund_id=rid)
 
 
 def test_refund_before_shipping_gives_stock_back_once(api, world) -> None:
@@ -125,10 +125,10 @@ def test_refund_before_shipping_gives_stock_back_once(api, world) -> None:
     rid, no = rows("SELECT id, out_refund_no FROM refund WHERE order_id = :o", o=order["id"])[0]
     finish_refund(sims.simulators().wxpay, no, deliver=False)
     # its result applied by several syncs (and the notify) at once: the stock comes back once
-    race(3, lambda i: flows.sync_refund_now(refund_id=rid))
+    race(3, lambda i: refunds.sync_refund_now(refund_id=rid))
     assert scalar("SELECT status FROM service_order WHERE id = :i", i=order["id"]) == "refunded"
     assert scalar("SELECT stock FROM goods WHERE code = 'mug'") == 2
-    flows.sync_refund_now(refund_id=rid)
+    refunds.sync_refund_now(refund_id=rid)
     assert scalar("SELECT stock FROM goods WHERE code = 'mug'") == 2
     assert scalar("SELECT count(*) FROM audit_log WHERE action = 'goods.stock_returned'") == 1
 

@@ -17,7 +17,7 @@ import pytest
 from gc_admin.core.clock import SHANGHAI, UTC, utcnow
 from gc_admin.db import session_scope
 from gc_admin.integrations.wechatpay.simulator import finish_refund
-from gc_admin.orders import display, flows
+from gc_admin.orders import display, refunds
 from gc_admin.orders import service as orders
 from gc_admin.orders.badge import OrdersBadgeState, waiting_count
 from gc_admin.orders.state import OrdersState
@@ -211,7 +211,7 @@ def test_refund_race_loses_cleanly(paid):
         st = await order_panel(sign_in("chen"), order)
         await st.preview_refund({"amount": "135", "reason": "全部退"})
         with session_scope() as s:  # a colleague got there first
-            flows.refund_order(s, order_id=order.id, amount_fen=4_500, reason="先退一张",
+            refunds.refund_order(s, order_id=order.id, amount_fen=4_500, reason="先退一张",
                                   actor=COLLEAGUE)
         return st, await drain(st.confirm_refund())
 

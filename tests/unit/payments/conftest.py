@@ -6,7 +6,7 @@ import pytest
 
 from gc_admin.db import session_scope
 from gc_admin.integrations.wechatpay.simulator import finish_refund
-from gc_admin.orders import flows
+from gc_admin.orders import refunds
 from tests.support import wired
 from tests.unit.orders.support import CLERK, buy, buyer, pay, shop
 
@@ -21,8 +21,8 @@ def day_of_money(any_db):
         pay(w, o1)
         pay(w, o2)
         with session_scope() as s:
-            r = flows.refund_order(s, order_id=o1.id, amount_fen=4_500, reason="退一张", actor=CLERK)
+            r = refunds.refund_order(s, order_id=o1.id, amount_fen=4_500, reason="退一张", actor=CLERK)
         with session_scope() as s:
-            flows.send_refund(s, refund_id=r.id)
+            refunds.send_refund(s, refund_id=r.id)
         finish_refund(w.state, r.out_refund_no)
         yield w, o1, o2

@@ -16,7 +16,7 @@ from gc_admin.coupons import service as coupons
 from gc_admin.db import session_scope
 from gc_admin.integrations.wechatpay import setup
 from gc_admin.integrations.wechatpay.simulator import finish_refund, make_notify, refund_notify_resource
-from gc_admin.orders import display, flows
+from gc_admin.orders import display, flows, refunds
 from gc_admin.orders import service as orders
 from gc_admin.payments import balances
 from gc_admin.payments import service as payments
@@ -32,12 +32,12 @@ class Down(httpx.BaseTransport):
 
 def request_refund(order_id: int, amount_fen: int, reason: str = "用户申请退款", actor: Actor = CLERK):
     with session_scope() as s:
-        return flows.refund_order(s, order_id=order_id, amount_fen=amount_fen, reason=reason, actor=actor)
+        return refunds.refund_order(s, order_id=order_id, amount_fen=amount_fen, reason=reason, actor=actor)
 
 
 def send(refund_id: int):
     """Ask WeChat Pay in a unit of work of its own (a refusal is committed, then raised)."""
-    return flows.send_refund_now(refund_id=refund_id)
+    return refunds.send_refund_now(refund_id=refund_id)
 
 
 def refund(order_id: int, amount_fen: int, **kw):
@@ -129,7 +129,7 @@ def _refundable_everywhere(order_id: int) -> tuple[int, int, str, str, str, str]
         order = orders.get_order(s, order_id=order_id)
         scope = orders.scope_for("clerk")
         detail = display.order_detail(flows.staff_detail(s, order_id=order_id, scope=scope), scope=scope)["order"]
-        return (flows.refundable_fen(s, order=order),
+        return (refunds.refundable_fen(s, order=order),
                 flows.order_view(s, order=order, for_staff=True)["refundable_fen"],
                 detail["refundable"], detail["refund_default"], detail["can_refund"], detail["refund_note"])
 
@@ -166,10 +166,10 @@ def test_uneven_split_sums_to_the_paid_amount(any_db) -> None:
         order = buy(user, 3, points=1)  # pays 2999 for 3 coupons
         pay(w, order)
         with session_scope() as s:
-            assert flows.refund_values(s, order=get(order.id)) == [999, 1_999, 2_999]
+            assert refunds.refund_values(s, order=get(order.id)) == [999, 1_999, 2_999]
         for amount in (999, 1_000, 1_000):  # one coupon at a time: the remainders spread, nothing lost
             with session_scope() as s:
-                assert flows.refund_values(s, order=get(order.id))[0] == amount
+                assert refunds.refund_values(s, order=get(order.id))[0] == amount
             r = refund(order.id, amount)
             finish_refund(w.state, r.out_refund_no)
     final = get(order.id)
@@ -189,7 +189,7 @@ def test_retry_reuses_the_refund_number(bought) -> None:
     assert first.status == "pending" and first.attempts == 1 and "TRANSPORT_ERROR" in (first.error or "")
     assert w.state.refunds == {}
     with session_scope() as s:
-        assert flows.retry_pending_refunds(s, older_than=dt.timedelta(0)) == 1
+        assert refunds.retry_pending_refunds(s, older_than=dt.timedelta(0)) == 1
     again = send(recorded.id)  # already processing: a query, nothing sent again
     assert again.status == "processing" and again.out_refund_no == recorded.out_refund_no
     assert list(w.state.refunds) == [recorded.out_refund_no] and w.state.refunded(order.order_no) == 4_500
@@ -204,13 +204,13 @@ def test_sync_refund_applies_the_result_without_a_notify(bought) -> None:
     w, order, _ = bought
     r = refund(order.id, 4_500)
     with session_scope() as s:
-        assert flows.sync_refund(s, refund_id=r.id).status == "processing"  # WeChat is still on it
+        assert refunds.sync_refund(s, refund_id=r.id).status == "processing"  # WeChat is still on it
     finish_refund(w.state, r.out_refund_no, deliver=False)  # done, but the notify is lost
     with session_scope() as s:  # the job looks at refunds still in flight
-        assert flows.retry_pending_refunds(s, older_than=dt.timedelta(0)) == 1
+        assert refunds.retry_pending_refunds(s, older_than=dt.timedelta(0)) == 1
     with session_scope() as s:
         synced = payments.get_refund(s, refund_id=r.id)
-        assert flows.retry_pending_refunds(s, older_than=dt.timedelta(0)) == 0
+        assert refunds.retry_pending_refunds(s, older_than=dt.timedelta(0)) == 0
     assert synced.status == "succeeded" and synced.refund_id == w.state.refunds[r.out_refund_no].refund_id
     assert scalar("SELECT count(*) FROM ledger_entry WHERE kind = 'refund'") == 1
 
@@ -233,18 +233,18 @@ def test_refusal_and_abnormal_refunds_are_undone(bought) -> None:
 def test_the_flow_commits_a_refusal_the_error_does_not(bought) -> None:
     """Issue 8: REFUND_REFUSED no longer carries "commit me" (keep_changes). Inside the caller's unit of
     work the refusal rolls back with it — the refund stays pending, its amount reserved, for the retry;
-    flows.send_refund_now commits the refusal in its own unit of work and then raises."""
+    refunds.send_refund_now commits the refusal in its own unit of work and then raises."""
     w, order, _ = bought
     payments._client().refund(out_refund_no="MANUAL1", out_trade_no=order.order_no, refund_fen=13_500,
                               total_fen=13_500)
     recorded = request_refund(order.id, 4_500)
     with pytest.raises(UpstreamError) as err:
         with session_scope() as s:
-            flows.send_refund(s, refund_id=recorded.id)
+            refunds.send_refund(s, refund_id=recorded.id)
     assert err.value.code == "REFUND_REFUSED" and not getattr(err.value, "keep_changes", False)
     assert rows("SELECT status FROM refund") == [("pending",)] and get(order.id).refunded_fen == 4_500
     with pytest.raises(UpstreamError) as again:
-        flows.send_refund_now(refund_id=recorded.id)
+        refunds.send_refund_now(refund_id=recorded.id)
     assert again.value.code == "REFUND_REFUSED" and not getattr(again.value, "keep_changes", False)
     assert rows("SELECT status, provider_status FROM refund") == [("failed", "NOT_ENOUGH")]
     assert get(order.id).refunded_fen == 0 and [c[0] for c in coupon_states(order.id)] == ["available"] * 3
@@ -268,9 +268,10 @@ def _uses(name: str) -> set[str]:
 
 def test_the_refund_sequence_is_written_once() -> None:
     """Issue 8: "record → commit → ask WeChat Pay" was written in the staff API and in the 订单看板
-    state; both now use flows.refund, the only place that records a refund and then sends it."""
-    for step in ("refund_order", "send_refund"):
-        assert _uses(step) <= {"gc_admin/orders/flows.py"}, step
+    state; both now use refunds.refund, the only place that records a refund and then sends it (a failed
+    order's flow records its full refund; orders.flows.act then sends it with send_refund_now)."""
+    assert _uses("send_refund") <= {"gc_admin/orders/refunds.py"}
+    assert _uses("refund_order") <= {"gc_admin/orders/refunds.py", "gc_admin/orders/flows.py"}
     assert _uses("refund") >= {"gc_admin/orders/api.py", "gc_admin/orders/state.py"}
 
 

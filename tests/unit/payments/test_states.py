@@ -16,7 +16,7 @@ import pytest
 from gc_admin.core.clock import SHANGHAI, UTC, utcnow
 from gc_admin.db import session_scope
 from gc_admin.integrations.wechatpay.simulator import build_trade_bill, finish_refund
-from gc_admin.orders import display, flows
+from gc_admin.orders import display, flows, refunds
 from gc_admin.payments import display as pay_display
 from gc_admin.payments import ledger as pay_ledger
 from gc_admin.payments.state import LedgerState, ReconcileState
@@ -30,10 +30,10 @@ def test_ledger_lists_totals_and_exports_exactly_the_ledger(paid):
     w, order, user = paid
     topup_order(user, w)
     with session_scope() as s:
-        r = flows.refund_order(s, order_id=order.id, amount_fen=4_500, reason="退一张",
+        r = refunds.refund_order(s, order_id=order.id, amount_fen=4_500, reason="退一张",
                                   actor=COLLEAGUE)
     with session_scope() as s:
-        flows.send_refund(s, refund_id=r.id)
+        refunds.send_refund(s, refund_id=r.id)
     finish_refund(w.state, r.out_refund_no)
 
     async def scenario():

@@ -15,7 +15,7 @@ from gc_admin.config import get_settings
 from gc_admin.core import tasks
 from gc_admin.db import session_scope
 from gc_admin.integrations.wechatpay import setup
-from gc_admin.orders import flows
+from gc_admin.orders import refunds
 from tests.support import rows, scalar, wired
 from tests.unit.orders.support import CLERK, age, buy, buyer, get, pay, shop, topup_order
 
@@ -115,7 +115,7 @@ def test_a_refund_wechat_pay_missed_is_retried_with_backoff_until_it_is_taken(db
         pay(w, order)
         setup.set_transport(Down())
         try:
-            refund = flows.refund(order_id=order.id, amount_fen=4_500, reason="用户申请退款", actor=CLERK)
+            refund = refunds.refund(order_id=order.id, amount_fen=4_500, reason="用户申请退款", actor=CLERK)
             assert refund.status == "pending" and w.state.refunds == {}
             assert [(j["task_name"], j["queueing_lock"], j["args"]) for j in _queue().values()
                     if j["task_name"] != "orders.notices"] == [
