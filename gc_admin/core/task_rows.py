@@ -1,6 +1,6 @@
-"""The business row a waited-for task finishes (an order import, a shipments import): its ``status`` goes
-``queued -> running -> done | failed``, each step one conditional ``UPDATE ... WHERE id = :id AND status IN
-(...)`` whose row count says whether it moved — so a second run of the task (a retry after its worker was
+"""The business row a waited-for task finishes (a codes import, an order import, a shipments import): its
+``status`` goes ``queued -> running -> done | failed``, each step one conditional ``UPDATE ... WHERE id = :id AND
+status IN (...)`` whose row count says whether it moved — so a second run of the task (a retry after its worker was
 killed, a late duplicate job) finds the row final and changes nothing.
 
 The helpers take the SQLModel table (it has ``id``, ``status`` and ``created_at``); the feature keeps its own

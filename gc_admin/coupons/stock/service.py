@@ -17,10 +17,11 @@ import json
 from typing import Any
 
 import polars as pl
-from sqlalchemy import and_, case, func, literal, or_, text, update
+from sqlalchemy import and_, case, func, literal, or_, text
 from sqlmodel import Session, col, select
 
 from gc_admin.audit.service import record
+from gc_admin.core import task_rows
 from gc_admin.core.bulk import (
     copy_frame,
     db_time,
@@ -208,7 +209,7 @@ def parse_codes(data: bytes, *, filename: str = "", expires_at: dt.date | dt.dat
 def pending_import(session: Session, *, import_id: int) -> StockImport | None:
     """The import row while it is not final (queued / running), read only; ``None`` once done or failed."""
     imp = session.get(StockImport, import_id)
-    return imp if imp is not None and imp.status in ("queued", "running") else None
+    return imp if imp is not None and imp.status in task_rows.UNFINISHED else None
 
 
 def _code_product(session: Session, product_code: str) -> Product:
@@ -236,9 +237,7 @@ def queue_import(session: Session, *, actor: Actor, product_code: str, filename:
 
 def mark_import_running(session: Session, *, import_id: int) -> bool:
     """``queued -> running`` (the lists show 导入中); whether it moved."""
-    return bool(session.execute(update(StockImport).where(col(StockImport.id) == import_id,
-                                                          col(StockImport.status) == "queued")
-                                .values(status="running").execution_options(synchronize_session=False)).rowcount)
+    return task_rows.mark_running(session, StockImport, import_id)
 
 
 def claim_import(session: Session, *, import_id: int) -> tuple[StockImport, Actor, str] | None:
@@ -246,13 +245,9 @@ def claim_import(session: Session, *, import_id: int) -> tuple[StockImport, Acto
     ('queued', 'running')``, which also locks the row until the unit of work ends (PostgreSQL; SQLite holds its
     write lock), so a second run of the task waits for the first and then finds it final. Returns the row, the
     actor who uploaded the file and the product's code; ``None`` when the import is done or failed already."""
-    taken = session.execute(update(StockImport).where(col(StockImport.id) == import_id,
-                                                      col(StockImport.status).in_(("queued", "running")))
-                            .values(status="running").execution_options(synchronize_session=False)).rowcount
-    if not taken:
+    imp = task_rows.claim(session, StockImport, import_id)
+    if imp is None:
         return None
-    imp = session.exec(select(StockImport).where(col(StockImport.id) == import_id)
-                       .execution_options(populate_existing=True)).one()
     product = session.get(Product, imp.product_id)
     assert product is not None
     return imp, Actor(imp.actor_type, imp.actor_id, imp.actor_name, imp.actor_ip), product.code
@@ -262,27 +257,19 @@ def fail_import(session: Session, *, import_id: int, reason: str, code: str) -> 
     """Put a refused (or crashed) import on record: ``failed`` with its reason (the history and the report show
     it) and an audit row — only if it was not final yet (a second run changes nothing); whether it moved.
     For the caller of :func:`import_codes`, after it raised, in a new unit of work."""
-    moved = session.execute(update(StockImport).where(col(StockImport.id) == import_id,
-                                                      col(StockImport.status).in_(("queued", "running")))
-                            .values(status="failed", error=reason[:500], error_code=code[:32])
-                            .execution_options(synchronize_session=False)).rowcount
-    if not moved:
-        return False
-    imp = session.exec(select(StockImport).where(col(StockImport.id) == import_id)
-                       .execution_options(populate_existing=True)).one()
-    product = session.get(Product, imp.product_id)
-    name = product.name if product is not None else str(imp.product_id)
-    record(session, actor=Actor(imp.actor_type, imp.actor_id, imp.actor_name, imp.actor_ip), action="stock.import_failed",
-           target_type="stock_import", target_id=import_id,
-           summary=f"导入券码失败（{name}，{imp.filename or '未命名文件'}）：{reason}"[:500])
-    return True
+    def audit(imp: StockImport) -> None:
+        product = session.get(Product, imp.product_id)
+        name = product.name if product is not None else str(imp.product_id)
+        record(session, actor=Actor(imp.actor_type, imp.actor_id, imp.actor_name, imp.actor_ip),
+               action="stock.import_failed", target_type="stock_import", target_id=import_id,
+               summary=f"导入券码失败（{name}，{imp.filename or '未命名文件'}）：{reason}"[:500])
+
+    return task_rows.fail(session, StockImport, import_id, reason=reason, code=code, then=audit)
 
 
 def unfinished_imports(session: Session, *, older_than: dt.datetime) -> list[int]:
     """Imports still queued / running that were recorded before ``older_than`` (the sweep defers them again)."""
-    return list(session.exec(select(StockImport.id).where(col(StockImport.status).in_(("queued", "running")),
-                                                          col(StockImport.created_at) < older_than)
-                             .order_by(col(StockImport.id))).all())
+    return task_rows.unfinished(session, StockImport, older_than=older_than)
 
 
 def _insert_codes(session: Session, staged: pl.DataFrame, *, product_id: int, import_id: int,
