@@ -598,7 +598,7 @@ def act(action: Literal[ACTIONS], order_id: Id, body: ActionBody | None = None, 
             raise InvalidInput("请填写退款金额（分）", code="AMOUNT_REQUIRED")
         try:
             refunds.refund(order_id=order_id, amount_fen=body.amount_fen, reason=body.reason, actor=actor,
-                         scope=scope)
+                           scope=scope)
         except refunds.RefundNotSent as exc:
             raise exc.error from None  # answered as the failure it is; the refund stays pending for the retry job
     else:

@@ -3,8 +3,8 @@
 Plain functions, session first, keyword-only after; no commits (the caller's unit of work does).
 Below orders (it imports nothing from them): what money does to an order — mark it paid, take back
 the coupons a refund covers, move its status, give back its points and stored value — is written in
-:mod:`gc_admin.orders.flows` and :mod:`gc_admin.orders.refunds`, which call these. Ledger and balances: :mod:`gc_admin.payments.ledger`,
-:mod:`gc_admin.payments.balances`.
+:mod:`gc_admin.orders.flows` and :mod:`gc_admin.orders.refunds`, which call these. Ledger and balances:
+:mod:`gc_admin.payments.ledger`, :mod:`gc_admin.payments.balances`.
 
 **Payments, recorded once** (:func:`record_payment`): the ``payment`` row is inserted with ``ON
 CONFLICT DO NOTHING`` on its unique ``out_trade_no`` / ``transaction_id`` / ``order_id``, and only the

@@ -212,7 +212,7 @@ def test_refund_race_loses_cleanly(paid):
         await st.preview_refund({"amount": "135", "reason": "全部退"})
         with session_scope() as s:  # a colleague got there first
             refunds.refund_order(s, order_id=order.id, amount_fen=4_500, reason="先退一张",
-                                  actor=COLLEAGUE)
+                                 actor=COLLEAGUE)
         return st, await drain(st.confirm_refund())
 
     st, events = run(scenario())

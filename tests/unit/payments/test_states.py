@@ -31,7 +31,7 @@ def test_ledger_lists_totals_and_exports_exactly_the_ledger(paid):
     topup_order(user, w)
     with session_scope() as s:
         r = refunds.refund_order(s, order_id=order.id, amount_fen=4_500, reason="退一张",
-                                  actor=COLLEAGUE)
+                                 actor=COLLEAGUE)
     with session_scope() as s:
         refunds.send_refund(s, refund_id=r.id)
     finish_refund(w.state, r.out_refund_no)
