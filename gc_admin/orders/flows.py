@@ -439,8 +439,9 @@ def staff_action(session: Session, *, order_id: int, action: str, actor: Actor, 
     what to store — shop and ETA, provider reference, driver, tracking no. — which lands in the order's
     ``fulfilment`` in the move's own conditional UPDATE. Another clerk's live lease refuses it
     (``ORDER_CLAIMED_BY_OTHER``). ``fulfilment``: free notes merged as they are (older clients).
-    ``fail`` (a top-up that could not be done) records the full refund (:func:`refund_order`); the caller
-    sends it after committing (:func:`act`). ``cancel`` is for unpaid orders (:func:`cancel_order`)."""
+    ``fail`` (a top-up that could not be done) records the full refund
+    (:func:`~gc_admin.orders.refunds.refund_order`); the caller sends it after committing (:func:`act`).
+    ``cancel`` is for unpaid orders (:func:`cancel_order`)."""
     now = now or utcnow()
     if action not in STAFF_ACTIONS:
         raise InvalidInput(f"未知的订单操作：{action}", code="INVALID_ACTION")
